@@ -1,0 +1,452 @@
+/* engine.h -- the one narrow header that connects the engine's stages.
+ *
+ *   bytes --decode.c--> wasm_module --validate.c + compile.c--> compiled code
+ *   wasm_module + externs --runtime.c--> rt_instance --interp.c--> fiber outcomes
+ *   pyengine.c exposes all of it to Python as asyncwasm._engine.
+ *
+ * Ownership: each section below says which file implements it. Keep each
+ * section's additions inside that section.
+ */
+#ifndef ASYNCWASM_ENGINE_H
+#define ASYNCWASM_ENGINE_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ========================================================================== */
+/* Types (shared)                                                             */
+/* ========================================================================== */
+
+/* Value types are their binary-format bytes. VT_NONE marks "no operand". */
+enum {
+    VT_NONE = 0x00,
+    VT_I32 = 0x7F,
+    VT_I64 = 0x7E,
+    VT_F32 = 0x7D,
+    VT_F64 = 0x7C,
+    VT_V128 = 0x7B,
+    VT_FUNCREF = 0x70,
+    VT_EXTERNREF = 0x6F,
+};
+
+/* A v128 takes two 64-bit slots; every other value one. */
+static inline uint32_t valtype_slots(uint8_t t) { return t == VT_V128 ? 2u : 1u; }
+static inline bool valtype_is_ref(uint8_t t) { return t == VT_FUNCREF || t == VT_EXTERNREF; }
+
+enum { EXTERN_FUNC = 0, EXTERN_TABLE = 1, EXTERN_MEMORY = 2, EXTERN_GLOBAL = 3 };
+
+#define WASM_PAGE_SIZE 65536u
+#define WASM_MAX_PAGES 65536u /* 4 GiB, memory32 */
+
+typedef struct {
+    uint32_t min;
+    uint32_t max; /* meaningful only when has_max */
+    bool has_max;
+} wasm_limits;
+
+typedef struct {
+    uint32_t nparams, nresults;
+    uint8_t *params;  /* nparams value types */
+    uint8_t *results; /* nresults value types */
+    uint32_t param_slots, result_slots;
+    uint32_t id; /* canonical: two functypes are equal iff their ids are (functype_intern) */
+} wasm_functype;
+
+typedef struct {
+    uint8_t elem; /* VT_FUNCREF or VT_EXTERNREF */
+    wasm_limits limits;
+} wasm_tabletype;
+
+typedef struct {
+    wasm_limits limits; /* pages */
+} wasm_memtype;
+
+typedef struct {
+    uint8_t type;
+    bool mutable_;
+} wasm_globaltype;
+
+/* UTF-8 name pointing into wasm_module.bytes; not NUL-terminated. */
+typedef struct {
+    const char *ptr;
+    uint32_t len;
+} wasm_name;
+
+/* Wasm 2.0 constant expression: exactly one instruction, then `end`. */
+enum {
+    CONST_I32,
+    CONST_I64,
+    CONST_F32,
+    CONST_F64,
+    CONST_V128,
+    CONST_REF_NULL,
+    CONST_REF_FUNC,   /* index = function index */
+    CONST_GLOBAL_GET, /* index = global index (an imported global in 2.0) */
+};
+typedef struct {
+    uint8_t kind;
+    uint8_t type;     /* the value type it produces */
+    uint32_t index;   /* function or global index */
+    uint64_t bits[2]; /* numeric bit pattern (v128: bits[0] = low half) */
+} wasm_const_expr;
+
+enum { SEG_ACTIVE, SEG_PASSIVE, SEG_DECLARATIVE };
+
+typedef struct {
+    uint8_t mode;
+    uint8_t elemtype; /* VT_FUNCREF or VT_EXTERNREF */
+    uint32_t table;
+    wasm_const_expr offset; /* active only */
+    uint32_t count;
+    wasm_const_expr *items; /* count items; func-index encodings become CONST_REF_FUNC */
+} wasm_elem;
+
+typedef struct {
+    uint8_t mode; /* SEG_ACTIVE or SEG_PASSIVE */
+    uint32_t memory;
+    wasm_const_expr offset; /* active only */
+    const uint8_t *bytes;   /* into wasm_module.bytes */
+    uint32_t len;
+} wasm_data;
+
+typedef struct {
+    wasm_name module, name;
+    uint8_t kind; /* EXTERN_* */
+    union {
+        uint32_t typeidx;
+        wasm_tabletype table;
+        wasm_memtype memory;
+        wasm_globaltype global;
+    } desc;
+} wasm_import;
+
+typedef struct {
+    wasm_name name;
+    uint8_t kind; /* EXTERN_* */
+    uint32_t index;
+} wasm_export;
+
+typedef struct {
+    wasm_name name;
+    const uint8_t *bytes; /* into wasm_module.bytes */
+    uint32_t len;
+} wasm_custom;
+
+/* ========================================================================== */
+/* Internal code (produced by compile.c, executed by interp.c)                */
+/* ========================================================================== */
+/*
+ * Frame/slot model. A function's frame is an array of 64-bit slots:
+ *   [0, nparam_slots)                 parameters (written by the caller)
+ *   [nparam_slots, nlocal_slots)      declared locals (zeroed on entry)
+ *   [nlocal_slots, max_slots)         operand stack: the value at operand-stack
+ *                                     height h (counted in slots) lives in slot
+ *                                     nlocal_slots + h, always.
+ * Because heights are known at compile time, every instruction names its
+ * operands as slot indices; there is no run-time stack pointer.
+ *
+ * Value representation in a slot: i32/f32 bit pattern in the low 32 bits
+ * (upper bits unspecified; readers use only the low half), i64/f64 bit pattern,
+ * funcref = (rt_func *) or 0, externref = (PyObject *) or 0, v128 = two slots,
+ * low half first.
+ *
+ * Calls: the caller's arguments sit at slots [base, base + param_slots) of its
+ * frame; the callee's frame starts exactly there (args become its params in
+ * place). On return the callee has put its results in its slots
+ * [0, result_slots), i.e. the caller's [base, base + result_slots).
+ *
+ * Branches: compile.c moves branch values with COPY instructions before a
+ * JUMP, so JUMP/JUMP_IF/BR_TABLE never move data. BR_TABLE targets may be
+ * landing pads (COPYs then JUMP) emitted by the compiler.
+ *
+ * Fuel: a FUEL n instruction starts every region that can be entered other
+ * than by falling through (function entry, loop header, after every label);
+ * n is the number of Wasm instructions compiled until the next region. So
+ * every loop iteration and every call charges fuel. A FUEL that finds less
+ * than n fuel left stops the run *before* charging, with the fiber's ip on
+ * the FUEL op, so resuming re-executes it.
+ *
+ * Code words: code[0] of every instruction is its opcode (enum wasm_op),
+ * followed by the operand words listed in opcodes.def.
+ */
+enum wasm_op {
+#define INTERNAL(NAME, OPERANDS) OP_##NAME,
+#define LOAD(NAME, CODE, TEXT, TYPE, ALIGN) OP_##NAME,
+#define STORE(NAME, CODE, TEXT, TYPE, ALIGN) OP_##NAME,
+#define NUMERIC(NAME, PREFIX, CODE, TEXT, IN1, IN2, OUT) OP_##NAME,
+#include "opcodes.def"
+    OP__COUNT
+};
+
+typedef struct {
+    uint32_t *code;     /* code_len words */
+    uint32_t code_len;
+    uint32_t nparam_slots;
+    uint32_t nlocal_slots; /* params + declared locals */
+    uint32_t max_slots;    /* nlocal_slots + deepest operand stack */
+    uint32_t nlocals;      /* params + declared locals, as values */
+    uint8_t *local_types;  /* nlocals types (params first) */
+    uint32_t body_offset;  /* byte offset of the body in the module bytes */
+    uint32_t body_len;
+    /* Source map: for each emitted instruction, in ascending code order,
+     * (code word offset, module byte offset of the Wasm instruction). */
+    uint32_t *srcmap;
+    uint32_t srcmap_len; /* number of pairs */
+} wasm_code;
+
+typedef struct {
+    uint32_t typeidx;
+    bool imported;
+    wasm_code code; /* defined functions only; filled by compile.c */
+    wasm_name name; /* from the name section; len 0 when absent */
+} wasm_func;
+
+typedef struct {
+    wasm_globaltype type;
+    bool imported;
+    wasm_const_expr init; /* defined globals only */
+} wasm_global;
+
+/* ========================================================================== */
+/* Module (decode.c fills it; validate.c/compile.c add code; immutable after) */
+/* ========================================================================== */
+
+typedef struct wasm_module {
+    uint8_t *bytes; /* owned copy of the input; every wasm_name points in here */
+    size_t len;
+
+    uint32_t ntypes;
+    wasm_functype *types;
+
+    uint32_t nimports;
+    wasm_import *imports;
+
+    /* Index spaces: imported entries first, in import order. */
+    uint32_t nfuncs, nimported_funcs;
+    wasm_func *funcs;
+    uint32_t ntables, nimported_tables;
+    wasm_tabletype *tables;
+    uint32_t nmemories, nimported_memories;
+    wasm_memtype *memories;
+    uint32_t nglobals, nimported_globals;
+    wasm_global *globals;
+
+    uint32_t nexports;
+    wasm_export *exports;
+
+    bool has_start;
+    uint32_t start;
+
+    uint32_t nelems;
+    wasm_elem *elems;
+
+    bool has_datacount;
+    uint32_t datacount;
+    uint32_t ndatas;
+    wasm_data *datas;
+
+    uint32_t ncustoms;
+    wasm_custom *customs;
+
+    /* Functions that may appear in ref.func (the spec's C.refs): every
+     * function named in an element segment, an export, or a global init. */
+    uint8_t *declared_refs; /* nfuncs bytes, 0 or 1 */
+    wasm_name module_name;  /* from the name section; len 0 when absent */
+} wasm_module;
+
+/* Errors of decode/validate/compile. `message` starts with the spec
+ * testsuite's wording for the rule broken (for example "type mismatch",
+ * "unexpected end", "integer too large") followed by detail; the byte offset
+ * and function index are separate fields and Python adds them to the text. */
+enum { ERR_NONE = 0, ERR_MALFORMED = 1, ERR_INVALID = 2, ERR_NOMEM = 3 };
+typedef struct {
+    int kind;
+    size_t offset;
+    int64_t func; /* function index, or -1 when not inside a body */
+    char message[256];
+} wasm_error;
+
+/* decode.c: parse and check the binary format (every section, LEB128 rules,
+ * section order and sizes, UTF-8 names, SIMD rejected with
+ * "SIMD is not supported yet"). Function bodies are only located here.
+ * Returns 0, or -1 with *err filled. On failure *m is left freeable. */
+int wasm_decode(const uint8_t *bytes, size_t len, wasm_module *m, wasm_error *err);
+
+/* validate.c + compile.c: module-level rules, then each function body
+ * validated and compiled in one pass (the validator drives the emitter).
+ * Returns 0, or -1 with *err filled. */
+int wasm_validate_and_compile(wasm_module *m, wasm_error *err);
+
+/* Frees everything a module owns (safe on a partially filled module). */
+void wasm_module_free(wasm_module *m);
+
+/* Canonical function-type ids (process-wide, never freed; GIL-protected). */
+uint32_t functype_intern(const uint8_t *params, uint32_t np, const uint8_t *results, uint32_t nr);
+
+/* Names for diagnostics: opcode text ("i32.add") and value type ("i32"). */
+const char *wasm_op_name(enum wasm_op op);
+const char *valtype_name(uint8_t t);
+
+/* ========================================================================== */
+/* Runtime objects (runtime.c)                                                */
+/* ========================================================================== */
+/* Each rt_* struct is embedded in the Python object that owns it (pyengine.c),
+ * so Python reference counting decides lifetimes. References stored in tables
+ * and globals own a reference to their Python object (see rt_ref_store);
+ * operand-stack slots do not. */
+
+typedef struct rt_memory {
+    uint8_t *base;      /* start of the reservation; never moves (contract 6) */
+    uint64_t size;      /* accessible bytes = pages * WASM_PAGE_SIZE */
+    uint32_t pages;
+    uint32_t max_pages; /* min(declared max, policy limit, reservation) */
+    bool has_max;       /* declared max present (for import matching) */
+    uint32_t declared_max;
+    size_t reserved;    /* bytes of address space reserved */
+} rt_memory;
+
+typedef struct rt_table {
+    uint8_t elemtype;
+    uint32_t size;
+    uint32_t max;      /* min(declared max, policy limit) */
+    bool has_max;
+    uint32_t declared_max;
+    void **elems;      /* size entries: rt_func * / PyObject * / NULL */
+    uint32_t capacity;
+} rt_table;
+
+typedef struct rt_global {
+    uint8_t type;
+    bool mutable_;
+    uint64_t value[2]; /* v128 uses both; refs as pointers in value[0] */
+} rt_global;
+
+struct rt_instance;
+
+typedef struct rt_func {
+    const wasm_functype *type;
+    struct rt_instance *inst; /* defining instance; NULL for host functions */
+    const wasm_code *code;    /* NULL for host functions */
+    PyObject *host;           /* host callable (owned by the Func object), or NULL */
+    PyObject *owner;          /* the Func object this struct lives in (borrowed) */
+    uint32_t index;           /* index in the defining module (diagnostics) */
+} rt_func;
+
+typedef struct rt_instance {
+    const wasm_module *module;
+    rt_func **funcs;     /* module->nfuncs */
+    rt_table **tables;   /* module->ntables */
+    rt_memory *memory;   /* NULL when the module has none */
+    rt_global **globals; /* module->nglobals */
+    uint8_t *elem_dropped; /* module->nelems */
+    uint8_t *data_dropped; /* module->ndatas */
+    PyObject *owner;     /* the Instance object (borrowed) */
+} rt_instance;
+
+/* memory.grow / table.grow semantics: return the old size, or -1. */
+int64_t rt_memory_grow(rt_memory *m, uint32_t delta_pages);
+int64_t rt_table_grow(rt_table *t, uint32_t delta, void *init);
+
+/* Store a reference into a table element or global, keeping the Python
+ * object that backs it alive (INCREF new, DECREF old). */
+void rt_ref_store(void **dst, uint8_t type, void *ref);
+
+/* ========================================================================== */
+/* Fibers (fiber state: fiber.c / interp.c; host calls: runtime.c)            */
+/* ========================================================================== */
+
+/* The closed run outcome, mirrored one-to-one in execution.py. */
+enum {
+    RUN_DONE = 0,        /* results in fiber->stack[0, result_slots) */
+    RUN_SUSPEND = 1,     /* a host function returned an awaitable: fiber->awaitable */
+    RUN_OUT_OF_FUEL = 2, /* resumable; fiber->fuel_needed says the next charge */
+    RUN_TRAP = 3,        /* fiber->trap_* set; fiber is dead */
+    RUN_ERROR = 4,       /* a Python exception is set (host bug, Exit); fiber is dead */
+};
+
+/* Trap kinds; 0 means "no trap". Messages use the spec testsuite's wording. */
+#define TRAP_KINDS(X)                                                   \
+    X(TRAP_NONE, "")                                                    \
+    X(TRAP_UNREACHABLE, "unreachable")                                  \
+    X(TRAP_INT_DIV_ZERO, "integer divide by zero")                      \
+    X(TRAP_INT_OVERFLOW, "integer overflow")                            \
+    X(TRAP_INVALID_CONVERSION, "invalid conversion to integer")         \
+    X(TRAP_OOB_MEMORY, "out of bounds memory access")                   \
+    X(TRAP_OOB_TABLE, "out of bounds table access")                     \
+    X(TRAP_UNDEFINED_ELEMENT, "undefined element")                      \
+    X(TRAP_UNINITIALIZED_ELEMENT, "uninitialized element")              \
+    X(TRAP_INDIRECT_CALL_MISMATCH, "indirect call type mismatch")       \
+    X(TRAP_STACK_EXHAUSTED, "call stack exhausted")                     \
+    X(TRAP_HOST, "host trap") /* a host function raised asyncwasm.Trap */
+
+enum trap_kind {
+#define X(NAME, TEXT) NAME,
+    TRAP_KINDS(X)
+#undef X
+    TRAP__COUNT
+};
+const char *trap_message(int kind);
+
+typedef struct {
+    const rt_func *func;   /* the function running in this frame */
+    const uint32_t *ret_ip; /* where the caller continues (NULL for the entry frame) */
+    size_t fp;             /* slot offset of this frame's base in fiber->stack */
+} rt_frame;
+
+typedef struct fiber {
+    uint64_t *stack;       /* value slots; may be reallocated: frames keep offsets */
+    size_t stack_cap;      /* slots allocated */
+    size_t max_stack;      /* slot limit: beyond it, TRAP_STACK_EXHAUSTED */
+    rt_frame *frames;
+    uint32_t depth;        /* frames in use */
+    uint32_t frames_cap;
+    uint32_t max_depth;    /* call depth limit: beyond it, TRAP_STACK_EXHAUSTED */
+
+    const rt_func *entry;
+    const uint32_t *ip;    /* where to resume (valid when suspended / out of fuel) */
+    int state;             /* last outcome, or -1 before the first run */
+
+    /* RUN_SUSPEND: the awaitable (owned) and where the host call's results go. */
+    PyObject *awaitable;
+    const wasm_functype *pending_type;
+    size_t pending_base;   /* slot offset for the pending results */
+
+    /* RUN_OUT_OF_FUEL: the charge that did not fit. */
+    int64_t fuel_needed;
+
+    /* RUN_TRAP */
+    int trap_kind;
+    const rt_func *trap_func;
+    uint32_t trap_offset;  /* module byte offset of the trapping instruction, or 0 */
+    PyObject *trap_exc;    /* TRAP_HOST: the Trap the host raised (owned) */
+    /* Guest backtrace at the trap: function indices, innermost first. */
+    uint32_t trap_depth;
+    const rt_func **trap_frames;
+
+    /* Statistics. */
+    uint64_t fuel_used;
+    uint64_t host_calls;
+    uint64_t suspensions;
+} fiber;
+
+/* fiber.c: lifecycle. fiber_start copies args (param_slots slots) and makes
+ * `fn` the entry frame; works for host functions too. */
+int fiber_init(fiber *f, size_t max_stack_slots, uint32_t max_depth);
+int fiber_start(fiber *f, const rt_func *fn, const uint64_t *args);
+void fiber_free(fiber *f);
+/* Grows f->stack so that [fp, fp + need) fits; -1 (no exception) past max_stack. */
+int fiber_reserve(fiber *f, size_t fp, size_t need);
+
+/* interp.c: run until done, suspension, trap, error, or the fuel runs out.
+ * *fuel is decremented by what was charged. */
+int fiber_run(fiber *f, int64_t *fuel);
+
+/* runtime.c: call a host function with its arguments at f->stack[base...].
+ * Returns 0 with results written at base, RUN_SUSPEND (awaitable stored,
+ * pending_* set), RUN_TRAP (trap_* set), or RUN_ERROR (exception set). */
+int rt_call_host(fiber *f, const rt_func *fn, size_t base);
+
+#endif /* ASYNCWASM_ENGINE_H */
