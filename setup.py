@@ -7,7 +7,7 @@ import os
 
 from setuptools import Extension, setup
 
-extra_compile_args = ["-std=c11", "-O2", "-Wall", "-Wextra", "-fno-strict-aliasing"]
+extra_compile_args = ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-fno-strict-aliasing"]
 extra_link_args = []
 if os.environ.get("ASYNCWASM_SANITIZE"):
     flags = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-O1", "-g"]
