@@ -1,0 +1,72 @@
+"""asyncwasm: a WebAssembly runtime for Python, driven by trio.
+
+The interpreter is a C extension whose Wasm frames live on the heap, so a
+running guest can stop at any host call or fuel slice and resume later.
+
+    >>> import asyncwasm
+    >>> module = asyncwasm.Module.from_file("add.wasm")
+    >>> linker = asyncwasm.Linker()
+    >>> instance = linker.instantiate(module)
+    >>> instance.exports["add"](1, 2)
+    3
+
+The public surface is exactly ``__all__``; everything else is private except
+:mod:`asyncwasm.lowlevel` (fibers) and :mod:`asyncwasm.execution` (drivers).
+"""
+
+__version__ = "0.1.0"
+
+from ._errors import (
+    Exit,
+    Frame,
+    FuelExhausted,
+    Interrupted,
+    LinkError,
+    MalformedError,
+    ModuleError,
+    Trap,
+    ValidationError,
+    WasmError,
+)
+from ._types import EXTERNREF, F32, F64, FUNCREF, I32, I64, V128, FuncType, GlobalType, MemoryType, TableType, ValType
+from ._engine import Func, Global, Memory, Table
+from .execution import Limits
+from .instance import Instance
+from .linker import Linker
+from .module import ExportType, ImportType, Module
+
+__all__ = [
+    "Module",
+    "ImportType",
+    "ExportType",
+    "Instance",
+    "Linker",
+    "Limits",
+    "Func",
+    "Memory",
+    "Table",
+    "Global",
+    "FuncType",
+    "MemoryType",
+    "TableType",
+    "GlobalType",
+    "ValType",
+    "I32",
+    "I64",
+    "F32",
+    "F64",
+    "V128",
+    "FUNCREF",
+    "EXTERNREF",
+    "WasmError",
+    "ModuleError",
+    "MalformedError",
+    "ValidationError",
+    "LinkError",
+    "Trap",
+    "FuelExhausted",
+    "Exit",
+    "Interrupted",
+    "Frame",
+    "__version__",
+]

@@ -1,0 +1,278 @@
+/* interp.c -- fiber_run: the interpreter loop over compile.c's internal code.
+ *
+ * Invariants (DESIGN.md contracts 1-4, engine.h "Internal code" and "Fibers"):
+ *   - Stackless: a Wasm->Wasm call pushes an rt_frame on f->frames and jumps;
+ *     the C stack never grows with guest recursion. Host functions are called
+ *     directly (rt_call_host) and may suspend the fiber.
+ *   - The loop keeps its registers in locals: ip (the current instruction),
+ *     code (the current function's code, for jump targets), fp (the current
+ *     frame's first slot), inst, the memory base/size and fuel. They are
+ *     written back to the fiber whenever fiber_run returns (`stop`).
+ *   - f->stack may be reallocated by fiber_reserve, so frames keep slot
+ *     offsets and fp is recomputed after anything that may reserve.
+ *   - The cached memory size is reloaded whenever it may have changed behind
+ *     our back: after host calls, memory.grow, and when the running instance
+ *     changes (a callee in another instance may share and grow the memory).
+ *   - While a handler runs, ip points at its opcode word, so traps and
+ *     OUT_OF_FUEL report (and resume at) the right instruction.
+ *
+ * Handlers live in the interp_*.inc fragments, one per instruction family;
+ * interp_dispatch.h decides how they are reached.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "interp_dispatch.h"
+#include "ops_numeric.h"
+
+/* ---- slot access -------------------------------------------------------------
+ * i32/f32 live in the low half of a slot: read only that half, and write the
+ * whole slot (zero-extended) so that slot contents stay deterministic. */
+#define SLOT_READ_I32(s) ((uint32_t)fp[(s)])
+#define SLOT_READ_F32(s) ((uint32_t)fp[(s)])
+#define SLOT_READ_I64(s) (fp[(s)])
+#define SLOT_READ_F64(s) (fp[(s)])
+#define SLOT_READ_NONE(s) 0 /* absent second operand of a unary instruction */
+#define SLOT_WRITE_I32(s, v) (fp[(s)] = (uint64_t)(uint32_t)(v))
+#define SLOT_WRITE_F32(s, v) (fp[(s)] = (uint64_t)(uint32_t)(v))
+#define SLOT_WRITE_I64(s, v) (fp[(s)] = (uint64_t)(v))
+#define SLOT_WRITE_F64(s, v) (fp[(s)] = (uint64_t)(v))
+#define SLOT_REF(s) ((void *)(uintptr_t)fp[(s)])
+
+/* ---- leaving the loop ----------------------------------------------------------- */
+
+/* Charge what the loop consumed since the last sync to the fiber's counters
+ * and the caller's budget (done before host calls, so their view is current). */
+#define SYNC_FUEL()                                          \
+    do {                                                     \
+        f->fuel_used += (uint64_t)(fuel_synced - fuel);      \
+        fuel_synced = fuel;                                  \
+        *fuel_ptr = fuel;                                    \
+    } while (0)
+
+#define EXIT(OUTCOME)          \
+    do {                       \
+        outcome = (OUTCOME);   \
+        goto stop;             \
+    } while (0)
+
+#define TRAP(KIND)             \
+    do {                       \
+        trap_kind = (KIND);    \
+        goto trap;             \
+    } while (0)
+
+/* Reload the memory cache from the running instance. */
+#define LOAD_MEMORY_CACHE()                                  \
+    do {                                                     \
+        const rt_memory *mem_ = inst->memory;                \
+        mem_base = mem_ ? mem_->base : NULL;                 \
+        mem_size = mem_ ? mem_->size : 0;                    \
+    } while (0)
+
+#define SWITCH_INSTANCE(NEW_INST)     \
+    do {                              \
+        inst = (NEW_INST);            \
+        LOAD_MEMORY_CACHE();          \
+    } while (0)
+
+/* ---- cold helpers ---------------------------------------------------------------- */
+
+/* Module byte offset of the instruction at code word `offset`: the last source
+ * map entry at or before it (the map is sorted by code offset). */
+static uint32_t srcmap_lookup(const wasm_code *code, size_t offset)
+{
+    uint32_t lo = 0, hi = code->srcmap_len; /* search [lo, hi) */
+    if (code->srcmap == NULL || hi == 0) return 0;
+    while (hi - lo > 1) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (code->srcmap[2 * (size_t)mid] <= offset)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return code->srcmap[2 * (size_t)lo] <= offset ? code->srcmap[2 * (size_t)lo + 1] : 0;
+}
+
+/* Fill in where a trap happened: the running function, the module offset of
+ * the instruction at `ip` (NULL: unknown), and the backtrace. Fields a host
+ * function's trap already set (rt_call_host) are kept. */
+static void record_trap_site(fiber *f, const uint32_t *ip)
+{
+    if (f->depth == 0) return;
+    const rt_frame *top = &f->frames[f->depth - 1];
+    if (f->trap_func == NULL) {
+        const wasm_code *code = top->func->code;
+        f->trap_func = top->func;
+        f->trap_offset = (code && ip) ? srcmap_lookup(code, (size_t)(ip - code->code)) : 0;
+    }
+    if (f->trap_frames == NULL) {
+        const rt_func **frames = malloc(sizeof *frames * f->depth);
+        if (frames == NULL) return; /* the trap itself is still reported */
+        for (uint32_t i = 0; i < f->depth; i++) frames[i] = f->frames[f->depth - 1 - i].func;
+        f->trap_frames = frames;
+        f->trap_depth = f->depth;
+    }
+}
+
+/* Doubles the frame array, up to max_depth. The caller has checked that
+ * depth < max_depth. */
+static int grow_frames(fiber *f)
+{
+    uint32_t cap = f->frames_cap ? f->frames_cap * 2 : 16;
+    if (cap > f->max_depth || cap < f->frames_cap) cap = f->max_depth;
+    rt_frame *frames = realloc(f->frames, sizeof *frames * cap);
+    if (frames == NULL) return -1;
+    f->frames = frames;
+    f->frames_cap = cap;
+    return 0;
+}
+
+/* rt_call_host returned something other than 0 or RUN_SUSPEND. */
+static int host_call_failed(fiber *f, int r, const uint32_t *ip)
+{
+    if (r == RUN_TRAP) {
+        if (f->trap_kind == TRAP_NONE) f->trap_kind = TRAP_HOST;
+        record_trap_site(f, ip);
+        return RUN_TRAP;
+    }
+    if (r != RUN_ERROR || !PyErr_Occurred()) {
+        if (!PyErr_Occurred())
+            PyErr_Format(PyExc_SystemError, "asyncwasm: host call returned invalid outcome %d", r);
+    }
+    return RUN_ERROR;
+}
+
+/* A fiber whose entry function is a host function: call it once; when that
+ * call suspended, the driver has written its results and we are done. */
+static int run_host_entry(fiber *f)
+{
+    int r;
+    if (f->state == RUN_SUSPEND) {
+        r = RUN_DONE;
+    } else {
+        f->host_calls++;
+        r = rt_call_host(f, f->frames[0].func, 0);
+        if (r == 0)
+            r = RUN_DONE;
+        else if (r == RUN_SUSPEND)
+            f->suspensions++;
+        else
+            r = host_call_failed(f, r, NULL);
+    }
+    f->state = r;
+    return r;
+}
+
+/* fiber_run on a fiber that already finished: report the same outcome again. */
+static int finished_fiber_outcome(fiber *f)
+{
+    if (f->state == RUN_ERROR && !PyErr_Occurred())
+        PyErr_SetString(PyExc_RuntimeError, "asyncwasm: the fiber already failed with an error");
+    return f->state;
+}
+
+/* ---- bulk table operations (spec: bounds checked before any write) ------------- */
+
+static inline void *elem_item_ref(const rt_instance *inst, const wasm_const_expr *item)
+{
+    switch (item->kind) {
+    case CONST_REF_FUNC: return inst->funcs[item->index];
+    case CONST_GLOBAL_GET: return (void *)(uintptr_t)inst->globals[item->index]->value[0];
+    default: return NULL; /* CONST_REF_NULL */
+    }
+}
+
+static int table_fill(rt_table *t, uint32_t start, void *ref, uint32_t n)
+{
+    if ((uint64_t)start + n > t->size) return TRAP_OOB_TABLE;
+    for (uint32_t i = 0; i < n; i++) rt_ref_store(&t->elems[start + i], t->elemtype, ref);
+    return TRAP_NONE;
+}
+
+/* Overlapping copies inside one table go backwards when the destination is
+ * above the source, like memmove. */
+static int table_copy(rt_table *dst, rt_table *src, uint32_t d, uint32_t s, uint32_t n)
+{
+    if ((uint64_t)s + n > src->size || (uint64_t)d + n > dst->size) return TRAP_OOB_TABLE;
+    if (dst == src && d > s) {
+        for (uint32_t i = n; i > 0; i--)
+            rt_ref_store(&dst->elems[d + i - 1], dst->elemtype, src->elems[s + i - 1]);
+    } else {
+        for (uint32_t i = 0; i < n; i++)
+            rt_ref_store(&dst->elems[d + i], dst->elemtype, src->elems[s + i]);
+    }
+    return TRAP_NONE;
+}
+
+/* A dropped segment behaves as an empty one. */
+static int table_init(rt_instance *inst, rt_table *t, uint32_t e, uint32_t d, uint32_t s, uint32_t n)
+{
+    const wasm_elem *seg = &inst->module->elems[e];
+    uint32_t seg_len = inst->elem_dropped[e] ? 0 : seg->count;
+    if ((uint64_t)s + n > seg_len || (uint64_t)d + n > t->size) return TRAP_OOB_TABLE;
+    for (uint32_t i = 0; i < n; i++)
+        rt_ref_store(&t->elems[d + i], t->elemtype, elem_item_ref(inst, &seg->items[s + i]));
+    return TRAP_NONE;
+}
+
+/* ---- the loop ------------------------------------------------------------------------ */
+
+int fiber_run(fiber *f, int64_t *fuel_ptr)
+{
+    if (f->state == RUN_DONE || f->state == RUN_TRAP || f->state == RUN_ERROR)
+        return finished_fiber_outcome(f);
+    if (f->depth == 0) {
+        PyErr_SetString(PyExc_RuntimeError, "asyncwasm: fiber_run on a fiber that was not started");
+        return RUN_ERROR;
+    }
+    if (f->frames[f->depth - 1].func->code == NULL) return run_host_entry(f);
+
+    DISPATCH_TABLE_BEGIN
+#define INTERNAL(NAME, OPERANDS) DISPATCH_TABLE_ENTRY(NAME)
+#define LOAD(NAME, CODE, TEXT, TYPE, ALIGN_LOG2) DISPATCH_TABLE_ENTRY(NAME)
+#define STORE(NAME, CODE, TEXT, TYPE, ALIGN_LOG2) DISPATCH_TABLE_ENTRY(NAME)
+#define NUMERIC(NAME, PREFIX, CODE, TEXT, IN1, IN2, OUT) DISPATCH_TABLE_ENTRY(NAME)
+#include "opcodes.def"
+    DISPATCH_TABLE_END
+
+    /* Registers. */
+    const rt_frame *top = &f->frames[f->depth - 1];
+    const uint32_t *code = top->func->code->code;
+    const uint32_t *ip = f->ip;
+    uint64_t *fp = f->stack + top->fp;
+    rt_instance *inst = top->func->inst;
+    uint8_t *mem_base;
+    uint64_t mem_size;
+    int64_t fuel = *fuel_ptr, fuel_synced = fuel;
+    int outcome = RUN_ERROR, trap_kind = TRAP_NONE;
+
+    LOAD_MEMORY_CACHE();
+    if (UNLIKELY(ip == NULL || *ip >= OP__COUNT)) goto bad_opcode;
+
+    DISPATCH_BEGIN
+#include "interp_control.inc"
+#include "interp_variable.inc"
+#include "interp_memory.inc"
+#include "interp_table.inc"
+#include "interp_numeric.inc"
+    DISPATCH_END
+
+bad_opcode:
+    /* Only reachable with corrupt internal code (a compiler bug). */
+    PyErr_Format(PyExc_SystemError, "asyncwasm: invalid internal opcode %u at code offset %zu",
+                 ip ? *ip : 0u, ip ? (size_t)(ip - code) : (size_t)0);
+    EXIT(RUN_ERROR);
+
+trap:
+    f->trap_kind = trap_kind;
+    record_trap_site(f, ip);
+    EXIT(RUN_TRAP);
+
+stop:
+    f->ip = ip;
+    SYNC_FUEL();
+    f->state = outcome;
+    return outcome;
+}

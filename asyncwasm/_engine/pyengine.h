@@ -1,0 +1,171 @@
+/* pyengine.h -- private to runtime.c and pyengine.c: the layouts of the
+ * Python objects that embed the engine's rt_* structs, and the helpers the
+ * two files share. No other file includes it; engine.h stays the contract
+ * between the engine's stages.
+ *
+ * Ownership (who keeps what alive):
+ *   Instance  -> CompiledModule, every extern in its index spaces (imported
+ *                and defined), and the Func objects made for its functions.
+ *   Func      -> its Instance (Wasm functions) or its callable (host).
+ *   Table / Global -> whatever their reference elements point to
+ *                (rt_ref_store: funcref -> rt_func.owner, externref -> object).
+ *   Fiber     -> its entry Func, its argument tuple, and `keepalive`: objects
+ *                from Python that operand-stack slots point to.
+ * Instances and Funcs form cycles, so both support the cyclic GC.
+ */
+#ifndef ASYNCWASM_PYENGINE_H
+#define ASYNCWASM_PYENGINE_H
+
+#include "engine.h"
+
+/* ---- classes imported at module init (asyncwasm._errors / _types) ---------- */
+
+typedef struct {
+    PyObject *WasmError, *LinkError, *Trap, *MalformedError, *ValidationError, *Frame;
+    PyObject *FuncType, *MemoryType, *TableType, *GlobalType, *ValType;
+    PyObject *hooks; /* dict filled by set_hooks() */
+} engine_classes;
+
+extern engine_classes py_classes;
+
+extern PyTypeObject CompiledModule_Type, Func_Type, Memory_Type, Table_Type, Global_Type,
+    Instance_Type, Fiber_Type;
+
+/* ---- object layouts ---------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    wasm_module m;
+} CompiledModuleObject;
+
+typedef struct InstanceObject InstanceObject;
+
+/* rt_func.owner is the object that keeps the rt_func alive: the Func object
+ * itself for host functions (the rt_func is `own`), the Instance object for
+ * Wasm functions (the rt_func lives in Instance.defined_funcs). Func objects
+ * for Wasm functions are made on demand, so an instance of a module with
+ * thousands of functions does not allocate thousands of Python objects. */
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    rt_func *fn;              /* &own (host) or into instance->defined_funcs (Wasm) */
+    InstanceObject *instance; /* Wasm functions: strong reference; host: NULL */
+    PyObject *pytype;         /* cached FuncType, or NULL */
+    rt_func own;              /* host functions: own.host is the callable (owned) */
+    wasm_functype own_type;   /* host functions: params/results in one owned block */
+} FuncObject;
+
+typedef struct {
+    PyObject_HEAD
+    rt_memory mem;
+} MemoryObject;
+
+typedef struct {
+    PyObject_HEAD
+    rt_table tab;
+} TableObject;
+
+typedef struct {
+    PyObject_HEAD
+    rt_global glob;
+} GlobalObject;
+
+struct InstanceObject {
+    PyObject_HEAD
+    rt_instance rt;
+    CompiledModuleObject *module; /* strong; set once the arrays below exist */
+    rt_func *defined_funcs;       /* nfuncs - nimported_funcs */
+    PyObject **funcs;             /* nfuncs: imported Func, or Func made on demand (NULL until then) */
+    PyObject **tables;            /* ntables TableObject */
+    PyObject **memories;          /* nmemories MemoryObject */
+    PyObject **globals;           /* nglobals GlobalObject */
+    bool cleared;                 /* tp_clear ran: the index spaces are gone */
+};
+
+/* The fiber as runtime.c and pyengine.c see it: every fiber that runs is
+ * embedded in one of these (Fiber objects and the sync-call pool), so
+ * rt_call_host can reach `keepalive` from the `fiber *` the interpreter passes. */
+typedef struct rt_fiber {
+    fiber f;
+    PyObject *keepalive;       /* list of objects that slots point to, or NULL */
+    const rt_func *pending_fn; /* the host function whose awaitable is pending */
+} rt_fiber;
+
+static inline rt_fiber *rt_fiber_of(fiber *f)
+{
+    return (rt_fiber *)((char *)f - offsetof(rt_fiber, f));
+}
+
+/* The fiber running on this thread (innermost), for rt_ref_store. */
+extern _Thread_local rt_fiber *rt_running;
+
+/* ---- runtime.c: memories and tables -------------------------------------------- */
+
+/* Reserve address space for min(declared max or 65536, limit_pages) pages and
+ * commit `min_pages`. The caller checked min_pages <= that cap. -1: MemoryError set. */
+int rt_memory_init(rt_memory *m, uint32_t min_pages, bool has_max, uint32_t declared_max,
+                   uint32_t limit_pages);
+void rt_memory_free(rt_memory *m);
+/* Cap of a memory: min(declared max or WASM_MAX_PAGES, limit). */
+uint32_t rt_memory_cap(bool has_max, uint32_t declared_max, uint32_t limit_pages);
+
+/* size = min, every element `init` (an owned reference is taken per element).
+ * max = min(declared max, limit). -1: MemoryError set. */
+int rt_table_init(rt_table *t, uint8_t elemtype, uint32_t min, bool has_max,
+                  uint32_t declared_max, uint32_t limit, void *init);
+/* Drop every element's reference (GC clear), keeping the size. */
+void rt_table_release(rt_table *t);
+void rt_table_free(rt_table *t);
+
+/* The object a non-null reference keeps alive. */
+static inline PyObject *rt_ref_owner(uint8_t type, void *ref)
+{
+    return type == VT_FUNCREF ? ((rt_func *)ref)->owner : (PyObject *)ref;
+}
+
+/* Store without deferring the release (tp_clear / dealloc). */
+void rt_ref_store_now(void **dst, uint8_t type, void *ref);
+
+/* ---- runtime.c: value conversions -------------------------------------------------
+ * Normal mode: i32/i64 signed ints, f32/f64 floats, v128 unsigned int,
+ * funcref Func|None, externref any object (None is null). Raw mode: numbers
+ * as non-negative bit patterns. Conversions from Python never take
+ * references: the caller keeps reference values alive. */
+int rt_value_from_py(uint8_t type, PyObject *v, bool raw, uint64_t *slots);
+PyObject *rt_value_to_py(uint8_t type, const uint64_t *slots, bool raw);
+/* The values of `types` at `slots`: None / value / tuple, or always a tuple. */
+PyObject *rt_values_to_py(const uint8_t *types, uint32_t n, const uint64_t *slots, bool raw,
+                          bool as_tuple);
+/* Arguments for `type` from an array of n objects (TypeError on a wrong count). */
+int rt_args_from_py(const wasm_functype *type, PyObject *const *args, Py_ssize_t n, bool raw,
+                    uint64_t *slots);
+/* A host function's result (None / value / sequence) written at f->stack[base]
+ * for `fn`'s result types; objects it refers to go to rf->keepalive.
+ * -1: TypeError (naming the host function) set, slots untouched. */
+int rt_host_result_store(rt_fiber *rf, const rt_func *fn, PyObject *result, size_t base);
+/* Keep `obj` alive as long as the fiber (a new reference is taken). */
+int rt_fiber_keep(rt_fiber *rf, PyObject *obj);
+/* A readable name of a host function's callable (new reference). */
+PyObject *rt_host_name(const rt_func *fn);
+
+/* ---- runtime.c: instantiation ------------------------------------------------------- */
+
+/* Fill `self` (module set, everything else zero) from the externs: link the
+ * imports, create the defined externs, apply the active segments. -1 with
+ * LinkError / Trap / MemoryError set. */
+int rt_instantiate(InstanceObject *self, PyObject *const *externs, Py_ssize_t nexterns,
+                   uint32_t max_memory_pages, uint32_t max_table_elements);
+
+/* ---- pyengine.c: objects runtime.c creates ------------------------------------------- */
+
+/* The Func object of function `index` of an instance (new reference). */
+PyObject *pyengine_instance_func(InstanceObject *inst, uint32_t index);
+/* A funcref value as a Python object: Func or None (new reference). */
+PyObject *pyengine_funcref_to_py(const rt_func *fn);
+PyObject *pyengine_functype_to_py(const wasm_functype *t);
+PyObject *pyengine_valtype_to_py(uint8_t t);
+PyObject *pyengine_new_memory(uint32_t min, bool has_max, uint32_t max, uint32_t limit);
+PyObject *pyengine_new_table(uint8_t elemtype, uint32_t min, bool has_max, uint32_t max, uint32_t limit);
+PyObject *pyengine_new_global(uint8_t type, bool mutable_);
+
+#endif /* ASYNCWASM_PYENGINE_H */

@@ -1,0 +1,184 @@
+"""Linker: names host functions and other instances' exports as imports.
+
+    >>> import asyncwasm
+    >>> from asyncwasm import FuncType, I32
+    >>> linker = asyncwasm.Linker()
+    >>> linker.define_func("env", "log", FuncType([I32], []), print)
+    >>> instance = linker.instantiate(asyncwasm.Module.from_file("app.wasm"))
+    >>> instance.exports["run"](3)
+
+Import matching follows the spec's extern subtyping (Wasm 2.0, section
+"Import Matching"): functions by exact type; tables by element type and
+limits; memories by limits (an existing memory's *current* size is its
+minimum); globals by exact content type and mutability. A missing import
+raises ``LinkError("unknown import ...")``, a mismatched one
+``LinkError("incompatible import type ...")`` naming both types.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable, Iterator, Optional, Union, final
+
+from ._engine import Func, Global, Memory, Table
+from ._errors import LinkError
+from ._types import ExternType, FuncType, GlobalType, MemoryType, TableType
+
+if TYPE_CHECKING:
+    from .execution import Limits
+    from .instance import Instance
+    from .module import ImportType, Module
+
+__all__ = ["Linker", "Extern"]
+
+Extern = Union[Func, Memory, Table, Global]
+_EXTERN_CLASSES = (Func, Memory, Table, Global)
+
+
+def extern_type(extern: Extern) -> ExternType:
+    """The type an extern has *now*: a memory's or table's minimum is its
+    current size, which is what import matching compares."""
+    if isinstance(extern, Memory):
+        declared = extern.type
+        return MemoryType(extern.size, declared.max)
+    if isinstance(extern, Table):
+        declared = extern.type
+        return TableType(declared.element, extern.size, declared.max)
+    if isinstance(extern, (Func, Global)):
+        return extern.type
+    raise TypeError(f"not an extern (Func, Memory, Table or Global): {type(extern).__name__}")
+
+
+def _limits_match(actual_min: int, actual_max: Optional[int], expected_min: int, expected_max: Optional[int]) -> bool:
+    if actual_min < expected_min:
+        return False
+    if expected_max is None:
+        return True
+    return actual_max is not None and actual_max <= expected_max
+
+
+def import_matches(expected: ExternType, actual: ExternType) -> bool:
+    """Whether an extern of type ``actual`` may satisfy an import declared
+    as ``expected``."""
+    if isinstance(expected, FuncType):
+        return isinstance(actual, FuncType) and actual == expected
+    if isinstance(expected, TableType):
+        return (
+            isinstance(actual, TableType)
+            and actual.element == expected.element
+            and _limits_match(actual.min, actual.max, expected.min, expected.max)
+        )
+    if isinstance(expected, MemoryType):
+        return isinstance(actual, MemoryType) and _limits_match(actual.min, actual.max, expected.min, expected.max)
+    if isinstance(expected, GlobalType):
+        return isinstance(actual, GlobalType) and actual == expected
+    raise TypeError(f"not an extern type: {expected!r}")
+
+
+def _quote(module: str, name: str) -> str:
+    return f'"{module}"."{name}"'
+
+
+@final
+class Linker:
+    """A namespace of externs, keyed by ``(module, name)``, that satisfies
+    the imports of the modules it instantiates.
+
+    Defining the same ``(module, name)`` twice raises :class:`ValueError`
+    unless ``allow_shadowing`` is true, in which case the later definition
+    wins (the spec testsuite's ``register`` works that way).
+    """
+
+    def __init__(self, *, allow_shadowing: bool = False) -> None:
+        self.allow_shadowing = allow_shadowing
+        self._externs: dict[tuple[str, str], Extern] = {}
+
+    # -- defining ---------------------------------------------------------
+
+    def define(self, module: str, name: str, extern: Extern) -> None:
+        """Make ``extern`` (a Func, Memory, Table or Global) importable as
+        ``module.name``.
+
+            >>> linker.define("env", "memory", Memory(MemoryType(1, 16)))
+        """
+        if not isinstance(module, str) or not isinstance(name, str):
+            raise TypeError("module and name must be str")
+        if not isinstance(extern, _EXTERN_CLASSES):
+            raise TypeError(f"can only define a Func, Memory, Table or Global, not {type(extern).__name__}")
+        key = (module, name)
+        if not self.allow_shadowing and key in self._externs:
+            raise ValueError(f"import {_quote(module, name)} is already defined (use Linker(allow_shadowing=True))")
+        self._externs[key] = extern
+
+    def define_func(self, module: str, name: str, functype: FuncType, func: Callable[..., object]) -> Func:
+        """Define a host function of type ``functype`` as ``module.name`` and
+        return the :class:`~asyncwasm.Func` wrapping it.
+
+        ``func`` receives plain Python numbers converted by the declared
+        parameter types and returns ``None``, a value, or a tuple for several
+        results. It may raise :class:`~asyncwasm.Trap` to trap the guest. An
+        ``async def`` function (or one returning an awaitable) suspends the
+        guest while the awaitable runs; that needs the async driver.
+
+            >>> linker.define_func("env", "add", FuncType([I32, I32], [I32]), lambda a, b: a + b)
+        """
+        if not isinstance(functype, FuncType):
+            raise TypeError(f"functype must be a FuncType, not {type(functype).__name__}")
+        if not callable(func):
+            raise TypeError(f"{type(func).__name__} object is not callable")
+        wrapped = Func(functype, func)
+        self.define(module, name, wrapped)
+        return wrapped
+
+    def define_instance(self, module_name: str, instance: "Instance") -> None:
+        """Make every export of ``instance`` importable under ``module_name``."""
+        for name, extern in instance.exports.items():
+            self.define(module_name, name, extern)
+
+    # -- looking up ---------------------------------------------------------
+
+    def get(self, module: str, name: str) -> Optional[Extern]:
+        """The extern defined as ``module.name``, or None."""
+        return self._externs.get((module, name))
+
+    def __iter__(self) -> Iterator[tuple[str, str, Extern]]:
+        """Yields ``(module, name, extern)`` for every definition."""
+        for (module, name), extern in self._externs.items():
+            yield module, name, extern
+
+    def __len__(self) -> int:
+        return len(self._externs)
+
+    def resolve(self, module: "Module") -> list[Extern]:
+        """The extern for each import of ``module``, in import order.
+
+        Raises :class:`~asyncwasm.LinkError` for the first import that is
+        missing (``"unknown import"``) or does not match
+        (``"incompatible import type"``)."""
+        return [self._resolve_one(imp) for imp in module.imports]
+
+    def _resolve_one(self, imp: "ImportType") -> Extern:
+        extern = self._externs.get((imp.module, imp.name))
+        if extern is None:
+            raise LinkError(f"unknown import: {_quote(imp.module, imp.name)} ({imp.type}) is not defined")
+        actual = extern_type(extern)
+        if not import_matches(imp.type, actual):
+            raise LinkError(
+                f"incompatible import type for {_quote(imp.module, imp.name)}: expected {imp.type}, found {actual}"
+            )
+        return extern
+
+    # -- instantiating --------------------------------------------------------
+
+    def instantiate(self, module: "Module", limits: Optional["Limits"] = None) -> "Instance":
+        """Instantiate ``module`` with this linker's definitions and run its
+        start function, if any. Blocks until the start function returns.
+
+        Raises :class:`~asyncwasm.LinkError` for unresolved imports,
+        :class:`~asyncwasm.Trap` when a segment is out of bounds or the start
+        function traps."""
+        from .instance import Instance
+
+        return Instance(module, self, limits=limits)
+
+    def __repr__(self) -> str:
+        return f"<asyncwasm.Linker: {len(self._externs)} definitions>"

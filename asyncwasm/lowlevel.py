@@ -1,0 +1,26 @@
+"""The engine's resumable calls, for people writing their own drivers.
+
+Most code never needs this module: :class:`~asyncwasm.Func` calls and the
+drivers in :mod:`asyncwasm.execution` use it for you. A driver looks like::
+
+    from asyncwasm.lowlevel import Fiber, Outcome
+
+    fiber = Fiber(instance.exports["run"], (10,))
+    while True:
+        outcome = fiber.run(max(1000, fiber.fuel_needed))   # one fuel slice
+        if outcome == Outcome.DONE:
+            break                                   # fiber.results
+        if outcome == Outcome.TRAP:
+            raise fiber.trap()
+        if outcome == Outcome.SUSPEND:
+            fiber.resume(await fiber.awaitable)     # or fiber.throw(exc)
+        # Outcome.OUT_OF_FUEL: a checkpoint, then the next slice
+
+A fiber that is never resumed again is simply dropped: Wasm frames live on the
+heap, so cancelling a guest costs nothing.
+"""
+
+from ._engine import Fiber
+from .execution import Outcome
+
+__all__ = ["Fiber", "Outcome"]

@@ -1,0 +1,146 @@
+"""Module: compiled WebAssembly code, immutable and shareable.
+
+    >>> import asyncwasm
+    >>> module = asyncwasm.Module.from_file("hello.wasm")
+    >>> module.kind
+    'command'
+    >>> [str(i) for i in module.imports]
+    ['wasi_snapshot_preview1.fd_write: func [i32 i32 i32 i32] -> [i32]', ...]
+    >>> module.exports[0]
+    ExportType(name='memory', type=MemoryType(min=2, max=None))
+
+Compiling runs the engine's stages once, in order (decode, then validate and
+compile every function body); instantiating the same Module many times, from
+many trio tasks, reuses that work.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Literal, Optional, Union, final
+
+from . import _engine
+from ._types import ExternType, FuncType
+
+__all__ = ["Module", "ImportType", "ExportType", "ModuleKind"]
+
+ModuleKind = Literal["command", "reactor", "library"]
+
+BytesLike = Union[bytes, bytearray, memoryview]
+
+
+@final
+@dataclass(frozen=True)
+class ImportType:
+    """One import of a module: ``module.name`` of the given extern type."""
+
+    module: str
+    name: str
+    type: ExternType
+
+    def __str__(self) -> str:
+        return f"{self.module}.{self.name}: {self.type}"
+
+
+@final
+@dataclass(frozen=True)
+class ExportType:
+    """One export of a module: ``name`` of the given extern type."""
+
+    name: str
+    type: ExternType
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.type}"
+
+
+@final
+class Module:
+    """A compiled WebAssembly module.
+
+    ``Module(data)`` takes the binary format as any bytes-like object;
+    :meth:`from_file` reads a ``.wasm`` file. Both raise
+    :class:`~asyncwasm.MalformedError` (broken binary format) or
+    :class:`~asyncwasm.ValidationError` (type rules broken); the message names
+    the byte offset, the function index when inside a body, and the rule.
+
+    A Module never changes after construction, so one Module may be
+    instantiated any number of times and shared by any number of trio tasks.
+    """
+
+    __slots__ = ("_compiled", "_imports", "_exports", "__weakref__")
+
+    def __init__(self, data: BytesLike) -> None:
+        if isinstance(data, str):
+            raise TypeError("Module() takes the binary format as bytes; the text format is not supported")
+        try:
+            view = memoryview(data)
+        except TypeError:
+            raise TypeError(f"Module() takes a bytes-like object, not {type(data).__name__}") from None
+        compiled = _engine.compile(view)
+        object.__setattr__(self, "_compiled", compiled)
+        object.__setattr__(self, "_imports", tuple(ImportType(m, n, t) for m, n, t in compiled.imports))
+        object.__setattr__(self, "_exports", tuple(ExportType(n, t) for n, t in compiled.exports))
+
+    @classmethod
+    def from_file(cls, path: Union[str, "os.PathLike[str]"]) -> "Module":
+        """Read and compile a ``.wasm`` file. Blocks on the file read.
+
+            >>> Module.from_file("examples/add.wasm").exports
+            [ExportType(name='add', type=FuncType(params=(i32, i32), results=(i32,)))]
+        """
+        with open(path, "rb") as f:
+            return cls(f.read())
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("Module is immutable")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("Module is immutable")
+
+    @property
+    def imports(self) -> list[ImportType]:
+        """The imports, in the order the instantiation needs them."""
+        return list(self._imports)
+
+    @property
+    def exports(self) -> list[ExportType]:
+        """The exports, in module order."""
+        return list(self._exports)
+
+    @property
+    def kind(self) -> ModuleKind:
+        """``"command"`` when the module exports a ``_start`` function (WASI
+        programs with a main), ``"reactor"`` when it exports ``_initialize``
+        (libraries with WASI state), otherwise ``"library"``."""
+        funcs = {e.name for e in self._exports if isinstance(e.type, FuncType)}
+        if "_start" in funcs:
+            return "command"
+        if "_initialize" in funcs:
+            return "reactor"
+        return "library"
+
+    @property
+    def name(self) -> Optional[str]:
+        """The module name from the ``name`` custom section, if any."""
+        return self._compiled.name
+
+    @property
+    def start(self) -> Optional[int]:
+        """Index of the start function (run at instantiation), if any."""
+        return self._compiled.start
+
+    def custom_sections(self, name: Optional[str] = None) -> list[bytes]:
+        """The contents of every custom section called ``name``, in module
+        order (empty when there is none). Without a name: every custom
+        section's contents; use :meth:`custom_section_names` for the names."""
+        return [data for n, data in self._compiled.custom_sections if name is None or n == name]
+
+    def custom_section_names(self) -> list[str]:
+        """The names of the custom sections, in module order (repeats kept)."""
+        return [n for n, _ in self._compiled.custom_sections]
+
+    def __repr__(self) -> str:
+        label = f" {self.name!r}" if self.name else ""
+        return f"<asyncwasm.Module{label} {self.kind}: {len(self._imports)} imports, {len(self._exports)} exports>"

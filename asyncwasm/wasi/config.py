@@ -1,0 +1,151 @@
+"""WasiConfig: what a WASI guest may see, as a plain reusable object.
+
+    >>> from asyncwasm.wasi import WasiConfig
+    >>> out = bytearray()
+    >>> config = WasiConfig(argv=["app", "--fast"], env={"LANG": "C"}, stdout=out)
+    >>> config.preopen_dir("/srv/data", "/data", readonly=True)
+
+A config is only read: every :class:`~asyncwasm.wasi.WasiContext` built from
+it opens its own file descriptors and copies its own stdin bytes, so one
+config can start many instances. Capture buffers and callbacks are shared by
+those instances (they are the caller's objects).
+
+Stdio values:
+
+- ``None`` (default): a null device. Reads see end of file, writes are
+  accepted and dropped.
+- ``"inherit"``: the host process's own fd 0/1/2 (duplicated).
+- stdin ``bytes``: the guest reads these bytes, then end of file.
+- stdout/stderr ``bytearray`` or ``io.BytesIO``: output is appended to it.
+- an open file object: its ``fileno()`` is duplicated when it has one (so the
+  guest sees the real kind of file), else its ``readinto``/``read`` or
+  ``write`` methods are used. Text files are used through ``.buffer``.
+- stdout/stderr callable: called with each written ``bytes``; if it returns
+  an awaitable, the guest waits for it (needs the async driver).
+- a trio stream: ``trio.abc.ReceiveStream`` for stdin, ``trio.abc.SendStream``
+  for stdout/stderr. The guest task suspends while data is not there yet.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
+
+__all__ = ["WasiConfig", "Preopen"]
+
+StrOrBytes = Union[str, bytes]
+
+
+@dataclass(frozen=True)
+class Preopen:
+    """A host directory the guest sees at ``guest_path``."""
+
+    host_path: str
+    guest_path: str
+    readonly: bool = False
+
+
+def _to_bytes(value: StrOrBytes, what: str) -> bytes:
+    if isinstance(value, str):
+        data = value.encode("utf-8", "surrogateescape")
+    elif isinstance(value, (bytes, bytearray)):
+        data = bytes(value)
+    else:
+        raise TypeError(f"{what} must be str or bytes, not {type(value).__name__}")
+    if b"\0" in data:
+        raise ValueError(f"{what} contains a NUL byte: {value!r}")
+    return data
+
+
+@dataclass
+class WasiConfig:
+    """Configuration of a WASI guest (see the module docstring for stdio).
+
+    - ``argv``: the argument list, program name first.
+    - ``env``: environment variables (a mapping, or ``(key, value)`` pairs).
+      Nothing is inherited from the host unless ``inherit_env`` is true, in
+      which case ``env`` entries override the host's.
+    - ``preopens``: :class:`Preopen` entries or ``(host_path, guest_path,
+      readonly)`` tuples; they become fds 3, 4, ... in order.
+    - ``listeners``: preopened listening sockets, numbered after the
+      directories (arrives with the networking issue; must stay empty).
+    - ``monotonic_ns`` / ``realtime_ns``: clock sources in nanoseconds
+      (default ``time.monotonic_ns`` / ``time.time_ns``).
+    - ``random_bytes``: ``n -> bytes`` source for ``random_get`` (default
+      ``os.urandom``); override it for deterministic tests.
+    - ``trace``: called as ``trace(name, args, errno)`` after every WASI
+      call (``errno`` is None when the call raised, e.g. ``proc_exit``);
+      :func:`asyncwasm.wasi.format_call` renders one line.
+    - ``max_fds``: most guest fds open at once (then ``MFILE``).
+    """
+
+    argv: Sequence[StrOrBytes] = ()
+    env: Union[Mapping[StrOrBytes, StrOrBytes], Sequence[tuple[StrOrBytes, StrOrBytes]]] = field(default_factory=dict)
+    inherit_env: bool = False
+    preopens: list = field(default_factory=list)
+    stdin: Any = None
+    stdout: Any = None
+    stderr: Any = None
+    listeners: Sequence[Any] = ()
+    monotonic_ns: Optional[Callable[[], int]] = None
+    realtime_ns: Optional[Callable[[], int]] = None
+    random_bytes: Optional[Callable[[int], bytes]] = None
+    trace: Optional[Callable[[str, dict, Optional[int]], None]] = None
+    max_fds: int = 1024
+
+    # -- conveniences (wasmtime-py vocabulary) ------------------------------
+
+    def preopen_dir(self, host_path: Union[str, os.PathLike], guest_path: str, *, readonly: bool = False) -> None:
+        """Let the guest see ``host_path`` as ``guest_path``."""
+        self.preopens.append(Preopen(os.fspath(host_path), guest_path, readonly))
+
+    def inherit_stdio(self) -> None:
+        """Use the host's stdin, stdout and stderr."""
+        self.stdin = self.stdout = self.stderr = "inherit"
+
+    # -- normalized views, used by WasiContext --------------------------------
+
+    def argv_bytes(self) -> list[bytes]:
+        """``argv`` as bytes (UTF-8); raises on NUL bytes."""
+        if isinstance(self.argv, (str, bytes)):
+            raise TypeError("argv must be a sequence of strings, not a single string")
+        return [_to_bytes(arg, "argv item") for arg in self.argv]
+
+    def env_bytes(self) -> list[bytes]:
+        """The environment as ``KEY=VALUE`` byte strings."""
+        merged: dict[bytes, bytes] = {}
+        if self.inherit_env:
+            merged.update(os.environb)
+        pairs = self.env.items() if isinstance(self.env, Mapping) else self.env
+        for key, value in pairs:
+            k = _to_bytes(key, "env key")
+            if not k or b"=" in k:
+                raise ValueError(f"env key must be non-empty and contain no '=': {key!r}")
+            merged[k] = _to_bytes(value, "env value")
+        return [k + b"=" + v for k, v in merged.items()]
+
+    def preopen_list(self) -> list[Preopen]:
+        """``preopens`` as :class:`Preopen` values, checked."""
+        result = []
+        for item in self.preopens:
+            if isinstance(item, Preopen):
+                preopen = item
+            else:
+                host, guest, *rest = item
+                if len(rest) > 1:
+                    raise ValueError(f"preopen must be (host_path, guest_path[, readonly]), not {item!r}")
+                preopen = Preopen(os.fspath(host), guest, bool(rest[0]) if rest else False)
+            _to_bytes(preopen.guest_path, "preopen guest path")
+            result.append(preopen)
+        return result
+
+    def check(self) -> None:
+        """Raise TypeError/ValueError/NotImplementedError for a bad config."""
+        self.argv_bytes()
+        self.env_bytes()
+        self.preopen_list()
+        if self.listeners:
+            raise NotImplementedError("WasiConfig.listeners: preopened sockets arrive with the networking issue")
+        if isinstance(self.max_fds, bool) or not isinstance(self.max_fds, int) or self.max_fds < 3:
+            raise ValueError(f"max_fds must be an int >= 3, not {self.max_fds!r}")

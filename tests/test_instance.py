@@ -1,0 +1,118 @@
+"""asyncwasm.Instance: exports mapping, segments, calls, traps."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pytest
+
+from asyncwasm import Func, Global, Instance, LinkError, Linker, Memory, Module, Table, Trap
+
+from .wat import wat
+
+EVERYTHING = """
+(module
+  (func $add (export "add") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1)))
+  (memory (export "memory") 1 3)
+  (table (export "table") 2 funcref)
+  (global (export "answer") (mut i64) (i64.const 42))
+  (elem (i32.const 1) $add)
+  (data (i32.const 16) "hello")
+  (func (export "div") (param i32 i32) (result i32) (i32.div_s (local.get 0) (local.get 1)))
+  (func (export "pair") (result i32 f64) i32.const -1 f64.const 2.5))
+"""
+
+
+@pytest.fixture
+def instance() -> Instance:
+    return Instance(Module(wat(EVERYTHING)))
+
+
+def test_exports_is_a_read_only_mapping_in_module_order(instance: Instance) -> None:
+    exports = instance.exports
+    assert isinstance(exports, Mapping)
+    assert list(exports) == ["add", "memory", "table", "answer", "div", "pair"]
+    assert len(exports) == 6 and "add" in exports and "absent" not in exports
+    with pytest.raises(TypeError):
+        exports["add"] = None  # type: ignore[index]
+
+
+def test_export_objects_have_their_kinds(instance: Instance) -> None:
+    exports = instance.exports
+    assert isinstance(exports["add"], Func)
+    assert isinstance(exports["memory"], Memory)
+    assert isinstance(exports["table"], Table)
+    assert isinstance(exports["answer"], Global)
+    assert exports["add"] is exports["add"]
+
+
+def test_missing_export_lists_the_known_ones(instance: Instance) -> None:
+    with pytest.raises(KeyError, match="no export named 'sub'.*'add'"):
+        instance.exports["sub"]
+    assert instance.exports.get("sub") is None
+
+
+def test_no_attribute_access_to_exports(instance: Instance) -> None:
+    with pytest.raises(AttributeError):
+        instance.exports.add  # type: ignore[attr-defined]
+
+
+def test_calls_and_results(instance: Instance) -> None:
+    assert instance.exports["add"](2, 40) == 42
+    assert instance.exports["add"](0x7FFFFFFF, 1) == -0x80000000  # i32 wraps, results are signed
+    assert instance.exports["pair"]() == (-1, 2.5)
+
+
+def test_trap_names_kind_and_function(instance: Instance) -> None:
+    with pytest.raises(Trap) as info:
+        instance.exports["div"](1, 0)
+    assert info.value.kind == "integer divide by zero"
+    assert info.value.frames and info.value.frames[0].func_index == 2
+
+
+def test_segments_are_applied(instance: Instance) -> None:
+    assert instance.exports["memory"].read(16, 5) == b"hello"
+    table = instance.exports["table"]
+    assert table.get(0) is None
+    assert table.get(1)(3, 4) == 7
+
+
+def test_global_export(instance: Instance) -> None:
+    answer = instance.exports["answer"]
+    assert answer.value == 42
+    answer.value = 7
+    assert instance.exports["answer"].value == 7
+
+
+def test_instances_do_not_share_state() -> None:
+    module = Module(wat(EVERYTHING))
+    a, b = Instance(module), Instance(module)
+    a.exports["memory"].write(0, b"A")
+    assert b.exports["memory"].read(0, 1) == b"\x00"
+    assert a.module is module and b.module is module
+
+
+def test_linker_is_optional_only_without_imports() -> None:
+    module = Module(wat('(module (import "env" "f" (func)))'))
+    with pytest.raises(LinkError, match="unknown import"):
+        Instance(module)
+    linker = Linker()
+    linker.define_func("env", "f", module.imports[0].type, lambda: None)  # type: ignore[arg-type]
+    assert len(Instance(module, linker).exports) == 0
+
+
+def test_needs_a_module() -> None:
+    with pytest.raises(TypeError):
+        Instance(wat("(module)"))  # type: ignore[arg-type]
+
+
+def test_out_of_bounds_data_segment_traps() -> None:
+    module = Module(wat('(module (memory 1) (data (i32.const 65535) "ab"))'))
+    with pytest.raises(Trap) as info:
+        Instance(module)
+    assert info.value.kind == "out of bounds memory access"
+
+
+def test_repr(instance: Instance) -> None:
+    assert repr(instance) == "<asyncwasm.Instance: 6 exports>"
+    assert repr(instance.exports).startswith("Exports({'add': Func, 'memory': Memory")
