@@ -142,5 +142,7 @@ class Module:
         return [n for n, _ in self._compiled.custom_sections]
 
     def __repr__(self) -> str:
+        if not hasattr(self, "_exports"):
+            return "<asyncwasm.Module (not compiled)>"
         label = f" {self.name!r}" if self.name else ""
         return f"<asyncwasm.Module{label} {self.kind}: {len(self._imports)} imports, {len(self._exports)} exports>"

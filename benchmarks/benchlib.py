@@ -82,9 +82,19 @@ KERNELS: dict[str, Kernel] = {
     )
 }
 
-# run(n) results, established by the native build and checked on every
-# engine; a kernel or a size missing here is compared across engines only.
-EXPECTED: dict[str, dict[int, int]] = {}
+# run(n) results at each kernel's n, n_quick and n_python, established by the
+# native build (and, for sha256, by hashlib) and checked on every engine. A
+# size missing here is only compared across engines. Regenerate them when a
+# kernel or a size changes: python benchmarks/run.py --print-expected
+EXPECTED: dict[str, dict[int, int]] = {
+    "fib": {29: 514229, 32: 2178309, 37: 24157817},
+    "sieve": {1_200_000: 1609120810, 4_000_000: 1883583272, 12_000_000: 460120120},
+    "matmul": {128: -1357226555, 208: 11252165, 448: -439755323},
+    "sha256": {40_000: 581647708, 1_000_000: 775064091, 10_000_000: -1030412306},
+    "quicksort": {40_000: 1509693430, 100_000: -2020186164, 400_000: 762591343},
+    "strings": {12_000: 500523516, 60_000: 826941693, 120_000: -2053025509},
+    "nbody": {20_000: 576942646, 60_000: -178372840, 600_000: -1624226819},
+}
 
 
 def select_kernels(names: str | None) -> list[Kernel]:

@@ -57,7 +57,7 @@ def test_inspect_prints_kind_imports_exports_and_sections(command_wasm: Path) ->
 
 def test_inspect_library_without_sections(tmp_path: Path) -> None:
     path = tmp_path / "lib.wasm"
-    path.write_bytes(wat('(module (func $f) (export "f" (func $f)) (start $f))'))
+    path.write_bytes(wat('(module (func) (export "f" (func 0)) (start 0))'))
     status, out, _ = _run("inspect", str(path))
     assert status == 0
     assert out.splitlines()[:2] == [f"{path}: library module", "start function: 0"]

@@ -67,7 +67,7 @@ def test_trap_names_kind_and_function(instance: Instance) -> None:
     with pytest.raises(Trap) as info:
         instance.exports["div"](1, 0)
     assert info.value.kind == "integer divide by zero"
-    assert info.value.frames and info.value.frames[0].func_index == 2
+    assert info.value.frames and info.value.frames[0].func_index == 1
 
 
 def test_segments_are_applied(instance: Instance) -> None:

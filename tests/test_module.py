@@ -31,7 +31,6 @@ IMPORTS_WAT = """
 (module
   (import "env" "f" (func (param i32 i64) (result f32)))
   (import "env" "t" (table 2 10 funcref))
-  (import "env" "m" (memory 1))
   (import "env" "g" (global (mut f64)))
   (import "other" "e" (global externref))
   (func (export "run") (param externref) (result i32 i64) i32.const 1 i64.const 2)
@@ -47,7 +46,6 @@ def test_imports_in_order_with_types() -> None:
     assert module.imports == [
         ImportType("env", "f", FuncType([I32, I64], [F32])),
         ImportType("env", "t", TableType(FUNCREF, 2, 10)),
-        ImportType("env", "m", MemoryType(1)),
         ImportType("env", "g", GlobalType(F64, mutable=True)),
         ImportType("other", "e", GlobalType(EXTERNREF)),
     ]
@@ -202,3 +200,9 @@ async def test_one_module_shared_by_many_tasks() -> None:
             nursery.start_soon(use, task)
     # Each instance has its own global, though all share one Module.
     assert results == {t: list(range(1, t + 2)) for t in range(4)}
+
+
+def test_imported_memory_type() -> None:
+    module = Module(wat('(module (import "env" "m" (memory 1 3)) (export "m2" (memory 0)))'))
+    assert module.imports == [ImportType("env", "m", MemoryType(1, 3))]
+    assert module.exports == [ExportType("m2", MemoryType(1, 3))]

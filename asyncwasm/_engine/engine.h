@@ -331,7 +331,9 @@ typedef struct rt_func {
     struct rt_instance *inst; /* defining instance; NULL for host functions */
     const wasm_code *code;    /* NULL for host functions */
     PyObject *host;           /* host callable (owned by the Func object), or NULL */
-    PyObject *owner;          /* the Func object this struct lives in (borrowed) */
+    PyObject *owner;          /* what keeps this struct alive (borrowed): the Func object
+                                 (host functions) or the Instance object (Wasm functions,
+                                 whose Func objects are made on demand; pyengine.h) */
     uint32_t index;           /* index in the defining module (diagnostics) */
 } rt_func;
 

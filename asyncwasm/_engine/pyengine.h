@@ -53,21 +53,25 @@ typedef struct {
     PyObject *pytype;         /* cached FuncType, or NULL */
     rt_func own;              /* host functions: own.host is the callable (owned) */
     wasm_functype own_type;   /* host functions: params/results in one owned block */
+    PyObject *weakrefs;
 } FuncObject;
 
 typedef struct {
     PyObject_HEAD
     rt_memory mem;
+    PyObject *weakrefs;
 } MemoryObject;
 
 typedef struct {
     PyObject_HEAD
     rt_table tab;
+    PyObject *weakrefs;
 } TableObject;
 
 typedef struct {
     PyObject_HEAD
     rt_global glob;
+    PyObject *weakrefs;
 } GlobalObject;
 
 struct InstanceObject {
@@ -80,6 +84,7 @@ struct InstanceObject {
     PyObject **memories;          /* nmemories MemoryObject */
     PyObject **globals;           /* nglobals GlobalObject */
     bool cleared;                 /* tp_clear ran: the index spaces are gone */
+    PyObject *weakrefs;
 };
 
 /* The fiber as runtime.c and pyengine.c see it: every fiber that runs is
@@ -98,6 +103,38 @@ static inline rt_fiber *rt_fiber_of(fiber *f)
 
 /* The fiber running on this thread (innermost), for rt_ref_store. */
 extern _Thread_local rt_fiber *rt_running;
+
+/* ---- exceptions as objects (PyErr_Fetch is deprecated from 3.12) ------------- */
+
+/* Take the exception being raised (normalized, traceback attached), or NULL. */
+static inline PyObject *rt_err_take(void)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    return PyErr_GetRaisedException();
+#else
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (value != NULL && tb != NULL) PyException_SetTraceback(value, tb);
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    return value;
+#endif
+}
+
+/* Raise `exc` (stolen) with its own traceback; NULL clears the error. */
+static inline void rt_err_raise(PyObject *exc)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    PyErr_SetRaisedException(exc);
+#else
+    if (exc == NULL) {
+        PyErr_Clear();
+        return;
+    }
+    PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(exc)), exc, PyException_GetTraceback(exc));
+#endif
+}
 
 /* ---- runtime.c: memories and tables -------------------------------------------- */
 

@@ -294,6 +294,7 @@ class ScriptReport:
     mode: str
     results: list[CommandResult] = field(default_factory=list)
     seconds: float = 0.0
+    slices: SliceStats = field(default_factory=lambda: SliceStats())
 
     def counts(self) -> collections.Counter[tuple[str, str]]:
         return collections.Counter((r.kind, r.status) for r in self.results)
@@ -349,15 +350,26 @@ def make_linker() -> Any:
     return linker
 
 
-def run_sliced(func: Any, args: tuple, slice_fuel: int = SLICE_FUEL) -> tuple:
+@dataclass
+class SliceStats:
+    """How much slicing a sliced run did (to show the mode is not vacuous)."""
+
+    calls: int = 0
+    runs: int = 0  # Fiber.run() calls; runs - calls = resumptions after OUT_OF_FUEL
+
+
+def run_sliced(func: Any, args: tuple, slice_fuel: int = SLICE_FUEL, stats: Optional[SliceStats] = None) -> tuple:
     """Call ``func`` through a Fiber in slices of ``slice_fuel`` fuel (or the
     pending charge, when larger) until it finishes; raw values in and out."""
     from asyncwasm.lowlevel import Fiber, Outcome
 
     fiber = Fiber(func, args, raw=True)
+    stats = SliceStats() if stats is None else stats
+    stats.calls += 1
     stalled = 0
     while True:
         used_before = fiber.fuel_used
+        stats.runs += 1
         outcome = fiber.run(max(slice_fuel, fiber.fuel_needed))
         if outcome == Outcome.DONE:
             return fiber.results
@@ -387,6 +399,7 @@ class ScriptRunner:
         self.current: Any = None  # the current Instance, or None after a failed module
         self.named: dict[str, Any] = {}
         self._modules: dict[str, Any] = {}
+        self.slices = SliceStats()
 
     # -- helpers --
 
@@ -420,7 +433,7 @@ class ScriptRunner:
             raise HarnessError(f"unknown action type {action['type']!r}")
         args = tuple(self.values.to_raw(a) for a in action.get("args", ()))
         if self.mode == "sliced":
-            return run_sliced(extern, args)
+            return run_sliced(extern, args, stats=self.slices)
         return tuple(extern.call_raw(*args))
 
     # -- commands: each returns (status, detail, message_mismatch) --
@@ -439,6 +452,7 @@ class ScriptRunner:
             if only_line is None or line == only_line:
                 report.results.append(result)
         report.seconds = time.perf_counter() - start
+        report.slices = self.slices
         return report
 
     def run_command(self, command: dict[str, Any]) -> CommandResult:
@@ -599,24 +613,39 @@ def run_script(script: str, mode: str = "normal", only_line: Optional[int] = Non
     return ScriptRunner(script, mode).run(only_line)
 
 
+def _status_column(result: CommandResult) -> str:
+    if result.status != SKIP:
+        return result.status
+    if result.detail == SIMD_REASON:
+        return "skip SIMD"
+    if result.detail == TEXT_FORMAT_REASON:
+        return "skip text"
+    return "skip other"
+
+
+TOTAL_COLUMNS = (PASS, FAIL, "skip SIMD", "skip text", "skip other", "msg mismatch")
+
+
 def totals(reports: Iterable[ScriptReport]) -> dict[str, collections.Counter[str]]:
+    """Per command kind: counts of pass, fail, each skip reason, and message
+    mismatches (which are also counted as passes)."""
     table: dict[str, collections.Counter[str]] = {k: collections.Counter() for k in COMMAND_KINDS}
     for report in reports:
         for r in report.results:
-            table.setdefault(r.kind, collections.Counter())[r.status] += 1
+            counter = table.setdefault(r.kind, collections.Counter())
+            counter[_status_column(r)] += 1
             if r.message_mismatch:
-                table[r.kind]["message mismatch"] += 1
+                counter["msg mismatch"] += 1
     return table
 
 
 def format_totals(table: dict[str, collections.Counter[str]]) -> str:
-    columns = (PASS, FAIL, SKIP, "message mismatch")
-    lines = [f"{'command':<22}" + "".join(f"{c:>18}" for c in columns)]
+    lines = [f"{'command':<22}" + "".join(f"{c:>13}" for c in TOTAL_COLUMNS)]
     grand: collections.Counter[str] = collections.Counter()
     for kind, counter in table.items():
-        lines.append(f"{kind:<22}" + "".join(f"{counter[c]:>18,}" for c in columns))
+        lines.append(f"{kind:<22}" + "".join(f"{counter[c]:>13,}" for c in TOTAL_COLUMNS))
         grand.update(counter)
-    lines.append(f"{'total':<22}" + "".join(f"{grand[c]:>18,}" for c in columns))
+    lines.append(f"{'total':<22}" + "".join(f"{grand[c]:>13,}" for c in TOTAL_COLUMNS))
     return "\n".join(lines)
 
 
@@ -662,6 +691,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 print(
                     f"{mode:<7} {script + '.wast':<34} pass {n[PASS]:>6}  fail {n[FAIL]:>5}  "
                     f"skip {n[SKIP]:>5}  messages {len(report.message_mismatches):>4}  {report.seconds:6.2f}s"
+                    + (f"  fiber runs {report.slices.runs:>7} for {report.slices.calls:>5} calls" if mode == "sliced" else "")
                 )
             for r in report.results if line is not None else report.failures:
                 print(f"[{mode}] {r}")

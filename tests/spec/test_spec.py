@@ -33,3 +33,14 @@ def test_spec_script(script: str, mode: str) -> None:
         print(f"{r.where}: message mismatch: {r.message_mismatch}")
     assert not report.failures, f"{len(report.failures)} failing commands in {script} ({mode}):\n" + report.failure_text()
     assert report.results, f"{script} ran no commands"
+
+
+def test_sliced_mode_really_suspends() -> None:
+    """The sliced mode is only a test if fibers do stop and resume: in a
+    script with loops and recursion, most runs must end out of fuel."""
+    if _MISSING:
+        pytest.skip(_MISSING)
+    report = harness.run_script("fac", "sliced")
+    assert not report.failures
+    assert report.slices.calls > 0
+    assert report.slices.runs > 20 * report.slices.calls

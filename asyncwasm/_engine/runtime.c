@@ -1,0 +1,977 @@
+/* runtime.c -- the engine's run-time objects and the boundary with Python:
+ * linear memories (reserve once, commit on grow: DESIGN.md contract 6),
+ * tables, references that own their objects, value conversions between
+ * slots and Python objects, host calls (contract 2) and instantiation.
+ *
+ * Everything here runs with the GIL held. Guest-reachable entry points
+ * (rt_memory_grow, rt_table_grow, rt_ref_store, rt_call_host) never crash
+ * the host: growth failures are -1, Python errors become RUN_ERROR.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "pyengine.h"
+
+_Thread_local rt_fiber *rt_running;
+
+/* ========================================================================== */
+/* Linear memory                                                              */
+/* ========================================================================== */
+/* The whole reservation is mapped PROT_NONE with MAP_NORESERVE, so it costs
+ * address space only; grow makes pages accessible with mprotect. The base
+ * never moves, so memoryviews and the interpreter's cached base stay valid. */
+
+uint32_t rt_memory_cap(bool has_max, uint32_t declared_max, uint32_t limit_pages)
+{
+    uint32_t cap = has_max ? declared_max : WASM_MAX_PAGES;
+    if (cap > limit_pages) cap = limit_pages;
+    /* On 32-bit hosts a 4 GiB reservation cannot exist; keep half the space. */
+    if ((uint64_t)cap * WASM_PAGE_SIZE > (uint64_t)(SIZE_MAX / 2))
+        cap = (uint32_t)((SIZE_MAX / 2) / WASM_PAGE_SIZE);
+    return cap;
+}
+
+int rt_memory_init(rt_memory *m, uint32_t min_pages, bool has_max, uint32_t declared_max,
+                   uint32_t limit_pages)
+{
+    uint32_t cap = rt_memory_cap(has_max, declared_max, limit_pages);
+    memset(m, 0, sizeof *m);
+    m->has_max = has_max;
+    m->declared_max = declared_max;
+    if (min_pages > cap) {
+        PyErr_Format(PyExc_ValueError, "memory minimum of %u pages exceeds its limit of %u pages",
+                     min_pages, cap);
+        return -1;
+    }
+    /* At least one page of address space, so base is never NULL (pointer
+     * arithmetic on NULL is undefined even for an empty memory). */
+    size_t reserve = (size_t)(cap ? cap : 1) * WASM_PAGE_SIZE;
+    void *base = mmap(NULL, reserve, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (base == MAP_FAILED) {
+        PyErr_Format(PyExc_MemoryError, "cannot reserve %zu bytes of address space for a memory",
+                     reserve);
+        return -1;
+    }
+    m->base = base;
+    m->reserved = reserve;
+    m->max_pages = cap;
+    if (min_pages > 0 && rt_memory_grow(m, min_pages) < 0) {
+        rt_memory_free(m);
+        PyErr_Format(PyExc_MemoryError, "cannot commit %u pages of memory", min_pages);
+        return -1;
+    }
+    return 0;
+}
+
+void rt_memory_free(rt_memory *m)
+{
+    if (m->base != NULL) munmap(m->base, m->reserved);
+    m->base = NULL;
+    m->reserved = 0;
+    m->size = 0;
+    m->pages = 0;
+    m->max_pages = 0;
+}
+
+int64_t rt_memory_grow(rt_memory *m, uint32_t delta_pages)
+{
+    uint32_t old = m->pages;
+    if (delta_pages == 0) return old;
+    if ((uint64_t)old + delta_pages > m->max_pages || m->base == NULL) return -1;
+    size_t from = (size_t)old * WASM_PAGE_SIZE;
+    size_t len = (size_t)delta_pages * WASM_PAGE_SIZE;
+    if (mprotect(m->base + from, len, PROT_READ | PROT_WRITE) != 0) return -1;
+    m->pages = old + delta_pages;
+    m->size = (uint64_t)m->pages * WASM_PAGE_SIZE;
+    return old;
+}
+
+/* ========================================================================== */
+/* References                                                                 */
+/* ========================================================================== */
+/* A table element or global owns a reference to the object behind the value
+ * it holds; operand-stack slots own nothing. So overwriting an element could
+ * free an object whose pointer the running guest still has on its stack
+ * (table.get 0; table.set 0 null; ... use it). While a fiber runs, a last
+ * reference dropped this way moves to the fiber's keepalive list instead:
+ * the object lives until the fiber ends. Only last references move there,
+ * so the list grows at most by one entry per object freed. */
+
+int rt_fiber_keep(rt_fiber *rf, PyObject *obj)
+{
+    if (rf->keepalive == NULL) {
+        rf->keepalive = PyList_New(0);
+        if (rf->keepalive == NULL) return -1;
+    }
+    return PyList_Append(rf->keepalive, obj);
+}
+
+static void ref_release(PyObject *obj)
+{
+    rt_fiber *rf = rt_running;
+    if (rf != NULL && Py_REFCNT(obj) == 1) {
+        PyObject *pending = rt_err_take(); /* normally none on the guest path */
+        int kept = rt_fiber_keep(rf, obj);
+        rt_err_raise(pending);
+        /* On failure, leaking the object is the safe choice. */
+        if (kept == 0) Py_DECREF(obj);
+        return;
+    }
+    Py_DECREF(obj);
+}
+
+void rt_ref_store(void **dst, uint8_t type, void *ref)
+{
+    void *old = *dst;
+    if (old == ref) return;
+    if (ref != NULL) Py_INCREF(rt_ref_owner(type, ref));
+    *dst = ref;
+    /* Released after the store: a finalizer that runs now sees the new value. */
+    if (old != NULL) ref_release(rt_ref_owner(type, old));
+}
+
+void rt_ref_store_now(void **dst, uint8_t type, void *ref)
+{
+    void *old = *dst;
+    if (old == ref) return;
+    if (ref != NULL) Py_INCREF(rt_ref_owner(type, ref));
+    *dst = ref;
+    if (old != NULL) Py_DECREF(rt_ref_owner(type, old));
+}
+
+/* ========================================================================== */
+/* Tables                                                                     */
+/* ========================================================================== */
+
+/* Make room for `size` elements; capacity doubles, never past t->max. */
+static int table_reserve(rt_table *t, uint32_t size)
+{
+    if (size <= t->capacity) return 0;
+    uint64_t cap = (uint64_t)t->capacity * 2;
+    if (cap < size) cap = size;
+    if (cap > t->max) cap = t->max;
+    if (cap > SIZE_MAX / sizeof(void *)) return -1;
+    void **elems = PyMem_Realloc(t->elems, (size_t)cap * sizeof(void *));
+    if (elems == NULL) return -1;
+    t->elems = elems;
+    t->capacity = (uint32_t)cap;
+    return 0;
+}
+
+int rt_table_init(rt_table *t, uint8_t elemtype, uint32_t min, bool has_max,
+                  uint32_t declared_max, uint32_t limit, void *init)
+{
+    memset(t, 0, sizeof *t);
+    t->elemtype = elemtype;
+    t->has_max = has_max;
+    t->declared_max = declared_max;
+    t->max = has_max && declared_max < limit ? declared_max : limit;
+    if (min > t->max) {
+        PyErr_Format(PyExc_ValueError, "table minimum of %u elements exceeds its limit of %u",
+                     min, t->max);
+        return -1;
+    }
+    if (rt_table_grow(t, min, init) < 0) {
+        PyErr_Format(PyExc_MemoryError, "cannot allocate a table of %u elements", min);
+        return -1;
+    }
+    return 0;
+}
+
+int64_t rt_table_grow(rt_table *t, uint32_t delta, void *init)
+{
+    uint32_t old = t->size;
+    if ((uint64_t)old + delta > t->max) return -1;
+    if (delta == 0) return old;
+    if (table_reserve(t, old + delta) != 0) return -1;
+    memset(&t->elems[old], 0, (size_t)delta * sizeof(void *));
+    if (init != NULL) {
+        for (uint32_t i = 0; i < delta; i++) rt_ref_store_now(&t->elems[old + i], t->elemtype, init);
+    }
+    t->size = old + delta;
+    return old;
+}
+
+void rt_table_release(rt_table *t)
+{
+    for (uint32_t i = 0; i < t->size; i++) {
+        if (t->elems[i] != NULL) rt_ref_store_now(&t->elems[i], t->elemtype, NULL);
+    }
+}
+
+void rt_table_free(rt_table *t)
+{
+    if (t->elems != NULL) rt_table_release(t);
+    PyMem_Free(t->elems);
+    t->elems = NULL;
+    t->size = 0;
+    t->capacity = 0;
+}
+
+/* ========================================================================== */
+/* Value conversions                                                          */
+/* ========================================================================== */
+
+static int type_error(uint8_t type, const char *expected, PyObject *v)
+{
+    PyErr_Format(PyExc_TypeError, "expected %s (%s), got %.100s", valtype_name(type), expected,
+                 Py_TYPE(v)->tp_name);
+    return -1;
+}
+
+/* An int in the signed or unsigned range of `bits` (32 or 64), as its bit
+ * pattern. bool is an int subclass and accepted. */
+static int int_from_py(uint8_t type, PyObject *v, unsigned bits, uint64_t *out)
+{
+    if (!PyLong_Check(v)) return type_error(type, "int", v);
+    int overflow;
+    long long s = PyLong_AsLongLongAndOverflow(v, &overflow);
+    if (s == -1 && PyErr_Occurred()) return -1;
+    if (overflow == 0) {
+        if (bits == 32 && (s < INT32_MIN || s > (long long)UINT32_MAX)) goto range;
+        *out = bits == 32 ? (uint64_t)(uint32_t)s : (uint64_t)s;
+        return 0;
+    }
+    if (overflow > 0 && bits == 64) {
+        unsigned long long u = PyLong_AsUnsignedLongLong(v);
+        if (u == (unsigned long long)-1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            goto range;
+        }
+        *out = u;
+        return 0;
+    }
+range:
+    PyErr_Format(PyExc_OverflowError, "integer out of range for %s (accepted: -2**%u .. 2**%u-1)",
+                 valtype_name(type), bits - 1, bits);
+    return -1;
+}
+
+static int double_from_py(uint8_t type, PyObject *v, double *out)
+{
+    if (PyFloat_Check(v)) {
+        *out = PyFloat_AS_DOUBLE(v);
+        return 0;
+    }
+    if (PyLong_Check(v)) {
+        *out = PyLong_AsDouble(v);
+        return *out == -1.0 && PyErr_Occurred() ? -1 : 0;
+    }
+    return type_error(type, "float", v);
+}
+
+/* v128 as an int in -2**127 .. 2**128-1, two's complement, low half first. */
+static int v128_from_py(PyObject *v, uint64_t *slots)
+{
+    if (!PyLong_Check(v)) return type_error(VT_V128, "int", v);
+    int overflow;
+    long long small = PyLong_AsLongLongAndOverflow(v, &overflow);
+    if (small == -1 && PyErr_Occurred()) return -1;
+    bool negative = overflow < 0 || (overflow == 0 && small < 0);
+    PyObject *nbits = PyObject_CallMethod(v, "bit_length", NULL);
+    if (nbits == NULL) return -1;
+    long n = PyLong_AsLong(nbits);
+    Py_DECREF(nbits);
+    if (n < 0) return -1;
+    if (n > (negative ? 127 : 128)) {
+        PyErr_SetString(PyExc_OverflowError, "integer out of range for v128 (accepted: -2**127 .. 2**128-1)");
+        return -1;
+    }
+    PyObject *shift = PyLong_FromLong(64);
+    PyObject *high = shift ? PyNumber_Rshift(v, shift) : NULL;
+    Py_XDECREF(shift);
+    if (high == NULL) return -1;
+    slots[0] = PyLong_AsUnsignedLongLongMask(v);
+    slots[1] = PyLong_AsUnsignedLongLongMask(high);
+    Py_DECREF(high);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+static PyObject *v128_to_py(const uint64_t *slots)
+{
+    PyObject *high = PyLong_FromUnsignedLongLong(slots[1]);
+    PyObject *low = PyLong_FromUnsignedLongLong(slots[0]);
+    PyObject *shift = PyLong_FromLong(64);
+    PyObject *shifted = high && shift ? PyNumber_Lshift(high, shift) : NULL;
+    PyObject *result = shifted && low ? PyNumber_Or(shifted, low) : NULL;
+    Py_XDECREF(high);
+    Py_XDECREF(low);
+    Py_XDECREF(shift);
+    Py_XDECREF(shifted);
+    return result;
+}
+
+int rt_value_from_py(uint8_t type, PyObject *v, bool raw, uint64_t *slots)
+{
+    double d;
+    switch (type) {
+    case VT_I32:
+        return int_from_py(type, v, 32, slots);
+    case VT_I64:
+        return int_from_py(type, v, 64, slots);
+    case VT_F32:
+        if (raw) return int_from_py(type, v, 32, slots);
+        if (double_from_py(type, v, &d) < 0) return -1;
+        {
+            float f = (float)d; /* IEEE 754 (C Annex F): out of range rounds to inf */
+            uint32_t bits;
+            memcpy(&bits, &f, sizeof bits);
+            *slots = bits;
+        }
+        return 0;
+    case VT_F64:
+        if (raw) return int_from_py(type, v, 64, slots);
+        if (double_from_py(type, v, &d) < 0) return -1;
+        memcpy(slots, &d, sizeof d);
+        return 0;
+    case VT_V128:
+        return v128_from_py(v, slots);
+    case VT_FUNCREF:
+        if (v == Py_None) {
+            *slots = 0;
+            return 0;
+        }
+        if (!Py_IS_TYPE(v, &Func_Type)) return type_error(type, "Func or None", v);
+        *slots = (uint64_t)(uintptr_t)((FuncObject *)v)->fn;
+        return 0;
+    case VT_EXTERNREF:
+        *slots = v == Py_None ? 0 : (uint64_t)(uintptr_t)v;
+        return 0;
+    default:
+        PyErr_Format(PyExc_SystemError, "asyncwasm: unknown value type 0x%02x", type);
+        return -1;
+    }
+}
+
+PyObject *rt_value_to_py(uint8_t type, const uint64_t *slots, bool raw)
+{
+    switch (type) {
+    case VT_I32:
+        return raw ? PyLong_FromUnsignedLong((uint32_t)*slots)
+                   : PyLong_FromLong((int32_t)(uint32_t)*slots);
+    case VT_I64:
+        return raw ? PyLong_FromUnsignedLongLong(*slots) : PyLong_FromLongLong((int64_t)*slots);
+    case VT_F32:
+        if (raw) return PyLong_FromUnsignedLong((uint32_t)*slots);
+        {
+            uint32_t bits = (uint32_t)*slots;
+            float f;
+            memcpy(&f, &bits, sizeof f);
+            return PyFloat_FromDouble(f);
+        }
+    case VT_F64:
+        if (raw) return PyLong_FromUnsignedLongLong(*slots);
+        {
+            double d;
+            memcpy(&d, slots, sizeof d);
+            return PyFloat_FromDouble(d);
+        }
+    case VT_V128:
+        return v128_to_py(slots);
+    case VT_FUNCREF:
+        return pyengine_funcref_to_py((const rt_func *)(uintptr_t)*slots);
+    case VT_EXTERNREF: {
+        PyObject *obj = *slots ? (PyObject *)(uintptr_t)*slots : Py_None;
+        Py_INCREF(obj);
+        return obj;
+    }
+    default:
+        PyErr_Format(PyExc_SystemError, "asyncwasm: unknown value type 0x%02x", type);
+        return NULL;
+    }
+}
+
+PyObject *rt_values_to_py(const uint8_t *types, uint32_t n, const uint64_t *slots, bool raw,
+                          bool as_tuple)
+{
+    if (!as_tuple && n == 0) Py_RETURN_NONE;
+    if (!as_tuple && n == 1) return rt_value_to_py(types[0], slots, raw);
+    PyObject *tuple = PyTuple_New(n);
+    if (tuple == NULL) return NULL;
+    for (uint32_t i = 0; i < n; i++) {
+        PyObject *v = rt_value_to_py(types[i], slots, raw);
+        if (v == NULL) {
+            Py_DECREF(tuple);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(tuple, i, v);
+        slots += valtype_slots(types[i]);
+    }
+    return tuple;
+}
+
+/* Put "<prefix>" in front of the message of the exception being raised,
+ * keeping its type. Only used on error paths. */
+static void error_prefix(const char *fmt, ...)
+{
+    PyObject *exc = rt_err_take();
+    if (exc == NULL) return;
+    va_list ap;
+    va_start(ap, fmt);
+    PyObject *prefix = PyUnicode_FromFormatV(fmt, ap);
+    va_end(ap);
+    PyObject *msg = prefix ? PyUnicode_FromFormat("%U%S", prefix, exc) : NULL;
+    Py_XDECREF(prefix);
+    if (msg == NULL) { /* formatting failed: keep the original error */
+        rt_err_raise(exc);
+        return;
+    }
+    PyErr_SetObject((PyObject *)Py_TYPE(exc), msg);
+    Py_DECREF(msg);
+    Py_DECREF(exc);
+}
+
+int rt_args_from_py(const wasm_functype *type, PyObject *const *args, Py_ssize_t n, bool raw,
+                    uint64_t *slots)
+{
+    if (n != (Py_ssize_t)type->nparams) {
+        PyErr_Format(PyExc_TypeError, "the function takes %u argument%s, got %zd", type->nparams,
+                     type->nparams == 1 ? "" : "s", n);
+        return -1;
+    }
+    for (uint32_t i = 0; i < type->nparams; i++) {
+        if (rt_value_from_py(type->params[i], args[i], raw, slots) < 0) {
+            error_prefix("argument %u: ", i + 1);
+            return -1;
+        }
+        slots += valtype_slots(type->params[i]);
+    }
+    return 0;
+}
+
+/* ========================================================================== */
+/* Host calls                                                                 */
+/* ========================================================================== */
+
+PyObject *rt_host_name(const rt_func *fn)
+{
+    PyObject *callable = fn->host;
+    if (callable == NULL) return PyUnicode_FromString("<cleared host function>");
+    PyObject *name = PyObject_GetAttrString(callable, "__qualname__");
+    if (name != NULL && PyUnicode_Check(name)) return name;
+    Py_XDECREF(name);
+    PyErr_Clear();
+    return PyObject_Repr(callable);
+}
+
+/* Raise TypeError("host function 'name' <message>") replacing any error set. */
+static void host_result_error(const rt_func *fn, const char *fmt, ...)
+{
+    PyErr_Clear();
+    PyObject *name = rt_host_name(fn);
+    if (name == NULL) return;
+    va_list ap;
+    va_start(ap, fmt);
+    PyObject *detail = PyUnicode_FromFormatV(fmt, ap);
+    va_end(ap);
+    if (detail != NULL)
+        PyErr_Format(PyExc_TypeError, "host function %R %U", name, detail);
+    Py_DECREF(name);
+    Py_XDECREF(detail);
+}
+
+/* Keep the objects behind the reference values in `slots` alive. */
+static int keep_refs(rt_fiber *rf, const wasm_functype *type, const uint64_t *slots)
+{
+    for (uint32_t i = 0; i < type->nresults; i++) {
+        uint8_t t = type->results[i];
+        if (valtype_is_ref(t) && *slots != 0) {
+            PyObject *obj = t == VT_FUNCREF ? ((const rt_func *)(uintptr_t)*slots)->owner
+                                            : (PyObject *)(uintptr_t)*slots;
+            if (rt_fiber_keep(rf, obj) < 0) return -1;
+        }
+        slots += valtype_slots(t);
+    }
+    return 0;
+}
+
+/* Convert the items of a host result into `out` by `type`'s results. */
+static int host_values_from_py(const rt_func *fn, PyObject *const *items, uint32_t n, uint64_t *out)
+{
+    const wasm_functype *type = fn->type;
+    for (uint32_t i = 0; i < n; i++) {
+        if (rt_value_from_py(type->results[i], items[i], false, out) < 0) {
+            PyObject *exc = rt_err_take();
+            host_result_error(fn, "returned a bad result %u: %S", i + 1, exc ? exc : Py_None);
+            Py_XDECREF(exc);
+            return -1;
+        }
+        out += valtype_slots(type->results[i]);
+    }
+    return 0;
+}
+
+int rt_host_result_store(rt_fiber *rf, const rt_func *fn, PyObject *result, size_t base)
+{
+    const wasm_functype *type = fn->type;
+    uint32_t n = type->nresults;
+    if (n == 0) {
+        if (result == Py_None) return 0;
+        host_result_error(fn, "must return None (its type has no results), not %.100s",
+                          Py_TYPE(result)->tp_name);
+        return -1;
+    }
+    uint64_t small[16], *values = small;
+    if (type->result_slots > 16) {
+        values = PyMem_Malloc(sizeof *values * type->result_slots);
+        if (values == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+    int rc = -1;
+    PyObject *seq = NULL;
+    if (n == 1) {
+        rc = host_values_from_py(fn, &result, 1, values);
+    } else if (PyTuple_Check(result) || PyList_Check(result)) {
+        seq = Py_NewRef(result);
+    } else {
+        host_result_error(fn, "must return a sequence of %u values, not %.100s", n,
+                          Py_TYPE(result)->tp_name);
+    }
+    if (seq != NULL) {
+        if (PySequence_Fast_GET_SIZE(seq) != (Py_ssize_t)n)
+            host_result_error(fn, "returned %zd values, expected %u", PySequence_Fast_GET_SIZE(seq), n);
+        else
+            rc = host_values_from_py(fn, PySequence_Fast_ITEMS(seq), n, values);
+        Py_DECREF(seq);
+    }
+    if (rc == 0) rc = keep_refs(rf, type, values);
+    /* f->stack is read only now: nothing above may have moved it, but no
+     * pointer into it is held across Python code either. */
+    if (rc == 0) memcpy(rf->f.stack + base, values, sizeof *values * type->result_slots);
+    if (values != small) PyMem_Free(values);
+    return rc;
+}
+
+static inline bool is_awaitable(PyObject *obj)
+{
+    PyAsyncMethods *am = Py_TYPE(obj)->tp_as_async;
+    return am != NULL && am->am_await != NULL;
+}
+
+/* The host function raised: an asyncwasm.Trap traps the guest (the fiber
+ * keeps the exception, traceback attached); anything else stays set. */
+static int host_raised(fiber *f)
+{
+    if (!PyErr_ExceptionMatches(py_classes.Trap)) return RUN_ERROR;
+    Py_XSETREF(f->trap_exc, rt_err_take());
+    f->trap_kind = TRAP_HOST;
+    return RUN_TRAP;
+}
+
+#define HOST_ARGS_ON_STACK 8
+
+/* host_calls and suspensions are counted by the interpreter (interp.c). */
+int rt_call_host(fiber *f, const rt_func *fn, size_t base)
+{
+    const wasm_functype *type = fn->type;
+    PyObject *callable = fn->host;
+    if (callable == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "asyncwasm: the host function was destroyed");
+        return RUN_ERROR;
+    }
+    /* args[0] is scratch space for PY_VECTORCALL_ARGUMENTS_OFFSET. */
+    PyObject *small[HOST_ARGS_ON_STACK + 1] = {NULL}, **args = small;
+    uint32_t n = type->nparams;
+    if (n > HOST_ARGS_ON_STACK) {
+        args = PyMem_Malloc(sizeof *args * ((size_t)n + 1));
+        if (args == NULL) {
+            PyErr_NoMemory();
+            return RUN_ERROR;
+        }
+    }
+    uint32_t made = 0;
+    const uint64_t *slot = f->stack + base;
+    for (; made < n; made++) {
+        args[made + 1] = rt_value_to_py(type->params[made], slot, false);
+        if (args[made + 1] == NULL) break;
+        slot += valtype_slots(type->params[made]);
+    }
+    PyObject *result = NULL;
+    if (made == n)
+        result = PyObject_Vectorcall(callable, args + 1, n | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    for (uint32_t i = 0; i < made; i++) Py_DECREF(args[i + 1]);
+    if (args != small) PyMem_Free(args);
+
+    if (result == NULL) return made == n ? host_raised(f) : RUN_ERROR;
+    if (is_awaitable(result)) {
+        Py_XSETREF(f->awaitable, result);
+        f->pending_type = type;
+        f->pending_base = base;
+        rt_fiber_of(f)->pending_fn = fn;
+        return RUN_SUSPEND;
+    }
+    int rc = rt_host_result_store(rt_fiber_of(f), fn, result, base);
+    Py_DECREF(result);
+    return rc == 0 ? 0 : RUN_ERROR;
+}
+
+/* ========================================================================== */
+/* Instantiation                                                              */
+/* ========================================================================== */
+/* https://webassembly.github.io/spec/core/exec/modules.html#instantiation
+ * Order: imports, functions, tables, memories, globals (their initializers
+ * see only earlier globals), then the element segments and the data segments
+ * in module order, each applied as table.init/memory.init + drop. A segment
+ * out of bounds traps; writes of earlier segments stay (2.0 semantics). */
+
+/* Raise asyncwasm.LinkError; returns -1. */
+static int link_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    PyObject *msg = PyUnicode_FromFormatV(fmt, ap);
+    va_end(ap);
+    if (msg != NULL) {
+        PyErr_SetObject(py_classes.LinkError, msg);
+        Py_DECREF(msg);
+    }
+    return -1;
+}
+
+static void raise_trap(int kind)
+{
+    PyObject *exc = PyObject_CallFunction(py_classes.Trap, "s", trap_message(kind));
+    if (exc != NULL) {
+        PyErr_SetObject(py_classes.Trap, exc);
+        Py_DECREF(exc);
+    }
+}
+
+/* ---- constant expressions ---------------------------------------------------- */
+
+/* `nglobals_ready` globals are initialized; only those may be read. */
+static int eval_const(const InstanceObject *self, uint32_t nglobals_ready,
+                      const wasm_const_expr *e, uint64_t out[2])
+{
+    const rt_instance *rt = &self->rt;
+    out[0] = e->bits[0];
+    out[1] = e->bits[1];
+    switch (e->kind) {
+    case CONST_I32:
+    case CONST_I64:
+    case CONST_F32:
+    case CONST_F64:
+    case CONST_V128:
+        return 0;
+    case CONST_REF_NULL:
+        out[0] = 0;
+        return 0;
+    case CONST_REF_FUNC:
+        if (e->index >= rt->module->nfuncs) break;
+        out[0] = (uint64_t)(uintptr_t)rt->funcs[e->index];
+        return 0;
+    case CONST_GLOBAL_GET:
+        if (e->index >= nglobals_ready) break;
+        out[0] = rt->globals[e->index]->value[0];
+        out[1] = rt->globals[e->index]->value[1];
+        return 0;
+    }
+    return link_error("invalid constant expression (kind %u, index %u)", e->kind, e->index);
+}
+
+/* ---- imports -------------------------------------------------------------------- */
+
+static PyObject *import_name(const wasm_import *imp)
+{
+    return PyUnicode_FromFormat("\"%.*s\".\"%.*s\"", (int)imp->module.len, imp->module.ptr,
+                                (int)imp->name.len, imp->name.ptr);
+}
+
+static int incompatible(const wasm_import *imp, const char *fmt, ...)
+{
+    PyObject *name = import_name(imp);
+    va_list ap;
+    va_start(ap, fmt);
+    PyObject *detail = PyUnicode_FromFormatV(fmt, ap);
+    va_end(ap);
+    if (name != NULL && detail != NULL) link_error("incompatible import type for %U: %U", name, detail);
+    Py_XDECREF(name);
+    Py_XDECREF(detail);
+    return -1;
+}
+
+static const char *extern_kind_name(uint8_t kind)
+{
+    static const char *const names[] = {"func", "table", "memory", "global"};
+    return kind < 4 ? names[kind] : "extern";
+}
+
+/* Spec "import subtyping" for limits: at least the minimum, and a maximum
+ * within the declared one when one is declared. */
+static bool limits_match(uint32_t actual_min, bool actual_has_max, uint32_t actual_max,
+                         const wasm_limits *expected)
+{
+    if (actual_min < expected->min) return false;
+    if (!expected->has_max) return true;
+    return actual_has_max && actual_max <= expected->max;
+}
+
+static int link_func(InstanceObject *self, const wasm_import *imp, PyObject *obj, uint32_t index)
+{
+    const wasm_module *m = self->rt.module;
+    FuncObject *func = (FuncObject *)obj;
+    const wasm_functype *expected = &m->types[imp->desc.typeidx];
+    if (func->fn->type->id != expected->id) {
+        PyObject *want = pyengine_functype_to_py(expected);
+        PyObject *got = want ? pyengine_functype_to_py(func->fn->type) : NULL;
+        if (got != NULL) incompatible(imp, "expected %S, got %S", want, got);
+        Py_XDECREF(want);
+        Py_XDECREF(got);
+        return -1;
+    }
+    self->funcs[index] = Py_NewRef(obj);
+    self->rt.funcs[index] = func->fn;
+    return 0;
+}
+
+static int link_table(InstanceObject *self, const wasm_import *imp, PyObject *obj, uint32_t index)
+{
+    rt_table *t = &((TableObject *)obj)->tab;
+    const wasm_tabletype *want = &imp->desc.table;
+    if (t->elemtype != want->elem || !limits_match(t->size, t->has_max, t->declared_max, &want->limits)) {
+        char want_max[16] = "", got_max[16] = "";
+        if (want->limits.has_max) snprintf(want_max, sizeof want_max, " %u", want->limits.max);
+        if (t->has_max) snprintf(got_max, sizeof got_max, " %u", t->declared_max);
+        return incompatible(imp, "expected table %u%s %s, got table %u%s %s", want->limits.min, want_max,
+                            valtype_name(want->elem), t->size, got_max, valtype_name(t->elemtype));
+    }
+    self->tables[index] = Py_NewRef(obj);
+    self->rt.tables[index] = t;
+    return 0;
+}
+
+static int link_memory(InstanceObject *self, const wasm_import *imp, PyObject *obj, uint32_t index)
+{
+    rt_memory *mem = &((MemoryObject *)obj)->mem;
+    const wasm_limits *want = &imp->desc.memory.limits;
+    if (!limits_match(mem->pages, mem->has_max, mem->declared_max, want)) {
+        char want_max[16] = "", got_max[16] = "";
+        if (want->has_max) snprintf(want_max, sizeof want_max, " %u", want->max);
+        if (mem->has_max) snprintf(got_max, sizeof got_max, " %u", mem->declared_max);
+        return incompatible(imp, "expected memory %u%s, got memory %u%s", want->min, want_max, mem->pages,
+                            got_max);
+    }
+    self->memories[index] = Py_NewRef(obj);
+    if (index == 0) self->rt.memory = mem;
+    return 0;
+}
+
+static int link_global(InstanceObject *self, const wasm_import *imp, PyObject *obj, uint32_t index)
+{
+    rt_global *g = &((GlobalObject *)obj)->glob;
+    const wasm_globaltype *want = &imp->desc.global;
+    if (g->type != want->type || g->mutable_ != want->mutable_)
+        return incompatible(imp, "expected global %s%s, got global %s%s", want->mutable_ ? "mut " : "",
+                            valtype_name(want->type), g->mutable_ ? "mut " : "", valtype_name(g->type));
+    self->globals[index] = Py_NewRef(obj);
+    self->rt.globals[index] = g;
+    return 0;
+}
+
+static PyTypeObject *const extern_types[4] = {&Func_Type, &Table_Type, &Memory_Type, &Global_Type};
+
+static int link_imports(InstanceObject *self, PyObject *const *externs, Py_ssize_t n)
+{
+    const wasm_module *m = self->rt.module;
+    if (n != (Py_ssize_t)m->nimports)
+        return link_error("the module has %u imports, got %zd externs", m->nimports, n);
+    uint32_t next[4] = {0, 0, 0, 0}; /* next index in each index space */
+    for (uint32_t i = 0; i < m->nimports; i++) {
+        const wasm_import *imp = &m->imports[i];
+        PyObject *obj = externs[i];
+        if (imp->kind > EXTERN_GLOBAL) return link_error("import %u has an unknown kind", i);
+        if (!Py_IS_TYPE(obj, extern_types[imp->kind]))
+            return incompatible(imp, "expected a %s, got %.100s", extern_kind_name(imp->kind),
+                                Py_TYPE(obj)->tp_name);
+        uint32_t index = next[imp->kind]++;
+        int rc;
+        switch (imp->kind) {
+        case EXTERN_FUNC: rc = link_func(self, imp, obj, index); break;
+        case EXTERN_TABLE: rc = link_table(self, imp, obj, index); break;
+        case EXTERN_MEMORY: rc = link_memory(self, imp, obj, index); break;
+        default: rc = link_global(self, imp, obj, index); break;
+        }
+        if (rc < 0) return -1;
+    }
+    if (next[0] != m->nimported_funcs || next[1] != m->nimported_tables ||
+        next[2] != m->nimported_memories || next[3] != m->nimported_globals)
+        return link_error("the module's import counts are inconsistent");
+    return 0;
+}
+
+/* ---- defined externs ------------------------------------------------------------ */
+
+static int define_funcs(InstanceObject *self)
+{
+    const wasm_module *m = self->rt.module;
+    for (uint32_t i = m->nimported_funcs; i < m->nfuncs; i++) {
+        const wasm_func *def = &m->funcs[i];
+        if (def->typeidx >= m->ntypes) return link_error("function %u has an invalid type", i);
+        rt_func *fn = &self->defined_funcs[i - m->nimported_funcs];
+        fn->type = &m->types[def->typeidx];
+        fn->inst = &self->rt;
+        fn->code = &def->code;
+        fn->host = NULL;
+        fn->owner = (PyObject *)self;
+        fn->index = i;
+        self->rt.funcs[i] = fn;
+    }
+    return 0;
+}
+
+static int define_tables(InstanceObject *self, uint32_t limit)
+{
+    const wasm_module *m = self->rt.module;
+    for (uint32_t i = m->nimported_tables; i < m->ntables; i++) {
+        const wasm_tabletype *tt = &m->tables[i];
+        if (tt->limits.min > limit)
+            return link_error("table %u needs %u elements, above the limit of %u (max_table_elements)",
+                              i, tt->limits.min, limit);
+        PyObject *obj = pyengine_new_table(tt->elem, tt->limits.min, tt->limits.has_max,
+                                           tt->limits.max, limit);
+        if (obj == NULL) return -1;
+        self->tables[i] = obj;
+        self->rt.tables[i] = &((TableObject *)obj)->tab;
+    }
+    return 0;
+}
+
+static int define_memories(InstanceObject *self, uint32_t limit)
+{
+    const wasm_module *m = self->rt.module;
+    for (uint32_t i = m->nimported_memories; i < m->nmemories; i++) {
+        const wasm_limits *lim = &m->memories[i].limits;
+        uint32_t cap = rt_memory_cap(lim->has_max, lim->max, limit);
+        if (lim->min > cap)
+            return link_error("memory %u needs %u pages, above the limit of %u pages (max_memory_pages)",
+                              i, lim->min, cap);
+        PyObject *obj = pyengine_new_memory(lim->min, lim->has_max, lim->max, limit);
+        if (obj == NULL) return -1;
+        self->memories[i] = obj;
+        if (i == 0) self->rt.memory = &((MemoryObject *)obj)->mem;
+    }
+    return 0;
+}
+
+static int define_globals(InstanceObject *self)
+{
+    const wasm_module *m = self->rt.module;
+    for (uint32_t i = m->nimported_globals; i < m->nglobals; i++) {
+        const wasm_global *def = &m->globals[i];
+        uint64_t value[2];
+        if (eval_const(self, i, &def->init, value) < 0) return -1;
+        PyObject *obj = pyengine_new_global(def->type.type, def->type.mutable_);
+        if (obj == NULL) return -1;
+        rt_global *g = &((GlobalObject *)obj)->glob;
+        if (valtype_is_ref(g->type)) {
+            rt_ref_store_now((void **)&g->value[0], g->type, (void *)(uintptr_t)value[0]);
+        } else {
+            g->value[0] = value[0];
+            g->value[1] = value[1];
+        }
+        self->globals[i] = obj;
+        self->rt.globals[i] = g;
+    }
+    return 0;
+}
+
+/* ---- segments -------------------------------------------------------------------- */
+
+/* table.init of a whole active segment at its offset, then elem.drop. */
+static int apply_elem(InstanceObject *self, uint32_t index)
+{
+    const wasm_module *m = self->rt.module;
+    const wasm_elem *seg = &m->elems[index];
+    if (seg->mode != SEG_ACTIVE) {
+        if (seg->mode == SEG_DECLARATIVE) self->rt.elem_dropped[index] = 1;
+        return 0;
+    }
+    if (seg->table >= m->ntables) return link_error("element segment %u names table %u", index, seg->table);
+    rt_table *t = self->rt.tables[seg->table];
+    uint64_t offset[2];
+    if (eval_const(self, m->nglobals, &seg->offset, offset) < 0) return -1;
+    uint32_t start = (uint32_t)offset[0];
+    if ((uint64_t)start + seg->count > t->size) {
+        raise_trap(TRAP_OOB_TABLE);
+        return -1;
+    }
+    for (uint32_t i = 0; i < seg->count; i++) {
+        uint64_t ref[2];
+        if (eval_const(self, m->nglobals, &seg->items[i], ref) < 0) return -1;
+        rt_ref_store_now(&t->elems[start + i], t->elemtype, (void *)(uintptr_t)ref[0]);
+    }
+    self->rt.elem_dropped[index] = 1;
+    return 0;
+}
+
+/* memory.init of a whole active segment at its offset, then data.drop. */
+static int apply_data(InstanceObject *self, uint32_t index)
+{
+    const wasm_module *m = self->rt.module;
+    const wasm_data *seg = &m->datas[index];
+    if (seg->mode != SEG_ACTIVE) return 0;
+    if (seg->memory != 0 || self->rt.memory == NULL)
+        return link_error("data segment %u names memory %u", index, seg->memory);
+    rt_memory *mem = self->rt.memory;
+    uint64_t offset[2];
+    if (eval_const(self, m->nglobals, &seg->offset, offset) < 0) return -1;
+    uint32_t start = (uint32_t)offset[0];
+    if ((uint64_t)start + seg->len > mem->size) {
+        raise_trap(TRAP_OOB_MEMORY);
+        return -1;
+    }
+    if (seg->len > 0) memcpy(mem->base + start, seg->bytes, seg->len);
+    self->rt.data_dropped[index] = 1;
+    return 0;
+}
+
+/* calloc-like allocation of n items (at least one, so NULL means failure). */
+static void *alloc_zeroed(size_t n, size_t size)
+{
+    void *p = PyMem_Calloc(n ? n : 1, size);
+    if (p == NULL) PyErr_NoMemory();
+    return p;
+}
+
+static int alloc_index_spaces(InstanceObject *self)
+{
+    const wasm_module *m = self->rt.module;
+    self->rt.funcs = alloc_zeroed(m->nfuncs, sizeof(rt_func *));
+    self->rt.tables = alloc_zeroed(m->ntables, sizeof(rt_table *));
+    self->rt.globals = alloc_zeroed(m->nglobals, sizeof(rt_global *));
+    self->rt.elem_dropped = alloc_zeroed(m->nelems, 1);
+    self->rt.data_dropped = alloc_zeroed(m->ndatas, 1);
+    self->defined_funcs = alloc_zeroed(m->nfuncs - m->nimported_funcs, sizeof(rt_func));
+    self->funcs = alloc_zeroed(m->nfuncs, sizeof(PyObject *));
+    self->tables = alloc_zeroed(m->ntables, sizeof(PyObject *));
+    self->memories = alloc_zeroed(m->nmemories, sizeof(PyObject *));
+    self->globals = alloc_zeroed(m->nglobals, sizeof(PyObject *));
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+int rt_instantiate(InstanceObject *self, PyObject *const *externs, Py_ssize_t nexterns,
+                   uint32_t max_memory_pages, uint32_t max_table_elements)
+{
+    const wasm_module *m = &self->module->m;
+    self->rt.module = m;
+    self->rt.owner = (PyObject *)self;
+    if (m->nmemories > 1) return link_error("multiple memories are not supported");
+    if (m->nimported_funcs > m->nfuncs || m->nimported_tables > m->ntables ||
+        m->nimported_memories > m->nmemories || m->nimported_globals > m->nglobals)
+        return link_error("the module's import counts are inconsistent");
+    if (alloc_index_spaces(self) < 0) return -1;
+    if (link_imports(self, externs, nexterns) < 0) return -1;
+    if (define_funcs(self) < 0 || define_tables(self, max_table_elements) < 0 ||
+        define_memories(self, max_memory_pages) < 0 || define_globals(self) < 0)
+        return -1;
+    for (uint32_t i = 0; i < m->nelems; i++)
+        if (apply_elem(self, i) < 0) return -1;
+    for (uint32_t i = 0; i < m->ndatas; i++)
+        if (apply_data(self, i) < 0) return -1;
+    return 0;
+}

@@ -1,0 +1,112 @@
+"""WasiContext: one instance's WASI state and its import functions.
+
+    >>> ctx = WasiContext(config)
+    >>> for name, (functype, func) in ctx.imports().items():
+    ...     linker.define_func("wasi_snapshot_preview1", name, functype, func)
+    >>> instance = linker.instantiate(module)
+    >>> ctx.bind(instance.exports["memory"])
+    >>> ...run _start...
+    >>> ctx.close()
+
+Rule: one context per instance. It owns the guest's fd table (host fds it
+opened or duplicated) and must be closed when the instance is done; it is
+also a context manager.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Optional
+
+from .._errors import Trap
+from .._types import FuncType
+from . import args, clock, environ, fs, paths, poll, proc, random, sched, sock  # noqa: F401  (declare functions)
+from .abi import RIGHTS_WRITING
+from .clock import Clocks
+from .config import WasiConfig
+from .decl import REGISTRY, bind
+from .fdtable import DirEntry, FdTable
+from .memory import GuestMemory
+from .stdio import make_output, make_stdin
+
+__all__ = ["WasiContext", "WASI_MODULE"]
+
+#: The import module name every preview1 function lives under.
+WASI_MODULE = "wasi_snapshot_preview1"
+
+
+class _Unbound:
+    """Stands in for guest memory until :meth:`WasiContext.bind` is called."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise Trap("WASI call before the instance memory was bound (the module has no memory, "
+                   "or WasiContext.bind(memory) was not called)")
+
+
+class WasiContext:
+    """The WASI state of one instance, built from a :class:`WasiConfig`.
+
+    Opening a context opens the preopened directories (fds 3, 4, ... in
+    ``config.preopens`` order) and the stdio entries (fds 0-2); a missing
+    preopen directory raises :class:`OSError` here, before any guest runs.
+    """
+
+    def __init__(self, config: Optional[WasiConfig] = None) -> None:
+        config = WasiConfig() if config is None else config
+        config.check()
+        self.config = config
+        self.argv: list[bytes] = config.argv_bytes()
+        self.env: list[bytes] = config.env_bytes()
+        self.clocks = Clocks(config.monotonic_ns, config.realtime_ns)
+        self.random_bytes: Callable[[int], bytes] = config.random_bytes or os.urandom
+        self.memory: Any = _Unbound()
+        self.fds = FdTable(config.max_fds)
+        try:
+            self.fds.put(0, make_stdin(config.stdin))
+            self.fds.put(1, make_output(config.stdout, "stdout", 1))
+            self.fds.put(2, make_output(config.stderr, "stderr", 2))
+            for number, preopen in enumerate(config.preopen_list(), start=3):
+                self.fds.put(number, _open_preopen(preopen.host_path, preopen.guest_path, preopen.readonly))
+        except BaseException:
+            self.fds.close_all()
+            raise
+        self._closed = False
+
+    def imports(self) -> dict[str, tuple[FuncType, Callable[..., Any]]]:
+        """Every ``wasi_snapshot_preview1`` function: name -> (type, callable).
+
+        The callables take and return Python ints (signed, as the engine
+        passes them) and return the errno; one that would block returns an
+        awaitable of the errno instead. ``proc_exit`` raises
+        :class:`asyncwasm.Exit`."""
+        trace = self.config.trace
+        return {name: (function.functype, bind(function, self, trace)) for name, function in REGISTRY.items()}
+
+    def bind(self, memory: Any) -> None:
+        """Give the context the instance's memory (an ``asyncwasm.Memory`` or
+        anything with a ``view()`` returning a writable buffer)."""
+        self.memory = GuestMemory(memory)
+
+    def close(self) -> None:
+        """Close every fd the guest still has open. Idempotent."""
+        if not self._closed:
+            self._closed = True
+            self.fds.close_all()
+
+    def __enter__(self) -> "WasiContext":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<WasiContext: {len(self.fds)} open fds{' (closed)' if self._closed else ''}>"
+
+
+def _open_preopen(host_path: str, guest_path: str, readonly: bool) -> DirEntry:
+    fd = os.open(host_path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    entry = DirEntry(fd, preopen_name=guest_path.encode("utf-8", "surrogateescape"))
+    if readonly:
+        entry.rights_base &= ~RIGHTS_WRITING
+        entry.rights_inheriting &= ~RIGHTS_WRITING
+    return entry
