@@ -29,7 +29,7 @@ from typing import Any, Optional, final
 
 from . import _engine
 
-__all__ = ["Limits", "Outcome", "run_sync", "DEFAULT_MAX_CALL_DEPTH"]
+__all__ = ["Limits", "Outcome", "run_sync", "call_sync", "DEFAULT_MAX_CALL_DEPTH"]
 
 #: Guest call depth allowed when no :class:`Limits` says otherwise.
 DEFAULT_MAX_CALL_DEPTH = 10_000

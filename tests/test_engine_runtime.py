@@ -313,6 +313,10 @@ def test_host_function_multiple_results():
     assert inst.exports["f"](21) == (21, 42)
     assert inst.exports["f"].call_raw(-1) == (0xFFFFFFFF, 2**64 - 2)
     assert pair(3) == (3, 6)  # host Func called directly
+    listy = E.Func(FuncType([], [I32, I32]), lambda: [1, 2])
+    assert listy() == (1, 2)
+    with pytest.raises(TypeError, match="sequence of 2 values"):
+        E.Func(FuncType([], [I32, I32]), lambda: {1, 2})()
 
 
 def test_host_function_with_many_params_and_results():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+import trio
 
 from .guests.harness import FakeGuest, load_wasi
 
@@ -297,3 +298,33 @@ def test_close_releases_host_fds(box):
     assert len(os.listdir("/proc/self/fd")) > before
     guest.close()
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_fifo_opened_by_path_never_blocks_the_thread(guest, box):
+    os.mkfifo(box / "fifo")
+    # opening the read end with no writer does not wait (O_NONBLOCK on our own description)
+    errno, fd = guest.open(b"fifo", rights=int(R.FD_READ | R.POLL_FD_READWRITE))
+    assert errno == Errno.SUCCESS
+    assert guest.fdstat(fd)[1][0] == wasi.Filetype.UNKNOWN
+    writer = os.open(box / "fifo", os.O_WRONLY | os.O_NONBLOCK)
+    try:
+        buf = guest.alloc(16)
+        iovs, count = guest.iovecs([(buf, 16)])
+        out = guest.alloc(4)
+        pending = guest.call("fd_read", fd, iovs, count, out)
+        assert not isinstance(pending, int)  # a writer but no data: the guest waits
+
+        async def main():
+            os.write(writer, b"through fifo")
+            with trio.fail_after(5):
+                return await pending
+
+        assert trio.run(main) == Errno.SUCCESS
+        assert guest.read(buf, guest.u32(out)) == b"through fifo"
+        pos = guest.alloc(8)
+        assert guest.call("fd_seek", fd, 0, 0, pos) == Errno.NOTCAPABLE  # no FD_SEEK on a pipe
+    finally:
+        os.close(writer)
+    # the write end without a reader is NXIO rather than a blocked thread
+    guest.call("fd_close", fd)
+    assert guest.open(b"fifo", rights=int(R.FD_WRITE))[0] == Errno.NXIO

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import pty
+import select
 
 import pytest
 
@@ -72,6 +73,17 @@ def test_stdin_to_stdout(backend):
     assert err == b"read 1200 bytes\n"
 
 
+def _read_lines(fd: int, count: int) -> bytes:
+    """Read ``count`` lines from a pty (a line-buffered guest writes them one by one)."""
+    data = b""
+    while data.count(b"\n") < count:
+        ready, _, _ = select.select([fd], [], [], 5)
+        if not ready:
+            break
+        data += os.read(fd, 4096)
+    return data.replace(b"\r", b"")
+
+
 def test_stdio_kinds(backend, tmp_path):
     (tmp_path / "in.txt").write_bytes(b"x")
     out = bytearray()
@@ -80,7 +92,7 @@ def test_stdio_kinds(backend, tmp_path):
         with open(tmp_path / "in.txt", "rb") as stdin, os.fdopen(follower, "wb", buffering=0, closefd=False) as tty:
             config = wasi.WasiConfig(argv=["stdio", "kinds"], stdin=stdin, stdout=tty, stderr=out)
             assert run_guest(backend, "stdio", config) == 0
-        printed = os.read(leader, 4096).replace(b"\r", b"")
+        printed = _read_lines(leader, 3)
     finally:
         os.close(leader)
         os.close(follower)
@@ -221,3 +233,45 @@ def test_sync_call_of_a_sleeping_guest_is_a_clear_error():
         ctx.bind(instance.exports["memory"])
         with pytest.raises(RuntimeError, match="awaitable"):
             instance.exports["_start"]()
+
+
+def test_trio_stream_stdio_suspends_only_the_guest_task():
+    """stdin is a trio stream fed slowly by another task: the guest's reads
+    suspend its fiber (the feeder keeps running), and stdout goes to a trio
+    stream read by a third task."""
+    reason = engine_unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    import trio
+    import trio.testing
+
+    from .guests.harness import _run_asyncwasm
+
+    to_guest, guest_stdin = trio.testing.memory_stream_one_way_pair()
+    guest_stdout, from_guest = trio.testing.memory_stream_one_way_pair()
+    received = bytearray()
+    err = bytearray()
+
+    async def feed():
+        for chunk in (b"first ", b"second ", b"third"):
+            await trio.sleep(0.01)
+            await to_guest.send_all(chunk)
+        await to_guest.aclose()
+
+    async def drain():
+        while data := await from_guest.receive_some(1024):
+            received.extend(data)
+
+    async def main():
+        config = wasi.WasiConfig(argv=["stdio", "upper"], stdin=guest_stdin, stdout=guest_stdout, stderr=err)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(feed)
+            nursery.start_soon(drain)
+            with trio.fail_after(10):
+                code = await _run_asyncwasm(guest_path("stdio"), config)
+            await guest_stdout.aclose()
+        return code
+
+    assert trio.run(main) == 0
+    assert received == b"FIRST SECOND THIRD"
+    assert err == b"read 18 bytes\n"

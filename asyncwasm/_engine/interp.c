@@ -137,10 +137,9 @@ static int host_call_failed(fiber *f, int r, const uint32_t *ip)
         record_trap_site(f, ip);
         return RUN_TRAP;
     }
-    if (r != RUN_ERROR || !PyErr_Occurred()) {
-        if (!PyErr_Occurred())
-            PyErr_Format(PyExc_SystemError, "asyncwasm: host call returned invalid outcome %d", r);
-    }
+    /* RUN_ERROR promises a pending exception; anything else is a runtime bug. */
+    if (!PyErr_Occurred())
+        PyErr_Format(PyExc_SystemError, "asyncwasm: host call ended with outcome %d and no exception", r);
     return RUN_ERROR;
 }
 
@@ -171,6 +170,28 @@ static int finished_fiber_outcome(fiber *f)
     if (f->state == RUN_ERROR && !PyErr_Occurred())
         PyErr_SetString(PyExc_RuntimeError, "asyncwasm: the fiber already failed with an error");
     return f->state;
+}
+
+/* Zeroes a callee's declared locals. Most functions have a handful, where
+ * plain stores beat a call to memset (which also forces the loop's
+ * registers to be spilled around it). */
+static inline void zero_slots(uint64_t *slots, uint32_t n)
+{
+    if (n > 8) {
+        memset(slots, 0, sizeof *slots * n);
+        return;
+    }
+    switch (n) {
+    case 8: slots[7] = 0; /* fall through */
+    case 7: slots[6] = 0; /* fall through */
+    case 6: slots[5] = 0; /* fall through */
+    case 5: slots[4] = 0; /* fall through */
+    case 4: slots[3] = 0; /* fall through */
+    case 3: slots[2] = 0; /* fall through */
+    case 2: slots[1] = 0; /* fall through */
+    case 1: slots[0] = 0; /* fall through */
+    default: break;
+    }
 }
 
 /* ---- bulk table operations (spec: bounds checked before any write) ------------- */

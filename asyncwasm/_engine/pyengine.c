@@ -335,7 +335,8 @@ static PyObject *CompiledModule_code_size(CompiledModuleObject *self, void *clos
 {
     (void)closure;
     uint64_t total = 0;
-    for (uint32_t i = self->m.nimported_funcs; i < self->m.nfuncs; i++) total += self->m.funcs[i].code.body_len;
+    for (uint32_t i = self->m.nimported_funcs; i < self->m.nfuncs; i++)
+        total += self->m.funcs[i].code.body_len;
     return PyLong_FromUnsignedLongLong(total);
 }
 
@@ -373,7 +374,8 @@ static void raise_module_error(const wasm_error *err)
         return;
     }
     PyObject *func = err->func < 0 ? Py_NewRef(Py_None) : PyLong_FromLongLong(err->func);
-    PyObject *exc = func ? PyObject_CallFunction(cls, "snO", err->message, (Py_ssize_t)err->offset, func) : NULL;
+    PyObject *exc =
+        func ? PyObject_CallFunction(cls, "snO", err->message, (Py_ssize_t)err->offset, func) : NULL;
     Py_XDECREF(func);
     if (exc != NULL) {
         PyErr_SetObject(cls, exc);
@@ -392,7 +394,8 @@ static PyObject *engine_compile(PyObject *module, PyObject *data)
     (void)module;
     Py_buffer view;
     if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) return NULL;
-    CompiledModuleObject *self = (CompiledModuleObject *)CompiledModule_Type.tp_alloc(&CompiledModule_Type, 0);
+    CompiledModuleObject *self =
+        (CompiledModuleObject *)CompiledModule_Type.tp_alloc(&CompiledModule_Type, 0);
     if (self == NULL) {
         PyBuffer_Release(&view);
         return NULL;
@@ -431,7 +434,8 @@ static int run_fiber(rt_fiber *rf, int64_t *fuel)
 /* fiber_start failed: too big for the stack limit, or no memory. */
 static void raise_start_failed(const fiber *f, const rt_func *fn)
 {
-    size_t need = fn->type->param_slots > fn->type->result_slots ? fn->type->param_slots : fn->type->result_slots;
+    size_t need = fn->type->param_slots;
+    if (fn->type->result_slots > need) need = fn->type->result_slots;
     if (fn->code != NULL && fn->code->max_slots > need) need = fn->code->max_slots;
     if (f->max_depth == 0 || need > f->max_stack) {
         PyObject *exc = PyObject_CallFunction(py_classes.Trap, "s", trap_message(TRAP_STACK_EXHAUSTED));
@@ -467,7 +471,9 @@ static PyObject *make_trap(const fiber *f)
     PyObject *frames = PyTuple_New(depth);
     for (uint32_t i = 0; frames != NULL && i < depth; i++) {
         const rt_func *fn = f->trap_frames ? f->trap_frames[i] : f->trap_func;
-        PyObject *offset = i == 0 && f->trap_offset ? PyLong_FromUnsignedLong(f->trap_offset) : Py_NewRef(Py_None);
+        /* Only the innermost frame's offset is known (the trapping instruction). */
+        PyObject *offset =
+            i == 0 && f->trap_offset ? PyLong_FromUnsignedLong(f->trap_offset) : Py_NewRef(Py_None);
         PyObject *frame = offset ? trap_frame(fn, offset) : NULL;
         Py_XDECREF(offset);
         if (frame == NULL) Py_CLEAR(frames);
@@ -596,7 +602,8 @@ static int func_check_callable(FuncObject *self)
 
 #define ARGS_ON_STACK 16
 
-static PyObject *func_call(FuncObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, bool raw)
+static PyObject *func_call(FuncObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+                           bool raw)
 {
     if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0) {
         PyErr_SetString(PyExc_TypeError, "Func calls take no keyword arguments");
@@ -724,7 +731,8 @@ static FuncObject *new_wasm_func(InstanceObject *inst, rt_func *fn)
 PyObject *pyengine_instance_func(InstanceObject *inst, uint32_t index)
 {
     const wasm_module *m = inst->rt.module;
-    if (inst->cleared || inst->funcs == NULL || m == NULL || index >= m->nfuncs || inst->rt.funcs[index] == NULL) {
+    if (inst->cleared || inst->funcs == NULL || m == NULL || index >= m->nfuncs ||
+        inst->rt.funcs[index] == NULL) {
         PyErr_Format(PyExc_RuntimeError, "function %u of the instance is not available", index);
         return NULL;
     }
@@ -796,7 +804,8 @@ static PyObject *Func_repr(FuncObject *self)
 
 static PyMethodDef Func_methods[] = {
     {"call_raw", (PyCFunction)(void (*)(void))Func_call_raw, METH_FASTCALL,
-     "call_raw(*args) -> tuple\n\nCall with numbers as bit patterns (non-negative ints); results always a tuple."},
+     "call_raw(*args) -> tuple\n\n"
+     "Call with numbers as bit patterns (non-negative ints); results always a tuple."},
     {"call_async", (PyCFunction)(void (*)(void))Func_call_async, METH_FASTCALL,
      "call_async(*args) -> awaitable\n\nCall through the async driver (see asyncwasm.execution)."},
     {NULL},
@@ -1007,7 +1016,8 @@ static PyObject *Table_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"tabletype", "init", "limit_elements", NULL};
     PyObject *tabletype, *init = Py_None, *plimit = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|O$O:Table", kwlist, &tabletype, &init, &plimit)) return NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|O$O:Table", kwlist, &tabletype, &init, &plimit))
+        return NULL;
     uint32_t min, max, limit = DEFAULT_MAX_TABLE_ELEMENTS;
     bool has_max;
     uint8_t elem;
@@ -1233,10 +1243,29 @@ static int global_set(GlobalObject *self, PyObject *value, bool raw)
     return 0;
 }
 
-static PyObject *Global_get_value(GlobalObject *self, void *closure) { (void)closure; return global_get(self, false); }
-static PyObject *Global_get_raw(GlobalObject *self, void *closure) { (void)closure; return global_get(self, true); }
-static int Global_set_value(GlobalObject *self, PyObject *v, void *closure) { (void)closure; return global_set(self, v, false); }
-static int Global_set_raw(GlobalObject *self, PyObject *v, void *closure) { (void)closure; return global_set(self, v, true); }
+static PyObject *Global_get_value(GlobalObject *self, void *closure)
+{
+    (void)closure;
+    return global_get(self, false);
+}
+
+static PyObject *Global_get_raw(GlobalObject *self, void *closure)
+{
+    (void)closure;
+    return global_get(self, true);
+}
+
+static int Global_set_value(GlobalObject *self, PyObject *v, void *closure)
+{
+    (void)closure;
+    return global_set(self, v, false);
+}
+
+static int Global_set_raw(GlobalObject *self, PyObject *v, void *closure)
+{
+    (void)closure;
+    return global_set(self, v, true);
+}
 
 static PyObject *Global_get_type(GlobalObject *self, void *closure)
 {
@@ -1300,8 +1329,10 @@ static int Instance_clear(InstanceObject *self)
     self->cleared = true;
     self->rt.memory = NULL;
     const wasm_module *m = self->rt.module;
-    if (m != NULL && self->rt.tables != NULL) memset(self->rt.tables, 0, sizeof(rt_table *) * (m->ntables ? m->ntables : 1));
-    if (m != NULL && self->rt.globals != NULL) memset(self->rt.globals, 0, sizeof(rt_global *) * (m->nglobals ? m->nglobals : 1));
+    if (m != NULL && self->rt.tables != NULL)
+        for (uint32_t i = 0; i < m->ntables; i++) self->rt.tables[i] = NULL;
+    if (m != NULL && self->rt.globals != NULL)
+        for (uint32_t i = 0; i < m->nglobals; i++) self->rt.globals[i] = NULL;
     FOR_EACH_EXTERN_SLOT(self, slot, Py_CLEAR(*slot));
     return 0;
 }
@@ -1342,7 +1373,8 @@ static PyObject *Instance_new(PyTypeObject *type, PyObject *args, PyObject *kwds
     InstanceObject *self = (InstanceObject *)type->tp_alloc(type, 0);
     if (self != NULL) {
         self->module = (CompiledModuleObject *)Py_NewRef(compiled);
-        if (rt_instantiate(self, PySequence_Fast_ITEMS(seq), PySequence_Fast_GET_SIZE(seq), max_pages, max_elems) < 0)
+        PyObject *const *items = PySequence_Fast_ITEMS(seq);
+        if (rt_instantiate(self, items, PySequence_Fast_GET_SIZE(seq), max_pages, max_elems) < 0)
             Py_CLEAR(self);
     }
     Py_DECREF(seq);
@@ -1411,7 +1443,7 @@ static PyObject *Instance_get_module(InstanceObject *self, void *closure)
 }
 
 static PyGetSetDef Instance_getset[] = {
-    {"exports", (getter)Instance_get_exports, NULL, "dict: export name -> Func | Memory | Table | Global", NULL},
+    {"exports", (getter)Instance_get_exports, NULL, "dict: name -> Func | Memory | Table | Global", NULL},
     {"start", (getter)Instance_get_start, NULL, "the start Func (not yet run), or None", NULL},
     {"memory", (getter)Instance_get_memory, NULL, "memory 0, exported or not, or None", NULL},
     {"module", (getter)Instance_get_module, NULL, "the CompiledModule", NULL},
@@ -1475,11 +1507,15 @@ static PyObject *Fiber_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (self->args == NULL) goto fail;
     const rt_func *fn = fn_obj->fn;
     uint64_t small[ARGS_ON_STACK], *slots = small;
-    if (fn->type->param_slots > ARGS_ON_STACK && (slots = PyMem_Malloc(sizeof *slots * fn->type->param_slots)) == NULL) {
-        PyErr_NoMemory();
-        goto fail;
+    if (fn->type->param_slots > ARGS_ON_STACK) {
+        slots = PyMem_Malloc(sizeof *slots * fn->type->param_slots);
+        if (slots == NULL) {
+            PyErr_NoMemory();
+            goto fail;
+        }
     }
-    int rc = rt_args_from_py(fn->type, &PyTuple_GET_ITEM(self->args, 0), PyTuple_GET_SIZE(self->args), self->raw, slots);
+    PyObject *const *items = &PyTuple_GET_ITEM(self->args, 0);
+    int rc = rt_args_from_py(fn->type, items, PyTuple_GET_SIZE(self->args), self->raw, slots);
     if (rc == 0) {
         if (fiber_init(&self->rf.f, slots_limit, depth) != 0) {
             PyErr_NoMemory();
@@ -1569,7 +1605,8 @@ static PyObject *Fiber_run(FiberObject *self, PyObject *arg)
         return NULL;
     }
     if (self->awaiting) {
-        PyErr_SetString(PyExc_RuntimeError, "the fiber waits for a host result: call resume() or throw() first");
+        PyErr_SetString(PyExc_RuntimeError,
+                        "the fiber waits for a host result: call resume() or throw() first");
         return NULL;
     }
     if (func_check_callable(self->func) < 0) return NULL;
@@ -1612,7 +1649,8 @@ static PyObject *Fiber_throw(FiberObject *self, PyObject *exc)
 {
     if (fiber_check_usable(self) < 0) return NULL;
     if (!PyExceptionInstance_Check(exc)) {
-        PyErr_Format(PyExc_TypeError, "throw() needs an exception instance, not %.100s", Py_TYPE(exc)->tp_name);
+        PyErr_Format(PyExc_TypeError, "throw() needs an exception instance, not %.100s",
+                     Py_TYPE(exc)->tp_name);
         return NULL;
     }
     if (!self->awaiting) {
@@ -1703,7 +1741,8 @@ static PyGetSetDef Fiber_getset[] = {
     {"awaitable", (getter)Fiber_get_awaitable, NULL, "the pending awaitable after SUSPEND, or None", NULL},
     {"state", (getter)Fiber_get_state, NULL, "last outcome, -1 before the first run", NULL},
     {"fuel_left", (getter)Fiber_get_fuel_left, NULL, "fuel remaining after the last run", NULL},
-    {"fuel_needed", (getter)Fiber_get_fuel_needed, NULL, "after OUT_OF_FUEL: the charge that did not fit", NULL},
+    {"fuel_needed", (getter)Fiber_get_fuel_needed, NULL, "after OUT_OF_FUEL: the charge that did not fit",
+     NULL},
     {"fuel_used", (getter)Fiber_get_fuel_used, NULL, "fuel charged so far", NULL},
     {"host_calls", (getter)Fiber_get_host_calls, NULL, "host functions called so far", NULL},
     {"suspensions", (getter)Fiber_get_suspensions, NULL, "SUSPEND outcomes so far", NULL},
@@ -1760,12 +1799,6 @@ static struct PyModuleDef engine_module = {
     .m_methods = engine_methods,
 };
 
-static int import_class(PyObject *module, const char *name, PyObject **out)
-{
-    *out = PyObject_GetAttrString(module, name);
-    return *out == NULL ? -1 : 0;
-}
-
 static int import_classes(void)
 {
     PyObject *errors = PyImport_ImportModule("asyncwasm._errors");
@@ -1773,13 +1806,22 @@ static int import_classes(void)
     int rc = -1;
     if (types == NULL) goto done;
     engine_classes *c = &py_classes;
-    if (import_class(errors, "WasmError", &c->WasmError) < 0 || import_class(errors, "LinkError", &c->LinkError) < 0 ||
-        import_class(errors, "Trap", &c->Trap) < 0 || import_class(errors, "MalformedError", &c->MalformedError) < 0 ||
-        import_class(errors, "ValidationError", &c->ValidationError) < 0 ||
-        import_class(errors, "Frame", &c->Frame) < 0 || import_class(types, "FuncType", &c->FuncType) < 0 ||
-        import_class(types, "MemoryType", &c->MemoryType) < 0 || import_class(types, "TableType", &c->TableType) < 0 ||
-        import_class(types, "GlobalType", &c->GlobalType) < 0 || import_class(types, "ValType", &c->ValType) < 0)
-        goto done;
+    struct {
+        PyObject *from;
+        const char *name;
+        PyObject **out;
+    } wanted[] = {
+        {errors, "WasmError", &c->WasmError},   {errors, "LinkError", &c->LinkError},
+        {errors, "Trap", &c->Trap},             {errors, "MalformedError", &c->MalformedError},
+        {errors, "ValidationError", &c->ValidationError}, {errors, "Frame", &c->Frame},
+        {types, "FuncType", &c->FuncType},      {types, "MemoryType", &c->MemoryType},
+        {types, "TableType", &c->TableType},    {types, "GlobalType", &c->GlobalType},
+        {types, "ValType", &c->ValType},
+    };
+    for (size_t i = 0; i < sizeof wanted / sizeof wanted[0]; i++) {
+        *wanted[i].out = PyObject_GetAttrString(wanted[i].from, wanted[i].name);
+        if (*wanted[i].out == NULL) goto done;
+    }
     static const uint8_t known[] = {VT_I32, VT_I64, VT_F32, VT_F64, VT_V128, VT_FUNCREF, VT_EXTERNREF};
     for (size_t i = 0; i < sizeof known; i++) {
         valtype_objects[known[i]] = PyObject_CallFunction(c->ValType, "i", known[i]);
@@ -1813,13 +1855,17 @@ PyMODINIT_FUNC PyInit__engine(void)
         if (PyType_Ready(types[i]) < 0) return NULL;
     PyObject *m = PyModule_Create(&engine_module);
     if (m == NULL) return NULL;
-    static const char *const names[] = {"CompiledModule", "Func", "Memory", "Table", "Global", "Instance", "Fiber"};
+    static const char *const names[] = {"CompiledModule", "Func", "Memory", "Table",
+                                        "Global",         "Instance", "Fiber"};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (PyModule_AddObjectRef(m, names[i], (PyObject *)types[i]) < 0) goto fail;
-    if (PyModule_AddIntConstant(m, "DONE", RUN_DONE) < 0 || PyModule_AddIntConstant(m, "SUSPEND", RUN_SUSPEND) < 0 ||
-        PyModule_AddIntConstant(m, "OUT_OF_FUEL", RUN_OUT_OF_FUEL) < 0 ||
-        PyModule_AddIntConstant(m, "TRAP", RUN_TRAP) < 0 || PyModule_AddIntConstant(m, "ERROR", RUN_ERROR) < 0)
-        goto fail;
+    static const struct {
+        const char *name;
+        int value;
+    } outcomes[] = {{"DONE", RUN_DONE}, {"SUSPEND", RUN_SUSPEND}, {"OUT_OF_FUEL", RUN_OUT_OF_FUEL},
+                    {"TRAP", RUN_TRAP}, {"ERROR", RUN_ERROR}};
+    for (size_t i = 0; i < sizeof outcomes / sizeof outcomes[0]; i++)
+        if (PyModule_AddIntConstant(m, outcomes[i].name, outcomes[i].value) < 0) goto fail;
     PyObject *messages = trap_messages_tuple();
     if (messages == NULL || PyModule_AddObject(m, "TRAP_MESSAGES", messages) < 0) {
         Py_XDECREF(messages);

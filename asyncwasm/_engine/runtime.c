@@ -526,8 +526,8 @@ int rt_host_result_store(rt_fiber *rf, const rt_func *fn, PyObject *result, size
     PyObject *seq = NULL;
     if (n == 1) {
         rc = host_values_from_py(fn, &result, 1, values);
-    } else if (PyTuple_Check(result) || PyList_Check(result)) {
-        seq = Py_NewRef(result);
+    } else if (PySequence_Check(result) && !PyUnicode_Check(result) && !PyBytes_Check(result)) {
+        seq = PySequence_Fast(result, "host function results");
     } else {
         host_result_error(fn, "must return a sequence of %u values, not %.100s", n,
                           Py_TYPE(result)->tp_name);

@@ -15,7 +15,7 @@ would block (stdin or a pipe without data, ``poll_oneoff`` sleeping,
 Modules: ``abi`` (errno, rights, layouts), ``config``, ``context``, one
 module per function family (``args``, ``environ``, ``clock``, ``random``,
 ``proc``, ``sched``, ``fs``, ``paths``, ``poll``, ``sock``), and the machinery
-``decl`` (functions as data), ``memory``, ``fdtable``, ``stdio``, ``sandbox``.
+``decl`` (functions as data), ``later``, ``memory``, ``fdtable``, ``stdio``, ``sandbox``.
 """
 
 from .abi import Errno, Filetype, Rights

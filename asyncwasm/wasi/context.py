@@ -105,7 +105,11 @@ class WasiContext:
 
 def _open_preopen(host_path: str, guest_path: str, readonly: bool) -> DirEntry:
     fd = os.open(host_path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    entry = DirEntry(fd, preopen_name=guest_path.encode("utf-8", "surrogateescape"))
+    try:
+        entry = DirEntry(fd, preopen_name=guest_path.encode("utf-8", "surrogateescape"))
+    except BaseException:
+        os.close(fd)
+        raise
     if readonly:
         entry.rights_base &= ~RIGHTS_WRITING
         entry.rights_inheriting &= ~RIGHTS_WRITING

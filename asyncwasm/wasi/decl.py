@@ -27,6 +27,7 @@ from typing import Any, Awaitable, Callable, Optional, Union
 
 from .._types import I32, I64, FuncType, ValType
 from .abi import Errno, WasiError, errno_from_oserror
+from .later import Later
 
 __all__ = ["Kind", "U32", "PTR", "FD", "U64", "S64", "HostFunction", "host_function", "REGISTRY", "bind", "format_call"]
 
@@ -107,11 +108,11 @@ def bind(function: HostFunction, ctx: Any, trace: Optional[Trace]) -> Callable[.
             if isinstance(result, int):
                 trace(name, trace_args, result)
                 return result
-            return _finish(result, lambda r: trace(name, trace_args, r))
+            return Later(_finish, result, lambda r: trace(name, trace_args, r))
         result = _errno_of(impl, ctx, values)
         if isinstance(result, int):
             return result
-        return _finish(result, None)
+        return Later(_finish, result, None)
 
     call.__name__ = name
     call.__qualname__ = f"wasi_snapshot_preview1.{name}"

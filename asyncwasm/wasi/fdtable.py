@@ -45,6 +45,7 @@ from .abi import (
     Filetype,
     WasiError,
 )
+from .later import Later
 
 IoResult = Union[int, Awaitable[int]]
 #: (dev, ino, filetype, nlink, size, atim, mtim, ctim), the ``$filestat`` fields.
@@ -151,7 +152,7 @@ class Entry:
         """``AGAIN`` for a NONBLOCK fd, else the awaitable that waits."""
         if self.nonblocking:
             raise WasiError(Errno.AGAIN)
-        return waiter()
+        return Later(waiter)
 
     # -- I/O -------------------------------------------------------------
     def readv(self, buffers: list[memoryview]) -> IoResult:
@@ -239,7 +240,7 @@ class OsEntry(Entry):
         fdflags: int = 0,
         os_nonblocking: bool = False,
     ) -> None:
-        self.fd = fd
+        self.fd = -1  # set last: a constructor that fails must not own (and later close) fd
         if filetype is None:
             filetype = filetype_of(os.fstat(fd), fd)
         self.filetype = filetype
@@ -254,6 +255,7 @@ class OsEntry(Entry):
         # A write that poll() allowed may still block if larger than the
         # pipe's free space; terminals drain on their own.
         self._write_cap = _PIPE_BUF if self.is_stream and filetype != Filetype.CHARACTER_DEVICE else None
+        self.fd = fd
 
     # -- reads -----------------------------------------------------------
     def _try_read(self, buffers: list[memoryview]) -> Optional[int]:

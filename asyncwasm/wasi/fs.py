@@ -38,6 +38,7 @@ from .abi import (
 )
 from .decl import FD, PTR, S64, U32, U64, host_function
 from .fdtable import DirEntry, filetype_of
+from .later import Later
 
 ErrnoResult = Union[int, Awaitable[int]]
 
@@ -53,7 +54,7 @@ def _after_io(ctx: Any, result: Any, out_ptr: int) -> ErrnoResult:
     if isinstance(result, int):
         ctx.memory.store_u32(out_ptr, result)
         return Errno.SUCCESS
-    return _store_later(ctx, result, out_ptr)
+    return Later(_store_later, ctx, result, out_ptr)
 
 
 async def _store_later(ctx: Any, awaitable: Awaitable[int], out_ptr: int) -> int:

@@ -235,17 +235,16 @@ def path_open(
 
 
 def _entry_for(host_fd: int, base: int, inheriting: int, fdflags: int) -> OsEntry:
-    st = os.fstat(host_fd)
-    kind = filetype_of(st, host_fd)
+    """Wrap a freshly opened host fd. Everything that can fail happens before
+    the entry takes ownership of ``host_fd`` (the caller closes it on error)."""
+    kind = filetype_of(os.fstat(host_fd), host_fd)
+    stream = kind not in (Filetype.DIRECTORY, Filetype.REGULAR_FILE, Filetype.BLOCK_DEVICE)
+    if not stream:
+        _clear_nonblock(host_fd)
     if kind == Filetype.DIRECTORY:
-        _clear_nonblock(host_fd)
         return DirEntry(host_fd, rights_base=base, rights_inheriting=inheriting, fdflags=fdflags)
-    entry = OsEntry(host_fd, filetype=kind, rights_base=base, rights_inheriting=0, fdflags=fdflags)
-    if entry.is_stream:
-        entry.os_nonblocking = True
-    else:
-        _clear_nonblock(host_fd)
-    return entry
+    return OsEntry(host_fd, filetype=kind, rights_base=base, rights_inheriting=0, fdflags=fdflags,
+                   os_nonblocking=stream)
 
 
 def _clear_nonblock(host_fd: int) -> None:

@@ -48,6 +48,7 @@ from .abi import (
     WasiError,
 )
 from .decl import PTR, U32, host_function
+from .later import Later
 
 ErrnoResult = Union[int, Awaitable[int]]
 _U64 = 0xFFFFFFFFFFFFFFFF
@@ -236,7 +237,7 @@ def poll_oneoff(ctx: Any, subscriptions: int, events: int, nsubscriptions: int, 
     ready, earliest, waiting = collect(plan, ctx.clocks.monotonic_ns(), None, fd_ready)
     if ready:
         return _store_events(ctx, events, nevents, ready)
-    return _wait_and_store(ctx, plan, fd_ready, earliest, waiting, events, nevents)
+    return Later(_wait_and_store, ctx, plan, fd_ready, earliest, waiting, events, nevents)
 
 
 async def _wait_and_store(

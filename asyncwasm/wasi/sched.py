@@ -16,6 +16,7 @@ import trio
 
 from .abi import Errno
 from .decl import host_function
+from .later import Later
 
 ErrnoResult = Union[int, Awaitable[int]]
 
@@ -38,4 +39,4 @@ def sched_yield(ctx: Any) -> ErrnoResult:
     """Yield to other tasks. Errnos: none. Writes nothing."""
     if not _in_trio():
         return Errno.SUCCESS
-    return _checkpoint()
+    return Later(_checkpoint)

@@ -23,6 +23,7 @@ import trio
 
 from .abi import Eventrwflags, Rights
 from .fdtable import Entry, IoResult, OsEntry, Readiness
+from .later import Later
 
 _READ_RIGHTS = int(Rights.FD_READ | Rights.FD_FDSTAT_SET_FLAGS | Rights.FD_FILESTAT_GET | Rights.POLL_FD_READWRITE)
 _WRITE_RIGHTS = int(
@@ -133,7 +134,7 @@ class CallbackWriter(Entry):
         data = b"".join(buffers)
         result = self._callback(data)
         if inspect.isawaitable(result):
-            return self._after(result, len(data))
+            return Later(self._after, result, len(data))
         return len(data)
 
     @staticmethod

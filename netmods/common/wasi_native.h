@@ -65,6 +65,7 @@ typedef uint8_t __wasi_sdflags_t;
 #define __WASI_ERRNO_NOTSUP ((__wasi_errno_t)58)
 #define __WASI_ERRNO_PERM ((__wasi_errno_t)63)
 #define __WASI_ERRNO_PIPE ((__wasi_errno_t)64)
+#define __WASI_ERRNO_PROTO ((__wasi_errno_t)65)
 #define __WASI_ERRNO_TIMEDOUT ((__wasi_errno_t)73)
 #define __WASI_ERRNO_NOTCAPABLE ((__wasi_errno_t)76)
 

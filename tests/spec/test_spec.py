@@ -44,3 +44,37 @@ def test_sliced_mode_really_suspends() -> None:
     assert not report.failures
     assert report.slices.calls > 0
     assert report.slices.runs > 20 * report.slices.calls
+
+
+@pytest.mark.parametrize(
+    ("bits", "width", "canonical", "arithmetic"),
+    [
+        (0x7FC00000, 32, True, True),
+        (0xFFC00000, 32, True, True),  # sign is free
+        (0x7FC00001, 32, False, True),  # payload: arithmetic only
+        (0x7F800001, 32, False, False),  # signalling NaN
+        (0x7F800000, 32, False, False),  # infinity
+        (0x3F800000, 32, False, False),  # 1.0
+        (0x7FF8000000000000, 64, True, True),
+        (0xFFF8000000000001, 64, False, True),
+        (0x7FF0000000000001, 64, False, False),
+    ],
+)
+def test_nan_patterns(bits: int, width: int, canonical: bool, arithmetic: bool) -> None:
+    assert harness.is_canonical_nan(bits, width) is canonical
+    assert harness.is_arithmetic_nan(bits, width) is arithmetic
+
+
+def test_value_comparison_is_exact() -> None:
+    values = harness.Values()
+    i32 = {"type": "i32", "value": "4294967295"}
+    assert values.mismatch(i32, 0xFFFFFFFF) is None
+    assert values.mismatch(i32, 0xFFFFFFFE) is not None
+    assert values.mismatch(i32, -1) is not None  # raw results are unsigned bit patterns
+    ref = {"type": "externref", "value": "3"}
+    assert values.mismatch(ref, values.to_raw(ref)) is None
+    assert values.mismatch(ref, harness.HostRef(3)) is not None  # identity, not equality
+    assert values.mismatch({"type": "externref", "value": "null"}, None) is None
+    v128 = {"type": "v128", "lane_type": "i32", "value": ["1", "2", "3", "4"]}
+    assert values.mismatch(v128, values.to_raw(v128)) is None
+    assert values.to_raw(v128) == 1 | 2 << 32 | 3 << 64 | 4 << 96
