@@ -15,7 +15,6 @@ from __future__ import annotations
 import ctypes
 import importlib
 import inspect
-import os
 import pathlib
 import sys
 import types
