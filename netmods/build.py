@@ -36,7 +36,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ZIG_VERSION = "0.17.1"  # the ziglang release the committed .wasm files were built with
 
-COMMON_HTTP = ["common/http.c", "common/http_app.c", "common/netio.c"]
+COMMON_HTTP = ["common/http.c", "common/http_conn.c", "common/http_app.c", "common/netio.c"]
 C_WARNINGS = ["-std=gnu11", "-Wall", "-Wextra", "-Wpedantic", "-Wshadow", "-Werror"]
 WASM_C_FLAGS = ["--target=wasm32-wasi", "-O2", "-g0", "-Wl,--strip-debug"] + C_WARNINGS
 NATIVE_C_FLAGS = ["-O1", "-g", "-fsanitize=address,undefined",
@@ -267,7 +267,7 @@ def run_native_tests() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         exe = Path(tmp) / "test_http"
         run_tool([cc, *NATIVE_C_FLAGS, "-o", str(exe), "common/test_http.c",
-                  "common/http.c", "common/http_app.c"])
+                  "common/http.c", "common/http_conn.c", "common/http_app.c"])
         return subprocess.run([str(exe)], cwd=HERE).returncode
 
 

@@ -3,21 +3,24 @@
  *
  * Two layers, neither of which performs I/O:
  *
- *   http_parser  an incremental state machine that parses one message (a
- *                request, or for the client a response) out of a byte buffer
- *                owned by the caller. It can be fed any number of bytes at a
- *                time, down to one.
- *   http_conn    one server-side connection: the receive buffer, the parser,
- *                the response being sent, keep-alive and close decisions. A
- *                driver (blocking or poll based) moves bytes between the
- *                socket and the connection and asks it what it wants next.
+ *   http_parser  (http.c) an incremental state machine that parses one
+ *                message (a request, or for the client a response) out of a
+ *                byte buffer owned by the caller. It can be fed any number of
+ *                bytes at a time, down to one.
+ *   http_conn    (http_conn.c) one server-side connection: the receive
+ *                buffer, the parser, the response being sent, keep-alive and
+ *                close decisions. A driver (blocking or poll based) moves
+ *                bytes between the socket and the connection and asks it what
+ *                it wants next.
  *
  * Rules the parser keeps (checked by test_http.c):
  *   - Everything it reports is an offset into the caller's buffer, never a
  *     pointer, so the caller may grow (realloc) the buffer between calls.
- *   - It examines every byte once: each call resumes at `pos`.
+ *   - Each call resumes at `pos`, so feeding one byte at a time stays linear
+ *     (a line is scanned for its end once, then checked once when complete).
  *   - The bytes [0, msg_end) belong to the parsed message; whatever follows is
- *     the start of the next (pipelined) message and is never touched.
+ *     the start of the next (pipelined) message; it is never altered (chunked
+ *     decoding may move it down in the buffer).
  *   - A chunked body is decoded in place: the chunk data is moved down so the
  *     body is contiguous, and the framing bytes are cut out of the buffer as
  *     they are consumed (the buffer length shrinks). So the bytes held for one

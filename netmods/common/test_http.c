@@ -1,11 +1,13 @@
 /*
- * test_http.c: native tests of the sans-IO HTTP core (http.c, http_app.c).
+ * test_http.c: native tests of the sans-IO HTTP core (http.c, http_conn.c,
+ * http_app.c).
  *
- *   gcc -std=gnu11 -Wall -Wextra -O1 -g -fsanitize=address,undefined \
- *       -o /tmp/test_http netmods/common/test_http.c netmods/common/http.c \
- *       netmods/common/http_app.c && /tmp/test_http
+ *   cd netmods/common && gcc -std=gnu11 -Wall -Wextra -O1 -g \
+ *       -fsanitize=address,undefined -o /tmp/test_http test_http.c http.c \
+ *       http_conn.c http_app.c && /tmp/test_http
  *
- * (netmods/build.py --test does exactly this.) Each input is fed to a real
+ * (netmods/build.py --test does exactly this; TEST_HTTP_MUTATIONS=N runs N
+ * mutated inputs instead of 3000.) Each input is fed to a real
  * http_conn in many split sizes, down to one byte at a time, with partial
  * writes; every split must give byte-identical output and the same final
  * state. Exit status 0 means every check passed.
@@ -771,6 +773,30 @@ static uint32_t rng(void)
     return g_rng;
 }
 
+/* Does out hold only complete, well-formed responses (checked with the parser itself)? */
+static bool responses_well_formed(const char *out, size_t out_len, bool head)
+{
+    static const struct http_limits limits = {65536, 2 << 20, 100};
+    struct http_parser p;
+    uint8_t *buf = malloc(out_len + 1);
+    size_t len = out_len;
+    bool ok = true;
+
+    if (buf == NULL)
+        exit(2);
+    memcpy(buf, out, out_len);
+    http_parser_init(&p, HTTP_PARSE_RESPONSE, &limits);
+    while (ok && len > 0) {
+        p.response_to_head = head;
+        ok = http_parse(&p, buf, &len, true) == HTTP_PARSE_DONE && p.msg.status >= 100 &&
+             !p.msg.chunked && (p.msg.status < 200 || p.msg.has_content_length);
+        if (ok)
+            http_parser_next(&p, buf, &len);
+    }
+    free(buf);
+    return ok;
+}
+
 static void test_mutations(void)
 {
     static const char *seeds[] = {
@@ -781,9 +807,12 @@ static void test_mutations(void)
         "GET /stats HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
     };
     static const char alphabet[] = "\r\n :;,0123456789aAfF/\x00\x7f\xff\tHTTP";
-    int responses = 0;
+    int responses = 0, iterations = 3000;
+    const char *env = getenv("TEST_HTTP_MUTATIONS"); /* longer runs on demand */
 
-    for (int iter = 0; iter < 3000; iter++) {
+    if (env != NULL && atoi(env) > 0)
+        iterations = atoi(env);
+    for (int iter = 0; iter < iterations; iter++) {
         char in[512];
         const char *seed = seeds[(size_t)iter % (sizeof seeds / sizeof seeds[0])];
         size_t n = strlen(seed);
@@ -816,15 +845,15 @@ static void test_mutations(void)
         }
         memset(&g_stats, 0, sizeof g_stats);
         r = run_script(in, n, 1 + rng() % 9, 1 + rng() % 50, (rng() & 1) != 0);
-        /* Every response is a well-formed status line; nothing else appears. */
+        /* Whatever was sent parses as a sequence of complete responses. */
         if (r.out_len > 0) {
-            CHECK(starts_with(r.out, "HTTP/1.1 "), "mutation %d: output starts with a status line",
-                  iter);
+            CHECK(responses_well_formed(r.out, r.out_len, starts_with(in, "HEAD ")),
+                  "mutation %d: malformed output:\n%s", iter, r.out);
             responses++;
         }
         result_free(&r);
     }
-    CHECK(responses > 1000, "most mutations get an answer (%d)", responses);
+    CHECK(responses > iterations / 3, "most mutations get an answer (%d)", responses);
 }
 
 static void test_format_helpers(void)
