@@ -196,7 +196,7 @@ def test_text_file_objects_use_their_buffer():
         ("argv", ["a\0b"], ValueError),
         ("env", {"A=B": "c"}, ValueError),
         ("env", {"A": "c\0"}, ValueError),
-        ("listeners", [object()], NotImplementedError),
+        ("listeners", [object()], TypeError),
         ("max_fds", 2, ValueError),
     ],
 )

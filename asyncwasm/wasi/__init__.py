@@ -14,8 +14,12 @@ would block (stdin or a pipe without data, ``poll_oneoff`` sleeping,
 
 Modules: ``abi`` (errno, rights, layouts), ``config``, ``context``, one
 module per function family (``args``, ``environ``, ``clock``, ``random``,
-``proc``, ``sched``, ``fs``, ``paths``, ``poll``, ``sock``), and the machinery
-``decl`` (functions as data), ``later``, ``memory``, ``fdtable``, ``stdio``, ``sandbox``.
+``proc``, ``sched``, ``fs``, ``paths``, ``poll``, ``sock`` (preview1 sockets),
+``wasmedge_sock`` (WasmEdge's socket extension, chosen per import signature by
+``WasiContext.import_for``)), the network side ``sockets`` (trio-backed socket
+entries, pre-opened listeners) and ``netpolicy`` (what a guest may bind,
+listen on, connect to, resolve), and the machinery ``decl`` (functions as
+data), ``later``, ``memory``, ``fdtable``, ``stdio``, ``sandbox``.
 """
 
 from .abi import Errno, Filetype, Rights
@@ -23,6 +27,7 @@ from .config import Preopen, WasiConfig
 from .context import WASI_MODULE, WasiContext
 from .decl import REGISTRY as FUNCTIONS
 from .decl import format_call
+from .netpolicy import NetPolicy
 
 __all__ = ["WasiConfig", "WasiContext", "Preopen", "Errno", "Rights", "Filetype", "FUNCTIONS", "WASI_MODULE",
-           "format_call"]
+           "format_call", "NetPolicy"]

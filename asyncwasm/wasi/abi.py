@@ -414,3 +414,116 @@ U16 = struct.Struct("<H")
 MAX_OFFSET = (1 << 63) - 1
 #: Most iovecs one call may pass (the host's IOV_MAX).
 IOV_MAX = 1024
+
+
+# ---------------------------------------------------------------------------
+# Sockets: rights of socket kinds, and WasmEdge's socket extension ABI.
+# Sources: WasmEdge ``thirdparty/wasi/api.hpp`` (enums, struct static_asserts)
+# and ``include/host/wasi/environ.h`` (WasiAddrStorage); see
+# /work/shared/reference/sockets-abi.md sections 3.2 and 4.
+# ---------------------------------------------------------------------------
+
+#: A listening socket (or one the guest opened and may still listen on).
+RIGHTS_SOCKET_LISTENER = RIGHTS_SOCKET | int(Rights.SOCK_ACCEPT)
+
+
+class AddressFamily(enum.IntEnum):
+    """WasmEdge ``__wasi_address_family_t`` (u8)."""
+
+    UNSPEC = 0
+    INET4 = 1
+    INET6 = 2
+    AF_UNIX = 3
+
+
+class SockType(enum.IntEnum):
+    """WasmEdge ``__wasi_sock_type_t`` (u8)."""
+
+    ANY = 0
+    DGRAM = 1
+    STREAM = 2
+
+
+class Protocol(enum.IntEnum):
+    """WasmEdge ``__wasi_protocol_t`` (u8)."""
+
+    IP = 0
+    TCP = 1
+    UDP = 2
+
+
+class SockOptLevel(enum.IntEnum):
+    """WasmEdge ``__wasi_sock_opt_level_t``: only SOL_SOCKET."""
+
+    SOL_SOCKET = 0
+
+
+class SockOpt(enum.IntEnum):
+    """WasmEdge ``__wasi_sock_opt_so_t``: SOL_SOCKET option names."""
+
+    REUSEADDR = 0
+    TYPE = 1
+    ERROR = 2
+    DONTROUTE = 3
+    BROADCAST = 4
+    SNDBUF = 5
+    RCVBUF = 6
+    KEEPALIVE = 7
+    OOBINLINE = 8
+    LINGER = 9
+    RCVLOWAT = 10
+    RCVTIMEO = 11
+    SNDTIMEO = 12
+    ACCEPTCONN = 13
+    BINDTODEVICE = 14
+
+
+class AiFlags(enum.IntFlag):
+    """WasmEdge ``__wasi_aiflags_t`` (u16 bit flags, as the host reads them)."""
+
+    AI_PASSIVE = 1 << 0
+    AI_CANONNAME = 1 << 1
+    AI_NUMERICHOST = 1 << 2
+    AI_NUMERICSERV = 1 << 3
+    AI_V4MAPPED = 1 << 4
+    AI_ALL = 1 << 5
+    AI_ADDRCONFIG = 1 << 6
+
+
+AIFLAGS_ALL = 0x7F
+
+
+class WasmEdgeErrno(enum.IntEnum):
+    """WasmEdge's errno extensions for ``sock_getaddrinfo`` (after NOTCAPABLE = 76).
+    Kept apart from :class:`Errno`, which is exactly the witx enum."""
+
+    AIADDRFAMILY = 77
+    AIAGAIN = 78
+    AIBADFLAG = 79
+    AIFAIL = 80
+    AIFAMILY = 81
+    AIMEMORY = 82
+    AINODATA = 83
+    AINONAME = 84
+    AISERVICE = 85
+    AISOCKTYPE = 86
+    AISYSTEM = 87
+
+
+#: ``__wasi_address_t`` (WasiAddress), size 8 align 4: buf u32 @0, buf_len u32 @4.
+#: ``buf_len`` 4 = IPv4 bytes, 16 = IPv6 bytes, 128 = a WasiAddrStorage (V2).
+WASI_ADDRESS = struct.Struct("<II")
+#: ``WasiAddrStorage``, 128 bytes: family u16 @0 (AddressFamily), address bytes @2.
+ADDR_STORAGE_SIZE = 128
+ADDR_STORAGE_FAMILY = struct.Struct("<H")
+ADDR_STORAGE_ADDRESS_OFFSET = 2
+#: ``__wasi_sockaddr_t``, size 12 align 4: sa_family u8 @0, sa_data_len u32 @4, sa_data u32 @8.
+WASI_SOCKADDR = struct.Struct("<B3xII")
+#: ``__wasi_addrinfo_t``, size 28 align 4: ai_flags u16 @0, ai_family u8 @2,
+#: ai_socktype u8 @3, ai_protocol u8 @4, ai_addrlen u32 @8, ai_addr u32 @12,
+#: ai_canonname u32 @16, ai_canonname_len u32 @20, ai_next u32 @24.
+WASI_ADDRINFO = struct.Struct("<HBBB3xIIIII")
+#: The leading fields of ``__wasi_addrinfo_t`` the host fills in (flags..protocol).
+WASI_ADDRINFO_HEAD = struct.Struct("<HBBB")
+WASI_ADDRINFO_ADDRLEN_OFFSET = 8
+WASI_ADDRINFO_CANONNAME_LEN_OFFSET = 20

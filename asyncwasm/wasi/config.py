@@ -24,6 +24,20 @@ Stdio values:
   an awaitable, the guest waits for it (needs the async driver).
 - a trio stream: ``trio.abc.ReceiveStream`` for stdin, ``trio.abc.SendStream``
   for stdout/stderr. The guest task suspends while data is not there yet.
+
+Networking (see :mod:`asyncwasm.wasi.sockets` and :mod:`asyncwasm.wasi.netpolicy`):
+
+    >>> listener = trio.socket.socket()              # or socket.socket
+    >>> await listener.bind(("127.0.0.1", 8080)); listener.listen()
+    >>> config = WasiConfig(listeners=[listener, ("::1", 0)],
+    ...                     net_policy=NetPolicy(connect=["127.0.0.1:5432"]))
+
+- ``listeners`` become pre-opened listening sockets at the fds after the
+  preopened directories (wasmtime's former ``--tcplisten``): a socket object
+  is duplicated for each context (many instances can share one listener),
+  a ``(host, port)`` pair is bound and listened on by each context.
+- ``net_policy`` (default: deny everything) says what the guest may do on
+  its own with WasmEdge's socket calls.
 """
 
 from __future__ import annotations
@@ -31,6 +45,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
+
+from .netpolicy import NetPolicy
+from .sockets import check_listener_spec
 
 __all__ = ["WasiConfig", "Preopen"]
 
@@ -68,8 +85,14 @@ class WasiConfig:
       which case ``env`` entries override the host's.
     - ``preopens``: :class:`Preopen` entries or ``(host_path, guest_path,
       readonly)`` tuples; they become fds 3, 4, ... in order.
-    - ``listeners``: preopened listening sockets, numbered after the
-      directories (arrives with the networking issue; must stay empty).
+    - ``listeners``: pre-opened listening sockets, numbered after the
+      directories: listening ``socket.socket`` / ``trio.socket`` objects
+      (duplicated per context; their file description is set non-blocking)
+      or ``(host, port)`` pairs each context binds and listens on itself
+      (port 0: a free port, see ``WasiContext.listener_addresses()``).
+    - ``net_policy``: a :class:`~asyncwasm.wasi.netpolicy.NetPolicy`; what
+      the guest may bind, listen on, connect to and resolve by itself.
+      Default: nothing (the pre-opened listeners still work).
     - ``monotonic_ns`` / ``realtime_ns``: clock sources in nanoseconds
       (default ``time.monotonic_ns`` / ``time.time_ns``).
     - ``random_bytes``: ``n -> bytes`` source for ``random_get`` (default
@@ -87,7 +110,8 @@ class WasiConfig:
     stdin: Any = None
     stdout: Any = None
     stderr: Any = None
-    listeners: Sequence[Any] = ()
+    listeners: list = field(default_factory=list)
+    net_policy: NetPolicy = field(default_factory=NetPolicy)
     monotonic_ns: Optional[Callable[[], int]] = None
     realtime_ns: Optional[Callable[[], int]] = None
     random_bytes: Optional[Callable[[int], bytes]] = None
@@ -99,6 +123,12 @@ class WasiConfig:
     def preopen_dir(self, host_path: Union[str, os.PathLike], guest_path: str, *, readonly: bool = False) -> None:
         """Let the guest see ``host_path`` as ``guest_path``."""
         self.preopens.append(Preopen(os.fspath(host_path), guest_path, readonly))
+
+    def preopen_listener(self, listener: Any) -> None:
+        """Give the guest a pre-opened listening socket (a listening socket
+        object, or a ``(host, port)`` pair to bind); see ``listeners``."""
+        check_listener_spec(listener)
+        self.listeners.append(listener)
 
     def inherit_stdio(self) -> None:
         """Use the host's stdin, stdout and stderr."""
@@ -141,11 +171,15 @@ class WasiConfig:
         return result
 
     def check(self) -> None:
-        """Raise TypeError/ValueError/NotImplementedError for a bad config."""
+        """Raise TypeError/ValueError for a bad config."""
         self.argv_bytes()
         self.env_bytes()
         self.preopen_list()
-        if self.listeners:
-            raise NotImplementedError("WasiConfig.listeners: preopened sockets arrive with the networking issue")
+        if isinstance(self.listeners, (str, bytes, tuple)):
+            raise TypeError("listeners must be a list of sockets or (host, port) pairs")
+        for listener in self.listeners:
+            check_listener_spec(listener)
+        if not isinstance(self.net_policy, NetPolicy):
+            raise TypeError(f"net_policy must be a NetPolicy, not {type(self.net_policy).__name__}")
         if isinstance(self.max_fds, bool) or not isinstance(self.max_fds, int) or self.max_fds < 3:
             raise ValueError(f"max_fds must be an int >= 3, not {self.max_fds!r}")

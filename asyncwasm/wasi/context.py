@@ -9,8 +9,23 @@
     >>> ctx.close()
 
 Rule: one context per instance. It owns the guest's fd table (host fds it
-opened or duplicated) and must be closed when the instance is done; it is
-also a context manager.
+opened or duplicated, sockets included) and must be closed when the
+instance is done; it is also a context manager.
+
+Linking by signature. ``imports()`` is the preview1 set by name. A guest
+built for WasmEdge's socket extension imports more names, and one name can
+mean two functions of different types (``sock_accept(fd, *fd)`` of WasmEdge
+V1 vs. preview1's ``sock_accept(fd, flags, *fd)``; V1 vs. V2
+``sock_recv_from``, ``sock_getlocaladdr``, ...). A linker should therefore
+resolve each ``wasi_snapshot_preview1`` import of the module with
+:meth:`WasiContext.import_for`, passing the import's declared type:
+
+    >>> for imp in module.imports:
+    ...     if imp.module == WASI_MODULE:
+    ...         found = ctx.import_for(imp.name, imp.type)
+    ...         if found is None:
+    ...             raise LinkError(f"unknown WASI import {imp.name}: {imp.type}")
+    ...         linker.define_func(WASI_MODULE, imp.name, *found)
 """
 
 from __future__ import annotations
@@ -20,13 +35,16 @@ from typing import Any, Callable, Optional
 
 from .._errors import Trap
 from .._types import FuncType
-from . import args, clock, environ, fs, paths, poll, proc, random, sched, sock  # noqa: F401  (declare functions)
+# Importing the family modules declares their functions.
+from . import args, clock, environ, fs, paths, poll, proc, random, sched, sock, wasmedge_sock  # noqa: F401
 from .abi import RIGHTS_WRITING
 from .clock import Clocks
 from .config import WasiConfig
 from .decl import REGISTRY, bind
 from .fdtable import DirEntry, FdTable
 from .memory import GuestMemory
+from .sock import candidates
+from .sockets import NetState, listener_entry
 from .stdio import make_output, make_stdin
 
 __all__ = ["WasiContext", "WASI_MODULE"]
@@ -47,8 +65,10 @@ class WasiContext:
     """The WASI state of one instance, built from a :class:`WasiConfig`.
 
     Opening a context opens the preopened directories (fds 3, 4, ... in
-    ``config.preopens`` order) and the stdio entries (fds 0-2); a missing
-    preopen directory raises :class:`OSError` here, before any guest runs.
+    ``config.preopens`` order), then the pre-opened listeners (the next fds,
+    in ``config.listeners`` order), and the stdio entries (fds 0-2); a
+    missing preopen directory, or a listener that cannot be bound, raises
+    :class:`OSError` here, before any guest runs.
     """
 
     def __init__(self, config: Optional[WasiConfig] = None) -> None:
@@ -61,12 +81,16 @@ class WasiContext:
         self.random_bytes: Callable[[int], bytes] = config.random_bytes or os.urandom
         self.memory: Any = _Unbound()
         self.fds = FdTable(config.max_fds)
+        self.net = NetState(config.net_policy)
         try:
             self.fds.put(0, make_stdin(config.stdin))
             self.fds.put(1, make_output(config.stdout, "stdout", 1))
             self.fds.put(2, make_output(config.stderr, "stderr", 2))
-            for number, preopen in enumerate(config.preopen_list(), start=3):
+            preopens = config.preopen_list()
+            for number, preopen in enumerate(preopens, start=3):
                 self.fds.put(number, _open_preopen(preopen.host_path, preopen.guest_path, preopen.readonly))
+            for number, listener in enumerate(config.listeners, start=3 + len(preopens)):
+                self.fds.put(number, listener_entry(listener))
         except BaseException:
             self.fds.close_all()
             raise
@@ -82,16 +106,46 @@ class WasiContext:
         trace = self.config.trace
         return {name: (function.functype, bind(function, self, trace)) for name, function in REGISTRY.items()}
 
+    def import_for(self, name: str, functype: FuncType) -> Optional[tuple[FuncType, Callable[..., Any]]]:
+        """The ``wasi_snapshot_preview1`` function to link to an import
+        ``name`` of type ``functype``: (type, callable), or None when no
+        function of that name has that type.
+
+        Covers preview1 and WasmEdge's socket extension (``sock_open``,
+        ``sock_bind``, ..., ``epoll_oneoff``, and the ``*_v2`` names), and
+        picks by signature as WasmEdge does: the preview1 function, else
+        WasmEdge's V1 of that name, else its ``_v2``. So a 2-argument
+        ``sock_accept`` import gets WasmEdge V1 and a 3-argument one the
+        preview1 call; an 8-argument ``sock_recv_from`` gets V2."""
+        for function in candidates(name):
+            if function.functype == functype:
+                return function.functype, bind(function, self, self.config.trace)
+        return None
+
+    def listener_addresses(self) -> dict[int, Any]:
+        """Guest fd -> local address (as ``socket.getsockname()``) of every
+        open pre-opened listener; useful after binding ``(host, 0)``."""
+        out = {}
+        for fd, entry in self.fds.items():
+            if getattr(entry, "preopened", False) and entry.sock is not None:
+                out[fd] = entry.sock.getsockname()
+        return out
+
     def bind(self, memory: Any) -> None:
         """Give the context the instance's memory (an ``asyncwasm.Memory`` or
         anything with a ``view()`` returning a writable buffer)."""
         self.memory = GuestMemory(memory)
 
     def close(self) -> None:
-        """Close every fd the guest still has open. Idempotent."""
+        """Close every fd the guest still has open (sockets too: a guest task
+        still waiting on one wakes with BADF) and the networking state.
+        Idempotent."""
         if not self._closed:
             self._closed = True
-            self.fds.close_all()
+            try:
+                self.fds.close_all()
+            finally:
+                self.net.close()
 
     def __enter__(self) -> "WasiContext":
         return self

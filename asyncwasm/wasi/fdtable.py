@@ -148,6 +148,30 @@ class Entry:
     def nonblocking(self) -> bool:
         return bool(self.fdflags & Fdflags.NONBLOCK)
 
+    @property
+    def host_fd(self) -> Optional[int]:
+        """A host fd whose readiness the kernel can watch (``epoll_oneoff``
+        registers it), or None for entries without one (in-memory stdio,
+        regular files)."""
+        return None
+
+    def add_close_hook(self, hook: Callable[[], None]) -> None:
+        """Call ``hook`` when the table closes this entry, just before its
+        host resources go (``epoll_oneoff`` unregisters the host fd there:
+        an epoll registration outlives an fd whose file is shared)."""
+        if "close_hooks" not in self.__dict__:
+            self.close_hooks: list[Callable[[], None]] = []
+        self.close_hooks.append(hook)
+
+    def release(self) -> None:
+        """Run the close hooks, then :meth:`close` (what the table calls)."""
+        hooks = self.__dict__.pop("close_hooks", ())
+        try:
+            for hook in hooks:
+                hook()
+        finally:
+            self.close()
+
     def wait_or_again(self, waiter: Callable[[], Awaitable[int]]) -> IoResult:
         """``AGAIN`` for a NONBLOCK fd, else the awaitable that waits."""
         if self.nonblocking:
@@ -256,6 +280,10 @@ class OsEntry(Entry):
         # pipe's free space; terminals drain on their own.
         self._write_cap = _PIPE_BUF if self.is_stream and filetype != Filetype.CHARACTER_DEVICE else None
         self.fd = fd
+
+    @property
+    def host_fd(self) -> Optional[int]:
+        return self.fd if self.is_stream and self.fd >= 0 else None
 
     # -- reads -----------------------------------------------------------
     def _try_read(self, buffers: list[memoryview]) -> Optional[int]:
@@ -509,7 +537,7 @@ class FdTable:
         """Install ``entry`` at the lowest free number (``MFILE`` when full;
         the entry is then closed)."""
         if len(self._entries) >= self.max_fds:
-            entry.close()
+            entry.release()
             raise WasiError(Errno.MFILE)
         fd = 0
         while fd in self._entries:
@@ -521,7 +549,7 @@ class FdTable:
         entry = self._entries.pop(fd, None)
         if entry is None:
             raise WasiError(Errno.BADF)
-        entry.close()
+        entry.release()
 
     def renumber(self, fd: int, to: int) -> None:
         """Move ``fd`` to ``to``, closing what was at ``to`` (both must be open)."""
@@ -531,10 +559,16 @@ class FdTable:
             return
         old = self._entries[to]
         self._entries[to] = self._entries.pop(fd)
-        old.close()
+        old.release()
 
     def close_all(self) -> None:
         entries = list(self._entries.values())
         self._entries.clear()
+        failure: Optional[BaseException] = None
         for entry in entries:
-            entry.close()
+            try:
+                entry.release()
+            except BaseException as exc:  # close the others anyway, then report the first failure
+                failure = failure or exc
+        if failure is not None:
+            raise failure

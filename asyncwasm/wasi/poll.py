@@ -23,11 +23,23 @@ Rules:
   unknown tag) is reported in that subscription's event ``error`` and the
   call still succeeds, as wasi-libc's ``poll()`` expects.
 - Regular files are always ready. stdin and pipes are ready when the host
-  says so; trio streams when a chunk is buffered (see :mod:`.stdio`).
+  says so; trio streams when a chunk is buffered (see :mod:`.stdio`);
+  sockets when ``poll()`` says so (see :mod:`.sockets`: a read event's
+  ``nbytes`` is FIONREAD, a write event's the free send-buffer space, and
+  ``FD_READWRITE_HANGUP`` is set on POLLHUP: the connection is gone both
+  ways, e.g. reset by the peer).
+
+``epoll_oneoff`` (WasmEdge's extension, same arguments and layouts) is the
+edge-triggered variant tokio-style guests use: fds with a host fd are
+registered with ``EPOLLET`` in an epoll set that persists across calls (one
+per context, :class:`EdgePoller`), so a readiness is reported once per
+change rather than on every call. Entries without a host fd (in-memory
+stdio) and clocks behave as in ``poll_oneoff``.
 """
 
 from __future__ import annotations
 
+import select
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Optional, Sequence, Union
 
@@ -42,6 +54,7 @@ from .abi import (
     SUBSCRIPTION_SIZE,
     Clockid,
     Errno,
+    Eventrwflags,
     Eventtype,
     Rights,
     Subclockflags,
@@ -49,6 +62,7 @@ from .abi import (
 )
 from .decl import PTR, U32, host_function
 from .later import Later
+from .sock import extension_function
 
 ErrnoResult = Union[int, Awaitable[int]]
 _U64 = 0xFFFFFFFFFFFFFFFF
@@ -190,24 +204,43 @@ def collect(plan: Plan, monotonic_now: int, fired_until: Optional[int], fd_ready
     return events, earliest, waiting
 
 
+def _pollable_entry(ctx: Any, sub: FdSubscription) -> Any:
+    """The entry ``sub`` watches, with the rights polling it needs (WasiError)."""
+    reading = sub.eventtype == Eventtype.FD_READ
+    return ctx.fds.get(sub.fd, Rights.POLL_FD_READWRITE | (Rights.FD_READ if reading else Rights.FD_WRITE))
+
+
+def _level_event(entry: Any, sub: FdSubscription) -> Optional[Event]:
+    """The event for ``sub`` if ``entry`` is ready now (level-triggered)."""
+    try:
+        ready = entry.poll_read() if sub.eventtype == Eventtype.FD_READ else entry.poll_write()
+    except OSError:
+        return Event(sub.userdata, Errno.IO, sub.eventtype)
+    if ready is None:
+        return None
+    nbytes, flags = ready
+    return Event(sub.userdata, Errno.SUCCESS, sub.eventtype, min(nbytes, _U64), flags)
+
+
 def _fd_readiness(ctx: Any) -> FdQuery:
     def query(sub: FdSubscription) -> Optional[Event]:
-        reading = sub.eventtype == Eventtype.FD_READ
-        needed = Rights.POLL_FD_READWRITE | (Rights.FD_READ if reading else Rights.FD_WRITE)
         try:
-            entry = ctx.fds.get(sub.fd, needed)
+            entry = _pollable_entry(ctx, sub)
         except WasiError as exc:
             return Event(sub.userdata, exc.errno, sub.eventtype)
-        try:
-            ready = entry.poll_read() if reading else entry.poll_write()
-        except OSError:
-            return Event(sub.userdata, Errno.IO, sub.eventtype)
-        if ready is None:
-            return None
-        nbytes, flags = ready
-        return Event(sub.userdata, Errno.SUCCESS, sub.eventtype, min(nbytes, _U64), flags)
+        return _level_event(entry, sub)
 
     return query
+
+
+def _read_plan(ctx: Any, subscriptions: int, events: int, nsubscriptions: int, nevents: int) -> Plan:
+    """Check the call's pointers and decode its subscriptions (INVAL, FAULT)."""
+    if nsubscriptions == 0:
+        raise WasiError(Errno.INVAL)
+    ctx.memory.check(events, nsubscriptions * EVENT.size)
+    ctx.memory.check(nevents, 4)
+    subs = decode_subscriptions(ctx.memory.read(subscriptions, nsubscriptions * SUBSCRIPTION_SIZE))
+    return make_plan(subs, ctx.clocks.monotonic_ns(), ctx.clocks.realtime_ns())
 
 
 def _store_events(ctx: Any, out: int, nevents: int, events: list[Event]) -> int:
@@ -227,12 +260,7 @@ def poll_oneoff(ctx: Any, subscriptions: int, events: int, nsubscriptions: int, 
     (u32) at ``nevents``. Suspends the guest (returns an awaitable) when
     nothing is ready yet. Errnos: INVAL (no subscriptions), FAULT; per-event
     errors BADF, NOTCAPABLE, INVAL, NOTSUP."""
-    if nsubscriptions == 0:
-        raise WasiError(Errno.INVAL)
-    ctx.memory.check(events, nsubscriptions * EVENT.size)
-    ctx.memory.check(nevents, 4)
-    subs = decode_subscriptions(ctx.memory.read(subscriptions, nsubscriptions * SUBSCRIPTION_SIZE))
-    plan = make_plan(subs, ctx.clocks.monotonic_ns(), ctx.clocks.realtime_ns())
+    plan = _read_plan(ctx, subscriptions, events, nsubscriptions, nevents)
     fd_ready = _fd_readiness(ctx)
     ready, earliest, waiting = collect(plan, ctx.clocks.monotonic_ns(), None, fd_ready)
     if ready:
@@ -254,9 +282,11 @@ async def _wait_and_store(
             return _store_events(ctx, out, nevents, ready)
 
 
-async def _wait_any(ctx: Any, deadline: Optional[int], waiting: list[FdSubscription]) -> Optional[int]:
-    """Sleep until ``deadline`` or until one waiting fd may be ready. Returns
-    ``deadline`` if the sleep is what ended the wait, else None."""
+async def _wait_any(ctx: Any, deadline: Optional[int], waiting: list[FdSubscription],
+                    extra_fd: Optional[int] = None) -> Optional[int]:
+    """Sleep until ``deadline``, until one waiting fd may be ready, or until
+    host fd ``extra_fd`` is readable. Returns ``deadline`` if the sleep is
+    what ended the wait, else None."""
     watched: dict[tuple[int, Eventtype], Any] = {}
     for sub in waiting:
         entry = ctx.fds.get(sub.fd)  # still open: collect() just looked it up
@@ -276,8 +306,185 @@ async def _wait_any(ctx: Any, deadline: Optional[int], waiting: list[FdSubscript
             await (entry.wait_readable() if kind == Eventtype.FD_READ else entry.wait_writable())
             nursery.cancel_scope.cancel()
 
+        async def watch_extra(fd: int) -> None:
+            await trio.lowlevel.wait_readable(fd)
+            nursery.cancel_scope.cancel()
+
         if deadline is not None:
             nursery.start_soon(sleep)
         for entry, kind in watched.values():
             nursery.start_soon(watch, entry, kind)
+        if extra_fd is not None:
+            nursery.start_soon(watch_extra, extra_fd)
     return outcome[0]
+
+
+# -- epoll_oneoff: edge-triggered (WasmEdge) ------------------------------------------------------
+
+_EDGE_READ = select.EPOLLIN | select.EPOLLRDHUP
+_EDGE_WRITE = select.EPOLLOUT
+_EDGE_ALWAYS = select.EPOLLHUP | select.EPOLLERR
+
+
+class EdgePoller:
+    """The persistent ``EPOLLET`` registrations of one context's ``epoll_oneoff``.
+
+    Strategy: a real epoll set. Each call (re)registers the host fds it
+    subscribes to with the union of the directions it asks for; edges the
+    kernel reports are kept in ``pending`` (host fd -> epoll bits) until a
+    call that subscribes to them delivers them, so an edge is never lost
+    between calls. A registration ends when the fd table closes its entry
+    (a close hook, run while the fd is still open: the kernel would keep the
+    registration of a pre-opened listener, whose file the host shares, and
+    report it for whatever socket reuses the fd number)."""
+
+    def __init__(self) -> None:
+        self._epoll = select.epoll()
+        self._closed = False
+        self._owners: dict[int, tuple[Any, int]] = {}  # host fd -> (entry, registered mask)
+        self.pending: dict[int, int] = {}
+
+    def fileno(self) -> int:
+        return self._epoll.fileno()
+
+    def register(self, host_fd: int, entry: Any, mask: int) -> None:
+        """Watch ``host_fd`` (belonging to ``entry``) for ``mask``, edge-triggered."""
+        old = self._owners.get(host_fd)
+        if old is not None and old[0] is entry:
+            if old[1] != mask:
+                self._epoll.modify(host_fd, mask | select.EPOLLET)
+                self._owners[host_fd] = (entry, mask)
+            return
+        if old is not None:  # a stale owner (closed outside the table): drop what it left
+            self.forget(host_fd, old[0])
+        self._epoll.register(host_fd, mask | select.EPOLLET)
+        self._owners[host_fd] = (entry, mask)
+        entry.add_close_hook(lambda: self.forget(host_fd, entry))
+
+    def forget(self, host_fd: int, entry: Any) -> None:
+        """Stop watching ``host_fd`` for ``entry`` (its close hook: runs while
+        the fd is still open, since epoll keeps the registration of a file
+        that a shared descriptor keeps alive)."""
+        owner = self._owners.get(host_fd)
+        if self._closed or owner is None or owner[0] is not entry:
+            return
+        del self._owners[host_fd]
+        self.pending.pop(host_fd, None)
+        try:
+            self._epoll.unregister(host_fd)
+        except OSError:  # already gone (the fd was closed some other way)
+            pass
+
+    def harvest(self) -> None:
+        """Collect the edges the kernel has now (never waits)."""
+        for fd, bits in self._epoll.poll(0):
+            self.pending[fd] = self.pending.get(fd, 0) | bits
+
+    def consume(self, delivered: set[tuple[int, int]]) -> None:
+        """Forget edges that were just reported: (host fd, direction bits)."""
+        for fd, direction in delivered:
+            left = self.pending.get(fd, 0) & ~(direction | _EDGE_ALWAYS)
+            if left:
+                self.pending[fd] = left
+            else:
+                self.pending.pop(fd, None)
+
+    def close(self) -> None:
+        self._closed = True
+        self._owners.clear()
+        self.pending.clear()
+        self._epoll.close()
+
+
+def _edge_poller(ctx: Any) -> EdgePoller:
+    if ctx.net.edge_poller is None:
+        ctx.net.edge_poller = EdgePoller()
+    return ctx.net.edge_poller
+
+
+def _register_edges(ctx: Any, poller: EdgePoller, plan: Plan) -> None:
+    """Register every subscribed host fd with the directions this call wants."""
+    masks: dict[int, tuple[Any, int]] = {}
+    for sub in plan.subscriptions:
+        if not isinstance(sub, FdSubscription):
+            continue
+        try:
+            entry = _pollable_entry(ctx, sub)
+        except WasiError:
+            continue  # reported by the query as the event's error
+        host_fd = entry.host_fd
+        if host_fd is not None:
+            bits = _EDGE_READ if sub.eventtype == Eventtype.FD_READ else _EDGE_WRITE
+            masks[host_fd] = (entry, masks.get(host_fd, (entry, 0))[1] | bits)
+    for host_fd, (entry, mask) in masks.items():
+        poller.register(host_fd, entry, mask)
+
+
+def _edge_readiness(ctx: Any, poller: EdgePoller, delivered: set[tuple[int, int]]) -> FdQuery:
+    """Edge events from ``poller.pending`` for host fds, level ones otherwise;
+    what it reports is added to ``delivered`` (consumed once the call returns)."""
+
+    def query(sub: FdSubscription) -> Optional[Event]:
+        try:
+            entry = _pollable_entry(ctx, sub)
+        except WasiError as exc:
+            return Event(sub.userdata, exc.errno, sub.eventtype)
+        host_fd = entry.host_fd
+        if host_fd is None:
+            return _level_event(entry, sub)
+        reading = sub.eventtype == Eventtype.FD_READ
+        direction = _EDGE_READ if reading else _EDGE_WRITE
+        bits = poller.pending.get(host_fd, 0)
+        if not bits & (direction | _EDGE_ALWAYS):
+            return None
+        delivered.add((host_fd, direction))
+        level = _level_event(entry, sub)
+        nbytes = level.nbytes if level is not None else 0
+        flags = int(Eventrwflags.FD_READWRITE_HANGUP) if bits & select.EPOLLHUP else 0
+        return Event(sub.userdata, Errno.SUCCESS, sub.eventtype, nbytes, flags)
+
+    return query
+
+
+def _edge_waiting(ctx: Any, waiting: list[FdSubscription]) -> list[FdSubscription]:
+    """The waiting subscriptions the epoll set does not cover (no host fd)."""
+    out = []
+    for sub in waiting:
+        entry = ctx.fds.get(sub.fd)
+        if entry.host_fd is None:
+            out.append(sub)
+    return out
+
+
+@extension_function(subscriptions=PTR, events=PTR, nsubscriptions=U32, nevents=PTR)
+def epoll_oneoff(ctx: Any, subscriptions: int, events: int, nsubscriptions: int, nevents: int) -> ErrnoResult:
+    """WasmEdge's edge-triggered ``poll_oneoff``: same arguments, layouts and
+    errnos; an fd's readiness is reported once per change (see
+    :class:`EdgePoller`). Registrations persist across calls until the fd is
+    closed or the context is."""
+    plan = _read_plan(ctx, subscriptions, events, nsubscriptions, nevents)
+    poller = _edge_poller(ctx)
+    _register_edges(ctx, poller, plan)
+    poller.harvest()
+    delivered: set[tuple[int, int]] = set()
+    ready, earliest, waiting = collect(plan, ctx.clocks.monotonic_ns(), None, _edge_readiness(ctx, poller, delivered))
+    if ready:
+        poller.consume(delivered)
+        return _store_events(ctx, events, nevents, ready)
+    return Later(_edge_wait_and_store, ctx, poller, plan, earliest, waiting, events, nevents)
+
+
+async def _edge_wait_and_store(ctx: Any, poller: EdgePoller, plan: Plan, earliest: Optional[int],
+                               waiting: list[FdSubscription], out: int, nevents: int) -> int:
+    fired_until: Optional[int] = None
+    while True:
+        fired = await _wait_any(ctx, earliest, _edge_waiting(ctx, waiting), poller.fileno())
+        if fired is not None:
+            fired_until = fired if fired_until is None else max(fired, fired_until)
+        poller.harvest()
+        delivered: set[tuple[int, int]] = set()
+        query = _edge_readiness(ctx, poller, delivered)
+        ready, earliest, waiting = collect(plan, ctx.clocks.monotonic_ns(), fired_until, query)
+        if ready:
+            poller.consume(delivered)
+            return _store_events(ctx, out, nevents, ready)

@@ -1,0 +1,527 @@
+"""Socket entries of the guest fd table, driven by trio's I/O loop.
+
+    >>> entry = listener_entry(("127.0.0.1", 0))       # a pre-opened listener
+    >>> ctx.fds.put(4, entry)
+    >>> conn = entry.accept()           # a socket, or an awaitable of one
+
+Rule: a guest socket is an entry in the same :class:`~.fdtable.FdTable` as
+files, so ``fd_read``/``fd_write``/``fd_close``/``fd_fdstat_*``/``poll_oneoff``
+work on it unchanged; the ``sock_*`` host functions (:mod:`.sock`) ask the
+table for an entry with ``is_socket`` set (``NOTSOCK`` otherwise).
+
+Rule: the host socket is always in non-blocking mode; blocking is a
+guest-level idea. Every operation first tries the system call (the fast
+path: no suspension when data, a connection or buffer space is there). If
+that would block, an fd with the guest's ``NONBLOCK`` flag gets ``AGAIN``;
+otherwise the operation returns a :class:`~.later.Later` that waits with
+``trio.lowlevel.wait_readable``/``wait_writable`` and retries, so only the
+guest's task waits, never the thread, and a trio cancel scope around the
+guest simply cancels that wait (DESIGN.md contracts 2 and 4).
+
+Why stdlib sockets and not ``trio.socket`` objects: trio's socket methods
+are coroutines that pass a checkpoint even when the call could complete at
+once, which would suspend the guest on every ``sock_recv``. The waiting here
+uses the same trio I/O primitives trio's sockets use internally (and
+``notify_closing`` on close, so a pending wait ends instead of hanging).
+``trio.socket`` objects are welcome as pre-opened listeners (they are
+duplicated, see :func:`listener_entry`).
+
+Blocking semantics kept from POSIX: a blocking stream ``send`` returns only
+when every byte was sent (or an error after a partial send returns the
+count); ``recv`` returns as soon as some data (or end of stream) is there;
+``RECV_WAITALL`` waits for the full buffer on a blocking stream socket;
+``SO_RCVTIMEO``/``SO_SNDTIMEO`` bound those waits (then ``AGAIN``, or the
+partial count).
+"""
+
+from __future__ import annotations
+
+import array
+import errno as host_errno
+import fcntl
+import ipaddress
+import os
+import select
+import socket
+import struct
+import termios
+from typing import Any, Awaitable, Callable, Optional, Sequence, TypeVar, Union
+
+import trio
+
+from .abi import (
+    RIGHTS_SOCKET,
+    RIGHTS_SOCKET_LISTENER,
+    AddressFamily,
+    Errno,
+    Eventrwflags,
+    Filetype,
+    SockOpt,
+    WasiError,
+)
+from .fdtable import Entry, Filestat, Readiness, filestat_of
+from .later import Later
+from .netpolicy import IPAddress, NetPolicy
+
+__all__ = [
+    "SocketEntry",
+    "NetState",
+    "RecvResult",
+    "listener_entry",
+    "check_listener_spec",
+    "socket_entry_for_guest",
+    "python_sockaddr",
+    "split_sockaddr",
+]
+
+T = TypeVar("T")
+Pending = Union[T, Awaitable[T]]
+#: (bytes received, host ``msg_flags``, sender address or None)
+RecvResult = tuple[int, int, Any]
+
+_TIMEVAL = struct.Struct("<qq")  # wasm32 wasi-libc ``struct timeval``: i64 tv_sec, i64 tv_usec
+_NO_TIMEOUT = bytes(_TIMEVAL.size)
+_POLLRDHUP = getattr(select, "POLLRDHUP", 0x2000)
+
+
+def _advance(buffers: Sequence[memoryview], n: int) -> list[memoryview]:
+    """``buffers`` without their first ``n`` bytes."""
+    out = []
+    for buf in buffers:
+        if n >= len(buf):
+            n -= len(buf)
+            continue
+        out.append(buf[n:])
+        n = 0
+    return out
+
+
+def _capacity(buffers: Sequence[memoryview]) -> int:
+    return sum(len(b) for b in buffers)
+
+
+def _poll_now(fd: int, events: int) -> int:
+    poller = select.poll()
+    poller.register(fd, events)
+    ready = poller.poll(0)
+    return ready[0][1] if ready else 0
+
+
+def _ioctl_int(fd: int, request: int) -> Optional[int]:
+    buf = array.array("i", [0])
+    try:
+        fcntl.ioctl(fd, request, buf, True)
+    except OSError:
+        return None
+    return max(0, buf[0])
+
+
+class SocketEntry(Entry):
+    """A guest fd backed by a host socket this entry owns (closed with it).
+
+    ``preopened`` marks the host's listeners: the network policy does not
+    apply to them. ``timeouts`` keeps the guest's ``SO_RCVTIMEO`` /
+    ``SO_SNDTIMEO`` values (wasm32 ``timeval`` bytes), applied to waits here
+    because the host socket itself never blocks."""
+
+    is_socket = True
+
+    def __init__(self, sock: socket.socket, *, rights_base: int, fdflags: int = 0, preopened: bool = False) -> None:
+        self.sock: Optional[socket.socket] = None  # set last: a failed constructor must not own sock
+        super().__init__(rights_base, 0, fdflags)
+        sock.setblocking(False)
+        self.filetype = Filetype.SOCKET_DGRAM if sock.type == socket.SOCK_DGRAM else Filetype.SOCKET_STREAM
+        self.is_stream = sock.type == socket.SOCK_STREAM
+        self.preopened = preopened
+        self.timeouts: dict[int, bytes] = {SockOpt.RCVTIMEO: _NO_TIMEOUT, SockOpt.SNDTIMEO: _NO_TIMEOUT}
+        self.sock = sock
+
+    @property
+    def host_fd(self) -> Optional[int]:
+        return self.sock.fileno() if self.sock is not None else None
+
+    def host_socket(self) -> socket.socket:
+        """The host socket (``BADF`` once closed), for calls without waiting
+        (bind, listen, getsockopt, setsockopt)."""
+        if self.sock is None:
+            raise WasiError(Errno.BADF)
+        return self.sock
+
+    # -- waiting ---------------------------------------------------------------
+    def _timeout(self, option: int) -> Optional[float]:
+        seconds, micros = _TIMEVAL.unpack(self.timeouts[option])
+        total = seconds + micros / 1e6
+        return total if total > 0 else None
+
+    async def _wait(self, writable: bool) -> None:
+        """Wait until the socket may be ready; ``BADF`` if it is closed meanwhile."""
+        sock = self.host_socket()
+        try:
+            if writable:
+                await trio.lowlevel.wait_writable(sock)
+            else:
+                await trio.lowlevel.wait_readable(sock)
+        except trio.ClosedResourceError:
+            raise WasiError(Errno.BADF) from None
+
+    async def _retry(self, writable: bool, attempt: Callable[[], Optional[T]], option: int) -> Optional[T]:
+        """Wait and call ``attempt`` until it gives a value; None when the
+        guest's ``option`` timeout passed first."""
+        with trio.move_on_after(self._timeout(option) or float("inf")):
+            while True:
+                await self._wait(writable)
+                result = attempt()
+                if result is not None:
+                    return result
+        return None
+
+    # -- receiving -------------------------------------------------------------
+    def _try_recv(self, buffers: list[memoryview], flags: int) -> Optional[RecvResult]:
+        try:
+            n, _, msg_flags, address = self.host_socket().recvmsg_into(buffers, 0, flags)
+        except BlockingIOError:
+            return None
+        return n, msg_flags, address
+
+    def recv(self, buffers: list[memoryview], flags: int = 0, *, waitall: bool = False) -> Pending[RecvResult]:
+        """Receive into ``buffers`` with host ``flags`` (``MSG_PEEK``).
+
+        ``waitall`` (stream sockets, blocking fd): keep receiving until the
+        buffers are full or the stream ends."""
+        if not buffers:
+            return 0, 0, None
+        got = self._try_recv(buffers, flags)
+        waitall = waitall and self.is_stream and not flags & socket.MSG_PEEK and not self.nonblocking
+        if got is not None:
+            n = got[0]
+            if not waitall or n == 0 or n == _capacity(buffers):
+                return got
+            return Later(self._recv_wait, buffers, flags, waitall, got)
+        return self.wait_or_again(lambda: self._recv_wait(buffers, flags, waitall, None))
+
+    async def _recv_wait(self, buffers: list[memoryview], flags: int, waitall: bool,
+                         so_far: Optional[RecvResult]) -> RecvResult:
+        done, msg_flags, address = so_far if so_far is not None else (0, 0, None)
+        total = _capacity(buffers)
+        while True:
+            got = await self._retry(False, lambda: self._try_recv(_advance(buffers, done), flags), SockOpt.RCVTIMEO)
+            if got is None:  # SO_RCVTIMEO passed
+                if done:
+                    return done, msg_flags, address
+                raise WasiError(Errno.AGAIN)
+            n, msg_flags, address = got
+            done += n
+            if not waitall or n == 0 or done >= total:
+                return done, msg_flags, address
+
+    def readv(self, buffers: list[memoryview]) -> Pending[int]:
+        got = self.recv(buffers)
+        if isinstance(got, tuple):
+            return got[0]
+        return Later(_first_of, got)
+
+    # -- sending -----------------------------------------------------------------
+    def _try_send(self, buffers: list[memoryview], address: Any) -> Optional[int]:
+        sock = self.host_socket()
+        try:
+            if address is None:
+                return sock.sendmsg(buffers, (), socket.MSG_NOSIGNAL)
+            return sock.sendmsg(buffers, (), socket.MSG_NOSIGNAL, address)
+        except BlockingIOError:
+            return None
+
+    def send(self, buffers: list[memoryview], address: Any = None) -> Pending[int]:
+        """Send ``buffers`` (to ``address`` when given). Returns the count
+        sent; on a blocking stream socket that is everything (see the module
+        docstring)."""
+        total = _capacity(buffers)
+        if total == 0 and self.is_stream:
+            return 0
+        n = self._try_send(buffers, address)
+        if n is None:
+            return self.wait_or_again(lambda: self._send_wait(buffers, address, 0))
+        if n >= total or not self.is_stream or self.nonblocking:
+            return n
+        return Later(self._send_wait, buffers, address, n)
+
+    async def _send_wait(self, buffers: list[memoryview], address: Any, done: int) -> int:
+        total = _capacity(buffers)
+        while True:
+            try:
+                n = await self._retry(True, lambda: self._try_send(_advance(buffers, done), address), SockOpt.SNDTIMEO)
+            except OSError:
+                if done:
+                    return done  # POSIX: a partial send reports its count; the error comes next time
+                raise
+            if n is None:  # SO_SNDTIMEO passed
+                if done:
+                    return done
+                raise WasiError(Errno.AGAIN)
+            done += n
+            if done >= total or not self.is_stream:
+                return done
+
+    def writev(self, buffers: list[memoryview]) -> Pending[int]:
+        return self.send(buffers)
+
+    # -- connections -------------------------------------------------------------
+    def _try_accept(self) -> Optional[socket.socket]:
+        try:
+            conn, _ = self.host_socket().accept()
+        except BlockingIOError:
+            return None
+        return conn
+
+    def accept(self) -> Pending[socket.socket]:
+        """A new connection (a host socket the caller must own), or an
+        awaitable of one; ``AGAIN`` on a NONBLOCK listener with none pending."""
+        conn = self._try_accept()
+        if conn is not None:
+            return conn
+        return self.wait_or_again(self._accept_wait)
+
+    async def _accept_wait(self) -> socket.socket:
+        conn = await self._retry(False, self._try_accept, SockOpt.RCVTIMEO)
+        if conn is None:
+            raise WasiError(Errno.AGAIN)
+        return conn
+
+    def connect(self, address: Any) -> Pending[None]:
+        """Connect to the Python sockaddr ``address``. A stream connect that
+        is under way gives ``INPROGRESS`` on a NONBLOCK fd, else an awaitable."""
+        err = self.host_socket().connect_ex(address)
+        if err == 0:
+            return None
+        if err not in (host_errno.EINPROGRESS, host_errno.EAGAIN, host_errno.EALREADY):
+            raise OSError(err, os.strerror(err))
+        if self.nonblocking:
+            raise WasiError(Errno.INPROGRESS)
+        return Later(self._connect_wait)
+
+    async def _connect_wait(self) -> None:
+        with trio.move_on_after(self._timeout(SockOpt.SNDTIMEO) or float("inf")):
+            await self._wait(True)
+        if not _poll_now(self.host_socket().fileno(), select.POLLOUT):
+            raise WasiError(Errno.INPROGRESS)  # SO_SNDTIMEO passed; the connect goes on (as connect(2))
+        err = self.host_socket().getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            raise OSError(err, os.strerror(err))
+
+    @property
+    def listening(self) -> bool:
+        return bool(self.host_socket().getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN))
+
+    def shutdown(self, how: int) -> None:
+        """``shutdown(2)``; NOTCONN on a listener. (Linux would stop a listener
+        on shutdown, and a pre-opened one is shared with the host and other
+        instances through its file description.)"""
+        if self.listening:
+            raise WasiError(Errno.NOTCONN)
+        self.host_socket().shutdown(how)
+
+    # -- addresses -----------------------------------------------------------------
+    def local_address(self) -> tuple[IPAddress, int]:
+        return split_sockaddr(self.host_socket().family, self.host_socket().getsockname())
+
+    def peer_address(self) -> tuple[IPAddress, int]:
+        return split_sockaddr(self.host_socket().family, self.host_socket().getpeername())
+
+    # -- metadata and readiness -------------------------------------------------------
+    def filestat(self) -> Filestat:
+        return filestat_of(os.fstat(self.host_socket().fileno()), self.filetype)
+
+    def poll_read(self) -> Readiness:
+        fd = self.host_socket().fileno()
+        revents = _poll_now(fd, select.POLLIN | _POLLRDHUP)
+        if not revents:
+            return None
+        hangup = Eventrwflags.FD_READWRITE_HANGUP if revents & select.POLLHUP else 0
+        return (_ioctl_int(fd, termios.FIONREAD) or 0, int(hangup))
+
+    def poll_write(self) -> Readiness:
+        fd = self.host_socket().fileno()
+        revents = _poll_now(fd, select.POLLOUT)
+        if not revents:
+            return None
+        hangup = Eventrwflags.FD_READWRITE_HANGUP if revents & select.POLLHUP else 0
+        return (self.send_space(), int(hangup))
+
+    def send_space(self) -> int:
+        """Free bytes in the send buffer (SO_SNDBUF - TIOCOUTQ, as WasmEdge
+        reports for fd_write events), 1 when unknown."""
+        sock = self.host_socket()
+        queued = _ioctl_int(sock.fileno(), termios.TIOCOUTQ)
+        if queued is None:
+            return 1
+        return max(1, sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) - queued)
+
+    async def wait_readable(self) -> None:
+        try:
+            await self._wait(False)
+        except WasiError:
+            await trio.lowlevel.checkpoint()  # closed meanwhile: poll_oneoff reports BADF next
+
+    async def wait_writable(self) -> None:
+        try:
+            await self._wait(True)
+        except WasiError:
+            await trio.lowlevel.checkpoint()
+
+    def close(self) -> None:
+        sock, self.sock = self.sock, None
+        if sock is None:
+            return
+        try:
+            trio.lowlevel.notify_closing(sock)  # wake a task waiting on it (outside trio: nobody is)
+        except RuntimeError:
+            pass
+        sock.close()
+
+    def __del__(self) -> None:  # an unclosed context must not leak host sockets
+        sock = getattr(self, "sock", None)
+        if sock is not None:
+            sock.close()
+
+    def __repr__(self) -> str:
+        sock = self.sock
+        where = "closed"
+        if sock is not None:
+            try:
+                where = repr(sock.getsockname())
+            except OSError:
+                where = "?"
+        return f"<SocketEntry {self.filetype.name} {where}{' preopened' if self.preopened else ''}>"
+
+
+async def _first_of(awaitable: Awaitable[RecvResult]) -> int:
+    return (await awaitable)[0]
+
+
+# -- addresses (pure) -----------------------------------------------------------------
+
+
+def split_sockaddr(family: int, address: Any) -> tuple[IPAddress, int]:
+    """A Python sockaddr of ``family`` as (ip_address, port); NOSYS for
+    families other than IPv4/IPv6 (WasmEdge's answer)."""
+    if family == socket.AF_INET:
+        host, port = address
+    elif family == socket.AF_INET6:
+        host, port = address[0], address[1]
+    else:
+        raise WasiError(Errno.NOSYS)
+    return ipaddress.ip_address(host.split("%", 1)[0]), port
+
+
+def python_sockaddr(family: int, ip: IPAddress, port: int) -> Any:
+    """The Python sockaddr for ``ip:port`` on a socket of ``family``.
+
+    AFNOSUPPORT when the address does not fit the socket (an IPv4 address on
+    an IPv6 socket must be written in its ``::ffff:a.b.c.d`` form)."""
+    if family == socket.AF_INET and ip.version == 4:
+        return (str(ip), port)
+    if family == socket.AF_INET6 and ip.version == 6:
+        return (str(ip), port, 0, 0)
+    raise WasiError(Errno.AFNOSUPPORT)
+
+
+def wasi_family(ip: IPAddress) -> AddressFamily:
+    return AddressFamily.INET4 if ip.version == 4 else AddressFamily.INET6
+
+
+# -- creating entries -----------------------------------------------------------------
+
+
+def socket_entry_for_guest(family: int, kind: int) -> SocketEntry:
+    """A new unbound socket the guest opened (``sock_open``)."""
+    sock = socket.socket(family, kind)
+    try:
+        return SocketEntry(sock, rights_base=RIGHTS_SOCKET_LISTENER)
+    except BaseException:
+        sock.close()
+        raise
+
+
+def accepted_entry(conn: socket.socket, fdflags: int) -> SocketEntry:
+    """The entry for a connection the guest accepted (no SOCK_ACCEPT right)."""
+    try:
+        return SocketEntry(conn, rights_base=RIGHTS_SOCKET, fdflags=fdflags)
+    except BaseException:
+        conn.close()
+        raise
+
+
+def check_listener_spec(item: Any) -> None:
+    """TypeError/ValueError unless ``item`` can be a pre-opened listener: an
+    object with ``fileno()`` (a ``socket.socket`` or ``trio.socket`` socket),
+    or a ``(host, port)`` pair."""
+    if isinstance(item, tuple):
+        if len(item) != 2 or not isinstance(item[0], str) or isinstance(item[1], bool) or not isinstance(item[1], int):
+            raise TypeError(f"a listener address must be (host: str, port: int), not {item!r}")
+        if not 0 <= item[1] <= 65535:
+            raise ValueError(f"listener port out of range: {item!r}")
+        return
+    if not callable(getattr(item, "fileno", None)):
+        raise TypeError(
+            f"a listener must be a listening socket (socket.socket or trio.socket) or a (host, port) pair, "
+            f"not {type(item).__name__}")
+
+
+def listener_entry(item: Any, backlog: int = 128) -> SocketEntry:
+    """A pre-opened listener entry for ``item`` (see :func:`check_listener_spec`).
+
+    A socket object is duplicated (``os.dup``): the context owns and closes
+    its copy, the caller keeps theirs, and one socket can serve many
+    instances (each accepts from the same queue). Its file description is
+    switched to non-blocking mode, which the caller's object shares (trio
+    sockets already are). A ``(host, port)`` pair is bound and listened on
+    here, with SO_REUSEADDR; port 0 picks a free port (see
+    ``WasiContext.listener_addresses()``). ValueError if the socket is not a
+    listening stream socket."""
+    check_listener_spec(item)
+    if isinstance(item, tuple):
+        sock = _bind_listener(item[0], item[1], backlog)
+    else:
+        sock = _duplicate(item)
+    try:
+        if sock.type != socket.SOCK_STREAM or not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+            raise ValueError(f"pre-opened listener {item!r} is not a listening stream socket")
+        return SocketEntry(sock, rights_base=RIGHTS_SOCKET_LISTENER, preopened=True)
+    except BaseException:
+        sock.close()
+        raise
+
+
+def _duplicate(item: Any) -> socket.socket:
+    fd = os.dup(item.fileno())
+    try:
+        return socket.socket(fileno=fd)
+    except OSError as exc:  # not a socket (ENOTSOCK): say so, and do not leak the copy
+        os.close(fd)
+        raise ValueError(f"pre-opened listener {item!r} is not a socket ({exc})") from None
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _bind_listener(host: str, port: int, backlog: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    if host not in ("", "localhost") and ":" not in host:
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    return socket.create_server((host, port), family=family, backlog=backlog)
+
+
+class NetState:
+    """Per-context networking state: the policy, and the edge-triggered
+    poller ``epoll_oneoff`` creates on first use (closed with the context)."""
+
+    def __init__(self, policy: NetPolicy) -> None:
+        self.policy = policy
+        self.edge_poller: Optional[Any] = None
+
+    def close(self) -> None:
+        poller, self.edge_poller = self.edge_poller, None
+        if poller is not None:
+            poller.close()
