@@ -8,9 +8,12 @@
  * - Forward jumps wait on their label in a list threaded through their own
  *   operand words and are patched when the label is placed; backward jumps
  *   (loops) know their target at once.
- * - Fuel regions: a FUEL op opens each region; its count is patched when
- *   the next region opens. Labels placed with nothing emitted in between
- *   share one FUEL.
+ * - Fuel: each jump carries what entering its target costs, patched at the
+ *   end of the function (below, "Fuel").
+ * - Operand folding (below): values are named where they are, so
+ *   local.get and constants cost no instruction, local.set retargets the
+ *   instruction that computed its value, and a comparison feeding br_if/if
+ *   becomes one conditional jump.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -19,12 +22,18 @@
 
 void cg_init(codegen *cg) {
     memset(cg, 0, sizeof *cg);
-    cg->fuel_word = CG_NONE;
+    cg->result_word = CG_NONE;
 }
 
 void cg_free(codegen *cg) {
     free(cg->code);
     free(cg->srcmap);
+    free(cg->local_refs);
+    free(cg->local_written);
+    free(cg->chain_end);
+    free(cg->fixups);
+    free(cg->consts);
+    free(cg->const_hash);
     free(cg->pad_at_depth);
     free(cg->pending);
     cg_init(cg);
@@ -69,137 +78,563 @@ bool cg_grow(codegen *cg, uint32_t words) {
     return ok || cg_oom(cg);
 }
 
-/* ---- fuel regions --------------------------------------------------------------- */
-
-static void close_region(codegen *cg) {
-    if (cg->fuel_word != CG_NONE)
-        cg->code[cg->fuel_word] = cg->fuel_count ? cg->fuel_count : 1;
-}
-
-/* Returns the position of a FUEL that starts a region here: the open one
- * when nothing was emitted since it, else a new one. CG_NONE when dead. */
-static uint32_t region_here(codegen *cg) {
-    if (cg->dead)
-        return CG_NONE;
-    if (cg->fuel_word != CG_NONE && cg->len == cg->fuel_end)
-        return cg->fuel_word - 1;
-    close_region(cg);
-    uint32_t pos = cg->len;
-    uint32_t *w = cg_emit(cg, OP_FUEL, 1);
+void cg_emit_result(codegen *cg, uint32_t op, uint32_t nops, const uint32_t *operands) {
+    uint32_t *w = cg_emit(cg, op, nops);
     if (!w)
-        return CG_NONE;
-    w[0] = 0; /* patched by close_region */
-    cg->fuel_word = pos + 1;
-    cg->fuel_end = cg->len;
-    cg->fuel_count = 0;
-    return pos;
+        return;
+    memcpy(w, operands, sizeof *w * nops);
+    cg->result_word = (uint32_t)(w - cg->code);
 }
 
-void cg_open_region(codegen *cg) {
-    region_here(cg);
+/* Removes the last instruction, which starts at code word `at`. */
+static void unemit_last(codegen *cg, uint32_t at) {
+    cg->len = at;
+    cg->nsrc--;
+    cg->result_word = CG_NONE;
+}
+
+/* ---- Fuel -------------------------------------------------------------------------
+ * A chain is a straight run of code: it ends at every jump (taken or not),
+ * br_table, return and trap, and nothing leaves it in between (calls come
+ * back). Whoever enters a chain pays, before anything of it runs, for the
+ * Wasm instructions from the entry point to the chain's end: the function's
+ * entry FUEL, CALL (the callee's entry FUEL), and every jump, one charge
+ * word per way it can go (taken, and for conditional jumps not taken).
+ * Labels placed in live code join the chain that falls into them, so code
+ * that merely falls through never pays twice, and no instruction is spent
+ * on fuel at all except at the function's entry.
+ *
+ * Charge words are not known when emitted (chains end later), so each one
+ * gets a fixup (word, chain, start count): at the end of the function the
+ * word becomes chain_end[chain] - start. */
+
+/* Records that charge word `word` pays for chain `chain` from `start` on. */
+static void add_fixup(codegen *cg, uint32_t word, uint32_t chain, uint32_t start) {
+    if (cg->nfixups == cg->fixups_cap) {
+        void *p = cg->fixups;
+        uint32_t words = cg->fixups_cap * 3;
+        if (!grow_array(&p, &words, (size_t)cg->nfixups * 3 + 3, sizeof(uint32_t), 96)) {
+            cg_oom(cg);
+            return;
+        }
+        cg->fixups = p;
+        cg->fixups_cap = words / 3;
+    }
+    uint32_t *fx = &cg->fixups[3 * cg->nfixups++];
+    fx[0] = word, fx[1] = chain, fx[2] = start;
+}
+
+/* Starts a new chain here. */
+static void new_chain(codegen *cg) {
+    void *p = cg->chain_end;
+    if (!grow_array(&p, &cg->chain_end_cap, (size_t)cg->nchains + 1, sizeof(uint32_t), 64)) {
+        cg_oom(cg);
+        return;
+    }
+    cg->chain_end = p;
+    cg->chain = cg->nchains++;
+    cg->chain_end[cg->chain] = CG_NONE;
+}
+
+/* The chain being compiled ends with the instruction just emitted. */
+static void end_chain(codegen *cg) {
+    if (!cg->dead && !cg->oom)
+        cg->chain_end[cg->chain] = cg->count;
+}
+
+/* Code at this position may now be reached by a jump. */
+static void mark_join(codegen *cg) {
+    cg->result_word = CG_NONE;
+    cg->last_instr = CG_NONE;
+    cg->entry_code = false;
 }
 
 /* ---- functions ------------------------------------------------------------------- */
 
-void cg_func_begin(codegen *cg, uint32_t wasm_offset) {
+/* Forgets the previous function's constant pool (only the used hash slots). */
+static void clear_pool(codegen *cg);
+
+bool cg_func_begin(codegen *cg, uint32_t wasm_offset, uint32_t nparam_slots, uint32_t nlocal_slots) {
     cg->len = 0;
     cg->nsrc = 0;
+    cg->last_instr = CG_NONE;
     cg->dead = false;
     cg->oom = false;
-    cg->fuel_word = CG_NONE;
-    cg->fuel_count = 0;
+    cg->count = 0;
+    cg->nchains = 0;
+    cg->nfixups = 0;
     cg->wasm_offset = wasm_offset;
-    region_here(cg);
+    cg->result_word = CG_NONE;
+    cg->nparam_slots = nparam_slots;
+    cg->nlocal_slots = nlocal_slots;
+    cg->nrefs = 0;
+    cg->min_ref = 0;
+    clear_pool(cg);
+    void *refs = cg->local_refs, *written = cg->local_written;
+    bool ok = grow_array(&refs, &cg->local_refs_cap, nlocal_slots, sizeof *cg->local_refs, 64);
+    cg->local_refs = refs;
+    ok = ok && grow_array(&written, &cg->local_written_cap, nlocal_slots, 1, 64);
+    cg->local_written = written;
+    if (!ok)
+        return cg_oom(cg);
+    if (nlocal_slots) {
+        memset(cg->local_refs, 0, sizeof *cg->local_refs * nlocal_slots);
+        memset(cg->local_written, 0, nlocal_slots);
+    }
+    new_chain(cg);
+    uint32_t *w = cg_emit(cg, OP_FUEL, 1); /* the entry: pays for chain 0 */
+    if (w)
+        add_fixup(cg, (uint32_t)(w - cg->code), cg->chain, 0);
+    cg->entry_code = true;
+    return !cg->oom;
 }
 
-bool cg_func_end(codegen *cg, wasm_code *out, const uint8_t *local_types, uint32_t nlocals) {
+/* ---- slot relocation ----------------------------------------------------------------
+ * While a function compiles, its operand-stack slots are numbered from
+ * nlocal_slots and its pool entries are CG_CONST | k (the pool's size is not
+ * known before the end). The final frame puts the pool between the locals
+ * and the operand stack (engine.h), so every slot operand is rewritten once,
+ * found through the operand letters of opcodes.def. */
+
+#define SLOT_LETTERS_NONE "ss" /* unary numeric: dst, a */
+#define SLOT_LETTERS_I32 "sss" /* binary numeric: dst, a, b */
+#define SLOT_LETTERS_I64 "sss"
+#define SLOT_LETTERS_F32 "sss"
+#define SLOT_LETTERS_F64 "sss"
+static const char *const operand_letters[OP__COUNT] = {
+#define INTERNAL(NAME, OPERANDS) [OP_##NAME] = OPERANDS,
+#define LOAD(NAME, CODE, TEXT, TYPE, ALIGN) [OP_##NAME] = "ssi",
+#define STORE(NAME, CODE, TEXT, TYPE, ALIGN) [OP_##NAME] = "ssi",
+#define NUMERIC(NAME, PREFIX, CODE, TEXT, IN1, IN2, OUT) [OP_##NAME] = SLOT_LETTERS_##IN2,
+#include "opcodes.def"
+};
+
+/* The final slot of a slot operand (compile numbering, compile.h). */
+static uint32_t final_slot(const codegen *cg, uint32_t x) {
+    switch (x & CG_TAG_MASK) {
+    case CG_RESULT: return x & ~CG_TAG_MASK;
+    case CG_CONST: return cg->nlocal_slots + (x & ~CG_TAG_MASK);
+    default: return x >= cg->nlocal_slots ? x + cg->nconsts : x;
+    }
+}
+
+static void relocate_slots(codegen *cg) {
+    uint32_t *code = cg->code;
+    for (uint32_t pc = 0; pc < cg->len;) {
+        uint32_t w = pc + 1;
+        for (const char *l = operand_letters[code[pc]]; *l; l++) {
+            if (*l == 's') {
+                uint32_t x = code[w];
+                code[w] = final_slot(cg, x);
+                w++;
+            } else if (*l == '*') {
+                w += 2 * (code[pc + 2] + 1); /* BR_TABLE: n + 1 (target, charge) pairs */
+            } else {
+                w += *l == 'L' ? 2 : 1;
+            }
+        }
+        pc = w;
+    }
+}
+
+bool cg_func_end(codegen *cg, wasm_code *out, const uint8_t *local_types, uint32_t nlocals,
+                 uint32_t nparam_slots, uint32_t max_stack_slots) {
+    end_chain(cg);
     if (cg->oom)
         return false;
-    close_region(cg);
-    size_t code_bytes = (size_t)cg->len * sizeof(uint32_t);
+    for (uint32_t i = 0; i < cg->nfixups; i++) {
+        const uint32_t *fx = &cg->fixups[3 * i];
+        uint32_t end = cg->chain_end[fx[1]];
+        cg->code[fx[0]] = end == CG_NONE ? 0 : end - fx[2];
+    }
+    relocate_slots(cg);
+    uint32_t nzero = cg->nlocal_slots - nparam_slots;
+    size_t code_bytes = ((size_t)cg->len * sizeof(uint32_t) + 7) & ~(size_t)7;
+    size_t init_bytes = ((size_t)nzero + cg->nconsts) * sizeof(uint64_t);
     size_t srcmap_bytes = (size_t)cg->nsrc * 2 * sizeof(uint32_t);
-    uint8_t *block = malloc(code_bytes + srcmap_bytes + nlocals);
+    uint8_t *block = malloc(code_bytes + init_bytes + srcmap_bytes + nlocals);
     if (!block)
         return cg_oom(cg);
-    memcpy(block, cg->code, code_bytes);
-    memcpy(block + code_bytes, cg->srcmap, srcmap_bytes);
+    uint64_t *init = (uint64_t *)(block + code_bytes);
+    memcpy(block, cg->code, (size_t)cg->len * sizeof(uint32_t));
+    memset(init, 0, (size_t)nzero * sizeof(uint64_t));
+    if (cg->nconsts)
+        memcpy(init + nzero, cg->consts, (size_t)cg->nconsts * sizeof(uint64_t));
+    memcpy(block + code_bytes + init_bytes, cg->srcmap, srcmap_bytes);
     if (nlocals)
-        memcpy(block + code_bytes + srcmap_bytes, local_types, nlocals);
+        memcpy(block + code_bytes + init_bytes + srcmap_bytes, local_types, nlocals);
     out->code = (uint32_t *)block;
     out->code_len = cg->len;
-    out->srcmap = (uint32_t *)(block + code_bytes);
+    out->frame_init = init;
+    out->srcmap = (uint32_t *)(block + code_bytes + init_bytes);
     out->srcmap_len = cg->nsrc;
-    out->local_types = block + code_bytes + srcmap_bytes;
+    out->local_types = block + code_bytes + init_bytes + srcmap_bytes;
     out->nlocals = nlocals;
+    out->nparam_slots = nparam_slots;
+    out->nlocal_slots = cg->nlocal_slots;
+    out->nconst_slots = cg->nconsts;
+    out->max_slots = cg->nlocal_slots + cg->nconsts + max_stack_slots;
     return true;
 }
 
 /* ---- labels and jumps --------------------------------------------------------------- */
 
-/* Points operand word `word` at l, or queues it until l is placed. */
+/* Points target word `word` (followed by its charge word) at l, or queues
+ * it until l is placed. */
 static void set_target(codegen *cg, uint32_t word, cg_label *l) {
     if (l->pos != CG_NONE) {
         cg->code[word] = l->pos;
+        add_fixup(cg, word + 1, l->chain, l->start);
     } else {
-        cg->code[word] = l->chain;
-        l->chain = word;
+        cg->code[word] = l->waiting;
+        l->waiting = word;
     }
 }
 
 void cg_jump(codegen *cg, cg_label *l) {
-    uint32_t *w = cg_emit(cg, OP_JUMP, 1);
-    if (w)
-        set_target(cg, (uint32_t)(w - cg->code), l);
-}
-
-void cg_jump_cond(codegen *cg, uint32_t op, uint32_t cond, cg_label *l) {
-    uint32_t *w = cg_emit(cg, op, 2);
+    uint32_t *w = cg_emit(cg, OP_JUMP, 2);
     if (!w)
         return;
-    w[0] = cond;
-    set_target(cg, (uint32_t)(w + 1 - cg->code), l);
+    set_target(cg, (uint32_t)(w - cg->code), l);
+    end_chain(cg);
 }
 
-void cg_place_label(codegen *cg, cg_label *l, int how) {
-    bool waited_for = l->chain != CG_NONE;
-    if (cg->oom || (!waited_for && (cg->dead || how != LABEL_REGION)))
-        return; /* nothing will ever jump here */
-    cg->dead = false;
-    uint32_t pos = how == LABEL_LOCAL ? cg->len : region_here(cg);
-    if (pos == CG_NONE)
-        return;
-    for (uint32_t w = l->chain; w != CG_NONE;) {
+void cg_unreachable(codegen *cg) {
+    cg_emit(cg, OP_UNREACHABLE, 0);
+    end_chain(cg);
+}
+
+/* Binds l at the current position, in the current chain. */
+static void bind_label(codegen *cg, cg_label *l) {
+    mark_join(cg);
+    l->pos = cg->len;
+    l->chain = cg->chain;
+    l->start = cg->count;
+}
+
+void cg_place_label(codegen *cg, cg_label *l) {
+    if (cg->oom || l->waiting == CG_NONE)
+        return; /* nothing jumps here: the code stays as it is, live or dead */
+    if (cg->dead) { /* only jumps reach this point: a new chain */
+        cg->dead = false;
+        new_chain(cg);
+    }
+    bind_label(cg, l);
+    for (uint32_t w = l->waiting; w != CG_NONE;) {
         uint32_t next = cg->code[w];
-        cg->code[w] = pos;
+        cg->code[w] = l->pos;
+        add_fixup(cg, w + 1, l->chain, l->start);
         w = next;
     }
-    l->chain = CG_NONE;
-    l->pos = pos;
+    l->waiting = CG_NONE;
 }
 
 void cg_place_loop(codegen *cg, cg_label *l) {
-    l->pos = region_here(cg);
+    if (!cg->dead)
+        bind_label(cg, l);
 }
 
-/* ---- data movement ------------------------------------------------------------------ */
+/* ---- Operand folding ------------------------------------------------------------------
+ * The validator's operand stack records where each value is (cg_value.loc),
+ * and instructions name their operands by those locations:
+ *
+ *   local.get x           emits nothing: the value's loc is x's slot;
+ *   i32/i64/f32/f64.const emits nothing: the loc is a constant-pool slot,
+ *                         filled from wasm_code.frame_init at every call;
+ *   local.set/tee x       retargets the instruction that computed the value
+ *                         to write x itself, else one COPY;
+ *   compare; br_if/if     one JUMP_IF_<cmp> a b (i32 compares and eqz).
+ *
+ * Invariants:
+ *   F1. A loc is the value's home, a local's slot, or a pool entry. Pool
+ *       slots never change while the function runs; a local's slot does, so
+ *       a value that refers to local x is valid only until x is written.
+ *   F2. Every write of a local x happens in local.set/tee; if some stack
+ *       entry refers to x then, all entries that refer to locals are first
+ *       copied home (cg_flush_local_refs). min_ref makes this linear: an
+ *       entry is scanned at most once per push.
+ *   F3. Refs never cross control flow: block/loop/if starts flush every
+ *       local ref and materialize the params (a loop's back edges and an
+ *       if's else arm find them at home); an end that is a join point, and
+ *       else, materialize the results. So F2's copies are always emitted in
+ *       straight-line code, before the write they protect.
+ *   F4. Calls materialize their arguments (the callee frame starts at the
+ *       first argument's home). The callee cannot reach the caller's locals
+ *       or pool, which lie below, so refs to them survive a call.
+ *   F5. Branches copy each value from its loc to the target's homes, lowest
+ *       first; targets lie at or below the values' homes and locals and pool
+ *       slots are never targets, so no copy overwrites a later source. A
+ *       return (targets [0, n)) materializes first when a source below n
+ *       could be overwritten.
+ *   F6. result_word is set only by cg_emit_result and cleared by every other
+ *       emit and every label, so it names the last instruction, and only when
+ *       code falls through from it. A popped value at home whose home equals
+ *       code[result_word] is that instruction's result, and nothing else
+ *       reads it: local.set/tee and a single-value return retarget that
+ *       instruction's result slot; br_if/if absorb an i32 comparison; a
+ *       load or store absorbs the i32.add of its address (LOAD_SUM,
+ *       STORE_SUM). Handlers of such instructions read all operands before
+ *       writing the result (interp.c), so the result may overwrite an
+ *       operand, for example x = x + 1.
+ *   F7. Declared locals are zero at entry: in the straight-line code from
+ *       the function's entry (entry_code, cleared at the first label), a
+ *       local.set of a zero constant to a local not yet written is dropped.
+ *   F8. local.tee x copies the value to x but leaves it where it was (its
+ *       home, another local, the pool): both hold it, and later readers
+ *       need not wait for the copy. Only a retargeted value lives in x. */
 
-void cg_copy_values(codegen *cg, uint32_t dst, uint32_t src, const uint8_t *types, uint32_t n) {
-    if (dst == src)
+enum { POOL_HASH_SIZE = 2 * CG_MAX_CONSTS }; /* a power of two, at most half full */
+
+static uint32_t pool_hash(uint64_t bits) {
+    return (uint32_t)((bits * 0x9E3779B97F4A7C15ull) >> 40) & (POOL_HASH_SIZE - 1);
+}
+
+/* Empties the hash slots in reverse insertion order: each entry's probe
+ * sequence then still finds it, since it only crossed older entries. */
+static void clear_pool(codegen *cg) {
+    for (uint32_t k = cg->nconsts; k-- > 0;) {
+        uint32_t h = pool_hash(cg->consts[k]);
+        while (cg->const_hash[h] != k + 1)
+            h = (h + 1) & (POOL_HASH_SIZE - 1);
+        cg->const_hash[h] = 0;
+    }
+    cg->nconsts = 0;
+}
+
+uint32_t cg_const(codegen *cg, uint64_t bits) {
+    enum { HASH_SIZE = POOL_HASH_SIZE };
+    if (!cg->const_hash) {
+        cg->const_hash = calloc(HASH_SIZE, sizeof *cg->const_hash);
+        cg->consts = malloc(sizeof *cg->consts * CG_MAX_CONSTS);
+        if (!cg->const_hash || !cg->consts) {
+            free(cg->const_hash), free(cg->consts);
+            cg->const_hash = NULL, cg->consts = NULL;
+            return CG_NONE; /* the caller emits a CONST instead */
+        }
+    }
+    uint32_t h = pool_hash(bits);
+    for (; cg->const_hash[h]; h = (h + 1) & (HASH_SIZE - 1))
+        if (cg->consts[cg->const_hash[h] - 1] == bits)
+            return CG_CONST | (cg->const_hash[h] - 1);
+    if (cg->nconsts == CG_MAX_CONSTS)
+        return CG_NONE;
+    cg->consts[cg->nconsts++] = bits;
+    cg->const_hash[h] = cg->nconsts;
+    return CG_CONST | (cg->nconsts - 1);
+}
+
+/* A COPY right after a COPY (no label between) extends it into a COPY2. */
+static void emit_copy(codegen *cg, uint8_t type, uint32_t dst, uint32_t src) {
+    uint32_t last = cg->last_instr;
+    if (type != VT_V128 && !cg->dead && last != CG_NONE && cg->code[last] == OP_COPY &&
+        last + 3 == cg->len && (cg->cap - cg->len >= 2 || cg_grow(cg, 2))) {
+        cg->code[last] = OP_COPY2;
+        cg->code[cg->len++] = dst;
+        cg->code[cg->len++] = src;
+        return;
+    }
+    cg_emit2(cg, type == VT_V128 ? OP_COPY128 : OP_COPY, dst, src);
+}
+
+void cg_materialize(codegen *cg, cg_value *vals, uint32_t n) {
+    if (cg->dead)
         return;
     for (uint32_t i = 0; i < n; i++) {
-        if (types[i] == VT_V128) {
-            cg_emit2(cg, OP_COPY128, dst, src);
-            dst += 2, src += 2;
-        } else {
-            cg_emit2(cg, OP_COPY, dst, src);
-            dst++, src++;
-        }
+        cg_value *val = &vals[i];
+        if (val->loc == val->home)
+            continue;
+        emit_copy(cg, val->type, val->home, val->loc);
+        cg_note_pop(cg, val);
+        val->loc = val->home;
     }
 }
 
-void cg_return(codegen *cg, uint32_t src, const uint8_t *types, uint32_t n) {
-    cg_copy_values(cg, 0, src, types, n);
+void cg_flush_local_refs(codegen *cg, cg_value *stack, uint32_t height) {
+    if (cg->dead)
+        return; /* the refs stay counted until they are popped */
+    for (uint32_t i = cg->min_ref; cg->nrefs && i < height; i++)
+        if (cg_is_local(cg, stack[i].loc))
+            cg_materialize(cg, &stack[i], 1);
+    cg->min_ref = height;
+}
+
+/* Whether loc is a pool entry holding zero bits. */
+static bool is_zero_const(const codegen *cg, uint32_t loc) {
+    return (loc & CG_TAG_MASK) == CG_CONST && cg->consts[loc & ~CG_TAG_MASK] == 0;
+}
+
+uint32_t cg_local_set(codegen *cg, cg_value *stack, uint32_t height, const cg_value *val, uint32_t slot) {
+    if (cg->dead)
+        return slot;
+    if (cg->local_refs[slot])
+        cg_flush_local_refs(cg, stack, height); /* F2; clears result_word if it copies */
+    if (val->loc == slot)
+        return slot; /* local.get x; local.set x */
+    if (cg->entry_code) { /* F7 */
+        bool fresh = slot >= cg->nparam_slots && !cg->local_written[slot];
+        cg->local_written[slot] = 1;
+        if (fresh && is_zero_const(cg, val->loc))
+            return val->loc;
+    }
+    if (val->loc == val->home && cg->result_word != CG_NONE && cg->code[cg->result_word] == val->home) {
+        cg->code[cg->result_word] = slot; /* F6 */
+        cg->result_word = CG_NONE;
+        return slot;
+    }
+    emit_copy(cg, val->type, slot, val->loc);
+    return val->loc; /* F8 */
+}
+
+void cg_move_values(codegen *cg, uint32_t dst, const cg_value *vals, uint32_t n) {
+    if (cg->dead)
+        return;
+    for (uint32_t i = 0; i < n; i++) {
+        if (vals[i].loc != dst)
+            emit_copy(cg, vals[i].type, dst, vals[i].loc);
+        dst += valtype_slots(vals[i].type);
+    }
+}
+
+/* The operand that names final slot i (a return's destination). */
+static uint32_t result_slot(const codegen *cg, uint32_t i) {
+    return i < cg->nlocal_slots ? i : CG_RESULT | i;
+}
+
+void cg_return(codegen *cg, cg_value *vals, uint32_t n) {
+    if (cg->dead)
+        return;
+    uint32_t slots = 0;
+    for (uint32_t i = 0; i < n; i++)
+        slots += valtype_slots(vals[i].type);
+    uint32_t rw = cg->result_word;
+    if (n == 1 && vals[0].loc == vals[0].home && rw != CG_NONE && cg->code[rw] == vals[0].home) {
+        cg->code[rw] = result_slot(cg, 0); /* F6: compute the result in place */
+        cg_emit(cg, OP_RETURN, 0);
+        end_chain(cg);
+        return;
+    }
+    for (uint32_t i = 0; n > 1 && i < n; i++) {
+        if (vals[i].loc != vals[i].home && final_slot(cg, vals[i].loc) < slots) {
+            cg_materialize(cg, vals, n); /* F5 */
+            break;
+        }
+    }
+    /* A value already in its result slot needs no copy; where a home will
+     * end up is not known yet, so a home is always copied. */
+    for (uint32_t i = 0, dst = 0; i < n; dst += valtype_slots(vals[i].type), i++) {
+        bool home = vals[i].loc == vals[i].home;
+        if (home || final_slot(cg, vals[i].loc) != dst)
+            emit_copy(cg, vals[i].type, result_slot(cg, dst), vals[i].loc);
+    }
     cg_emit(cg, OP_RETURN, 0);
+    end_chain(cg);
+}
+
+/* The LOAD_SUM/STORE_SUM form of each LOAD/STORE row that has one. */
+static const uint16_t sum_form[OP__COUNT] = {
+#define LOAD_SUM(NAME, BASE, TYPE, ALIGN_LOG2) [OP_##BASE] = OP_##NAME,
+#define STORE_SUM(NAME, BASE, TYPE, ALIGN_LOG2) [OP_##BASE] = OP_##NAME,
+#include "opcodes.def"
+};
+
+/* Whether `addr` was computed by the last instruction, an i32.add that can
+ * fold into the access `op` (F6); then removes that add, leaving its two
+ * operands in sum[]. */
+static bool take_address_sum(codegen *cg, uint32_t op, const cg_value *addr, uint32_t sum[2]) {
+    uint32_t rw = cg->result_word;
+    if (!sum_form[op] || addr->loc != addr->home || rw == CG_NONE || cg->code[rw] != addr->home ||
+        cg->code[rw - 1] != OP_I32_ADD)
+        return false;
+    sum[0] = cg->code[rw + 1];
+    sum[1] = cg->code[rw + 2];
+    unemit_last(cg, rw - 1);
+    return true;
+}
+
+void cg_load(codegen *cg, uint32_t op, const cg_value *addr, uint32_t offset) {
+    if (cg->dead)
+        return;
+    uint32_t sum[2];
+    if (take_address_sum(cg, op, addr, sum)) {
+        uint32_t ops[4] = {addr->home, sum[0], sum[1], offset};
+        cg_emit_result(cg, sum_form[op], 4, ops);
+    } else {
+        uint32_t ops[3] = {addr->home, addr->loc, offset};
+        cg_emit_result(cg, op, 3, ops);
+    }
+}
+
+void cg_store(codegen *cg, uint32_t op, const cg_value *addr, uint32_t value_loc, uint32_t offset) {
+    if (cg->dead)
+        return;
+    uint32_t sum[2];
+    if (take_address_sum(cg, op, addr, sum))
+        cg_emit4(cg, sum_form[op], sum[0], sum[1], value_loc, offset);
+    else
+        cg_emit3(cg, op, addr->loc, value_loc, offset);
+}
+
+/* Conditional jumps that an i32 comparison folds into: the jump taken when
+ * the comparison is true and when it is false, and whether the operands
+ * swap (a > b is b < a). eqz folds into JUMP_UNLESS / JUMP_IF. */
+typedef struct {
+    uint16_t if_true, if_false;
+    bool swap, unary;
+} fused_jump;
+
+static const fused_jump fused_jumps[OP__COUNT] = {
+    [OP_I32_EQZ] = {OP_JUMP_UNLESS, OP_JUMP_IF, false, true},
+    [OP_I32_EQ] = {OP_JUMP_IF_EQ, OP_JUMP_IF_NE, false, false},
+    [OP_I32_NE] = {OP_JUMP_IF_NE, OP_JUMP_IF_EQ, false, false},
+    [OP_I32_LT_S] = {OP_JUMP_IF_LT_S, OP_JUMP_IF_GE_S, false, false},
+    [OP_I32_LT_U] = {OP_JUMP_IF_LT_U, OP_JUMP_IF_GE_U, false, false},
+    [OP_I32_GE_S] = {OP_JUMP_IF_GE_S, OP_JUMP_IF_LT_S, false, false},
+    [OP_I32_GE_U] = {OP_JUMP_IF_GE_U, OP_JUMP_IF_LT_U, false, false},
+    [OP_I32_GT_S] = {OP_JUMP_IF_LT_S, OP_JUMP_IF_GE_S, true, false},
+    [OP_I32_GT_U] = {OP_JUMP_IF_LT_U, OP_JUMP_IF_GE_U, true, false},
+    [OP_I32_LE_S] = {OP_JUMP_IF_GE_S, OP_JUMP_IF_LT_S, true, false},
+    [OP_I32_LE_U] = {OP_JUMP_IF_GE_U, OP_JUMP_IF_LT_U, true, false},
+};
+
+/* The conditional jump just emitted, whose target word is at `word`: the
+ * chain ends, and the code after it is a new chain that the jump pays for
+ * when not taken (its second charge word). */
+static void finish_cond_jump(codegen *cg, uint32_t word, cg_label *l) {
+    set_target(cg, word, l);
+    end_chain(cg);
+    new_chain(cg);
+    add_fixup(cg, word + 2, cg->chain, cg->count);
+}
+
+void cg_jump_cond(codegen *cg, bool when_true, const cg_value *cond, cg_label *l) {
+    if (cg->dead)
+        return;
+    uint32_t rw = cg->result_word;
+    if (cond->loc == cond->home && rw != CG_NONE && cg->code[rw] == cond->home) {
+        const fused_jump *fj = &fused_jumps[cg->code[rw - 1]];
+        if (fj->if_true) { /* F6: replace the comparison by the jump */
+            uint32_t a = cg->code[rw + 1], b = fj->unary ? 0 : cg->code[rw + 2];
+            uint32_t op = when_true ? fj->if_true : fj->if_false;
+            unemit_last(cg, rw - 1);
+            uint32_t *w = cg_emit(cg, op, fj->unary ? 4 : 5);
+            if (!w)
+                return;
+            if (fj->unary) {
+                w[0] = a;
+                finish_cond_jump(cg, (uint32_t)(w + 1 - cg->code), l);
+            } else {
+                w[0] = fj->swap ? b : a;
+                w[1] = fj->swap ? a : b;
+                finish_cond_jump(cg, (uint32_t)(w + 2 - cg->code), l);
+            }
+            return;
+        }
+    }
+    uint32_t *w = cg_emit(cg, when_true ? OP_JUMP_IF : OP_JUMP_UNLESS, 4);
+    if (!w)
+        return;
+    w[0] = cond->loc;
+    finish_cond_jump(cg, (uint32_t)(w + 1 - cg->code), l);
 }
 
 /* ---- br_table ------------------------------------------------------------------------ */
@@ -220,22 +655,40 @@ static bool reserve_scratch(codegen *cg, uint32_t depth, uint32_t ntargets) {
     return ok || cg_oom(cg);
 }
 
-/* Emits the landing pad for branches to `f`: the branch values move to
- * the frame's height, then a jump (or, for the function, a return). */
+/* Copies n values (types given) from their homes at src on to the homes
+ * from dst on, or to the final slots from 0 on (to_results). */
+static void copy_home_values(codegen *cg, uint32_t dst, uint32_t src, const uint8_t *types, uint32_t n,
+                             bool to_results) {
+    for (uint32_t i = 0; i < n; i++) {
+        if (to_results)
+            emit_copy(cg, types[i], result_slot(cg, dst), src);
+        else if (dst != src)
+            emit_copy(cg, types[i], dst, src);
+        dst += valtype_slots(types[i]);
+        src += valtype_slots(types[i]);
+    }
+}
+
+/* Emits the landing pad for branches to `f`: the branch values move from
+ * their homes to the frame's height, then a jump (or, for the function, a
+ * return: homes lie above the results' slots, F5). */
 static void emit_pad(codegen *cg, ctrl_frame *f, uint32_t src, uint32_t base) {
     uint32_t n, slots;
     const uint8_t *types = ctrl_label_types(f, &n, &slots);
     if (f->kind == CTRL_FUNC) {
-        cg_return(cg, src, types, n);
+        copy_home_values(cg, 0, src, types, n, true);
+        cg_emit(cg, OP_RETURN, 0);
     } else {
-        cg_copy_values(cg, base + f->slot_height, src, types, n);
+        copy_home_values(cg, base + f->slot_height, src, types, n, false);
         cg_jump(cg, &f->label);
     }
 }
 
 void cg_br_table(codegen *cg, uint32_t idx, const uint32_t *targets, uint32_t ntargets,
                  ctrl_frame *ctrl, uint32_t depth, uint32_t src, uint32_t base) {
-    uint32_t *w = cg_emit(cg, OP_BR_TABLE, 2 + ntargets);
+    if (cg->dead || (uint64_t)ntargets * 2 + 2 > UINT32_MAX - 1)
+        return;
+    uint32_t *w = cg_emit(cg, OP_BR_TABLE, 2 + 2 * ntargets);
     if (!w || !reserve_scratch(cg, depth, ntargets))
         return;
     w[0] = idx;
@@ -246,14 +699,16 @@ void cg_br_table(codegen *cg, uint32_t idx, const uint32_t *targets, uint32_t nt
         uint32_t n, slots;
         ctrl_label_types(f, &n, &slots);
         if (f->kind != CTRL_FUNC && (slots == 0 || base + f->slot_height == src)) {
-            set_target(cg, first + i, &f->label);
+            set_target(cg, first + 2 * i, &f->label);
         } else {
-            cg->pending[2 * npending] = first + i;
+            cg->pending[2 * npending] = first + 2 * i;
             cg->pending[2 * npending + 1] = targets[i];
             npending++;
         }
     }
-    /* One pad per distinct target depth, right after the table. */
+    end_chain(cg);
+    /* One pad per distinct target depth, right after the table. A pad is
+     * free to enter (no Wasm instruction of its own); its JUMP pays. */
     for (uint32_t k = 0; k < npending; k++) {
         uint32_t word = cg->pending[2 * k], d = cg->pending[2 * k + 1];
         if (cg->pad_at_depth[d] == CG_NONE) {
@@ -261,6 +716,7 @@ void cg_br_table(codegen *cg, uint32_t idx, const uint32_t *targets, uint32_t nt
             emit_pad(cg, &ctrl[depth - 1 - d], src, base);
         }
         cg->code[word] = cg->pad_at_depth[d];
+        cg->code[word + 1] = 0;
     }
     for (uint32_t k = 0; k < npending; k++)
         cg->pad_at_depth[cg->pending[2 * k + 1]] = CG_NONE;

@@ -7,8 +7,11 @@
  * - While `dead` is set (code after br/return/unreachable, ...) nothing is
  *   written; a label that some emitted jump targets revives the code.
  * - Every internal instruction gets one srcmap pair, in code order.
- * - An open fuel region is a FUEL whose operand counts the Wasm
- *   instructions compiled since; it is patched when the next region opens.
+ * - Fuel (engine.h "Fuel"): code is cut into chains, straight-line runs
+ *   that end at every jump, return and trap; entering a chain pays its
+ *   Wasm instruction count from the entry point to the chain's end. Charge
+ *   words are patched at the end of the function (cg_func_end), when every
+ *   chain's length is known.
  */
 #ifndef ASYNCWASM_COMPILE_H
 #define ASYNCWASM_COMPILE_H
@@ -41,13 +44,40 @@ void wasm_body_ran_out(const wasm_module *m, const struct wasm_reader *r);
 size_t wasm_section_offset(const wasm_module *m, uint8_t id);
 
 /* A branch target. Backward targets (loops) have `pos` when created;
- * forward ones collect the operand words of the jumps that wait for them
- * in `chain`, a list threaded through those very words (each holds the
- * index of the next, CG_NONE ends it). */
+ * forward ones collect the target words of the jumps that wait for them in
+ * `waiting`, a list threaded through those very words (each holds the
+ * index of the next, CG_NONE ends it). Every target word is followed by the
+ * jump's charge word: what entering the label costs, the Wasm instructions
+ * from `start` (the count at the label) to the end of chain `chain`. */
 typedef struct {
     uint32_t pos;
+    uint32_t waiting;
     uint32_t chain;
+    uint32_t start;
 } cg_label;
+
+/* ---- operand folding (compile.c, "Operand folding", has the rules) ------- */
+
+/* Slot operands while a function compiles ("compile numbering"): params and
+ * locals are their final slots; an operand-stack home is nlocal_slots +
+ * height and moves up by the pool's size when the function ends; CG_CONST | k
+ * is entry k of the constant pool; CG_RESULT | i is the final slot i itself
+ * (a return's destinations, which may lie past the locals). cg_func_end
+ * rewrites every slot operand to its final slot. Homes stay below
+ * CG_MAX_HOME, so the tags never meet a home. */
+#define CG_CONST 0x80000000u
+#define CG_RESULT 0xC0000000u
+#define CG_TAG_MASK 0xC0000000u
+#define CG_MAX_HOME 0x3FFFFE00u
+/* Pool entries per function (each costs one slot copy per call). */
+#define CG_MAX_CONSTS 256u
+
+/* One entry of the validator's operand stack. */
+typedef struct {
+    uint8_t type;  /* value type; VT_NONE for the Unknown of a polymorphic stack */
+    uint32_t home; /* the slot this stack position owns */
+    uint32_t loc;  /* where the value is: home, a local's slot, or CG_CONST | k */
+} cg_value;
 
 enum { CTRL_FUNC, CTRL_BLOCK, CTRL_LOOP, CTRL_IF, CTRL_ELSE };
 
@@ -83,9 +113,28 @@ typedef struct codegen {
     uint32_t wasm_offset;    /* module offset of the instruction being compiled */
     bool dead;
     bool oom;
-    uint32_t fuel_word;      /* operand word of the open region's FUEL, or CG_NONE */
-    uint32_t fuel_end;       /* code length right after that FUEL */
-    uint32_t fuel_count;     /* Wasm instructions in the open region */
+    /* Fuel chains (compile.c "Fuel"). */
+    uint32_t count;          /* Wasm instructions compiled in live code so far */
+    uint32_t chain;          /* the chain being compiled (meaningful while live) */
+    uint32_t *chain_end;     /* per chain: `count` at its end, CG_NONE while open */
+    uint32_t nchains, chain_end_cap;
+    uint32_t *fixups;        /* triples (charge word, chain, start count) */
+    uint32_t nfixups, fixups_cap; /* triples */
+    /* Operand folding state of the function being compiled. */
+    uint32_t nparam_slots;
+    uint32_t nlocal_slots;   /* params + declared locals */
+    bool entry_code;         /* still in the straight-line code at function entry */
+    uint32_t result_word;    /* operand word 0 (the result slot) of the last instruction
+                                when it may be retargeted or fused, else CG_NONE */
+    uint32_t last_instr;     /* where the last instruction starts; CG_NONE after a label */
+    uint32_t *local_refs;    /* per local slot: stack entries whose loc is that slot */
+    uint8_t *local_written;  /* per local slot: written since entry (entry_code only) */
+    uint32_t local_refs_cap, local_written_cap;
+    uint32_t nrefs;          /* sum of local_refs */
+    uint32_t min_ref;        /* no stack entry below this index refers to a local */
+    uint64_t *consts;        /* the constant pool (slot bit patterns) */
+    uint32_t nconsts;
+    uint32_t *const_hash;    /* open addressing: pool index + 1, 0 = empty */
     /* br_table scratch: landing pad of each label depth, CG_NONE if none yet */
     uint32_t *pad_at_depth;
     uint32_t pad_cap;
@@ -97,11 +146,15 @@ void cg_init(codegen *cg);
 void cg_free(codegen *cg);
 bool cg_grow(codegen *cg, uint32_t words);
 
-/* Starts a function: empties the buffers and opens the entry fuel region. */
-void cg_func_begin(codegen *cg, uint32_t wasm_offset);
-/* Closes the last region and fills out->code, srcmap and local_types, all
- * three in one allocation owned by out->code (wasm_module_free frees it). */
-bool cg_func_end(codegen *cg, wasm_code *out, const uint8_t *local_types, uint32_t nlocals);
+/* Starts a function whose params take nparam_slots slots and params and
+ * locals nlocal_slots: empties the buffers and emits the entry FUEL. */
+bool cg_func_begin(codegen *cg, uint32_t wasm_offset, uint32_t nparam_slots, uint32_t nlocal_slots);
+/* Patches the charge words, relocates slot operands past the constant pool
+ * and fills out->code, srcmap, local_types and frame_init, all in one
+ * allocation owned by out->code (wasm_module_free frees it), plus the slot
+ * counts. max_stack_slots is the deepest operand stack, in slots. */
+bool cg_func_end(codegen *cg, wasm_code *out, const uint8_t *local_types, uint32_t nlocals,
+                 uint32_t nparam_slots, uint32_t max_stack_slots);
 
 /* Appends opcode `op` with `nops` operand words; returns where the operands
  * go, or NULL when dead (or out of memory, which also makes it dead). */
@@ -113,9 +166,11 @@ static inline uint32_t *cg_emit(codegen *cg, uint32_t op, uint32_t nops) {
     cg->srcmap[2 * cg->nsrc] = cg->len;
     cg->srcmap[2 * cg->nsrc + 1] = cg->wasm_offset;
     cg->nsrc++;
+    cg->last_instr = cg->len;
     uint32_t *w = cg->code + cg->len;
     w[0] = op;
     cg->len += nops + 1;
+    cg->result_word = CG_NONE;
     return w + 1;
 }
 
@@ -140,43 +195,89 @@ static inline void cg_emit4(codegen *cg, uint32_t op, uint32_t a, uint32_t b, ui
         w[0] = a, w[1] = b, w[2] = c, w[3] = d;
 }
 
-/* Counts one Wasm instruction into the open fuel region. */
+/* Emits an instruction whose operand word 0 is its one result slot (the
+ * home of the value pushed next) and whose other operands are read before
+ * that slot is written: such an instruction may later be retargeted by
+ * local.set/local.tee or fused into a conditional jump. */
+void cg_emit_result(codegen *cg, uint32_t op, uint32_t nops, const uint32_t *operands);
+
+/* Counts one Wasm instruction (into the chain being compiled). */
 static inline void cg_count(codegen *cg) {
     if (!cg->dead)
-        cg->fuel_count++;
+        cg->count++;
 }
 
 static inline void cg_label_init(cg_label *l) {
     l->pos = CG_NONE;
+    l->waiting = CG_NONE;
     l->chain = CG_NONE;
+    l->start = 0;
 }
 
-/* Copies n values (types given) from slots starting at src to slots
- * starting at dst, lowest first; nothing when dst == src. */
-void cg_copy_values(codegen *cg, uint32_t dst, uint32_t src, const uint8_t *types, uint32_t n);
-/* JUMP to l; JUMP_IF/JUMP_UNLESS cond to l. */
+/* ---- operand stack bookkeeping (called by validate.c's push and pop) ---- */
+
+static inline bool cg_is_local(const codegen *cg, uint32_t loc) { return loc < cg->nlocal_slots; }
+
+/* Stack entry `index` now holds `val`. */
+static inline void cg_note_push(codegen *cg, const cg_value *val, uint32_t index) {
+    if (cg_is_local(cg, val->loc)) {
+        cg->local_refs[val->loc]++;
+        cg->nrefs++;
+        if (index < cg->min_ref)
+            cg->min_ref = index;
+    }
+}
+
+/* `val` left the stack (popped, dropped, or cut off by a branch). */
+static inline void cg_note_pop(codegen *cg, const cg_value *val) {
+    if (cg_is_local(cg, val->loc)) {
+        cg->local_refs[val->loc]--;
+        cg->nrefs--;
+    }
+}
+
+/* The location of a constant with this slot bit pattern (i32/f32 zero-
+ * extended): CG_CONST | k, or CG_NONE when the pool is full. */
+uint32_t cg_const(codegen *cg, uint64_t bits);
+
+/* Copies every value of vals[0, n) that is not at home to its home. */
+void cg_materialize(codegen *cg, cg_value *vals, uint32_t n);
+/* Copies every stack entry of stack[0, height) that refers to a local to
+ * its home: before code that may write locals behind the entries' back. */
+void cg_flush_local_refs(codegen *cg, cg_value *stack, uint32_t height);
+/* local.set/local.tee: `val` (just popped; the stack is stack[0, height))
+ * goes to local slot `slot`. Returns where the value is afterwards, for
+ * local.tee to push: where it was, or `slot` when it never got there. */
+uint32_t cg_local_set(codegen *cg, cg_value *stack, uint32_t height, const cg_value *val, uint32_t slot);
+
+/* A load (op a LOAD row) of the address `addr` (just popped) into its home,
+ * or a store of the value at value_loc there. */
+void cg_load(codegen *cg, uint32_t op, const cg_value *addr, uint32_t offset);
+void cg_store(codegen *cg, uint32_t op, const cg_value *addr, uint32_t value_loc, uint32_t offset);
+
+/* Copies n values to consecutive homes from dst on (a branch's target
+ * frame), lowest first; dst is at or below every home among them. */
+void cg_move_values(codegen *cg, uint32_t dst, const cg_value *vals, uint32_t n);
+/* JUMP to l. The code after it is dead until a label that something jumps
+ * to (the caller marks it dead, or places such a label). */
 void cg_jump(codegen *cg, cg_label *l);
-void cg_jump_cond(codegen *cg, uint32_t op, uint32_t cond, cg_label *l);
-/* How cg_place_label treats the position it binds. */
-enum {
-    LABEL_LOCAL,  /* compiler-made skip target inside one Wasm instruction: no region */
-    LABEL_TARGET, /* a Wasm label: a fuel region starts here if anything jumps to it */
-    LABEL_REGION, /* a fuel region starts here whenever the code is live */
-};
-/* Binds l here and patches the jumps waiting for it. Revives dead code when
- * jumps wait for l; opens a fuel region as `how` says. */
-void cg_place_label(codegen *cg, cg_label *l, int how);
-/* Opens a fuel region here if live (an if's then arm). */
-void cg_open_region(codegen *cg);
-/* Loop header: a region every back edge lands on. */
+/* UNREACHABLE (the code after it is dead). */
+void cg_unreachable(codegen *cg);
+/* Jumps to l when `cond` (an i32 just popped) is nonzero (when_true) or
+ * zero; fuses the comparison that produced it when possible. */
+void cg_jump_cond(codegen *cg, bool when_true, const cg_value *cond, cg_label *l);
+/* Binds l here and patches the jumps waiting for it; revives dead code when
+ * jumps wait for l (a new chain starts). */
+void cg_place_label(codegen *cg, cg_label *l);
+/* Binds a loop header here: back edges are emitted later. */
 void cg_place_loop(codegen *cg, cg_label *l);
-/* Copies n result values from src to slots [0, ...), then RETURN. */
-void cg_return(codegen *cg, uint32_t src, const uint8_t *types, uint32_t n);
+/* Copies the n result values to slots [0, ...), then RETURN. */
+void cg_return(codegen *cg, cg_value *vals, uint32_t n);
 
 /* br_table over `ctrl` (the validator's stack, `depth` frames, innermost
  * last): targets[i] are label depths (the default last, ntargets in all),
- * the branch values start at slot `src`, the index is in slot `idx`.
- * `base` is nlocal_slots (frame heights are relative to it). */
+ * the branch values are at their homes from slot `src` on, the index is at
+ * `idx`. `base` is nlocal_slots (frame heights are relative to it). */
 void cg_br_table(codegen *cg, uint32_t idx, const uint32_t *targets, uint32_t ntargets,
                  ctrl_frame *ctrl, uint32_t depth, uint32_t src, uint32_t base);
 

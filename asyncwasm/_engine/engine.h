@@ -141,36 +141,48 @@ typedef struct {
 /*
  * Frame/slot model. A function's frame is an array of 64-bit slots:
  *   [0, nparam_slots)                 parameters (written by the caller)
- *   [nparam_slots, nlocal_slots)      declared locals (zeroed on entry)
- *   [nlocal_slots, max_slots)         operand stack: the value at operand-stack
- *                                     height h (counted in slots) lives in slot
- *                                     nlocal_slots + h, always.
- * Because heights are known at compile time, every instruction names its
- * operands as slot indices; there is no run-time stack pointer.
+ *   [nparam_slots, nlocal_slots)      declared locals   } both set from
+ *   [nlocal_slots, + nconst_slots)    constant pool     } frame_init on entry
+ *   [.., max_slots)                   operand stack: the value at operand-stack
+ *                                     height h (counted in slots) has its home
+ *                                     in slot nlocal_slots + nconst_slots + h.
+ * Instructions name every operand by slot index, resolved at compile time;
+ * there is no run-time stack pointer. An operand slot may be a value's home,
+ * a local's slot (local.get emits no code) or a pool slot (neither do
+ * constants), and a result may go straight to a local (local.set after an
+ * operation emits no code). compile.c "Operand folding" gives the rules.
+ * Every instruction that writes a result reads all its operands first, so
+ * its result slot may be one of them.
  *
  * Value representation in a slot: i32/f32 bit pattern in the low 32 bits
  * (upper bits unspecified; readers use only the low half), i64/f64 bit pattern,
  * funcref = (rt_func *) or 0, externref = (PyObject *) or 0, v128 = two slots,
  * low half first.
  *
- * Calls: the caller's arguments sit at slots [base, base + param_slots) of its
- * frame; the callee's frame starts exactly there (args become its params in
- * place). On return the callee has put its results in its slots
- * [0, result_slots), i.e. the caller's [base, base + result_slots).
+ * Calls: the caller's arguments sit at their homes [base, base + param_slots)
+ * of its frame; the callee's frame starts exactly there (args become its
+ * params in place), above the caller's locals and pool. On return the callee
+ * has put its results in its slots [0, result_slots), i.e. the caller's
+ * [base, base + result_slots).
  *
  * Branches: compile.c moves branch values with COPY instructions before a
- * JUMP, so JUMP/JUMP_IF/BR_TABLE never move data. BR_TABLE targets may be
- * landing pads (COPYs then JUMP) emitted by the compiler.
+ * jump, so jumps never move data. BR_TABLE targets may be landing pads
+ * (COPYs then JUMP) emitted by the compiler.
  *
  * Fuel: a FUEL n instruction starts every region that can be entered other
  * than by falling through (function entry, loop header, after every label);
  * n is the number of Wasm instructions compiled until the next region. So
  * every loop iteration and every call charges fuel. A FUEL that finds less
  * than n fuel left stops the run *before* charging, with the fiber's ip on
- * the FUEL op, so resuming re-executes it.
+ * the FUEL op, so resuming re-executes it. The jumps (JUMP, JUMP_IF*, letter
+ * 'r' in opcodes.def) and the calls pay the FUEL they land on themselves and
+ * continue after it; when it does not fit they stop exactly as that FUEL
+ * would, with ip on it. So a region's charge and the stopping points do not
+ * depend on how it was entered.
  *
  * Code words: code[0] of every instruction is its opcode (enum wasm_op),
- * followed by the operand words listed in opcodes.def.
+ * followed by the operand words listed in opcodes.def. code[0] of every
+ * function is a FUEL.
  */
 enum wasm_op {
 #define INTERNAL(NAME, OPERANDS) OP_##NAME,
@@ -186,7 +198,11 @@ typedef struct {
     uint32_t code_len;
     uint32_t nparam_slots;
     uint32_t nlocal_slots; /* params + declared locals */
-    uint32_t max_slots;    /* nlocal_slots + deepest operand stack */
+    uint32_t nconst_slots; /* constant pool, right after the locals */
+    uint32_t max_slots;    /* nlocal_slots + nconst_slots + deepest operand stack */
+    /* Slots [nparam_slots, nlocal_slots + nconst_slots) at function entry:
+     * zeros for the declared locals, then the pool. */
+    const uint64_t *frame_init;
     uint32_t nlocals;      /* params + declared locals, as values */
     uint8_t *local_types;  /* nlocals types (params first) */
     uint32_t body_offset;  /* byte offset of the body in the module bytes */

@@ -111,8 +111,8 @@ int fiber_start(fiber *f, const rt_func *fn, const uint64_t *args)
     if (type->param_slots) memcpy(f->stack, args, sizeof *f->stack * type->param_slots);
     if (fn->code) {
         const wasm_code *code = fn->code;
-        memset(f->stack + code->nparam_slots, 0,
-               sizeof *f->stack * (code->nlocal_slots - code->nparam_slots));
+        memcpy(f->stack + code->nparam_slots, code->frame_init,
+               sizeof *f->stack * (code->nlocal_slots - code->nparam_slots + code->nconst_slots));
         f->ip = code->code;
     }
     f->frames[0].func = fn;

@@ -172,26 +172,20 @@ static int finished_fiber_outcome(fiber *f)
     return f->state;
 }
 
-/* Zeroes a callee's declared locals. Most functions have a handful, where
- * plain stores beat a call to memset (which also forces the loop's
- * registers to be spilled around it). */
-static inline void zero_slots(uint64_t *slots, uint32_t n)
+/* Sets a callee's declared locals (zeros) and constant pool from its
+ * frame_init. Most functions have a handful of such slots, where a plain
+ * loop beats a call to memcpy (which also forces the loop's registers to be
+ * spilled around it). */
+static inline void init_frame(uint64_t *fp, const wasm_code *code)
 {
-    if (n > 8) {
-        memset(slots, 0, sizeof *slots * n);
+    uint64_t *dst = fp + code->nparam_slots;
+    const uint64_t *src = code->frame_init;
+    uint32_t n = code->nlocal_slots - code->nparam_slots + code->nconst_slots;
+    if (n > 16) {
+        memcpy(dst, src, sizeof *dst * n);
         return;
     }
-    switch (n) {
-    case 8: slots[7] = 0; /* fall through */
-    case 7: slots[6] = 0; /* fall through */
-    case 6: slots[5] = 0; /* fall through */
-    case 5: slots[4] = 0; /* fall through */
-    case 4: slots[3] = 0; /* fall through */
-    case 3: slots[2] = 0; /* fall through */
-    case 2: slots[1] = 0; /* fall through */
-    case 1: slots[0] = 0; /* fall through */
-    default: break;
-    }
+    for (uint32_t i = 0; i < n; i++) dst[i] = src[i];
 }
 
 /* ---- bulk table operations (spec: bounds checked before any write) ------------- */

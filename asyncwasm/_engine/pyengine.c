@@ -563,6 +563,18 @@ static PyObject *sync_outcome(rt_fiber *rf, int outcome, bool raw)
     }
 }
 
+/* Add a fast-path call to its instance's statistics (Wasm functions only:
+ * a host function has no instance). No clock is read: that would double the
+ * cost of a short call; the Python drivers time the calls they run. */
+static void count_fast_call(const rt_func *fn, const fiber *f)
+{
+    if (fn->inst == NULL || fn->inst->owner == NULL) return;
+    InstanceObject *inst = (InstanceObject *)fn->inst->owner;
+    inst->fast_calls++;
+    inst->fast_fuel_used += f->fuel_used;
+    inst->fast_host_calls += f->host_calls;
+}
+
 static PyObject *run_sync(const rt_func *fn, const uint64_t *args, bool raw)
 {
     rt_fiber *rf = pool_take();
@@ -577,6 +589,7 @@ static PyObject *run_sync(const rt_func *fn, const uint64_t *args, bool raw)
             outcome = run_fiber(rf, &fuel);
         } while (outcome == RUN_OUT_OF_FUEL);
         Py_LeaveRecursiveCall();
+        count_fast_call(fn, &rf->f);
         result = sync_outcome(rf, outcome, raw);
     }
     pool_give(rf);
@@ -602,6 +615,21 @@ static int func_check_callable(FuncObject *self)
 
 #define ARGS_ON_STACK 16
 
+/* A synchronous call of a guarded instance's function: the instance's gate
+ * (asyncwasm.execution) checks who may enter and applies its limits. */
+static PyObject *call_through_gate(FuncObject *self, PyObject *const *args, Py_ssize_t nargs, bool raw)
+{
+    PyObject *tuple = PyTuple_New(nargs);
+    if (tuple == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < nargs; i++) PyTuple_SET_ITEM(tuple, i, Py_NewRef(args[i]));
+    PyObject *gate = Py_NewRef(self->instance->gate); /* the call may replace it */
+    PyObject *result =
+        PyObject_CallMethod(gate, "call_sync", "OOO", (PyObject *)self, tuple, raw ? Py_True : Py_False);
+    Py_DECREF(gate);
+    Py_DECREF(tuple);
+    return result;
+}
+
 static PyObject *func_call(FuncObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
                            bool raw)
 {
@@ -610,6 +638,8 @@ static PyObject *func_call(FuncObject *self, PyObject *const *args, Py_ssize_t n
         return NULL;
     }
     if (func_check_callable(self) < 0) return NULL;
+    if (self->instance != NULL && self->instance->guarded && self->instance->gate != NULL)
+        return call_through_gate(self, args, nargs, raw);
     const rt_func *fn = self->fn;
     uint64_t small[ARGS_ON_STACK], *slots = small;
     if (fn->type->param_slots > ARGS_ON_STACK) {
@@ -811,8 +841,18 @@ static PyMethodDef Func_methods[] = {
     {NULL},
 };
 
+/* The gate of the instance that defines this function (None for host
+ * functions and for instances without one), for asyncwasm.execution. */
+static PyObject *Func_get_gate(FuncObject *self, void *closure)
+{
+    (void)closure;
+    PyObject *gate = self->instance != NULL ? self->instance->gate : NULL;
+    return Py_NewRef(gate != NULL ? gate : Py_None);
+}
+
 static PyGetSetDef Func_getset[] = {
     {"type", (getter)Func_get_type, NULL, "the FuncType", NULL},
+    {"_gate", (getter)Func_get_gate, NULL, "the defining instance's gate, or None (private)", NULL},
     {NULL},
 };
 
@@ -1320,6 +1360,7 @@ PyTypeObject Global_Type = {
 static int Instance_traverse(InstanceObject *self, visitproc visit, void *arg)
 {
     FOR_EACH_EXTERN_SLOT(self, slot, Py_VISIT(*slot));
+    Py_VISIT(self->gate);
     return 0;
 }
 
@@ -1334,6 +1375,8 @@ static int Instance_clear(InstanceObject *self)
     if (m != NULL && self->rt.globals != NULL)
         for (uint32_t i = 0; i < m->nglobals; i++) self->rt.globals[i] = NULL;
     FOR_EACH_EXTERN_SLOT(self, slot, Py_CLEAR(*slot));
+    self->guarded = false;
+    Py_CLEAR(self->gate);
     return 0;
 }
 
@@ -1442,11 +1485,63 @@ static PyObject *Instance_get_module(InstanceObject *self, void *closure)
     return Py_NewRef((PyObject *)self->module);
 }
 
+static PyObject *Instance_get_gate(InstanceObject *self, void *closure)
+{
+    (void)closure;
+    return Py_NewRef(self->gate != NULL ? self->gate : Py_None);
+}
+
+static int Instance_set_gate(InstanceObject *self, PyObject *value, void *closure)
+{
+    (void)closure;
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "_gate cannot be deleted (set None)");
+        return -1;
+    }
+    Py_XSETREF(self->gate, value == Py_None ? NULL : Py_NewRef(value));
+    if (self->gate == NULL) self->guarded = false;
+    return 0;
+}
+
+static PyObject *Instance_get_guarded(InstanceObject *self, void *closure)
+{
+    (void)closure;
+    return PyBool_FromLong(self->guarded);
+}
+
+static int Instance_set_guarded(InstanceObject *self, PyObject *value, void *closure)
+{
+    (void)closure;
+    if (value == NULL || !PyBool_Check(value)) {
+        PyErr_SetString(PyExc_TypeError, "_guarded must be a bool");
+        return -1;
+    }
+    if (value == Py_True && self->gate == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "set _gate before guarding the instance");
+        return -1;
+    }
+    self->guarded = value == Py_True;
+    return 0;
+}
+
+static PyObject *Instance_get_fast_counters(InstanceObject *self, void *closure)
+{
+    (void)closure;
+    return Py_BuildValue("(KKK)", (unsigned long long)self->fast_calls,
+                         (unsigned long long)self->fast_fuel_used, (unsigned long long)self->fast_host_calls);
+}
+
 static PyGetSetDef Instance_getset[] = {
     {"exports", (getter)Instance_get_exports, NULL, "dict: name -> Func | Memory | Table | Global", NULL},
     {"start", (getter)Instance_get_start, NULL, "the start Func (not yet run), or None", NULL},
     {"memory", (getter)Instance_get_memory, NULL, "memory 0, exported or not, or None", NULL},
     {"module", (getter)Instance_get_module, NULL, "the CompiledModule", NULL},
+    {"_gate", (getter)Instance_get_gate, (setter)Instance_set_gate,
+     "asyncwasm.execution's state object, or None (private)", NULL},
+    {"_guarded", (getter)Instance_get_guarded, (setter)Instance_set_guarded,
+     "True: synchronous calls go through _gate.call_sync(func, args, raw) (private)", NULL},
+    {"_fast_counters", (getter)Instance_get_fast_counters, NULL,
+     "(calls, fuel_used, host_calls) of synchronous fast-path calls (private)", NULL},
     {NULL},
 };
 

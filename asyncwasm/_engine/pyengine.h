@@ -85,6 +85,15 @@ struct InstanceObject {
     PyObject **globals;           /* nglobals GlobalObject */
     bool cleared;                 /* tp_clear ran: the index spaces are gone */
     PyObject *weakrefs;
+    /* The Python side's state of this instance (asyncwasm.execution: limits,
+     * who holds it, interrupted, statistics), or NULL. While `guarded`,
+     * synchronous calls of its functions from Python (Func.__call__,
+     * call_raw) go to gate.call_sync(func, args, raw) instead of the fast
+     * path; the Python side sets it when a call must be checked or limited. */
+    PyObject *gate;
+    bool guarded;
+    /* Calls that took the synchronous fast path, for the instance's statistics. */
+    uint64_t fast_calls, fast_fuel_used, fast_host_calls;
 };
 
 /* The fiber as runtime.c and pyengine.c see it: every fiber that runs is

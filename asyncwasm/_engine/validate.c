@@ -6,9 +6,13 @@
  * Rules:
  * - The operand stack holds value types; VT_NONE is the spec's "Unknown"
  *   that pops from the polymorphic bottom of an unreachable frame produce.
- * - A value at operand height h (in slots) lives in frame slot
- *   nlocal_slots + h; so every pop tells which slot the value is in, and
- *   every instruction's operands are slot numbers fixed at compile time.
+ * - A value at operand height h (in slots) has its home in frame slot
+ *   nlocal_slots + h (compile numbering, compile.h), but may be elsewhere:
+ *   each stack entry records where (cg_value.loc), so every pop tells the
+ *   slot an instruction names as its operand. Which instructions leave
+ *   values away from home, and when they must be copied home, is decided
+ *   in compile.c ("Operand folding"); this file calls it at the points
+ *   that rule names (pushes, pops, block boundaries, calls, branches).
  * - Errors start with the spec testsuite's wording, then detail. A body
  *   error found here may hide a malformed body later in the module (the
  *   spec decodes everything first); see report_first_malformed.
@@ -97,7 +101,7 @@ typedef struct {
     uint32_t nlocal_slots;
 
     /* operand stack */
-    uint8_t *stack;
+    cg_value *stack;
     uint32_t height, stack_cap;
     uint32_t slot_height, max_slot_height;
 
@@ -181,41 +185,97 @@ static bool stack_empty(validator *v, uint8_t want) {
 
 /* ---- operand stack ------------------------------------------------------------------------- */
 
-static inline bool push(validator *v, uint8_t t) {
+/* The frame slot of the value just popped (= where the next push goes). */
+static inline uint32_t slot_here(const validator *v) { return v->nlocal_slots + v->slot_height; }
+
+/* Pushes a value of type t that is at `loc` (CG_NONE: at its home). */
+static inline bool push_at(validator *v, uint8_t t, uint32_t loc) {
     if (!GROW(v, stack, stack_cap, (size_t)v->height + 1))
         return false;
-    v->stack[v->height++] = t;
+    /* Compile numbering (compile.h) needs homes below CG_MAX_HOME. */
+    if (slot_here(v) >= CG_MAX_HOME)
+        return invalid(v, "function needs too many value slots");
+    cg_value *e = &v->stack[v->height];
+    e->type = t;
+    e->home = slot_here(v);
+    e->loc = loc == CG_NONE ? e->home : loc;
+    cg_note_push(&v->cg, e, v->height);
+    v->height++;
     v->slot_height += valtype_slots(t);
     if (v->slot_height > v->max_slot_height)
         v->max_slot_height = v->slot_height;
     return true;
 }
 
-/* Pops a value of type `want` (VT_NONE: any type); *got is its type, or
- * VT_NONE for the Unknown of a polymorphic stack. */
-static inline bool pop_any(validator *v, uint8_t want, uint8_t *got) {
+static inline bool push(validator *v, uint8_t t) { return push_at(v, t, CG_NONE); }
+
+/* Pops a value of type `want` (VT_NONE: any type) into *got, whose type is
+ * VT_NONE for the Unknown of a polymorphic stack (located at its would-be
+ * home; only dead code sees one). */
+static inline bool pop_val(validator *v, uint8_t want, cg_value *got) {
     ctrl_frame *f = TOP(v);
     if (v->height == f->height) {
-        if (!f->unreachable)
-            return stack_empty(v, want);
-        *got = VT_NONE;
-        return true;
+        got->type = VT_NONE;
+        got->home = got->loc = slot_here(v);
+        return f->unreachable || stack_empty(v, want);
     }
-    uint8_t t = v->stack[--v->height];
-    v->slot_height -= valtype_slots(t);
-    if (t != want && want != VT_NONE && t != VT_NONE)
-        return type_mismatch(v, want, t);
-    *got = t;
+    const cg_value *e = &v->stack[--v->height];
+    v->slot_height -= valtype_slots(e->type);
+    cg_note_pop(&v->cg, e);
+    *got = *e;
+    return e->type == want || want == VT_NONE || e->type == VT_NONE || type_mismatch(v, want, e->type);
+}
+
+static inline bool pop_any(validator *v, uint8_t want, uint8_t *got) {
+    cg_value val;
+    if (!pop_val(v, want, &val))
+        return false;
+    *got = val.type;
     return true;
 }
 
 static inline bool pop(validator *v, uint8_t want) {
-    uint8_t got;
-    return pop_any(v, want, &got);
+    cg_value val;
+    return pop_val(v, want, &val);
 }
 
-/* The frame slot of the value just popped (= where the next push goes). */
-static inline uint32_t slot_here(const validator *v) { return v->nlocal_slots + v->slot_height; }
+/* Cuts the stack back to `height` values (a frame's base). */
+static void truncate_stack(validator *v, uint32_t height, uint32_t slot_height) {
+    while (v->height > height)
+        cg_note_pop(&v->cg, &v->stack[--v->height]);
+    v->slot_height = slot_height;
+}
+
+/* The top min(n, values in the current frame) entries: those that exist. */
+static cg_value *top_values(validator *v, uint32_t n, uint32_t *count) {
+    uint32_t avail = v->height - TOP(v)->height;
+    *count = n < avail ? n : avail;
+    return &v->stack[v->height - *count];
+}
+
+/* Copies the top n values home, when they exist (F3, F4). */
+static void materialize_top(validator *v, uint32_t n) {
+    uint32_t k;
+    cg_value *vals = top_values(v, n, &k);
+    cg_materialize(&v->cg, vals, k);
+}
+
+/* The values just popped, in stack order (meaningful only in live code,
+ * where every pop took a real entry). */
+static cg_value *popped_values(validator *v) { return v->stack ? v->stack + v->height : NULL; }
+
+/* Pushes back the n values of types `types` just popped, staying where
+ * they are: a br_if's fall-through, the end of a block that is not a
+ * join point. */
+static void repush_values(validator *v, const uint8_t *types, uint32_t n) {
+    for (uint32_t i = 0; i < n; i++) {
+        cg_value *e = &v->stack[v->height];
+        e->type = types[i];
+        cg_note_push(&v->cg, e, v->height);
+        v->height++;
+        v->slot_height += valtype_slots(types[i]);
+    }
+}
 
 static bool pop_types(validator *v, const uint8_t *types, uint32_t n) {
     for (uint32_t i = n; i-- > 0;)
@@ -241,7 +301,7 @@ static bool peek_types(validator *v, const uint8_t *types, uint32_t n) {
                 return stack_empty(v, types[i]);
             continue;
         }
-        uint8_t t = v->stack[v->height - from_top];
+        uint8_t t = v->stack[v->height - from_top].type;
         if (t != types[i] && t != VT_NONE)
             return type_mismatch(v, types[i], t);
     }
@@ -251,8 +311,7 @@ static bool peek_types(validator *v, const uint8_t *types, uint32_t n) {
 /* After an unconditional branch: the rest of the block is unreachable. */
 static void set_unreachable(validator *v) {
     ctrl_frame *f = TOP(v);
-    v->height = f->height;
-    v->slot_height = f->slot_height;
+    truncate_stack(v, f->height, f->slot_height);
     f->unreachable = true;
     v->cg.dead = true;
 }
@@ -341,12 +400,14 @@ static bool op_block(validator *v, uint8_t kind) {
     blocktype bt;
     if (!read_blocktype(v, &bt))
         return false;
-    uint32_t cond = 0;
-    if (kind == CTRL_IF) {
-        if (!pop(v, VT_I32))
-            return false;
-        cond = slot_here(v);
-    }
+    cg_value cond;
+    if (kind == CTRL_IF && !pop_val(v, VT_I32, &cond))
+        return false;
+    if (!peek_types(v, bt.params, bt.nparams))
+        return false;
+    /* F3: nothing refers to a local across the block; params at home. */
+    cg_flush_local_refs(&v->cg, v->stack, v->height);
+    materialize_top(v, bt.nparams);
     if (!pop_types(v, bt.params, bt.nparams) || !push_types(v, bt.params, bt.nparams) ||
         !push_ctrl(v, kind, &bt))
         return false;
@@ -354,8 +415,7 @@ static bool op_block(validator *v, uint8_t kind) {
     if (kind == CTRL_LOOP) {
         cg_place_loop(&v->cg, &f->label);
     } else if (kind == CTRL_IF) {
-        cg_jump_cond(&v->cg, OP_JUMP_UNLESS, cond, &f->else_label);
-        cg_open_region(&v->cg); /* the then arm */
+        cg_jump_cond(&v->cg, false, &cond, &f->else_label);
     }
     return true;
 }
@@ -364,21 +424,25 @@ static bool op_else(validator *v) {
     ctrl_frame *f = TOP(v);
     if (f->kind != CTRL_IF)
         return reader_fail(&v->r, ERR_MALFORMED, v->instr, "END opcode expected: else without if");
+    materialize_top(v, f->nresults); /* F3: the end is a join point */
     if (!check_frame_end(v, f->results, f->nresults))
         return false;
     cg_jump(&v->cg, &f->label); /* then arm done: skip the else arm */
     v->cg.dead = true;
-    cg_place_label(&v->cg, &f->else_label, LABEL_REGION);
+    cg_place_label(&v->cg, &f->else_label);
     f->kind = CTRL_ELSE;
     f->unreachable = false;
-    v->height = f->height;
-    v->slot_height = f->slot_height;
+    truncate_stack(v, f->height, f->slot_height);
     return push_types(v, f->params, f->nparams);
 }
 
 /* Returns true with *done set at the function's final end. */
 static bool op_end(validator *v, bool *done) {
     ctrl_frame *f = TOP(v);
+    /* F3: results go home where code arrives by a jump too. */
+    bool join = f->label.waiting != CG_NONE || f->else_label.waiting != CG_NONE;
+    if (join)
+        materialize_top(v, f->nresults);
     if (!check_frame_end(v, f->results, f->nresults))
         return false;
     if (f->kind == CTRL_IF) { /* no else: the missing arm passes the params through */
@@ -389,24 +453,27 @@ static bool op_end(validator *v, bool *done) {
     }
     switch (f->kind) {
     case CTRL_FUNC:
-        if (!v->cg.dead)
-            cg_return(&v->cg, v->nlocal_slots, f->results, f->nresults);
+        cg_return(&v->cg, popped_values(v), f->nresults);
         *done = true;
         return true;
     case CTRL_LOOP:
         break; /* its label is the header */
     case CTRL_IF:
-        cg_place_label(&v->cg, &f->label, LABEL_TARGET);
-        cg_place_label(&v->cg, &f->else_label, LABEL_TARGET);
+        cg_place_label(&v->cg, &f->label);
+        cg_place_label(&v->cg, &f->else_label);
         break;
     default:
-        cg_place_label(&v->cg, &f->label, LABEL_TARGET);
+        cg_place_label(&v->cg, &f->label);
         break;
     }
-    v->height = f->height;
-    v->slot_height = f->slot_height;
+    const uint8_t *results = f->results;
+    uint32_t n = f->nresults;
+    truncate_stack(v, f->height, f->slot_height);
     v->depth--;
-    return push_types(v, f->results, f->nresults);
+    if (join || v->cg.dead)
+        return push_types(v, results, n);
+    repush_values(v, results, n); /* straight-line code: values stay where they are */
+    return true;
 }
 
 static bool read_label(validator *v, uint32_t *depth) {
@@ -418,15 +485,13 @@ static bool read_label(validator *v, uint32_t *depth) {
     return true;
 }
 
-/* Moves the branch values from slot `src` to the target and jumps. */
-static void emit_branch(validator *v, ctrl_frame *t, uint32_t src) {
-    uint32_t n, slots;
-    const uint8_t *types = ctrl_label_types(t, &n, &slots);
+/* Moves the n branch values `vals` to the target and jumps (F5). */
+static void emit_branch(validator *v, ctrl_frame *t, cg_value *vals, uint32_t n) {
     if (t->kind == CTRL_FUNC) {
-        cg_return(&v->cg, src, types, n);
+        cg_return(&v->cg, vals, n);
         return;
     }
-    cg_copy_values(&v->cg, v->nlocal_slots + t->slot_height, src, types, n);
+    cg_move_values(&v->cg, v->nlocal_slots + t->slot_height, vals, n);
     cg_jump(&v->cg, &t->label);
 }
 
@@ -438,31 +503,47 @@ static bool op_br(validator *v) {
     const uint8_t *types = ctrl_label_types(t, &n, &slots);
     if (!pop_types(v, types, n))
         return false;
-    emit_branch(v, t, slot_here(v));
+    emit_branch(v, t, popped_values(v), n);
     set_unreachable(v);
+    return true;
+}
+
+/* Whether branching to t with `vals` needs no copies. */
+static bool branch_in_place(const validator *v, const ctrl_frame *t, const cg_value *vals, uint32_t n) {
+    if (t->kind == CTRL_FUNC)
+        return false;
+    uint32_t dst = v->nlocal_slots + t->slot_height;
+    for (uint32_t i = 0; i < n; i++) {
+        if (vals[i].loc != dst)
+            return false;
+        dst += valtype_slots(vals[i].type);
+    }
     return true;
 }
 
 static bool op_br_if(validator *v) {
     uint32_t l, n, slots;
-    if (!read_label(v, &l) || !pop(v, VT_I32))
+    cg_value cond;
+    if (!read_label(v, &l) || !pop_val(v, VT_I32, &cond))
         return false;
-    uint32_t cond = slot_here(v);
     ctrl_frame *t = &v->ctrl[v->depth - 1 - l];
     const uint8_t *types = ctrl_label_types(t, &n, &slots);
     if (!pop_types(v, types, n))
         return false;
-    uint32_t src = slot_here(v);
-    if (t->kind != CTRL_FUNC && (slots == 0 || v->nlocal_slots + t->slot_height == src)) {
-        cg_jump_cond(&v->cg, OP_JUMP_IF, cond, &t->label);
+    if (v->cg.dead)
+        return push_types(v, types, n);
+    cg_value *vals = popped_values(v);
+    if (branch_in_place(v, t, vals, n)) {
+        cg_jump_cond(&v->cg, true, &cond, &t->label);
     } else {
         cg_label skip;
         cg_label_init(&skip);
-        cg_jump_cond(&v->cg, OP_JUMP_UNLESS, cond, &skip);
-        emit_branch(v, t, src);
-        cg_place_label(&v->cg, &skip, LABEL_LOCAL);
+        cg_jump_cond(&v->cg, false, &cond, &skip);
+        emit_branch(v, t, vals, n);
+        cg_place_label(&v->cg, &skip);
     }
-    return push_types(v, types, n);
+    repush_values(v, types, n); /* the fall-through keeps them where they are */
+    return true;
 }
 
 static bool op_br_table(validator *v) {
@@ -474,9 +555,9 @@ static bool op_br_table(validator *v) {
     for (uint32_t i = 0; i <= n; i++)
         if (!read_label(v, &v->targets[i]))
             return false;
-    if (!pop(v, VT_I32))
+    cg_value idx;
+    if (!pop_val(v, VT_I32, &idx))
         return false;
-    uint32_t idx = slot_here(v);
     uint32_t arity, slots;
     ctrl_frame *dflt = &v->ctrl[v->depth - 1 - v->targets[n]];
     const uint8_t *types = ctrl_label_types(dflt, &arity, &slots);
@@ -489,9 +570,10 @@ static bool op_br_table(validator *v) {
         if (!peek_types(v, ti, ni))
             return false;
     }
+    materialize_top(v, arity); /* the landing pads copy from the homes */
     if (!pop_types(v, types, arity))
         return false;
-    cg_br_table(&v->cg, idx, v->targets, n + 1, v->ctrl, v->depth, slot_here(v), v->nlocal_slots);
+    cg_br_table(&v->cg, idx.loc, v->targets, n + 1, v->ctrl, v->depth, slot_here(v), v->nlocal_slots);
     set_unreachable(v);
     return true;
 }
@@ -500,14 +582,16 @@ static bool op_return(validator *v) {
     const ctrl_frame *fn = &v->ctrl[0];
     if (!pop_types(v, fn->results, fn->nresults))
         return false;
-    cg_return(&v->cg, slot_here(v), fn->results, fn->nresults);
+    cg_return(&v->cg, popped_values(v), fn->nresults);
     set_unreachable(v);
     return true;
 }
 
 /* ---- instructions: calls ---------------------------------------------------------------- */
 
+/* Pops a call's arguments, first copied home (F4); *base is the first one's. */
 static bool call_with(validator *v, const wasm_functype *ft, uint32_t *base) {
+    materialize_top(v, ft->nparams);
     if (!pop_types(v, ft->params, ft->nparams))
         return false;
     *base = slot_here(v);
@@ -539,12 +623,12 @@ static bool op_call_indirect(validator *v) {
     if (y >= v->m->ntypes)
         return invalid(v, "unknown type %u in call_indirect", y);
     const wasm_functype *ft = &v->m->types[y];
-    if (!pop(v, VT_I32))
+    cg_value elem;
+    if (!pop_val(v, VT_I32, &elem))
         return false;
-    uint32_t elem = slot_here(v);
     if (!call_with(v, ft, &base))
         return false;
-    cg_emit4(&v->cg, OP_CALL_INDIRECT, y, x, elem, base);
+    cg_emit4(&v->cg, OP_CALL_INDIRECT, y, x, elem.loc, base);
     return push_types(v, ft->results, ft->nresults);
 }
 
@@ -561,16 +645,10 @@ static bool op_select(validator *v, bool typed) {
         if (!read_valtype(v, &t))
             return false;
     }
-    uint8_t t1 = VT_NONE, t2 = VT_NONE;
-    if (!pop(v, VT_I32))
+    cg_value cond, a, b;
+    if (!pop_val(v, VT_I32, &cond) || !pop_val(v, t, &b) || !pop_val(v, typed ? t : b.type, &a))
         return false;
-    uint32_t cond = slot_here(v);
-    if (!pop_any(v, t, &t1))
-        return false;
-    uint32_t b = slot_here(v);
-    if (!pop_any(v, typed ? t : t1, &t2))
-        return false;
-    uint32_t a = slot_here(v);
+    uint8_t t1 = b.type, t2 = a.type;
     if (!typed) {
         if (valtype_is_ref(t1) || valtype_is_ref(t2))
             return invalid(v, "type mismatch in select: operands are references; use a typed select");
@@ -578,10 +656,9 @@ static bool op_select(validator *v, bool typed) {
             return type_mismatch(v, t1, t2);
         t = t1 != VT_NONE ? t1 : t2;
     }
-    if (!push(v, t))
-        return false;
-    cg_emit4(&v->cg, t == VT_V128 ? OP_SELECT128 : OP_SELECT, a, a, b, cond);
-    return true;
+    uint32_t ops[4] = {a.home, a.loc, b.loc, cond.loc};
+    cg_emit_result(&v->cg, t == VT_V128 ? OP_SELECT128 : OP_SELECT, 4, ops);
+    return push(v, t);
 }
 
 static bool read_local(validator *v, uint32_t *x) {
@@ -597,16 +674,14 @@ static bool op_local(validator *v, uint8_t op) {
     if (!read_local(v, &x))
         return false;
     uint8_t t = v->local_types[x];
-    uint32_t copy = t == VT_V128 ? OP_COPY128 : OP_COPY;
-    if (op == 0x20) { /* local.get */
-        uint32_t dst = slot_here(v);
-        cg_emit2(&v->cg, copy, dst, v->local_slot[x]);
-        return push(v, t);
-    }
-    if (!pop(v, t))
+    uint32_t slot = v->local_slot[x];
+    if (op == 0x20) /* local.get: no code, the value stays in the local (F1) */
+        return push_at(v, t, slot);
+    cg_value val;
+    if (!pop_val(v, t, &val))
         return false;
-    cg_emit2(&v->cg, copy, v->local_slot[x], slot_here(v));
-    return op == 0x21 || push(v, t); /* local.tee keeps the value */
+    uint32_t loc = cg_local_set(&v->cg, v->stack, v->height, &val, slot);
+    return op == 0x21 || push_at(v, t, loc); /* local.tee keeps the value (F8) */
 }
 
 static bool op_global(validator *v, uint8_t op) {
@@ -618,14 +693,16 @@ static bool op_global(validator *v, uint8_t op) {
     const wasm_globaltype *gt = &v->m->globals[x].type;
     bool wide = gt->type == VT_V128;
     if (op == 0x23) {
-        cg_emit2(&v->cg, wide ? OP_GLOBAL_GET128 : OP_GLOBAL_GET, slot_here(v), x);
+        uint32_t ops[2] = {slot_here(v), x};
+        cg_emit_result(&v->cg, wide ? OP_GLOBAL_GET128 : OP_GLOBAL_GET, 2, ops);
         return push(v, gt->type);
     }
     if (!gt->mutable_)
         return invalid(v, "global is immutable: global.set %u", x);
-    if (!pop(v, gt->type))
+    cg_value val;
+    if (!pop_val(v, gt->type, &val))
         return false;
-    cg_emit2(&v->cg, wide ? OP_GLOBAL_SET128 : OP_GLOBAL_SET, x, slot_here(v));
+    cg_emit2(&v->cg, wide ? OP_GLOBAL_SET128 : OP_GLOBAL_SET, x, val.loc);
     return true;
 }
 
@@ -652,19 +729,17 @@ static bool op_table_get_set(validator *v, uint8_t op) {
     if (!read_table(v, &x))
         return false;
     uint8_t t = v->m->tables[x].elem;
+    cg_value idx, val;
     if (op == 0x25) { /* table.get */
-        if (!pop(v, VT_I32))
+        if (!pop_val(v, VT_I32, &idx))
             return false;
-        uint32_t i = slot_here(v);
-        cg_emit3(&v->cg, OP_TABLE_GET, i, i, x);
+        uint32_t ops[3] = {idx.home, idx.loc, x};
+        cg_emit_result(&v->cg, OP_TABLE_GET, 3, ops);
         return push(v, t);
     }
-    if (!pop(v, t))
+    if (!pop_val(v, t, &val) || !pop_val(v, VT_I32, &idx))
         return false;
-    uint32_t val = slot_here(v);
-    if (!pop(v, VT_I32))
-        return false;
-    cg_emit3(&v->cg, OP_TABLE_SET, x, slot_here(v), val);
+    cg_emit3(&v->cg, OP_TABLE_SET, x, idx.loc, val.loc);
     return true;
 }
 
@@ -675,18 +750,20 @@ static bool op_ref_null(validator *v) {
         return false;
     if (!valtype_is_ref(t))
         return reader_fail(&v->r, ERR_MALFORMED, at, "malformed reference type 0x%02x", t);
-    cg_emit1(&v->cg, OP_REF_NULL, slot_here(v));
+    uint32_t dst = slot_here(v);
+    cg_emit_result(&v->cg, OP_REF_NULL, 1, &dst);
     return push(v, t);
 }
 
 static bool op_ref_is_null(validator *v) {
-    uint8_t t = VT_NONE;
-    if (!pop_any(v, VT_NONE, &t))
+    cg_value ref;
+    if (!pop_val(v, VT_NONE, &ref))
         return false;
-    if (t != VT_NONE && !valtype_is_ref(t))
-        return invalid(v, "type mismatch in ref.is_null: expected a reference, found %s", valtype_name(t));
-    uint32_t s = slot_here(v);
-    cg_emit2(&v->cg, OP_REF_IS_NULL, s, s);
+    if (ref.type != VT_NONE && !valtype_is_ref(ref.type))
+        return invalid(v, "type mismatch in ref.is_null: expected a reference, found %s",
+                       valtype_name(ref.type));
+    uint32_t ops[2] = {ref.home, ref.loc};
+    cg_emit_result(&v->cg, OP_REF_IS_NULL, 2, ops);
     return push(v, VT_I32);
 }
 
@@ -699,7 +776,8 @@ static bool op_ref_func(validator *v) {
     if (!v->m->declared_refs[f])
         return invalid(v, "undeclared function reference: function %u appears in no element "
                           "segment, export or global", f);
-    cg_emit2(&v->cg, OP_REF_FUNC, slot_here(v), f);
+    uint32_t ops[2] = {slot_here(v), f};
+    cg_emit_result(&v->cg, OP_REF_FUNC, 2, ops);
     return push(v, VT_FUNCREF);
 }
 
@@ -729,19 +807,16 @@ static bool op_memop(validator *v, uint8_t op) {
     if (align > row->align)
         return invalid(v, "alignment must not be larger than natural: %s with 2**%u, natural 2**%u",
                        instr_name(v), align, row->align);
+    cg_value addr, val;
     if (op >= 0x36) { /* store */
-        if (!pop(v, row->type))
+        if (!pop_val(v, row->type, &val) || !pop_val(v, VT_I32, &addr))
             return false;
-        uint32_t val = slot_here(v);
-        if (!pop(v, VT_I32))
-            return false;
-        cg_emit3(&v->cg, row->op, slot_here(v), val, offset);
+        cg_store(&v->cg, row->op, &addr, val.loc, offset);
         return true;
     }
-    if (!pop(v, VT_I32))
+    if (!pop_val(v, VT_I32, &addr))
         return false;
-    uint32_t addr = slot_here(v);
-    cg_emit3(&v->cg, row->op, addr, addr, offset);
+    cg_load(&v->cg, row->op, &addr, offset);
     return push(v, row->type);
 }
 
@@ -749,21 +824,26 @@ static bool op_memory_size_grow(validator *v, uint8_t op) {
     if (!read_zero(v) || !need_memory(v))
         return false;
     if (op == 0x3F) {
-        cg_emit1(&v->cg, OP_MEMORY_SIZE, slot_here(v));
+        uint32_t dst = slot_here(v);
+        cg_emit_result(&v->cg, OP_MEMORY_SIZE, 1, &dst);
         return push(v, VT_I32);
     }
-    if (!pop(v, VT_I32))
+    cg_value delta;
+    if (!pop_val(v, VT_I32, &delta))
         return false;
-    uint32_t s = slot_here(v);
-    cg_emit2(&v->cg, OP_MEMORY_GROW, s, s);
+    uint32_t ops[2] = {delta.home, delta.loc};
+    cg_emit_result(&v->cg, OP_MEMORY_GROW, 2, ops);
     return push(v, VT_I32);
 }
 
-/* Pops three i32 operands (d, s, n style) and returns the slot of the first. */
-static bool pop3_i32(validator *v, uint32_t *first) {
-    if (!pop(v, VT_I32) || !pop(v, VT_I32) || !pop(v, VT_I32))
-        return false;
-    *first = slot_here(v);
+/* Pops three i32 operands (d, s, n style); loc[i] is where operand i is. */
+static bool pop3_i32(validator *v, uint32_t loc[3]) {
+    cg_value x;
+    for (int i = 2; i >= 0; i--) {
+        if (!pop_val(v, VT_I32, &x))
+            return false;
+        loc[i] = x.loc;
+    }
     return true;
 }
 
@@ -789,7 +869,7 @@ static bool check_data_index(validator *v, uint32_t x) {
 static bool op_numeric(validator *v, const numeric_row *row);
 
 static bool op_prefix_fc(validator *v) {
-    uint32_t sub, x, y, d;
+    uint32_t sub, x, y, d[3];
     if (!rd_u32(&v->r, &sub))
         return false;
     if (sub < 8)
@@ -797,9 +877,9 @@ static bool op_prefix_fc(validator *v) {
     switch (sub) {
     case 8: /* memory.init x 0 */
         if (!rd_u32(&v->r, &x) || !read_zero(v) || !need_datacount(v) || !need_memory(v) ||
-            !check_data_index(v, x) || !pop3_i32(v, &d))
+            !check_data_index(v, x) || !pop3_i32(v, d))
             return false;
-        cg_emit4(&v->cg, OP_MEMORY_INIT, x, d, d + 1, d + 2);
+        cg_emit4(&v->cg, OP_MEMORY_INIT, x, d[0], d[1], d[2]);
         return true;
     case 9: /* data.drop x */
         if (!rd_u32(&v->r, &x) || !need_datacount(v) || !check_data_index(v, x))
@@ -807,14 +887,14 @@ static bool op_prefix_fc(validator *v) {
         cg_emit1(&v->cg, OP_DATA_DROP, x);
         return true;
     case 10: /* memory.copy 0 0 */
-        if (!read_zero(v) || !read_zero(v) || !need_memory(v) || !pop3_i32(v, &d))
+        if (!read_zero(v) || !read_zero(v) || !need_memory(v) || !pop3_i32(v, d))
             return false;
-        cg_emit3(&v->cg, OP_MEMORY_COPY, d, d + 1, d + 2);
+        cg_emit3(&v->cg, OP_MEMORY_COPY, d[0], d[1], d[2]);
         return true;
     case 11: /* memory.fill 0 */
-        if (!read_zero(v) || !need_memory(v) || !pop3_i32(v, &d))
+        if (!read_zero(v) || !need_memory(v) || !pop3_i32(v, d))
             return false;
-        cg_emit3(&v->cg, OP_MEMORY_FILL, d, d + 1, d + 2);
+        cg_emit3(&v->cg, OP_MEMORY_FILL, d[0], d[1], d[2]);
         return true;
     case 12: { /* table.init elem table */
         if (!rd_u32(&v->r, &y) || !read_table(v, &x))
@@ -824,11 +904,11 @@ static bool op_prefix_fc(validator *v) {
         if (v->m->elems[y].elemtype != v->m->tables[x].elem)
             return invalid(v, "type mismatch in table.init: elem segment %u holds %s, table %u %s", y,
                            valtype_name(v->m->elems[y].elemtype), x, valtype_name(v->m->tables[x].elem));
-        if (!pop3_i32(v, &d))
+        if (!pop3_i32(v, d))
             return false;
         uint32_t *w = cg_emit(&v->cg, OP_TABLE_INIT, 5);
         if (w)
-            w[0] = x, w[1] = y, w[2] = d, w[3] = d + 1, w[4] = d + 2;
+            w[0] = x, w[1] = y, w[2] = d[0], w[3] = d[1], w[4] = d[2];
         return true;
     }
     case 13: /* elem.drop x */
@@ -842,38 +922,34 @@ static bool op_prefix_fc(validator *v) {
         if (v->m->tables[x].elem != v->m->tables[y].elem)
             return invalid(v, "type mismatch in table.copy: table %u holds %s, table %u %s", x,
                            valtype_name(v->m->tables[x].elem), y, valtype_name(v->m->tables[y].elem));
-        if (!pop3_i32(v, &d))
+        if (!pop3_i32(v, d))
             return false;
         uint32_t *w = cg_emit(&v->cg, OP_TABLE_COPY, 5);
         if (w)
-            w[0] = x, w[1] = y, w[2] = d, w[3] = d + 1, w[4] = d + 2;
+            w[0] = x, w[1] = y, w[2] = d[0], w[3] = d[1], w[4] = d[2];
         return true;
     }
     case 15: { /* table.grow x: [t i32] -> [i32] */
-        if (!read_table(v, &x) || !pop(v, VT_I32))
+        cg_value delta, init;
+        if (!read_table(v, &x) || !pop_val(v, VT_I32, &delta) || !pop_val(v, v->m->tables[x].elem, &init))
             return false;
-        uint32_t delta = slot_here(v);
-        if (!pop(v, v->m->tables[x].elem))
-            return false;
-        uint32_t init = slot_here(v);
-        cg_emit4(&v->cg, OP_TABLE_GROW, init, init, delta, x);
+        uint32_t ops[4] = {init.home, init.loc, delta.loc, x};
+        cg_emit_result(&v->cg, OP_TABLE_GROW, 4, ops);
         return push(v, VT_I32);
     }
-    case 16: /* table.size x */
+    case 16: { /* table.size x */
         if (!read_table(v, &x))
             return false;
-        cg_emit2(&v->cg, OP_TABLE_SIZE, slot_here(v), x);
+        uint32_t ops[2] = {slot_here(v), x};
+        cg_emit_result(&v->cg, OP_TABLE_SIZE, 2, ops);
         return push(v, VT_I32);
+    }
     case 17: { /* table.fill x: [i32 t i32] -> [] */
-        if (!read_table(v, &x) || !pop(v, VT_I32))
+        cg_value n, val, start;
+        if (!read_table(v, &x) || !pop_val(v, VT_I32, &n) || !pop_val(v, v->m->tables[x].elem, &val) ||
+            !pop_val(v, VT_I32, &start))
             return false;
-        uint32_t n = slot_here(v);
-        if (!pop(v, v->m->tables[x].elem))
-            return false;
-        uint32_t val = slot_here(v);
-        if (!pop(v, VT_I32))
-            return false;
-        cg_emit4(&v->cg, OP_TABLE_FILL, x, slot_here(v), val, n);
+        cg_emit4(&v->cg, OP_TABLE_FILL, x, start.loc, val.loc, n.loc);
         return true;
     }
     default:
@@ -884,52 +960,43 @@ static bool op_prefix_fc(validator *v) {
 /* ---- instructions: numeric ------------------------------------------------------------------ */
 
 static bool op_numeric(validator *v, const numeric_row *row) {
-    uint32_t b = 0;
-    if (row->in2 != VT_NONE) {
-        if (!pop(v, row->in2))
-            return false;
-        b = slot_here(v);
-    }
-    if (!pop(v, row->in1))
+    cg_value a, b;
+    bool binary = row->in2 != VT_NONE;
+    if ((binary && !pop_val(v, row->in2, &b)) || !pop_val(v, row->in1, &a))
         return false;
-    uint32_t a = slot_here(v);
-    if (row->in2 != VT_NONE)
-        cg_emit3(&v->cg, row->op, a, a, b);
-    else
-        cg_emit2(&v->cg, row->op, a, a);
+    uint32_t ops[3] = {a.home, a.loc, binary ? b.loc : 0};
+    cg_emit_result(&v->cg, row->op, binary ? 3 : 2, ops);
     return push(v, row->out);
 }
 
+/* A constant is a pool slot (F1); CONST32/CONST64 only when the pool is full. */
+static bool push_const(validator *v, uint8_t type, uint64_t bits) {
+    uint32_t loc = v->cg.dead ? CG_NONE : cg_const(&v->cg, bits);
+    if (loc != CG_NONE)
+        return push_at(v, type, loc);
+    uint32_t ops[3] = {slot_here(v), (uint32_t)bits, (uint32_t)(bits >> 32)};
+    bool wide = type == VT_I64 || type == VT_F64;
+    cg_emit_result(&v->cg, wide ? OP_CONST64 : OP_CONST32, wide ? 3 : 2, ops);
+    return push(v, type);
+}
+
 static bool op_const(validator *v, uint8_t op) {
-    uint32_t dst = slot_here(v);
     switch (op) {
     case 0x41: {
         int32_t x;
-        if (!rd_s32(&v->r, &x))
-            return false;
-        cg_emit2(&v->cg, OP_CONST32, dst, (uint32_t)x);
-        return push(v, VT_I32);
+        return rd_s32(&v->r, &x) && push_const(v, VT_I32, (uint32_t)x);
     }
     case 0x42: {
         int64_t x;
-        if (!rd_s64(&v->r, &x))
-            return false;
-        cg_emit3(&v->cg, OP_CONST64, dst, (uint32_t)(uint64_t)x, (uint32_t)((uint64_t)x >> 32));
-        return push(v, VT_I64);
+        return rd_s64(&v->r, &x) && push_const(v, VT_I64, (uint64_t)x);
     }
     case 0x43: {
         uint32_t x;
-        if (!rd_fixed32(&v->r, &x))
-            return false;
-        cg_emit2(&v->cg, OP_CONST32, dst, x);
-        return push(v, VT_F32);
+        return rd_fixed32(&v->r, &x) && push_const(v, VT_F32, x);
     }
     default: {
         uint64_t x;
-        if (!rd_fixed64(&v->r, &x))
-            return false;
-        cg_emit3(&v->cg, OP_CONST64, dst, (uint32_t)x, (uint32_t)(x >> 32));
-        return push(v, VT_F64);
+        return rd_fixed64(&v->r, &x) && push_const(v, VT_F64, x);
     }
     }
 }
@@ -1025,7 +1092,7 @@ static bool compile_instructions(validator *v) {
         bool ok;
         switch (op) {
         case 0x00:
-            cg_emit(cg, OP_UNREACHABLE, 0);
+            cg_unreachable(cg);
             set_unreachable(v);
             ok = true;
             break;
@@ -1086,18 +1153,15 @@ static bool compile_function(validator *v, uint32_t fidx) {
     v->height = v->slot_height = v->max_slot_height = 0;
     v->depth = 0;
     blocktype bt = {.results = ft->results, .nresults = ft->nresults, .result_slots = ft->result_slots};
-    cg_func_begin(&v->cg, (uint32_t)(v->r.p - m->bytes));
+    if (!cg_func_begin(&v->cg, (uint32_t)(v->r.p - m->bytes), ft->param_slots, v->nlocal_slots))
+        return nomem(v);
     if (!push_ctrl(v, CTRL_FUNC, &bt))
         return false;
     if (!compile_instructions(v))
         return false;
-    if ((uint64_t)v->nlocal_slots + v->max_slot_height > UINT32_MAX)
-        return invalid(v, "function needs more than 2^32 value slots");
-    if (!cg_func_end(&v->cg, c, v->local_types, v->nlocals))
+    /* push_at kept every home below CG_MAX_HOME: the slot counts fit. */
+    if (!cg_func_end(&v->cg, c, v->local_types, v->nlocals, ft->param_slots, v->max_slot_height))
         return nomem(v);
-    c->nparam_slots = ft->param_slots;
-    c->nlocal_slots = v->nlocal_slots;
-    c->max_slots = v->nlocal_slots + v->max_slot_height;
     return true;
 }
 

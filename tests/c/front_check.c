@@ -60,10 +60,10 @@ static uint32_t instr_words(const uint32_t *code, uint32_t len, uint32_t pc) {
     const char *ops = operand_letters(op);
     uint32_t n = 1;
     for (const char *c = ops; *c; c++) {
-        if (*c == '*') { /* BR_TABLE: n + 1 targets after "si" */
-            if (pc + 2 >= len)
+        if (*c == '*') { /* BR_TABLE: n + 1 (target, charge) pairs after "si" */
+            if (pc + 2 >= len || code[pc + 2] >= len)
                 return 0;
-            n += code[pc + 2] + 1;
+            n += 2 * (code[pc + 2] + 1);
         } else {
             n += *c == 'L' ? 2 : 1;
         }
@@ -83,8 +83,10 @@ static bool is_terminator(uint32_t op) {
 }
 
 /* Checks what the interpreter assumes of compiled code: whole instructions,
- * operands in range, jumps to instruction starts, FUEL >= 1, a terminator
- * last, and a srcmap pair per instruction in code order. */
+ * operands in range, jumps to instruction starts, a FUEL >= 1 at the
+ * function's entry, charges no larger than the body's instruction count, a
+ * terminator last, a srcmap pair per instruction in code order, and slot
+ * counts that add up. */
 static int verify_code(const wasm_module *m, uint32_t func) {
     const wasm_code *c = &m->funcs[func].code;
     const uint32_t *code = c->code;
@@ -109,6 +111,10 @@ static int verify_code(const wasm_module *m, uint32_t func) {
         rc = verify_fail(func, last, "code does not end with a terminator");
         goto out;
     }
+    if (code[0] != OP_FUEL || len < 2 || code[1] == 0) {
+        rc = verify_fail(func, 0, "function entry is not a FUEL >= 1");
+        goto out;
+    }
     if (c->srcmap_len != ninstr) {
         rc = verify_fail(func, 0, "srcmap does not have one pair per instruction");
         goto out;
@@ -121,16 +127,19 @@ static int verify_code(const wasm_module *m, uint32_t func) {
             goto out;
         }
     }
-    if (c->max_slots < c->nlocal_slots || c->nlocal_slots < c->nparam_slots) {
+    if (c->max_slots < (uint64_t)c->nlocal_slots + c->nconst_slots || c->nlocal_slots < c->nparam_slots ||
+        c->nconst_slots > CG_MAX_CONSTS || !c->frame_init) {
         rc = verify_fail(func, 0, "inconsistent slot counts");
         goto out;
     }
-    for (uint32_t pc = 0; pc < len; pc += instr_words(code, len, pc)) {
-        uint32_t op = code[pc], w = pc + 1;
-        if (op == OP_FUEL && code[w] == 0) {
-            rc = verify_fail(func, pc, "FUEL 0");
+    for (uint32_t i = 0; i < c->nlocal_slots - c->nparam_slots; i++) {
+        if (c->frame_init[i] != 0) {
+            rc = verify_fail(func, 0, "a declared local does not start at zero");
             goto out;
         }
+    }
+    for (uint32_t pc = 0; pc < len; pc += instr_words(code, len, pc)) {
+        uint32_t op = code[pc], w = pc + 1;
         for (const char *l = operand_letters(op); *l; l++) {
             uint32_t x = code[w];
             bool ok = true;
@@ -141,6 +150,7 @@ static int verify_code(const wasm_module *m, uint32_t func) {
                 w++;
                 break;
             case 't': ok = x < len && start[x]; w++; break;
+            case 'c': ok = x <= c->body_len; w++; break; /* at most one instruction per byte */
             case 'f': ok = x < m->nfuncs; w++; break;
             case 'g': ok = x < m->nglobals; w++; break;
             case 'T': ok = x < m->ntables; w++; break;
@@ -149,9 +159,9 @@ static int verify_code(const wasm_module *m, uint32_t func) {
             case 'y': ok = x < m->ntypes; w++; break;
             case 'L': w += 2; break;
             case 'i': w++; break;
-            case '*': /* BR_TABLE targets: the count was the previous word */
-                for (uint32_t k = 0; ok && k <= code[pc + 2]; k++, w++)
-                    ok = code[w] < len && start[code[w]];
+            case '*': /* BR_TABLE (target, charge) pairs: the count was the previous word */
+                for (uint32_t k = 0; ok && k <= code[pc + 2]; k++, w += 2)
+                    ok = code[w] < len && start[code[w]] && code[w + 1] <= c->body_len;
                 break;
             }
             if (!ok) {
@@ -367,6 +377,7 @@ static void print_operands(const wasm_module *m, const uint32_t *code, uint32_t 
         switch (*l) {
         case 's': printf(" s%u", x); w++; break;
         case 't': printf(" ->%u", x); w++; break;
+        case 'c': printf(" $%u", x); w++; break;
         case 'f':
             printf(" f%u", x);
             if (x < m->nfuncs && m->funcs[x].name.len)
@@ -382,8 +393,8 @@ static void print_operands(const wasm_module *m, const uint32_t *code, uint32_t 
         case 'L': printf(" 0x%016llx", (unsigned long long)code[w] | (unsigned long long)code[w + 1] << 32); w += 2; break;
         case '*':
             printf(" [");
-            for (uint32_t k = 0; k <= code[pc + 2]; k++, w++)
-                printf(k ? " ->%u" : "->%u", code[w]);
+            for (uint32_t k = 0; k <= code[pc + 2]; k++, w += 2)
+                printf(k ? " ->%u $%u" : "->%u $%u", code[w], code[w + 1]);
             printf("]");
             break;
         }
@@ -425,11 +436,15 @@ static int run_dump(const char *path, long func) {
     printf(") -> (");
     for (uint32_t i = 0; i < ft->nresults; i++)
         printf(i ? " %s" : "%s", valtype_name(ft->results[i]));
-    printf(")\n  body at 0x%x, %u bytes; %u words; slots: %u param, %u local, %u max\n  locals:",
-           c->body_offset, c->body_len, c->code_len, c->nparam_slots, c->nlocal_slots, c->max_slots);
+    printf(")\n  body at 0x%x, %u bytes; %u words; slots: %u param, %u local, %u const, %u max\n  locals:",
+           c->body_offset, c->body_len, c->code_len, c->nparam_slots, c->nlocal_slots, c->nconst_slots,
+           c->max_slots);
     for (uint32_t i = 0; i < c->nlocals; i++)
         printf(" %s", valtype_name(c->local_types[i]));
     printf("\n");
+    uint32_t nzero = c->nlocal_slots - c->nparam_slots;
+    for (uint32_t k = 0; k < c->nconst_slots; k++)
+        printf("  s%u = const 0x%llx\n", c->nlocal_slots + k, (unsigned long long)c->frame_init[nzero + k]);
     uint32_t si = 0;
     for (uint32_t pc = 0; pc < c->code_len; pc += instr_words(c->code, c->code_len, pc)) {
         while (si < c->srcmap_len && c->srcmap[2 * si] < pc)
