@@ -9,6 +9,8 @@ running guest can stop at any host call or fuel slice and resume later.
     >>> instance = linker.instantiate(module)
     >>> instance.exports["add"](1, 2)
     3
+    >>> await instance.exports["add"].call_async(1, 2)     # in a trio task
+    3
 
 The public surface is exactly ``__all__``; everything else is private except
 :mod:`asyncwasm.lowlevel` (fibers) and :mod:`asyncwasm.execution` (drivers).
@@ -30,10 +32,12 @@ from ._errors import (
 )
 from ._types import EXTERNREF, F32, F64, FUNCREF, I32, I64, V128, FuncType, GlobalType, MemoryType, TableType, ValType
 from ._engine import Func, Global, Memory, Table
-from .execution import Limits
+from ._stats import Statistics
+from .execution import Execution, Limits, execute
 from .instance import Instance
 from .linker import Linker
 from .module import ExportType, ImportType, Module
+from .wasi import WasiConfig
 
 __all__ = [
     "Module",
@@ -42,6 +46,10 @@ __all__ = [
     "Instance",
     "Linker",
     "Limits",
+    "WasiConfig",
+    "execute",
+    "Execution",
+    "Statistics",
     "Func",
     "Memory",
     "Table",

@@ -103,4 +103,11 @@ class Exit(WasmError):
 
 
 class Interrupted(WasmError):
-    """The guest was cancelled mid-run; its instance refuses further calls."""
+    """The call was stopped mid-run, or its instance was: cancelled
+    (``Execution.cancel()``, a trio cancel scope around a handle) or past
+    ``Limits.timeout`` (then ``timeout`` is that limit in seconds, else
+    None). The instance refuses further calls: instantiate the module again."""
+
+    def __init__(self, message: str = "the call was interrupted", *, timeout: Optional[float] = None):
+        self.timeout = timeout
+        super().__init__(message)

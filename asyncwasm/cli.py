@@ -1,10 +1,15 @@
 """The ``asyncwasm`` command (also ``python -m asyncwasm``).
 
-    asyncwasm inspect FILE      kind, imports, exports and custom sections
+    asyncwasm run [options] FILE [ARGS...]   run a WASI program (see asyncwasm.run)
+    asyncwasm serve [MODULE] [options]       host a Wasm HTTP server (asyncwasm.serve.cli)
+    asyncwasm inspect FILE                   kind, imports, exports and custom sections
 
-``run`` and ``serve`` arrive with the WASI and hosting issues; each
-subcommand is one ``_cmd_<name>(args, out, err) -> int`` function registered
-in :func:`build_parser`.
+This module only parses flags: each subcommand is one
+``_cmd_<name>(args, out, err) -> int`` function registered in
+:func:`build_parser` that hands the parsed values to the module doing the
+work. ``serve`` lives in ``asyncwasm/serve/cli.py`` (``add_arguments(parser)``
+and ``main(args) -> int``) and is imported lazily, so a missing or broken
+``serve`` package never breaks ``run`` or ``inspect``.
 
 :func:`main` takes its argument list and output streams as parameters and
 returns the exit status, so tests call it in-process:
@@ -19,8 +24,10 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib
+import logging
 import sys
-from typing import TYPE_CHECKING, Callable, NoReturn, Optional, Sequence, TextIO
+from typing import TYPE_CHECKING, Any, Callable, NoReturn, Optional, Sequence, TextIO
 
 if TYPE_CHECKING:
     from .module import Module
@@ -69,9 +76,11 @@ class _Parser(argparse.ArgumentParser):
 Command = Callable[[argparse.Namespace, TextIO, TextIO], int]
 
 
-def build_parser(out: TextIO, err: TextIO) -> argparse.ArgumentParser:
+def build_parser(out: TextIO, err: TextIO, *, serve: Any = None) -> argparse.ArgumentParser:
     """The full command line: one subparser per command, each with its
-    handler in ``defaults(command=...)``."""
+    handler in ``defaults(command=...)``. ``serve`` is the module from
+    :func:`load_serve`, passed only when that is the command being run (its
+    arguments are not needed, nor its import paid, otherwise)."""
     from . import __version__
 
     make = functools.partial(_Parser, out=out, err=err)
@@ -80,6 +89,8 @@ def build_parser(out: TextIO, err: TextIO) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=make)
     commands.required = True
 
+    _add_run(commands)
+    _add_serve(commands, serve)
     inspect = commands.add_parser(
         "inspect",
         help="show a module's kind, imports, exports and custom sections",
@@ -88,7 +99,7 @@ def build_parser(out: TextIO, err: TextIO) -> argparse.ArgumentParser:
         "valid module.",
     )
     inspect.add_argument("file", metavar="FILE", help="a .wasm file (binary format)")
-    inspect.set_defaults(command=_cmd_inspect)
+    inspect.set_defaults(command=_cmd_inspect, parser=inspect)
     return parser
 
 
@@ -97,18 +108,268 @@ def main(argv: Optional[Sequence[str]] = None, stdout: Optional[TextIO] = None, 
     exit status instead of exiting."""
     out = sys.stdout if stdout is None else stdout
     err = sys.stderr if stderr is None else stderr
-    parser = build_parser(out, err)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    serve = None
+    if _command_name(arguments) == "serve":
+        serve, reason = load_serve()
+        if serve is None:
+            return _fail(err, f"the serve command is not available in this installation ({SERVE_MODULE}: {reason})")
+    parser = build_parser(out, err, serve=serve)
     try:
-        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+        args, unknown = parser.parse_known_args(arguments)
+        if unknown:
+            # Reported by the subcommand's parser, so its usage line shows.
+            getattr(args, "parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     except _Exit as e:
         return e.status
     command: Command = args.command
-    return command(args, out, err)
+    try:
+        return command(args, out, err)
+    except _Exit as e:  # a usage error found after parsing
+        return e.status
+
+
+def _command_name(arguments: Sequence[str]) -> Optional[str]:
+    """The subcommand named on the command line (the first non-option word)."""
+    return next((a for a in arguments if not a.startswith("-")), None)
 
 
 def _fail(err: TextIO, message: str) -> int:
     err.write(f"{PROG}: error: {message}\n")
     return EXIT_FAILURE
+
+
+# -- run -------------------------------------------------------------------
+
+RUN_DESCRIPTION = """\
+Run the WASI program FILE (a .wasm command module) with ARGS as its
+arguments, or call one exported function with --invoke. The guest runs in a
+sandbox: it sees only the directories given with --dir/--ro-dir, the
+environment given with --env (nothing is inherited without --inherit-env),
+the listening sockets given with --listen, and it may open connections or
+listen by itself only where --allow-connect/--allow-listen say. Its stdin,
+stdout and stderr are this process's.
+
+exit status:
+  the guest's proc_exit code (0-255; another code becomes 1), 0 when _start
+  (or the --invoke function) returns, 1 when the module cannot be loaded or
+  linked or the guest traps or runs out of fuel (one "asyncwasm: error:"
+  line says why), 124 when --timeout expires, 2 for a bad command line.
+"""
+
+RUN_EPILOG = """\
+examples:
+  asyncwasm run hello.wasm
+  asyncwasm run --dir ./data::/data --ro-dir /usr/share/dict::/dict grep.wasm -r word /data
+  asyncwasm run --env LANG=C --env HOME --argv0 python python.wasm script.py
+  asyncwasm run --fuel 100000000 --timeout 5 --max-memory 64MiB untrusted.wasm
+  asyncwasm run --invoke add math.wasm 2 40          # prints 42
+  asyncwasm run --listen 127.0.0.1:8080 netmods/http_server/http_server.wasm
+  asyncwasm run --allow-connect '*:443' --allow-dns client.wasm https://example.org/
+  asyncwasm run --stats compress.wasm < input > output
+
+Directories are preopened in command-line order as fds 3, 4, ... (--dir and
+--ro-dir interleaved as given), then the --listen sockets; a guest path
+defaults to HOST as written. Network rules (CIDR[:PORTS]) take an address
+or network, IPv6 in brackets, and a port, a range or '*': 127.0.0.1:8000-8099,
+[::1]:*, 0.0.0.0/0:443, '*' for anything.
+"""
+
+
+class _PreopenAction(argparse.Action):
+    """--dir and --ro-dir append to one list, so preopens keep their
+    command-line order."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: Optional[str] = None) -> None:
+        items = list(getattr(namespace, self.dest, None) or [])
+        items.append((values, self.const))
+        setattr(namespace, self.dest, items)
+
+
+def _flag_type(parse: Callable[[str], object], name: str) -> Callable[[str], object]:
+    """An argparse ``type`` calling ``parse``; its ValueError message becomes
+    the usage error (argparse would otherwise print only 'invalid value')."""
+
+    def convert(text: str) -> object:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = name
+    return convert
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise ValueError(f"{text!r} must be >= 0")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number of seconds") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise ValueError(f"{text!r} must be a positive number of seconds")
+    return value
+
+
+def _net_rule(text: str) -> str:
+    from .wasi.netpolicy import AddressRule
+
+    AddressRule.parse(text)
+    return text
+
+
+def _add_run(commands: "argparse._SubParsersAction") -> None:
+    from . import run
+
+    parser = commands.add_parser(
+        "run",
+        help="run a WASI program (or call one export with --invoke)",
+        description=RUN_DESCRIPTION,
+        epilog=RUN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        usage="%(prog)s [options] FILE [ARGS...]",
+    )
+    files = parser.add_argument_group("files and environment")
+    files.add_argument("--dir", dest="preopens", action=_PreopenAction, const=False, default=[],
+                       metavar="HOST[::GUEST]", type=_flag_type(run.parse_dir, "directory"),
+                       help="give the guest read-write access to directory HOST, seen as GUEST (repeatable)")
+    files.add_argument("--ro-dir", dest="preopens", action=_PreopenAction, const=True,
+                       metavar="HOST[::GUEST]", type=_flag_type(run.parse_dir, "directory"),
+                       help="the same, read-only: no file in it can be created, written, renamed or removed")
+    files.add_argument("--env", action="append", default=[], metavar="NAME[=VALUE]",
+                       type=_flag_type(run.parse_env, "variable"),
+                       help="set an environment variable; a bare NAME passes the host's value (repeatable)")
+    files.add_argument("--inherit-env", action="store_true",
+                       help="pass the whole host environment (--env entries override it)")
+    files.add_argument("--argv0", metavar="NAME", help="the guest's argv[0] (default: FILE's base name)")
+    files.add_argument("--invoke", metavar="FUNC",
+                       help="call the exported function FUNC with ARGS (converted by its parameter types) "
+                       "instead of _start, after _initialize if the module has one; print its results, "
+                       "one per line")
+
+    limits = parser.add_argument_group("limits")
+    limits.add_argument("--fuel", type=_flag_type(_positive_int, "count"), metavar="N",
+                        help="stop the guest (exit 1) after about N Wasm instructions")
+    limits.add_argument("--timeout", type=_flag_type(_seconds, "seconds"), metavar="SECONDS",
+                        help="stop the guest (exit 124) after SECONDS of wall-clock time")
+    limits.add_argument("--max-memory", type=_flag_type(run.parse_size, "size"), metavar="SIZE",
+                        help="cap each linear memory at SIZE (bytes, or with a unit: 64KiB, 16MiB, 1GiB), "
+                        "rounded down to whole 64KiB pages; memory.grow beyond it fails")
+    limits.add_argument("--stats", action="store_true",
+                        help="print instructions executed (fuel used), host calls, suspensions and time "
+                        "to stderr at the end")
+
+    net = parser.add_argument_group("network (default: none)")
+    net.add_argument("--listen", action="append", default=[], metavar="ADDR:PORT",
+                     type=_flag_type(run.parse_address, "address"),
+                     help="pre-open a TCP socket listening on ADDR:PORT for the guest, numbered after the "
+                     "directories (repeatable; port 0 picks a free port; each address is announced on stderr)")
+    net.add_argument("--allow-connect", action="append", default=[], metavar="CIDR[:PORTS]",
+                     type=_flag_type(_net_rule, "rule"),
+                     help="let the guest connect to these addresses and ports (repeatable)")
+    net.add_argument("--allow-listen", action="append", default=[], metavar="CIDR[:PORTS]",
+                     type=_flag_type(_net_rule, "rule"),
+                     help="let the guest bind and listen on these addresses and ports (repeatable)")
+    net.add_argument("--allow-dns", action="store_true", help="let the guest resolve host names")
+
+    # nargs="?" so a missing FILE is reported alone (REMAINDER after it
+    # would be named as "required" too); _cmd_run checks it.
+    parser.add_argument("file", metavar="FILE", nargs="?", help="the .wasm module to run")
+    parser.add_argument("args", metavar="ARGS", nargs=argparse.REMAINDER,
+                        help="the guest's arguments (or FUNC's, with --invoke)")
+    parser.set_defaults(command=_cmd_run, parser=parser)
+
+
+def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .run import RunConfig, format_address, open_listener, run_command, size_to_pages
+    from .wasi.config import Preopen
+    from .wasi.netpolicy import NetPolicy
+
+    if args.file is None:
+        args.parser.error("the following arguments are required: FILE")
+    try:
+        pages = None if args.max_memory is None else size_to_pages(args.max_memory)
+    except ValueError as exc:
+        return _fail(err, f"--max-memory: {exc}")
+    config = RunConfig(
+        path=args.file,
+        args=args.args,
+        argv0=args.argv0,
+        preopens=[Preopen(host, guest, readonly) for (host, guest), readonly in args.preopens],
+        env=[pair for pair in args.env if pair is not None],
+        inherit_env=args.inherit_env,
+        invoke=args.invoke,
+        fuel=args.fuel,
+        timeout=args.timeout,
+        max_memory_pages=pages,
+        net_policy=NetPolicy(listen=args.allow_listen, connect=args.allow_connect, dns=args.allow_dns),
+        stats=args.stats,
+    )
+    _log_to(err)
+    listeners = []
+    try:
+        for host, port in args.listen:
+            try:
+                listeners.append(open_listener(host, port))
+            except OSError as exc:
+                return _fail(err, f"--listen {format_address((host, port))}: {exc.strerror or exc}")
+        config.listeners = listeners
+        return run_command(config, out=out, err=err)
+    finally:
+        for sock in listeners:
+            sock.close()
+
+
+def _log_to(err: TextIO) -> None:
+    """Show the runtime's warnings (e.g. a connection the network policy
+    denied) as ``asyncwasm: ...`` lines on ``err``, once per stream."""
+    logger = logging.getLogger(PROG)
+    if not any(getattr(h, "stream", None) is err for h in logger.handlers):
+        handler = logging.StreamHandler(err)
+        handler.setFormatter(logging.Formatter(f"{PROG}: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.WARNING)
+
+
+# -- serve -----------------------------------------------------------------
+
+SERVE_MODULE = "asyncwasm.serve.cli"
+SERVE_HELP = "host a Wasm HTTP server: N instances of MODULE sharing a listener"
+
+
+def load_serve() -> tuple[Any, Optional[str]]:
+    """The ``serve`` command's module, or ``(None, reason)`` when it cannot
+    be imported or lacks ``add_arguments``/``main``."""
+    try:
+        serve = importlib.import_module(SERVE_MODULE)
+    except ImportError as exc:
+        return None, f"{type(exc).__name__}: {exc}"
+    missing = [name for name in ("add_arguments", "main") if not callable(getattr(serve, name, None))]
+    if missing:
+        return None, f"it does not define {' and '.join(missing)}()"
+    return serve, None
+
+
+def _add_serve(commands: "argparse._SubParsersAction", serve: Any) -> None:
+    if serve is None:
+        # Listed in --help, but not imported: the real parser is built only
+        # when 'serve' is the command being run.
+        commands.add_parser("serve", help=SERVE_HELP, add_help=False)
+        return
+    parser = commands.add_parser("serve", help=SERVE_HELP, description=(serve.__doc__ or "").strip() or None,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    serve.add_arguments(parser)
+    parser.set_defaults(command=lambda args, out, err: serve.main(args))
 
 
 # -- inspect ---------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Driving fibers: run limits, the run outcome, and the synchronous driver.
+"""Driving fibers: limits, the run outcome, the sync and trio drivers, handles.
 
 A :class:`~asyncwasm.lowlevel.Fiber` is one call into Wasm whose frames live
 on the heap. ``fiber.run(fuel)`` executes until one of the closed set of
@@ -7,16 +7,41 @@ on the heap. ``fiber.run(fuel)`` executes until one of the closed set of
     DONE         -> read ``fiber.results``
     SUSPEND      -> a host function returned an awaitable: await it, then
                     ``fiber.resume(value)`` (or ``fiber.throw(exc)``)
-    OUT_OF_FUEL  -> the slice is spent: checkpoint / charge the budget, run again
+    OUT_OF_FUEL  -> the slice is spent: charge the budget, checkpoint, run again
     TRAP         -> raise ``fiber.trap()``
 
-This module holds the synchronous driver (:func:`run_sync`), used to run start
-functions at instantiation. It cannot await, so a host function that returns
-an awaitable here is a programming error and raises :class:`RuntimeError`.
+Both drivers here run slices through the same code (:meth:`_Gate.run_slice`,
+which applies the instance's fuel budget and keeps its statistics):
 
-The trio driver (fuel budgets, timeouts, cancellation, ``execute``/``wait``
-handles) lands with the async-execution issue, below the marked section at the
-end of this file, on top of the same :class:`Outcome` and :class:`Limits`.
+- the synchronous one (:meth:`_Gate.call_sync`) runs ``func(*args)`` on an
+  instance with a fuel budget, a timeout, or a call in progress, and the
+  start function of ``linker.instantiate``; it cannot await, so a host
+  function returning an awaitable there raises :class:`RuntimeError`;
+- the trio one (:func:`call_async`, behind ``Func.call_async`` and
+  :func:`execute`) passes a trio checkpoint after each slice, awaits
+  suspended host calls in the calling task, and sizes slices with
+  :mod:`asyncwasm._pacer` so that a CPU-bound guest yields every
+  ``Limits.yield_interval``.
+
+An instance without limits and without a call in progress is not *guarded*:
+``func(*args)`` then runs entirely in C (the fast path) and never reaches
+this module.
+
+**One instance, one task.** An instance is entered by one trio task at a
+time. An async call into an instance that another task is running *waits
+its turn* (first come, first served), like a :class:`trio.Lock`: a guest's
+exports are routinely called from several request handlers, and
+serialising them is what every caller would otherwise write by hand. A
+*synchronous* call cannot wait (it would block the event loop that the
+holder needs to finish), so it fails at once with :class:`RuntimeError`.
+Re-entry from a host function into its own instance (sync or async, in the
+task that holds it) is allowed.
+
+**Interrupted instances.** When a call is stopped mid-run (trio
+cancellation, ``Execution.cancel()``, ``Limits.timeout``, KeyboardInterrupt)
+its fiber is dropped: guest memory and globals may be half-updated, so the
+instance is marked interrupted and every later call raises
+:class:`~asyncwasm.Interrupted`. Instantiate the module again to go on.
 """
 
 from __future__ import annotations
@@ -24,22 +49,36 @@ from __future__ import annotations
 import enum
 import inspect
 import math
+import time
 from dataclasses import dataclass
 from typing import Any, Optional, final
 
-from . import _engine
+import trio
 
-__all__ = ["Limits", "Outcome", "run_sync", "call_sync", "DEFAULT_MAX_CALL_DEPTH"]
+from . import _engine
+from ._errors import FuelExhausted, Interrupted
+from ._pacer import Pacer, crowd, slice_target
+from ._stats import Meter, Statistics
+
+__all__ = ["Limits", "Outcome", "Execution", "execute", "call_async", "run_sync", "DEFAULT_MAX_CALL_DEPTH"]
 
 #: Guest call depth allowed when no :class:`Limits` says otherwise.
 DEFAULT_MAX_CALL_DEPTH = 10_000
 #: The engine's default caps (see ``_engine.Instance``).
 DEFAULT_MAX_MEMORY_PAGES = 65_536
 DEFAULT_MAX_TABLE_ELEMENTS = 10_000_000
+#: Default of ``Limits.yield_interval``: a CPU-bound guest reaches a trio
+#: checkpoint at least this often (seconds).
+DEFAULT_YIELD_INTERVAL = 0.005
 
-# One synchronous slice. The engine's fuel counter is an int64; a slice this
-# large never ends a realistic run, and the loop below resumes if it does.
-_SYNC_SLICE = 1 << 62
+# One unlimited slice: the engine's fuel counter is an int64; a slice this
+# large never ends a realistic run, and the drivers resume if it does.
+_UNLIMITED = 1 << 62
+# Synchronous calls with a timeout look at the clock about this often.
+_SYNC_CHECK_INTERVAL = 0.005
+
+_perf_counter = time.perf_counter
+_DONE, _SUSPEND, _OUT_OF_FUEL, _TRAP = 0, 1, 2, 3
 
 
 class Outcome(enum.IntEnum):
@@ -65,24 +104,40 @@ def _check_count(name: str, value: Optional[int], minimum: int) -> None:
         raise ValueError(f"Limits.{name} must be >= {minimum}, not {value}")
 
 
+def _check_seconds(name: str, value: Optional[float]) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"Limits.{name} must be a number of seconds, not {type(value).__name__}")
+    if math.isnan(value) or value <= 0:
+        raise ValueError(f"Limits.{name} must be > 0 seconds, not {value}")
+
+
 @final
 @dataclass(frozen=True)
 class Limits:
     """Resource caps for one instance. ``None`` means the engine's default.
 
-        >>> Limits(max_memory_pages=16, max_call_depth=500)
-        Limits(max_memory_pages=16, max_table_elements=None, max_call_depth=500, fuel=None, timeout=None)
+        >>> Limits(max_memory_pages=16, fuel=10_000_000, timeout=2.0)
+        Limits(max_memory_pages=16, max_table_elements=None, max_call_depth=None, fuel=10000000, timeout=2.0, yield_interval=0.005)
 
     - ``max_memory_pages``: cap on each defined memory, in 64 KiB pages. A
       memory whose declared minimum is above it fails to instantiate;
       ``memory.grow`` beyond it returns -1 to the guest.
     - ``max_table_elements``: the same for defined tables.
     - ``max_call_depth``: guest frames per call before the
-      ``"call stack exhausted"`` trap.
-    - ``fuel``: total fuel budget (about one unit per Wasm instruction) and
-      ``timeout``: wall-clock seconds per call. Both are enforced by the async
-      driver, which is not built yet; setting them raises
-      :class:`NotImplementedError` at instantiation rather than being ignored.
+      ``"call stack exhausted"`` trap (every call, fast path included).
+    - ``fuel``: total fuel budget of the instance, shared by all its calls
+      (about one unit per Wasm instruction). When the next straight-line
+      region does not fit in what is left, the call raises
+      :class:`~asyncwasm.FuelExhausted` whose ``consumed`` is the fuel used.
+    - ``timeout``: wall-clock seconds per call from Python, for synchronous
+      calls too; a call that runs longer is stopped and raises
+      :class:`~asyncwasm.Interrupted` (with ``timeout`` set), and the
+      instance is interrupted.
+    - ``yield_interval``: the longest a CPU-bound guest runs between two
+      trio checkpoints in ``call_async`` (the slices adapt to the guest's
+      speed and to how many guests share the event loop).
     """
 
     max_memory_pages: Optional[int] = None
@@ -90,33 +145,31 @@ class Limits:
     max_call_depth: Optional[int] = None
     fuel: Optional[int] = None
     timeout: Optional[float] = None
+    yield_interval: float = DEFAULT_YIELD_INTERVAL
 
     def __post_init__(self) -> None:
         _check_count("max_memory_pages", self.max_memory_pages, 0)
         if self.max_memory_pages is not None and self.max_memory_pages > DEFAULT_MAX_MEMORY_PAGES:
             raise ValueError(f"Limits.max_memory_pages must be <= {DEFAULT_MAX_MEMORY_PAGES}")
         _check_count("max_table_elements", self.max_table_elements, 0)
+        if self.max_table_elements is not None and self.max_table_elements > 0xFFFF_FFFF:
+            raise ValueError("Limits.max_table_elements must be < 2**32")
         _check_count("max_call_depth", self.max_call_depth, 1)
+        if self.max_call_depth is not None and self.max_call_depth > 0xFFFF_FFFF:
+            raise ValueError("Limits.max_call_depth must be < 2**32")
         _check_count("fuel", self.fuel, 0)
-        if self.timeout is not None:
-            if isinstance(self.timeout, bool) or not isinstance(self.timeout, (int, float)):
-                raise TypeError(f"Limits.timeout must be a number of seconds or None, not {type(self.timeout).__name__}")
-            if math.isnan(self.timeout) or self.timeout <= 0:
-                raise ValueError(f"Limits.timeout must be > 0 seconds, not {self.timeout}")
-
-    def check_supported(self) -> None:
-        """Raise :class:`NotImplementedError` for limits the sync runtime cannot apply yet."""
-        unsupported = [name for name in ("fuel", "timeout") if getattr(self, name) is not None]
-        if unsupported:
-            raise NotImplementedError(
-                f"Limits({', '.join(n + '=...' for n in unsupported)}): fuel and timeout limits are "
-                "enforced by the async driver, which is not implemented yet; leave them as None"
-            )
+        _check_seconds("timeout", self.timeout)
+        if self.yield_interval is None:
+            raise TypeError("Limits.yield_interval must be a number of seconds, not None")
+        _check_seconds("yield_interval", self.yield_interval)
 
     @property
     def call_depth(self) -> int:
         """``max_call_depth`` with the default filled in."""
         return DEFAULT_MAX_CALL_DEPTH if self.max_call_depth is None else self.max_call_depth
+
+
+_NO_LIMITS = Limits()
 
 
 def _refuse_awaitable(awaitable: Any) -> RuntimeError:
@@ -127,44 +180,431 @@ def _refuse_awaitable(awaitable: Any) -> RuntimeError:
         close()
     return RuntimeError(
         f"a host function returned an awaitable ({type(awaitable).__name__}) during a synchronous "
-        "call; host functions that await need the async driver (call_async)"
+        "call; host functions that await need the async driver (await func.call_async(...))"
     )
 
 
-def run_sync(fiber: "_engine.Fiber") -> tuple:
-    """Drive ``fiber`` to completion on this thread and return its results.
+def _shape(results: tuple, raw: bool) -> Any:
+    """Results as ``func(*args)`` returns them: a tuple in raw mode, else
+    None / the value / a tuple."""
+    if raw:
+        return results
+    n = len(results)
+    return None if n == 0 else results[0] if n == 1 else results
 
-    Blocks until the guest returns. Raises the guest's :class:`~asyncwasm.Trap`,
-    a host function's own exception, or :class:`RuntimeError` when a host
-    function returns an awaitable (the fiber is then abandoned, which is safe:
-    an unresumed fiber holds no C stack).
+
+def _current_task() -> Optional[trio.lowlevel.Task]:
+    try:
+        return trio.lowlevel.current_task()
+    except RuntimeError:  # not inside trio.run
+        return None
+
+
+def _is_interruption(exc: BaseException) -> bool:
+    """An exception that stops a call from outside the guest (cancellation,
+    KeyboardInterrupt, ...) rather than an error of the call itself."""
+    return not isinstance(exc, Exception)
+
+
+# --------------------------------------------------------------------------
+# The gate: the Python side of one instance
+# --------------------------------------------------------------------------
+
+
+@final
+class _Gate:
+    """Who holds an instance, its limits, fuel budget, pacing and totals.
+
+    Stored on the engine's instance (``_engine.Instance._gate``); while the
+    instance is *guarded*, synchronous calls of its functions come to
+    :meth:`call_sync` instead of the C fast path. Guarded = it has a fuel
+    budget or a timeout, a task holds it, or it was interrupted.
+    """
+
+    __slots__ = ("raw", "limits", "pacer", "totals", "holder", "depth", "lot", "running", "interrupted",
+                 "fuel_left", "fuel_used", "__weakref__")  # fmt: skip
+
+    def __init__(self, raw: Any, limits: Limits) -> None:
+        self.raw = raw  # the _engine.Instance, or None for a lone host function
+        self.limits = limits
+        self.pacer = Pacer()
+        self.totals = Meter()  # finished calls that went through this module
+        self.holder: Optional[trio.lowlevel.Task] = None  # task running an async call
+        self.depth = 0  # async calls of `holder` in progress (re-entry nests)
+        self.lot = trio.lowlevel.ParkingLot()  # tasks waiting their turn
+        self.running = 0  # fiber.run() calls in progress on this thread (sync re-entry nests)
+        self.interrupted: Optional[str] = None  # why, once interrupted
+        self.fuel_left = limits.fuel  # None: no budget
+        self.fuel_used = 0  # charged to the budget so far
+
+    def attach(self) -> None:
+        """Become the gate of ``raw`` and guard it if the limits need it."""
+        if self.raw is not None:
+            self.raw._gate = self
+            self.update_guard()
+
+    def update_guard(self) -> None:
+        if self.raw is not None:
+            self.raw._guarded = bool(
+                self.interrupted is not None
+                or self.holder is not None
+                or self.fuel_left is not None
+                or self.limits.timeout is not None
+            )
+
+    # -- state ----------------------------------------------------------------
+
+    def check_usable(self) -> None:
+        if self.interrupted is not None:
+            raise Interrupted(
+                f"the instance was interrupted ({self.interrupted}) and refuses further calls: its "
+                "memory and globals may be half-updated; instantiate the module again to continue"
+            )
+
+    def interrupt(self, why: str) -> None:
+        if self.interrupted is None:
+            self.interrupted = why
+            self.update_guard()
+
+    def statistics(self) -> Statistics:
+        fast = self.raw._fast_counters if self.raw is not None else (0, 0, 0)
+        return self.totals.snapshot(fast=fast)
+
+    # -- one slice: shared by both drivers ----------------------------------------
+
+    def run_slice(self, fiber: Any, fuel: int, meter: Meter) -> int:
+        """``fiber.run`` with at most ``fuel`` (less if the budget has less),
+        charging the budget with what was used; returns the outcome, or
+        raises :class:`FuelExhausted` when the next region does not fit
+        in the budget."""
+        budget = self.fuel_left
+        if budget is not None:
+            if fuel > budget:
+                fuel = budget
+            self.fuel_left = budget - fuel  # reserved: a re-entrant call sees the rest
+        self.running += 1
+        started = _perf_counter()
+        try:
+            outcome = fiber.run(fuel)
+        finally:
+            meter.guest_time += _perf_counter() - started
+            meter.slices += 1
+            self.running -= 1
+            if budget is not None:
+                left = fiber.fuel_left
+                self.fuel_left += left
+                self.fuel_used += fuel - left
+        if outcome == _OUT_OF_FUEL and budget is not None and self.fuel_left < fiber.fuel_needed:
+            raise FuelExhausted(self.fuel_used)
+        return outcome
+
+    # -- synchronous calls ----------------------------------------------------------
+
+    def call_sync(self, func: Any, args: tuple, raw: bool = False) -> Any:
+        """``func(*args)`` on a guarded instance (called by the engine).
+
+        Raises :class:`Interrupted` on an interrupted instance or when
+        ``Limits.timeout`` passes, :class:`RuntimeError` when another task
+        holds the instance."""
+        self.check_usable()
+        if self.holder is not None and self.running == 0 and self.holder is not _current_task():
+            raise RuntimeError(
+                "the instance is busy: another trio task is running a call into it (suspended in a host "
+                "function or between two slices); a synchronous call cannot wait for it without blocking "
+                "the event loop; use `await func.call_async(...)`, which waits its turn"
+            )
+        fiber = _engine.Fiber(func, args, raw=raw, max_call_depth=self.limits.call_depth)
+        meter = Meter()
+        meter.start(fiber)
+        try:
+            return _shape(self._drive_sync(fiber, meter), raw)
+        finally:
+            meter.finish()
+            self.totals.add(meter)
+
+    def _drive_sync(self, fiber: Any, meter: Meter) -> tuple:
+        timeout = self.limits.timeout if self.running == 0 else None  # the outermost call is timed
+        deadline = None if timeout is None else _perf_counter() + timeout
+        pacer = self.pacer
+        try:
+            while True:
+                if deadline is None and self.fuel_left is None:
+                    fuel = _UNLIMITED
+                else:
+                    fuel = pacer.fuel_for(_SYNC_CHECK_INTERVAL)
+                used_before, time_before = fiber.fuel_used, meter.guest_time
+                outcome = self.run_slice(fiber, max(fuel, fiber.fuel_needed), meter)
+                pacer.observe(fiber.fuel_used - used_before, meter.guest_time - time_before)
+                if outcome == _DONE:
+                    return fiber.results
+                if outcome == _TRAP:
+                    raise fiber.trap()
+                if outcome == _SUSPEND:
+                    raise _refuse_awaitable(fiber.awaitable)
+                if deadline is not None and _perf_counter() >= deadline:
+                    self.interrupt(f"a call ran past Limits.timeout={timeout}s")
+                    raise Interrupted(
+                        f"the call ran longer than Limits.timeout={timeout}s and was stopped; the instance "
+                        "is now interrupted (instantiate the module again to continue)",
+                        timeout=timeout,
+                    )
+        except BaseException as exc:
+            if _is_interruption(exc):
+                self.interrupt(f"a synchronous call was stopped by {type(exc).__name__}")
+            raise
+
+    # -- async calls: one task at a time ------------------------------------------------
+
+    async def acquire(self) -> None:
+        """Wait until this task may run a call into the instance."""
+        task = trio.lowlevel.current_task()
+        if self.holder is task:  # re-entry from an async host function
+            self.check_usable()
+            self.depth += 1
+            return
+        self.check_usable()
+        if self.holder is not None:
+            await self.lot.park()  # release() hands the instance to us
+            if self.interrupted is not None:
+                self.release()
+                self.check_usable()
+        else:
+            self.holder = task
+            self.update_guard()
+        self.depth = 1
+
+    def release(self) -> None:
+        self.depth -= 1
+        if self.depth > 0:
+            return
+        woken = self.lot.unpark()  # the next waiter, first come first served
+        self.holder = woken[0] if woken else None
+        self.depth = 0
+        self.update_guard()
+
+    async def call_async(self, func: Any, args: tuple, meter: Meter) -> tuple:
+        # A call made in an already-cancelled scope must not enter the guest
+        # (entering then stopping it would interrupt the instance).
+        await trio.lowlevel.checkpoint_if_cancelled()
+        await self.acquire()
+        try:
+            fiber = _engine.Fiber(func, args, max_call_depth=self.limits.call_depth)
+            meter.start(fiber)
+            timeout = self.limits.timeout if self.depth == 1 else None
+            if timeout is None:
+                return await self._drive_async(fiber, meter)
+            with trio.move_on_after(timeout):
+                return await self._drive_async(fiber, meter)
+            self.interrupted = f"a call ran past Limits.timeout={timeout}s"
+            raise Interrupted(
+                f"the call ran longer than Limits.timeout={timeout}s and was stopped; the instance is now "
+                "interrupted (instantiate the module again to continue)",
+                timeout=timeout,
+            )
+        finally:
+            meter.finish()
+            self.totals.add(meter)
+            self.release()
+
+    async def _drive_async(self, fiber: Any, meter: Meter) -> tuple:
+        """Slices and checkpoints until the fiber is done.
+
+        The fuel of a slice spans the host calls that suspend within it: an
+        awaitable that completes without a checkpoint must not let the
+        guest run on forever. The pacer learns from run time only (time
+        spent awaiting is not the guest's speed)."""
+        pacer = self.pacer
+        interval = self.limits.yield_interval
+        guests = crowd()
+        guests.running += 1
+        try:
+            while True:  # one slice per iteration
+                used_at_start = fiber.fuel_used
+                time_at_start = meter.guest_time
+                end = used_at_start + max(pacer.fuel_for(slice_target(interval, guests.running)), fiber.fuel_needed)
+                while True:
+                    outcome = self.run_slice(fiber, max(end - fiber.fuel_used, 0), meter)
+                    if outcome != _SUSPEND:
+                        break
+                    guests.running -= 1  # waiting for I/O is not competing for the CPU
+                    try:
+                        value = await fiber.awaitable
+                    except Exception as exc:  # the host function's error: raised inside the guest
+                        fiber.throw(exc)
+                    else:
+                        fiber.resume(value)
+                    finally:
+                        guests.running += 1
+                if outcome == _DONE:
+                    return fiber.results
+                if outcome == _TRAP:
+                    raise fiber.trap()
+                # OUT_OF_FUEL: the slice is over
+                pacer.observe(fiber.fuel_used - used_at_start, meter.guest_time - time_at_start)
+                await trio.lowlevel.checkpoint()
+        except BaseException as exc:
+            if _is_interruption(exc):
+                self.interrupt(f"a call was stopped mid-run by {type(exc).__name__}")
+            raise
+        finally:
+            guests.running -= 1
+
+
+def _gate_for(func: Any) -> _Gate:
+    """The gate of ``func``'s instance; a fresh unattached one for host
+    functions and instances made without :class:`asyncwasm.Instance`."""
+    gate = func._gate
+    if gate is None:
+        gate = _Gate(None, _NO_LIMITS)
+    return gate
+
+
+# --------------------------------------------------------------------------
+# Public entry points
+# --------------------------------------------------------------------------
+
+
+def run_sync(fiber: Any) -> tuple:
+    """Drive ``fiber`` to completion on this thread and return its results
+    (no limits beyond the fiber's own; for custom drivers and tests).
 
         >>> fiber = lowlevel.Fiber(instance.exports["add"], (1, 2))
         >>> run_sync(fiber)
         (3,)
     """
     while True:
-        outcome = fiber.run(max(_SYNC_SLICE, fiber.fuel_needed))
-        if outcome == Outcome.DONE:
+        outcome = fiber.run(max(_UNLIMITED, fiber.fuel_needed))
+        if outcome == _DONE:
             return fiber.results
-        if outcome == Outcome.TRAP:
+        if outcome == _TRAP:
             raise fiber.trap()
-        if outcome == Outcome.SUSPEND:
+        if outcome == _SUSPEND:
             raise _refuse_awaitable(fiber.awaitable)
-        if outcome != Outcome.OUT_OF_FUEL:
+        if outcome != _OUT_OF_FUEL:
             raise AssertionError(f"engine returned an unknown run outcome {outcome!r}")
 
 
-def call_sync(func: "_engine.Func", args: tuple = (), *, limits: Optional[Limits] = None, raw: bool = False) -> tuple:
-    """Call ``func`` through a fiber under ``limits`` (call depth) and return
-    its results as a tuple. Blocks; raises as :func:`run_sync`."""
-    depth = (limits or Limits()).call_depth
-    return run_sync(_engine.Fiber(func, tuple(args), raw=raw, max_call_depth=depth))
+async def call_async(func: Any, *args: Any) -> Any:
+    """``await func.call_async(*args)``: call ``func`` in the current trio task.
+
+    Returns what ``func(*args)`` returns (None, a value, or a tuple). The
+    guest yields to other tasks every ``Limits.yield_interval``; host
+    functions that return awaitables suspend only this task. Raises the
+    guest's :class:`~asyncwasm.Trap`, :class:`~asyncwasm.FuelExhausted`,
+    :class:`~asyncwasm.Exit`, a host function's own error, or
+    :class:`~asyncwasm.Interrupted` (the instance was interrupted, or the
+    call ran past ``Limits.timeout``). When an enclosing cancel scope
+    cancels the call, :class:`trio.Cancelled` propagates as usual and the
+    instance is marked interrupted.
+
+        >>> with trio.fail_after(5):
+        ...     total = await instance.exports["sum"].call_async(1000)
+    """
+    meter = Meter()
+    return _shape(await _gate_for(func).call_async(func, args, meter), False)
 
 
-# --------------------------------------------------------------------------
-# Async driver (trio): lands with the async-execution issue.
-# It will drive the same fibers: run a fuel slice, on SUSPEND await the
-# awaitable and resume/throw, on OUT_OF_FUEL charge Limits.fuel and pass a
-# trio checkpoint, and honour Limits.timeout with a cancel scope.
-# --------------------------------------------------------------------------
+def _call_async_hook(func: Any, args: tuple) -> Any:
+    return call_async(func, *args)
+
+
+_engine.set_hooks(call_async=_call_async_hook)
+
+
+@final
+class Execution:
+    """A call running in its own task, made by :func:`execute`; in the
+    style of WasmEdge's async handles, made awaitable.
+
+        >>> async with trio.open_nursery() as nursery:
+        ...     execution = asyncwasm.execute(nursery, instance.exports["run"], 10)
+        ...     if not await execution.wait_for(0.5):
+        ...         execution.cancel()
+        ...     try:
+        ...         print(await execution.result())
+        ...     except asyncwasm.Interrupted:
+        ...         print("took too long")
+
+    The guest's errors (Trap, Exit, FuelExhausted, a host function's
+    exception) are kept for :meth:`result` and never escape into the
+    nursery; :class:`trio.Cancelled` never escapes from a handle either:
+    a cancelled execution's :meth:`result` raises
+    :class:`~asyncwasm.Interrupted`.
+    """
+
+    __slots__ = ("_func", "_args", "_scope", "_finished", "_value", "_error", "_meter")
+
+    def __init__(self, func: Any, args: tuple) -> None:
+        self._func = func
+        self._args = args
+        self._scope = trio.CancelScope()
+        self._finished = trio.Event()
+        self._value: Any = None
+        self._error: Optional[BaseException] = None
+        self._meter = Meter()
+
+    async def _run(self) -> None:
+        try:
+            with self._scope:
+                gate = _gate_for(self._func)
+                self._value = _shape(await gate.call_async(self._func, self._args, self._meter), False)
+                return
+            self._error = Interrupted("the execution was cancelled (Execution.cancel())")
+        except Exception as exc:  # the guest's outcome, kept for result()
+            self._error = exc
+        except BaseException as exc:  # cancelled from outside: finish the handle, then let it propagate
+            self._error = Interrupted(f"the execution was stopped by {type(exc).__name__}")
+            raise
+        finally:
+            self._finished.set()
+
+    @property
+    def done(self) -> bool:
+        """True once the call has finished, however it ended."""
+        return self._finished.is_set()
+
+    async def wait(self) -> None:
+        """Wait until the call finishes. Never raises the guest's error."""
+        await self._finished.wait()
+
+    async def wait_for(self, seconds: float) -> bool:
+        """Wait at most ``seconds``; True if the call has finished. On False
+        the guest keeps running."""
+        with trio.move_on_after(seconds):
+            await self._finished.wait()
+        return self._finished.is_set()
+
+    def cancel(self) -> None:
+        """Stop the call (at its next checkpoint or suspension). Its instance
+        is interrupted if the guest had started; :meth:`result` then raises
+        :class:`~asyncwasm.Interrupted`. No effect once done."""
+        self._scope.cancel()
+
+    async def result(self) -> Any:
+        """Wait for the call and return its results (as ``func(*args)``), or
+        raise how it ended: Trap, FuelExhausted, Exit, Interrupted, or a
+        host function's exception."""
+        await self._finished.wait()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+    def statistics(self) -> Statistics:
+        """What this call has cost so far (it may still be running)."""
+        return self._meter.snapshot()
+
+    def __repr__(self) -> str:
+        state = "running" if not self.done else "failed" if self._error is not None else "done"
+        return f"<asyncwasm.Execution {self._func!r}: {state}>"
+
+
+def execute(nursery: trio.Nursery, func: Any, *args: Any) -> Execution:
+    """Start ``func(*args)`` as a new task in ``nursery`` and return its
+    :class:`Execution` handle.
+
+        >>> execution = asyncwasm.execute(nursery, instance.exports["main"])
+        >>> ok = await execution.wait_for(0.05)
+    """
+    execution = Execution(func, tuple(args))
+    nursery.start_soon(execution._run, name=f"asyncwasm.execute({func!r})")
+    return execution

@@ -17,12 +17,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Iterator, Optional, final
+from typing import TYPE_CHECKING, Iterator, Optional, final
 
 from . import _engine
-from .execution import DEFAULT_MAX_MEMORY_PAGES, DEFAULT_MAX_TABLE_ELEMENTS, Limits, call_sync
+from ._stats import Meter, Statistics
+from .execution import DEFAULT_MAX_MEMORY_PAGES, DEFAULT_MAX_TABLE_ELEMENTS, Limits, _Gate
 from .linker import Extern, Linker
 from .module import Module
+
+if TYPE_CHECKING:
+    from .wasi import WasiContext
 
 __all__ = ["Instance", "Exports"]
 
@@ -65,36 +69,81 @@ class Instance:
     imports through ``linker`` (see :class:`~asyncwasm.Linker`), creates its
     memories, tables and globals, applies the active element and data
     segments, then runs the start function to completion. Blocks while the
-    start function runs.
+    start function runs; ``await linker.instantiate_async(module)`` lets it
+    suspend instead.
 
     Raises :class:`~asyncwasm.LinkError` for unresolved or mismatched
     imports, :class:`~asyncwasm.Trap` for an out-of-bounds segment or a trap
     in the start function (Wasm 2.0: segment writes made before the failure
-    stay visible in imported memories and tables), and
-    :class:`NotImplementedError` for limits only the async driver applies.
+    stay visible in imported memories and tables).
+
+    An instance linked with WASI (``linker.define_wasi``) owns its
+    :class:`~asyncwasm.wasi.WasiContext` (``instance.wasi``): close the
+    instance when done, or use it as a context manager::
+
+        with linker.instantiate(module) as instance:
+            instance.exports["_start"]()
     """
 
-    __slots__ = ("_module", "_limits", "_raw", "_exports", "__weakref__")
+    __slots__ = ("_module", "_limits", "_raw", "_exports", "_gate", "_wasi", "__weakref__")
 
     def __init__(self, module: Module, linker: Optional[Linker] = None, *, limits: Optional[Limits] = None) -> None:
+        self._setup(module, linker, limits)
+        try:
+            if self._raw.start is not None:
+                self._gate.call_sync(self._raw.start, ())
+        except BaseException:
+            self.close()
+            raise
+
+    @classmethod
+    async def _create_async(cls, module: Module, linker: Optional[Linker], limits: Optional[Limits]) -> "Instance":
+        """Like ``Instance(...)``, with the start function run by the trio driver."""
+        self = cls.__new__(cls)
+        self._setup(module, linker, limits)
+        try:
+            if self._raw.start is not None:
+                await self._gate.call_async(self._raw.start, (), Meter())
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _setup(self, module: Module, linker: Optional[Linker], limits: Optional[Limits]) -> None:
         if not isinstance(module, Module):
             raise TypeError(f"Instance() needs an asyncwasm.Module, not {type(module).__name__}")
         limits = Limits() if limits is None else limits
-        limits.check_supported()
-        externs = (linker if linker is not None else Linker()).resolve(module)
-        raw = _engine.Instance(
-            module._compiled,
-            externs,
-            max_memory_pages=_or(limits.max_memory_pages, DEFAULT_MAX_MEMORY_PAGES),
-            max_table_elements=_or(limits.max_table_elements, DEFAULT_MAX_TABLE_ELEMENTS),
-        )
-        self._module = module
-        self._limits = limits
-        self._raw = raw
-        engine_exports = raw.exports
-        self._exports = Exports({e.name: engine_exports[e.name] for e in module.exports})
-        if raw.start is not None:
-            call_sync(raw.start, (), limits=limits)
+        if not isinstance(limits, Limits):
+            raise TypeError(f"limits must be an asyncwasm.Limits, not {type(limits).__name__}")
+        self._wasi = None
+        externs, self._wasi = (linker if linker is not None else Linker())._link(module)
+        try:
+            raw = _engine.Instance(
+                module._compiled,
+                externs,
+                max_memory_pages=_or(limits.max_memory_pages, DEFAULT_MAX_MEMORY_PAGES),
+                max_table_elements=_or(limits.max_table_elements, DEFAULT_MAX_TABLE_ELEMENTS),
+                max_call_depth=limits.call_depth,
+            )
+            self._module = module
+            self._limits = limits
+            self._raw = raw
+            engine_exports = raw.exports
+            self._exports = Exports({e.name: engine_exports[e.name] for e in module.exports})
+            self._gate = _Gate(raw, limits)
+            self._gate.attach()
+            if self._wasi is not None:
+                # WASI functions reach guest memory through the context: bind it
+                # before the start function can call one.
+                memory = engine_exports.get("memory")
+                if not isinstance(memory, _engine.Memory):
+                    memory = raw.memory
+                if memory is not None:
+                    self._wasi.bind(memory)
+        except BaseException:
+            if self._wasi is not None:
+                self._wasi.close()
+            raise
 
     @property
     def module(self) -> Module:
@@ -111,9 +160,46 @@ class Instance:
         """The exports by name: ``instance.exports["memory"]``."""
         return self._exports
 
+    @property
+    def wasi(self) -> Optional["WasiContext"]:
+        """This instance's WASI context (fds, sockets, args), or None when it
+        was not linked with ``Linker.define_wasi`` or imports nothing from WASI."""
+        return self._wasi
+
+    @property
+    def interrupted(self) -> bool:
+        """True once a call into the instance was stopped mid-run (cancelled,
+        timed out): every later call raises :class:`~asyncwasm.Interrupted`."""
+        return self._gate.interrupted is not None
+
+    def statistics(self) -> Statistics:
+        """Totals over every call into this instance so far (the start
+        function included): see :class:`~asyncwasm.Statistics`.
+
+            >>> instance.statistics().fuel_used
+            120000
+        """
+        return self._gate.statistics()
+
+    def close(self) -> None:
+        """Release what the instance holds outside its memory: its WASI
+        context's fds and sockets (a guest task still waiting on one of them
+        wakes with an error). Idempotent; the instance's exports stay usable
+        for code that does not need WASI."""
+        wasi = getattr(self, "_wasi", None)
+        if wasi is not None:
+            wasi.close()
+
+    def __enter__(self) -> "Instance":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def __repr__(self) -> str:
         label = f" {self._module.name!r}" if self._module.name else ""
-        return f"<asyncwasm.Instance{label}: {len(self._exports)} exports>"
+        state = " (interrupted)" if self.interrupted else ""
+        return f"<asyncwasm.Instance{label}: {len(self._exports)} exports{state}>"
 
 
 def _or(value: Optional[int], default: int) -> int:

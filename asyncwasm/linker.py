@@ -25,6 +25,7 @@ from ._types import ExternType, FuncType, GlobalType, MemoryType, TableType
 
 if TYPE_CHECKING:
     from .execution import Limits
+    from .wasi import WasiConfig, WasiContext
     from .instance import Instance
     from .module import ImportType, Module
 
@@ -78,6 +79,27 @@ def _quote(module: str, name: str) -> str:
     return f'"{module}"."{name}"'
 
 
+_WASI_MODULE = "wasi_snapshot_preview1"
+
+
+def _wasi_import(imp: "ImportType", ctx: Optional["WasiContext"]) -> Func:
+    """The WASI function of ``ctx`` for import ``imp`` (by name and type)."""
+    where = _quote(imp.module, imp.name)
+    if ctx is None:
+        raise LinkError(f"{where} is provided by define_wasi(), which needs an instance: use instantiate()")
+    if not isinstance(imp.type, FuncType):
+        raise LinkError(f"unknown import: {where} ({imp.type}): WASI provides only functions")
+    found = ctx.import_for(imp.name, imp.type)
+    if found is None:
+        from .wasi import FUNCTIONS
+
+        known = FUNCTIONS.get(imp.name)
+        hint = f"; WASI's {imp.name} has type {known.functype}" if known is not None else ": no WASI function has that name"
+        raise LinkError(f"unknown WASI import {where} ({imp.type}){hint}")
+    functype, func = found
+    return Func(functype, func)
+
+
 @final
 class Linker:
     """A namespace of externs, keyed by ``(module, name)``, that satisfies
@@ -91,6 +113,7 @@ class Linker:
     def __init__(self, *, allow_shadowing: bool = False) -> None:
         self.allow_shadowing = allow_shadowing
         self._externs: dict[tuple[str, str], Extern] = {}
+        self._wasi: Optional["WasiConfig"] = None
 
     # -- defining ---------------------------------------------------------
 
@@ -129,6 +152,34 @@ class Linker:
         self.define(module, name, wrapped)
         return wrapped
 
+    def define_wasi(self, config: Optional["WasiConfig"] = None) -> None:
+        """Provide WASI preview1 (``wasi_snapshot_preview1``) to the modules
+        this linker instantiates, configured by ``config`` (a
+        :class:`~asyncwasm.WasiConfig`; default: no args, env, files or
+        network, stdio discarded).
+
+        Each instance gets its own :class:`~asyncwasm.wasi.WasiContext` made
+        from the config (which stays reusable), as ``instance.wasi``; close
+        the instance to close it. Each WASI import is resolved by name *and*
+        type (so WasmEdge's socket extension links by signature); an import
+        with no such function raises :class:`~asyncwasm.LinkError`. Explicit
+        definitions of ``wasi_snapshot_preview1`` names take precedence.
+
+            >>> linker.define_wasi(WasiConfig(argv=["app", "--fast"], stdout=sys.stdout))
+            >>> with linker.instantiate(module) as instance:
+            ...     instance.exports["_start"]()
+        """
+        from .wasi import WasiConfig
+
+        if config is None:
+            config = WasiConfig()
+        if not isinstance(config, WasiConfig):
+            raise TypeError(f"define_wasi() needs an asyncwasm.WasiConfig, not {type(config).__name__}")
+        if self._wasi is not None and not self.allow_shadowing:
+            raise ValueError("WASI is already defined in this linker (use Linker(allow_shadowing=True))")
+        config.check()
+        self._wasi = config
+
     def define_instance(self, module_name: str, instance: "Instance") -> None:
         """Make every export of ``instance`` importable under ``module_name``."""
         for name, extern in instance.exports.items():
@@ -153,11 +204,33 @@ class Linker:
 
         Raises :class:`~asyncwasm.LinkError` for the first import that is
         missing (``"unknown import"``) or does not match
-        (``"incompatible import type"``)."""
-        return [self._resolve_one(imp) for imp in module.imports]
+        (``"incompatible import type"``). WASI imports provided by
+        :meth:`define_wasi` need a per-instance context, so only
+        :meth:`instantiate` resolves those."""
+        return [self._resolve_one(imp, None) for imp in module.imports]
 
-    def _resolve_one(self, imp: "ImportType") -> Extern:
+    def _link(self, module: "Module") -> tuple[list[Extern], Optional["WasiContext"]]:
+        """The externs for an instance of ``module``, and its WASI context
+        (made here when the module imports WASI and :meth:`define_wasi` was
+        called; the caller owns it)."""
+        ctx = None
+        if self._wasi is not None and any(
+            imp.module == _WASI_MODULE and (imp.module, imp.name) not in self._externs for imp in module.imports
+        ):
+            from .wasi import WasiContext
+
+            ctx = WasiContext(self._wasi)
+        try:
+            return [self._resolve_one(imp, ctx) for imp in module.imports], ctx
+        except BaseException:
+            if ctx is not None:
+                ctx.close()
+            raise
+
+    def _resolve_one(self, imp: "ImportType", ctx: Optional["WasiContext"]) -> Extern:
         extern = self._externs.get((imp.module, imp.name))
+        if extern is None and imp.module == _WASI_MODULE and self._wasi is not None:
+            return _wasi_import(imp, ctx)
         if extern is None:
             raise LinkError(f"unknown import: {_quote(imp.module, imp.name)} ({imp.type}) is not defined")
         actual = extern_type(extern)
@@ -171,7 +244,8 @@ class Linker:
 
     def instantiate(self, module: "Module", limits: Optional["Limits"] = None) -> "Instance":
         """Instantiate ``module`` with this linker's definitions and run its
-        start function, if any. Blocks until the start function returns.
+        start function, if any. Blocks until the start function returns (it
+        must not suspend: use :meth:`instantiate_async` for that).
 
         Raises :class:`~asyncwasm.LinkError` for unresolved imports,
         :class:`~asyncwasm.Trap` when a segment is out of bounds or the start
@@ -179,6 +253,16 @@ class Linker:
         from .instance import Instance
 
         return Instance(module, self, limits=limits)
+
+    async def instantiate_async(self, module: "Module", limits: Optional["Limits"] = None) -> "Instance":
+        """:meth:`instantiate` with the start function run by the trio driver,
+        so it may suspend on async host functions and is cancellable.
+
+            >>> instance = await linker.instantiate_async(module, limits=Limits(timeout=10))
+        """
+        from .instance import Instance
+
+        return await Instance._create_async(module, self, limits)
 
     def __repr__(self) -> str:
         return f"<asyncwasm.Linker: {len(self._externs)} definitions>"

@@ -117,3 +117,36 @@ def test_python_dash_m_is_the_same_program(command_wasm: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == _run("inspect", str(command_wasm))[1]
+
+
+def test_serve_is_listed_but_loaded_only_when_run() -> None:
+    code = (
+        "import io, sys\n"
+        "from asyncwasm import cli\n"
+        "status = cli.main(['--help'], stdout=io.StringIO())\n"
+        "print(status, 'asyncwasm.serve.cli' in sys.modules)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert proc.stdout == "0 False\n", proc.stderr
+    status, out, _ = _run("--help")
+    assert "serve" in out and "run" in out
+
+
+def test_serve_missing_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli, "SERVE_MODULE", "asyncwasm.no_such_serve_module")
+    status, out, err = _run("serve", "--listen", "127.0.0.1:0")
+    assert status == 1 and out == ""
+    assert err.startswith("asyncwasm: error: the serve command is not available in this installation")
+    assert "No module named 'asyncwasm.no_such_serve_module'" in err
+
+
+def test_serve_without_its_entry_points_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli, "SERVE_MODULE", "asyncwasm.run")  # a module without add_arguments/main
+    status, _, err = _run("serve")
+    assert status == 1 and "does not define add_arguments and main()" in err
+
+
+def test_unknown_option_shows_the_subcommands_usage(command_wasm: Path) -> None:
+    status, _, err = _run("inspect", "--frob", str(command_wasm))
+    assert status == 2 and err.startswith("usage: asyncwasm inspect") and "unrecognized arguments: --frob" in err

@@ -300,13 +300,6 @@ def test_max_call_depth_applies_to_start() -> None:
     assert info.value.kind == "call stack exhausted"
 
 
-@pytest.mark.parametrize("field", ["fuel", "timeout"])
-def test_fuel_and_timeout_are_not_silently_ignored(field: str) -> None:
-    limits = Limits(**{field: 10})
-    with pytest.raises(NotImplementedError, match="async driver"):
-        Linker().instantiate(Module(wat("(module)")), limits)
-
-
 @pytest.mark.parametrize(
     ("kwargs", "error"),
     [

@@ -579,6 +579,9 @@ static PyObject *run_sync(const rt_func *fn, const uint64_t *args, bool raw)
 {
     rt_fiber *rf = pool_take();
     if (rf == NULL) return NULL;
+    rf->f.max_depth = fn->inst != NULL && fn->inst->owner != NULL
+                          ? ((InstanceObject *)fn->inst->owner)->max_call_depth
+                          : DEFAULT_MAX_CALL_DEPTH;
     PyObject *result = NULL;
     if (fiber_start(&rf->f, fn, args) != 0) {
         raise_start_failed(&rf->f, fn);
@@ -1403,19 +1406,26 @@ static void Instance_dealloc(InstanceObject *self)
 
 static PyObject *Instance_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"compiled", "externs", "max_memory_pages", "max_table_elements", NULL};
-    PyObject *compiled, *externs, *pmem = NULL, *ptab = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O|$OO:Instance", kwlist, &CompiledModule_Type, &compiled,
-                                     &externs, &pmem, &ptab))
+    static char *kwlist[] = {"compiled", "externs", "max_memory_pages", "max_table_elements", "max_call_depth",
+                             NULL};
+    PyObject *compiled, *externs, *pmem = NULL, *ptab = NULL, *pdepth = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O|$OOO:Instance", kwlist, &CompiledModule_Type, &compiled,
+                                     &externs, &pmem, &ptab, &pdepth))
         return NULL;
-    uint32_t max_pages = WASM_MAX_PAGES, max_elems = DEFAULT_MAX_TABLE_ELEMENTS;
+    uint32_t max_pages = WASM_MAX_PAGES, max_elems = DEFAULT_MAX_TABLE_ELEMENTS, depth = DEFAULT_MAX_CALL_DEPTH;
     if (pmem != NULL && u32_arg(pmem, "max_memory_pages", WASM_MAX_PAGES, &max_pages) < 0) return NULL;
     if (ptab != NULL && u32_arg(ptab, "max_table_elements", UINT32_MAX, &max_elems) < 0) return NULL;
+    if (pdepth != NULL && u32_arg(pdepth, "max_call_depth", UINT32_MAX, &depth) < 0) return NULL;
+    if (depth == 0) {
+        PyErr_SetString(PyExc_ValueError, "max_call_depth must be at least 1");
+        return NULL;
+    }
     PyObject *seq = PySequence_Fast(externs, "externs must be a sequence");
     if (seq == NULL) return NULL;
     InstanceObject *self = (InstanceObject *)type->tp_alloc(type, 0);
     if (self != NULL) {
         self->module = (CompiledModuleObject *)Py_NewRef(compiled);
+        self->max_call_depth = depth;
         PyObject *const *items = PySequence_Fast_ITEMS(seq);
         if (rt_instantiate(self, items, PySequence_Fast_GET_SIZE(seq), max_pages, max_elems) < 0)
             Py_CLEAR(self);
@@ -1548,7 +1558,8 @@ static PyGetSetDef Instance_getset[] = {
 PyTypeObject Instance_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "asyncwasm._engine.Instance",
-    .tp_doc = "Instance(compiled, externs, *, max_memory_pages=65536, max_table_elements=10_000_000)\n\n"
+    .tp_doc = "Instance(compiled, externs, *, max_memory_pages=65536, max_table_elements=10_000_000,\n"
+              "         max_call_depth=10000)\n\n"
               "Links one extern per import (in import order), creates memories, tables and\n"
               "globals, applies active segments. Does not run the start function.",
     .tp_basicsize = sizeof(InstanceObject),

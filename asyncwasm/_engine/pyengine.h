@@ -92,6 +92,9 @@ struct InstanceObject {
      * path; the Python side sets it when a call must be checked or limited. */
     PyObject *gate;
     bool guarded;
+    /* Call depth limit of every call into this instance's functions (the
+     * fast path's pooled fibers take it per call). */
+    uint32_t max_call_depth;
     /* Calls that took the synchronous fast path, for the instance's statistics. */
     uint64_t fast_calls, fast_fuel_used, fast_host_calls;
 };

@@ -90,31 +90,51 @@ def socket_at(ctx: Any, fd: int, rights: int = 0) -> SocketEntry:
     entry = ctx.fds.get(fd)
     if not entry.is_socket:
         raise WasiError(Errno.NOTSOCK)
-    return ctx.fds.get(fd, rights)  # type: ignore[return-value]
+    if rights & ~entry.rights_base:
+        raise WasiError(Errno.NOTCAPABLE)
+    return entry  # type: ignore[return-value]
+
+
+# Results that are never awaitables: checked first because this runs on
+# every socket call (inspect.isawaitable is the slow general test).
+_PLAIN = (int, tuple, socket.socket, type(None))
 
 
 def pending(result: Any, then: Callable[[Any], int]) -> ErrnoResult:
     """``then(result)`` now, or once ``result`` (an awaitable) is done."""
-    if inspect.isawaitable(result):
-        return Later(_then_later, result, then)
-    return then(result)
+    if isinstance(result, _PLAIN) or not inspect.isawaitable(result):
+        return then(result)
+    return Later(_then_later, result, then)
 
 
 async def _then_later(awaitable: Awaitable[Any], then: Callable[[Any], int]) -> int:
     return then(await awaitable)
 
 
+# Plain ints: enum.Flag arithmetic costs microseconds on the per-call path.
+_RECV_PEEK = int(Riflags.RECV_PEEK)
+_RECV_WAITALL = int(Riflags.RECV_WAITALL)
+_RIFLAGS_ALL = _RECV_PEEK | _RECV_WAITALL
+_TRUNCATED = int(Roflags.RECV_DATA_TRUNCATED)
+_MSG_TRUNC = socket.MSG_TRUNC
+_NO_RECV_FLAGS = (0, False)
+_FD_READ = int(Rights.FD_READ)
+_FD_WRITE = int(Rights.FD_WRITE)
+
+
 def recv_flags(ri_flags: int) -> tuple[int, bool]:
     """``$riflags`` as (host MSG_PEEK or 0, waitall); INVAL for unknown bits."""
-    if ri_flags & ~int(Riflags.RECV_PEEK | Riflags.RECV_WAITALL):
+    if not ri_flags:
+        return _NO_RECV_FLAGS
+    if ri_flags & ~_RIFLAGS_ALL:
         raise WasiError(Errno.INVAL)
-    peek = socket.MSG_PEEK if ri_flags & Riflags.RECV_PEEK else 0
-    return peek, bool(ri_flags & Riflags.RECV_WAITALL)
+    peek = socket.MSG_PEEK if ri_flags & _RECV_PEEK else 0
+    return peek, bool(ri_flags & _RECV_WAITALL)
 
 
 def roflags(msg_flags: int) -> int:
     """The ``$roflags`` for host recvmsg ``msg_flags``."""
-    return int(Roflags.RECV_DATA_TRUNCATED) if msg_flags & socket.MSG_TRUNC else 0
+    return _TRUNCATED if msg_flags & _MSG_TRUNC else 0
 
 
 def _store_accepted(ctx: Any, conn: socket.socket, fdflags: int, ro_fd: int) -> int:
@@ -159,7 +179,7 @@ def sock_recv(ctx: Any, fd: int, ri_data: int, ri_data_len: int, ri_flags: int, 
     a blocking stream socket). Errnos: BADF, NOTSOCK, NOTCAPABLE (no
     FD_READ), INVAL (unknown flags, more than 1024 iovecs), FAULT, AGAIN,
     NOTCONN, CONNRESET."""
-    entry = socket_at(ctx, fd, Rights.FD_READ)
+    entry = socket_at(ctx, fd, _FD_READ)
     peek, waitall = recv_flags(ri_flags)
     buffers = ctx.memory.iovecs(ri_data, ri_data_len)
     ctx.memory.check(ro_datalen, 4)
@@ -180,7 +200,7 @@ def sock_send(ctx: Any, fd: int, si_data: int, si_data_len: int, si_flags: int, 
     count (u32) at ``so_datalen``. ``si_flags`` has no defined bits and is
     ignored. Never raises SIGPIPE. Errnos: BADF, NOTSOCK, NOTCAPABLE (no
     FD_WRITE), INVAL, FAULT, AGAIN, PIPE, CONNRESET, NOTCONN."""
-    entry = socket_at(ctx, fd, Rights.FD_WRITE)
+    entry = socket_at(ctx, fd, _FD_WRITE)
     buffers = ctx.memory.iovecs(si_data, si_data_len)
     ctx.memory.check(so_datalen, 4)
     return pending(entry.send(buffers), lambda n: store_u32(ctx, so_datalen, n))

@@ -45,7 +45,7 @@ import select
 import socket
 import struct
 import termios
-from typing import Any, Awaitable, Callable, Optional, Sequence, TypeVar, Union
+from typing import Any, Awaitable, Callable, Optional, Protocol, Sequence, TypeVar, Union
 
 import trio
 
@@ -55,6 +55,7 @@ from .abi import (
     AddressFamily,
     Errno,
     Eventrwflags,
+    Fdflags,
     Filetype,
     SockOpt,
     WasiError,
@@ -65,6 +66,8 @@ from .netpolicy import IPAddress, NetPolicy
 
 __all__ = [
     "SocketEntry",
+    "HandedListenerEntry",
+    "ConnectionSource",
     "NetState",
     "RecvResult",
     "listener_entry",
@@ -82,6 +85,7 @@ RecvResult = tuple[int, int, Any]
 _TIMEVAL = struct.Struct("<qq")  # wasm32 wasi-libc ``struct timeval``: i64 tv_sec, i64 tv_usec
 _NO_TIMEOUT = bytes(_TIMEVAL.size)
 _POLLRDHUP = getattr(select, "POLLRDHUP", 0x2000)
+_NONBLOCK = int(Fdflags.NONBLOCK)
 
 
 def _advance(buffers: Sequence[memoryview], n: int) -> list[memoryview]:
@@ -140,6 +144,10 @@ class SocketEntry(Entry):
     def host_fd(self) -> Optional[int]:
         return self.sock.fileno() if self.sock is not None else None
 
+    @property
+    def nonblocking(self) -> bool:
+        return bool(self.fdflags & _NONBLOCK)  # a plain int: this is on every call's path
+
     def host_socket(self) -> socket.socket:
         """The host socket (``BADF`` once closed), for calls without waiting
         (bind, listen, getsockopt, setsockopt)."""
@@ -191,6 +199,8 @@ class SocketEntry(Entry):
         if not buffers:
             return 0, 0, None
         got = self._try_recv(buffers, flags)
+        if got is not None and not waitall:
+            return got  # the fast path: data was there
         waitall = waitall and self.is_stream and not flags & socket.MSG_PEEK and not self.nonblocking
         if got is not None:
             n = got[0]
@@ -234,7 +244,7 @@ class SocketEntry(Entry):
         """Send ``buffers`` (to ``address`` when given). Returns the count
         sent; on a blocking stream socket that is everything (see the module
         docstring)."""
-        total = _capacity(buffers)
+        total = len(buffers[0]) if len(buffers) == 1 else _capacity(buffers)
         if total == 0 and self.is_stream:
             return 0
         n = self._try_send(buffers, address)
@@ -393,6 +403,84 @@ class SocketEntry(Entry):
         return f"<SocketEntry {self.filetype.name} {where}{' preopened' if self.preopened else ''}>"
 
 
+class ConnectionSource(Protocol):
+    """Connections the host accepted and hands to guests (one host accept
+    loop feeding many instances; see ``asyncwasm.serve.handoff``).
+
+    ``take()`` gives a pending connection (the caller owns it) or None;
+    ``wait()`` returns when one may be pending, counting the caller as an
+    idle guest meanwhile (the source accepts only while guests wait);
+    ``pending`` counts connections ready to take; ``listener`` is a
+    listening socket whose address the guest sees."""
+
+    listener: socket.socket
+    pending: int
+
+    def take(self) -> Optional[socket.socket]: ...
+
+    async def wait(self) -> None: ...
+
+
+class HandedListenerEntry(SocketEntry):
+    """A pre-opened listener whose connections come from a
+    :class:`ConnectionSource` instead of the guest's own ``accept(2)``.
+
+    Why: N instances blocked in ``sock_accept`` on one shared listening fd
+    would all wait on that fd in trio (one wakes, the others wake for
+    nothing, and trio refuses two tasks waiting on one fd). Here only the
+    host's accept loop touches the listening socket; each guest takes a
+    connection already accepted, or parks until one is handed over.
+
+    To the guest it is an ordinary listener: ``fd_fdstat_get`` says
+    SOCKET_STREAM, ``sock_getlocaladdr`` the listening address (from a
+    duplicate of the listener that only answers such questions), and
+    ``poll_oneoff`` FD_READ is ready while a connection is pending."""
+
+    def __init__(self, source: ConnectionSource) -> None:
+        super().__init__(_duplicate(source.listener), rights_base=RIGHTS_SOCKET_LISTENER, preopened=True)
+        self.source = source
+
+    @property
+    def host_fd(self) -> Optional[int]:
+        return None  # readiness is the source's, not the fd's (epoll_oneoff polls it level-triggered)
+
+    def accept(self) -> Pending[socket.socket]:
+        self.host_socket()  # BADF once closed
+        conn = self.source.take()
+        if conn is not None:
+            return conn
+        return self.wait_or_again(self._accept_wait)
+
+    async def _accept_wait(self) -> socket.socket:
+        with trio.move_on_after(self._timeout(SockOpt.RCVTIMEO) or float("inf")):
+            while True:
+                await self.source.wait()
+                self.host_socket()
+                conn = self.source.take()
+                if conn is not None:
+                    return conn
+        raise WasiError(Errno.AGAIN)
+
+    def poll_read(self) -> Readiness:
+        self.host_socket()
+        return (1, 0) if self.source.pending else None
+
+    def poll_write(self) -> Readiness:
+        return None  # a listener never becomes writable
+
+    async def wait_readable(self) -> None:
+        await self.source.wait()
+
+    def recv(self, buffers: list[memoryview], flags: int = 0, *, waitall: bool = False) -> Pending[RecvResult]:
+        raise WasiError(Errno.NOTCONN)
+
+    def send(self, buffers: list[memoryview], address: Any = None) -> Pending[int]:
+        raise WasiError(Errno.NOTCONN)
+
+    def connect(self, address: Any) -> Pending[None]:
+        raise WasiError(Errno.ISCONN)
+
+
 async def _first_of(awaitable: Awaitable[RecvResult]) -> int:
     return (await awaitable)[0]
 
@@ -453,7 +541,10 @@ def accepted_entry(conn: socket.socket, fdflags: int) -> SocketEntry:
 def check_listener_spec(item: Any) -> None:
     """TypeError/ValueError unless ``item`` can be a pre-opened listener: an
     object with ``fileno()`` (a ``socket.socket`` or ``trio.socket`` socket),
-    or a ``(host, port)`` pair."""
+    a ``(host, port)`` pair, or a :class:`ConnectionSource` (connections
+    handed over by the host, see :class:`HandedListenerEntry`)."""
+    if _is_source(item):
+        return
     if isinstance(item, tuple):
         if len(item) != 2 or not isinstance(item[0], str) or isinstance(item[1], bool) or not isinstance(item[1], int):
             raise TypeError(f"a listener address must be (host: str, port: int), not {item!r}")
@@ -476,8 +567,11 @@ def listener_entry(item: Any, backlog: int = 128) -> SocketEntry:
     sockets already are). A ``(host, port)`` pair is bound and listened on
     here, with SO_REUSEADDR; port 0 picks a free port (see
     ``WasiContext.listener_addresses()``). ValueError if the socket is not a
-    listening stream socket."""
+    listening stream socket. A :class:`ConnectionSource` gets a
+    :class:`HandedListenerEntry`."""
     check_listener_spec(item)
+    if _is_source(item):
+        return HandedListenerEntry(item)
     if isinstance(item, tuple):
         sock = _bind_listener(item[0], item[1], backlog)
     else:
@@ -489,6 +583,11 @@ def listener_entry(item: Any, backlog: int = 128) -> SocketEntry:
     except BaseException:
         sock.close()
         raise
+
+
+def _is_source(item: Any) -> bool:
+    return callable(getattr(item, "take", None)) and callable(getattr(item, "wait", None)) \
+        and hasattr(item, "listener")
 
 
 def _duplicate(item: Any) -> socket.socket:
@@ -514,14 +613,18 @@ def _bind_listener(host: str, port: int, backlog: int) -> socket.socket:
 
 
 class NetState:
-    """Per-context networking state: the policy, and the edge-triggered
-    poller ``epoll_oneoff`` creates on first use (closed with the context)."""
+    """Per-context networking state: the policy, the edge-triggered poller
+    ``epoll_oneoff`` creates on first use, and the level-triggered one
+    ``poll_oneoff`` uses for many fds (both closed with the context)."""
 
     def __init__(self, policy: NetPolicy) -> None:
         self.policy = policy
         self.edge_poller: Optional[Any] = None
+        self.level_poller: Optional[Any] = None
 
     def close(self) -> None:
-        poller, self.edge_poller = self.edge_poller, None
-        if poller is not None:
-            poller.close()
+        for name in ("edge_poller", "level_poller"):
+            poller = getattr(self, name)
+            setattr(self, name, None)
+            if poller is not None:
+                poller.close()

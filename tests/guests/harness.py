@@ -6,7 +6,8 @@
 - :class:`FakeMemory`: a bytearray-backed stand-in for ``asyncwasm.Memory``.
 - :func:`run_guest`: run a prebuilt guest from this directory with a
   :class:`WasiConfig`, on a named backend: ``"asyncwasm"`` (the real engine,
-  through its public API and a minimal trio fiber driver) or ``"wasmtime"``
+  through its public API: ``Linker.define_wasi``, ``instantiate_async``,
+  ``call_async``) or ``"wasmtime"``
   (a reference engine, so the host is checked against real guests today).
 """
 
@@ -180,41 +181,22 @@ def run_guest(backend: str, name: str, config: Any) -> int:
     raise ValueError(backend)
 
 
-async def _drive(func: Any) -> tuple:
-    """A minimal trio driver for one call (the real one lives in execution.py)."""
-    from asyncwasm.lowlevel import Fiber, Outcome
-
-    fiber = Fiber(func, ())
-    while True:
-        outcome = fiber.run(max(1_000_000, fiber.fuel_needed))
-        if outcome == Outcome.DONE:
-            return fiber.results
-        if outcome == Outcome.TRAP:
-            raise fiber.trap()
-        if outcome == Outcome.SUSPEND:
-            try:
-                value = await fiber.awaitable
-            except BaseException as exc:  # noqa: BLE001 - handed to the guest's fiber
-                fiber.throw(exc)
-                continue
-            fiber.resume(value)
-        else:
-            await trio.lowlevel.checkpoint()
+async def _drive(func: Any) -> Any:
+    """Call ``func`` through the real trio driver (kept for the tests that
+    link WASI by hand)."""
+    return await func.call_async()
 
 
 async def _run_asyncwasm(path: pathlib.Path, config: Any) -> int:
+    """The documented way to run a WASI command (see the README)."""
     import asyncwasm
 
-    wasi = load_wasi()
     module = asyncwasm.Module.from_file(str(path))
     linker = asyncwasm.Linker()
-    with wasi.WasiContext(config) as ctx:
-        for name, (functype, func) in ctx.imports().items():
-            linker.define_func(wasi.WASI_MODULE, name, functype, func)
-        instance = linker.instantiate(module)
-        ctx.bind(instance.exports["memory"])
+    linker.define_wasi(config)
+    with await linker.instantiate_async(module) as instance:
         try:
-            await _drive(instance.exports["_start"])
+            await instance.exports["_start"].call_async()
         except asyncwasm.Exit as exc:
             return exc.code
     return 0

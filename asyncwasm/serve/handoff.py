@@ -1,0 +1,206 @@
+"""Handoff: one host accept loop feeding many guest instances.
+
+    >>> handoff = Handoff.bind(["127.0.0.1:8080"])
+    >>> config = WasiConfig(listeners=[handoff])     # every instance gets it as fd 3
+    >>> async with trio.open_nursery() as nursery:
+    ...     nursery.start_soon(handoff.accept_loop)
+    ...     ...run N instances of the server...
+    ...     handoff.stop_accepting()                 # graceful shutdown begins
+
+Why: N instances blocked in ``sock_accept`` on one shared listening fd would
+each wait on that fd (trio lets only one task wait per fd, and the kernel
+would wake them all for one connection). Here only :meth:`accept_loop`
+touches the listening sockets. Each instance's listener fd is a
+:class:`~asyncwasm.wasi.sockets.HandedListenerEntry`: its ``sock_accept``
+takes an already accepted connection, or parks the guest until one is
+handed over.
+
+Rule: the loop accepts only while more guests wait than connections are
+pending, so a connection always goes to an idle instance and the rest wait
+in the kernel's backlog (back-pressure), never in a queue of ours.
+Several listening sockets (``--listen`` given twice) feed the same guests.
+"""
+
+from __future__ import annotations
+
+import collections
+import errno
+import ipaddress
+import socket
+from typing import Iterable, Optional, Sequence
+
+import trio
+
+__all__ = ["Handoff", "parse_address", "bind_listener"]
+
+# accept(2) errors that concern one connection or a passing shortage, not the listener.
+_TRANSIENT = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.ECONNABORTED, errno.EPROTO,
+              errno.EPERM}
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """``"HOST:PORT"``, ``"[V6]:PORT"`` or ``":PORT"`` as ``(host, port)``.
+
+        >>> parse_address("127.0.0.1:8080")
+        ('127.0.0.1', 8080)
+        >>> parse_address("[::1]:0")
+        ('::1', 0)
+
+    Raises ValueError with the reason."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not port_text.isdigit():
+        raise ValueError(f"listen address must be HOST:PORT, not {text!r}")
+    port = int(port_text)
+    if port > 65535:
+        raise ValueError(f"port out of range in {text!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        ipaddress.IPv6Address(host)
+    elif ":" in host:
+        raise ValueError(f"write an IPv6 address in brackets: [{host}]:{port}")
+    return host or "0.0.0.0", port
+
+
+def bind_listener(host: str, port: int, backlog: int = 1024) -> socket.socket:
+    """A non-blocking listening TCP socket on ``host:port`` (SO_REUSEADDR;
+    port 0 picks a free one)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    if family == socket.AF_INET and host not in ("", "0.0.0.0"):
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:  # a name: resolve it
+            family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    sock = socket.create_server((host, port), family=family, backlog=backlog)
+    sock.setblocking(False)
+    return sock
+
+
+class Handoff:
+    """Connections accepted by the host, handed to guests that wait for one
+    (implements :class:`asyncwasm.wasi.sockets.ConnectionSource`).
+
+    ``listeners`` are listening sockets this object owns (closed by
+    :meth:`close`); the first is what guests see as their listener's
+    address."""
+
+    def __init__(self, listeners: Sequence[socket.socket]) -> None:
+        if not listeners:
+            raise ValueError("Handoff needs at least one listening socket")
+        for sock in listeners:
+            sock.setblocking(False)
+        self.listeners = list(listeners)
+        self.listener = self.listeners[0]
+        self._pending: collections.deque[socket.socket] = collections.deque()
+        self.waiting = 0  #: guests waiting for a connection now (idle instances)
+        self.accepted = 0  #: connections accepted so far
+        self._arrived = trio.lowlevel.ParkingLot()  # guests wait here
+        self._demand = trio.lowlevel.ParkingLot()  # the accept loop waits here
+        self._stop: Optional[trio.CancelScope] = None
+        self._stopped = False
+        self.closed = False
+
+    @classmethod
+    def bind(cls, addresses: Iterable[str], backlog: int = 1024) -> "Handoff":
+        """A handoff over new listeners bound to each ``"HOST:PORT"``."""
+        socks: list[socket.socket] = []
+        try:
+            for text in addresses:
+                socks.append(bind_listener(*parse_address(text), backlog=backlog))
+        except BaseException:
+            for sock in socks:
+                sock.close()
+            raise
+        return cls(socks)
+
+    def addresses(self) -> list[tuple]:
+        """The bound addresses (``getsockname()``) of every listener."""
+        return [sock.getsockname() for sock in self.listeners]
+
+    # -- the guest side (ConnectionSource) ------------------------------------
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def take(self) -> Optional[socket.socket]:
+        return self._pending.popleft() if self._pending else None
+
+    async def wait(self) -> None:
+        self.waiting += 1
+        if self.waiting > len(self._pending):
+            self._demand.unpark_all()  # every listener's loop: any of them may have the connection
+        try:
+            await self._arrived.park()
+        finally:
+            self.waiting -= 1
+
+    # -- the host side -------------------------------------------------------
+    async def accept_loop(self) -> None:
+        """Accept while guests wait, until :meth:`stop_accepting`; one task
+        per listening socket (they share the guests)."""
+        with trio.CancelScope() as self._stop:
+            if self._stopped:
+                return
+            async with trio.open_nursery() as nursery:
+                for sock in self.listeners:
+                    nursery.start_soon(self._accept_from, sock)
+
+    async def _accept_from(self, sock: socket.socket) -> None:
+        while True:
+            while self.waiting <= len(self._pending):
+                await self._demand.park()
+            try:
+                conn, _ = sock.accept()
+            except BlockingIOError:
+                await trio.lowlevel.wait_readable(sock)
+                continue
+            except OSError as exc:  # EMFILE, ECONNABORTED...: wait a little, do not spin
+                if exc.errno not in _TRANSIENT:
+                    raise
+                await trio.sleep(0.05)
+                continue
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.accepted += 1
+            self._pending.append(conn)
+            self._arrived.unpark()
+            if self.waiting > len(self._pending):
+                await trio.lowlevel.checkpoint()  # let the woken guest run before the next accept
+
+    def stop_accepting(self) -> None:
+        """Stop the accept loop and close the listening sockets (new
+        connections are refused); connections already handed over go on."""
+        self._stopped = True
+        if self._stop is not None:
+            self._stop.cancel()
+        for sock in self.listeners:
+            if sock.fileno() < 0:
+                continue
+            try:
+                trio.lowlevel.notify_closing(sock)
+            except RuntimeError:
+                pass
+            try:
+                # Guests' listener entries hold duplicates of this socket (for
+                # its address); shutdown stops the shared listening state on
+                # Linux, where close alone would leave it listening.
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+
+    @property
+    def idle(self) -> bool:
+        """No connection waits to be taken."""
+        return not self._pending
+
+    def close(self) -> None:
+        """Stop accepting and close connections nobody took."""
+        if self.closed:
+            return
+        self.closed = True
+        self.stop_accepting()
+        while self._pending:
+            self._pending.popleft().close()
+
+    def __repr__(self) -> str:
+        return f"<Handoff {self.addresses() if not self._stopped else 'stopped'}: {self.waiting} waiting>"
+

@@ -1,0 +1,406 @@
+"""HTTP load benchmark: Wasm servers hosted by asyncwasm vs. Python and native.
+
+    python benchmarks/http_load.py                      # every target, 5 s each, wrk if installed
+    python benchmarks/http_load.py --quick              # 2 s each
+    python benchmarks/http_load.py --tool trio --concurrency 16 --duration 3
+    python benchmarks/http_load.py --targets asyncwasm,h11 --json results/http.json
+
+Targets, each a separate server process on 127.0.0.1, loaded one after the
+other by the same load generator in one run:
+
+- ``asyncwasm``: ``asyncwasm serve`` with the embedded netmods/http_server,
+  N instances (N = concurrency) sharing one listener through the handoff;
+- ``asyncwasm-poll``: ``asyncwasm serve netmods/http_server_poll.wasm
+  --instances 1``: one instance serving every connection with poll_oneoff;
+- ``h11``: benchmarks/h11_server.py, pure Python trio + h11, same routes;
+- ``native-poll``: http_server_poll.c built with gcc -O2 over the POSIX shim
+  (netmods/common/wasi_native.c), one process: the same one-thread setting
+  as asyncwasm, so the "% of native" column uses it;
+- ``native``: http_server.c built the same way, N processes blocked in
+  accept on one listening socket (uses every core; shown for reference).
+
+Load: ``wrk`` (``apt-get install wrk``) when installed, else (or with
+``--tool trio``) the trio load generator below: ``concurrency`` keep-alive
+connections, each sending the next request as soon as the previous answer
+is complete, for ``duration`` seconds after a warm-up; every response is
+checked (status 200 and body). Requests are ``GET /`` unless ``--echo
+BYTES`` asks for ``POST /echo`` with a body of that size.
+
+Reports requests/s, p50 and p99 latency, and the ratios the performance
+issue sets targets for: asyncwasm / h11 (target >= 1.5) and asyncwasm /
+native-poll (target >= 0.30).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterator, Optional
+
+import trio
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+NETMODS = ROOT / "netmods"
+BUILD = HERE / "build" / "http"
+HELLO = b"hello from asyncwasm\n"
+TARGETS = ["asyncwasm", "asyncwasm-poll", "h11", "native-poll", "native"]
+NATIVE_FLAGS = ["-O2", "-std=gnu11", "-DNDEBUG"]
+
+
+@dataclass
+class Result:
+    target: str
+    tool: str
+    requests: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    rps: float = 0.0
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    note: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+# -- the trio load generator ----------------------------------------------------------------
+
+_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.IGNORECASE)
+
+
+def make_request(echo: Optional[int]) -> tuple[bytes, bytes]:
+    """(request bytes, expected response body)."""
+    if echo is None:
+        return b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n", HELLO
+    body = (b"0123456789abcdef" * (echo // 16 + 1))[:echo]
+    head = b"POST /echo HTTP/1.1\r\nHost: bench\r\nContent-Length: %d\r\n\r\n" % len(body)
+    return head + body, body
+
+
+class _Worker:
+    """One keep-alive connection sending requests back to back."""
+
+    def __init__(self, request: bytes, expected: bytes) -> None:
+        self.request = request
+        self.expected = expected
+        self.latencies: list[float] = []
+        self.errors = 0
+
+    async def run(self, host: str, port: int, recording: list[bool]) -> None:
+        sock = trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            await sock.connect((host, port))
+            buf = b""
+            clock = time.perf_counter
+            while True:
+                start = clock()
+                await sock.send(self.request)
+                buf, ok = await self._response(sock, buf)
+                if recording[0]:
+                    self.latencies.append(clock() - start)
+                    if not ok:
+                        self.errors += 1
+        except OSError:
+            self.errors += 1
+        finally:
+            sock.close()
+
+    async def _response(self, sock: trio.socket.SocketType, buf: bytes) -> tuple[bytes, bool]:
+        while True:
+            end = buf.find(b"\r\n\r\n")
+            if end >= 0:
+                break
+            chunk = await sock.recv(65536)
+            if not chunk:
+                raise ConnectionResetError("server closed the connection")
+            buf += chunk
+        match = _CONTENT_LENGTH.search(buf, 0, end + 2)
+        total = end + 4 + (int(match.group(1)) if match else 0)
+        while len(buf) < total:
+            chunk = await sock.recv(65536)
+            if not chunk:
+                raise ConnectionResetError("server closed the connection")
+            buf += chunk
+        ok = buf.startswith(b"HTTP/1.1 200 ") and buf[end + 4:total] == self.expected
+        return buf[total:], ok
+
+
+async def trio_load(host: str, port: int, concurrency: int, duration: float, warmup: float,
+                    echo: Optional[int]) -> tuple[int, int, float, list[float]]:
+    """(requests, errors, seconds, latencies) of a run of the generator."""
+    request, expected = make_request(echo)
+    workers = [_Worker(request, expected) for _ in range(concurrency)]
+    recording = [False]
+    async with trio.open_nursery() as nursery:
+        for worker in workers:
+            nursery.start_soon(worker.run, host, port, recording)
+        await trio.sleep(warmup)
+        recording[0] = True
+        start = time.perf_counter()
+        await trio.sleep(duration)
+        recording[0] = False
+        seconds = time.perf_counter() - start
+        nursery.cancel_scope.cancel()
+    latencies = sorted(x for w in workers for x in w.latencies)
+    return len(latencies), sum(w.errors for w in workers), seconds, latencies
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    return sorted_values[min(len(sorted_values) - 1, int(fraction * len(sorted_values)))]
+
+
+def run_trio(target: str, port: int, args: argparse.Namespace) -> Result:
+    requests, errors, seconds, lat = trio.run(trio_load, "127.0.0.1", port, args.concurrency, args.duration,
+                                              args.warmup, args.echo)
+    return Result(target, "trio", requests, errors, seconds, requests / seconds,
+                  percentile(lat, 0.5) * 1e3, percentile(lat, 0.99) * 1e3)
+
+
+# -- wrk --------------------------------------------------------------------------------------
+
+
+_WRK_LUA = """wrk.method = "POST"
+wrk.path = "/echo"
+wrk.body = string.rep("0123456789abcdef", %d):sub(1, %d)
+wrk.headers["Content-Type"] = "application/octet-stream"
+"""
+
+
+def _wrk_time(text: str) -> float:
+    """wrk's '1.23ms' / '456.00us' / '1.01s' in milliseconds."""
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if not match:
+        raise ValueError(f"unexpected wrk time {text!r}")
+    value, unit = float(match.group(1)), match.group(2)
+    return value * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
+
+
+def run_wrk(target: str, port: int, args: argparse.Namespace) -> Result:
+    url = f"http://127.0.0.1:{port}/"
+    base = ["wrk", "-t1", f"-c{args.concurrency}", "--latency"]
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+        if args.echo is not None:
+            script.write(_WRK_LUA % (args.echo // 16 + 1, args.echo))
+            script.flush()
+            base += ["-s", script.name]
+        if args.warmup > 0:
+            subprocess.run(base + [f"-d{max(1, round(args.warmup))}s", url], capture_output=True, check=True)
+        out = subprocess.run(base + [f"-d{max(1, round(args.duration))}s", url], capture_output=True, text=True,
+                             check=True).stdout
+    requests = int(re.search(r"(\d+) requests in ([\d.]+)(\w+)", out).group(1))
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = _wrk_time(re.search(r"\n\s+50%\s+(\S+)", out).group(1))
+    p99 = _wrk_time(re.search(r"\n\s+99%\s+(\S+)", out).group(1))
+    errors = 0
+    for pattern in (r"Non-2xx or 3xx responses: (\d+)", r"Socket errors: connect (\d+), read (\d+), write (\d+), "
+                                                        r"timeout (\d+)"):
+        match = re.search(pattern, out)
+        if match:
+            errors += sum(int(g) for g in match.groups())
+    return Result(target, "wrk", requests, errors, requests / rps if rps else 0.0, rps, p50, p99)
+
+
+# -- servers --------------------------------------------------------------------------------
+
+
+def _wait_for_line(log: Path, pattern: str, proc: subprocess.Popen, timeout: float = 30) -> re.Match:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        match = re.search(pattern, log.read_text(errors="replace"))
+        if match:
+            return match
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}:\n{log.read_text(errors='replace')}")
+        time.sleep(0.05)
+    raise RuntimeError(f"server did not report its address within {timeout} s:\n{log.read_text(errors='replace')}")
+
+
+def _stop(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextlib.contextmanager
+def _logged_server(argv: list[str], pattern: str) -> Iterator[int]:
+    """Start ``argv``; yield the port its log (stderr) reports; stop it."""
+    with tempfile.NamedTemporaryFile(prefix="http-bench-", suffix=".log") as log_file:
+        log = Path(log_file.name)
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log_file, cwd=ROOT)
+        try:
+            yield int(_wait_for_line(log, pattern, proc).group(1))
+        finally:
+            _stop([proc])
+
+
+def build_native(name: str) -> Path:
+    """gcc -O2 build of netmods/<name> over the POSIX shim (cached)."""
+    sys.path.insert(0, str(NETMODS))
+    import build as netmods_build  # netmods/build.py
+
+    module = next(m for m in netmods_build.MODULES if m.name == name)
+    sources = [NETMODS / s for s in module.sources] + [NETMODS / "common" / "wasi_native.c"]
+    exe = BUILD / name
+    newest = max(p.stat().st_mtime for p in sources + list((NETMODS / "common").glob("*.h")))
+    if not exe.exists() or exe.stat().st_mtime < newest:
+        BUILD.mkdir(parents=True, exist_ok=True)
+        cc = shutil.which("gcc") or shutil.which("cc")
+        if cc is None:
+            raise RuntimeError("gcc is needed for the native targets")
+        subprocess.run([cc, *NATIVE_FLAGS, "-I", str(NETMODS / "common"), "-o", str(exe), *map(str, sources)],
+                       check=True, cwd=NETMODS)
+    return exe
+
+
+@contextlib.contextmanager
+def _native_server(name: str, processes: int) -> Iterator[int]:
+    exe = build_native(name)
+    listener = socket.create_server(("127.0.0.1", 0), backlog=1024)
+    port = listener.getsockname()[1]
+    fd = listener.fileno()
+    env = {"PATH": os.environ.get("PATH", ""), "LISTEN_FD": str(fd), "HTTP_MAX_CONNS": "4096"}
+    procs = [subprocess.Popen([str(exe)], pass_fds=[fd], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL) for _ in range(processes)]
+    listener.close()
+    try:
+        time.sleep(0.2)
+        yield port
+    finally:
+        _stop(procs)
+
+
+_SERVE_LINE = r"listening on http://[^ ]*:(\d+)/"
+
+
+@contextlib.contextmanager
+def start_target(target: str, args: argparse.Namespace) -> Iterator[int]:
+    python = sys.executable
+    if target == "asyncwasm":
+        with _logged_server([python, "-m", "asyncwasm", "serve", "--listen", "127.0.0.1:0",
+                             "--instances", str(args.instances or args.concurrency)], _SERVE_LINE) as port:
+            yield port
+    elif target == "asyncwasm-poll":
+        module = str(NETMODS / "http_server_poll" / "http_server_poll.wasm")
+        with _logged_server([python, "-m", "asyncwasm", "serve", module, "--listen", "127.0.0.1:0",
+                             "--instances", "1", "--env", "HTTP_MAX_CONNS=4096"], _SERVE_LINE) as port:
+            yield port
+    elif target == "h11":
+        with _logged_server([python, str(HERE / "h11_server.py"), "--listen", "127.0.0.1:0"],
+                            r"listening on [^ ]*:(\d+)") as port:
+            yield port
+    elif target == "native-poll":
+        with _native_server("http_server_poll", 1) as port:
+            yield port
+    elif target == "native":
+        with _native_server("http_server", args.instances or args.concurrency) as port:
+            yield port
+    else:
+        raise ValueError(f"unknown target {target!r} (known: {', '.join(TARGETS)})")
+
+
+def check_target(port: int, echo: Optional[int]) -> None:
+    """One request with http.client: the server answers correctly."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    request, expected = make_request(echo)
+    if echo is None:
+        conn.request("GET", "/")
+    else:
+        conn.request("POST", "/echo", body=expected)
+    resp = conn.getresponse()
+    body = resp.read()
+    conn.close()
+    if resp.status != 200 or body != expected:
+        raise RuntimeError(f"bad answer from the server: {resp.status} {body[:80]!r}")
+
+
+# -- the table -----------------------------------------------------------------------------
+
+
+def print_table(results: list[Result], out=sys.stdout) -> None:
+    by = {r.target: r for r in results}
+    h11 = by.get("h11")
+    native = by.get("native-poll")
+    print(f"{'target':16} {'tool':5} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} "
+          f"{'x h11':>7} {'% native-poll':>14}", file=out)
+    for r in results:
+        vs_h11 = f"{r.rps / h11.rps:.2f}" if h11 and h11.rps else "-"
+        vs_native = f"{100 * r.rps / native.rps:.0f}%" if native and native.rps else "-"
+        print(f"{r.target:16} {r.tool:5} {r.rps:10.0f} {r.p50_ms:8.3f} {r.p99_ms:8.3f} {r.errors:7d} "
+              f"{vs_h11:>7} {vs_native:>14}{'  ' + r.note if r.note else ''}", file=out)
+    wasm = by.get("asyncwasm")
+    if wasm and h11 and h11.rps:
+        ratio = wasm.rps / h11.rps
+        print(f"target: asyncwasm >= 1.5x h11: {ratio:.2f}x ({'met' if ratio >= 1.5 else 'NOT met'})", file=out)
+    if wasm and native and native.rps:
+        ratio = wasm.rps / native.rps
+        print(f"target: asyncwasm >= 30% of native (one process): {100 * ratio:.0f}% "
+              f"({'met' if ratio >= 0.3 else 'NOT met'})", file=out)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--targets", default=",".join(TARGETS), help=f"comma-separated, of {', '.join(TARGETS)}")
+    parser.add_argument("--tool", choices=["auto", "wrk", "trio"], default="auto")
+    parser.add_argument("--concurrency", "-c", type=int, default=32, help="keep-alive connections (default 32)")
+    parser.add_argument("--instances", type=int, default=None,
+                        help="asyncwasm instances / native processes (default: = concurrency)")
+    parser.add_argument("--duration", "-d", type=float, default=5.0, help="seconds per target (default 5)")
+    parser.add_argument("--warmup", type=float, default=1.0, help="seconds before measuring (default 1)")
+    parser.add_argument("--echo", type=int, metavar="BYTES", help="POST /echo with a body of BYTES instead of GET /")
+    parser.add_argument("--quick", action="store_true", help="2 s per target, 0.5 s warm-up")
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.duration, args.warmup = 2.0, 0.5
+    tool = args.tool
+    if tool == "auto":
+        tool = "wrk" if shutil.which("wrk") else "trio"
+    elif tool == "wrk" and not shutil.which("wrk"):
+        parser.error("wrk is not installed (apt-get install wrk), use --tool trio")
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    for target in targets:
+        if target not in TARGETS:
+            parser.error(f"unknown target {target!r} (known: {', '.join(TARGETS)})")
+    print(f"# {tool}, {args.concurrency} keep-alive connections, {args.duration:g} s per target, "
+          f"{'GET /' if args.echo is None else f'POST /echo {args.echo} B'}, {os.cpu_count()} CPUs", flush=True)
+    results = []
+    for target in targets:
+        try:
+            with start_target(target, args) as port:
+                check_target(port, args.echo)
+                result = (run_wrk if tool == "wrk" else run_trio)(target, port, args)
+        except Exception as exc:  # one broken target must not hide the others
+            result = Result(target, tool, note=f"failed: {exc}".splitlines()[0][:200])
+        print(f"  {target}: {result.rps:.0f} req/s, p99 {result.p99_ms:.3f} ms {result.note}", flush=True)
+        results.append(result)
+    print()
+    print_table(results)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps([asdict(r) for r in results], indent=2))
+    return 0 if all(not r.note for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
