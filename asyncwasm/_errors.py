@@ -8,7 +8,7 @@
     ├── Trap                 the guest trapped (kind is the spec's message)
     │   └── FuelExhausted    the fuel budget ran out
     ├── Exit                 the guest called proc_exit(code)
-    └── Interrupted          the run was cancelled; the instance is unusable
+    └── Interrupted          the run was cancelled or timed out; the instance is unusable
 """
 
 from __future__ import annotations

@@ -28,8 +28,9 @@ class Statistics:
     - ``host_calls``: host functions the guest called.
     - ``suspensions``: host calls that returned an awaitable, so the guest
       waited for it in its trio task.
-    - ``slices``: fuel slices run (each OUT_OF_FUEL slice ends in a trio
-      checkpoint).
+    - ``slices``: times the driver ran the engine: each fuel slice (an
+      async one ends in a trio checkpoint) and each resumption after a
+      suspended host call.
     - ``wall_time``: seconds from the start to the end of the calls
       (until now for a call still running), including time spent suspended
       and waiting for other tasks.
@@ -37,9 +38,11 @@ class Statistics:
       synchronous host functions it called.
 
     Calls that take the synchronous fast path (``func(*args)`` on an
-    instance without fuel, timeout or call-depth limits, while no async call
-    holds it) count in ``calls``, ``fuel_used`` and ``host_calls`` but are
-    not timed: reading the clock would double the cost of a short call.
+    instance without a fuel budget or timeout, while no async call holds
+    it) count in ``calls``, ``fuel_used`` and ``host_calls`` but are not
+    timed: reading the clock would double the cost of a short call. A call
+    made from a host function while another call runs (re-entry) counts on
+    its own; its guest time is also inside the outer call's.
 
         >>> instance.statistics()
         Statistics(calls=3, fuel_used=120000, host_calls=2, suspensions=0, slices=3, wall_time=0.0021, guest_time=0.0019)

@@ -74,7 +74,7 @@ DEFAULT_YIELD_INTERVAL = 0.005
 # One unlimited slice: the engine's fuel counter is an int64; a slice this
 # large never ends a realistic run, and the drivers resume if it does.
 _UNLIMITED = 1 << 62
-# Synchronous calls with a timeout look at the clock about this often.
+# Synchronous driven calls look at the clock and at signals about this often.
 _SYNC_CHECK_INTERVAL = 0.005
 
 _perf_counter = time.perf_counter
@@ -200,10 +200,15 @@ def _current_task() -> Optional[trio.lowlevel.Task]:
         return None
 
 
-def _is_interruption(exc: BaseException) -> bool:
-    """An exception that stops a call from outside the guest (cancellation,
-    KeyboardInterrupt, ...) rather than an error of the call itself."""
-    return not isinstance(exc, Exception)
+def _stops_mid_run(exc: BaseException, fiber: Any) -> bool:
+    """Whether ``exc``, escaping a driver, leaves ``fiber``'s guest stopped
+    half-way: cancellation and KeyboardInterrupt always do; any other
+    exception does when it did not come from the guest's own outcome (the
+    fiber is still between two runs: a signal handler raised it), except
+    :class:`FuelExhausted`, which ends a call cleanly at a region boundary."""
+    if not isinstance(exc, Exception):
+        return True
+    return fiber.state in (_SUSPEND, _OUT_OF_FUEL) and not isinstance(exc, FuelExhausted)
 
 
 # --------------------------------------------------------------------------
@@ -222,7 +227,7 @@ class _Gate:
     """
 
     __slots__ = ("raw", "limits", "pacer", "totals", "holder", "depth", "lot", "running", "interrupted",
-                 "fuel_left", "fuel_used", "__weakref__")  # fmt: skip
+                 "fuel_left", "fuel_used", "active", "__weakref__")  # fmt: skip
 
     def __init__(self, raw: Any, limits: Limits) -> None:
         self.raw = raw  # the _engine.Instance, or None for a lone host function
@@ -236,6 +241,7 @@ class _Gate:
         self.interrupted: Optional[str] = None  # why, once interrupted
         self.fuel_left = limits.fuel  # None: no budget
         self.fuel_used = 0  # charged to the budget so far
+        self.active: list[Meter] = []  # calls in progress, for statistics()
 
     def attach(self) -> None:
         """Become the gate of ``raw`` and guard it if the limits need it."""
@@ -268,7 +274,18 @@ class _Gate:
 
     def statistics(self) -> Statistics:
         fast = self.raw._fast_counters if self.raw is not None else (0, 0, 0)
-        return self.totals.snapshot(fast=fast)
+        if not self.active:
+            return self.totals.snapshot(fast=fast)
+        now = Meter()  # finished calls plus the ones running now
+        now.add(self.totals)
+        for meter in self.active:
+            now.add(meter)
+            running = meter.snapshot()
+            now.fuel_used += running.fuel_used - meter.fuel_used
+            now.host_calls += running.host_calls - meter.host_calls
+            now.suspensions += running.suspensions - meter.suspensions
+            now.wall_time += running.wall_time - meter.wall_time
+        return now.snapshot(fast=fast)
 
     # -- one slice: shared by both drivers ----------------------------------------
 
@@ -316,9 +333,11 @@ class _Gate:
         fiber = _engine.Fiber(func, args, raw=raw, max_call_depth=self.limits.call_depth)
         meter = Meter()
         meter.start(fiber)
+        self.active.append(meter)
         try:
             return _shape(self._drive_sync(fiber, meter), raw)
         finally:
+            self.active.remove(meter)
             meter.finish()
             self.totals.add(meter)
 
@@ -328,19 +347,14 @@ class _Gate:
         pacer = self.pacer
         try:
             while True:
-                if deadline is None and self.fuel_left is None:
-                    fuel = _UNLIMITED
-                else:
-                    fuel = pacer.fuel_for(_SYNC_CHECK_INTERVAL)
+                # Finite slices even without limits: signals (Ctrl-C) are
+                # handled between two.
+                fuel = pacer.fuel_for(_SYNC_CHECK_INTERVAL)
                 used_before, time_before = fiber.fuel_used, meter.guest_time
                 outcome = self.run_slice(fiber, max(fuel, fiber.fuel_needed), meter)
                 pacer.observe(fiber.fuel_used - used_before, meter.guest_time - time_before)
-                if outcome == _DONE:
-                    return fiber.results
-                if outcome == _TRAP:
-                    raise fiber.trap()
-                if outcome == _SUSPEND:
-                    raise _refuse_awaitable(fiber.awaitable)
+                if outcome != _OUT_OF_FUEL:
+                    break
                 if deadline is not None and _perf_counter() >= deadline:
                     self.interrupt(f"a call ran past Limits.timeout={timeout}s")
                     raise Interrupted(
@@ -349,35 +363,43 @@ class _Gate:
                         timeout=timeout,
                     )
         except BaseException as exc:
-            if _is_interruption(exc):
+            if _stops_mid_run(exc, fiber):
                 self.interrupt(f"a synchronous call was stopped by {type(exc).__name__}")
             raise
+        if outcome == _DONE:
+            return fiber.results
+        if outcome == _TRAP:
+            raise fiber.trap()
+        raise _refuse_awaitable(fiber.awaitable)  # SUSPEND
 
     # -- async calls: one task at a time ------------------------------------------------
 
-    async def acquire(self) -> None:
-        """Wait until this task may run a call into the instance."""
-        task = trio.lowlevel.current_task()
+    async def acquire(self, task: trio.lowlevel.Task) -> None:
+        """Wait until ``task`` (the current one) may run a call into the instance."""
         if self.holder is task:  # re-entry from an async host function
             self.check_usable()
             self.depth += 1
             return
         self.check_usable()
-        if self.holder is not None:
-            await self.lot.park()  # release() hands the instance to us
-            if self.interrupted is not None:
-                self.release()
-                self.check_usable()
-        else:
+        if self.holder is None:
             self.holder = task
+            self.depth = 1
             self.update_guard()
+            return
+        await self.lot.park()  # release() hands the instance to us
         self.depth = 1
+        try:
+            self.check_usable()  # the previous holder may have been interrupted
+            await trio.lowlevel.checkpoint_if_cancelled()  # cancelled while waiting: do not start
+        except BaseException:
+            self.release()
+            raise
 
     def release(self) -> None:
         self.depth -= 1
         if self.depth > 0:
             return
-        woken = self.lot.unpark()  # the next waiter, first come first served
+        woken = self.lot.unpark() if self.lot else ()  # the next waiter, first come first served
         self.holder = woken[0] if woken else None
         self.depth = 0
         self.update_guard()
@@ -386,10 +408,17 @@ class _Gate:
         # A call made in an already-cancelled scope must not enter the guest
         # (entering then stopping it would interrupt the instance).
         await trio.lowlevel.checkpoint_if_cancelled()
-        await self.acquire()
+        task = trio.lowlevel.current_task()
+        if self.holder is None and self.interrupted is None and self.raw is not None:
+            self.holder = task  # the common case, inline: a free instance
+            self.depth = 1
+            self.raw._guarded = True
+        else:
+            await self.acquire(task)
         try:
             fiber = _engine.Fiber(func, args, max_call_depth=self.limits.call_depth)
             meter.start(fiber)
+            self.active.append(meter)
             timeout = self.limits.timeout if self.depth == 1 else None
             if timeout is None:
                 return await self._drive_async(fiber, meter)
@@ -402,6 +431,8 @@ class _Gate:
                 timeout=timeout,
             )
         finally:
+            if meter in self.active:
+                self.active.remove(meter)
             meter.finish()
             self.totals.add(meter)
             self.release()
@@ -422,6 +453,7 @@ class _Gate:
                 used_at_start = fiber.fuel_used
                 time_at_start = meter.guest_time
                 end = used_at_start + max(pacer.fuel_for(slice_target(interval, guests.running)), fiber.fuel_needed)
+                wall_start = _perf_counter()
                 while True:
                     outcome = self.run_slice(fiber, max(end - fiber.fuel_used, 0), meter)
                     if outcome != _SUSPEND:
@@ -435,15 +467,17 @@ class _Gate:
                         fiber.resume(value)
                     finally:
                         guests.running += 1
+                    if _perf_counter() - wall_start > interval:
+                        break  # host calls that never yield took the time: checkpoint, then go on
                 if outcome == _DONE:
                     return fiber.results
                 if outcome == _TRAP:
                     raise fiber.trap()
-                # OUT_OF_FUEL: the slice is over
+                # OUT_OF_FUEL, or resumed after a long suspension: the slice is over
                 pacer.observe(fiber.fuel_used - used_at_start, meter.guest_time - time_at_start)
                 await trio.lowlevel.checkpoint()
         except BaseException as exc:
-            if _is_interruption(exc):
+            if _stops_mid_run(exc, fiber):
                 self.interrupt(f"a call was stopped mid-run by {type(exc).__name__}")
             raise
         finally:
@@ -605,6 +639,8 @@ def execute(nursery: trio.Nursery, func: Any, *args: Any) -> Execution:
         >>> execution = asyncwasm.execute(nursery, instance.exports["main"])
         >>> ok = await execution.wait_for(0.05)
     """
+    if not isinstance(func, _engine.Func):
+        raise TypeError(f"execute() needs an asyncwasm.Func, not {type(func).__name__}")
     execution = Execution(func, tuple(args))
     nursery.start_soon(execution._run, name=f"asyncwasm.execute({func!r})")
     return execution

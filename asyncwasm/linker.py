@@ -7,6 +7,13 @@
     >>> instance = linker.instantiate(asyncwasm.Module.from_file("app.wasm"))
     >>> instance.exports["run"](3)
 
+WASI and trio:
+
+    >>> linker.define_wasi(asyncwasm.WasiConfig(argv=["app"]))    # a context per instance
+    >>> async with ...:
+    ...     instance = await linker.instantiate_async(module)        # start function may suspend
+    ...     await instance.exports["_start"].call_async()
+
 Import matching follows the spec's extern subtyping (Wasm 2.0, section
 "Import Matching"): functions by exact type; tables by element type and
 limits; memories by limits (an existing memory's *current* size is its

@@ -9,6 +9,7 @@ test_execution_load.py.
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import pytest
 import trio
@@ -55,6 +56,24 @@ def _instance(wait=None, note=None, limits=None, linker=None):
 
 async def _sleep_forever(x):
     await trio.sleep_forever()
+
+
+async def _ticks_during(call, period: float = 0.0) -> int:
+    """How many times a task sleeping ``period`` in a loop ran while
+    ``await call()`` ran."""
+    ticks = 0
+
+    async def ticker():
+        nonlocal ticks
+        while True:
+            await trio.sleep(period)
+            ticks += 1
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(ticker)
+        await call()
+        nursery.cancel_scope.cancel()
+    return ticks
 
 
 # -- call_async basics ------------------------------------------------------------
@@ -303,6 +322,25 @@ async def test_a_waiting_call_is_refused_when_the_holder_gets_interrupted():
     del started
 
 
+async def test_a_call_cancelled_while_waiting_its_turn_leaves_the_instance_usable():
+    release = trio.Event()
+
+    async def wait(x):
+        await release.wait()
+        return x
+
+    instance = _instance(wait=wait)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(instance.exports["wait"].call_async, 1)
+        await trio.sleep(0.001)
+        with trio.move_on_after(0.01) as scope:
+            await instance.exports["add"].call_async(1, 2)  # waits its turn, then gives up
+        assert scope.cancelled_caught
+        release.set()
+    assert not instance.interrupted
+    assert await instance.exports["add"].call_async(1, 2) == 3
+
+
 async def test_reentry_from_an_async_host_function_into_its_own_instance():
     holder = {}
 
@@ -377,6 +415,17 @@ async def test_define_wasi_gives_each_instance_its_own_context():
     first.close()  # idempotent
 
 
+async def test_wasi_guest_sleeping_suspends_only_its_task():
+    out = bytearray()
+    linker = Linker()
+    linker.define_wasi(asyncwasm.WasiConfig(argv=["sleep_poll", "sleep", "50"], stdout=out))
+    with await linker.instantiate_async(Module.from_file(str(guest_path("sleep_poll")))) as instance:
+        ticks = await _ticks_during(instance.exports["_start"].call_async, 0.005)
+    assert out == b"nanosleep=0 elapsed_ok=1\n"
+    assert ticks >= 3  # the event loop ran while the guest slept
+    assert instance.statistics().suspensions >= 1
+
+
 def test_define_wasi_unknown_import_is_a_link_error():
     module = Module(wat('(module (import "wasi_snapshot_preview1" "no_such_call" (func (param i32))))'))
     linker = Linker()
@@ -424,7 +473,7 @@ async def test_execute_wait_for_false_on_a_spinning_guest_then_cancel():
         started = trio.current_time()
         assert await execution.wait_for(0.05) is False
         waited = trio.current_time() - started
-        assert waited >= 0.05
+        assert 0.05 <= waited < 0.3  # "about 50 ms": the guest yields every few ms
         assert not execution.done
         assert instance.exports["spin"]._gate.holder is not None  # still running
         execution.cancel()
@@ -513,3 +562,36 @@ async def test_instance_statistics_add_up_fast_and_driven_calls():
     assert total.fuel_used > fast.fuel_used and total.slices >= 1
     assert total.wall_time > 0 and math.isfinite(total.guest_time)
     assert isinstance(total, asyncwasm.Statistics)
+
+
+async def test_instance_statistics_include_a_call_still_running():
+    instance = _instance(wait=_sleep_forever)
+    async with trio.open_nursery() as nursery:
+        execution = asyncwasm.execute(nursery, instance.exports["wait_then_note"], 1)
+        await trio.sleep(0.01)
+        running = instance.statistics()
+        assert running.calls == 1 and running.host_calls == 1 and running.suspensions == 1
+        assert running.fuel_used > 0 and running.wall_time > 0
+        assert execution.statistics().suspensions == 1
+        execution.cancel()
+    assert instance.statistics().calls == 1
+
+
+def test_execute_needs_a_func():
+    with pytest.raises(TypeError, match="Func"):
+        asyncwasm.execute(None, print)
+
+
+async def test_async_host_functions_that_never_yield_still_let_other_tasks_run():
+    import time
+
+    async def busy(x):  # CPU work without a checkpoint
+        deadline = time.perf_counter() + 0.001
+        while time.perf_counter() < deadline:
+            pass
+        return x
+
+    instance = _instance(wait=busy, limits=Limits(yield_interval=0.005))
+    # wait_many(100): about 0.1 s of host work
+    ticks = await _ticks_during(partial(instance.exports["wait_many"].call_async, 100))
+    assert ticks >= 10  # one checkpoint at least every ~5 calls

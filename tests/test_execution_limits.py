@@ -4,12 +4,15 @@ yield_interval; and Limits' own validation."""
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 import trio
 
 import asyncwasm
 from asyncwasm import FuelExhausted, Interrupted, Limits, Linker, Module, Trap
 
+from .test_execution import _ticks_during
 from .wat import wat
 
 GUEST = Module(wat("""
@@ -163,18 +166,12 @@ async def test_yield_interval_bounds_the_gaps_a_spinning_guest_leaves():
     """A spinning guest with yield_interval=2 ms lets a ticking task run
     many times in 0.3 s (it would get 0 chances without slicing)."""
     instance = Linker().instantiate(GUEST, limits=Limits(yield_interval=0.002))
-    ticks = 0
 
-    async def ticker():
-        nonlocal ticks
-        while True:
-            await trio.sleep(0)
-            ticks += 1
-
-    with trio.move_on_after(0.3):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(ticker)
+    async def spin_for_a_while():
+        with trio.move_on_after(0.3):
             await instance.exports["spin"].call_async()
+
+    ticks = await _ticks_during(spin_for_a_while)
     assert instance.statistics().slices > 20
     assert ticks > 20
 
@@ -204,3 +201,30 @@ def test_bad_limits_are_rejected(kwargs, error):
 def test_limits_are_checked_at_instantiation():
     with pytest.raises(TypeError, match="Limits"):
         Linker().instantiate(GUEST, limits={"fuel": 10})
+
+
+class _Alarm(Exception):
+    pass
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs signal.setitimer")
+@pytest.mark.parametrize("limits", [None, Limits(fuel=10**15)], ids=["fast-path", "driven"])
+def test_a_signal_handler_stops_a_spinning_sync_call_and_interrupts_the_instance(limits):
+    """Ctrl-C (or any signal handler that raises) stops a synchronous call
+    of a guest in an infinite loop, on the fast path too."""
+
+    def handler(signum, frame):
+        raise _Alarm()
+
+    instance = Linker().instantiate(GUEST, limits=limits)
+    previous = signal.signal(signal.SIGALRM, handler)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        with pytest.raises(_Alarm):
+            instance.exports["spin"]()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert instance.interrupted
+    with pytest.raises(Interrupted, match="_Alarm"):
+        instance.exports["count"](1)

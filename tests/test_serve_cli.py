@@ -74,7 +74,7 @@ def get(port: int, method: str, path: str, body: bytes | None = None) -> tuple[i
 
 
 def test_serve_embedded_then_sigterm(tmp_path):
-    with serve(tmp_path, "--instances", "3", "--grace", "5") as proc:
+    with serve(tmp_path, "--instances", "3", "--grace", "5", "--yield-interval", "0.01") as proc:
         port = proc.port()
         status, body = get(port, "GET", "/")
         assert status == 200 and body.startswith(b"hello")
@@ -121,6 +121,9 @@ def test_bad_module_and_bad_address_are_clear_errors(tmp_path):
     with serve(tmp_path, str(broken)) as proc:
         assert proc.popen.wait(TIMEOUT) == 1
         assert "not a valid module" in proc.log
+    with serve(tmp_path, "--max-memory", "4MiB") as proc:  # http_server needs more than 16 MiB
+        assert proc.popen.wait(TIMEOUT) == 1
+        assert "cannot instantiate the embedded http_server" in proc.log and "max_memory_pages" in proc.log
     out = subprocess.run([sys.executable, "-m", "asyncwasm", "serve", "--listen", "nonsense"],
                          capture_output=True, text=True, cwd=ROOT, timeout=TIMEOUT)
     assert out.returncode == 2 and "HOST:PORT" in out.stderr
@@ -137,3 +140,22 @@ def test_second_signal_stops_at_once(tmp_path):
             proc.popen.send_signal(signal.SIGTERM)
             assert proc.popen.wait(TIMEOUT) == 0
         assert "stopping now" in proc.log
+
+
+def test_instance_out_of_fuel_is_restarted_and_serving_goes_on(tmp_path):
+    with serve(tmp_path, "--instances", "1", "--fuel", "300000", "--restart-delay", "0.01") as proc:
+        port = proc.port()
+        for _ in range(60):  # far more requests than one life's fuel pays for
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            try:
+                conn.request("GET", "/")
+                resp = conn.getresponse()
+                assert resp.status == 200 and resp.read().startswith(b"hello")
+            except (ConnectionError, http.client.RemoteDisconnected):
+                pass  # the request that ran out of fuel loses its connection
+            finally:
+                conn.close()
+        proc.wait_for(r"instance 0: ran out of fuel; restarting in")
+        assert get(port, "GET", "/")[0] == 200
+        proc.popen.send_signal(signal.SIGTERM)
+        assert proc.popen.wait(TIMEOUT) == 0

@@ -10,22 +10,12 @@ import socket
 import pytest
 import trio
 
-from asyncwasm.serve.handoff import Handoff, parse_address
+from asyncwasm.serve.handoff import Handoff
 from asyncwasm.wasi import WasiConfig, WasiContext
 from asyncwasm.wasi.abi import Errno, Fdflags, Filetype, WasiError
 from asyncwasm.wasi.sockets import HandedListenerEntry
 
 TIMEOUT = 10
-
-
-def test_parse_address():
-    assert parse_address("127.0.0.1:8080") == ("127.0.0.1", 8080)
-    assert parse_address("[::1]:0") == ("::1", 0)
-    assert parse_address(":9000") == ("0.0.0.0", 9000)
-    assert parse_address("localhost:1") == ("localhost", 1)
-    for bad in ("127.0.0.1", "127.0.0.1:x", "::1:80", "[zz]:80", "h:70000", ""):
-        with pytest.raises(ValueError):
-            parse_address(bad)
 
 
 async def _connect(port: int) -> trio.SocketStream:

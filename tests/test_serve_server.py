@@ -178,6 +178,8 @@ async def test_200_instances_serve_concurrent_requests():
             hosted = await start_server(nursery, instances=count)
             assert hosted.server.supervisor.running == count
             served: list[int] = []
+            first_answers = [0]
+            all_connected = trio.Event()
 
             async def client(i: int) -> None:
                 stream = await trio.open_tcp_stream("127.0.0.1", hosted.port)
@@ -186,6 +188,13 @@ async def test_200_instances_serve_concurrent_requests():
                     body = f"client {i} round {round_}".encode()
                     status, _, echoed = await h11_request(stream, conn, "POST", "/echo", body)
                     assert (status, echoed) == (200, body)
+                    if round_ == 0:
+                        # Keep this connection (and so its instance) until every
+                        # client has been answered once: 200 served at the same time.
+                        first_answers[0] += 1
+                        if first_answers[0] == count:
+                            all_connected.set()
+                        await all_connected.wait()
                 served.append(i)
                 await stream.aclose()
 
@@ -193,8 +202,9 @@ async def test_200_instances_serve_concurrent_requests():
                 for i in range(count):
                     clients.start_soon(client, i)
             assert sorted(served) == list(range(count))
-            # All 200 were open at once, so all 200 instances took one.
+            # 200 connections open at once, each held by its own instance.
             assert hosted.server.handoff.accepted == count
+            assert hosted.server.supervisor.restarts == 0
             hosted.server.shutdown()
 
 
@@ -392,3 +402,52 @@ async def test_shutdown_cancels_after_the_grace_period():
             assert await stream.receive_some(100) == b""  # closed by the cancelled instance
             await stream.aclose()
     assert any(line.startswith("grace period over: cancelling 1 ") for line in hosted.log)
+
+
+# A WasmEdge-socket guest that opens a TCP socket, binds 127.0.0.1:PORT and
+# listens; it exits with the first failing errno (or 0), so the test sees
+# exactly what the policy answered.
+def _listener_guest(port: int) -> bytes:
+    return wat(f"""
+(module
+  (import "wasi_snapshot_preview1" "sock_open" (func $open (param i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "sock_bind" (func $bind (param i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "sock_listen" (func $listen (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "\\7f\\00\\00\\01")          ;; 127.0.0.1
+  (data (i32.const 32) "\\10\\00\\00\\00\\04\\00\\00\\00")  ;; WasiAddress{{buf=16, len=4}}
+  (func (export "_start") (local $err i32)
+    (local.set $err (call $open (i32.const 1) (i32.const 2) (i32.const 0)))   ;; inet4, stream -> fd at 0
+    (if (local.get $err) (then (call $exit (i32.add (i32.const 100) (local.get $err)))))
+    (local.set $err (call $bind (i32.load (i32.const 0)) (i32.const 32) (i32.const {port})))
+    (if (local.get $err) (then (call $exit (local.get $err))))
+    (local.set $err (call $listen (i32.load (i32.const 0)) (i32.const 16)))
+    (call $exit (local.get $err))))
+""")
+
+
+async def _listen_as_guest(port: int, policy: NetPolicy) -> int:
+    linker = Linker()
+    linker.define_wasi(WasiConfig(net_policy=policy))
+    instance = await linker.instantiate_async(Module(_listener_guest(port)))
+    with instance:
+        try:
+            await instance.exports["_start"].call_async()
+        except asyncwasm.Exit as exc:
+            return exc.code
+    return 0
+
+
+async def test_listen_policy_seen_by_a_guest():
+    from asyncwasm.wasi.abi import Errno
+
+    probe = socket.create_server(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()  # a port that was free a moment ago
+    with trio.fail_after(TIMEOUT):
+        assert await _listen_as_guest(port, NetPolicy(listen=[f"127.0.0.1:{port}"])) == 0
+        assert await _listen_as_guest(port, NetPolicy(listen=[f"127.0.0.1:{port}-{port + 5}"])) == 0
+        for policy in (NetPolicy(), NetPolicy(listen=[f"127.0.0.1:{port + 1}"]),
+                       NetPolicy(listen=["10.0.0.0/8"]), NetPolicy(connect=[f"127.0.0.1:{port}"])):
+            assert await _listen_as_guest(port, policy) == Errno.ACCES, policy

@@ -575,6 +575,28 @@ static void count_fast_call(const rt_func *fn, const fiber *f)
     inst->fast_host_calls += f->host_calls;
 }
 
+/* The fast path runs in slices this big (a few ms of guest code) only to
+ * look at signals in between, so that Ctrl-C stops a spinning guest. */
+#define SYNC_SIGNAL_SLICE ((int64_t)1 << 23)
+
+/* A signal handler raised while `fn`'s guest was mid-run: the fiber is
+ * dropped, so its instance is marked interrupted through its gate (the
+ * Python side, asyncwasm.execution), keeping the exception set. */
+static void interrupt_instance(const rt_func *fn)
+{
+    if (fn->inst == NULL || fn->inst->owner == NULL) return;
+    PyObject *gate = ((InstanceObject *)fn->inst->owner)->gate;
+    if (gate == NULL) return;
+    PyObject *exc = rt_err_take();
+    PyObject *name = exc ? PyUnicode_FromFormat("a synchronous call was stopped by %s", Py_TYPE(exc)->tp_name)
+                         : NULL;
+    PyObject *r = name ? PyObject_CallMethod(gate, "interrupt", "O", name) : NULL;
+    if (r == NULL) PyErr_WriteUnraisable(gate);
+    Py_XDECREF(r);
+    Py_XDECREF(name);
+    rt_err_raise(exc);
+}
+
 static PyObject *run_sync(const rt_func *fn, const uint64_t *args, bool raw)
 {
     rt_fiber *rf = pool_take();
@@ -587,10 +609,16 @@ static PyObject *run_sync(const rt_func *fn, const uint64_t *args, bool raw)
         raise_start_failed(&rf->f, fn);
     } else if (Py_EnterRecursiveCall(" in a Wasm call") == 0) {
         int outcome;
-        do {
-            int64_t fuel = INT64_MAX;
+        for (;;) {
+            int64_t fuel = rf->f.fuel_needed > SYNC_SIGNAL_SLICE ? rf->f.fuel_needed : SYNC_SIGNAL_SLICE;
             outcome = run_fiber(rf, &fuel);
-        } while (outcome == RUN_OUT_OF_FUEL);
+            if (outcome != RUN_OUT_OF_FUEL) break;
+            if (PyErr_CheckSignals() < 0) {
+                interrupt_instance(fn);
+                outcome = RUN_ERROR;
+                break;
+            }
+        }
         Py_LeaveRecursiveCall();
         count_fast_call(fn, &rf->f);
         result = sync_outcome(rf, outcome, raw);
@@ -840,7 +868,9 @@ static PyMethodDef Func_methods[] = {
      "call_raw(*args) -> tuple\n\n"
      "Call with numbers as bit patterns (non-negative ints); results always a tuple."},
     {"call_async", (PyCFunction)(void (*)(void))Func_call_async, METH_FASTCALL,
-     "call_async(*args) -> awaitable\n\nCall through the async driver (see asyncwasm.execution)."},
+     "call_async(*args) -> awaitable\n\n"
+     "await func.call_async(*args): the call driven by trio in the current task (see\n"
+     "asyncwasm.execution.call_async); returns what func(*args) returns."},
     {NULL},
 };
 

@@ -12,8 +12,8 @@
 - :mod:`.cli`: the ``asyncwasm serve`` command.
 """
 
-from .handoff import Handoff, bind_listener, parse_address
+from .handoff import Handoff
 from .server import Server
 from .supervisor import Backoff, Supervisor
 
-__all__ = ["Handoff", "Server", "Supervisor", "Backoff", "bind_listener", "parse_address"]
+__all__ = ["Handoff", "Server", "Supervisor", "Backoff"]

@@ -25,12 +25,13 @@ from typing import Callable, Optional, TextIO
 
 import trio
 
-from .._errors import ModuleError
+from .._errors import LinkError, ModuleError, Trap
 from ..execution import Limits
 from ..module import Module
 from ..wasi.netpolicy import NetPolicy
 from .embedded import embedded_module
-from .handoff import Handoff, parse_address
+from ..run import parse_address, parse_size, size_to_pages
+from .handoff import Handoff
 from .server import Server
 from .supervisor import Backoff
 
@@ -69,6 +70,13 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _size_pages(text: str) -> int:
+    try:
+        return size_to_pages(parse_size(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _env(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key:
@@ -92,8 +100,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fuel", type=_positive_int, metavar="UNITS",
                         help="fuel budget per instance life (about one unit per instruction); "
                              "an instance that runs out is restarted")
-    parser.add_argument("--max-memory", type=_positive_int, metavar="PAGES",
-                        help="most linear memory per instance, in 64 KiB pages")
+    parser.add_argument("--max-memory", type=_size_pages, metavar="SIZE",
+                        help="most linear memory per instance, e.g. 64MiB (as asyncwasm run)")
+    parser.add_argument("--yield-interval", type=_seconds, default=None, metavar="SECONDS",
+                        help="longest a busy instance runs before letting the others run "
+                             "(default: the runtime's, 0.005); larger: less switching, more latency")
     parser.add_argument("--allow-connect", action="append", default=[], metavar="RULE",
                         help="let guests connect to ADDR[/PREFIX][:PORT[-PORT]] (repeatable)")
     parser.add_argument("--allow-dns", action="store_true", help="let guests resolve host names")
@@ -122,7 +133,8 @@ async def serve(args: argparse.Namespace, err: TextIO) -> int:
     log = _logger(err)
     try:
         module = Module.from_file(args.module) if args.module else embedded_module()
-        limits = Limits(fuel=args.fuel, max_memory_pages=args.max_memory)
+        limits = Limits(fuel=args.fuel, max_memory_pages=args.max_memory,
+                        **({} if args.yield_interval is None else {"yield_interval": args.yield_interval}))
         policy = NetPolicy(connect=args.allow_connect, dns=args.allow_dns)
     except OSError as exc:
         log(f"error: {args.module}: {exc.strerror or exc}")
@@ -145,8 +157,13 @@ async def serve(args: argparse.Namespace, err: TextIO) -> int:
                     net_policy=policy, grace=args.grace, backoff=Backoff(initial=args.restart_delay,
                                                                          maximum=max(30.0, args.restart_delay)),
                     log=log)
-    log(f"serving {args.module or 'the embedded http_server'} "
-        f"({module.name or 'unnamed'}, compiled once)")
+    try:
+        await server.check()
+    except (LinkError, Trap, OSError) as exc:
+        handoff.close()
+        log(f"error: cannot instantiate {args.module or 'the embedded http_server'}: {exc}")
+        return EXIT_FAILURE
+    log(f"serving {args.module or 'the embedded http_server'} (compiled once)")
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_signals, server, nursery.cancel_scope, log)
         await server.run()

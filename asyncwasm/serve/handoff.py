@@ -25,54 +25,18 @@ from __future__ import annotations
 
 import collections
 import errno
-import ipaddress
 import socket
 from typing import Iterable, Optional, Sequence
 
 import trio
 
-__all__ = ["Handoff", "parse_address", "bind_listener"]
+from ..run import open_listener, parse_address
+
+__all__ = ["Handoff"]
 
 # accept(2) errors that concern one connection or a passing shortage, not the listener.
 _TRANSIENT = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.ECONNABORTED, errno.EPROTO,
               errno.EPERM}
-
-
-def parse_address(text: str) -> tuple[str, int]:
-    """``"HOST:PORT"``, ``"[V6]:PORT"`` or ``":PORT"`` as ``(host, port)``.
-
-        >>> parse_address("127.0.0.1:8080")
-        ('127.0.0.1', 8080)
-        >>> parse_address("[::1]:0")
-        ('::1', 0)
-
-    Raises ValueError with the reason."""
-    host, sep, port_text = text.rpartition(":")
-    if not sep or not port_text.isdigit():
-        raise ValueError(f"listen address must be HOST:PORT, not {text!r}")
-    port = int(port_text)
-    if port > 65535:
-        raise ValueError(f"port out of range in {text!r}")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-        ipaddress.IPv6Address(host)
-    elif ":" in host:
-        raise ValueError(f"write an IPv6 address in brackets: [{host}]:{port}")
-    return host or "0.0.0.0", port
-
-
-def bind_listener(host: str, port: int, backlog: int = 1024) -> socket.socket:
-    """A non-blocking listening TCP socket on ``host:port`` (SO_REUSEADDR;
-    port 0 picks a free one)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    if family == socket.AF_INET and host not in ("", "0.0.0.0"):
-        try:
-            ipaddress.IPv4Address(host)
-        except ValueError:  # a name: resolve it
-            family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-    sock = socket.create_server((host, port), family=family, backlog=backlog)
-    sock.setblocking(False)
-    return sock
 
 
 class Handoff:
@@ -101,11 +65,13 @@ class Handoff:
 
     @classmethod
     def bind(cls, addresses: Iterable[str], backlog: int = 1024) -> "Handoff":
-        """A handoff over new listeners bound to each ``"HOST:PORT"``."""
+        """A handoff over new listeners bound to each ``"HOST:PORT"``
+        (``"[V6]:PORT"``; port 0 picks a free one). ValueError for a bad
+        address, OSError when one cannot be bound."""
         socks: list[socket.socket] = []
         try:
             for text in addresses:
-                socks.append(bind_listener(*parse_address(text), backlog=backlog))
+                socks.append(open_listener(*parse_address(text), backlog=backlog))
         except BaseException:
             for sock in socks:
                 sock.close()
@@ -130,6 +96,12 @@ class Handoff:
             self._demand.unpark_all()  # every listener's loop: any of them may have the connection
         try:
             await self._arrived.park()
+        except BaseException:
+            # Cancelled, perhaps just after being picked for a connection:
+            # pass it on, or it would wait for the next arrival.
+            if self._pending:
+                self._arrived.unpark()
+            raise
         finally:
             self.waiting -= 1
 

@@ -30,21 +30,16 @@ import trio
 from ..execution import Limits
 from ..linker import Linker
 from ..module import Module
+from ..run import format_address
 from ..wasi import WasiConfig
 from ..wasi.netpolicy import NetPolicy
 from .handoff import Handoff
 from .supervisor import Backoff, Supervisor
 
-__all__ = ["Server", "format_address"]
+__all__ = ["Server"]
 
 # How often shutdown looks whether the in-flight connections are done.
 _DRAIN_POLL = 0.02
-
-
-def format_address(address: tuple) -> str:
-    """``('127.0.0.1', 80)`` -> ``127.0.0.1:80``; IPv6 in brackets."""
-    host, port = address[0], address[1]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class Server:
@@ -85,6 +80,14 @@ class Server:
             await instance.exports["_start"].call_async()
         finally:
             instance.close()
+
+    async def check(self) -> None:
+        """Instantiate the module once and close it: raises what every
+        instance would (LinkError for missing imports or memory above the
+        limits, OSError for a listener), so a server that cannot start fails
+        at once instead of restarting forever."""
+        instance = await self.linker.instantiate_async(self.module, limits=self.limits)
+        instance.close()
 
     def shutdown(self) -> None:
         """Begin the graceful shutdown (idempotent; safe from any task)."""

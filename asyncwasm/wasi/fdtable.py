@@ -135,6 +135,9 @@ class Entry:
     filetype: Filetype = Filetype.UNKNOWN
     is_directory = False
     is_socket = False
+    #: False for objects without a file position (pipes, terminals, sockets,
+    #: in-memory stdio): positioned I/O on them is SPIPE, whatever the rights.
+    seekable = False
     #: Guest-visible name when this fd is a preopen (``fd_prestat_*``).
     preopen_name: Optional[bytes] = None
 
@@ -275,6 +278,7 @@ class OsEntry(Entry):
             fdflags,
         )
         self.is_stream = filetype not in (Filetype.REGULAR_FILE, Filetype.DIRECTORY, Filetype.BLOCK_DEVICE)
+        self.seekable = not self.is_stream
         self.os_nonblocking = os_nonblocking
         # A write that poll() allowed may still block if larger than the
         # pipe's free space; terminals drain on their own.

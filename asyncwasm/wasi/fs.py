@@ -63,6 +63,18 @@ async def _store_later(ctx: Any, awaitable: Awaitable[int], out_ptr: int) -> int
     return Errno.SUCCESS
 
 
+def _positioned(ctx: Any, fd: int, access: int) -> Any:
+    """The entry for ``fd_pread``/``fd_pwrite``: ``access`` (FD_READ or
+    FD_WRITE) first, then SPIPE for an object that has no position, and only
+    then FD_SEEK. A pipe or terminal lacks FD_SEEK because it cannot seek, and
+    POSIX calls that ESPIPE: Zig's std writes stdout with ``fd_pwrite`` and
+    falls back to ``fd_write`` on SPIPE only (NOTCAPABLE fails the write)."""
+    entry = ctx.fds.get(fd, access)
+    if not entry.seekable:
+        raise WasiError(Errno.SPIPE)
+    return ctx.fds.get(fd, access | Rights.FD_SEEK)
+
+
 def timestamps(ctx: Any, atim: int, mtim: int, fst_flags: int) -> tuple[Optional[int], Optional[int]]:
     """The (atime, mtime) in ns to set for ``fst_flags``; None = leave as is.
 
@@ -198,9 +210,9 @@ def fd_pread(ctx: Any, fd: int, iovs: int, iovs_len: int, offset: int, nread: in
     """``preadv`` at ``offset`` without moving the fd's position.
 
     Writes the byte count (u32) at ``nread``. Errnos: BADF, NOTCAPABLE (needs
-    FD_READ and FD_SEEK), FAULT, INVAL (iovs_len > 1024 or offset too large),
-    SPIPE (not seekable), ISDIR."""
-    entry = ctx.fds.get(fd, Rights.FD_READ | Rights.FD_SEEK)
+    FD_READ, then FD_SEEK), FAULT, INVAL (iovs_len > 1024 or offset too
+    large), SPIPE (not seekable, before the FD_SEEK check), ISDIR."""
+    entry = _positioned(ctx, fd, Rights.FD_READ)
     buffers = ctx.memory.iovecs(iovs, iovs_len)
     ctx.memory.check(nread, 4)
     return _after_io(ctx, entry.pread(buffers, _check_offset(offset)), nread)
@@ -235,9 +247,9 @@ def fd_prestat_dir_name(ctx: Any, fd: int, path: int, path_len: int) -> ErrnoRes
 @host_function(fd=FD, iovs=PTR, iovs_len=U32, offset=U64, nwritten=PTR)
 def fd_pwrite(ctx: Any, fd: int, iovs: int, iovs_len: int, offset: int, nwritten: int) -> ErrnoResult:
     """``pwritev`` at ``offset``. Writes the byte count (u32) at ``nwritten``.
-    Errnos: BADF, NOTCAPABLE (needs FD_WRITE and FD_SEEK), FAULT, INVAL, SPIPE,
-    FBIG, NOSPC."""
-    entry = ctx.fds.get(fd, Rights.FD_WRITE | Rights.FD_SEEK)
+    Errnos: BADF, NOTCAPABLE (needs FD_WRITE, then FD_SEEK), FAULT, INVAL,
+    SPIPE (not seekable, before the FD_SEEK check), FBIG, NOSPC."""
+    entry = _positioned(ctx, fd, Rights.FD_WRITE)
     buffers = ctx.memory.iovecs(iovs, iovs_len)
     ctx.memory.check(nwritten, 4)
     return _after_io(ctx, entry.pwrite(buffers, _check_offset(offset)), nwritten)

@@ -203,7 +203,8 @@ def path_open(
     """``openat``; writes the new fd (u32) at ``opened_fd``.
 
     The new fd's rights are the requested ones within the directory's
-    inheriting rights, trimmed to what its file type supports. Requesting an
+    inheriting rights, trimmed to what its file type supports (a new
+    directory's own inheriting rights: see :func:`_inheriting`). Requesting an
     access right (read, write, allocate, truncate, datasync) the directory
     cannot hand down is NOTCAPABLE. CREAT needs PATH_CREATE_FILE and TRUNC
     PATH_FILESTAT_SET_SIZE on the directory. Opening a directory for writing
@@ -219,7 +220,7 @@ def path_open(
     if wanted & _ACCESS_RIGHTS & ~directory.rights_inheriting:
         raise WasiError(Errno.NOTCAPABLE)
     base = wanted & directory.rights_inheriting
-    inheriting = fs_rights_inheriting & directory.rights_inheriting
+    inheriting = _inheriting(fs_rights_inheriting, directory)
     name = _path(ctx, path, path_len)
     split_path(name)  # NOENT/INVAL/NOTCAPABLE before touching the host
     ctx.memory.check(opened_fd, 4)
@@ -232,6 +233,22 @@ def path_open(
         raise
     ctx.memory.store_u32(opened_fd, ctx.fds.add(entry))
     return Errno.SUCCESS
+
+
+def _inheriting(requested: int, directory: DirEntry) -> int:
+    """The rights an fd opened from ``directory`` may hand down (they only
+    matter when it is a directory): what was asked, within ``directory``'s.
+
+    Except a request with no access right at all (no FD_READ, FD_WRITE, ...):
+    under it no file below could ever be read or written, so it is not a
+    meaningful attenuation, and it is what Zig's std asks for every directory
+    it opens (inheriting = its own directory rights; wasmtime does not enforce
+    inheriting rights). Such a request gets ``directory``'s inheriting rights.
+    The host's limits still hold: a read-only preopen's inheriting rights have
+    no write rights, and every directory below inherits at most those."""
+    if not requested & _ACCESS_RIGHTS:
+        return directory.rights_inheriting
+    return requested & directory.rights_inheriting
 
 
 def _entry_for(host_fd: int, base: int, inheriting: int, fdflags: int) -> OsEntry:

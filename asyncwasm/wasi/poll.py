@@ -67,6 +67,8 @@ from .sock import extension_function
 
 ErrnoResult = Union[int, Awaitable[int]]
 _U64 = 0xFFFFFFFFFFFFFFFF
+_FD_READ = int(Eventtype.FD_READ)
+_ABSTIME = int(Subclockflags.SUBSCRIPTION_CLOCK_ABSTIME)
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,7 @@ def decode_subscriptions(data: bytes) -> list[Subscription]:
             subs.append(ClockSubscription(userdata, clock_id, timeout, precision, flags))
         elif tag in (Eventtype.FD_READ, Eventtype.FD_WRITE):
             (fd,) = SUBSCRIPTION_FD.unpack_from(data, payload)
-            subs.append(FdSubscription(userdata, Eventtype(tag), fd))
+            subs.append(FdSubscription(userdata, _EVENTTYPES[tag], fd))
         else:
             subs.append(BadSubscription(userdata, tag, Errno.INVAL))
     return subs
@@ -139,9 +141,9 @@ def clock_deadline(sub: ClockSubscription, monotonic_now: int, realtime_now: int
 
     INVAL for unknown flag bits or clock ids; NOTSUP for the CPU-time clocks
     (we cannot sleep until a CPU-time instant)."""
-    if sub.flags & ~int(Subclockflags.SUBSCRIPTION_CLOCK_ABSTIME):
+    if sub.flags & ~_ABSTIME:
         raise WasiError(Errno.INVAL)
-    absolute = bool(sub.flags & Subclockflags.SUBSCRIPTION_CLOCK_ABSTIME)
+    absolute = bool(sub.flags & _ABSTIME)
     if sub.clock_id == Clockid.MONOTONIC:
         return sub.timeout if absolute else monotonic_now + sub.timeout
     if sub.clock_id == Clockid.REALTIME:
@@ -205,10 +207,16 @@ def collect(plan: Plan, monotonic_now: int, fired_until: Optional[int], fd_ready
     return events, earliest, waiting
 
 
+# Plain ints and prebuilt members: these run once per subscription per call,
+# and enum arithmetic costs more than the rest of the check.
+_READ_RIGHTS = int(Rights.POLL_FD_READWRITE | Rights.FD_READ)
+_WRITE_RIGHTS = int(Rights.POLL_FD_READWRITE | Rights.FD_WRITE)
+_EVENTTYPES = {int(t): t for t in Eventtype}
+
+
 def _pollable_entry(ctx: Any, sub: FdSubscription) -> Any:
     """The entry ``sub`` watches, with the rights polling it needs (WasiError)."""
-    reading = sub.eventtype == Eventtype.FD_READ
-    return ctx.fds.get(sub.fd, Rights.POLL_FD_READWRITE | (Rights.FD_READ if reading else Rights.FD_WRITE))
+    return ctx.fds.get(sub.fd, _READ_RIGHTS if sub.eventtype == _FD_READ else _WRITE_RIGHTS)
 
 
 def _level_event(entry: Any, sub: FdSubscription) -> Optional[Event]:
@@ -284,17 +292,26 @@ def _level_poller(ctx: Any) -> "EdgePoller":
     return ctx.net.level_poller
 
 
-def _many_readiness(ctx: Any, ready_bits: dict[int, int]) -> FdQuery:
-    """Level readiness, asking entries only for fds the epoll set reported."""
+def _many_readiness(ctx: Any, ready_bits: dict[int, int], looked_up: dict[tuple[int, int], Any]) -> FdQuery:
+    """Level readiness, asking entries only for fds the epoll set reported.
+    ``looked_up``: (fd, eventtype) -> (entry, host fd) or the WasiError of
+    the lookup, filled on first use (the guest's table cannot change while
+    its call is in progress)."""
 
     def query(sub: FdSubscription) -> Optional[Event]:
-        try:
-            entry = _pollable_entry(ctx, sub)
-        except WasiError as exc:
-            return Event(sub.userdata, exc.errno, sub.eventtype)
-        host_fd = entry.host_fd
+        key = (sub.fd, sub.eventtype)
+        found = looked_up.get(key)
+        if found is None:
+            try:
+                entry = _pollable_entry(ctx, sub)
+                found = looked_up[key] = (entry, entry.host_fd)
+            except WasiError as exc:
+                found = looked_up[key] = exc
+        if isinstance(found, WasiError):
+            return Event(sub.userdata, found.errno, sub.eventtype)
+        entry, host_fd = found
         if host_fd is not None:
-            wanted = (_EDGE_READ if sub.eventtype == Eventtype.FD_READ else _EDGE_WRITE) | _EDGE_ALWAYS
+            wanted = _WANT_READ if sub.eventtype == _FD_READ else _WANT_WRITE
             if not ready_bits.get(host_fd, 0) & wanted:
                 return None
         return _level_event(entry, sub)
@@ -305,8 +322,9 @@ def _many_readiness(ctx: Any, ready_bits: dict[int, int]) -> FdQuery:
 def _poll_many(ctx: Any, plan: Plan, out: int, nevents: int) -> ErrnoResult:
     poller = _level_poller(ctx)
     _register_edges(ctx, poller, plan, retain=True)
+    looked_up: dict[tuple[int, int], Any] = {}
     ready, earliest, waiting = collect(plan, ctx.clocks.monotonic_ns(), None,
-                                       _many_readiness(ctx, poller.ready_now()))
+                                       _many_readiness(ctx, poller.ready_now(), looked_up))
     if ready:
         return _store_events(ctx, out, nevents, ready)
     return Later(_many_wait_and_store, ctx, poller, plan, earliest, waiting, out, nevents)
@@ -320,7 +338,7 @@ async def _many_wait_and_store(ctx: Any, poller: "EdgePoller", plan: Plan, earli
         if fired is not None:
             fired_until = fired if fired_until is None else max(fired, fired_until)
         ready, earliest, waiting = collect(plan, ctx.clocks.monotonic_ns(), fired_until,
-                                           _many_readiness(ctx, poller.ready_now()))
+                                           _many_readiness(ctx, poller.ready_now(), {}))
         if ready:
             return _store_events(ctx, out, nevents, ready)
 
@@ -381,6 +399,8 @@ async def _wait_any(ctx: Any, deadline: Optional[int], waiting: list[FdSubscript
 _EDGE_READ = select.EPOLLIN | select.EPOLLRDHUP
 _EDGE_WRITE = select.EPOLLOUT
 _EDGE_ALWAYS = select.EPOLLHUP | select.EPOLLERR
+_WANT_READ = _EDGE_READ | _EDGE_ALWAYS
+_WANT_WRITE = _EDGE_WRITE | _EDGE_ALWAYS
 
 
 class EdgePoller:
@@ -486,7 +506,7 @@ def _register_edges(ctx: Any, poller: EdgePoller, plan: Plan, retain: bool = Fal
             continue  # reported by the query as the event's error
         host_fd = entry.host_fd
         if host_fd is not None:
-            bits = _EDGE_READ if sub.eventtype == Eventtype.FD_READ else _EDGE_WRITE
+            bits = _EDGE_READ if sub.eventtype == _FD_READ else _EDGE_WRITE
             masks[host_fd] = (entry, masks.get(host_fd, (entry, 0))[1] | bits)
     if retain:
         poller.retain(masks)

@@ -86,6 +86,7 @@ _TIMEVAL = struct.Struct("<qq")  # wasm32 wasi-libc ``struct timeval``: i64 tv_s
 _NO_TIMEOUT = bytes(_TIMEVAL.size)
 _POLLRDHUP = getattr(select, "POLLRDHUP", 0x2000)
 _NONBLOCK = int(Fdflags.NONBLOCK)
+_MSG_NOSIGNAL = int(socket.MSG_NOSIGNAL)  # plain int: socket.MsgFlag arithmetic is enum arithmetic
 
 
 def _advance(buffers: Sequence[memoryview], n: int) -> list[memoryview]:
@@ -185,8 +186,11 @@ class SocketEntry(Entry):
 
     # -- receiving -------------------------------------------------------------
     def _try_recv(self, buffers: list[memoryview], flags: int) -> Optional[RecvResult]:
+        sock = self.host_socket()
         try:
-            n, _, msg_flags, address = self.host_socket().recvmsg_into(buffers, 0, flags)
+            if self.is_stream and len(buffers) == 1:  # the common case, without recvmsg's tuple
+                return sock.recv_into(buffers[0], 0, flags), 0, None
+            n, _, msg_flags, address = sock.recvmsg_into(buffers, 0, flags)
         except BlockingIOError:
             return None
         return n, msg_flags, address
@@ -235,8 +239,8 @@ class SocketEntry(Entry):
         sock = self.host_socket()
         try:
             if address is None:
-                return sock.sendmsg(buffers, (), socket.MSG_NOSIGNAL)
-            return sock.sendmsg(buffers, (), socket.MSG_NOSIGNAL, address)
+                return sock.sendmsg(buffers, (), _MSG_NOSIGNAL)
+            return sock.sendmsg(buffers, (), _MSG_NOSIGNAL, address)
         except BlockingIOError:
             return None
 

@@ -36,7 +36,8 @@ import trio
 
 import asyncwasm
 from asyncwasm import Linker, Module, WasiConfig
-from asyncwasm.serve import Handoff, bind_listener
+from asyncwasm.run import open_listener
+from asyncwasm.serve import Handoff
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MODULE = ROOT / "netmods" / "http_server" / "http_server.wasm"
@@ -65,7 +66,7 @@ async def stop_on_signal(scope: trio.CancelScope) -> None:
 
 
 async def shared(module: Module, host: str, port: int, instances: int) -> None:
-    handoff = Handoff([bind_listener(host, port)])
+    handoff = Handoff([open_listener(host, port, backlog=1024)])
     print(f"{instances} instances on http://{host}:{handoff.addresses()[0][1]}/ (one shared listener)",
           file=sys.stderr, flush=True)
     linker = Linker()
@@ -84,7 +85,7 @@ async def per_instance(module: Module, host: str, port: int, instances: int) -> 
     listeners: list[socket.socket] = []
     try:
         for index in range(instances):
-            listeners.append(bind_listener(host, port + index if port else 0))
+            listeners.append(open_listener(host, port + index if port else 0, backlog=1024))
         ports = [sock.getsockname()[1] for sock in listeners]
         print(f"{instances} instances on ports {', '.join(map(str, ports))} (one listener each)",
               file=sys.stderr, flush=True)

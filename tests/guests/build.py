@@ -1,20 +1,30 @@
-"""Rebuild the WASI test guests: every ``*.c`` here -> ``*.wasm`` beside it.
+"""Rebuild the WASI test guests. The prebuilt .wasm files are committed, so
+the tests never need a toolchain except to build the *native* reference
+programs they compare against (and skip, with the reason, without one).
 
-    python tests/guests/build.py            # all guests
-    python tests/guests/build.py files      # just files.c
-    python tests/guests/build.py --native squash -o /tmp/squash   # host build (gcc)
+    python tests/guests/build.py              # every guest whose toolchain is here
+    python tests/guests/build.py files ztour  # by name (C, Zig or Rust)
+    python tests/guests/build.py --native squash -o /tmp/squash   # host build
 
-Uses zig's bundled clang and wasi-libc (``pip install ziglang``):
-``python -m ziglang cc --target=wasm32-wasi -O2 -s``. The prebuilt .wasm
-files are committed, so the tests never need zig.
+Guests and toolchains:
 
-:func:`build_native` compiles a portable guest (one that uses only the C
-library, like ``squash.c``) for the host with ``gcc``, so tests can compare
-the Wasm build's output with the native one's.
+- ``*.c`` here: zig's bundled clang and wasi-libc (``pip install ziglang``),
+  ``python -m ziglang cc --target=wasm32-wasi -O2 -s``; native: gcc.
+- ``zig/*.zig``: Zig's own std, ``python -m ziglang build-exe -target
+  wasm32-wasi -O ReleaseSmall``; native: the same zig for the host (Debug).
+- ``rust/*.rs``: Rust's std, ``rustc --target wasm32-wasip1`` (or
+  ``wasm32-wasi`` on rustc < 1.78). The first rustc that has the target's std
+  wins: ``$RUSTC``, ``rustc`` on PATH, then ``/usr/bin/rustc`` (Debian:
+  ``apt-get install rustc libstd-rust-dev-wasm32``); native: that rustc, else
+  any (unoptimized).
+
+A guest whose toolchain is missing is skipped with a message, not an error.
 """
 
 from __future__ import annotations
 
+import functools
+import os
 import pathlib
 import shutil
 import subprocess
@@ -24,14 +34,91 @@ from typing import Optional
 HERE = pathlib.Path(__file__).resolve().parent
 FLAGS = ["--target=wasm32-wasi", "-O2", "-s", "-Wall", "-Wextra", "-Werror"]
 NATIVE_FLAGS = ["-O2", "-Wall", "-Wextra", "-Werror"]
+ZIG_FLAGS = ["-O", "ReleaseSmall"]
+# Native reference builds only need to be correct: Debug compiles fastest (and checks more).
+ZIG_NATIVE_FLAGS = ["-O", "Debug"]
+RUST_FLAGS = ["--edition", "2021", "-D", "warnings"]
+RUST_WASM_FLAGS = ["-C", "opt-level=s", "-C", "strip=symbols"]
+RUST_WASM_TARGETS = ("wasm32-wasip1", "wasm32-wasi")
 
 
-def build(source: pathlib.Path) -> pathlib.Path:
-    output = source.with_suffix(".wasm")
-    cmd = [sys.executable, "-m", "ziglang", "cc", *FLAGS, str(source), "-o", str(output)]
-    print(" ".join(cmd[1:]), flush=True)
-    subprocess.run(cmd, check=True)
-    return output
+class ToolchainMissing(RuntimeError):
+    """The compiler a guest needs is not installed (the message says which)."""
+
+
+def _rust_flags(source: pathlib.Path) -> list[str]:
+    # --remap-path-prefix: panic messages name "./rtour.rs", not the build machine's path.
+    return [*RUST_FLAGS, f"--remap-path-prefix={source.parent}=."]
+
+
+# -- finding sources --------------------------------------------------------------
+
+
+def source_of(name: str) -> pathlib.Path:
+    """The source of guest ``name``: ``name.c``, ``zig/name.zig`` or ``rust/name.rs``."""
+    for candidate in (HERE / f"{name}.c", HERE / "zig" / f"{name}.zig", HERE / "rust" / f"{name}.rs"):
+        if candidate.exists():
+            return candidate
+    raise FileNotFoundError(f"no guest named {name!r} (looked for {name}.c, zig/{name}.zig, rust/{name}.rs)")
+
+
+def all_sources() -> list[pathlib.Path]:
+    return sorted(HERE.glob("*.c")) + sorted(HERE.glob("zig/*.zig")) + sorted(HERE.glob("rust/*.rs"))
+
+
+# -- toolchains -------------------------------------------------------------------
+
+
+def _zig() -> list[str]:
+    try:
+        import ziglang  # noqa: F401
+    except ImportError:
+        raise ToolchainMissing("zig not found: pip install ziglang") from None
+    return [sys.executable, "-m", "ziglang"]
+
+
+def zig_version() -> str:
+    return subprocess.run([*_zig(), "version"], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def _rustc_candidates() -> list[str]:
+    found = [os.environ.get("RUSTC"), shutil.which("rustc"), "/usr/bin/rustc"]
+    unique: list[str] = []
+    for path in found:
+        if path and os.path.exists(path) and path not in unique:
+            unique.append(path)
+    return unique
+
+
+def _has_target(rustc: str, target: str) -> bool:
+    """True when ``rustc`` knows ``target`` *and* has its std installed."""
+    probe = subprocess.run([rustc, "--print", "sysroot"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        return False
+    return (pathlib.Path(probe.stdout.strip()) / "lib" / "rustlib" / target / "lib").is_dir()
+
+
+@functools.lru_cache(maxsize=None)
+def rust_wasm_toolchain() -> Optional[tuple[str, str]]:
+    """(rustc, target) able to build WASI programs with std, or None."""
+    for rustc in _rustc_candidates():
+        for target in RUST_WASM_TARGETS:
+            if _has_target(rustc, target):
+                return rustc, target
+    return None
+
+
+def native_rustc() -> Optional[str]:
+    """A rustc for host programs (the WASI one first: same std version)."""
+    wasm = rust_wasm_toolchain()
+    if wasm is not None:
+        return wasm[0]
+    candidates = _rustc_candidates()
+    return candidates[0] if candidates else None
+
+
+def rustc_version(rustc: str) -> str:
+    return subprocess.run([rustc, "--version"], check=True, capture_output=True, text=True).stdout.strip()
 
 
 def native_compiler() -> Optional[str]:
@@ -39,14 +126,61 @@ def native_compiler() -> Optional[str]:
     return shutil.which("gcc")
 
 
+# -- building ---------------------------------------------------------------------
+
+
+def _run(cmd: list[str], quiet: bool) -> None:
+    if not quiet:
+        print(" ".join(cmd), flush=True)
+    try:
+        subprocess.run(cmd, check=True, capture_output=quiet, text=True)
+    except subprocess.CalledProcessError as exc:
+        detail = f":\n{exc.stderr}" if quiet and exc.stderr else ""
+        raise RuntimeError(f"{cmd[0]} failed (exit {exc.returncode}) building {cmd}{detail}") from None
+
+
+def build(source: pathlib.Path, output: Optional[pathlib.Path] = None, quiet: bool = False) -> pathlib.Path:
+    """Build ``source`` for WASI into ``output`` (default: ``.wasm`` beside it).
+    Raises :class:`ToolchainMissing` when its compiler is not installed."""
+    output = output or source.with_suffix(".wasm")
+    if source.suffix == ".c":
+        cmd = [*_zig(), "cc", *FLAGS, str(source), "-o", str(output)]
+    elif source.suffix == ".zig":
+        cmd = [*_zig(), "build-exe", "-target", "wasm32-wasi", *ZIG_FLAGS, str(source), f"-femit-bin={output}"]
+    elif source.suffix == ".rs":
+        toolchain = rust_wasm_toolchain()
+        if toolchain is None:
+            raise ToolchainMissing(
+                "no rustc with a WASI std (wasm32-wasip1 or wasm32-wasi); on Debian: "
+                "apt-get install rustc libstd-rust-dev-wasm32"
+            )
+        rustc, target = toolchain
+        cmd = [rustc, "--target", target, *_rust_flags(source), *RUST_WASM_FLAGS, str(source), "-o", str(output)]
+    else:
+        raise ValueError(f"don't know how to build {source}")
+    _run(cmd, quiet)
+    return output
+
+
 def build_native(name: str, output: pathlib.Path) -> pathlib.Path:
-    """Compile guest ``name`` (``name.c`` here) for the host into ``output``.
-    Raises RuntimeError when gcc is missing, CalledProcessError when it fails."""
-    compiler = native_compiler()
-    if compiler is None:
-        raise RuntimeError("gcc not found on PATH; cannot build the native reference program")
-    cmd = [compiler, *NATIVE_FLAGS, str(HERE / f"{name}.c"), "-o", str(output)]
-    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    """Compile guest ``name`` (C, Zig or Rust source here) for the host into
+    ``output``, so tests can compare the Wasm build's output with it.
+    Raises :class:`ToolchainMissing` (a RuntimeError) when the compiler is
+    missing, RuntimeError with the compiler's message when it fails."""
+    source = source_of(name)
+    if source.suffix == ".c":
+        compiler = native_compiler()
+        if compiler is None:
+            raise ToolchainMissing("gcc not found on PATH; cannot build the native reference program")
+        cmd = [compiler, *NATIVE_FLAGS, str(source), "-o", str(output)]
+    elif source.suffix == ".zig":
+        cmd = [*_zig(), "build-exe", *ZIG_NATIVE_FLAGS, str(source), f"-femit-bin={output}"]
+    else:
+        rustc = native_rustc()
+        if rustc is None:
+            raise ToolchainMissing("rustc not found; cannot build the native reference program")
+        cmd = [rustc, *_rust_flags(source), str(source), "-o", str(output)]
+    _run(cmd, quiet=True)
     return output
 
 
@@ -57,10 +191,20 @@ def main(argv: list[str]) -> int:
             return 2
         print(build_native(argv[1], pathlib.Path(argv[3])))
         return 0
-    sources = [HERE / f"{n}.c" for n in argv] if argv else sorted(HERE.glob("*.c"))
+    try:
+        sources = [source_of(n) for n in argv] if argv else all_sources()
+    except FileNotFoundError as exc:
+        print(f"build.py: {exc}", file=sys.stderr)
+        return 2
+    skipped = 0
     for source in sources:
-        build(source)
-    return 0
+        try:
+            build(source)
+        except ToolchainMissing as exc:
+            print(f"skipping {source.relative_to(HERE)}: {exc}", file=sys.stderr)
+            skipped += 1
+    # Naming a guest whose toolchain is missing is an error; "build all" is not.
+    return 1 if skipped and argv else 0
 
 
 if __name__ == "__main__":
