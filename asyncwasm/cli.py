@@ -57,7 +57,7 @@ class _Parser(argparse.ArgumentParser):
         self._out = out
         self._err = err
 
-    def _print_message(self, message: str, file: Optional[TextIO] = None) -> None:
+    def _print_message(self, message: str, file: Optional[object] = None) -> None:
         # argparse prints help and --version to sys.stdout and everything
         # else to sys.stderr; send both to the streams main() was given.
         if message:
@@ -86,7 +86,8 @@ def build_parser(out: TextIO, err: TextIO, *, serve: Any = None) -> argparse.Arg
     make = functools.partial(_Parser, out=out, err=err)
     parser = make(prog=PROG, description="A WebAssembly runtime for Python, driven by trio.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    commands = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=make)
+    # argparse calls parser_class(**kwargs): any factory works, not only a class.
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=make)  # type: ignore[call-overload]
     commands.required = True
 
     _add_run(commands)
@@ -228,7 +229,7 @@ def _net_rule(text: str) -> str:
     return text
 
 
-def _add_run(commands: "argparse._SubParsersAction") -> None:
+def _add_run(commands: "argparse._SubParsersAction[Any]") -> None:
     from . import run
 
     parser = commands.add_parser(
@@ -360,7 +361,7 @@ def load_serve() -> tuple[Any, Optional[str]]:
     return serve, None
 
 
-def _add_serve(commands: "argparse._SubParsersAction", serve: Any) -> None:
+def _add_serve(commands: "argparse._SubParsersAction[Any]", serve: Any) -> None:
     if serve is None:
         # Listed in --help, but not imported: the real parser is built only
         # when 'serve' is the command being run.

@@ -46,11 +46,10 @@ def extern_type(extern: Extern) -> ExternType:
     """The type an extern has *now*: a memory's or table's minimum is its
     current size, which is what import matching compares."""
     if isinstance(extern, Memory):
-        declared = extern.type
-        return MemoryType(extern.size, declared.max)
+        return MemoryType(extern.size, extern.type.max)
     if isinstance(extern, Table):
-        declared = extern.type
-        return TableType(declared.element, extern.size, declared.max)
+        table = extern.type
+        return TableType(table.element, extern.size, table.max)
     if isinstance(extern, (Func, Global)):
         return extern.type
     raise TypeError(f"not an extern (Func, Memory, Table or Global): {type(extern).__name__}")

@@ -70,6 +70,9 @@ class Module:
     """
 
     __slots__ = ("_compiled", "_imports", "_exports", "__weakref__")
+    _compiled: _engine.CompiledModule
+    _imports: tuple[ImportType, ...]
+    _exports: tuple[ExportType, ...]
 
     def __init__(self, data: BytesLike) -> None:
         if isinstance(data, str):

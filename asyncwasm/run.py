@@ -35,7 +35,7 @@ import re
 import socket
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence, TextIO
+from typing import Any, Optional, Sequence, TextIO, Union
 
 import trio
 
@@ -99,7 +99,7 @@ class RunConfig:
     fuel: Optional[int] = None
     timeout: Optional[float] = None
     max_memory_pages: Optional[int] = None
-    listeners: list = field(default_factory=list)
+    listeners: list[Any] = field(default_factory=list)
     net_policy: NetPolicy = field(default_factory=NetPolicy)
     stats: bool = False
     stdin: Any = "inherit"
@@ -187,8 +187,8 @@ def parse_env(text: str, environ: Optional[Any] = None) -> Optional[tuple[str, s
         raise ValueError(f"bad environment variable {text!r}: use NAME=VALUE or NAME")
     if sep:
         return name, value
-    value = (os.environ if environ is None else environ).get(name)
-    return None if value is None else (name, value)
+    found = (os.environ if environ is None else environ).get(name)
+    return None if found is None else (name, found)
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -254,7 +254,7 @@ def _parse_float(text: str) -> float:
         raise ValueError(f"{text!r} is not a number") from None
 
 
-def parse_invoke_args(name: str, functype: FuncType, texts: Sequence[str]) -> list:
+def parse_invoke_args(name: str, functype: FuncType, texts: Sequence[str]) -> list[Union[int, float]]:
     """The ``--invoke`` arguments as Python values, by the export's parameter
     types: integers (decimal, ``0x``, ``0o``, ``0b``, negative or unsigned),
     floats (also ``nan``, ``inf``). ValueError with the reason otherwise.
@@ -265,7 +265,7 @@ def parse_invoke_args(name: str, functype: FuncType, texts: Sequence[str]) -> li
     if len(texts) != len(functype.params):
         raise ValueError(
             f"{name!r} takes {len(functype.params)} argument(s) ({functype}), {len(texts)} given")
-    values = []
+    values: list[Union[int, float]] = []
     for index, (valtype, text) in enumerate(zip(functype.params, texts)):
         try:
             if valtype == ValType.I32:

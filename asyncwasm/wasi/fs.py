@@ -75,6 +75,16 @@ def _positioned(ctx: Any, fd: int, access: int) -> Any:
     return ctx.fds.get(fd, access | Rights.FD_SEEK)
 
 
+def _seek_target(ctx: Any, fd: int, right: int) -> Any:
+    """The entry for ``fd_seek``/``fd_tell``: SPIPE for a stream (pipe,
+    terminal, socket, in-memory stdio) before any rights check, as POSIX
+    ``lseek`` and wasmtime answer; Zig's std maps NOTCAPABLE to AccessDenied."""
+    entry = ctx.fds.get(fd)
+    if not entry.seekable and not isinstance(entry, DirEntry):
+        raise WasiError(Errno.SPIPE)
+    return ctx.fds.get(fd, right)
+
+
 def timestamps(ctx: Any, atim: int, mtim: int, fst_flags: int) -> tuple[Optional[int], Optional[int]]:
     """The (atime, mtime) in ns to set for ``fst_flags``; None = leave as is.
 
@@ -351,11 +361,11 @@ def fd_seek(ctx: Any, fd: int, offset: int, whence: int, newoffset: int) -> Errn
     """``lseek``; writes the new position (u64) at ``newoffset``.
 
     ``seek(0, CUR)`` needs only FD_TELL, anything else FD_SEEK. Errnos: BADF,
-    NOTCAPABLE, INVAL (bad whence or a negative result), SPIPE, FAULT."""
+    SPIPE (a stream), NOTCAPABLE, INVAL (bad whence or a negative result), FAULT."""
     if whence > max(Whence):
         raise WasiError(Errno.INVAL)
     telling = offset == 0 and whence == Whence.CUR
-    entry = ctx.fds.get(fd, Rights.FD_TELL if telling else Rights.FD_SEEK)
+    entry = _seek_target(ctx, fd, Rights.FD_TELL if telling else Rights.FD_SEEK)
     ctx.memory.check(newoffset, 8)
     ctx.memory.store_u64(newoffset, entry.seek(offset, whence))
     return Errno.SUCCESS
@@ -371,8 +381,8 @@ def fd_sync(ctx: Any, fd: int) -> ErrnoResult:
 @host_function(fd=FD, offset=PTR)
 def fd_tell(ctx: Any, fd: int, offset: int) -> ErrnoResult:
     """Current position (u64) written at ``offset``.
-    Errnos: BADF, NOTCAPABLE (no FD_TELL), SPIPE, FAULT."""
-    entry = ctx.fds.get(fd, Rights.FD_TELL)
+    Errnos: BADF, SPIPE (a stream), NOTCAPABLE (no FD_TELL), FAULT."""
+    entry = _seek_target(ctx, fd, Rights.FD_TELL)
     ctx.memory.check(offset, 8)
     ctx.memory.store_u64(offset, entry.seek(0, Whence.CUR))
     return Errno.SUCCESS
