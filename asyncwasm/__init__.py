@@ -12,8 +12,11 @@ running guest can stop at any host call or fuel slice and resume later.
     >>> await instance.exports["add"].call_async(1, 2)     # in a trio task
     3
 
-The public surface is exactly ``__all__``; everything else is private except
-:mod:`asyncwasm.lowlevel` (fibers) and :mod:`asyncwasm.execution` (drivers).
+The public surface is exactly ``__all__``, plus the modules
+:mod:`asyncwasm.lowlevel` (fibers, for custom drivers),
+:mod:`asyncwasm.execution` (the drivers), :mod:`asyncwasm.run` (``asyncwasm
+run`` from Python), :mod:`asyncwasm.wasi` (WASI contexts) and
+:mod:`asyncwasm.serve` (hosting servers); other modules are private.
 """
 
 __version__ = "0.1.0"

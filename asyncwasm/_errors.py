@@ -18,13 +18,28 @@ from typing import Optional, Sequence
 
 
 class WasmError(Exception):
-    """Base class of every error asyncwasm raises on purpose."""
+    """Base class of every error asyncwasm raises on purpose.
+
+        >>> try:
+        ...     instance.exports["run"]()
+        ... except asyncwasm.Trap as exc:       # the guest failed: exc.kind, exc.frames
+        ...     ...
+        ... except asyncwasm.WasmError as exc:  # any other asyncwasm error
+        ...     ...
+    """
 
 
 class ModuleError(WasmError):
     """The module bytes were rejected. ``offset`` is the byte offset of the
     problem, ``func`` the function index when inside a body (else None), and
-    ``rule`` the message without location (it starts with the spec's wording)."""
+    ``rule`` the message without location (it starts with the spec's wording).
+
+        >>> try:
+        ...     asyncwasm.Module(b"\\0asm\\1\\0\\0\\0\\x0a")
+        ... except asyncwasm.ModuleError as exc:
+        ...     print(type(exc).__name__, exc.offset, exc.rule)
+        MalformedError 9 unexpected end of section or function
+    """
 
     kind = "module"
 
@@ -53,12 +68,23 @@ class ValidationError(ModuleError):
 
 class LinkError(WasmError):
     """An import is missing or has the wrong type, or instantiation failed
-    before any guest code ran."""
+    before any guest code ran.
+
+        >>> asyncwasm.Linker().instantiate(module_importing_env_log)
+        Traceback (most recent call last):
+        asyncwasm.LinkError: unknown import: "env"."log" (func [i32] -> []) is not defined
+    """
 
 
 @dataclass(frozen=True)
 class Frame:
-    """One guest frame of a trap's backtrace."""
+    """One guest frame of a trap's backtrace (``Trap.frames``, innermost
+    first): function index, its name from the ``name`` section (or None),
+    and the byte offset in the module of the instruction (or None).
+
+        >>> str(Frame(3, "fib", 0x4A))
+        'fib at offset 0x4a'
+    """
 
     func_index: int
     func_name: Optional[str]
@@ -73,7 +99,17 @@ class Frame:
 class Trap(WasmError):
     """The guest trapped. ``kind`` is the spec's trap message (for example
     ``"integer divide by zero"``); ``frames`` is the guest backtrace, innermost
-    first. Host functions may raise ``Trap("message")`` to trap the guest."""
+    first. Host functions may raise ``Trap("message")`` to trap the guest.
+
+        >>> def check(n: int) -> None:
+        ...     if n < 0:
+        ...         raise asyncwasm.Trap("negative size")     # traps the calling guest
+        >>> try:
+        ...     instance.exports["div"](1, 0)
+        ... except asyncwasm.Trap as exc:
+        ...     print(exc.kind, exc.frames[0].func_name)
+        integer divide by zero div
+    """
 
     def __init__(self, kind: str, frames: Sequence[Frame] = ()):
         self.kind = kind
@@ -87,7 +123,14 @@ class Trap(WasmError):
 
 
 class FuelExhausted(Trap):
-    """The instance's fuel budget ran out. ``consumed`` is the fuel used."""
+    """The instance's fuel budget (``Limits.fuel``) ran out. ``consumed``
+    is the fuel used. The instance stays usable, but its budget is spent.
+
+        >>> instance = linker.instantiate(module, limits=Limits(fuel=1000))
+        >>> instance.exports["spin"]()
+        Traceback (most recent call last):
+        asyncwasm.FuelExhausted: fuel exhausted
+    """
 
     def __init__(self, consumed: int, frames: Sequence[Frame] = ()):
         self.consumed = consumed
@@ -95,7 +138,13 @@ class FuelExhausted(Trap):
 
 
 class Exit(WasmError):
-    """The guest asked to exit with ``code`` (WASI ``proc_exit``)."""
+    """The guest asked to exit with ``code`` (WASI ``proc_exit``).
+
+        >>> try:
+        ...     await instance.exports["_start"].call_async()
+        ... except asyncwasm.Exit as exc:
+        ...     status = exc.code
+    """
 
     def __init__(self, code: int):
         self.code = code
@@ -106,7 +155,15 @@ class Interrupted(WasmError):
     """The call was stopped mid-run, or its instance was: cancelled
     (``Execution.cancel()``, a trio cancel scope around a handle) or past
     ``Limits.timeout`` (then ``timeout`` is that limit in seconds, else
-    None). The instance refuses further calls: instantiate the module again."""
+    None). The instance refuses further calls: instantiate the module again.
+
+        >>> instance = linker.instantiate(module, limits=Limits(timeout=0.5))
+        >>> try:
+        ...     instance.exports["spin"]()
+        ... except asyncwasm.Interrupted as exc:
+        ...     print(exc.timeout, instance.interrupted)
+        0.5 True
+    """
 
     def __init__(self, message: str = "the call was interrupted", *, timeout: Optional[float] = None):
         self.timeout = timeout

@@ -16,7 +16,11 @@ from typing import Iterable, Optional, Union
 
 
 class ValType(enum.IntEnum):
-    """A value type; the integer is its byte in the binary format."""
+    """A value type; the integer is its byte in the binary format.
+
+        >>> I32, int(I32), ValType(0x7E), I64.is_ref, FUNCREF.is_ref
+        (i32, 127, i64, False, True)
+    """
 
     I32 = 0x7F
     I64 = 0x7E
@@ -45,20 +49,39 @@ FUNCREF = ValType.FUNCREF
 EXTERNREF = ValType.EXTERNREF
 
 
-def _valtypes(types: Iterable[Union[ValType, int]]) -> tuple[ValType, ...]:
-    return tuple(ValType(t) for t in types)
+_VALTYPE_NAMES = "I32, I64, F32, F64, V128, FUNCREF or EXTERNREF"
+
+
+def _valtype(value: Union[ValType, int]) -> ValType:
+    """``value`` as a ValType; ValueError naming the accepted ones otherwise."""
+    try:
+        return ValType(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a value type (use asyncwasm.{_VALTYPE_NAMES})") from None
+
+
+def _valtypes(types: Iterable[Union[ValType, int]], what: str) -> tuple[ValType, ...]:
+    if isinstance(types, (ValType, str)) or not isinstance(types, Iterable):
+        raise TypeError(f"FuncType {what} must be a sequence of value types, not {type(types).__name__}")
+    return tuple(_valtype(t) for t in types)
 
 
 @dataclass(frozen=True, init=False)
 class FuncType:
-    """The type of a function: ``FuncType(params, results)``."""
+    """The type of a function: ``FuncType(params, results)``, each a
+    sequence of value types (ValType or its byte).
+
+        >>> add = FuncType([I32, I32], [I32])
+        >>> str(add), add.params, add == FuncType((I32, I32), (I32,))
+        ('func [i32 i32] -> [i32]', (i32, i32), True)
+    """
 
     params: tuple[ValType, ...]
     results: tuple[ValType, ...]
 
     def __init__(self, params: Iterable[Union[ValType, int]] = (), results: Iterable[Union[ValType, int]] = ()):
-        object.__setattr__(self, "params", _valtypes(params))
-        object.__setattr__(self, "results", _valtypes(results))
+        object.__setattr__(self, "params", _valtypes(params, "params"))
+        object.__setattr__(self, "results", _valtypes(results, "results"))
 
     def __str__(self) -> str:
         p = " ".join(map(str, self.params))
@@ -67,6 +90,9 @@ class FuncType:
 
 
 def _check_limits(min: int, max: Optional[int], bound: int, what: str) -> None:
+    for name, value in (("minimum", min), ("maximum", max)):
+        if (value is not None or name == "minimum") and (isinstance(value, bool) or not isinstance(value, int)):
+            raise TypeError(f"{what} {name} must be an int, not {type(value).__name__}")
     if not 0 <= min <= bound:
         raise ValueError(f"{what} minimum {min} out of range 0..{bound}")
     if max is not None and not min <= max <= bound:
@@ -75,7 +101,11 @@ def _check_limits(min: int, max: Optional[int], bound: int, what: str) -> None:
 
 @dataclass(frozen=True)
 class MemoryType:
-    """A linear memory type; sizes in 64 KiB pages: ``MemoryType(1, 16)``."""
+    """A linear memory type; sizes in 64 KiB pages, ``max`` None for none.
+
+        >>> str(MemoryType(1, 16)), MemoryType(1).max
+        ('memory 1 16', None)
+    """
 
     min: int
     max: Optional[int] = None
@@ -89,14 +119,19 @@ class MemoryType:
 
 @dataclass(frozen=True)
 class TableType:
-    """A table type: ``TableType(FUNCREF, 10, 20)``."""
+    """A table type: element type (FUNCREF or EXTERNREF), minimum and
+    optional maximum number of elements.
+
+        >>> str(TableType(FUNCREF, 10, 20))
+        'table 10 20 funcref'
+    """
 
     element: ValType
     min: int
     max: Optional[int] = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "element", ValType(self.element))
+        object.__setattr__(self, "element", _valtype(self.element))
         if not self.element.is_ref:
             raise ValueError(f"table element type must be a reference type, not {self.element}")
         _check_limits(self.min, self.max, 0xFFFFFFFF, "table")
@@ -107,13 +142,17 @@ class TableType:
 
 @dataclass(frozen=True)
 class GlobalType:
-    """A global's type: ``GlobalType(I32, mutable=True)``."""
+    """A global's type: content value type and mutability.
+
+        >>> str(GlobalType(I32, mutable=True)), GlobalType(F64).mutable
+        ('global mut i32', False)
+    """
 
     content: ValType
     mutable: bool = False
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "content", ValType(self.content))
+        object.__setattr__(self, "content", _valtype(self.content))
 
     def __str__(self) -> str:
         return f"global {'mut ' if self.mutable else ''}{self.content}"

@@ -377,15 +377,12 @@ def _add_serve(commands: "argparse._SubParsersAction[Any]", serve: Any) -> None:
 
 
 def _cmd_inspect(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from .module import Module
-    from ._errors import ModuleError
+    from .run import RunError, load_module
 
     try:
-        module = Module.from_file(args.file)
-    except OSError as e:
-        return _fail(err, f"{args.file}: {e.strerror or e}")
-    except ModuleError as e:
-        return _fail(err, f"{args.file}: {e}")
+        module = load_module(args.file)
+    except RunError as e:
+        return _fail(err, str(e))
     out.write(format_module(module, args.file))
     return EXIT_OK
 
@@ -396,9 +393,9 @@ def format_module(module: "Module", label: str) -> str:
     if module.start is not None:
         lines.append(f"start function: {module.start}")
     lines.append(f"imports ({len(module.imports)}):")
-    lines += [f"  {imp.module}.{imp.name}: {imp.type}" for imp in module.imports]
+    lines += [f"  {imp}" for imp in module.imports]
     lines.append(f"exports ({len(module.exports)}):")
-    lines += [f"  {exp.name}: {exp.type}" for exp in module.exports]
+    lines += [f"  {exp}" for exp in module.exports]
     names = module.custom_section_names()
     sizes = [len(data) for data in module.custom_sections()]
     lines.append(f"custom sections ({len(names)}):")

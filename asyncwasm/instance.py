@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Iterator, Optional, final
 from . import _engine
 from ._stats import Meter, Statistics
 from .execution import DEFAULT_MAX_MEMORY_PAGES, DEFAULT_MAX_TABLE_ELEMENTS, Limits, _Gate
-from .linker import Extern, Linker
+from .linker import Extern, Linker, _check_module
 from .module import Module
 
 if TYPE_CHECKING:
@@ -36,7 +36,17 @@ class Exports(Mapping[str, Extern]):
     """An instance's exports by name, in module order (read-only).
 
     Use ``exports["name"]``: export names are arbitrary strings, so they are
-    deliberately not attributes."""
+    deliberately not attributes. Values are Func, Memory, Table or Global;
+    typed code narrows with ``isinstance``.
+
+        >>> instance.exports
+        Exports({'add': Func, 'memory': Memory})
+        >>> add = instance.exports["add"]
+        >>> assert isinstance(add, asyncwasm.Func)
+        >>> instance.exports["sub"]
+        Traceback (most recent call last):
+        KeyError: "no export named 'sub' (exports: 'add', 'memory')"
+    """
 
     __slots__ = ("_items",)
 
@@ -49,6 +59,9 @@ class Exports(Mapping[str, Extern]):
         except KeyError:
             known = ", ".join(repr(n) for n in self._items) or "none"
             raise KeyError(f"no export named {name!r} (exports: {known})") from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items  # without building __getitem__'s message
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._items)
@@ -110,11 +123,12 @@ class Instance:
         return self
 
     def _setup(self, module: Module, linker: Optional[Linker], limits: Optional[Limits]) -> None:
-        if not isinstance(module, Module):
-            raise TypeError(f"Instance() needs an asyncwasm.Module, not {type(module).__name__}")
+        _check_module(module, "instantiate()")
+        if linker is not None and not isinstance(linker, Linker):
+            raise TypeError(f"linker must be an asyncwasm.Linker or None, not {type(linker).__name__}")
         limits = Limits() if limits is None else limits
         if not isinstance(limits, Limits):
-            raise TypeError(f"limits must be an asyncwasm.Limits, not {type(limits).__name__}")
+            raise TypeError(f"limits must be an asyncwasm.Limits or None, not {type(limits).__name__}")
         self._wasi = None
         externs, self._wasi = (linker if linker is not None else Linker())._link(module)
         try:

@@ -7,11 +7,10 @@
     >>> instance = linker.instantiate(asyncwasm.Module.from_file("app.wasm"))
     >>> instance.exports["run"](3)
 
-WASI and trio:
+WASI and trio (inside a trio task):
 
     >>> linker.define_wasi(asyncwasm.WasiConfig(argv=["app"]))    # a context per instance
-    >>> async with ...:
-    ...     instance = await linker.instantiate_async(module)        # start function may suspend
+    >>> with await linker.instantiate_async(module) as instance:   # start function may suspend
     ...     await instance.exports["_start"].call_async()
 
 Import matching follows the spec's extern subtyping (Wasm 2.0, section
@@ -29,12 +28,12 @@ from typing import TYPE_CHECKING, Callable, Iterator, Optional, Union, final
 from ._engine import Func, Global, Memory, Table
 from ._errors import LinkError
 from ._types import ExternType, FuncType, GlobalType, MemoryType, TableType
+from .module import ImportType, Module
 
 if TYPE_CHECKING:
     from .execution import Limits
     from .wasi import WasiConfig, WasiContext
     from .instance import Instance
-    from .module import ImportType, Module
 
 __all__ = ["Linker", "Extern"]
 
@@ -81,6 +80,11 @@ def import_matches(expected: ExternType, actual: ExternType) -> bool:
     raise TypeError(f"not an extern type: {expected!r}")
 
 
+def _check_module(module: object, who: str) -> None:
+    if not isinstance(module, Module):
+        raise TypeError(f"{who} needs an asyncwasm.Module, not {type(module).__name__}")
+
+
 def _quote(module: str, name: str) -> str:
     return f'"{module}"."{name}"'
 
@@ -114,6 +118,12 @@ class Linker:
     Defining the same ``(module, name)`` twice raises :class:`ValueError`
     unless ``allow_shadowing`` is true, in which case the later definition
     wins (the spec testsuite's ``register`` works that way).
+
+        >>> linker = Linker()
+        >>> linker.define("env", "memory", Memory(MemoryType(1)))
+        >>> log = linker.define_func("env", "log", FuncType([I32], []), print)
+        >>> linker.define_wasi()                       # wasi_snapshot_preview1.*
+        >>> instance = linker.instantiate(module, limits=Limits(fuel=1_000_000))
     """
 
     def __init__(self, *, allow_shadowing: bool = False) -> None:
@@ -130,7 +140,7 @@ class Linker:
             >>> linker.define("env", "memory", Memory(MemoryType(1, 16)))
         """
         if not isinstance(module, str) or not isinstance(name, str):
-            raise TypeError("module and name must be str")
+            raise TypeError(f"module and name must be str, not {type(module).__name__} and {type(name).__name__}")
         if not isinstance(extern, _EXTERN_CLASSES):
             raise TypeError(f"can only define a Func, Memory, Table or Global, not {type(extern).__name__}")
         key = (module, name)
@@ -187,18 +197,34 @@ class Linker:
         self._wasi = config
 
     def define_instance(self, module_name: str, instance: "Instance") -> None:
-        """Make every export of ``instance`` importable under ``module_name``."""
+        """Make every export of ``instance`` importable under ``module_name``.
+
+            >>> linker.define_instance("app", instance)     # imports "app"."add", ...
+        """
+        from .instance import Instance
+
+        if not isinstance(instance, Instance):
+            raise TypeError(f"define_instance() needs an asyncwasm.Instance, not {type(instance).__name__}")
         for name, extern in instance.exports.items():
             self.define(module_name, name, extern)
 
     # -- looking up ---------------------------------------------------------
 
     def get(self, module: str, name: str) -> Optional[Extern]:
-        """The extern defined as ``module.name``, or None."""
+        """The extern defined as ``module.name``, or None (WASI functions
+        are made per instance and are not listed).
+
+            >>> linker.get("env", "memory").size, linker.get("env", "nothing")
+            (1, None)
+        """
         return self._externs.get((module, name))
 
     def __iter__(self) -> Iterator[tuple[str, str, Extern]]:
-        """Yields ``(module, name, extern)`` for every definition."""
+        """Yields ``(module, name, extern)`` for every definition.
+
+            >>> [(m, n) for m, n, _ in linker]
+            [('env', 'memory'), ('env', 'log')]
+        """
         for (module, name), extern in self._externs.items():
             yield module, name, extern
 
@@ -212,7 +238,12 @@ class Linker:
         missing (``"unknown import"``) or does not match
         (``"incompatible import type"``). WASI imports provided by
         :meth:`define_wasi` need a per-instance context, so only
-        :meth:`instantiate` resolves those."""
+        :meth:`instantiate` resolves those.
+
+            >>> [type(extern).__name__ for extern in linker.resolve(module)]
+            ['Func', 'Memory']
+        """
+        _check_module(module, "resolve()")
         return [self._resolve_one(imp, None) for imp in module.imports]
 
     def _link(self, module: "Module") -> tuple[list[Extern], Optional["WasiContext"]]:
@@ -255,7 +286,12 @@ class Linker:
 
         Raises :class:`~asyncwasm.LinkError` for unresolved imports,
         :class:`~asyncwasm.Trap` when a segment is out of bounds or the start
-        function traps."""
+        function traps.
+
+            >>> instance = linker.instantiate(module, Limits(max_memory_pages=256))
+            >>> instance.exports["add"](2, 40)
+            42
+        """
         from .instance import Instance
 
         return Instance(module, self, limits=limits)

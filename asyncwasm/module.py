@@ -33,7 +33,12 @@ BytesLike = Union[bytes, bytearray, memoryview]
 @final
 @dataclass(frozen=True)
 class ImportType:
-    """One import of a module: ``module.name`` of the given extern type."""
+    """One import of a module: ``module.name`` of the given extern type.
+
+        >>> imp = module.imports[0]
+        >>> imp.module, imp.name, str(imp.type)
+        ('wasi_snapshot_preview1', 'fd_write', 'func [i32 i32 i32 i32] -> [i32]')
+    """
 
     module: str
     name: str
@@ -46,7 +51,11 @@ class ImportType:
 @final
 @dataclass(frozen=True)
 class ExportType:
-    """One export of a module: ``name`` of the given extern type."""
+    """One export of a module: ``name`` of the given extern type.
+
+        >>> [e.name for e in module.exports if isinstance(e.type, asyncwasm.FuncType)]
+        ['_start']
+    """
 
     name: str
     type: ExternType
@@ -67,6 +76,13 @@ class Module:
 
     A Module never changes after construction, so one Module may be
     instantiated any number of times and shared by any number of trio tasks.
+
+        >>> module = Module(open("add.wasm", "rb").read())   # or Module.from_file("add.wasm")
+        >>> module.kind, [str(e) for e in module.exports]
+        ('library', ['add: func [i32 i32] -> [i32]'])
+        >>> Module(b"\\0asm\\2\\0\\0\\0")
+        Traceback (most recent call last):
+        asyncwasm.MalformedError: unknown binary version at offset 0x4
     """
 
     __slots__ = ("_compiled", "_imports", "_exports", "__weakref__")
@@ -90,7 +106,7 @@ class Module:
     def from_file(cls, path: Union[str, "os.PathLike[str]"]) -> "Module":
         """Read and compile a ``.wasm`` file. Blocks on the file read.
 
-            >>> Module.from_file("examples/add.wasm").exports
+            >>> Module.from_file("add.wasm").exports
             [ExportType(name='add', type=FuncType(params=(i32, i32), results=(i32,)))]
         """
         with open(path, "rb") as f:
@@ -137,11 +153,21 @@ class Module:
     def custom_sections(self, name: Optional[str] = None) -> list[bytes]:
         """The contents of every custom section called ``name``, in module
         order (empty when there is none). Without a name: every custom
-        section's contents; use :meth:`custom_section_names` for the names."""
+        section's contents; use :meth:`custom_section_names` for the names.
+
+            >>> module.custom_sections("producers")
+            [b'\\x01\\x0cprocessed-by\\x01\\x05clang\\x0617.0.6']
+            >>> module.custom_sections("absent")
+            []
+        """
         return [data for n, data in self._compiled.custom_sections if name is None or n == name]
 
     def custom_section_names(self) -> list[str]:
-        """The names of the custom sections, in module order (repeats kept)."""
+        """The names of the custom sections, in module order (repeats kept).
+
+            >>> module.custom_section_names()
+            ['name', 'producers', 'target_features']
+        """
         return [n for n, _ in self._compiled.custom_sections]
 
     def __repr__(self) -> str:

@@ -35,17 +35,24 @@ import re
 import socket
 import sys
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any, Optional, Sequence, TextIO, Union
 
 import trio
 
+from ._engine import Func
 from ._errors import Exit, FuelExhausted, LinkError, ModuleError, Trap
 from ._types import FuncType, ValType
+from .execution import Limits
+from .instance import Instance
+from .linker import Extern, Linker
+from .module import Module
 from .wasi.config import Preopen, WasiConfig
 from .wasi.netpolicy import NetPolicy
 
 __all__ = [
     "RunConfig",
+    "RunError",
     "run_command",
     "run_async",
     "parse_size",
@@ -53,6 +60,7 @@ __all__ = [
     "parse_address",
     "parse_env",
     "open_listener",
+    "load_module",
     "parse_invoke_args",
     "format_result",
     "EXIT_FAILURE",
@@ -293,6 +301,20 @@ def format_result(value: Any) -> str:
 # -- running -----------------------------------------------------------------------
 
 
+def load_module(path: str) -> Module:
+    """Read and compile the ``.wasm`` file ``path`` (blocks); :class:`RunError`
+    with a one-line reason when it is missing, a directory or not a valid
+    module. ``asyncwasm run`` and ``asyncwasm inspect`` share it."""
+    try:
+        return Module.from_file(path)
+    except IsADirectoryError:
+        raise RunError(f"{path}: is a directory, not a .wasm file") from None
+    except OSError as exc:
+        raise RunError(f"{path}: {exc.strerror or exc}") from None
+    except ModuleError as exc:
+        raise RunError(f"{path}: not a valid module: {exc}") from None
+
+
 def run_command(config: RunConfig, *, out: Optional[TextIO] = None, err: Optional[TextIO] = None) -> int:
     """Run ``config`` to the end in a new trio event loop; return the exit
     status (see the module docstring). Blocks. ``out`` receives ``--invoke``
@@ -322,6 +344,13 @@ def _write(stream: TextIO, text: str) -> None:
     stream.flush()
 
 
+def _export_func(exports: Mapping[str, Extern], name: str) -> Func:
+    """Export ``name``, which :meth:`_Run._entry` checked is a function."""
+    func = exports[name]
+    assert isinstance(func, Func), name
+    return func
+
+
 def _one_line(exc: BaseException) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
@@ -333,12 +362,12 @@ class _Run:
         self.config = config
         self.out = out
         self.err = err
-        self.instance: Any = None
+        self.instance: Optional[Instance] = None
         self.started = 0.0
 
     async def main(self) -> int:
         config = self.config
-        module = self._load()
+        module = load_module(config.path)
         limits = self._limits()
         for preopen in config.preopens:
             if not os.path.isdir(preopen.host_path):
@@ -351,7 +380,7 @@ class _Run:
                 status = await self._run(module, limits)
             finally:
                 if self.instance is not None:
-                    self._report_stats()
+                    self._report_stats(self.instance)
                     self.instance.close()
         if scope.cancelled_caught and status is None:
             unit = "second" if config.timeout == 1 else "seconds"
@@ -360,22 +389,7 @@ class _Run:
         assert status is not None
         return status
 
-    def _load(self) -> Any:
-        from .module import Module
-
-        path = self.config.path
-        try:
-            return Module.from_file(path)
-        except IsADirectoryError:
-            raise RunError(f"{path}: is a directory, not a .wasm file") from None
-        except OSError as exc:
-            raise RunError(f"{path}: {exc.strerror or exc}") from None
-        except ModuleError as exc:
-            raise RunError(f"{path}: not a valid module: {exc}") from None
-
-    def _limits(self) -> Any:
-        from .execution import Limits
-
+    def _limits(self) -> Limits:
         config = self.config
         if config.timeout is not None and not 0 < config.timeout < math.inf:
             raise RunError(f"timeout must be a positive number of seconds, not {config.timeout!r}")
@@ -393,9 +407,7 @@ class _Run:
                 address = listener.getsockname()
                 _write(self.err, f"{PROG}: listening on {format_address(address)}\n")
 
-    async def _run(self, module: Any, limits: Any) -> int:
-        from .linker import Linker
-
+    async def _run(self, module: Module, limits: Limits) -> int:
         config = self.config
         linker = Linker()
         try:
@@ -411,12 +423,11 @@ class _Run:
             self.instance = await linker.instantiate_async(module, limits=limits)
             exports = self.instance.exports
             if config.invoke is None:
-                await exports["_start"].call_async()
+                await _export_func(exports, "_start").call_async()
                 return EXIT_OK
-            if config.invoke != "_initialize" and "_initialize" in exports:
-                await exports["_initialize"].call_async()
-            func = exports[config.invoke]
-            results = await func.call_async(*invoke_args)
+            if config.invoke != "_initialize" and isinstance(exports.get("_initialize"), Func):
+                await _export_func(exports, "_initialize").call_async()
+            results = await _export_func(exports, config.invoke).call_async(*invoke_args)
         except Exit as exc:
             return exc.code if 0 <= exc.code <= 255 else EXIT_FAILURE
         except FuelExhausted as exc:
@@ -435,24 +446,23 @@ class _Run:
         _write(self.out, "".join(format_result(value) + "\n" for value in results))
         return EXIT_OK
 
-    def _entry(self, module: Any) -> FuncType:
+    def _entry(self, module: Module) -> FuncType:
         """The type of the function to call; RunError if the module lacks it."""
         config = self.config
         funcs = {e.name: e.type for e in module.exports if isinstance(e.type, FuncType)}
         name = "_start" if config.invoke is None else config.invoke
         if name in funcs:
             return funcs[name]
+        known = ", ".join(sorted(funcs)) or "none"
         if config.invoke is None:
-            known = ", ".join(sorted(funcs)) or "none"
             raise RunError(f"{config.path}: a {module.kind} module has no _start to run; "
                            f"call an export with --invoke FUNC (exported functions: {known})")
-        known = ", ".join(sorted(funcs)) or "none"
         raise RunError(f"{config.path}: no exported function {name!r} (exported functions: {known})")
 
-    def _report_stats(self) -> None:
+    def _report_stats(self, instance: Instance) -> None:
         if not self.config.stats:
             return
-        stats = self.instance.statistics()
+        stats = instance.statistics()
         elapsed = trio.current_time() - self.started
         _write(self.err, (
             f"{PROG}: stats: instructions (fuel used) {stats.fuel_used}\n"

@@ -69,7 +69,7 @@ def test_inspect_malformed_file_exits_1(tmp_path: Path) -> None:
     path.write_bytes(b"\x00asm\x02\x00\x00\x00")
     status, out, err = _run("inspect", str(path))
     assert status == 1 and out == ""
-    assert err.startswith(f"asyncwasm: error: {path}: unknown binary version")
+    assert err.startswith(f"asyncwasm: error: {path}: not a valid module: unknown binary version")
     assert "offset 0x4" in err
 
 

@@ -94,29 +94,82 @@ def bind(function: HostFunction, ctx: Any, trace: Optional[Trace]) -> Callable[.
     impl = function.impl
     masks = tuple(kind.mask for _, kind in function.params)
     name = function.name
-    names = function.param_names
-
-    def call(*args: int) -> Any:
-        values = [a if m is None else a & m for a, m in zip(args, masks)]
-        if trace is not None:
-            trace_args = dict(zip(names, values))
-            try:
-                result = _errno_of(impl, ctx, values)
-            except BaseException:
-                trace(name, trace_args, None)
-                raise
-            if isinstance(result, int):
-                trace(name, trace_args, result)
-                return result
-            return Later(_finish, result, lambda r: trace(name, trace_args, r))
-        result = _errno_of(impl, ctx, values)
-        if isinstance(result, int):
-            return result
-        return Later(_finish, result, None)
-
+    if trace is None:
+        call = _caller_factory(masks)(impl, ctx)
+    else:
+        call = _traced_call(impl, ctx, masks, name, function.param_names, trace)
     call.__name__ = name
     call.__qualname__ = f"wasi_snapshot_preview1.{name}"
     call.__doc__ = impl.__doc__
+    return call
+
+
+# -- the untraced callable: straight-line code per signature ------------------------------
+#
+# Why generated: this wrapper runs on every host call of every guest (twice
+# per HTTP request), and a generic loop over the parameters (masking each
+# through zip, collecting a list, unpacking it again) costs more than the
+# WASI function it wraps. One factory per distinct tuple of masks (a handful
+# in all of WASI) is compiled on first use; binding a context only makes a
+# closure. The try/except is free in CPython 3.11+ when nothing is raised.
+
+_FACTORY_SOURCE = """
+def make(impl, ctx):
+    def call({params}):
+        try:
+            result = impl(ctx{args})
+        except WasiError as exc:
+            return int(exc.errno)
+        except OSError as exc:
+            return int(errno_from_oserror(exc))
+        if result.__class__ is int:
+            return result
+        return _settle(result)
+    return call
+"""
+
+_FACTORIES: dict[tuple[Optional[int], ...], Callable[[Callable, Any], Callable[..., Any]]] = {}
+
+
+def _caller_factory(masks: tuple[Optional[int], ...]) -> Callable[[Callable, Any], Callable[..., Any]]:
+    """``make(impl, ctx)`` building the engine-facing callable for parameters
+    with ``masks`` (``None``: passed as is, signed)."""
+    factory = _FACTORIES.get(masks)
+    if factory is None:
+        names = [f"a{i}" for i in range(len(masks))]
+        args = "".join(f", {n}" if m is None else f", {n} & {m:#x}" for n, m in zip(names, masks))
+        namespace = {"WasiError": WasiError, "errno_from_oserror": errno_from_oserror, "_settle": _settle}
+        exec(_FACTORY_SOURCE.format(params=", ".join(names), args=args), namespace)  # noqa: S102 - fixed template
+        factory = _FACTORIES[masks] = namespace["make"]
+    return factory
+
+
+def _settle(result: Any) -> Any:
+    """A non-``int`` outcome of a WASI function: an ``int`` subclass (an
+    :class:`Errno`) or None as a plain int, an awaitable wrapped to translate
+    its outcome when awaited."""
+    if isinstance(result, int):
+        return int(result)
+    if result is None:
+        return int(Errno.SUCCESS)
+    return Later(_finish, result, None)
+
+
+def _traced_call(impl: Callable, ctx: Any, masks: tuple[Optional[int], ...], name: str,
+                 names: tuple[str, ...], trace: Trace) -> Callable[..., Any]:
+    def call(*args: int) -> Any:
+        values = [a if m is None else a & m for a, m in zip(args, masks)]
+        trace_args = dict(zip(names, values))
+        try:
+            result = _errno_of(impl, ctx, values)
+        except BaseException:
+            trace(name, trace_args, None)
+            raise
+        if isinstance(result, int):
+            trace(name, trace_args, result)
+            return result
+        return Later(_finish, result, lambda r: trace(name, trace_args, r))
+
     return call
 
 

@@ -22,6 +22,10 @@ from typing import Any, Iterable
 from .abi import IOV_MAX, IOVEC, U32, U64, Errno, WasiError
 
 
+_IOVEC_UNPACK = IOVEC.unpack_from
+_IOVEC_SIZE = IOVEC.size
+
+
 def _byte_view(memory: Any) -> memoryview:
     view = memory.view()
     if not isinstance(view, memoryview):
@@ -62,6 +66,14 @@ class GuestMemory:
         """Raise ``FAULT`` unless ``[ptr, ptr + length)`` is inside memory."""
         self._covering(ptr + length)
 
+    def view_to(self, end: int) -> memoryview:
+        """A view of the whole memory, at least ``end`` bytes long (``FAULT``
+        past the memory's size). It stays valid: memory never moves or
+        shrinks, so a call that checked its output pointers this way can
+        write through the view later without checking again."""
+        view = self._view
+        return view if end <= len(view) else self._covering(end)
+
     def slice(self, ptr: int, length: int) -> memoryview:
         """A writable window ``[ptr, ptr + length)`` on guest memory."""
         return self._covering(ptr + length)[ptr : ptr + length]
@@ -98,13 +110,32 @@ class GuestMemory:
         Each ``{buf u32, buf_len u32}`` is bounds-checked; empty ones are
         dropped. More than :data:`IOV_MAX` iovecs is ``INVAL`` (as
         ``readv``/``writev``)."""
+        # Bounds are checked against the cached view inline (_covering only
+        # when a range ends beyond it): this runs on every read and write.
+        view = self._view
+        if count == 1:  # the common case: no table copy, no loop
+            end = ptr + _IOVEC_SIZE
+            if end > len(view):
+                view = self._covering(end)
+            buf, buf_len = _IOVEC_UNPACK(view, ptr)
+            if not buf_len:
+                return []
+            end = buf + buf_len
+            if end > len(view):
+                view = self._covering(end)
+            return [view[buf:end]]
         if count > IOV_MAX:
             raise WasiError(Errno.INVAL)
-        table = self.read(ptr, count * IOVEC.size)
+        end = ptr + count * _IOVEC_SIZE
+        if end > len(view):
+            view = self._covering(end)
         buffers = []
-        for buf, buf_len in IOVEC.iter_unpack(table):
+        for buf, buf_len in IOVEC.iter_unpack(view[ptr:end]):
             if buf_len:
-                buffers.append(self.slice(buf, buf_len))
+                end = buf + buf_len
+                if end > len(view):
+                    view = self._covering(end)
+                buffers.append(view[buf:end])
         return buffers
 
     def store_strings(self, pointers_ptr: int, buffer_ptr: int, items: Iterable[bytes]) -> None:

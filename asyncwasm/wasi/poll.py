@@ -366,6 +366,8 @@ async def _wait_any(ctx: Any, deadline: Optional[int], waiting: list[FdSubscript
     for sub in waiting:
         entry = ctx.fds.get(sub.fd)  # still open: collect() just looked it up
         watched.setdefault((id(entry), sub.eventtype), (entry, sub.eventtype))
+    if extra_fd is None and len(watched) <= 1:
+        return await _wait_one(ctx, deadline, watched)
     outcome: list[Optional[int]] = [None]
 
     async with trio.open_nursery() as nursery:
@@ -392,6 +394,24 @@ async def _wait_any(ctx: Any, deadline: Optional[int], waiting: list[FdSubscript
         if extra_fd is not None:
             nursery.start_soon(watch_extra, extra_fd)
     return outcome[0]
+
+
+async def _wait_one(ctx: Any, deadline: Optional[int], watched: dict[Any, tuple[Any, Eventtype]]) -> Optional[int]:
+    """:func:`_wait_any` for at most one fd and no extra fd, in this task:
+    the common wait of a server (one connection, with an idle timeout)
+    without a nursery and a task per source."""
+    if not watched:
+        assert deadline is not None  # collect() waits on something
+        await trio.sleep(max(0, deadline - ctx.clocks.monotonic_ns()) / 1e9)
+        return deadline
+    ((entry, kind),) = watched.values()
+    wait = entry.wait_readable if kind == Eventtype.FD_READ else entry.wait_writable
+    if deadline is None:
+        await wait()
+        return None
+    with trio.move_on_after(max(0, deadline - ctx.clocks.monotonic_ns()) / 1e9) as scope:
+        await wait()
+    return deadline if scope.cancelled_caught else None
 
 
 # -- epoll_oneoff: edge-triggered (WasmEdge) ------------------------------------------------------

@@ -31,6 +31,7 @@ import socket
 from typing import Any, Awaitable, Callable, Optional, Union
 
 from .._types import I32, FuncType, ValType
+from .abi import U32 as ABI_U32
 from .abi import FDFLAGS_ALL, U16, Errno, Fdflags, Riflags, Rights, Roflags, Sdflags, WasiError
 from .decl import FD, PTR, REGISTRY, U32, HostFunction, Kind, host_function
 from .later import Later
@@ -120,6 +121,9 @@ _MSG_TRUNC = int(socket.MSG_TRUNC)  # socket.MsgFlag is an enum too
 _NO_RECV_FLAGS = (0, False)
 _FD_READ = int(Rights.FD_READ)
 _FD_WRITE = int(Rights.FD_WRITE)
+_SUCCESS = int(Errno.SUCCESS)
+_U32_PACK = ABI_U32.pack_into
+_U16_PACK = U16.pack_into
 
 
 def recv_flags(ri_flags: int) -> tuple[int, bool]:
@@ -180,18 +184,24 @@ def sock_recv(ctx: Any, fd: int, ri_data: int, ri_data_len: int, ri_flags: int, 
     FD_READ), INVAL (unknown flags, more than 1024 iovecs), FAULT, AGAIN,
     NOTCONN, CONNRESET."""
     entry = socket_at(ctx, fd, _FD_READ)
-    peek, waitall = recv_flags(ri_flags)
-    buffers = ctx.memory.iovecs(ri_data, ri_data_len)
-    ctx.memory.check(ro_datalen, 4)
-    ctx.memory.check(ro_flags, 2)
+    peek, waitall = recv_flags(ri_flags) if ri_flags else _NO_RECV_FLAGS
+    memory = ctx.memory
+    buffers = memory.iovecs(ri_data, ri_data_len)
+    memory.check(ro_datalen, 4)
+    view = memory.view_to(ro_flags + 2)  # checks ro_flags; both outputs are inside `view` from now on
+    got = entry.recv(buffers, peek, waitall=waitall)
+    if got.__class__ is tuple:  # data was there: no closure, no pending()
+        _U32_PACK(view, ro_datalen, got[0])
+        _U16_PACK(view, ro_flags, _TRUNCATED if got[1] & _MSG_TRUNC else 0)
+        return _SUCCESS
+    return pending(got, lambda got: _store_received(ctx.memory, ro_datalen, ro_flags, got))
 
-    def store(got: Any) -> int:
-        n, msg_flags, _ = got
-        ctx.memory.store_u32(ro_datalen, n)
-        ctx.memory.pack(U16, ro_flags, roflags(msg_flags))
-        return Errno.SUCCESS
 
-    return pending(entry.recv(buffers, peek, waitall=waitall), store)
+def _store_received(memory: Any, ro_datalen: int, ro_flags: int, got: Any) -> int:
+    n, msg_flags, _ = got
+    memory.store_u32(ro_datalen, n)
+    memory.pack(U16, ro_flags, _TRUNCATED if msg_flags & _MSG_TRUNC else 0)
+    return _SUCCESS
 
 
 @host_function(fd=FD, si_data=PTR, si_data_len=U32, si_flags=U32, so_datalen=PTR)
@@ -201,9 +211,14 @@ def sock_send(ctx: Any, fd: int, si_data: int, si_data_len: int, si_flags: int, 
     ignored. Never raises SIGPIPE. Errnos: BADF, NOTSOCK, NOTCAPABLE (no
     FD_WRITE), INVAL, FAULT, AGAIN, PIPE, CONNRESET, NOTCONN."""
     entry = socket_at(ctx, fd, _FD_WRITE)
-    buffers = ctx.memory.iovecs(si_data, si_data_len)
-    ctx.memory.check(so_datalen, 4)
-    return pending(entry.send(buffers), lambda n: store_u32(ctx, so_datalen, n))
+    memory = ctx.memory
+    buffers = memory.iovecs(si_data, si_data_len)
+    view = memory.view_to(so_datalen + 4)
+    sent = entry.send(buffers)
+    if sent.__class__ is int:  # sent at once
+        _U32_PACK(view, so_datalen, sent)
+        return _SUCCESS
+    return pending(sent, lambda n: store_u32(ctx, so_datalen, n))
 
 
 def store_u32(ctx: Any, ptr: int, value: int) -> int:

@@ -102,7 +102,7 @@ def _advance(buffers: Sequence[memoryview], n: int) -> list[memoryview]:
 
 
 def _capacity(buffers: Sequence[memoryview]) -> int:
-    return sum(len(b) for b in buffers)
+    return sum(map(len, buffers))
 
 
 def _poll_now(fd: int, events: int) -> int:
@@ -202,6 +202,13 @@ class SocketEntry(Entry):
         buffers are full or the stream ends."""
         if not buffers:
             return 0, 0, None
+        sock = self.sock
+        if not waitall and sock is not None and self.is_stream and len(buffers) == 1:
+            try:  # the common case, inline: one buffer, data there
+                return sock.recv_into(buffers[0], 0, flags), 0, None
+            except BlockingIOError:
+                pass
+            return self.wait_or_again(lambda: self._recv_wait(buffers, flags, False, None))
         got = self._try_recv(buffers, flags)
         if got is not None and not waitall:
             return got  # the fast path: data was there
@@ -239,6 +246,8 @@ class SocketEntry(Entry):
         sock = self.host_socket()
         try:
             if address is None:
+                if len(buffers) == 1:  # the common case, without building a msghdr
+                    return sock.send(buffers[0], _MSG_NOSIGNAL)
                 return sock.sendmsg(buffers, (), _MSG_NOSIGNAL)
             return sock.sendmsg(buffers, (), _MSG_NOSIGNAL, address)
         except BlockingIOError:
