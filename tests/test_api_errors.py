@@ -13,7 +13,7 @@ import trio
 import asyncwasm
 from asyncwasm import (
     FUNCREF, I32, Func, FuncType, Global, GlobalType, Instance, Limits, Linker, Memory, MemoryType, Module,
-    TableType, WasiConfig,
+    Table, TableType, WasiConfig,
 )
 
 from .wat import wat
@@ -105,6 +105,10 @@ CASES: list[tuple[str, Callable[[Module], object], type[BaseException], str]] = 
      r"bytes-like object is required"),
     ("immutable global", lambda m: setattr(_instance(m).exports["const"], "value", 1), asyncwasm.WasmError,
      r"cannot set an immutable global"),
+    ("Memory(int)", lambda m: Memory(3), TypeError, r"Memory\(\) needs an asyncwasm\.MemoryType, not int"),
+    ("Func(list, f)", lambda m: Func([I32], print), TypeError, r"Func\(\) needs an asyncwasm\.FuncType, not list"),
+    ("Table(int)", lambda m: Table(1), TypeError, r"Table\(\) needs an asyncwasm\.TableType, not int"),
+    ("Global(int, value)", lambda m: Global(1, 2), TypeError, r"Global\(\) needs an asyncwasm\.GlobalType, not int"),
 ]
 
 
@@ -119,12 +123,6 @@ def test_bad_input_is_refused_clearly(module: Module, call: Callable[[Module], o
 # belongs to the files named in the reason (owned elsewhere). strict: once
 # fixed, these fail until moved into CASES.
 GAPS = [
-    pytest.param(lambda m: Memory(3), id="Memory(int)",
-                 marks=pytest.mark.xfail(raises=AttributeError, strict=True,
-                                         reason="pyengine.c Memory_new reads .min before checking the type")),
-    pytest.param(lambda m: Func([I32], print), id="Func(list, f)",
-                 marks=pytest.mark.xfail(raises=AttributeError, strict=True,
-                                         reason="pyengine.c Func_new reads .params before checking the type")),
     pytest.param(lambda m: asyncwasm.execute(None, _func(_instance(m), "add"), 1, 2),
                  id="execute(None, f)",
                  marks=pytest.mark.xfail(raises=AttributeError, strict=True,

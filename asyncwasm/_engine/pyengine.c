@@ -168,6 +168,17 @@ static PyObject *globaltype_to_py(uint8_t type, bool mutable_)
     return gt;
 }
 
+/* TypeError unless `obj` is an instance of the asyncwasm._types class `cls`
+ * (checked before any attribute is read, so the error names the real mistake). */
+static int require_type(PyObject *obj, PyObject *cls, const char *who)
+{
+    int ok = PyObject_IsInstance(obj, cls);
+    if (ok == 0)
+        PyErr_Format(PyExc_TypeError, "%s needs an asyncwasm.%s, not %.100s", who, ((PyTypeObject *)cls)->tp_name,
+                     Py_TYPE(obj)->tp_name);
+    return ok == 1 ? 0 : -1;
+}
+
 /* min/max attributes of a MemoryType/TableType-like object. */
 static int limits_from_py(PyObject *type, uint64_t bound, uint32_t *min, bool *has_max, uint32_t *max)
 {
@@ -760,6 +771,7 @@ static PyObject *Func_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     static char *kwlist[] = {"functype", "callable", NULL};
     PyObject *functype, *callable;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO:Func", kwlist, &functype, &callable)) return NULL;
+    if (require_type(functype, py_classes.FuncType, "Func()") < 0) return NULL;
     if (!PyCallable_Check(callable)) {
         PyErr_Format(PyExc_TypeError, "Func() needs a callable, not %.100s", Py_TYPE(callable)->tp_name);
         return NULL;
@@ -933,6 +945,7 @@ static PyObject *Memory_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     static char *kwlist[] = {"memtype", "limit_pages", NULL};
     PyObject *memtype, *plimit = Py_None;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|$O:Memory", kwlist, &memtype, &plimit)) return NULL;
+    if (require_type(memtype, py_classes.MemoryType, "Memory()") < 0) return NULL;
     uint32_t min, max, limit = WASM_MAX_PAGES;
     bool has_max;
     if (limits_from_py(memtype, WASM_MAX_PAGES, &min, &has_max, &max) < 0) return NULL;
@@ -1091,6 +1104,7 @@ static PyObject *Table_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     PyObject *tabletype, *init = Py_None, *plimit = Py_None;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|O$O:Table", kwlist, &tabletype, &init, &plimit))
         return NULL;
+    if (require_type(tabletype, py_classes.TableType, "Table()") < 0) return NULL;
     uint32_t min, max, limit = DEFAULT_MAX_TABLE_ELEMENTS;
     bool has_max;
     uint8_t elem;
@@ -1260,6 +1274,7 @@ static PyObject *Global_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     static char *kwlist[] = {"globaltype", "value", NULL};
     PyObject *globaltype, *value;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO:Global", kwlist, &globaltype, &value)) return NULL;
+    if (require_type(globaltype, py_classes.GlobalType, "Global()") < 0) return NULL;
     PyObject *content = PyObject_GetAttrString(globaltype, "content");
     PyObject *mutable_ = content ? PyObject_GetAttrString(globaltype, "mutable") : NULL;
     uint8_t vt = 0;
