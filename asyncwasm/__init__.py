@@ -39,6 +39,7 @@ from ._stats import Statistics
 from .execution import Execution, Limits, execute
 from .instance import Instance
 from .linker import Linker
+from .costs import CostTable
 from .module import ExportType, ImportType, Module
 from .wasi import WasiConfig
 
@@ -46,6 +47,7 @@ __all__ = [
     "Module",
     "ImportType",
     "ExportType",
+    "CostTable",
     "Instance",
     "Linker",
     "Limits",

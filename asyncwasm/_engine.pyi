@@ -40,8 +40,9 @@ class CompiledModule:
     @property
     def code_size(self) -> int: ...
 
-def compile(data: Buffer, /) -> CompiledModule:
-    """Decode, validate and compile; raises MalformedError / ValidationError."""
+def compile(data: Buffer, costs: Optional[Buffer] = None) -> CompiledModule:
+    """Decode, validate and compile; raises MalformedError / ValidationError.
+    ``costs``: 512 native uint16 fuel weights (see asyncwasm.costs)."""
 
 def set_hooks(**hooks: Callable[..., Any]) -> None:
     """Register the Python callables the C types delegate to (``call_async``)."""

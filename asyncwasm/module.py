@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Literal, Optional, Union, final
 
 from . import _engine
+from .costs import CostTable, packed_or_none
 from ._types import ExternType, FuncType
 
 __all__ = ["Module", "ImportType", "ExportType", "ModuleKind"]
@@ -77,6 +78,9 @@ class Module:
     A Module never changes after construction, so one Module may be
     instantiated any number of times and shared by any number of trio tasks.
 
+    ``costs``, a :class:`~asyncwasm.CostTable`, weighs instructions for fuel
+    (default: one unit each); ``Limits(fuel=N)`` is then a cost limit.
+
         >>> module = Module(open("add.wasm", "rb").read())   # or Module.from_file("add.wasm")
         >>> module.kind, [str(e) for e in module.exports]
         ('library', ['add: func [i32 i32] -> [i32]'])
@@ -85,38 +89,45 @@ class Module:
         asyncwasm.MalformedError: unknown binary version at offset 0x4
     """
 
-    __slots__ = ("_compiled", "_imports", "_exports", "__weakref__")
+    __slots__ = ("_compiled", "_imports", "_exports", "_costs", "__weakref__")
     _compiled: _engine.CompiledModule
     _imports: tuple[ImportType, ...]
     _exports: tuple[ExportType, ...]
+    _costs: Optional[CostTable]
 
-    def __init__(self, data: BytesLike) -> None:
+    def __init__(self, data: BytesLike, *, costs: Optional[CostTable] = None) -> None:
         if isinstance(data, str):
             raise TypeError("Module() takes the binary format as bytes; the text format is not supported")
         try:
             view = memoryview(data)
         except TypeError:
             raise TypeError(f"Module() takes a bytes-like object, not {type(data).__name__}") from None
-        compiled = _engine.compile(view)
+        compiled = _engine.compile(view, packed_or_none(costs))
         object.__setattr__(self, "_compiled", compiled)
+        object.__setattr__(self, "_costs", costs)
         object.__setattr__(self, "_imports", tuple(ImportType(m, n, t) for m, n, t in compiled.imports))
         object.__setattr__(self, "_exports", tuple(ExportType(n, t) for n, t in compiled.exports))
 
     @classmethod
-    def from_file(cls, path: Union[str, "os.PathLike[str]"]) -> "Module":
+    def from_file(cls, path: Union[str, "os.PathLike[str]"], *, costs: Optional[CostTable] = None) -> "Module":
         """Read and compile a ``.wasm`` file. Blocks on the file read.
 
             >>> Module.from_file("add.wasm").exports
             [ExportType(name='add', type=FuncType(params=(i32, i32), results=(i32,)))]
         """
         with open(path, "rb") as f:
-            return cls(f.read())
+            return cls(f.read(), costs=costs)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("Module is immutable")
 
     def __delattr__(self, name: str) -> None:
         raise AttributeError("Module is immutable")
+
+    @property
+    def costs(self) -> Optional[CostTable]:
+        """The cost table the module was compiled with, or None (1 per instruction)."""
+        return self._costs
 
     @property
     def imports(self) -> list[ImportType]:

@@ -12,7 +12,7 @@ import asyncwasm
 from asyncwasm import lowlevel
 
 DOCUMENTED = [
-    "Module", "ImportType", "ExportType", "Instance", "Linker", "Limits",
+    "Module", "ImportType", "ExportType", "CostTable", "Instance", "Linker", "Limits",
     "WasiConfig", "execute", "Execution", "Statistics",
     "Func", "Memory", "Table", "Global",
     "FuncType", "MemoryType", "TableType", "GlobalType",
@@ -42,7 +42,7 @@ def test_version_is_a_release_string() -> None:
     assert re.fullmatch(r"\d+\.\d+\.\d+", asyncwasm.__version__)
 
 
-@pytest.mark.parametrize("name", ["Module", "ImportType", "ExportType", "Instance", "Linker", "Limits", "Execution",
+@pytest.mark.parametrize("name", ["Module", "ImportType", "ExportType", "CostTable", "Instance", "Linker", "Limits", "Execution",
                                   "Statistics"])
 def test_python_classes_are_final(name: str) -> None:
     assert getattr(getattr(asyncwasm, name), "__final__", False), f"{name} is not marked @final"

@@ -201,10 +201,11 @@ static inline void cg_emit4(codegen *cg, uint32_t op, uint32_t a, uint32_t b, ui
  * local.set/local.tee or fused into a conditional jump. */
 void cg_emit_result(codegen *cg, uint32_t op, uint32_t nops, const uint32_t *operands);
 
-/* Counts one Wasm instruction (into the chain being compiled). */
-static inline void cg_count(codegen *cg) {
+/* Counts one Wasm instruction of fuel weight `cost` (1 without a cost
+ * table) into the chain being compiled. */
+static inline void cg_count(codegen *cg, uint32_t cost) {
     if (!cg->dead)
-        cg->count++;
+        cg->count += cost;
 }
 
 static inline void cg_label_init(cg_label *l) {

@@ -271,7 +271,14 @@ typedef struct wasm_module {
      * function named in an element segment, an export, or a global init. */
     uint8_t *declared_refs; /* nfuncs bytes, 0 or 1 */
     wasm_name module_name;  /* from the name section; len 0 when absent */
+
+    /* Fuel weights for wasm_validate_and_compile (a cost table): entry [op]
+     * for a one-byte opcode, [256 + sub] for a 0xFC-prefixed one, each >= 1;
+     * NULL: every instruction costs 1. Borrowed: set only for the compile. */
+    const uint16_t *costs;
 } wasm_module;
+
+#define WASM_COST_ENTRIES 512
 
 /* Errors of decode/validate/compile. `message` starts with the spec
  * testsuite's wording for the rule broken (for example "type mismatch",

@@ -395,20 +395,39 @@ static void raise_module_error(const wasm_error *err)
 }
 
 PyDoc_STRVAR(compile_doc,
-"compile(data) -> CompiledModule\n\n"
+"compile(data, costs=None) -> CompiledModule\n\n"
 "Decode, validate and compile a module from a bytes-like object. Raises\n"
 "MalformedError / ValidationError(rule, offset, func) or MemoryError.\n"
-"Runs without the GIL.");
+"costs: a cost table, 512 native uint16 weights >= 1 (entry [op] for a\n"
+"one-byte opcode, [256 + sub] for 0xFC sub-opcodes): fuel is charged by\n"
+"weight instead of 1 per instruction. Runs without the GIL.");
 
-static PyObject *engine_compile(PyObject *module, PyObject *data)
+static PyObject *engine_compile(PyObject *module, PyObject *args, PyObject *kwds)
 {
     (void)module;
-    Py_buffer view;
-    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) return NULL;
+    static char *kwlist[] = {"data", "costs", NULL};
+    PyObject *data, *pcosts = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|O:compile", kwlist, &data, &pcosts)) return NULL;
+    Py_buffer view, costs = {0};
+    if (pcosts != Py_None) {
+        if (PyObject_GetBuffer(pcosts, &costs, PyBUF_SIMPLE) < 0) return NULL;
+        bool ok = costs.len == WASM_COST_ENTRIES * (Py_ssize_t)sizeof(uint16_t);
+        for (Py_ssize_t i = 0; ok && i < WASM_COST_ENTRIES; i++) ok = ((const uint16_t *)costs.buf)[i] >= 1;
+        if (!ok) {
+            PyBuffer_Release(&costs);
+            PyErr_Format(PyExc_ValueError, "costs must be %d native uint16 weights, each >= 1", WASM_COST_ENTRIES);
+            return NULL;
+        }
+    }
+    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
+        if (costs.obj != NULL) PyBuffer_Release(&costs);
+        return NULL;
+    }
     CompiledModuleObject *self =
         (CompiledModuleObject *)CompiledModule_Type.tp_alloc(&CompiledModule_Type, 0);
     if (self == NULL) {
         PyBuffer_Release(&view);
+        if (costs.obj != NULL) PyBuffer_Release(&costs);
         return NULL;
     }
     wasm_error err;
@@ -417,9 +436,14 @@ static PyObject *engine_compile(PyObject *module, PyObject *data)
     /* The front end touches no Python object (functype_intern has its own lock). */
     Py_BEGIN_ALLOW_THREADS
     rc = wasm_decode(view.buf, (size_t)view.len, &self->m, &err);
-    if (rc == 0) rc = wasm_validate_and_compile(&self->m, &err);
+    if (rc == 0) {
+        self->m.costs = costs.obj != NULL ? costs.buf : NULL;
+        rc = wasm_validate_and_compile(&self->m, &err);
+        self->m.costs = NULL;
+    }
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&view);
+    if (costs.obj != NULL) PyBuffer_Release(&costs);
     if (rc != 0) {
         raise_module_error(&err);
         Py_DECREF(self);
@@ -1937,7 +1961,7 @@ static PyObject *engine_set_hooks(PyObject *module, PyObject *args, PyObject *kw
 }
 
 static PyMethodDef engine_methods[] = {
-    {"compile", engine_compile, METH_O, compile_doc},
+    {"compile", (PyCFunction)(void (*)(void))engine_compile, METH_VARARGS | METH_KEYWORDS, compile_doc},
     {"set_hooks", (PyCFunction)(void (*)(void))engine_set_hooks, METH_VARARGS | METH_KEYWORDS, set_hooks_doc},
     {NULL},
 };

@@ -1078,6 +1078,30 @@ static bool body_ran_out(validator *v) {
     return false;
 }
 
+/* A function's weighted instruction count stays below this, so that charge
+ * words (uint32) and chain arithmetic cannot wrap whatever the cost table. */
+#define MAX_FUNC_COST 0x7FFFFFFFu
+
+/* The fuel weight of the instruction at v->r.p: 1, or its cost table entry.
+ * A 0xFC sub-opcode is peeked with a scratch error: if it is malformed, the
+ * real read reports it right after. */
+static uint32_t instr_cost(const validator *v) {
+    const uint16_t *costs = v->m->costs;
+    if (costs == NULL)
+        return 1;
+    uint8_t op = *v->r.p;
+    if (op != 0xFC)
+        return costs[op];
+    wasm_error scratch;
+    wasm_reader peek = v->r;
+    peek.err = &scratch;
+    peek.p++;
+    uint32_t sub;
+    if (!rd_u32(&peek, &sub))
+        return 1;
+    return costs[256 + (sub < 256 ? sub : 255)];
+}
+
 static bool compile_instructions(validator *v) {
     wasm_reader *r = &v->r;
     codegen *cg = &v->cg;
@@ -1087,7 +1111,9 @@ static bool compile_instructions(validator *v) {
             return body_ran_out(v);
         v->instr = r->p;
         cg->wasm_offset = (uint32_t)(r->p - r->base);
-        cg_count(cg);
+        cg_count(cg, instr_cost(v));
+        if (cg->count > MAX_FUNC_COST)
+            return invalid(v, "function too costly to meter with this cost table");
         uint8_t op = *r->p++;
         bool ok;
         switch (op) {

@@ -24,6 +24,8 @@ from .abi import IOV_MAX, IOVEC, U32, U64, Errno, WasiError
 
 _IOVEC_UNPACK = IOVEC.unpack_from
 _IOVEC_SIZE = IOVEC.size
+#: count -> the Struct of a table of ``count`` iovecs (u32 pairs), made on first use.
+_IOVEC_TABLES: dict[int, struct.Struct] = {}
 
 
 def _byte_view(memory: Any) -> memoryview:
@@ -129,9 +131,15 @@ class GuestMemory:
         end = ptr + count * _IOVEC_SIZE
         if end > len(view):
             view = self._covering(end)
+        table = _IOVEC_TABLES.get(count)
+        if table is None:  # at most IOV_MAX of them, each a few hundred bytes
+            table = _IOVEC_TABLES[count] = struct.Struct(f"<{2 * count}I")
+        words = table.unpack_from(view, ptr)
         buffers = []
-        for buf, buf_len in IOVEC.iter_unpack(view[ptr:end]):
+        for i in range(0, 2 * count, 2):
+            buf_len = words[i + 1]
             if buf_len:
+                buf = words[i]
                 end = buf + buf_len
                 if end > len(view):
                     view = self._covering(end)
