@@ -248,8 +248,26 @@ def _read_plan(ctx: Any, subscriptions: int, events: int, nsubscriptions: int, n
         raise WasiError(Errno.INVAL)
     ctx.memory.check(events, nsubscriptions * EVENT.size)
     ctx.memory.check(nevents, 4)
-    subs = decode_subscriptions(ctx.memory.read(subscriptions, nsubscriptions * SUBSCRIPTION_SIZE))
+    data = ctx.memory.read(subscriptions, nsubscriptions * SUBSCRIPTION_SIZE)
+    subs = _decoded(data) if nsubscriptions < _MANY_FDS else decode_subscriptions(data)
     return make_plan(subs, ctx.clocks.monotonic_ns(), ctx.clocks.realtime_ns())
+
+
+# Small subscription tables decoded lately, by their bytes: a server waits
+# with the same (fd, idle timeout) table call after call, and decoding is a
+# fifth of a poll_oneoff. Subscriptions are frozen, so a decoded tuple can be
+# shared by every caller; the cache is cleared when full (bounded memory).
+_DECODED: dict[bytes, tuple[Subscription, ...]] = {}
+_DECODED_MAX = 256
+
+
+def _decoded(data: bytes) -> tuple[Subscription, ...]:
+    subs = _DECODED.get(data)
+    if subs is None:
+        if len(_DECODED) >= _DECODED_MAX:
+            _DECODED.clear()
+        subs = _DECODED[data] = tuple(decode_subscriptions(data))
+    return subs
 
 
 def _store_events(ctx: Any, out: int, nevents: int, events: list[Event]) -> int:

@@ -122,6 +122,7 @@ _NO_RECV_FLAGS = (0, False)
 _FD_READ = int(Rights.FD_READ)
 _FD_WRITE = int(Rights.FD_WRITE)
 _SUCCESS = int(Errno.SUCCESS)
+_AGAIN = int(Errno.AGAIN)
 _U32_PACK = ABI_U32.pack_into
 _U16_PACK = U16.pack_into
 
@@ -189,7 +190,12 @@ def sock_recv(ctx: Any, fd: int, ri_data: int, ri_data_len: int, ri_flags: int, 
     buffers = memory.iovecs(ri_data, ri_data_len)
     memory.check(ro_datalen, 4)
     view = memory.view_to(ro_flags + 2)  # checks ro_flags; both outputs are inside `view` from now on
-    got = entry.recv(buffers, peek, waitall=waitall)
+    if buffers and not waitall and entry.nonblocking:  # a non-blocking server's read: AGAIN is common
+        got = entry.try_recv(buffers, peek)
+        if got is None:
+            return _AGAIN  # returned, not raised: an exception costs more than the rest of the call
+    else:
+        got = entry.recv(buffers, peek, waitall=waitall)
     if got.__class__ is tuple:  # data was there: no closure, no pending()
         _U32_PACK(view, ro_datalen, got[0])
         _U16_PACK(view, ro_flags, _TRUNCATED if got[1] & _MSG_TRUNC else 0)

@@ -185,7 +185,9 @@ class SocketEntry(Entry):
         return None
 
     # -- receiving -------------------------------------------------------------
-    def _try_recv(self, buffers: list[memoryview], flags: int) -> Optional[RecvResult]:
+    def try_recv(self, buffers: list[memoryview], flags: int) -> Optional[RecvResult]:
+        """Receive what is there now, never waiting: None when nothing is
+        (the caller of a NONBLOCK fd answers AGAIN without raising)."""
         sock = self.host_socket()
         try:
             if self.is_stream and len(buffers) == 1:  # the common case, without recvmsg's tuple
@@ -209,7 +211,7 @@ class SocketEntry(Entry):
             except BlockingIOError:
                 pass
             return self.wait_or_again(lambda: self._recv_wait(buffers, flags, False, None))
-        got = self._try_recv(buffers, flags)
+        got = self.try_recv(buffers, flags)
         if got is not None and not waitall:
             return got  # the fast path: data was there
         waitall = waitall and self.is_stream and not flags & socket.MSG_PEEK and not self.nonblocking
@@ -225,7 +227,7 @@ class SocketEntry(Entry):
         done, msg_flags, address = so_far if so_far is not None else (0, 0, None)
         total = _capacity(buffers)
         while True:
-            got = await self._retry(False, lambda: self._try_recv(_advance(buffers, done), flags), SockOpt.RCVTIMEO)
+            got = await self._retry(False, lambda: self.try_recv(_advance(buffers, done), flags), SockOpt.RCVTIMEO)
             if got is None:  # SO_RCVTIMEO passed
                 if done:
                     return done, msg_flags, address
@@ -483,6 +485,9 @@ class HandedListenerEntry(SocketEntry):
 
     async def wait_readable(self) -> None:
         await self.source.wait()
+
+    def try_recv(self, buffers: list[memoryview], flags: int) -> Optional[RecvResult]:
+        raise WasiError(Errno.NOTCONN)
 
     def recv(self, buffers: list[memoryview], flags: int = 0, *, waitall: bool = False) -> Pending[RecvResult]:
         raise WasiError(Errno.NOTCONN)
