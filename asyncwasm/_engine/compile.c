@@ -14,7 +14,12 @@
  *   local.get and constants cost no instruction, local.set retargets the
  *   instruction that computed its value, and a comparison feeding br_if/if
  *   becomes one conditional jump.
+ * - Fusion (below, F9-F12): common neighbours become one instruction (an
+ *   operation feeding the next, an add/copy/load before a conditional jump,
+ *   a load feeding an operation, a store of a computed value), from the
+ *   opcodes.def rows that list them.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -91,6 +96,8 @@ static void unemit_last(codegen *cg, uint32_t at) {
     cg->len = at;
     cg->nsrc--;
     cg->result_word = CG_NONE;
+    cg->last_instr = cg->prev_instr;
+    cg->prev_instr = CG_NONE;
 }
 
 /* ---- Fuel -------------------------------------------------------------------------
@@ -146,6 +153,7 @@ static void end_chain(codegen *cg) {
 static void mark_join(codegen *cg) {
     cg->result_word = CG_NONE;
     cg->last_instr = CG_NONE;
+    cg->prev_instr = CG_NONE;
     cg->entry_code = false;
 }
 
@@ -158,6 +166,7 @@ bool cg_func_begin(codegen *cg, uint32_t wasm_offset, uint32_t nparam_slots, uin
     cg->len = 0;
     cg->nsrc = 0;
     cg->last_instr = CG_NONE;
+    cg->prev_instr = CG_NONE;
     cg->dead = false;
     cg->oom = false;
     cg->count = 0;
@@ -381,7 +390,36 @@ void cg_place_loop(codegen *cg, cg_label *l) {
  *       local.set of a zero constant to a local not yet written is dropped.
  *   F8. local.tee x copies the value to x but leaves it where it was (its
  *       home, another local, the pool): both hold it, and later readers
- *       need not wait for the copy. Only a retargeted value lives in x. */
+ *       need not wait for the copy. Only a retargeted value lives in x.
+ *   F9. A binary operation whose operand is the last instruction's result
+ *       (F6), where both form an opcodes.def CHAIN row, replaces that
+ *       instruction by the chain: dst = SECOND(FIRST(a, b), c) (CHAIN1: a
+ *       unary FIRST, and SECOND an integer operation that commutes). The first's
+ *       operands are read later than before, but no instruction ran in
+ *       between, so they still hold the same values.
+ *   F10. An i32.add right before a conditional jump (no label between)
+ *       joins it: ADD_<jump> d, p, q, <the jump's operands> adds first,
+ *       then tests, so the test sees the sum as before. The handler puts
+ *       d back when the jump's charge does not fit, so that resuming
+ *       re-executes the pair from the start (engine.h "Fuel"). A COPY
+ *       right before a conditional jump joins it the same way (COPY_<jump>);
+ *       it needs no putting back, as repeating it copies the same value.
+ *       So does a load (LOAD_JUMP rows), put back like the add; the fused
+ *       instruction keeps the load's module offset, for its trap. (A COPY
+ *       joined to a following i32.add, and a LOAD_SUM joined to a jump,
+ *       measured slower: the strlen loop they shorten is bound by the
+ *       latency of its counter slot, not by dispatch.) An i32.add right
+ *       before a RETURN becomes ADD_RETURN in place (it keeps the add's
+ *       srcmap entry; neither can trap).
+ *   F11. A load whose result (F6) is the right operand of a binary
+ *       operation (either operand when it commutes) with an opcodes.def
+ *       LOAD_OP row joins it: dst = OP(x, LOAD(addr)). The fused instruction
+ *       traps like the load, before anything is written, and keeps the
+ *       load's module offset for the trap report.
+ *   F12. A store of the last instruction's result (F6), a binary operation
+ *       or chain with an opcodes.def STORE_OF row, becomes that row: the
+ *       value goes to memory only (nothing else reads its home). The
+ *       operation's operands are read at the store, with nothing between. */
 
 enum { POOL_HASH_SIZE = 2 * CG_MAX_CONSTS }; /* a power of two, at most half full */
 
@@ -495,6 +533,17 @@ void cg_move_values(codegen *cg, uint32_t dst, const cg_value *vals, uint32_t n)
     }
 }
 
+/* RETURN, absorbing an i32.add right before it (F10). */
+static void emit_return(codegen *cg) {
+    uint32_t last = cg->last_instr;
+    if (!cg->dead && last != CG_NONE && last + 4 == cg->len && cg->code[last] == OP_I32_ADD) {
+        cg->code[last] = OP_ADD_RETURN;
+        cg->result_word = CG_NONE;
+        return;
+    }
+    cg_emit(cg, OP_RETURN, 0);
+}
+
 /* The operand that names final slot i (a return's destination). */
 static uint32_t result_slot(const codegen *cg, uint32_t i) {
     return i < cg->nlocal_slots ? i : CG_RESULT | i;
@@ -509,7 +558,7 @@ void cg_return(codegen *cg, cg_value *vals, uint32_t n) {
     uint32_t rw = cg->result_word;
     if (n == 1 && vals[0].loc == vals[0].home && rw != CG_NONE && cg->code[rw] == vals[0].home) {
         cg->code[rw] = result_slot(cg, 0); /* F6: compute the result in place */
-        cg_emit(cg, OP_RETURN, 0);
+        emit_return(cg);
         end_chain(cg);
         return;
     }
@@ -526,9 +575,90 @@ void cg_return(codegen *cg, cg_value *vals, uint32_t n) {
         if (home || final_slot(cg, vals[i].loc) != dst)
             emit_copy(cg, vals[i].type, result_slot(cg, dst), vals[i].loc);
     }
-    cg_emit(cg, OP_RETURN, 0);
+    emit_return(cg);
     end_chain(cg);
 }
+
+/* ---- chains (F9) ---- */
+
+typedef struct {
+    uint16_t op, first, second;
+    bool right; /* CHAIN_R: the first's result is the second's right operand */
+} chain_row;
+
+static const chain_row chain_rows[] = {
+#define CHAIN(NAME, FIRST, SECOND, TYPE) {OP_##NAME, OP_##FIRST, OP_##SECOND, false},
+#define CHAIN_R(NAME, FIRST, SECOND, TYPE) {OP_##NAME, OP_##FIRST, OP_##SECOND, true},
+#include "opcodes.def"
+};
+
+/* Integer operations whose operands may swap: a chained value on the right
+ * uses the CHAIN row of the other side. */
+static const bool int_commutes[OP__COUNT] = {
+    [OP_I32_ADD] = true, [OP_I32_MUL] = true, [OP_I32_AND] = true, [OP_I32_OR] = true,
+    [OP_I32_XOR] = true, [OP_I64_ADD] = true, [OP_I64_MUL] = true, [OP_I64_AND] = true,
+    [OP_I64_OR] = true,  [OP_I64_XOR] = true,
+};
+
+/* Lookup in O(1) while compiling: every opcode that occurs in a chain row
+ * gets a small index (chain_index, 0 = none), and chain_table[right][first]
+ * [second] is the row's opcode (0 = no such chain). Built once. */
+enum { CHAIN_MAX_OPS = 64 };
+static uint8_t chain_index[OP__COUNT];
+static uint16_t chain_table[2][CHAIN_MAX_OPS][CHAIN_MAX_OPS];
+static pthread_once_t chain_once = PTHREAD_ONCE_INIT;
+
+static uint8_t chain_index_of(uint32_t op, uint8_t *next) {
+    if (!chain_index[op] && *next < CHAIN_MAX_OPS)
+        chain_index[op] = (*next)++;
+    return chain_index[op];
+}
+
+static void build_chain_table(void) {
+    uint8_t next = 1;
+    for (size_t i = 0; i < sizeof chain_rows / sizeof chain_rows[0]; i++) {
+        const chain_row *r = &chain_rows[i];
+        uint8_t f = chain_index_of(r->first, &next), s = chain_index_of(r->second, &next);
+        if (f && s)
+            chain_table[r->right][f][s] = r->op;
+    }
+}
+
+/* CHAIN1 rows (a unary first), found by linear search: they are few. */
+static const chain_row chain1_rows[] = {
+#define CHAIN1(NAME, FIRST, SECOND, TYPE) {OP_##NAME, OP_##FIRST, OP_##SECOND, false},
+#include "opcodes.def"
+};
+
+static uint32_t chain1_op(uint32_t first, uint32_t second) {
+    for (size_t i = 0; i < sizeof chain1_rows / sizeof chain1_rows[0]; i++)
+        if (chain1_rows[i].first == first && chain1_rows[i].second == second)
+            return chain1_rows[i].op;
+    return 0;
+}
+
+/* The chain for `first` feeding `second` on that side, or 0. */
+static uint32_t chain_op(uint32_t first, uint32_t second, bool right) {
+    uint8_t f = chain_index[first], s = chain_index[second];
+    return f && s ? chain_table[right][f][s] : 0;
+}
+
+/* ---- a load feeding an operation (F11) ---- */
+
+/* Per NUMERIC row: the LOAD row whose value it may take, and its LOAD_OP
+ * and LOAD_SUM_OP forms (0 = none). */
+static const uint16_t load_op_load[OP__COUNT] = {
+#define LOAD_OP(NAME, LOAD, OP, TYPE, ALIGN_LOG2) [OP_##OP] = OP_##LOAD,
+#include "opcodes.def"
+};
+static const uint16_t load_op_plain[OP__COUNT] = {
+#define LOAD_OP(NAME, LOAD, OP, TYPE, ALIGN_LOG2) [OP_##OP] = OP_##NAME,
+#include "opcodes.def"
+};
+static const uint16_t load_op_sum[OP__COUNT] = {
+#define LOAD_SUM_OP(NAME, LOAD, OP, TYPE, ALIGN_LOG2) [OP_##OP] = OP_##NAME,
+#include "opcodes.def"
+};
 
 /* The LOAD_SUM/STORE_SUM form of each LOAD/STORE row that has one. */
 static const uint16_t sum_form[OP__COUNT] = {
@@ -536,6 +666,72 @@ static const uint16_t sum_form[OP__COUNT] = {
 #define STORE_SUM(NAME, BASE, TYPE, ALIGN_LOG2) [OP_##BASE] = OP_##NAME,
 #include "opcodes.def"
 };
+
+/* Replaces the last instruction, a load whose result (home `t`) is op's
+ * operand, by op's LOAD_OP/LOAD_SUM_OP form reading x; false when there is
+ * none. The fused instruction keeps the load's module offset, as it traps
+ * where the load would. */
+static bool fuse_load(codegen *cg, uint32_t op, uint32_t dst, uint32_t x) {
+    uint32_t rw = cg->result_word, load = cg->code[rw - 1];
+    bool plain = load == load_op_load[op] && load_op_plain[op];
+    bool sum = !plain && load_op_load[op] && load == sum_form[load_op_load[op]] && load_op_sum[op];
+    if (!plain && !sum)
+        return false;
+    uint32_t ops[5] = {dst, x, cg->code[rw + 1], cg->code[rw + 2], sum ? cg->code[rw + 3] : 0};
+    uint32_t here = cg->wasm_offset;
+    cg->wasm_offset = cg->srcmap[2 * (cg->nsrc - 1) + 1];
+    unemit_last(cg, rw - 1);
+    cg_emit_result(cg, plain ? load_op_plain[op] : load_op_sum[op], plain ? 4 : 5, ops);
+    cg->wasm_offset = here;
+    return true;
+}
+
+void cg_binary(codegen *cg, uint32_t op, const cg_value *a, const cg_value *b) {
+    if (cg->dead)
+        return;
+    pthread_once(&chain_once, build_chain_table);
+    uint32_t rw = cg->result_word;
+    if (rw != CG_NONE && chain_index[op]) {
+        uint32_t t = cg->code[rw], first = cg->code[rw - 1];
+        bool left = a->loc == a->home && a->home == t;
+        bool right = !left && b->loc == b->home && b->home == t;
+        uint32_t chain = 0, c = 0;
+        if (left) {
+            chain = chain_op(first, op, false), c = b->loc;
+        } else if (right) {
+            chain = chain_op(first, op, true), c = a->loc;
+            if (!chain && int_commutes[op])
+                chain = chain_op(first, op, false);
+        }
+        if (chain) {
+            uint32_t ops[4] = {a->home, cg->code[rw + 1], cg->code[rw + 2], c};
+            unemit_last(cg, rw - 1);
+            cg_emit_result(cg, chain, 4, ops);
+            return;
+        }
+    }
+    if (rw != CG_NONE && int_commutes[op]) { /* F9, a unary first */
+        uint32_t t = cg->code[rw];
+        bool left = a->loc == a->home && a->home == t;
+        bool right = !left && b->loc == b->home && b->home == t;
+        uint32_t chain = left || right ? chain1_op(cg->code[rw - 1], op) : 0;
+        if (chain) {
+            uint32_t ops[3] = {a->home, cg->code[rw + 1], left ? b->loc : a->loc};
+            unemit_last(cg, rw - 1);
+            cg_emit_result(cg, chain, 3, ops);
+            return;
+        }
+    }
+    if (rw != CG_NONE && load_op_load[op]) { /* F11 */
+        uint32_t t = cg->code[rw];
+        if (b->loc == b->home && b->home == t && fuse_load(cg, op, a->home, a->loc))
+            return;
+        if (int_commutes[op] && a->loc == a->home && a->home == t && fuse_load(cg, op, a->home, b->loc))
+            return;
+    }
+    uint32_t ops[3] = {a->home, a->loc, b->loc};
+    cg_emit_result(cg, op, 3, ops);
+}
 
 /* Whether `addr` was computed by the last instruction, an i32.add that can
  * fold into the access `op` (F6); then removes that add, leaving its two
@@ -564,14 +760,50 @@ void cg_load(codegen *cg, uint32_t op, const cg_value *addr, uint32_t offset) {
     }
 }
 
-void cg_store(codegen *cg, uint32_t op, const cg_value *addr, uint32_t value_loc, uint32_t offset) {
+/* The store row STORE of the value of row OP, found by linear search:
+ * there are few, and only a store right after such an OP looks (F12). */
+typedef struct {
+    uint16_t op, store, producer;
+} store_of_row;
+
+static const store_of_row store_of_rows[] = {
+#define STORE_OF(NAME, STORE, OP, TYPE, ALIGN_LOG2) {OP_##NAME, OP_##STORE, OP_##OP},
+#define STORE_OF_CHAIN(NAME, STORE, CHAIN, FIRST, SECOND, TYPE, ALIGN_LOG2) {OP_##NAME, OP_##STORE, OP_##CHAIN},
+#define STORE_OF_CHAIN_R(NAME, STORE, CHAIN, FIRST, SECOND, TYPE, ALIGN_LOG2) {OP_##NAME, OP_##STORE, OP_##CHAIN},
+#include "opcodes.def"
+};
+
+static uint32_t store_of(uint32_t store, uint32_t producer) {
+    for (size_t i = 0; i < sizeof store_of_rows / sizeof store_of_rows[0]; i++)
+        if (store_of_rows[i].store == store && store_of_rows[i].producer == producer)
+            return store_of_rows[i].op;
+    return 0;
+}
+
+void cg_store(codegen *cg, uint32_t op, const cg_value *addr, const cg_value *value, uint32_t offset) {
     if (cg->dead)
         return;
-    uint32_t sum[2];
-    if (take_address_sum(cg, op, addr, sum))
-        cg_emit4(cg, sum_form[op], sum[0], sum[1], value_loc, offset);
-    else
-        cg_emit3(cg, op, addr->loc, value_loc, offset);
+    uint32_t sum[2], rw = cg->result_word;
+    if (take_address_sum(cg, op, addr, sum)) {
+        cg_emit4(cg, sum_form[op], sum[0], sum[1], value->loc, offset);
+        return;
+    }
+    if (rw != CG_NONE && value->loc == value->home && cg->code[rw] == value->home) {
+        uint32_t fused = store_of(op, cg->code[rw - 1]); /* F12 */
+        if (fused) {
+            /* addr, the producer's operands but its result slot, offset */
+            uint32_t nsrc = (uint32_t)strlen(operand_letters[cg->code[rw - 1]]) - 1, ops[5];
+            ops[0] = addr->loc;
+            memcpy(ops + 1, cg->code + rw + 1, sizeof *ops * nsrc);
+            ops[nsrc + 1] = offset;
+            unemit_last(cg, rw - 1);
+            uint32_t *w = cg_emit(cg, fused, nsrc + 2);
+            if (w)
+                memcpy(w, ops, sizeof *w * (nsrc + 2));
+            return;
+        }
+    }
+    cg_emit3(cg, op, addr->loc, value->loc, offset);
 }
 
 /* Conditional jumps that an i32 comparison folds into: the jump taken when
@@ -606,6 +838,73 @@ static void finish_cond_jump(codegen *cg, uint32_t word, cg_label *l) {
     add_fixup(cg, word + 2, cg->chain, cg->count);
 }
 
+/* The ADD_<jump> form of each conditional jump (F10). */
+static const uint16_t add_jump_form[OP__COUNT] = {
+    [OP_JUMP_IF] = OP_ADD_JUMP_IF,           [OP_JUMP_UNLESS] = OP_ADD_JUMP_UNLESS,
+    [OP_JUMP_IF_EQ] = OP_ADD_JUMP_IF_EQ,     [OP_JUMP_IF_NE] = OP_ADD_JUMP_IF_NE,
+    [OP_JUMP_IF_LT_S] = OP_ADD_JUMP_IF_LT_S, [OP_JUMP_IF_LT_U] = OP_ADD_JUMP_IF_LT_U,
+    [OP_JUMP_IF_GE_S] = OP_ADD_JUMP_IF_GE_S, [OP_JUMP_IF_GE_U] = OP_ADD_JUMP_IF_GE_U,
+};
+
+/* The COPY_<jump> form of each conditional jump (F10). */
+static const uint16_t copy_jump_form[OP__COUNT] = {
+    [OP_JUMP_IF] = OP_COPY_JUMP_IF,           [OP_JUMP_UNLESS] = OP_COPY_JUMP_UNLESS,
+    [OP_JUMP_IF_EQ] = OP_COPY_JUMP_IF_EQ,     [OP_JUMP_IF_NE] = OP_COPY_JUMP_IF_NE,
+    [OP_JUMP_IF_LT_S] = OP_COPY_JUMP_IF_LT_S, [OP_JUMP_IF_LT_U] = OP_COPY_JUMP_IF_LT_U,
+    [OP_JUMP_IF_GE_S] = OP_COPY_JUMP_IF_GE_S, [OP_JUMP_IF_GE_U] = OP_COPY_JUMP_IF_GE_U,
+};
+
+/* The LOAD_JUMP rows: a load (LOAD or LOAD_SUM row) joined to a jump. */
+typedef struct {
+    uint16_t op, load, jump;
+} load_jump_row;
+
+static const load_jump_row load_jump_rows[] = {
+#define LOAD_JUMP(NAME, LOAD, BASE, JUMP, ALIGN_LOG2, OPERANDS) {OP_##NAME, OP_##LOAD, OP_##JUMP},
+#include "opcodes.def"
+};
+
+static uint32_t load_jump_form(uint32_t load, uint32_t jump) {
+    for (size_t i = 0; i < sizeof load_jump_rows / sizeof load_jump_rows[0]; i++)
+        if (load_jump_rows[i].load == load && load_jump_rows[i].jump == jump)
+            return load_jump_rows[i].op;
+    return 0;
+}
+
+/* Emits conditional jump `op` with its `nslots` slot operands, absorbing
+ * an i32.add, a COPY or a load just before it (F10); returns where its
+ * target word is, or CG_NONE when dead. A load keeps its module offset,
+ * as the fused instruction traps where it would. */
+static uint32_t emit_cond_jump(codegen *cg, uint32_t op, const uint32_t *slots, uint32_t nslots) {
+    uint32_t last = cg->last_instr, prefix[4], nprefix = 0, fused = 0;
+    if (last != CG_NONE) {
+        uint32_t words = (uint32_t)strlen(operand_letters[cg->code[last]]);
+        if (last + words + 1 == cg->len) {
+            if (cg->code[last] == OP_I32_ADD)
+                fused = add_jump_form[op];
+            else if (cg->code[last] == OP_COPY)
+                fused = copy_jump_form[op];
+            else
+                fused = load_jump_form(cg->code[last], op);
+            nprefix = fused ? words : 0;
+        }
+    }
+    uint32_t here = cg->wasm_offset;
+    if (fused) {
+        memcpy(prefix, cg->code + last + 1, sizeof *prefix * nprefix);
+        cg->wasm_offset = cg->srcmap[2 * (cg->nsrc - 1) + 1];
+        unemit_last(cg, last);
+        op = fused;
+    }
+    uint32_t *w = cg_emit(cg, op, nprefix + nslots + 3);
+    cg->wasm_offset = here;
+    if (!w)
+        return CG_NONE;
+    memcpy(w, prefix, sizeof *w * nprefix);
+    memcpy(w + nprefix, slots, sizeof *w * nslots);
+    return (uint32_t)(w + nprefix + nslots - cg->code);
+}
+
 void cg_jump_cond(codegen *cg, bool when_true, const cg_value *cond, cg_label *l) {
     if (cg->dead)
         return;
@@ -615,26 +914,17 @@ void cg_jump_cond(codegen *cg, bool when_true, const cg_value *cond, cg_label *l
         if (fj->if_true) { /* F6: replace the comparison by the jump */
             uint32_t a = cg->code[rw + 1], b = fj->unary ? 0 : cg->code[rw + 2];
             uint32_t op = when_true ? fj->if_true : fj->if_false;
+            uint32_t slots[2] = {fj->swap ? b : a, fj->swap ? a : b};
             unemit_last(cg, rw - 1);
-            uint32_t *w = cg_emit(cg, op, fj->unary ? 4 : 5);
-            if (!w)
-                return;
-            if (fj->unary) {
-                w[0] = a;
-                finish_cond_jump(cg, (uint32_t)(w + 1 - cg->code), l);
-            } else {
-                w[0] = fj->swap ? b : a;
-                w[1] = fj->swap ? a : b;
-                finish_cond_jump(cg, (uint32_t)(w + 2 - cg->code), l);
-            }
+            uint32_t word = emit_cond_jump(cg, op, slots, fj->unary ? 1 : 2);
+            if (word != CG_NONE)
+                finish_cond_jump(cg, word, l);
             return;
         }
     }
-    uint32_t *w = cg_emit(cg, when_true ? OP_JUMP_IF : OP_JUMP_UNLESS, 4);
-    if (!w)
-        return;
-    w[0] = cond->loc;
-    finish_cond_jump(cg, (uint32_t)(w + 1 - cg->code), l);
+    uint32_t word = emit_cond_jump(cg, when_true ? OP_JUMP_IF : OP_JUMP_UNLESS, &cond->loc, 1);
+    if (word != CG_NONE)
+        finish_cond_jump(cg, word, l);
 }
 
 /* ---- br_table ------------------------------------------------------------------------ */
@@ -677,7 +967,7 @@ static void emit_pad(codegen *cg, ctrl_frame *f, uint32_t src, uint32_t base) {
     const uint8_t *types = ctrl_label_types(f, &n, &slots);
     if (f->kind == CTRL_FUNC) {
         copy_home_values(cg, 0, src, types, n, true);
-        cg_emit(cg, OP_RETURN, 0);
+        emit_return(cg);
     } else {
         copy_home_values(cg, base + f->slot_height, src, types, n, false);
         cg_jump(cg, &f->label);

@@ -127,6 +127,7 @@ typedef struct codegen {
     uint32_t result_word;    /* operand word 0 (the result slot) of the last instruction
                                 when it may be retargeted or fused, else CG_NONE */
     uint32_t last_instr;     /* where the last instruction starts; CG_NONE after a label */
+    uint32_t prev_instr;     /* where the one before it starts; CG_NONE after a label */
     uint32_t *local_refs;    /* per local slot: stack entries whose loc is that slot */
     uint8_t *local_written;  /* per local slot: written since entry (entry_code only) */
     uint32_t local_refs_cap, local_written_cap;
@@ -166,6 +167,7 @@ static inline uint32_t *cg_emit(codegen *cg, uint32_t op, uint32_t nops) {
     cg->srcmap[2 * cg->nsrc] = cg->len;
     cg->srcmap[2 * cg->nsrc + 1] = cg->wasm_offset;
     cg->nsrc++;
+    cg->prev_instr = cg->last_instr;
     cg->last_instr = cg->len;
     uint32_t *w = cg->code + cg->len;
     w[0] = op;
@@ -251,10 +253,14 @@ void cg_flush_local_refs(codegen *cg, cg_value *stack, uint32_t height);
  * local.tee to push: where it was, or `slot` when it never got there. */
 uint32_t cg_local_set(codegen *cg, cg_value *stack, uint32_t height, const cg_value *val, uint32_t slot);
 
+/* A binary numeric operation (op a NUMERIC row) of a and b (just popped),
+ * result at a's home; fused with the instruction before it when F9 allows. */
+void cg_binary(codegen *cg, uint32_t op, const cg_value *a, const cg_value *b);
+
 /* A load (op a LOAD row) of the address `addr` (just popped) into its home,
- * or a store of the value at value_loc there. */
+ * or a store of `value` (just popped) there. */
 void cg_load(codegen *cg, uint32_t op, const cg_value *addr, uint32_t offset);
-void cg_store(codegen *cg, uint32_t op, const cg_value *addr, uint32_t value_loc, uint32_t offset);
+void cg_store(codegen *cg, uint32_t op, const cg_value *addr, const cg_value *value, uint32_t offset);
 
 /* Copies n values to consecutive homes from dst on (a branch's target
  * frame), lowest first; dst is at or below every home among them. */

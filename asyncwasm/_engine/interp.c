@@ -63,6 +63,26 @@
         goto trap;             \
     } while (0)
 
+/* Ends a conditional jump fused after an instruction that wrote slot D,
+ * whose value before was OLD (compile.c F10): goes to code + ip[T] when
+ * TAKEN, else to ip + LEN, paying the charge word after the target word
+ * (taken) or the one after that. When the charge does not fit, D gets OLD
+ * back and the run stops on this instruction, so that resuming re-executes
+ * all of it. */
+#define JUMP_OR_UNDO(TAKEN, T, LEN, D, OLD)                              \
+    do {                                                                 \
+        const uint32_t *dest_ = (TAKEN) ? code + ip[T] : ip + (LEN);     \
+        int64_t charge_ = (TAKEN) ? ip[(T) + 1] : ip[(T) + 2];           \
+        if (UNLIKELY(fuel < charge_)) {                                  \
+            fp[D] = (OLD);                                               \
+            f->fuel_needed = charge_;                                    \
+            EXIT(RUN_OUT_OF_FUEL);                                       \
+        }                                                                \
+        fuel -= charge_;                                                 \
+        ip = dest_;                                                      \
+        NEXT(0);                                                         \
+    } while (0)
+
 /* Reload the memory cache from the running instance. */
 #define LOAD_MEMORY_CACHE()                                  \
     do {                                                     \

@@ -811,7 +811,7 @@ static bool op_memop(validator *v, uint8_t op) {
     if (op >= 0x36) { /* store */
         if (!pop_val(v, row->type, &val) || !pop_val(v, VT_I32, &addr))
             return false;
-        cg_store(&v->cg, row->op, &addr, val.loc, offset);
+        cg_store(&v->cg, row->op, &addr, &val, offset);
         return true;
     }
     if (!pop_val(v, VT_I32, &addr))
@@ -964,8 +964,12 @@ static bool op_numeric(validator *v, const numeric_row *row) {
     bool binary = row->in2 != VT_NONE;
     if ((binary && !pop_val(v, row->in2, &b)) || !pop_val(v, row->in1, &a))
         return false;
-    uint32_t ops[3] = {a.home, a.loc, binary ? b.loc : 0};
-    cg_emit_result(&v->cg, row->op, binary ? 3 : 2, ops);
+    if (binary) {
+        cg_binary(&v->cg, row->op, &a, &b);
+    } else {
+        uint32_t ops[2] = {a.home, a.loc};
+        cg_emit_result(&v->cg, row->op, 2, ops);
+    }
     return push(v, row->out);
 }
 

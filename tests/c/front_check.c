@@ -79,7 +79,7 @@ static int verify_fail(uint32_t func, uint32_t pc, const char *what) {
 }
 
 static bool is_terminator(uint32_t op) {
-    return op == OP_RETURN || op == OP_JUMP || op == OP_UNREACHABLE || op == OP_BR_TABLE;
+    return op == OP_RETURN || op == OP_ADD_RETURN || op == OP_JUMP || op == OP_UNREACHABLE || op == OP_BR_TABLE;
 }
 
 /* Checks what the interpreter assumes of compiled code: whole instructions,
