@@ -139,6 +139,55 @@ def test_ready_now_returns_without_suspending(tmp_path):
         ]
 
 
+# One- and two-subscription tables take poll_oneoff's small path; the
+# general one (make_plan + collect) is the reference for its events.
+_SMALL_TABLES = [
+    [clock_sub(1, 0)],
+    [fd_sub(2, 0)],
+    [fd_sub(3, 99)],
+    [raw_sub(4, 9)],
+    [clock_sub(5, 0, flags=4)],
+    [clock_sub(6, 0, abi.Clockid.PROCESS_CPUTIME_ID)],
+    [clock_sub(7, 0, clock=17)],
+    [fd_sub(8, 1, ET.FD_READ)],
+    [fd_sub(9, 1, ET.FD_WRITE)],
+    [fd_sub(10, 0), clock_sub(11, 10**12)],
+    [clock_sub(12, 10**12), fd_sub(13, 1, ET.FD_WRITE)],
+    [clock_sub(14, 999, abi.Clockid.REALTIME, ABSTIME), clock_sub(15, 10**12)],
+    [fd_sub(16, 99), fd_sub(17, 0)],
+    [raw_sub(18, 77), clock_sub(19, 0, clock=17)],
+    [clock_sub(20, 10**12), clock_sub(21, 0)],
+]
+
+
+@pytest.mark.parametrize("table", _SMALL_TABLES)
+def test_small_tables_give_the_events_of_the_general_path(table):
+    config = wasi.WasiConfig(stdin=b"abc", stdout=bytearray(), monotonic_ns=lambda: 5_000, realtime_ns=lambda: 1_000)
+    with FakeGuest(config) as guest:
+        data = b"".join(table)
+        result, out, nevents = _poll(guest, data)
+        assert result == Errno.SUCCESS
+        plan = poll.make_plan(poll.decode_subscriptions(data), 5_000, 1_000)
+        expected, _, _ = poll.collect(plan, 5_000, None, poll._fd_readiness(guest.ctx))
+        assert expected  # every table here is ready at once
+        assert _events(guest, out, nevents) == [abi.EVENT.unpack(event.pack()) for event in expected]
+
+
+@pytest.mark.trio
+async def test_small_wait_keeps_deadlines_fixed_at_call_time(autojump_clock):
+    # The monotonic source moves on while the call waits: the relative
+    # timeouts still count from the call, and both clocks report once due.
+    now = [0]
+    with FakeGuest(wasi.WasiConfig(monotonic_ns=lambda: now[0])) as guest:
+        result, out, nevents = _poll(guest, clock_sub(1, 2_000_000_000) + clock_sub(2, 1_000_000_000))
+        assert not isinstance(result, int)
+        now[0] = 1_500_000_000  # past the second deadline, before the first
+        start = trio.current_time()
+        assert await result == Errno.SUCCESS
+        assert trio.current_time() - start == pytest.approx(0.0)
+        assert [(e[0], e[2]) for e in _events(guest, out, nevents)] == [(2, ET.CLOCK)]
+
+
 @pytest.mark.trio
 async def test_clock_sleep_suspends_in_trio(autojump_clock):
     # A frozen monotonic source: only the finished trio sleep can fire the clock.

@@ -447,6 +447,50 @@ async def test_peer_half_close_is_readable_without_hangup():
         await client.aclose()
 
 
+async def test_poll_on_two_silent_sockets_wakes_for_the_one_that_gets_data():
+    # Two fds waiting: not the one-fd wait of a server's usual (fd, timeout) call.
+    with _guest() as guest:
+        client1, conn1 = await _pair(guest)
+        client2, conn2 = await _pair(guest)
+        result, out, nevents = _poll(guest, _fd_sub(1, conn1) + _fd_sub(2, conn2))
+        assert not isinstance(result, int)
+        await client2.send_all(b"abc")
+        assert await _finish(result) == Errno.SUCCESS
+        assert [(e[0], e[1], e[2], e[3]) for e in _events(guest, out, nevents)] == [(2, 0, ET.FD_READ, 3)]
+        await client1.aclose()
+        await client2.aclose()
+
+
+async def test_poll_wakes_with_badf_when_its_socket_is_closed():
+    with _guest() as guest:
+        client, conn = await _pair(guest)
+        result, out, nevents = _poll(guest, _fd_sub(1, conn) + _clock_sub(2, 60 * 10**9))
+        assert not isinstance(result, int)
+        async with trio.open_nursery() as nursery:
+            async def close_it():
+                await trio.sleep(0.02)
+                assert guest.call("fd_close", conn) == Errno.SUCCESS
+            nursery.start_soon(close_it)
+            assert await _finish(result) == Errno.SUCCESS
+        assert [(e[0], e[1], e[2]) for e in _events(guest, out, nevents)] == [(1, Errno.BADF, ET.FD_READ)]
+        await client.aclose()
+
+
+async def test_poll_waiting_socket_and_timeout_reports_data_then_the_clock():
+    # The one-fd wait with a deadline, twice on one socket: data first, then silence.
+    with _guest() as guest:
+        client, conn = await _pair(guest)
+        result, out, nevents = _poll(guest, _clock_sub(9, 60 * 10**9) + _fd_sub(1, conn))
+        await client.send_all(b"xy")
+        assert await _finish(result) == Errno.SUCCESS
+        assert [(e[0], e[1], e[2], e[3], e[4]) for e in _events(guest, out, nevents)] == [(1, 0, ET.FD_READ, 2, 0)]
+        assert guest.recv(conn, 8)[0] == Errno.SUCCESS
+        result, out, nevents = _poll(guest, _clock_sub(9, 10 * 10**6) + _fd_sub(1, conn))
+        assert await _finish(result) == Errno.SUCCESS
+        assert [(e[0], e[1], e[2]) for e in _events(guest, out, nevents)] == [(9, 0, ET.CLOCK)]
+        await client.aclose()
+
+
 # -- cancellation, timeouts and closing ---------------------------------------------------------
 
 

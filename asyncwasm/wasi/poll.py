@@ -48,6 +48,7 @@ import trio
 
 from .abi import (
     EVENT,
+    U32 as U32_LAYOUT,
     SUBSCRIPTION_CLOCK,
     SUBSCRIPTION_FD,
     SUBSCRIPTION_HEAD,
@@ -287,6 +288,8 @@ def poll_oneoff(ctx: Any, subscriptions: int, events: int, nsubscriptions: int, 
     (u32) at ``nevents``. Suspends the guest (returns an awaitable) when
     nothing is ready yet. Errnos: INVAL (no subscriptions), FAULT; per-event
     errors BADF, NOTCAPABLE, INVAL, NOTSUP."""
+    if 0 < nsubscriptions <= _SMALL:
+        return _poll_small(ctx, subscriptions, events, nsubscriptions, nevents)
     plan = _read_plan(ctx, subscriptions, events, nsubscriptions, nevents)
     if nsubscriptions >= _MANY_FDS:
         return _poll_many(ctx, plan, events, nevents)
@@ -295,6 +298,151 @@ def poll_oneoff(ctx: Any, subscriptions: int, events: int, nsubscriptions: int, 
     if ready:
         return _store_events(ctx, events, nevents, ready)
     return Later(_wait_and_store, ctx, plan, fd_ready, earliest, waiting, events, nevents)
+
+
+# -- poll_oneoff of one or two subscriptions -------------------------------------------------------
+#
+# A server's usual call (its connection, plus an idle timeout) without the
+# Plan/Event objects of the general path: the scan below decides readiness
+# subscription by subscription exactly as make_plan + collect do (same
+# deadlines, same event order and errors) and packs each ready event
+# straight into guest memory. Objects are built only when the call has to
+# wait; then it yields once and looks again, and only then waits in the
+# calling task on its one fd (with a cancel scope only when a clock bounds
+# the wait).
+
+_SMALL = 2
+_EVENT_PACK = EVENT.pack_into
+_EVENT_SIZE = EVENT.size
+_U32_PACK = U32_LAYOUT.pack_into
+_SUCCESS = int(Errno.SUCCESS)
+_IO = int(Errno.IO)
+_CLOCK = int(Eventtype.CLOCK)
+_REALTIME = int(Clockid.REALTIME)
+_SEVERAL = object()  # more than one fd waiting: the general wait handles it
+
+
+def _poll_small(ctx: Any, subscriptions: int, out: int, nsubscriptions: int, nevents: int) -> ErrnoResult:
+    memory = ctx.memory
+    memory.check(out, nsubscriptions * _EVENT_SIZE)  # same order of FAULT checks as _read_plan
+    memory.check(nevents, 4)
+    subs = _decoded(memory.read(subscriptions, nsubscriptions * SUBSCRIPTION_SIZE))
+    view = memory.view_to(max(out + nsubscriptions * _EVENT_SIZE, nevents + 4))
+    now = ctx.clocks.monotonic_ns()
+    found = _small_scan(ctx, subs, None, now, None, view, out)
+    if found.__class__ is int:
+        _U32_PACK(view, nevents, found)
+        return _SUCCESS
+    deadlines, earliest, waiting = found
+    if waiting is _SEVERAL:  # e.g. read and write on one socket: one task per fd, as before
+        plan = Plan(tuple(subs), deadlines)
+        fd_ready = _fd_readiness(ctx)
+        ready, earliest, waiting_subs = collect(plan, ctx.clocks.monotonic_ns(), None, fd_ready)
+        if ready:  # became ready since the scan
+            return _store_events(ctx, out, nevents, ready)
+        return Later(_wait_and_store, ctx, plan, fd_ready, earliest, waiting_subs, out, nevents)
+    return Later(_small_wait, ctx, subs, deadlines, earliest, waiting, view, out, nevents)
+
+
+def _small_scan(ctx: Any, subs: tuple[Subscription, ...], deadlines: Optional[tuple[Optional[int], ...]],
+                now: int, fired_until: Optional[int], view: memoryview, out: int) -> Any:
+    """Pack the events of the subscriptions ready now at ``out`` and return
+    their count; when none is, return (deadlines, earliest deadline, the
+    waiting fd subscription or _SEVERAL or None). ``deadlines`` are the ones
+    fixed at call time (None: fix them now, as make_plan)."""
+    count = 0
+    earliest: Optional[int] = None
+    waiting: Any = None
+    fixed: Optional[list[Optional[int]]] = [] if deadlines is None else None
+    index = 0
+    for sub in subs:
+        cls = sub.__class__
+        if cls is FdSubscription:
+            if fixed is not None:
+                fixed.append(None)
+            reading = sub.eventtype == _FD_READ
+            try:
+                entry = ctx.fds.get(sub.fd, _READ_RIGHTS if reading else _WRITE_RIGHTS)
+            except WasiError as exc:
+                _EVENT_PACK(view, out + count * _EVENT_SIZE, sub.userdata, exc.errno, sub.eventtype, 0, 0)
+                count += 1
+                continue
+            try:
+                ready = entry.poll_read() if reading else entry.poll_write()
+            except OSError:
+                _EVENT_PACK(view, out + count * _EVENT_SIZE, sub.userdata, _IO, sub.eventtype, 0, 0)
+                count += 1
+                continue
+            if ready is None:
+                waiting = sub if waiting is None else _SEVERAL
+            else:
+                _EVENT_PACK(view, out + count * _EVENT_SIZE, sub.userdata, _SUCCESS, sub.eventtype,
+                            min(ready[0], _U64), ready[1])
+                count += 1
+        elif cls is ClockSubscription:
+            if fixed is not None:
+                try:
+                    deadline = clock_deadline(sub, now, ctx.clocks.realtime_ns() if sub.clock_id == _REALTIME else 0)
+                except WasiError as exc:
+                    fixed.append(None)
+                    _EVENT_PACK(view, out + count * _EVENT_SIZE, sub.userdata, exc.errno, _CLOCK, 0, 0)
+                    count += 1
+                    continue
+                fixed.append(deadline)
+            else:
+                deadline = deadlines[index]  # type: ignore[index]
+                if deadline is None:  # a bad clock: reported on the first scan, which returned
+                    continue
+            if deadline <= now or (fired_until is not None and deadline <= fired_until):
+                _EVENT_PACK(view, out + count * _EVENT_SIZE, sub.userdata, _SUCCESS, _CLOCK, 0, 0)
+                count += 1
+            elif earliest is None or deadline < earliest:
+                earliest = deadline
+        else:  # BadSubscription
+            if fixed is not None:
+                fixed.append(None)
+            _EVENT_PACK(view, out + count * _EVENT_SIZE, sub.userdata, sub.errno, sub.eventtype, 0, 0)
+            count += 1
+        index += 1
+    if count:
+        return count
+    return (tuple(fixed) if fixed is not None else deadlines), earliest, waiting
+
+
+async def _small_wait(ctx: Any, subs: tuple[Subscription, ...], deadlines: tuple[Optional[int], ...],
+                      earliest: Optional[int], waiting: Optional[FdSubscription], view: memoryview, out: int,
+                      nevents: int) -> int:
+    # Let the other tasks run once and look again before parking: on a busy
+    # server the data usually arrives meanwhile, and a wait with a deadline
+    # (cancel scope, epoll registration, wake-up) costs several times this
+    # round. A clock that is due by then is reported as usual.
+    await trio.lowlevel.checkpoint()
+    found = _small_scan(ctx, subs, deadlines, ctx.clocks.monotonic_ns(), None, view, out)
+    if found.__class__ is int:
+        _U32_PACK(view, nevents, found)
+        return _SUCCESS
+    _, earliest, waiting = found
+    fired_until: Optional[int] = None
+    while True:
+        if waiting is None:
+            assert earliest is not None  # the scan waits on something
+            await trio.sleep(max(0, earliest - ctx.clocks.monotonic_ns()) / 1e9)
+            fired_until = earliest if fired_until is None else max(earliest, fired_until)
+        else:
+            entry = ctx.fds.get(waiting.fd)  # still open: the scan just looked it up
+            wait = entry.wait_readable if waiting.eventtype == _FD_READ else entry.wait_writable
+            if earliest is None:
+                await wait()
+            else:
+                with trio.move_on_after(max(0, earliest - ctx.clocks.monotonic_ns()) / 1e9) as scope:
+                    await wait()
+                if scope.cancelled_caught:
+                    fired_until = earliest if fired_until is None else max(earliest, fired_until)
+        found = _small_scan(ctx, subs, deadlines, ctx.clocks.monotonic_ns(), fired_until, view, out)
+        if found.__class__ is int:
+            _U32_PACK(view, nevents, found)
+            return _SUCCESS
+        _, earliest, waiting = found
 
 
 # From this many subscriptions on, poll_oneoff asks one epoll set (kept per

@@ -86,6 +86,8 @@ _TIMEVAL = struct.Struct("<qq")  # wasm32 wasi-libc ``struct timeval``: i64 tv_s
 _NO_TIMEOUT = bytes(_TIMEVAL.size)
 _POLLRDHUP = getattr(select, "POLLRDHUP", 0x2000)
 _NONBLOCK = int(Fdflags.NONBLOCK)
+_POLL_READ = select.POLLIN | _POLLRDHUP
+_HANGUP = int(Eventrwflags.FD_READWRITE_HANGUP)
 _MSG_NOSIGNAL = int(socket.MSG_NOSIGNAL)  # plain int: socket.MsgFlag arithmetic is enum arithmetic
 
 
@@ -355,21 +357,32 @@ class SocketEntry(Entry):
     def filestat(self) -> Filestat:
         return filestat_of(os.fstat(self.host_socket().fileno()), self.filetype)
 
+    # poll objects registered once (poll_oneoff asks on every call); the fd
+    # they name stays this socket's while self.sock is set
+    _read_poll: Any = None
+    _write_poll: Any = None
+
     def poll_read(self) -> Readiness:
         fd = self.host_socket().fileno()
-        revents = _poll_now(fd, select.POLLIN | _POLLRDHUP)
-        if not revents:
+        poller = self._read_poll
+        if poller is None:
+            poller = self._read_poll = select.poll()
+            poller.register(fd, _POLL_READ)
+        ready = poller.poll(0)
+        if not ready:
             return None
-        hangup = Eventrwflags.FD_READWRITE_HANGUP if revents & select.POLLHUP else 0
-        return (_ioctl_int(fd, termios.FIONREAD) or 0, int(hangup))
+        return (_ioctl_int(fd, termios.FIONREAD) or 0, _HANGUP if ready[0][1] & select.POLLHUP else 0)
 
     def poll_write(self) -> Readiness:
         fd = self.host_socket().fileno()
-        revents = _poll_now(fd, select.POLLOUT)
-        if not revents:
+        poller = self._write_poll
+        if poller is None:
+            poller = self._write_poll = select.poll()
+            poller.register(fd, select.POLLOUT)
+        ready = poller.poll(0)
+        if not ready:
             return None
-        hangup = Eventrwflags.FD_READWRITE_HANGUP if revents & select.POLLHUP else 0
-        return (self.send_space(), int(hangup))
+        return (self.send_space(), _HANGUP if ready[0][1] & select.POLLHUP else 0)
 
     def send_space(self) -> int:
         """Free bytes in the send buffer (SO_SNDBUF - TIOCOUTQ, as WasmEdge
@@ -381,16 +394,24 @@ class SocketEntry(Entry):
         return max(1, sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) - queued)
 
     async def wait_readable(self) -> None:
-        try:
-            await self._wait(False)
-        except WasiError:
-            await trio.lowlevel.checkpoint()  # closed meanwhile: poll_oneoff reports BADF next
+        sock = self.sock  # inline _wait: this is poll_oneoff's wait, once per idle request
+        if sock is not None:
+            try:
+                await trio.lowlevel.wait_readable(sock)
+                return
+            except trio.ClosedResourceError:
+                pass
+        await trio.lowlevel.checkpoint()  # closed (meanwhile): poll_oneoff reports BADF next
 
     async def wait_writable(self) -> None:
-        try:
-            await self._wait(True)
-        except WasiError:
-            await trio.lowlevel.checkpoint()
+        sock = self.sock
+        if sock is not None:
+            try:
+                await trio.lowlevel.wait_writable(sock)
+                return
+            except trio.ClosedResourceError:
+                pass
+        await trio.lowlevel.checkpoint()
 
     def close(self) -> None:
         sock, self.sock = self.sock, None

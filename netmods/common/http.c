@@ -33,17 +33,71 @@
 /* Character classes and small helpers                                  */
 /* ------------------------------------------------------------------ */
 
+/*
+ * Character classes, one table lookup per byte (the header bytes of every
+ * request go through these): CHAR_TCHAR for token characters (RFC 9110
+ * section 5.6.2: ALPHA, DIGIT and !#$%&'*+-.^_`|~), CHAR_VALUE for what a
+ * field value may contain (field-vchar, obs-text, SP and HTAB).
+ */
+enum { CHAR_TCHAR = 1, CHAR_VALUE = 2 };
+
+static const uint8_t CHAR_CLASS[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    2, 3, 2, 3, 3, 3, 3, 3, 2, 2, 3, 3, 2, 3, 3, 2,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2,
+    2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 3, 3,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 2, 3, 2, 3, 0,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+};
+
 static bool is_tchar(uint8_t c)
 {
-    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-        return true;
-    return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+    return (CHAR_CLASS[c] & CHAR_TCHAR) != 0;
 }
 
-/* field-vchar / obs-text, SP and HTAB: what a field value may contain. */
 static bool is_field_value_char(uint8_t c)
 {
-    return c == '\t' || c == ' ' || (c >= 0x21 && c != 0x7f);
+    return (CHAR_CLASS[c] & CHAR_VALUE) != 0;
+}
+
+/*
+ * True if every byte of s[0, n) may appear in a field value. Header values
+ * are most of a request's bytes, so they are checked 8 at a time: a word
+ * without a byte below 0x20 or equal to 0x7f (DEL) is valid as a whole
+ * (the classic "has a zero byte" test, on x - 0x20.. and on x ^ 0x7f..);
+ * only a word that may hold one (an HTAB, say) is looked at byte by byte.
+ */
+static bool all_field_value_chars(const uint8_t *s, size_t n)
+{
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    size_t i = 0;
+
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x, del;
+        memcpy(&x, s + i, 8);
+        del = x ^ (0x7f * ones);
+        if ((((x - 0x20 * ones) & ~x) | ((del - ones) & ~del)) & highs) {
+            for (size_t k = i; k < i + 8; k++) {
+                if (!is_field_value_char(s[k]))
+                    return false;
+            }
+        }
+    }
+    for (; i < n; i++) {
+        if (!is_field_value_char(s[i]))
+            return false;
+    }
+    return true;
 }
 
 static bool is_ows(uint8_t c)
@@ -380,10 +434,8 @@ static enum http_parse_status split_field_line(struct http_parser *p, const uint
     *value_start = *name_end + 1;
     *value_end = end;
     trim_ows(buf, value_start, value_end);
-    for (size_t i = *value_start; i < *value_end; i++) {
-        if (!is_field_value_char(buf[i]))
-            return fail(p, 400, "malformed header field value");
-    }
+    if (!all_field_value_chars(buf + *value_start, *value_end - *value_start))
+        return fail(p, 400, "malformed header field value");
     if (++p->header_count > p->limits.max_header_count)
         return fail(p, 431, "too many header fields");
     return HTTP_PARSE_NEED_MORE;
@@ -403,18 +455,33 @@ static enum http_parse_status on_header_line(struct http_parser *p, const uint8_
     value = buf + vs;
     value_len = ve - vs;
 
-    if (equals_nocase(name, name_len, "content-length"))
-        return on_content_length(p, value, value_len);
-    if (equals_nocase(name, name_len, "transfer-encoding"))
-        return on_transfer_encoding(p, value, value_len);
-    if (equals_nocase(name, name_len, "connection")) {
-        on_connection(p, value, value_len);
-    } else if (p->mode == HTTP_PARSE_REQUEST && equals_nocase(name, name_len, "host")) {
-        p->host_count++;
-    } else if (p->mode == HTTP_PARSE_REQUEST && equals_nocase(name, name_len, "expect")) {
-        if (!equals_nocase(value, value_len, "100-continue"))
-            return fail(p, 417, "unsupported expectation");
-        p->msg.expect_continue = true;
+    /* Most fields are none of these: the length rules them out with one compare. */
+    switch (name_len) {
+    case sizeof "content-length" - 1:
+        if (equals_nocase(name, name_len, "content-length"))
+            return on_content_length(p, value, value_len);
+        break;
+    case sizeof "transfer-encoding" - 1:
+        if (equals_nocase(name, name_len, "transfer-encoding"))
+            return on_transfer_encoding(p, value, value_len);
+        break;
+    case sizeof "connection" - 1:
+        if (equals_nocase(name, name_len, "connection"))
+            on_connection(p, value, value_len);
+        break;
+    case sizeof "host" - 1:
+        if (p->mode == HTTP_PARSE_REQUEST && equals_nocase(name, name_len, "host"))
+            p->host_count++;
+        break;
+    case sizeof "expect" - 1:
+        if (p->mode == HTTP_PARSE_REQUEST && equals_nocase(name, name_len, "expect")) {
+            if (!equals_nocase(value, value_len, "100-continue"))
+                return fail(p, 417, "unsupported expectation");
+            p->msg.expect_continue = true;
+        }
+        break;
+    default:
+        break;
     }
     return HTTP_PARSE_NEED_MORE;
 }

@@ -20,20 +20,23 @@ enum route {
 
 struct route_entry {
     const char *path;
+    size_t path_len;
     enum route route;
     const char *allow;           /* the methods the route answers */
 };
 
+/* A string literal and its length, so lookups need no strlen. */
+#define LIT(s) s, sizeof s - 1
+
 static const struct route_entry ROUTES[] = {
-    {"/", ROUTE_HELLO, "GET, HEAD"},
-    {"/echo", ROUTE_ECHO, "POST"},
-    {"/stats", ROUTE_STATS, "GET, HEAD"},
+    {LIT("/"), ROUTE_HELLO, "GET, HEAD"},
+    {LIT("/echo"), ROUTE_ECHO, "POST"},
+    {LIT("/stats"), ROUTE_STATS, "GET, HEAD"},
 };
 
-static bool span_equals(const char *s, size_t n, const char *lit)
+static bool span_equals(const char *s, size_t n, const char *lit, size_t lit_len)
 {
-    size_t k = strlen(lit);
-    return n == k && memcmp(s, lit, k) == 0;
+    return n == lit_len && memcmp(s, lit, lit_len) == 0;
 }
 
 static const struct route_entry *find_route(const char *path, size_t path_len)
@@ -43,7 +46,7 @@ static const struct route_entry *find_route(const char *path, size_t path_len)
         path_len = 1;
     }
     for (size_t i = 0; i < sizeof ROUTES / sizeof ROUTES[0]; i++) {
-        if (span_equals(path, path_len, ROUTES[i].path))
+        if (span_equals(path, path_len, ROUTES[i].path, ROUTES[i].path_len))
             return &ROUTES[i];
     }
     return NULL;
@@ -99,12 +102,12 @@ static size_t format_stats(const struct http_server_stats *s, char *out, size_t 
     return ok ? n : 0;
 }
 
-static void set_text(struct http_app_response *res, int status, const char *text)
+static void set_text(struct http_app_response *res, int status, const char *text, size_t len)
 {
     res->status = status;
     res->content_type = TEXT_PLAIN;
     res->body = (const uint8_t *)text;
-    res->body_len = strlen(text);
+    res->body_len = len;
 }
 
 void http_app_handle(const struct http_app_request *req, const struct http_server_stats *stats,
@@ -113,20 +116,20 @@ void http_app_handle(const struct http_app_request *req, const struct http_serve
     const struct route_entry *route = find_route(req->path, req->path_len);
 
     res->allow = NULL;
-    res->head_only = span_equals(req->method, req->method_len, "HEAD");
+    res->head_only = span_equals(req->method, req->method_len, LIT("HEAD"));
 
     if (route == NULL) {
-        set_text(res, 404, NOT_FOUND);
+        set_text(res, 404, LIT(NOT_FOUND));
         return;
     }
     if (!method_allowed(req->method, req->method_len, route->allow)) {
-        set_text(res, 405, METHOD_NOT_ALLOWED);
+        set_text(res, 405, LIT(METHOD_NOT_ALLOWED));
         res->allow = route->allow;
         return;
     }
     switch (route->route) {
     case ROUTE_HELLO:
-        set_text(res, 200, HTTP_APP_HELLO);
+        set_text(res, 200, LIT(HTTP_APP_HELLO));
         break;
     case ROUTE_ECHO:
         res->status = 200;
@@ -137,7 +140,7 @@ void http_app_handle(const struct http_app_request *req, const struct http_serve
     case ROUTE_STATS: {
         size_t n = format_stats(stats, scratch, scratch_cap);
         if (n == 0) {
-            set_text(res, 500, "stats do not fit\n");
+            set_text(res, 500, LIT("stats do not fit\n"));
             break;
         }
         res->status = 200;
@@ -148,7 +151,7 @@ void http_app_handle(const struct http_app_request *req, const struct http_serve
     }
     case ROUTE_NONE:
     default:
-        set_text(res, 404, NOT_FOUND);
+        set_text(res, 404, LIT(NOT_FOUND));
         break;
     }
 }

@@ -159,8 +159,11 @@ static const char *status_text(int status)
     }
 }
 
-/* Formats the status line and headers; every input is bounded, so it fits. */
-static void build_head(struct http_conn *c, const struct http_app_response *res)
+/*
+ * Formats the status line and headers; every input is bounded, so it fits.
+ * False if it did not after all: the head is then a 500 without a body.
+ */
+static bool format_head(struct http_conn *c, const struct http_app_response *res)
 {
     bool ok;
 
@@ -188,7 +191,45 @@ static void build_head(struct http_conn *c, const struct http_app_response *res)
         c->head_len = sizeof fallback - 1;
         c->close_after_write = true;
         c->body_len = 0;
-        return;
+    }
+    return ok;
+}
+
+/*
+ * The last head formatted, and what it depends on. Most responses repeat the
+ * previous one (same route, same length), so copying it back costs far less
+ * than formatting it again. The strings are static, so comparing pointers is
+ * enough. One per process: the guests are single-threaded.
+ */
+static struct {
+    int status;
+    const char *content_type;
+    const char *allow;
+    size_t body_len;
+    int connection;              /* 0: no Connection field, 1: close, 2: keep-alive */
+    size_t head_len;             /* 0: nothing cached yet */
+    char head[HTTP_CONN_HEAD_CAP];
+} g_last_head;
+
+static void build_head(struct http_conn *c, const struct http_app_response *res)
+{
+    int connection = c->close_after_write ? 1 : c->parser.msg.version_minor == 0 ? 2 : 0;
+
+    if (g_last_head.head_len != 0 && g_last_head.status == res->status &&
+        g_last_head.content_type == res->content_type && g_last_head.allow == res->allow &&
+        g_last_head.body_len == res->body_len && g_last_head.connection == connection) {
+        memcpy(c->head, g_last_head.head, g_last_head.head_len);
+        c->head_len = g_last_head.head_len;
+    } else {
+        if (!format_head(c, res))
+            return; /* the fallback: nothing to cache, and no body */
+        g_last_head.status = res->status;
+        g_last_head.content_type = res->content_type;
+        g_last_head.allow = res->allow;
+        g_last_head.body_len = res->body_len;
+        g_last_head.connection = connection;
+        g_last_head.head_len = c->head_len;
+        memcpy(g_last_head.head, c->head, c->head_len);
     }
     c->body = res->body;
     c->body_len = res->head_only ? 0 : res->body_len;

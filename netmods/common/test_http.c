@@ -495,6 +495,10 @@ static void test_malformed(void)
         {"GET / HTTP/1.1\r\nHost: x\r\nA: b\r\n  folded\r\n\r\n", "HTTP/1.1 400 "},
         {"GET / HTTP/1.1\r\nHost: x\r\nA: b\x01" "c\r\n\r\n", "HTTP/1.1 400 "},
         {"GET / HTTP/1.1\r\nHost: x\r\nA: b\rc\r\n\r\n", "HTTP/1.1 400 "},
+        /* Long values are checked 8 bytes at a time: a bad byte deep inside one. */
+        {"GET / HTTP/1.1\r\nHost: x\r\nA: abcdefghijklmnop\x7f" "qrstuvwxyz\r\n\r\n",
+         "HTTP/1.1 400 "},
+        {"GET / HTTP/1.1\r\nHost: x\r\nA: abcdefgh\tij\x1f" "klmnop\xff\r\n\r\n", "HTTP/1.1 400 "},
         {"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1x\r\n\r\n", "HTTP/1.1 400 "},
         {"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", "HTTP/1.1 400 "},
         {"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length:\r\n\r\n", "HTTP/1.1 400 "},
