@@ -178,7 +178,14 @@ class SocketEntry(Entry):
     async def _retry(self, writable: bool, attempt: Callable[[], Optional[T]], option: int) -> Optional[T]:
         """Wait and call ``attempt`` until it gives a value; None when the
         guest's ``option`` timeout passed first."""
-        with trio.move_on_after(self._timeout(option) or float("inf")):
+        timeout = self._timeout(option)
+        if timeout is None:  # the usual case: no cancel scope (it costs as much as the wait itself)
+            while True:
+                await self._wait(writable)
+                result = attempt()
+                if result is not None:
+                    return result
+        with trio.move_on_after(timeout):
             while True:
                 await self._wait(writable)
                 result = attempt()
