@@ -188,7 +188,7 @@ class _PreopenAction(argparse.Action):
         setattr(namespace, self.dest, items)
 
 
-def _flag_type(parse: Callable[[str], object], name: str) -> Callable[[str], object]:
+def flag_type(parse: Callable[[str], object], name: str) -> Callable[[str], object]:
     """An argparse ``type`` calling ``parse``; its ValueError message becomes
     the usage error (argparse would otherwise print only 'invalid value')."""
 
@@ -200,26 +200,6 @@ def _flag_type(parse: Callable[[str], object], name: str) -> Callable[[str], obj
 
     convert.__name__ = name
     return convert
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text, 0)
-    except ValueError:
-        raise ValueError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise ValueError(f"{text!r} must be >= 0")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a number of seconds") from None
-    if not value > 0 or value != value or value == float("inf"):
-        raise ValueError(f"{text!r} must be a positive number of seconds")
-    return value
 
 
 def _net_rule(text: str) -> str:
@@ -242,13 +222,13 @@ def _add_run(commands: "argparse._SubParsersAction[Any]") -> None:
     )
     files = parser.add_argument_group("files and environment")
     files.add_argument("--dir", dest="preopens", action=_PreopenAction, const=False, default=[],
-                       metavar="HOST[::GUEST]", type=_flag_type(run.parse_dir, "directory"),
+                       metavar="HOST[::GUEST]", type=flag_type(run.parse_dir, "directory"),
                        help="give the guest read-write access to directory HOST, seen as GUEST (repeatable)")
     files.add_argument("--ro-dir", dest="preopens", action=_PreopenAction, const=True,
-                       metavar="HOST[::GUEST]", type=_flag_type(run.parse_dir, "directory"),
+                       metavar="HOST[::GUEST]", type=flag_type(run.parse_dir, "directory"),
                        help="the same, read-only: no file in it can be created, written, renamed or removed")
     files.add_argument("--env", action="append", default=[], metavar="NAME[=VALUE]",
-                       type=_flag_type(run.parse_env, "variable"),
+                       type=flag_type(run.parse_env, "variable"),
                        help="set an environment variable; a bare NAME passes the host's value (repeatable)")
     files.add_argument("--inherit-env", action="store_true",
                        help="pass the whole host environment (--env entries override it)")
@@ -259,11 +239,11 @@ def _add_run(commands: "argparse._SubParsersAction[Any]") -> None:
                        "one per line")
 
     limits = parser.add_argument_group("limits")
-    limits.add_argument("--fuel", type=_flag_type(_positive_int, "count"), metavar="N",
+    limits.add_argument("--fuel", type=flag_type(run.parse_count, "count"), metavar="N",
                         help="stop the guest (exit 1) after about N Wasm instructions")
-    limits.add_argument("--timeout", type=_flag_type(_seconds, "seconds"), metavar="SECONDS",
+    limits.add_argument("--timeout", type=flag_type(run.parse_seconds, "seconds"), metavar="SECONDS",
                         help="stop the guest (exit 124) after SECONDS of wall-clock time")
-    limits.add_argument("--max-memory", type=_flag_type(run.parse_size, "size"), metavar="SIZE",
+    limits.add_argument("--max-memory", type=flag_type(run.parse_size, "size"), metavar="SIZE",
                         help="cap each linear memory at SIZE (bytes, or with a unit: 64KiB, 16MiB, 1GiB), "
                         "rounded down to whole 64KiB pages; memory.grow beyond it fails")
     limits.add_argument("--stats", action="store_true",
@@ -272,14 +252,14 @@ def _add_run(commands: "argparse._SubParsersAction[Any]") -> None:
 
     net = parser.add_argument_group("network (default: none)")
     net.add_argument("--listen", action="append", default=[], metavar="ADDR:PORT",
-                     type=_flag_type(run.parse_address, "address"),
+                     type=flag_type(run.parse_address, "address"),
                      help="pre-open a TCP socket listening on ADDR:PORT for the guest, numbered after the "
                      "directories (repeatable; port 0 picks a free port; each address is announced on stderr)")
     net.add_argument("--allow-connect", action="append", default=[], metavar="CIDR[:PORTS]",
-                     type=_flag_type(_net_rule, "rule"),
+                     type=flag_type(_net_rule, "rule"),
                      help="let the guest connect to these addresses and ports (repeatable)")
     net.add_argument("--allow-listen", action="append", default=[], metavar="CIDR[:PORTS]",
-                     type=_flag_type(_net_rule, "rule"),
+                     type=flag_type(_net_rule, "rule"),
                      help="let the guest bind and listen on these addresses and ports (repeatable)")
     net.add_argument("--allow-dns", action="store_true", help="let the guest resolve host names")
 

@@ -158,6 +158,36 @@ def parse_size(text: str) -> int:
     return int(number) * _UNITS[unit.lower()]
 
 
+def parse_count(text: str, minimum: int = 0) -> int:
+    """A whole number (decimal or ``0x``) of at least ``minimum``.
+
+        >>> parse_count("1_000"), parse_count("0x10", minimum=1)
+        (1000, 16)
+    """
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an integer") from None
+    if value < minimum:
+        raise ValueError(f"{text!r} must be >= {minimum}")
+    return value
+
+
+def parse_seconds(text: str, *, allow_zero: bool = False) -> float:
+    """A finite number of seconds, positive (or also 0 with ``allow_zero``).
+
+        >>> parse_seconds("0.5"), parse_seconds("0", allow_zero=True)
+        (0.5, 0.0)
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number of seconds") from None
+    if not (value >= 0 if allow_zero else value > 0) or value == float("inf"):
+        raise ValueError(f"{text!r} must be a {'non-negative' if allow_zero else 'positive'} number of seconds")
+    return value
+
+
 def size_to_pages(size: int) -> int:
     """Whole 64 KiB pages that fit in ``size`` bytes (a cap is never rounded up).
 

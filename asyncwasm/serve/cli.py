@@ -17,6 +17,7 @@ Logs go to stderr, one line per event.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import signal
 import sys
@@ -30,7 +31,8 @@ from ..execution import Limits
 from ..module import Module
 from ..wasi.netpolicy import NetPolicy
 from .embedded import embedded_module
-from ..run import parse_address, parse_size, size_to_pages
+from ..cli import flag_type
+from ..run import parse_address, parse_count, parse_seconds, parse_size, size_to_pages
 from .handoff import Handoff
 from .server import Server
 from .supervisor import Backoff
@@ -42,32 +44,18 @@ DEFAULT_LISTEN = "127.0.0.1:8080"
 EXIT_OK, EXIT_FAILURE = 0, 1
 
 
+# Flag values: the parsers `asyncwasm run` uses, with serve's bounds.
+_count = flag_type(functools.partial(parse_count, minimum=1), "count")
+_seconds = flag_type(functools.partial(parse_seconds, allow_zero=True), "seconds")
+_positive_seconds = flag_type(parse_seconds, "seconds")
+
+
 def _address(text: str) -> str:
     try:
         parse_address(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, not {value}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0 seconds, not {text}")
-    return value
 
 
 def _size_pages(text: str) -> int:
@@ -91,24 +79,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--listen", action="append", type=_address, metavar="HOST:PORT",
                         help=f"address to listen on; repeatable, all feed the same instances "
                              f"(default {DEFAULT_LISTEN}; port 0 picks a free port)")
-    parser.add_argument("--instances", "-n", type=_positive_int, default=os.cpu_count() or 1, metavar="N",
+    parser.add_argument("--instances", "-n", type=_count, default=os.cpu_count() or 1, metavar="N",
                         help="instances of the module to run (default: the CPU count)")
     parser.add_argument("--grace", type=_seconds, default=5.0, metavar="SECONDS",
                         help="at shutdown, time in-flight connections get to finish (default 5)")
     parser.add_argument("--env", action="append", type=_env, default=[], metavar="KEY=VALUE",
                         help="environment variable for the guests (repeatable)")
-    parser.add_argument("--fuel", type=_positive_int, metavar="UNITS",
+    parser.add_argument("--fuel", type=_count, metavar="UNITS",
                         help="fuel budget per instance life (about one unit per instruction); "
                              "an instance that runs out is restarted")
     parser.add_argument("--max-memory", type=_size_pages, metavar="SIZE",
                         help="most linear memory per instance, e.g. 64MiB (as asyncwasm run)")
-    parser.add_argument("--yield-interval", type=_seconds, default=None, metavar="SECONDS",
+    parser.add_argument("--yield-interval", type=_positive_seconds, default=None, metavar="SECONDS",
                         help="longest a busy instance runs before letting the others run "
                              "(default: the runtime's, 0.005); larger: less switching, more latency")
     parser.add_argument("--allow-connect", action="append", default=[], metavar="RULE",
                         help="let guests connect to ADDR[/PREFIX][:PORT[-PORT]] (repeatable)")
     parser.add_argument("--allow-dns", action="store_true", help="let guests resolve host names")
-    parser.add_argument("--backlog", type=_positive_int, default=1024, metavar="N",
+    parser.add_argument("--backlog", type=_count, default=1024, metavar="N",
                         help="listen backlog (default 1024)")
     parser.add_argument("--restart-delay", type=_seconds, default=0.1, metavar="SECONDS",
                         help="first restart delay; doubles per consecutive failure up to 30 s (default 0.1)")
