@@ -639,6 +639,8 @@ def execute(nursery: trio.Nursery, func: Any, *args: Any) -> Execution:
         >>> execution = asyncwasm.execute(nursery, instance.exports["main"])
         >>> ok = await execution.wait_for(0.05)
     """
+    if not isinstance(nursery, trio.Nursery):
+        raise TypeError(f"execute() needs a trio.Nursery to run in, not {type(nursery).__name__}")
     if not isinstance(func, _engine.Func):
         raise TypeError(f"execute() needs an asyncwasm.Func, not {type(func).__name__}")
     execution = Execution(func, tuple(args))
