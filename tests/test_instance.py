@@ -6,7 +6,10 @@ from collections.abc import Mapping
 
 import pytest
 
-from asyncwasm import Func, Global, Instance, LinkError, Linker, Memory, Module, Table, Trap
+from asyncwasm import (
+    FUNCREF, I32, Func, Global, GlobalType, Instance, LinkError, Linker, Memory, MemoryType, Module, Table,
+    TableType, Trap,
+)
 
 from .wat import wat
 
@@ -116,3 +119,11 @@ def test_out_of_bounds_data_segment_traps() -> None:
 def test_repr(instance: Instance) -> None:
     assert repr(instance) == "<asyncwasm.Instance: 6 exports>"
     assert repr(instance.exports).startswith("Exports({'add': Func, 'memory': Memory")
+
+
+def test_externs_show_their_current_type_and_value() -> None:
+    memory = Memory(MemoryType(1, 16))
+    memory.grow(1)
+    assert repr(memory) == "<asyncwasm.Memory memory 2 16>"  # the size now, not the declared minimum
+    assert repr(Table(TableType(FUNCREF, 3))) == "<asyncwasm.Table table 3 funcref>"
+    assert repr(Global(GlobalType(I32, mutable=True), 5)) == "<asyncwasm.Global global mut i32 = 5>"

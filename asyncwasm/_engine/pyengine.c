@@ -1091,9 +1091,20 @@ static PyGetSetDef Memory_getset[] = {
     {NULL},
 };
 
+/* repr of a Memory or Table: its type as of now, e.g. <asyncwasm.Memory memory 2 16>. */
+static PyObject *extern_repr(PyObject *self)
+{
+    PyObject *type = PyObject_GetAttrString(self, "type");
+    if (type == NULL) return NULL;
+    PyObject *repr = PyUnicode_FromFormat("<%s %S>", Py_TYPE(self)->tp_name, type);
+    Py_DECREF(type);
+    return repr;
+}
+
 PyTypeObject Memory_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "asyncwasm.Memory",
+    .tp_repr = extern_repr,
     .tp_doc = "Memory(memtype, *, limit_pages=None)\n\n"
               "A linear memory. Its address never moves, so memoryviews stay valid\n"
               "across grow:  m = Memory(MemoryType(1)); v = m.view(); m.grow(1)",
@@ -1255,6 +1266,7 @@ static PyGetSetDef Table_getset[] = {
 PyTypeObject Table_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "asyncwasm.Table",
+    .tp_repr = extern_repr,
     .tp_doc = "Table(tabletype, init=None, *, limit_elements=10_000_000)\n\n"
               "A table of references (Func/None for funcref, any object/None for externref).",
     .tp_basicsize = sizeof(TableObject),
@@ -1393,9 +1405,21 @@ static PyGetSetDef Global_getset[] = {
     {NULL},
 };
 
+/* <asyncwasm.Global global mut i32 = 5> */
+static PyObject *Global_repr(PyObject *self)
+{
+    PyObject *type = PyObject_GetAttrString(self, "type");
+    PyObject *value = type ? PyObject_GetAttrString(self, "value") : NULL;
+    PyObject *repr = value ? PyUnicode_FromFormat("<%s %S = %R>", Py_TYPE(self)->tp_name, type, value) : NULL;
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    return repr;
+}
+
 PyTypeObject Global_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "asyncwasm.Global",
+    .tp_repr = Global_repr,
     .tp_doc = "Global(globaltype, value)\n\nA global variable:  g = Global(GlobalType(I32, mutable=True), 7)",
     .tp_basicsize = sizeof(GlobalObject),
     .tp_weaklistoffset = offsetof(GlobalObject, weakrefs),
