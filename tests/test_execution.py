@@ -577,9 +577,10 @@ async def test_instance_statistics_include_a_call_still_running():
     assert instance.statistics().calls == 1
 
 
-def test_execute_needs_a_func():
-    with pytest.raises(TypeError, match="Func"):
-        asyncwasm.execute(None, print)
+async def test_execute_needs_a_func():
+    async with trio.open_nursery() as nursery:
+        with pytest.raises(TypeError, match="needs an asyncwasm.Func, not builtin_function_or_method"):
+            asyncwasm.execute(nursery, print)
 
 
 async def test_async_host_functions_that_never_yield_still_let_other_tasks_run():

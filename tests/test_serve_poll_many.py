@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import socket
 
+import pytest
 import trio
+
+from asyncwasm.serve.handoff import Handoff
 
 from .guests.harness import FakeGuest, load_wasi
 from .test_wasi_poll import _events, _poll, clock_sub, fd_sub
@@ -100,3 +103,55 @@ async def test_many_sockets_clock_fires_when_nothing_is_ready(autojump_clock):
         for client in clients:
             client.close()
     listener.close()
+
+
+@pytest.mark.parametrize("busy", [1, 4], ids=["few-subscriptions", "many-subscriptions"])
+async def test_busy_poller_sees_and_accepts_new_connections_on_a_handoff_listener(busy):
+    # A guest serving many connections from one poll loop: other fds are
+    # always ready, so poll_oneoff never parks and the guest never waits in
+    # the handoff, which accepts only for waiting guests. Its listener must
+    # still be ready while the kernel's backlog holds a connection, and a
+    # non-blocking sock_accept must take it at once (it used to sit in the
+    # backlog until the guest next had nothing to do: up to a second).
+    handoff = Handoff.bind(["127.0.0.1:0"])
+    port = handoff.addresses()[0][1]
+    busy_listener = socket.create_server(("127.0.0.1", 0))
+    with FakeGuest(wasi.WasiConfig(listeners=[handoff, busy_listener])) as guest:
+        assert guest.call("fd_fdstat_set_flags", 3, abi.Fdflags.NONBLOCK) == Errno.SUCCESS
+        ro_fd = guest.alloc(4)
+        assert guest.call("sock_accept", 3, 0, ro_fd) == Errno.AGAIN  # nothing yet
+        # fd 4 stays readable: a connection waits in its backlog, never accepted
+        busy_client = socket.create_connection(busy_listener.getsockname())
+        subs = fd_sub(3, 3) + b"".join(fd_sub(40 + i, 4) for i in range(busy)) + clock_sub(1, 5_000_000_000)
+        with trio.fail_after(TIMEOUT):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(handoff.accept_loop)
+                await trio.sleep(0)  # the accept loop parks: no guest waits
+                result, out, nevents = _poll(guest, subs)
+                assert result == Errno.SUCCESS
+                assert [e[0] for e in _events(guest, out, nevents)] == [40 + i for i in range(busy)]
+
+                client = socket.create_connection(("127.0.0.1", port))  # in the backlog once this returns
+                result, out, nevents = _poll(guest, subs)
+                assert result == Errno.SUCCESS
+                assert [e[0] for e in _events(guest, out, nevents)] == [3] + [40 + i for i in range(busy)]
+                assert guest.call("sock_accept", 3, 0, ro_fd) == Errno.SUCCESS
+                conn_fd = guest.u32(ro_fd)
+                assert guest.call("sock_accept", 3, 0, ro_fd) == Errno.AGAIN  # only one was there
+                assert guest.call("fd_close", conn_fd) == Errno.SUCCESS
+                assert client.recv(10) == b""  # it was the guest's connection that closed
+
+                # Once the source stops accepting, a connection left in the
+                # backlog does not make the listener ready (no busy loop).
+                late = socket.create_connection(("127.0.0.1", port))
+                handoff.stop_accepting()
+                result, out, nevents = _poll(guest, fd_sub(3, 3) + clock_sub(1, 0))
+                assert result == Errno.SUCCESS
+                assert [e[0] for e in _events(guest, out, nevents)] == [1]
+                assert guest.call("sock_accept", 3, 0, ro_fd) == Errno.AGAIN
+                late.close()
+                nursery.cancel_scope.cancel()
+        client.close()
+        busy_client.close()
+    busy_listener.close()
+    handoff.close()

@@ -477,7 +477,20 @@ class HandedListenerEntry(SocketEntry):
     To the guest it is an ordinary listener: ``fd_fdstat_get`` says
     SOCKET_STREAM, ``sock_getlocaladdr`` the listening address (from a
     duplicate of the listener that only answers such questions), and
-    ``poll_oneoff`` FD_READ is ready while a connection is pending."""
+    ``poll_oneoff`` FD_READ is ready while a connection is pending.
+
+    A guest that polls instead of parking (one instance serving many
+    connections with non-blocking sockets and ``poll_oneoff``) is never
+    counted as waiting while it has other work, so the source would not
+    accept for it: its new connections sat in the kernel's backlog until it
+    next found nothing to do (a second under load, when the peer runs on
+    another CPU). So FD_READ is also ready while the kernel's accept queue
+    holds a connection, and a non-blocking ``sock_accept`` (which cannot
+    park) takes one from there itself, through the duplicate (same accept
+    queue), when the source has none pending: without waiting, so trio's
+    one-waiter-per-fd rule above does not apply. Only the source's first
+    listening socket is shared this way; the others are served by the
+    source alone."""
 
     def __init__(self, source: ConnectionSource) -> None:
         super().__init__(_duplicate(source.listener), rights_base=RIGHTS_SOCKET_LISTENER, preopened=True)
@@ -490,9 +503,22 @@ class HandedListenerEntry(SocketEntry):
     def accept(self) -> Pending[socket.socket]:
         self.host_socket()  # BADF once closed
         conn = self.source.take()
+        if conn is None and self.nonblocking:  # a blocking one parks below (the source serves waiters)
+            conn = self._take_backlog()
         if conn is not None:
             return conn
         return self.wait_or_again(self._accept_wait)
+
+    def _take_backlog(self) -> Optional[socket.socket]:
+        """A connection from the kernel's accept queue, or None (none there,
+        or the listener was shut down: the source stopped accepting)."""
+        try:
+            conn, _ = self.host_socket().accept()
+        except OSError:  # BlockingIOError; EINVAL once shut down; ECONNABORTED...: AGAIN to the guest
+            return None
+        if conn.family in (socket.AF_INET, socket.AF_INET6):
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as the source's own accepts
+        return conn
 
     async def _accept_wait(self) -> socket.socket:
         with trio.move_on_after(self._timeout(SockOpt.RCVTIMEO) or float("inf")):
@@ -505,8 +531,11 @@ class HandedListenerEntry(SocketEntry):
         raise WasiError(Errno.AGAIN)
 
     def poll_read(self) -> Readiness:
-        self.host_socket()
-        return (1, 0) if self.source.pending else None
+        sock = self.host_socket()
+        if self.source.pending:
+            return (1, 0)
+        # POLLIN alone: a shut-down listener reports POLLHUP (nothing to accept)
+        return (1, 0) if _poll_now(sock.fileno(), select.POLLIN) & select.POLLIN else None
 
     def poll_write(self) -> Readiness:
         return None  # a listener never becomes writable
