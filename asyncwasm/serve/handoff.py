@@ -19,6 +19,13 @@ Rule: the loop accepts only while more guests wait than connections are
 pending, so a connection always goes to an idle instance and the rest wait
 in the kernel's backlog (back-pressure), never in a queue of ours.
 Several listening sockets (``--listen`` given twice) feed the same guests.
+
+Exception: a guest that never parks, because it polls many connections with
+non-blocking sockets and always has one ready (netmods' http_server_poll),
+would leave new connections in the backlog for as long as it is busy. Its
+listener fd therefore also reports readable when the first listening
+socket's backlog holds a connection, and a non-blocking ``sock_accept``
+takes that connection itself. Those are not counted in :attr:`accepted`.
 """
 
 from __future__ import annotations
