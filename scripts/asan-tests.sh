@@ -26,7 +26,7 @@ trap 'rm -rf "$work"' EXIT
 
 # A copy of the sources: the package, the tests, and the build files.
 mkdir -p "$work/repo"
-cp -r "$repo/asyncwasm" "$repo/tests" "$repo/setup.py" "$repo/pyproject.toml" "$work/repo/"
+cp -r "$repo/asyncwasm" "$repo/tests" "$repo/netmods" "$repo/setup.py" "$repo/pyproject.toml" "$work/repo/"
 [[ -f "$repo/README.md" ]] && cp "$repo/README.md" "$work/repo/"
 find "$work/repo" \( -name '*.so' -o -name '__pycache__' \) -prune -exec rm -rf {} +
 
@@ -57,6 +57,7 @@ status=0
     export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=1:log_path=$logs/asan"
     export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$logs/ubsan"
     export PYTHONMALLOC=malloc   # let ASan see Python-object overflows too
+    export ASYNCWASM_ASAN=1      # tests marked "rss" skip: the quarantine keeps freed memory resident
     # Make sure the sanitized copy is what the tests import.
     "$python" -c 'import sys, asyncwasm._engine as e; sys.exit(0 if e.__file__.startswith(sys.argv[1]) else f"imported {e.__file__}, not the ASan build")' "$work/repo"
     "$python" -m pytest -q -p no:cacheprovider "$@"

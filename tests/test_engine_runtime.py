@@ -726,6 +726,7 @@ def rss_kib() -> int:
     return vm_kib("VmRSS")
 
 
+@pytest.mark.rss
 def test_dropped_instances_are_freed():
     compiled = compile_wat(CYCLIC)
     host = E.Func(FuncType([I32], [I32]), lambda x: x)

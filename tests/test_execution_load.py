@@ -91,6 +91,7 @@ def _rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+@pytest.mark.rss
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs /proc for RSS")
 async def test_10000_async_host_calls_doing_a_tcp_echo_round_trip():
     async def echo_server(stream):
@@ -137,6 +138,7 @@ CANCEL_GUEST = Module(wat("""
 """))
 
 
+@pytest.mark.rss
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs /proc for RSS")
 async def test_cancelled_calls_leak_nothing():
     """Dropping a suspended fiber (and its interrupted instance) frees it."""
