@@ -4,6 +4,11 @@
 #   scripts/asan-tests.sh                 # decoder/validator tests + spec harness
 #   scripts/asan-tests.sh tests           # any pytest arguments instead
 #
+# Tests that start foreign programs (curl, rustc, gcc-built servers) pass
+# LD_PRELOAD on to them, and some of those misbehave under libasan (rustc
+# aborts, curl hangs): leave netmods/tests, tests/test_toolchain_guests.py and
+# the native-comparison tests out of sanitized runs.
+#
 # The extension is built with ASYNCWASM_SANITIZE=1 (see setup.py) in a
 # temporary copy of the repository, so the normal in-place build is left
 # alone. Python is not built with ASan, so libasan is LD_PRELOADed; leak
