@@ -25,7 +25,7 @@ non-blocking sockets and always has one ready (netmods' http_server_poll),
 would leave new connections in the backlog for as long as it is busy. Its
 listener fd therefore also reports readable when the first listening
 socket's backlog holds a connection, and a non-blocking ``sock_accept``
-takes that connection itself. Those are not counted in :attr:`accepted`.
+takes one from the backlogs itself (``take(backlog=True)``).
 """
 
 from __future__ import annotations
@@ -94,8 +94,25 @@ class Handoff:
     def pending(self) -> int:
         return len(self._pending)
 
-    def take(self) -> Optional[socket.socket]:
-        return self._pending.popleft() if self._pending else None
+    def take(self, backlog: bool = False) -> Optional[socket.socket]:
+        """A pending connection, or None. With ``backlog`` (a guest that
+        cannot park: non-blocking ``sock_accept``), when none is pending,
+        one straight from a listening socket's accept queue, if any."""
+        if self._pending:
+            return self._pending.popleft()
+        if backlog and not self._stopped:
+            for sock in self.listeners:
+                try:
+                    conn, _ = sock.accept()
+                except OSError:  # BlockingIOError, ECONNABORTED...: try the next one
+                    continue
+                return self._accepted(conn)
+        return None
+
+    def _accepted(self, conn: socket.socket) -> socket.socket:
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.accepted += 1
+        return conn
 
     async def wait(self) -> None:
         self.waiting += 1
@@ -137,9 +154,7 @@ class Handoff:
                     raise
                 await trio.sleep(0.05)
                 continue
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self.accepted += 1
-            self._pending.append(conn)
+            self._pending.append(self._accepted(conn))
             self._arrived.unpark()
             if self.waiting > len(self._pending):
                 await trio.lowlevel.checkpoint()  # let the woken guest run before the next accept

@@ -459,7 +459,7 @@ class ConnectionSource(Protocol):
     listener: socket.socket
     pending: int
 
-    def take(self) -> Optional[socket.socket]: ...
+    def take(self, backlog: bool = False) -> Optional[socket.socket]: ...
 
     async def wait(self) -> None: ...
 
@@ -486,11 +486,10 @@ class HandedListenerEntry(SocketEntry):
     next found nothing to do (a second under load, when the peer runs on
     another CPU). So FD_READ is also ready while the kernel's accept queue
     holds a connection, and a non-blocking ``sock_accept`` (which cannot
-    park) takes one from there itself, through the duplicate (same accept
-    queue), when the source has none pending: without waiting, so trio's
-    one-waiter-per-fd rule above does not apply. Only the source's first
-    listening socket is shared this way; the others are served by the
-    source alone."""
+    park) has the source take one from there (``take(backlog=True)``) when
+    none is pending: without waiting, so trio's one-waiter-per-fd rule above
+    does not apply. Readiness looks at the source's first listening socket
+    only; the others are served by the accept loop."""
 
     def __init__(self, source: ConnectionSource) -> None:
         super().__init__(_duplicate(source.listener), rights_base=RIGHTS_SOCKET_LISTENER, preopened=True)
@@ -502,23 +501,11 @@ class HandedListenerEntry(SocketEntry):
 
     def accept(self) -> Pending[socket.socket]:
         self.host_socket()  # BADF once closed
-        conn = self.source.take()
-        if conn is None and self.nonblocking:  # a blocking one parks below (the source serves waiters)
-            conn = self._take_backlog()
+        # a non-blocking guest cannot park: it may take from the backlog itself
+        conn = self.source.take(backlog=self.nonblocking)
         if conn is not None:
             return conn
         return self.wait_or_again(self._accept_wait)
-
-    def _take_backlog(self) -> Optional[socket.socket]:
-        """A connection from the kernel's accept queue, or None (none there,
-        or the listener was shut down: the source stopped accepting)."""
-        try:
-            conn, _ = self.host_socket().accept()
-        except OSError:  # BlockingIOError; EINVAL once shut down; ECONNABORTED...: AGAIN to the guest
-            return None
-        if conn.family in (socket.AF_INET, socket.AF_INET6):
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as the source's own accepts
-        return conn
 
     async def _accept_wait(self) -> socket.socket:
         with trio.move_on_after(self._timeout(SockOpt.RCVTIMEO) or float("inf")):
