@@ -21,7 +21,7 @@ from typing import Any, Callable, Optional
 
 import trio
 
-from .abi import Eventrwflags, Rights
+from .abi import Errno, Eventrwflags, Rights, WasiError
 from .fdtable import Entry, IoResult, OsEntry, Readiness
 from .later import Later
 
@@ -143,6 +143,63 @@ class CallbackWriter(Entry):
         return n
 
 
+class CallbackReader(Entry):
+    """stdin from ``callback(n) -> bytes``, or an awaitable of bytes when
+    the data is not there yet (the guest waits for it; needs the async
+    driver). ``b""`` is end of file; a result may be shorter than ``n`` but
+    never longer.
+
+    Strategy: as :class:`TrioReader`, one chunk of lookahead, so waiting for
+    readiness (``poll_oneoff``) never loses data."""
+
+    def __init__(self, callback: Callable[[int], Any], rights: int) -> None:
+        super().__init__(rights)
+        self._callback = callback
+        self._pending = b""
+        self._eof = False
+
+    def _take(self, buffers: list[memoryview]) -> int:
+        n = _scatter(self._pending, buffers)
+        self._pending = self._pending[n:]
+        return n
+
+    def _keep(self, chunk: Any) -> None:
+        if chunk:
+            self._pending = bytes(chunk)
+        else:
+            self._eof = True
+
+    def readv(self, buffers: list[memoryview]) -> IoResult:
+        if self._pending or self._eof or not buffers:
+            return self._take(buffers)
+        result = self._callback(_capacity(buffers))
+        if not inspect.isawaitable(result):
+            self._keep(result[:_capacity(buffers)])
+            return self._take(buffers)
+        if self.nonblocking:
+            getattr(result, "close", lambda: None)()
+            raise WasiError(Errno.AGAIN)
+        return Later(self._read_later, result, buffers)
+
+    async def _read_later(self, awaitable: Any, buffers: list[memoryview]) -> int:
+        self._keep(await awaitable)
+        return self._take(buffers)
+
+    def poll_read(self) -> Readiness:
+        if self._pending:
+            return (len(self._pending), 0)
+        if self._eof:
+            return (0, int(Eventrwflags.FD_READWRITE_HANGUP))
+        return None
+
+    async def wait_readable(self) -> None:
+        if self._pending or self._eof:
+            await trio.lowlevel.checkpoint()
+            return
+        result = self._callback(_RECEIVE_SIZE)
+        self._keep(await result if inspect.isawaitable(result) else result)
+
+
 class TrioReader(Entry):
     """stdin from a ``trio.abc.ReceiveStream``.
 
@@ -250,6 +307,8 @@ def make_stdin(spec: Any) -> Entry:
         return BytesSource(bytes(spec), _READ_RIGHTS)
     if isinstance(spec, trio.abc.ReceiveStream):
         return TrioReader(spec, _READ_RIGHTS)
+    if callable(spec) and not hasattr(spec, "read"):
+        return CallbackReader(spec, _READ_RIGHTS)
     if isinstance(spec, io.TextIOBase):
         spec = getattr(spec, "buffer", None) or _refuse("stdin", spec)
     if hasattr(spec, "read") or hasattr(spec, "readinto"):
@@ -290,10 +349,10 @@ def make_output(spec: Any, which: str, host_fd: int) -> Entry:
 def _refuse(which: str, spec: Any) -> Any:
     raise TypeError(
         f"WasiConfig.{which}: unsupported value {type(spec).__name__}; use None, 'inherit', "
-        + ("bytes, a binary file object or a trio ReceiveStream" if which == "stdin"
+        + ("bytes, a binary file object, a callable or a trio ReceiveStream" if which == "stdin"
            else "a bytearray, io.BytesIO, a binary file object, a callable or a trio SendStream")
     )
 
 
 __all__ = ["make_stdin", "make_output", "NullEntry", "BytesSource", "PyReader", "PyWriter",
-           "CallbackWriter", "TrioReader", "TrioWriter"]
+           "CallbackWriter", "CallbackReader", "TrioReader", "TrioWriter"]
