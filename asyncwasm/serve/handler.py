@@ -97,7 +97,7 @@ class RouteRunner:
         self.module = route.module
         extra = {} if yield_interval is None else {"yield_interval": yield_interval}
         self.limits = Limits(fuel=route.fuel, max_memory_pages=route.max_memory_pages, **extra)
-        self.config = WasiConfig(argv=list(route.argv) if route.argv is not None else [route.name],
+        self.config = WasiConfig(argv=list(route.argv or [route.name]),
                                  env=dict(route.env), preopens=route.preopens)
         self.env = self.config.env_bytes()
         self._slots = trio.Semaphore(route.max_concurrency)

@@ -219,7 +219,8 @@ def _checked(route: Route, where: str) -> Route:
     for preopen in _preopens(route, where):
         if not os.path.isdir(preopen.host_path):
             raise RouteError(f"{where}: key 'dirs': {preopen.host_path}: not a directory")
-    return replace(route, module=_compiled(route, where), timeout=float(route.timeout))
+    argv = list(route.argv) if route.argv is not None else [route.name]
+    return replace(route, module=_compiled(route, where), argv=argv, timeout=float(route.timeout))
 
 
 def _preopens(route: Route, where: str) -> list[Preopen]:
