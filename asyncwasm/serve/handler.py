@@ -288,6 +288,8 @@ class Gateway:
         output = _Output(exchange, self.max_head_bytes)
         stderr = _StderrLines(self.log, tag)
         stdin = exchange.receive_body if with_body else b""
+        if with_body:  # the handler is chosen and may start: let an Expect: 100-continue client send
+            await exchange.send_continue()
         try:
             result = await runner.run(env, stdin, output.write, stderr)
         except CGIError as exc:

@@ -127,7 +127,7 @@ class HandlerServer:
             try:
                 await serve_connection(stream, info or conn_info(stream), self.gateway.handle, self.limits,
                                        self.counters, access_log=self.access_log, next_id=self._ids,
-                                       closing=lambda: self._closing, idle=self._idle)
+                                       closing=lambda: self._closing, idle=self._idle, log=self.log)
             finally:
                 self._connections.discard(scope)
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import http
 import time
+import traceback
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Optional, Union
 
@@ -169,9 +170,14 @@ class Exchange:
         chunk, self._pending = self._pending[:max_bytes], self._pending[max_bytes:]
         return chunk
 
-    async def _body_later(self, max_bytes: int) -> bytes:
+    async def send_continue(self) -> None:
+        """Tell a client that sent ``Expect: 100-continue`` to send its body
+        (nothing otherwise); reading the body does it too."""
         if self._h11.they_are_waiting_for_100_continue:
-            await self._conn.send(h11.InformationalResponse(status_code=100, reason=b"Continue"))
+            await self._conn.send(h11.InformationalResponse(status_code=100, reason=b"Continue", headers=[]))
+
+    async def _body_later(self, max_bytes: int) -> bytes:
+        await self.send_continue()
         while True:
             with trio.move_on_after(self._conn.limits.read_timeout):
                 await self._conn.receive()
@@ -245,7 +251,7 @@ class _Connection:
     def __init__(self, stream: trio.abc.Stream, info: ConnInfo, limits: HttpLimits,
                  counters: HttpCounters, access_log: Optional[AccessLog],
                  next_id: Callable[[], int], closing: Callable[[], bool],
-                 idle: Optional[set[trio.CancelScope]]) -> None:
+                 idle: Optional[set[trio.CancelScope]], log: Callable[[str], None]) -> None:
         self.stream = stream
         self.info = info
         self.limits = limits
@@ -255,6 +261,7 @@ class _Connection:
         self._closing = closing
         self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_header_bytes)
         self.idle = idle if idle is not None else set()
+        self.log = log
 
     @property
     def closing(self) -> bool:
@@ -298,6 +305,9 @@ class _Connection:
                     await self.receive()
                     continue
                 if type(event) is h11.Request:
+                    if _head_size(event) > self.limits.max_header_bytes:
+                        # h11 bounds only a head that arrives in pieces
+                        raise h11.RemoteProtocolError("the request head is too large", error_status_hint=431)
                     return event
                 return None  # ConnectionClosed
         self.counters.timeouts += 1
@@ -362,19 +372,21 @@ async def serve_connection(stream: trio.abc.Stream, info: ConnInfo, handle: Hand
                            *, access_log: Optional[AccessLog] = None,
                            next_id: Optional[Callable[[], int]] = None,
                            closing: Callable[[], bool] = lambda: False,
-                           idle: Optional[set[trio.CancelScope]] = None) -> None:
+                           idle: Optional[set[trio.CancelScope]] = None,
+                           log: Callable[[str], None] = lambda line: None) -> None:
     """Serve HTTP/1.1 on ``stream`` until the client closes, a timeout, an
     error that ends the connection, or ``closing()`` turns true between
     requests (the cancel scope of a wait for the next request is in
     ``idle`` meanwhile: cancelling it closes the connection); always closes
     ``stream``. ``handle(exchange)`` answers each
-    request (an exception from it becomes a 500, or a closed connection if
-    the response had begun). Blocks until done."""
+    request; an exception from it (a bug) is logged with its traceback to
+    ``log`` and becomes a 500, or a closed connection if the response had
+    begun. Blocks until done."""
     counters = counters if counters is not None else HttpCounters()
     if next_id is None:
         numbers = iter(range(1, 1 << 62))
         next_id = numbers.__next__
-    conn = _Connection(stream, info, limits, counters, access_log, next_id, closing, idle)
+    conn = _Connection(stream, info, limits, counters, access_log, next_id, closing, idle, log)
     counters.connections += 1
     counters.connections_active += 1
     clean = False
@@ -425,6 +437,15 @@ async def _exchange(conn: _Connection, exchange: Exchange, handle: Handler) -> b
                 if exchange.head_sent:
                     return False
                 await exchange.respond_error(exc.error_status_hint, str(exc), close=True)
+            except (ClientGone, h11.LocalProtocolError):
+                raise
+            except Exception as exc:  # a bug: this request fails, the server goes on
+                conn.log(f"[{exchange.id}] internal error: {type(exc).__name__}: {exc}")
+                for line in traceback.format_exc().rstrip().splitlines():
+                    conn.log(f"[{exchange.id}]   {line}")
+                if exchange.head_sent:
+                    return False
+                await exchange.respond_error(500, close=True)
             if not exchange.finished:
                 return False
         return await conn.drain_body(exchange)
@@ -436,6 +457,11 @@ async def _exchange(conn: _Connection, exchange: Exchange, handle: Handler) -> b
             counters.count_response(exchange.status)
         if conn.access_log is not None and exchange.status:
             conn.access_log.write(AccessRecord.of(exchange, started))
+
+
+def _head_size(request: h11.Request) -> int:
+    """About the bytes of a request head as it came (request line, fields)."""
+    return len(request.method) + len(request.target) + 12 + sum(len(n) + len(v) + 4 for n, v in request.headers)
 
 
 def _declared_length(request: h11.Request) -> int:

@@ -10,7 +10,7 @@
  *   /sleep/MS       sleeps MS milliseconds (poll_oneoff), then answers
  *   /head-then-sleep/MS  the header block and a first line, then sleeps, then a second line
  *   /stderr         three lines on stderr, then an answer
- *   /local          a local redirect to /env?from=local
+ *   /local          a local redirect to SCRIPT_NAME/env?from=local
  *   /client         a client redirect to https://example.org/moved
  *   /exit/N         exit(N) before writing anything
  *   /trap           traps before writing anything
@@ -134,7 +134,7 @@ int main(void) {
         return 0;
     }
     if (strcmp(mode, "/local") == 0) {
-        printf("Location: /env?from=local\n\n");
+        printf("Location: %s/env?from=local\n\n", env_or("SCRIPT_NAME", ""));
         return 0;
     }
     if (strcmp(mode, "/client") == 0) {
