@@ -35,7 +35,7 @@ from typing import Any, Callable, Optional
 
 import trio
 
-from .._errors import Exit, FuelExhausted, Interrupted, Trap
+from .._errors import Exit, FuelExhausted, Interrupted, LinkError, Trap
 from ..execution import Limits
 from ..linker import Linker
 from ..wasi import WasiConfig
@@ -105,10 +105,16 @@ class RouteRunner:
         self.running = 0
         self.waiting = 0
 
-    def check(self) -> None:
-        """Make one slot now: raises what every request would (a WASI
-        import that does not exist, a dirs entry that cannot be opened)."""
-        self._free.append(_Slot(self))
+    async def check(self) -> None:
+        """Make one slot and instance now: raises what every request would
+        (:class:`CGIError` for a WASI import that does not exist,
+        :class:`~asyncwasm.LinkError` for memory above ``max_memory``,
+        :class:`OSError` for a dirs entry that cannot be opened)."""
+        slot = _Slot(self)
+        instance = await slot.linker.instantiate_async(self.module, limits=self.limits)  # type: ignore[arg-type]
+        instance.close()
+        slot.ctx.close()
+        self._free.append(slot)
 
     async def admit(self) -> None:
         """Wait for a free instance; :class:`Overloaded` when the queue is
@@ -142,7 +148,10 @@ class RouteRunner:
         try:
             ctx.renew(env=env, stdin=stdin, stdout=stdout, stderr=stderr)
             with trio.move_on_after(self.route.timeout):
-                instance = await slot.linker.instantiate_async(self.module, limits=self.limits)  # type: ignore[arg-type]
+                try:
+                    instance = await slot.linker.instantiate_async(self.module, limits=self.limits)  # type: ignore[arg-type]
+                except LinkError as exc:
+                    return RunResult(Outcome.TRAP, f"cannot instantiate: {exc}")
                 memory = instance.exports.get("memory")
                 if memory is not None:
                     ctx.bind(memory)
@@ -233,10 +242,10 @@ class Gateway:
         self.max_head_bytes = max_head_bytes
         self.runners = {route.path: RouteRunner(route, yield_interval=yield_interval) for route in router}
 
-    def check(self) -> None:
+    async def check(self) -> None:
         """Raise for a route no request could run (see :meth:`RouteRunner.check`)."""
         for runner in self.runners.values():
-            runner.check()
+            await runner.check()
 
     @property
     def instances_running(self) -> int:

@@ -26,6 +26,7 @@ from typing import Optional, TextIO
 
 import trio
 
+from .._errors import LinkError, Trap
 from ..run import parse_address, parse_count, parse_dir, parse_seconds, parse_size
 from ..wasi.config import Preopen
 from .access_log import FORMATS, AccessLog
@@ -134,8 +135,8 @@ async def serve(args: argparse.Namespace, err: TextIO) -> int:
         server = HandlerServer(router, limits=limits, access_log=access_log, log=log, grace=args.grace,
                                yield_interval=args.yield_interval)
         try:
-            server.check()
-        except (CGIError, OSError) as exc:
+            await server.check()
+        except (CGIError, LinkError, Trap, OSError) as exc:
             log(f"error: cannot run a handler: {exc}")
             return EXIT_FAILURE
         listeners = []

@@ -103,9 +103,10 @@ class HandlerServer:
         self._idle: set[trio.CancelScope] = set()
         self.stopped = trio.Event()
 
-    def check(self) -> None:
-        """Raise what every request of some route would fail with."""
-        self.gateway.check()
+    async def check(self) -> None:
+        """Instantiate each route's module once: raises what every request
+        of that route would fail with (see :meth:`.handler.RouteRunner.check`)."""
+        await self.gateway.check()
 
     def statistics(self) -> HandlerStatistics:
         c = self.counters
