@@ -494,6 +494,8 @@ async def test_stderr_lines_and_access_log():
             lines = [line for line in served.log if "/c/...:" in line]
             assert [line.split(": ", 1)[1] for line in lines] == ["line one", "line two", "partial line three"]
             assert lines[0].startswith("[") and len({line.split("]")[0] for line in lines}) == 1
+            served.server.shutdown()  # the line is written once the response is out: wait for the end
+            await served.server.stopped.wait()
             access = served.access.getvalue().splitlines()
             assert len(access) == 1
             assert access[0].startswith("127.0.0.1 - - [")

@@ -100,9 +100,10 @@ class RouteRunner:
         self.config = WasiConfig(argv=list(route.argv or [route.name]),
                                  env=dict(route.env), preopens=route.preopens)
         self.env = self.config.env_bytes()
-        self._slots = trio.Semaphore(route.max_concurrency)
         self._free: list[_Slot] = []
-        self.running = 0
+        self._waiters = trio.lowlevel.ParkingLot()
+        self.admitted = 0  # requests holding one of the max_concurrency places
+        self.running = 0   # instances alive now
         self.waiting = 0
 
     async def check(self) -> None:
@@ -119,24 +120,25 @@ class RouteRunner:
     async def admit(self) -> None:
         """Wait for a free instance; :class:`Overloaded` when the queue is
         full or the wait lasts the route's timeout. Pair with :meth:`leave`."""
-        try:
-            self._slots.acquire_nowait()
+        if self.admitted < self.route.max_concurrency:
+            self.admitted += 1
             return
-        except trio.WouldBlock:
-            pass
         if self.waiting >= self.route.max_queue:
             raise Overloaded(f"{self.route.max_concurrency} instance(s) busy, {self.waiting} request(s) waiting")
         self.waiting += 1
         try:
             with trio.move_on_after(self.route.timeout):
-                await self._slots.acquire()
+                await self._waiters.park()  # leave() hands its place to us
                 return
         finally:
             self.waiting -= 1
         raise Overloaded(f"no instance free within {self.route.timeout:g} s")
 
     def leave(self) -> None:
-        self._slots.release()
+        if self._waiters:
+            self._waiters.unpark()  # the place goes to the first waiter
+        else:
+            self.admitted -= 1
 
     async def run(self, env: list[bytes], stdin: Any, stdout: Any, stderr: Any) -> RunResult:
         """Run one instance to the end with this environment and stdio

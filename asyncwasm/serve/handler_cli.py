@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import gc
 import sys
 from typing import Optional, TextIO
 
@@ -139,6 +140,10 @@ async def serve(args: argparse.Namespace, err: TextIO) -> int:
         except (CGIError, LinkError, Trap, OSError) as exc:
             log(f"error: cannot run a handler: {exc}")
             return EXIT_FAILURE
+        # What start-up made (modules, routes, bound imports) lives until the
+        # end: keep the cyclic GC, which every request's instance wakes,
+        # from scanning it again and again.
+        gc.freeze()
         listeners = []
         for text in args.listen or [DEFAULT_LISTEN]:
             host, port = parse_address(text)

@@ -298,21 +298,22 @@ class _Connection:
                     self.idle.discard(scope)
             if scope.cancelled_caught:
                 return None
-        with trio.move_on_after(self.limits.read_timeout) as scope:
-            while True:
-                event = h11conn.next_event()
-                if event is h11.NEED_DATA:
+        event = h11conn.next_event()  # often the whole head is here already: no timer needed
+        if event is h11.NEED_DATA:
+            with trio.move_on_after(self.limits.read_timeout) as scope:
+                while event is h11.NEED_DATA:
                     await self.receive()
-                    continue
-                if type(event) is h11.Request:
-                    if _head_size(event) > self.limits.max_header_bytes:
-                        # h11 bounds only a head that arrives in pieces
-                        raise h11.RemoteProtocolError("the request head is too large", error_status_hint=431)
-                    return event
-                return None  # ConnectionClosed
-        self.counters.timeouts += 1
-        await self.error_response(408, "the request head did not arrive in time")
-        return None
+                    event = h11conn.next_event()
+            if scope.cancelled_caught:
+                self.counters.timeouts += 1
+                await self.error_response(408, "the request head did not arrive in time")
+                return None
+        if type(event) is not h11.Request:
+            return None  # ConnectionClosed
+        if _head_size(event) > self.limits.max_header_bytes:
+            # h11 bounds only a head that arrives in pieces
+            raise h11.RemoteProtocolError("the request head is too large", error_status_hint=431)
+        return event
 
     async def error_response(self, status: int, message: str) -> None:
         """An error page outside any request (400, 408, 431): then close."""
