@@ -41,7 +41,7 @@ class AccessRecord:
     def of(cls, exchange: "Exchange", started: float) -> "AccessRecord":
         request = exchange.request
         referer = user_agent = b"-"
-        for name, value in request.headers:
+        for name, value in exchange.headers:
             if name == b"referer":
                 referer = value
             elif name == b"user-agent":

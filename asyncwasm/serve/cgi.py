@@ -52,13 +52,12 @@ SERVER_SOFTWARE = f"asyncwasm/{__version__}"
 MAX_HEAD_BYTES = 64 * 1024
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_HEADER_NAME_FOR_ENV = re.compile(rb"[0-9A-Za-z-]+")
 _FIELD_VALUE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
 # Headers the server sets or that describe the connection, not the response.
 _HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding",
                          b"te", b"trailer", b"upgrade"})
 _BLANK_LINE = re.compile(rb"\n\r?\n")
-_NOT_HTTP_VARS = frozenset({b"CONTENT_TYPE", b"CONTENT_LENGTH", b"PROXY"})
+_SERVER_SOFTWARE = SERVER_SOFTWARE.encode()
 
 
 class BadRequest(ValueError):
@@ -120,46 +119,47 @@ def cgi_environ(request: RequestMeta, *, script_name: bytes, path_info: bytes, q
     ``script_name``/``path_info`` are the route prefix and the rest of the
     decoded path; ``query`` the raw query string."""
     host = b""
-    http: dict[bytes, list[bytes]] = {}
+    http: dict[bytes, bytes] = {}
     content_type = content_length = None
     for name, value in request.headers:
         if name == b"host":
             host = value
-        if name == b"content-type":
+        elif name == b"content-type":
             content_type = value
+            continue
         elif name == b"content-length":
             content_length = value
-        key = name.upper().replace(b"-", b"_")
-        if key in _NOT_HTTP_VARS or not _HEADER_NAME_FOR_ENV.fullmatch(name):
             continue
-        http.setdefault(key, []).append(value)
-    server_name = _host_name(host) or request_host(conn.local[0])
+        if name == b"proxy" or not name.replace(b"-", b"").isalnum():
+            continue
+        key = b"HTTP_" + name.upper().replace(b"-", b"_")
+        if key in http:  # a repeated field: one variable
+            http[key] += (b"; " if key == b"HTTP_COOKIE" else b", ") + value
+        else:
+            http[key] = value
     env: dict[bytes, bytes] = {}
     for item in extra:
         key, _, value = item.partition(b"=")
         env[key] = value
-    env.update({
-        b"GATEWAY_INTERFACE": b"CGI/1.1",
-        b"SERVER_SOFTWARE": SERVER_SOFTWARE.encode(),
-        b"SERVER_PROTOCOL": b"HTTP/" + request.http_version,
-        b"SERVER_NAME": server_name,
-        b"SERVER_PORT": str(conn.local[1]).encode(),
-        b"REQUEST_METHOD": request.method,
-        b"REQUEST_URI": request.target,
-        b"SCRIPT_NAME": script_name,
-        b"PATH_INFO": path_info,
-        b"QUERY_STRING": query,
-        b"REMOTE_ADDR": conn.remote[0].encode(),
-        b"REMOTE_PORT": str(conn.remote[1]).encode(),
-    })
+    env[b"GATEWAY_INTERFACE"] = b"CGI/1.1"
+    env[b"SERVER_SOFTWARE"] = _SERVER_SOFTWARE
+    env[b"SERVER_PROTOCOL"] = b"HTTP/" + request.http_version
+    env[b"SERVER_NAME"] = _host_name(host) or request_host(conn.local[0])
+    env[b"SERVER_PORT"] = b"%d" % conn.local[1]
+    env[b"REQUEST_METHOD"] = request.method
+    env[b"REQUEST_URI"] = request.target
+    env[b"SCRIPT_NAME"] = script_name
+    env[b"PATH_INFO"] = path_info
+    env[b"QUERY_STRING"] = query
+    env[b"REMOTE_ADDR"] = conn.remote[0].encode()
+    env[b"REMOTE_PORT"] = b"%d" % conn.remote[1]
     if conn.https:
         env[b"HTTPS"] = b"on"
     if content_type is not None:
         env[b"CONTENT_TYPE"] = content_type
     if content_length is not None and not request.chunked:
         env[b"CONTENT_LENGTH"] = content_length
-    for key, values in http.items():
-        env[b"HTTP_" + key] = (b"; " if key == b"COOKIE" else b", ").join(values)
+    env.update(http)
     return [key + b"=" + value for key, value in env.items()]
 
 

@@ -260,7 +260,7 @@ class Gateway:
     async def handle(self, exchange: Exchange) -> None:
         """Answer one request (the ``handle`` of :func:`~.http_conn.serve_connection`)."""
         request = exchange.request
-        meta = RequestMeta(request.method, request.target, request.headers, request.http_version,
+        meta = RequestMeta(request.method, request.target, exchange.headers, request.http_version,
                            exchange.chunked)
         for hop in range(MAX_LOCAL_REDIRECTS + 1):
             try:

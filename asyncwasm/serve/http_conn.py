@@ -119,7 +119,8 @@ class Exchange:
     :meth:`receive_body`, answer with :meth:`send_head` then
     :meth:`send_body` and :meth:`end`, or all at once with :meth:`respond`.
 
-    Attributes: ``request`` (the h11.Request), ``info`` (the connection),
+    Attributes: ``request`` (the h11.Request), ``headers`` (its fields as a
+    list of lower-case name, value pairs), ``info`` (the connection),
     ``id`` (a request id for logs), ``head_sent``, ``status``."""
 
     def __init__(self, conn: "_Connection", request: h11.Request, number: int) -> None:
@@ -136,7 +137,9 @@ class Exchange:
         self._pending = b""
         self._body_done = False
         self._no_body = request.method == b"HEAD"
-        self.chunked = any(name == b"transfer-encoding" for name, _ in request.headers)
+        # h11's Headers is a Sequence read item by item: list it once
+        self.headers: list[tuple[bytes, bytes]] = list(request.headers)
+        self.chunked = any(name == b"transfer-encoding" for name, _ in self.headers)
         self.close_after = False
 
     # -- the request body --------------------------------------------------
@@ -427,7 +430,7 @@ async def _exchange(conn: _Connection, exchange: Exchange, handle: Handler) -> b
     counters.requests_active += 1
     started = time.time()
     try:
-        too_big = _declared_length(exchange.request) > conn.limits.max_body_bytes
+        too_big = _declared_length(exchange.headers) > conn.limits.max_body_bytes
         if too_big:
             await exchange.respond_error(413, f"the body is over {conn.limits.max_body_bytes} bytes", close=True)
         else:
@@ -465,8 +468,8 @@ def _head_size(request: h11.Request) -> int:
     return len(request.method) + len(request.target) + 12 + sum(len(n) + len(v) + 4 for n, v in request.headers)
 
 
-def _declared_length(request: h11.Request) -> int:
-    for name, value in request.headers:
+def _declared_length(headers: list[tuple[bytes, bytes]]) -> int:
+    for name, value in headers:
         if name == b"content-length":
             return int(value)
     return 0

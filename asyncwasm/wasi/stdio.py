@@ -329,6 +329,8 @@ def make_output(spec: Any, which: str, host_fd: int) -> Entry:
         return _host_fd_entry(host_fd, reading=False)
     if isinstance(spec, (bytearray, io.BytesIO)):
         return PyWriter(spec, _WRITE_RIGHTS)
+    if callable(spec) and not hasattr(spec, "write"):  # before the (slower) ABC checks below
+        return CallbackWriter(spec, _WRITE_RIGHTS)
     if isinstance(spec, trio.abc.SendStream):
         return TrioWriter(spec, _WRITE_RIGHTS)
     if isinstance(spec, io.TextIOBase):
