@@ -30,7 +30,7 @@ the module through it. Slots are made on demand, at most
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Optional
 
 import trio
@@ -95,10 +95,10 @@ class RouteRunner:
     def __init__(self, route: Route, *, yield_interval: Optional[float] = None) -> None:
         self.route = route
         self.module = route.module
-        extra = {} if yield_interval is None else {"yield_interval": yield_interval}
-        self.limits = Limits(fuel=route.fuel, max_memory_pages=route.max_memory_pages, **extra)
-        self.config = WasiConfig(argv=list(route.argv or [route.name]),
-                                 env=dict(route.env), preopens=route.preopens)
+        limits = Limits(fuel=route.fuel, max_memory_pages=route.max_memory_pages)
+        self.limits = limits if yield_interval is None else replace(limits, yield_interval=yield_interval)
+        self.config = WasiConfig(argv=list(route.argv or [route.name]), env=list(route.env.items()),
+                                 preopens=route.preopens)
         self.env = self.config.env_bytes()
         self._free: list[_Slot] = []
         self._waiters = trio.lowlevel.ParkingLot()
@@ -306,9 +306,11 @@ class Gateway:
         except CGIError as exc:
             result = RunResult(Outcome.EXIT, f"bad CGI response: {exc}")
         except BodyTooLarge as exc:
-            return await self._fail(exchange, tag, 413, str(exc))
+            await self._fail(exchange, tag, 413, str(exc))
+            return None
         except BodyTimeout as exc:
-            return await self._fail(exchange, tag, 408, str(exc))
+            await self._fail(exchange, tag, 408, str(exc))
+            return None
         finally:
             stderr.flush()
         if exchange.head_sent:
@@ -325,7 +327,8 @@ class Gateway:
             except CGIError as exc:
                 result = RunResult(Outcome.EXIT, f"bad CGI response: {exc}")
         status = {Outcome.FUEL: 503, Outcome.TIMEOUT: 504}.get(result.outcome, 500)
-        return await self._fail(exchange, tag, status, result.detail)
+        await self._fail(exchange, tag, status, result.detail)
+        return None
 
     async def _fail(self, exchange: Exchange, tag: str, status: int, why: str) -> None:
         self.log(f"{tag}: {status}: {why}")

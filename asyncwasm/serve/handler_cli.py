@@ -23,7 +23,7 @@ import argparse
 import functools
 import gc
 import sys
-from typing import Optional, TextIO
+from typing import Callable, Optional, TextIO
 
 import trio
 
@@ -42,7 +42,7 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 DEFAULT_LISTEN = "127.0.0.1:8080"
 
 
-def _flag(parse, name):  # type: ignore[no-untyped-def]
+def _flag(parse: Callable[[str], object], name: str) -> Callable[[str], object]:
     from ..cli import flag_type  # lazily: asyncwasm.cli imports this package's cli
 
     return flag_type(parse, name)
@@ -161,7 +161,7 @@ async def serve(args: argparse.Namespace, err: TextIO) -> int:
             shown = f"[{host}]" if ":" in host else host
             log(f"listening on http://{shown}:{port}/")
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_signals, server, nursery.cancel_scope, log)
+            nursery.start_soon(_signals, server, nursery.cancel_scope, log)  # type: ignore[arg-type]  # needs .shutdown()
             await server.serve(listeners)
             nursery.cancel_scope.cancel()
         log("stopped")

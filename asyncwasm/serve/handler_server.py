@@ -23,7 +23,7 @@ import itertools
 import math
 import socket
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import trio
 
@@ -45,7 +45,7 @@ class HandlerStatistics:
     connections_active: int
     requests: int
     requests_active: int
-    responses: dict
+    responses: dict[int, int]
     bytes_sent: int
     bad_requests: int
     timeouts: int
@@ -132,7 +132,7 @@ class HandlerServer:
             finally:
                 self._connections.discard(scope)
 
-    async def serve(self, listeners: Sequence[trio.abc.Listener],
+    async def serve(self, listeners: Sequence[trio.abc.Listener[Any]],
                     *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Accept on ``listeners`` until :meth:`shutdown`, then shut down
         gracefully; returns when every connection is closed."""
@@ -160,13 +160,15 @@ class HandlerServer:
             self.stopped.set()
 
     async def serve_tcp(self, port: int, host: Optional[str] = None, *, backlog: Optional[int] = None,
-                        task_status: trio.TaskStatus[list] = trio.TASK_STATUS_IGNORED) -> None:
+                        task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED) -> None:
         """Bind ``host:port`` (port 0: a free one) and :meth:`serve`; started
         with ``nursery.start``, returns the listeners to the starter."""
         listeners = await trio.open_tcp_listeners(port, host=host, backlog=backlog)
-        await self.serve(listeners, task_status=_Relay(task_status, listeners))
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.serve, listeners)
+            task_status.started(listeners)
 
-    async def _accept_loop(self, listener: trio.abc.Listener, connections: trio.Nursery) -> None:
+    async def _accept_loop(self, listener: trio.abc.Listener[Any], connections: trio.Nursery) -> None:
         while True:
             try:
                 stream = await listener.accept()
@@ -178,13 +180,3 @@ class HandlerServer:
                 continue
             connections.start_soon(self.serve_stream, stream)
 
-
-class _Relay:
-    """A task_status whose started() hands the starter a fixed value."""
-
-    def __init__(self, status: trio.TaskStatus, value: object) -> None:
-        self._status = status
-        self._value = value
-
-    def started(self, value: object = None) -> None:
-        self._status.started(self._value)

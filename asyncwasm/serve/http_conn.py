@@ -102,16 +102,17 @@ def reason_phrase(status: int) -> bytes:
         return b""
 
 
-_date_cache: list = [0, b""]
+_date_cache: dict[int, bytes] = {}
 
 
 def http_date() -> bytes:
     """The ``Date`` header value, made once per second."""
     now = int(time.time())
-    if _date_cache[0] != now:
-        _date_cache[0] = now
-        _date_cache[1] = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(now)).encode()
-    return _date_cache[1]
+    value = _date_cache.get(now)
+    if value is None:
+        _date_cache.clear()
+        value = _date_cache[now] = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(now)).encode()
+    return value
 
 
 class Exchange:
@@ -275,7 +276,7 @@ class _Connection:
             data = await self.stream.receive_some(_RECEIVE_SIZE)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise ClientGone(str(exc) or "the connection broke") from None
-        self.h11.receive_data(data)
+        self.h11.receive_data(bytes(data))
 
     async def send(self, event: Any) -> None:
         await self.send_bytes(self.h11.send(event))

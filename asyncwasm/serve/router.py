@@ -172,7 +172,7 @@ def _where(number: int, path: Optional[str]) -> str:
     return f"route {number}" + (f" ({path})" if isinstance(path, str) else "")
 
 
-def _expect(where: str, key: str, value: Any, kinds: tuple, what: str) -> None:
+def _expect(where: str, key: str, value: Any, kinds: tuple[type, ...], what: str) -> None:
     if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
         raise RouteError(f"{where}: key '{key}': expected {what}, not {value!r}")
 
@@ -266,7 +266,7 @@ _KEYS = {f.name for f in fields(Route)}
 _DIR_KEYS = {"host", "guest", "readonly"}
 
 
-def load_routes(path: Union[str, os.PathLike]) -> Router:
+def load_routes(path: Union[str, "os.PathLike[str]"]) -> Router:
     """The :class:`Router` of a TOML routes file (see the README's "Handler
     mode"); :class:`RouteError` naming the file, the route and the key.
     ``module`` and ``dirs``' host paths are relative to the file."""
@@ -319,9 +319,9 @@ def _route_from_table(number: int, table: Any, base: str) -> Route:
     return Route(**values)
 
 
-def _list(where: str, key: str, value: Any) -> list:
+def _list(where: str, key: str, value: Any) -> list[Any]:
     _expect(where, key, value, (list,), "a list")
-    return value
+    return list(value)
 
 
 def _dir_from_table(where: str, item: Any, base: str) -> Preopen:
