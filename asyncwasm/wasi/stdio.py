@@ -146,11 +146,12 @@ class CallbackWriter(Entry):
 class CallbackReader(Entry):
     """stdin from ``callback(n) -> bytes``, or an awaitable of bytes when
     the data is not there yet (the guest waits for it; needs the async
-    driver). ``b""`` is end of file; a result may be shorter than ``n`` but
-    never longer.
+    driver). ``b""`` is end of file; ``n`` is what the guest asked for, and
+    a longer result is kept for its next reads.
 
-    Strategy: as :class:`TrioReader`, one chunk of lookahead, so waiting for
-    readiness (``poll_oneoff``) never loses data."""
+    Strategy: one chunk of lookahead. Waiting for readiness (``poll_oneoff``)
+    fetches a chunk and keeps it, so readiness never loses data; ``fd_read``
+    serves the lookahead first."""
 
     def __init__(self, callback: Callable[[int], Any], rights: int) -> None:
         super().__init__(rights)
@@ -174,7 +175,7 @@ class CallbackReader(Entry):
             return self._take(buffers)
         result = self._callback(_capacity(buffers))
         if not inspect.isawaitable(result):
-            self._keep(result[:_capacity(buffers)])
+            self._keep(result)
             return self._take(buffers)
         if self.nonblocking:
             getattr(result, "close", lambda: None)()
@@ -200,49 +201,12 @@ class CallbackReader(Entry):
         self._keep(await result if inspect.isawaitable(result) else result)
 
 
-class TrioReader(Entry):
-    """stdin from a ``trio.abc.ReceiveStream``.
-
-    Strategy: one chunk of lookahead. Waiting for readiness (``poll_oneoff``)
-    receives a chunk and keeps it, so readiness never loses data; ``fd_read``
-    serves the lookahead first."""
+class TrioReader(CallbackReader):
+    """stdin from a ``trio.abc.ReceiveStream``: a :class:`CallbackReader`
+    of its ``receive_some``."""
 
     def __init__(self, stream: trio.abc.ReceiveStream, rights: int) -> None:
-        super().__init__(rights)
-        self._stream = stream
-        self._pending = b""
-        self._eof = False
-
-    def _take(self, buffers: list[memoryview]) -> int:
-        n = _scatter(self._pending, buffers)
-        self._pending = self._pending[n:]
-        return n
-
-    def readv(self, buffers: list[memoryview]) -> IoResult:
-        if self._pending or self._eof or not buffers:
-            return self._take(buffers)
-        return self.wait_or_again(lambda: self._read_later(buffers))
-
-    async def _read_later(self, buffers: list[memoryview]) -> int:
-        await self.wait_readable()
-        return self._take(buffers)
-
-    def poll_read(self) -> Readiness:
-        if self._pending:
-            return (len(self._pending), 0)
-        if self._eof:
-            return (0, int(Eventrwflags.FD_READWRITE_HANGUP))
-        return None
-
-    async def wait_readable(self) -> None:
-        if self._pending or self._eof:
-            await trio.lowlevel.checkpoint()
-            return
-        chunk = await self._stream.receive_some(_RECEIVE_SIZE)
-        if chunk:
-            self._pending = bytes(chunk)
-        else:
-            self._eof = True
+        super().__init__(stream.receive_some, rights)
 
 
 class TrioWriter(Entry):
