@@ -486,3 +486,41 @@ async def test_graceful_shutdown_lets_requests_finish():
         with pytest.raises(OSError):
             await served.connect()
         await idle.aclose()
+
+
+class _Layer(trio.abc.Stream):
+    """Stands in for a TLS stream: passes bytes through, has a transport_stream."""
+
+    def __init__(self, transport_stream: trio.SocketStream) -> None:
+        self.transport_stream = transport_stream
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self.transport_stream.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.transport_stream.wait_send_all_might_not_block()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        return await self.transport_stream.receive_some(max_bytes)
+
+    async def aclose(self) -> None:
+        await self.transport_stream.aclose()
+
+
+async def test_a_wrapped_stream_is_https_and_keeps_its_addresses():
+    async with _serving() as served:
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        port = listeners[0].socket.getsockname()[1]
+
+        async def accept_one() -> None:
+            stream = await listeners[0].accept()
+            await served.server.serve_stream(_Layer(stream))
+
+        served.nursery.start_soon(accept_one)
+        client = await trio.open_tcp_stream("127.0.0.1", port)
+        async with client:
+            status, _, body = await Client(client).request("GET", "/c/env")
+        env = _env_lines(body)
+        assert status == 200 and env["HTTPS"] == "on"
+        assert env["REMOTE_ADDR"] == "127.0.0.1" and env["SERVER_PORT"] == str(port)
+        await listeners[0].aclose()

@@ -86,9 +86,12 @@ BUILDERS = {
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", choices=[[], *BUILDERS], metavar="NAME",
+    parser.add_argument("names", nargs="*", metavar="NAME",
                         help=f"handlers to build (default: all of {', '.join(BUILDERS)})")
     args = parser.parse_args(argv)
+    unknown = [name for name in args.names if name not in BUILDERS]
+    if unknown:
+        parser.error(f"no handler named {unknown[0]!r} (known: {', '.join(BUILDERS)})")
     version = subprocess.run(zig("version"), capture_output=True, text=True).stdout.strip()
     if version != ZIG_VERSION:
         print(f"warning: zig {version}; the committed .wasm files were built with {ZIG_VERSION}", file=sys.stderr)
