@@ -366,6 +366,13 @@ async def test_a_failure_after_the_head_closes_the_connection():
         assert any("after the response began" in line for line in served.log)
 
 
+async def test_a_body_shorter_than_its_content_length_closes_the_connection():
+    async with _serving() as served:
+        raw = await _raw(served, b"GET /c/short-length HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert raw.startswith(b"HTTP/1.1 200 ") and raw.endswith(b"\r\n\r\nshort")
+        assert any("Too little data" in line and "closing the connection" in line for line in served.log)
+
+
 async def test_malformed_http_oversized_head_and_bodies():
     async with _serving(max_header_bytes=4096, max_body_bytes=100_000) as served:
         raw = await _raw(served, b"GET / HTTP/1.1\r\nHost: t\r\nbad header\r\n\r\n")
@@ -459,7 +466,8 @@ async def test_stderr_lines_and_access_log():
     async with _serving() as served:
         assert (await _get(served, "/c/stderr", headers=[("Referer", "http://r/"), ("User-Agent", "ua/2")]))[0] == 200
         lines = [line for line in served.log if "/c/...:" in line]
-        assert [line.split(": ", 1)[1] for line in lines] == ["line one", "line two", "partial line three"]
+        assert [line.split(": ", 1)[1] for line in lines] == ["line one", "line two", "partial line three",
+                                                              "?[2Jescape"]
         assert lines[0].startswith("[") and len({line.split("]")[0] for line in lines}) == 1
         served.server.shutdown()  # the line is written once the response is out: wait for the end
         await served.server.stopped.wait()

@@ -33,6 +33,7 @@ import enum
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Optional
 
+import h11
 import trio
 
 from .._errors import Exit, FuelExhausted, Interrupted, LinkError, Trap
@@ -178,6 +179,10 @@ class RouteRunner:
             self._free.append(slot)
 
 
+# A guest's stderr cannot move the terminal's cursor or forge log lines.
+_CONTROLS = {c: "?" for c in [*range(0x20), 0x7F] if c != 0x09}
+
+
 class _StderrLines:
     """A guest's stderr as log lines: ``[id] /route: text``."""
 
@@ -201,7 +206,7 @@ class _StderrLines:
 
     def _emit(self, line: bytes) -> None:
         text = line[:MAX_STDERR_LINE].rstrip(b"\r").decode("utf-8", "replace")
-        self.log(f"{self.tag}: {text}")
+        self.log(f"{self.tag}: {text.translate(_CONTROLS)}")
 
     def flush(self) -> None:
         if self.partial:
@@ -311,11 +316,18 @@ class Gateway:
         except BodyTimeout as exc:
             await self._fail(exchange, tag, 408, str(exc))
             return None
+        except h11.LocalProtocolError as exc:  # more body than its Content-Length
+            self.log(f"{tag}: {exc} (the handler's Content-Length): closing the connection")
+            raise
         finally:
             stderr.flush()
         if exchange.head_sent:
             if result.outcome is Outcome.OK:
-                await exchange.end()
+                try:
+                    await exchange.end()
+                except h11.LocalProtocolError as exc:  # less body than its Content-Length
+                    self.log(f"{tag}: {exc} (the handler's Content-Length): closing the connection")
+                    raise
             else:
                 self.log(f"{tag}: {result.detail} after the response began: closing the connection")
             return None

@@ -7,6 +7,7 @@
  *   /status/NNN     "Status: NNN Custom" and a short body
  *   /stream/N       N bytes of a repeating pattern, written 64 KiB at a time, no Content-Length
  *   /length         a body with its Content-Length
+ *   /short-length   says Content-Length: 100, writes 5 bytes
  *   /sleep/MS       sleeps MS milliseconds (poll_oneoff), then answers
  *   /head-then-sleep/MS  the header block and a first line, then sleeps, then a second line
  *   /stderr         three lines on stderr, then an answer
@@ -114,6 +115,10 @@ int main(void) {
         printf("Content-Type: text/plain\r\nContent-Length: 12\r\n\r\nhello world\n");
         return 0;
     }
+    if (strcmp(mode, "/short-length") == 0) {
+        printf("Content-Type: text/plain\nContent-Length: 100\n\nshort");
+        return 0;
+    }
     if (starts(mode, "/sleep/")) {
         sleep_ms(strtol(mode + 7, NULL, 10));
         printf("Content-Type: text/plain\n\nslept\n");
@@ -129,7 +134,7 @@ int main(void) {
     if (strcmp(mode, "/stderr") == 0) {
         fprintf(stderr, "line one\nline two\npartial");
         fflush(stderr);
-        fprintf(stderr, " line three\n");
+        fprintf(stderr, " line three\n\x1b[2Jescape\n");
         printf("Content-Type: text/plain\n\nlogged\n");
         return 0;
     }
