@@ -18,7 +18,7 @@ ziglang version (ZIG_VERSION); --verify reports a difference otherwise.
 After each build the module's imports are parsed from its binary and compared
 with EXPECTED_IMPORTS (names and wasm signatures), so an accidental new host
 dependency, or a signature that no longer matches the ABI in
-/work/shared/reference/sockets-abi.md, fails the build.
+docs/sockets-abi.md, fails the build.
 """
 
 from __future__ import annotations

@@ -665,8 +665,8 @@ def test_run_command_from_python_with_captured_stdio(tmp_path: Path) -> None:
 
     (tmp_path / "in.sqz").write_bytes(packed)
     unpacked = bytearray()
-    config = run.RunConfig(str(GUESTS / "squash.wasm"), args=["d", "/work/in.sqz"], stdin=None, stdout=unpacked)
-    config.preopen(str(tmp_path), "/work", readonly=True)
+    config = run.RunConfig(str(GUESTS / "squash.wasm"), args=["d", "/data/in.sqz"], stdin=None, stdout=unpacked)
+    config.preopen(str(tmp_path), "/data", readonly=True)
     assert run.run_command(config) == 0
     assert unpacked == data
 

@@ -1,5 +1,5 @@
 """Tests of the engine's runtime objects and their Python face
-(asyncwasm/_engine/runtime.c and pyengine.c): memories, tables, globals,
+(asyncwasm/_engine/runtime.c, pyengine.c and py_*.c): memories, tables, globals,
 host calls, fibers, instantiation and garbage collection.
 
 Modules are written in the text format and converted with wasmtime.wat2wasm.

@@ -121,7 +121,7 @@ def _stub_names() -> dict[str, set[str]]:
 
 
 def test_engine_stub_matches_the_extension() -> None:
-    """The hand-kept stub names exactly what pyengine.c defines: a method
+    """The hand-kept stub names exactly what pyengine.c and the py_*.c files define: a method
     added in C without the stub (or the reverse) fails here."""
     from asyncwasm import _engine
 

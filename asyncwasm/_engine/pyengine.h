@@ -1,6 +1,6 @@
-/* pyengine.h -- private to runtime.c and pyengine.c: the layouts of the
- * Python objects that embed the engine's rt_* structs, and the helpers the
- * two files share. No other file includes it; engine.h stays the contract
+/* pyengine.h -- private to runtime.c, pyengine.c and the py_*.c files: the
+ * layouts of the Python objects that embed the engine's rt_* structs, and the
+ * helpers those files share. No other file includes it; engine.h stays the contract
  * between the engine's stages.
  *
  * Ownership (who keeps what alive):
@@ -205,7 +205,52 @@ PyObject *rt_host_name(const rt_func *fn);
 int rt_instantiate(InstanceObject *self, PyObject *const *externs, Py_ssize_t nexterns,
                    uint32_t max_memory_pages, uint32_t max_table_elements);
 
-/* ---- pyengine.c: objects runtime.c creates ------------------------------------------- */
+/* ---- pyengine.c: limits and helpers shared by the py_*.c files ------------------------ */
+
+#define DEFAULT_MAX_CALL_DEPTH 10000u
+#define DEFAULT_MAX_STACK_SLOTS (1u << 20)
+#define DEFAULT_MAX_TABLE_ELEMENTS 10000000u
+
+/* WasmError(printf-style message); always -1. */
+int raise_wasm_error(const char *fmt, ...);
+/* An int argument in 0..max (TypeError / ValueError naming `name`). */
+int u32_arg(PyObject *obj, const char *name, uint64_t max, uint32_t *out);
+/* Positional argument count of a METH_FASTCALL method. */
+int check_nargs(const char *name, Py_ssize_t nargs, Py_ssize_t min, Py_ssize_t max);
+/* A non-negative int offset/length; too large or negative is an IndexError. */
+int index_arg(PyObject *obj, const char *name, uint64_t *out);
+/* TypeError unless `obj` is an instance of the asyncwasm._types class `cls`. */
+int require_type(PyObject *obj, PyObject *cls, const char *who);
+/* min/max attributes of a MemoryType/TableType-like object, each <= bound. */
+int limits_from_py(PyObject *type, uint64_t bound, uint32_t *min, bool *has_max, uint32_t *max);
+int valtype_from_py(PyObject *obj, uint8_t *out);
+/* C values as asyncwasm._types objects (new references). */
+PyObject *name_to_py(wasm_name name);
+PyObject *optional_u32(bool present, uint32_t value);
+PyObject *tabletype_to_py(uint8_t elem, uint32_t min, bool has_max, uint32_t max);
+PyObject *memtype_to_py(uint32_t min, bool has_max, uint32_t max);
+PyObject *globaltype_to_py(uint8_t type, bool mutable_);
+
+/* ---- py_module.c ---------------------------------------------------------------------- */
+
+extern const char compile_doc[];
+PyObject *engine_compile(PyObject *module, PyObject *args, PyObject *kwds);
+
+/* ---- py_func.c: running fibers (also used by py_fiber.c) ------------------------------ */
+
+/* Arguments of this many slots or fewer are converted on the C stack. */
+#define ARGS_ON_STACK 16
+
+/* fiber_run with `rf` as this thread's running fiber (for rt_ref_store). */
+int run_fiber(rt_fiber *rf, int64_t *fuel);
+/* fiber_start failed: raise why (too big for the stack limit, or no memory). */
+void raise_start_failed(const fiber *f, const rt_func *fn);
+/* The Trap for a fiber in state RUN_TRAP (new reference). */
+PyObject *make_trap(const fiber *f);
+/* RuntimeError unless the function can still be called (instance alive, host callable set). */
+int func_check_callable(FuncObject *self);
+
+/* ---- py_*.c: objects runtime.c creates ------------------------------------------------ */
 
 /* The Func object of function `index` of an instance (new reference). */
 PyObject *pyengine_instance_func(InstanceObject *inst, uint32_t index);

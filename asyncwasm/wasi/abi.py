@@ -420,7 +420,7 @@ IOV_MAX = 1024
 # Sockets: rights of socket kinds, and WasmEdge's socket extension ABI.
 # Sources: WasmEdge ``thirdparty/wasi/api.hpp`` (enums, struct static_asserts)
 # and ``include/host/wasi/environ.h`` (WasiAddrStorage); see
-# /work/shared/reference/sockets-abi.md sections 3.2 and 4.
+# docs/sockets-abi.md sections 3 and 4.
 # ---------------------------------------------------------------------------
 
 #: A listening socket (or one the guest opened and may still listen on).

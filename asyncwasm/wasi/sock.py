@@ -4,7 +4,7 @@
 extension (its functions are in :mod:`asyncwasm.wasi.wasmedge_sock`).
 
 Spec: https://github.com/WebAssembly/WASI/blob/main/legacy/preview1/docs.md#sock_accept;
-the exact layouts are in /work/shared/reference/sockets-abi.md.
+the exact layouts are in docs/sockets-abi.md.
 
 Two registries. The preview1 functions are in
 :data:`asyncwasm.wasi.decl.REGISTRY` (what ``WasiContext.imports()``

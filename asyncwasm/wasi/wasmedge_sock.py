@@ -10,7 +10,7 @@ follow the same rules (see :mod:`asyncwasm.wasi.sock`).
 
 Sources: WasmEdge ``lib/host/wasi/wasifunc.cpp`` (argument checks, V1/V2)
 and ``lib/host/wasi/inode-linux.cpp`` (the socket work); layouts in
-/work/shared/reference/sockets-abi.md section 3.2. Where WasmEdge has a
+docs/sockets-abi.md section 3. Where WasmEdge has a
 quirk a guest can observe (V1 address types 4/6, the network-order port of
 ``sock_recv_from_v2``), it is kept and documented on the function.
 

@@ -1,7 +1,7 @@
 /*
  * wasmedge_sock.h: the WasmEdge socket-extension imports the client uses,
  * declared exactly as WasmEdge's wasmedge_wasi_socket crate imports them
- * (V1 signatures; /work/shared/reference/sockets-abi.md section 3.2):
+ * (V1 signatures; docs/sockets-abi.md section 3):
  *
  *   sock_open(af u8, type u8, *fd u32)                         (i32,i32,i32)->i32
  *   sock_connect(fd, *WasiAddress, port u32)                   (i32,i32,i32)->i32
