@@ -239,6 +239,17 @@ async def test_keep_alive_and_pipelining_answer_in_order():
         assert served.server.statistics().connections == 1
 
 
+async def test_an_idle_keep_alive_connection_closes_after_the_idle_timeout():
+    async with _serving(idle_timeout=0.3) as served:
+        stream = await served.connect()
+        async with stream:
+            client = Client(stream)
+            assert (await client.request("GET", "/c/status/200"))[0] == 200
+            started = trio.current_time()
+            assert await stream.receive_some(100) == b""  # closed without a word
+            assert 0.2 < trio.current_time() - started < 3.0
+
+
 async def test_http10_head_and_expect_continue():
     async with _serving() as served:
         raw = await _raw(served, b"GET /c/length HTTP/1.0\r\n\r\n")
