@@ -61,10 +61,13 @@ class Overloaded(Exception):
 
 
 class Outcome(enum.Enum):
+    """How a run ended, as the status it maps to: FAILED (a trap, a non-zero
+    exit, output that is no CGI response, a module that cannot be
+    instantiated) 500, FUEL 503, TIMEOUT 504."""
+
     OK = "ok"
-    EXIT = "exit"          # non-zero proc_exit
-    TRAP = "trap"
-    FUEL = "fuel"          # fuel exhausted
+    FAILED = "failed"
+    FUEL = "fuel exhausted"
     TIMEOUT = "timeout"
 
 
@@ -154,7 +157,7 @@ class RouteRunner:
                 try:
                     instance = await slot.linker.instantiate_async(self.module, limits=self.limits)  # type: ignore[arg-type]
                 except LinkError as exc:
-                    return RunResult(Outcome.TRAP, f"cannot instantiate: {exc}")
+                    return RunResult(Outcome.FAILED, f"cannot instantiate: {exc}")
                 memory = instance.exports.get("memory")
                 if memory is not None:
                     ctx.bind(memory)
@@ -162,13 +165,13 @@ class RouteRunner:
                     await instance.exports["_start"].call_async()  # type: ignore[union-attr]
                 except Exit as exc:
                     if exc.code != 0:
-                        return RunResult(Outcome.EXIT, f"exited with status {exc.code}")
+                        return RunResult(Outcome.FAILED, f"exited with status {exc.code}")
                 except FuelExhausted:
                     return RunResult(Outcome.FUEL, f"fuel exhausted ({self.route.fuel} units)")
                 except Interrupted as exc:
-                    return RunResult(Outcome.TRAP, str(exc).splitlines()[0])
+                    return RunResult(Outcome.FAILED, str(exc).splitlines()[0])
                 except Trap as exc:
-                    return RunResult(Outcome.TRAP, f"trapped: {str(exc).splitlines()[0]}")
+                    return RunResult(Outcome.FAILED, f"trapped: {str(exc).splitlines()[0]}")
                 return RunResult(Outcome.OK)
             return RunResult(Outcome.TIMEOUT, f"ran past the route's timeout ({self.route.timeout:g} s)")
         finally:
@@ -309,7 +312,7 @@ class Gateway:
         try:
             result = await runner.run(env, stdin, output.write, stderr)
         except CGIError as exc:
-            result = RunResult(Outcome.EXIT, f"bad CGI response: {exc}")
+            result = RunResult(Outcome.FAILED, f"bad CGI response: {exc}")
         except BodyTooLarge as exc:
             await self._fail(exchange, tag, 413, str(exc))
             return None
@@ -337,7 +340,7 @@ class Gateway:
             try:
                 output.parser.finish()
             except CGIError as exc:
-                result = RunResult(Outcome.EXIT, f"bad CGI response: {exc}")
+                result = RunResult(Outcome.FAILED, f"bad CGI response: {exc}")
         status = {Outcome.FUEL: 503, Outcome.TIMEOUT: 504}.get(result.outcome, 500)
         await self._fail(exchange, tag, status, result.detail)
         return None
