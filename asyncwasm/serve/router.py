@@ -126,17 +126,16 @@ class Router:
             self.routes.append(route)
         self._exact = {r.path.encode(): r for r in self.routes if r.prefix is None}
         # Longest prefix first: the first hit is the longest match.
-        self._prefixed = sorted((r for r in self.routes if r.prefix is not None),
-                                key=lambda r: len(r.prefix or b""), reverse=True)
+        self._prefixed = sorted(((r.prefix, r) for r in self.routes if r.prefix is not None),
+                                key=lambda pair: len(pair[0]), reverse=True)
 
     def match(self, path: bytes) -> Optional[RouteMatch]:
         """The route for a decoded, dot-segment-free ``path``, or None (404)."""
         exact = self._exact.get(path)
         if exact is not None:  # as long as the path itself: no prefix is longer
             return RouteMatch(exact, path, b"")
-        for route in self._prefixed:
-            prefix = route.prefix or b""
-            if path == prefix or path.startswith(prefix + b"/") or not prefix:
+        for prefix, route in self._prefixed:
+            if not prefix or path == prefix or path.startswith(prefix) and path[len(prefix):len(prefix) + 1] == b"/":
                 return RouteMatch(route, prefix, path[len(prefix):])
         return None
 
