@@ -10,10 +10,26 @@
 - :mod:`.server`: the two together, with graceful shutdown;
 - :mod:`.embedded`: the default module (netmods' http_server);
 - :mod:`.cli`: the ``asyncwasm serve`` command.
+
+Handler mode (CGI/1.1: a fresh instance of a WASI command per request):
+
+    >>> router = Router([Route("/api/...", "api.wasm", timeout=5.0)])   # or load_routes("routes.toml")
+    >>> server = HandlerServer(router)
+    >>> listeners = await nursery.start(server.serve_tcp, 8080, "127.0.0.1")
+
+- :mod:`.router`: routes (``Route``, ``Router``, ``load_routes``);
+- :mod:`.cgi`: the sans-IO CGI adapter (environment; stdout -> response);
+- :mod:`.http_conn`: one HTTP/1.1 connection (h11) over any trio Stream;
+- :mod:`.handler`: the gateway, a fresh instance per request;
+- :mod:`.handler_server`: listeners, connections, counters, shutdown;
+- :mod:`.access_log`: common/combined access log lines.
 """
 
+from .handler_server import HandlerServer, HandlerStatistics
 from .handoff import Handoff
+from .router import Route, RouteError, Router, load_routes
 from .server import Server
 from .supervisor import Backoff, Supervisor
 
 __all__ = ["Handoff", "Server", "Supervisor", "Backoff"]
+__all__ += ["Router", "Route", "RouteError", "load_routes", "HandlerServer", "HandlerStatistics"]

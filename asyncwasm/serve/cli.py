@@ -33,6 +33,7 @@ from ..wasi.netpolicy import NetPolicy
 from .embedded import embedded_module
 from ..cli import flag_type
 from ..run import parse_address, parse_count, parse_seconds, parse_size, size_to_pages
+from . import handler_cli
 from .handoff import Handoff
 from .server import Server
 from .supervisor import Backoff
@@ -100,10 +101,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="listen backlog (default 1024)")
     parser.add_argument("--restart-delay", type=_seconds, default=0.1, metavar="SECONDS",
                         help="first restart delay; doubles per consecutive failure up to 30 s (default 0.1)")
+    # Handler mode (--routes / --handler): its own flags and entry point.
+    handler_cli.add_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> int:
     """Run the server described by parsed ``args`` until a signal; the exit status."""
+    if handler_cli.wanted(args):
+        return handler_cli.main(args)
     return trio.run(serve, args, sys.stderr)
 
 

@@ -22,6 +22,10 @@ Stdio values:
   ``write`` methods are used. Text files are used through ``.buffer``.
 - stdout/stderr callable: called with each written ``bytes``; if it returns
   an awaitable, the guest waits for it (needs the async driver).
+- stdin callable: called as ``callback(n)`` when the guest reads ``n``
+  bytes, returns bytes (``b""``: end of file; more than ``n`` are kept for
+  the next reads), or an awaitable of them while the data is not there yet
+  (the guest waits; needs the async driver).
 - a trio stream: ``trio.abc.ReceiveStream`` for stdin, ``trio.abc.SendStream``
   for stdout/stderr. The guest task suspends while data is not there yet.
 

@@ -21,7 +21,7 @@ from typing import Any, Callable, Optional
 
 import trio
 
-from .abi import Eventrwflags, Rights
+from .abi import Errno, Eventrwflags, Rights, WasiError
 from .fdtable import Entry, IoResult, OsEntry, Readiness
 from .later import Later
 
@@ -143,16 +143,19 @@ class CallbackWriter(Entry):
         return n
 
 
-class TrioReader(Entry):
-    """stdin from a ``trio.abc.ReceiveStream``.
+class CallbackReader(Entry):
+    """stdin from ``callback(n) -> bytes``, or an awaitable of bytes when
+    the data is not there yet (the guest waits for it; needs the async
+    driver). ``b""`` is end of file; ``n`` is what the guest asked for, and
+    a longer result is kept for its next reads.
 
     Strategy: one chunk of lookahead. Waiting for readiness (``poll_oneoff``)
-    receives a chunk and keeps it, so readiness never loses data; ``fd_read``
+    fetches a chunk and keeps it, so readiness never loses data; ``fd_read``
     serves the lookahead first."""
 
-    def __init__(self, stream: trio.abc.ReceiveStream, rights: int) -> None:
+    def __init__(self, callback: Callable[[int], Any], rights: int) -> None:
         super().__init__(rights)
-        self._stream = stream
+        self._callback = callback
         self._pending = b""
         self._eof = False
 
@@ -161,13 +164,26 @@ class TrioReader(Entry):
         self._pending = self._pending[n:]
         return n
 
+    def _keep(self, chunk: Any) -> None:
+        if chunk:
+            self._pending = bytes(chunk)
+        else:
+            self._eof = True
+
     def readv(self, buffers: list[memoryview]) -> IoResult:
         if self._pending or self._eof or not buffers:
             return self._take(buffers)
-        return self.wait_or_again(lambda: self._read_later(buffers))
+        result = self._callback(_capacity(buffers))
+        if not inspect.isawaitable(result):
+            self._keep(result)
+            return self._take(buffers)
+        if self.nonblocking:
+            getattr(result, "close", lambda: None)()
+            raise WasiError(Errno.AGAIN)
+        return Later(self._read_later, result, buffers)
 
-    async def _read_later(self, buffers: list[memoryview]) -> int:
-        await self.wait_readable()
+    async def _read_later(self, awaitable: Any, buffers: list[memoryview]) -> int:
+        self._keep(await awaitable)
         return self._take(buffers)
 
     def poll_read(self) -> Readiness:
@@ -181,11 +197,16 @@ class TrioReader(Entry):
         if self._pending or self._eof:
             await trio.lowlevel.checkpoint()
             return
-        chunk = await self._stream.receive_some(_RECEIVE_SIZE)
-        if chunk:
-            self._pending = bytes(chunk)
-        else:
-            self._eof = True
+        result = self._callback(_RECEIVE_SIZE)
+        self._keep(await result if inspect.isawaitable(result) else result)
+
+
+class TrioReader(CallbackReader):
+    """stdin from a ``trio.abc.ReceiveStream``: a :class:`CallbackReader`
+    of its ``receive_some``."""
+
+    def __init__(self, stream: trio.abc.ReceiveStream, rights: int) -> None:
+        super().__init__(stream.receive_some, rights)
 
 
 class TrioWriter(Entry):
@@ -250,6 +271,8 @@ def make_stdin(spec: Any) -> Entry:
         return BytesSource(bytes(spec), _READ_RIGHTS)
     if isinstance(spec, trio.abc.ReceiveStream):
         return TrioReader(spec, _READ_RIGHTS)
+    if callable(spec) and not hasattr(spec, "read"):
+        return CallbackReader(spec, _READ_RIGHTS)
     if isinstance(spec, io.TextIOBase):
         spec = getattr(spec, "buffer", None) or _refuse("stdin", spec)
     if hasattr(spec, "read") or hasattr(spec, "readinto"):
@@ -270,6 +293,8 @@ def make_output(spec: Any, which: str, host_fd: int) -> Entry:
         return _host_fd_entry(host_fd, reading=False)
     if isinstance(spec, (bytearray, io.BytesIO)):
         return PyWriter(spec, _WRITE_RIGHTS)
+    if callable(spec) and not hasattr(spec, "write"):  # before the (slower) ABC checks below
+        return CallbackWriter(spec, _WRITE_RIGHTS)
     if isinstance(spec, trio.abc.SendStream):
         return TrioWriter(spec, _WRITE_RIGHTS)
     if isinstance(spec, io.TextIOBase):
@@ -290,10 +315,10 @@ def make_output(spec: Any, which: str, host_fd: int) -> Entry:
 def _refuse(which: str, spec: Any) -> Any:
     raise TypeError(
         f"WasiConfig.{which}: unsupported value {type(spec).__name__}; use None, 'inherit', "
-        + ("bytes, a binary file object or a trio ReceiveStream" if which == "stdin"
+        + ("bytes, a binary file object, a callable or a trio ReceiveStream" if which == "stdin"
            else "a bytearray, io.BytesIO, a binary file object, a callable or a trio SendStream")
     )
 
 
 __all__ = ["make_stdin", "make_output", "NullEntry", "BytesSource", "PyReader", "PyWriter",
-           "CallbackWriter", "TrioReader", "TrioWriter"]
+           "CallbackWriter", "CallbackReader", "TrioReader", "TrioWriter"]
