@@ -44,6 +44,8 @@ from ._engine import Func
 from ._errors import Exit, FuelExhausted, LinkError, ModuleError, Trap
 from ._types import FuncType, ValType
 from .execution import Limits
+# parse_address and open_listener stay importable from here (run's API before hostnet existed).
+from .hostnet import format_address, open_listener, parse_address
 from .instance import Instance
 from .linker import Extern, Linker
 from .module import Module
@@ -227,48 +229,6 @@ def parse_env(text: str, environ: Optional[Any] = None) -> Optional[tuple[str, s
         return name, value
     found = (os.environ if environ is None else environ).get(name)
     return None if found is None else (name, found)
-
-
-def parse_address(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` or ``[IPV6]:PORT`` -> ``(host, port)``.
-
-        >>> parse_address("127.0.0.1:8080"), parse_address("[::1]:0")
-        (('127.0.0.1', 8080), ('::1', 0))
-    """
-    if text.startswith("["):
-        host, close, rest = text[1:].partition("]")
-        if not close or not rest.startswith(":"):
-            raise ValueError(f"bad address {text!r}: use [IPV6]:PORT")
-        port_text = rest[1:]
-    else:
-        host, colon, port_text = text.rpartition(":")
-        if not colon or ":" in host:
-            raise ValueError(f"bad address {text!r}: use HOST:PORT (IPv6 as [ADDR]:PORT)")
-    if not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise ValueError(f"bad address {text!r}: use HOST:PORT with a port 0-65535")
-    return host, int(port_text)
-
-
-def open_listener(host: str, port: int, backlog: int = 128) -> socket.socket:
-    """A TCP socket listening on ``host:port`` (port 0: a free one), for
-    ``RunConfig.listeners``. Raises OSError when the address cannot be bound."""
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    family, kind, proto, _, address = infos[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(backlog)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-def format_address(address: Any) -> str:
-    """``getsockname()`` as ``host:port`` (IPv6 in brackets)."""
-    host, port = address[0], address[1]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 # -- --invoke ----------------------------------------------------------------------

@@ -32,7 +32,8 @@ from ..module import Module
 from ..wasi.netpolicy import NetPolicy
 from .embedded import embedded_module
 from ..cli import flag_type
-from ..run import parse_address, parse_count, parse_seconds, parse_size, size_to_pages
+from ..hostnet import parse_address
+from ..run import parse_count, parse_seconds, parse_size, size_to_pages
 from .handoff import Handoff
 from .server import Server
 from .supervisor import Backoff

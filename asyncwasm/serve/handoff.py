@@ -37,7 +37,7 @@ from typing import Iterable, Optional, Sequence
 
 import trio
 
-from ..run import open_listener, parse_address
+from ..hostnet import open_listener, parse_address
 
 __all__ = ["Handoff"]
 

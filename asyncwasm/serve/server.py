@@ -30,7 +30,7 @@ import trio
 from ..execution import Limits
 from ..linker import Linker
 from ..module import Module
-from ..run import format_address
+from ..hostnet import format_address
 from ..wasi import WasiConfig
 from ..wasi.netpolicy import NetPolicy
 from .handoff import Handoff
