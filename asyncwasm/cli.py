@@ -272,6 +272,7 @@ def _add_run(commands: "argparse._SubParsersAction[Any]") -> None:
 
 
 def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from . import hostnet
     from .hostnet import format_address, open_listener
     from .run import RunConfig, run_command, size_to_pages
     from .wasi.config import Preopen
@@ -298,6 +299,7 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         stats=args.stats,
     )
     _log_to(err)
+    hostnet.raise_fd_limit()  # as Go does: the soft limit is for select() users
     listeners = []
     try:
         for host, port in args.listen:

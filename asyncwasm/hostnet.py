@@ -13,11 +13,12 @@ Both commands stand on this module; neither imports the other.
 
 from __future__ import annotations
 
+import os
 import resource
 import socket
-from typing import Any
+from typing import Any, Optional
 
-__all__ = ["parse_address", "format_address", "open_listener", "raise_fd_limit", "fd_limit"]
+__all__ = ["parse_address", "format_address", "open_listener", "raise_fd_limit", "fd_limit", "open_fds"]
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -67,6 +68,14 @@ def open_listener(host: str, port: int, backlog: int = 128) -> socket.socket:
 def fd_limit() -> int:
     """The soft limit on open files of this process (RLIMIT_NOFILE)."""
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def open_fds() -> Optional[int]:
+    """How many fds this process has open now (None where /proc is missing)."""
+    try:
+        return len(os.listdir("/proc/self/fd")) - 1  # minus the one listdir itself opened
+    except OSError:
+        return None
 
 
 def raise_fd_limit() -> tuple[int, int]:

@@ -172,13 +172,9 @@ class Handoff:
                 trio.lowlevel.notify_closing(sock)
             except RuntimeError:
                 pass
-            try:
-                # Guests' listener entries hold duplicates of this socket (for
-                # its address); shutdown stops the shared listening state on
-                # Linux, where close alone would leave it listening.
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            # close, not shutdown: with --workers the listening socket is
+            # shared with the other workers, and shutdown(2) would stop it
+            # listening in every process (guests' entries only borrow it).
             sock.close()
 
     @property

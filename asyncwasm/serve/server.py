@@ -22,6 +22,7 @@ to take, or until ``grace`` seconds passed, then cancel every instance
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Callable, Mapping, Optional
 
@@ -36,10 +37,18 @@ from ..wasi.netpolicy import NetPolicy
 from .handoff import Handoff
 from .supervisor import Backoff, Supervisor
 
-__all__ = ["Server"]
+__all__ = ["Server", "DEFAULT_MEMORY_PAGES"]
 
 # How often shutdown looks whether the in-flight connections are done.
 _DRAIN_POLL = 0.02
+
+#: Linear memory each instance may reserve unless ``limits`` say otherwise:
+#: 1 GiB (16,384 pages). Each memory reserves address space for its maximum
+#: up front (it never moves); a module without a declared maximum would
+#: reserve 4 GiB, and 47 bits of user address space (128 TiB) hold only
+#: 32,768 of those. At 1 GiB, 100,000 instances take 98 TiB and leave
+#: 30 TiB for the rest of the process (see RATIONALE.md).
+DEFAULT_MEMORY_PAGES = 16_384
 
 
 class Server:
@@ -47,7 +56,8 @@ class Server:
     module docstring).
 
     ``env``/``argv``: the guests' environment and arguments;
-    ``limits``: per instance (``Limits.fuel`` is a budget per life);
+    ``limits``: per instance (``Limits.fuel`` is a budget per life;
+    ``max_memory_pages`` defaults to :data:`DEFAULT_MEMORY_PAGES`);
     ``net_policy``: what guests may do beyond the listener (default: nothing);
     ``stdout``/``stderr``: the guests' output (default: the host's);
     ``grace``: seconds in-flight requests get at shutdown."""
@@ -61,6 +71,9 @@ class Server:
             raise ValueError(f"grace must be >= 0 seconds, not {grace!r}")
         self.module = module
         self.handoff = handoff
+        limits = limits or Limits()
+        if limits.max_memory_pages is None:
+            limits = dataclasses.replace(limits, max_memory_pages=DEFAULT_MEMORY_PAGES)
         self.limits = limits
         self.grace = grace
         self.log = log

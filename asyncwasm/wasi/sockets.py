@@ -475,9 +475,12 @@ class HandedListenerEntry(SocketEntry):
     connection already accepted, or parks until one is handed over.
 
     To the guest it is an ordinary listener: ``fd_fdstat_get`` says
-    SOCKET_STREAM, ``sock_getlocaladdr`` the listening address (from a
-    duplicate of the listener that only answers such questions), and
-    ``poll_oneoff`` FD_READ is ready while a connection is pending.
+    SOCKET_STREAM, ``sock_getlocaladdr`` the listening address, and
+    ``poll_oneoff`` FD_READ is ready while a connection is pending. The
+    entry borrows the source's listening socket for such questions instead
+    of duplicating it, so an idle instance holds no host fd of its own;
+    closing the entry only forgets the socket, and once the source has
+    closed it every call on the entry is ``BADF``.
 
     A guest that polls instead of parking (one instance serving many
     connections with non-blocking sockets and ``poll_oneoff``) is never
@@ -492,15 +495,34 @@ class HandedListenerEntry(SocketEntry):
     only; the others are served by the accept loop."""
 
     def __init__(self, source: ConnectionSource) -> None:
-        super().__init__(_duplicate(source.listener), rights_base=RIGHTS_SOCKET_LISTENER, preopened=True)
+        super().__init__(source.listener, rights_base=RIGHTS_SOCKET_LISTENER, preopened=True)
         self.source = source
 
     @property
     def host_fd(self) -> Optional[int]:
         return None  # readiness is the source's, not the fd's (epoll_oneoff polls it level-triggered)
 
+    def host_socket(self) -> socket.socket:
+        sock = self.sock
+        if sock is None or sock.fileno() < 0:  # forgotten, or closed by the source
+            raise WasiError(Errno.BADF)
+        return sock
+
+    def _check_open(self) -> None:
+        # The entry, not the source's socket: a source that stopped accepting
+        # leaves a listener that never has a connection (a draining guest
+        # polls it and serves its open connections on), not a BADF.
+        if self.sock is None:
+            raise WasiError(Errno.BADF)
+
+    def close(self) -> None:
+        self.sock = None  # the source's socket: not ours to close
+
+    def __del__(self) -> None:
+        pass
+
     def accept(self) -> Pending[socket.socket]:
-        self.host_socket()  # BADF once closed
+        self._check_open()
         # a non-blocking guest cannot park: it may take from the backlog itself
         conn = self.source.take(backlog=self.nonblocking)
         if conn is not None:
@@ -511,18 +533,21 @@ class HandedListenerEntry(SocketEntry):
         with trio.move_on_after(self._timeout(SockOpt.RCVTIMEO) or float("inf")):
             while True:
                 await self.source.wait()
-                self.host_socket()
+                self._check_open()
                 conn = self.source.take()
                 if conn is not None:
                     return conn
         raise WasiError(Errno.AGAIN)
 
     def poll_read(self) -> Readiness:
-        sock = self.host_socket()
+        self._check_open()
         if self.source.pending:
             return (1, 0)
+        fd = self.sock.fileno()  # type: ignore[union-attr]
+        if fd < 0:
+            return None  # the source stopped accepting
         # POLLIN alone: a shut-down listener reports POLLHUP (nothing to accept)
-        return (1, 0) if _poll_now(sock.fileno(), select.POLLIN) & select.POLLIN else None
+        return (1, 0) if _poll_now(fd, select.POLLIN) & select.POLLIN else None
 
     def poll_write(self) -> Readiness:
         return None  # a listener never becomes writable
