@@ -29,6 +29,7 @@ from typing import Callable, Mapping, Optional
 import trio
 
 from ..execution import Limits
+from ..instance import Instance
 from ..linker import Linker
 from ..module import Module
 from ..hostnet import format_address
@@ -85,14 +86,34 @@ class Server:
         self.supervisor = Supervisor(self._life, instances, backoff=backoff, log=log)
         self._shutdown = trio.Event()
         self.stopped = trio.Event()
+        self._instances: set[Instance] = set()
+        self._retired = [0, 0.0, 0]  # fuel, guest seconds, host calls of lives that ended
 
     async def _life(self, index: int, started: Callable[[], None]) -> None:
         instance = await self.linker.instantiate_async(self.module, limits=self.limits)
+        self._instances.add(instance)
         try:
             started()
             await instance.exports["_start"].call_async()
         finally:
+            self._instances.discard(instance)
+            stats = instance.statistics()
+            self._retired[0] += stats.fuel_used
+            self._retired[1] += stats.guest_time
+            self._retired[2] += stats.host_calls
             instance.close()
+
+    def guest_totals(self) -> tuple[int, float, int]:
+        """(fuel consumed, seconds in the engine, host calls) of every life
+        so far, the running ones included (for metrics; costs a few
+        microseconds per instance)."""
+        fuel, seconds, calls = self._retired
+        for instance in self._instances:
+            stats = instance.statistics()
+            fuel += stats.fuel_used
+            seconds += stats.guest_time
+            calls += stats.host_calls
+        return fuel, seconds, calls
 
     async def check(self) -> None:
         """Instantiate the module once and close it: raises what every
@@ -105,6 +126,10 @@ class Server:
     def shutdown(self) -> None:
         """Begin the graceful shutdown (idempotent; safe from any task)."""
         self._shutdown.set()
+
+    @property
+    def shutting_down(self) -> bool:
+        return self._shutdown.is_set()
 
     @property
     def in_flight(self) -> int:
@@ -121,7 +146,7 @@ class Server:
                 nursery.start_soon(self.handoff.accept_loop)
                 await nursery.start(self.supervisor.run)
                 for address in self.handoff.addresses():
-                    self.log(f"listening on http://{format_address(address)}/ "
+                    self.log(f"listening on {self.handoff.scheme}://{format_address(address)}/ "
                              f"({self.supervisor.count} instances)")
                 task_status.started()
                 await self._shutdown.wait()

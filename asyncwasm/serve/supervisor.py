@@ -37,9 +37,9 @@ __all__ = ["Backoff", "Supervisor", "Life", "describe_end", "end_reason", "LOG_E
 #: Up to this many slots, every first start and final stop is logged per instance.
 LOG_EACH = 16
 
-#: Why a life ended, as counted in ``Supervisor.ended``: returned or
-#: ``proc_exit``, trapped, out of fuel, anything else (instantiation failed,
-#: a host error).
+#: Why a life ended, as counted in ``Supervisor.restarts_by_reason``:
+#: returned or ``proc_exit``, trapped, out of fuel, anything else
+#: (instantiation failed, a host error).
 REASONS = ("exit", "trap", "fuel", "crash")
 
 #: One life of an instance: ``life(index, started)`` calls ``started()`` once
@@ -108,8 +108,8 @@ class Supervisor:
     """Runs ``count`` slots of ``life`` (see the module docstring).
 
     ``running`` is how many instances are up right now; ``restarts`` counts
-    restarts since the start, ``ended`` the lives that ended by reason (see
-    :data:`REASONS`). :meth:`stop_restarting` lets lives that end from now
+    restarts since the start, ``restarts_by_reason`` the same by why the
+    life ended (see :data:`REASONS`). :meth:`stop_restarting` lets lives that end from now
     on stay ended (used while shutting down)."""
 
     def __init__(self, life: Life, count: int, *, backoff: Backoff = Backoff(),
@@ -122,7 +122,7 @@ class Supervisor:
         self.log = log
         self.running = 0
         self.restarts = 0
-        self.ended = dict.fromkeys(REASONS, 0)
+        self.restarts_by_reason = dict.fromkeys(REASONS, 0)
         self.restarting = True
         self._all_started = trio.Event()
         self._started_once = 0
@@ -189,7 +189,6 @@ class Supervisor:
                 if first:  # the first life failed before it started: it counts as tried
                     first = False
                     self._first_start_done()
-            self.ended[end_reason(error)] += 1
             lasted = trio.current_time() - began
             failures = 1 if lasted >= self.backoff.reset_after else failures + 1
             if not self.restarting:
@@ -198,6 +197,7 @@ class Supervisor:
             delay = self.backoff.delay(failures)
             self.log(f"instance {index}: {describe_end(error)}; restarting in {_seconds(delay)}")
             self.restarts += 1
+            self.restarts_by_reason[end_reason(error)] += 1
             await trio.sleep(delay)
 
 

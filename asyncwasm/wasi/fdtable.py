@@ -138,6 +138,9 @@ class Entry:
     #: False for objects without a file position (pipes, terminals, sockets,
     #: in-memory stdio): positioned I/O on them is SPIPE, whatever the rights.
     seekable = False
+    #: Bytes readable now although ``host_fd`` may not poll readable: data
+    #: the entry holds itself (a TLS connection's decrypted plaintext).
+    buffered = 0
     #: Guest-visible name when this fd is a preopen (``fd_prestat_*``).
     preopen_name: Optional[bytes] = None
 
