@@ -81,7 +81,7 @@ async def test_health_follows_the_server():
             assert local_health(server) == (False, "shutting down")
 
 
-def _get(port: int, path: str) -> tuple[int, bytes]:
+def http_get(port: int, path: str) -> tuple[int, bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     conn.request("GET", path)
     resp = conn.getresponse()
@@ -115,7 +115,7 @@ async def test_metrics_endpoint_counts_what_clients_did():
                 await stream.aclose()
             while server.handoff.statistics()["active"]:  # the instances see the clients leave
                 await trio.sleep(0.01)
-            status, text = await trio.to_thread.run_sync(_get, metrics_port, "/metrics")
+            status, text = await trio.to_thread.run_sync(http_get, metrics_port, "/metrics")
             assert status == 200
             values = parse(text)
             assert values[("asyncwasm_connections_accepted_total", ())] == 5
@@ -127,9 +127,9 @@ async def test_metrics_endpoint_counts_what_clients_did():
             assert values[("asyncwasm_fuel_consumed_total", ())] > 10_000
             assert values[("asyncwasm_guest_cpu_seconds_total", ())] > 0
             assert values[("asyncwasm_tls_handshakes_total", ())] == 0
-            assert await trio.to_thread.run_sync(_get, metrics_port, "/healthz") == \
+            assert await trio.to_thread.run_sync(http_get, metrics_port, "/healthz") == \
                 (200, b"ok: 3 of 3 instances running\n")
-            assert (await trio.to_thread.run_sync(_get, metrics_port, "/nope"))[0] == 404
+            assert (await trio.to_thread.run_sync(http_get, metrics_port, "/nope"))[0] == 404
             assert snapshot(server)["connections_accepted"] == 5
             server.shutdown()
             nursery.cancel_scope.cancel()
@@ -163,14 +163,14 @@ def test_command_serves_metrics_with_tls_failures_and_restarts(tmp_path):
                     assert tls.version() in ("TLSv1.2", "TLSv1.3")
                     assert tls.recv(100) == b""
         proc.wait_for(r"instance 0: trapped", count=2)
-        values = parse(_get(metrics_port, "/metrics")[1])
+        values = parse(http_get(metrics_port, "/metrics")[1])
         assert values[("asyncwasm_tls_handshake_failures_total", (("reason", "plain_http"),))] == 1
         assert values[("asyncwasm_tls_handshakes_total", ())] == 2
         assert values[("asyncwasm_connections_accepted_total", ())] == 3
         assert values[("asyncwasm_instance_restarts_total", (("reason", "trap"),))] == 2
         assert values[("asyncwasm_instance_restarts_total", (("reason", "crash"),))] == 0
         deadline = time.monotonic() + 10  # healthy again once the instance is back
-        while _get(metrics_port, "/healthz")[0] != 200:
+        while http_get(metrics_port, "/healthz")[0] != 200:
             assert time.monotonic() < deadline
             time.sleep(0.02)
         proc.popen.send_signal(signal.SIGTERM)

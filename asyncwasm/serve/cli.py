@@ -196,7 +196,7 @@ def parse_workers(text: str) -> int:
     try:
         count = int(text)
     except ValueError:
-        raise ValueError(f"--workers {text!r}: use a number of processes (>= 1) or auto") from None
+        raise ValueError(f"--workers {text}: use a number of processes (>= 1) or auto") from None
     if count < 1:
         raise ValueError(f"--workers {text}: at least one worker process is needed (or auto)")
     return count
@@ -285,10 +285,10 @@ class _NoSource:
 
 async def serve_one(setup: Setup, handoff: Handoff, log: Callable[[str], None], *,
                     endpoint: Optional[MetricsEndpoint] = None,
-                    started: Optional[Callable[[Server], Awaitable[None]]] = None) -> int:
+                    companion: Optional[Callable[[Server], Awaitable[None]]] = None) -> int:
     """Run one server in this process until a signal (the only process, or
-    one worker); ``endpoint`` serves its metrics, ``started`` is awaited
-    once every instance is up."""
+    one worker); ``endpoint`` serves its metrics, ``companion(server)`` runs
+    beside it once every instance is up (cancelled when it stops)."""
     args = setup.args
     server = Server(setup.module, handoff, instances=args.instances, limits=setup.limits, env=dict(args.env),
                     net_policy=setup.policy, grace=args.grace,
@@ -320,8 +320,8 @@ async def serve_one(setup: Setup, handoff: Handoff, log: Callable[[str], None], 
         finally:
             gc.enable()
             gc.freeze()
-        if started is not None:
-            await started(server)
+        if companion is not None:
+            nursery.start_soon(companion, server)
         await server.stopped.wait()
         nursery.cancel_scope.cancel()
     return EXIT_OK
