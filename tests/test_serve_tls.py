@@ -129,9 +129,15 @@ def test_session_handshake_alpn_sni_and_data_without_sockets(pki, alpn, chosen):
     while len(got) < 20000:
         got += server.recv(65536)
     assert got == b"ping" * 5000
-    assert server.send(b"pong") == 4
-    client.bio_write(server.take_outgoing())
+    client.bio_write(server.encrypt(b"pong"))
     assert client.recv(100) == b"pong"
+    big = bytes(range(256)) * 300  # several records, one read of the output
+    client.bio_write(server.encrypt(big))
+    assert server.take_outgoing() == b""
+    got = b""
+    while len(got) < len(big):
+        got += client.recv(65536)
+    assert got == big
     client.shutdown()  # close_notify
     server.receive(client.bio_read(65536))
     assert server.recv(100) == b"" and server.closed_by_peer

@@ -5,7 +5,7 @@
     >>> session.receive(client_hello)          # ciphertext from the peer
     >>> session.do_handshake()                 # True once complete
     >>> session.take_outgoing()                # ciphertext for the peer
-    >>> session.send(b"HTTP/1.1 200 OK...")    # plaintext in, records out
+    >>> session.encrypt(b"HTTP/1.1 200 OK...") # plaintext in, records out
     >>> session.recv(65536)                    # plaintext out; b"" at the end
 
 Strategy: pyOpenSSL (``OpenSSL.SSL``) over memory BIOs. A :class:`TlsSession`
@@ -47,6 +47,10 @@ __all__ = ["TlsConfig", "TlsConfigError", "TlsError", "TlsSession", "MIN_VERSION
 MIN_VERSIONS = {"1.2": SSL.TLS1_2_VERSION, "1.3": SSL.TLS1_3_VERSION}
 
 _OPTIONS = SSL.OP_NO_COMPRESSION | SSL.OP_NO_RENEGOTIATION | SSL.OP_CIPHER_SERVER_PREFERENCE
+# A TLS record carries at most 16 KiB of data, plus at most this much framing,
+# padding and tag (TLS 1.2 CBC is the worst; 1.3 adds 22 bytes).
+_RECORD_SIZE = 16384
+_RECORD_OVERHEAD = 256
 # What a plain-HTTP client sends first: a method and a space.
 _HTTP_METHOD = re.compile(rb"^[A-Z]{3,7} ")
 
@@ -164,6 +168,10 @@ class TlsSession:
     def __init__(self, context: SSL.Context) -> None:
         self._conn = SSL.Connection(context, None)
         self._conn.set_accept_state()
+        # Ciphertext arrived since a read last found no whole record: only
+        # then can a read give anything (pyOpenSSL says "nothing" with an
+        # exception, which costs more than the read).
+        self._unread = False
         self.handshake_done = False
         self.closed_by_peer = False  # close_notify received
         self.first_bytes = b""       # the start of what the peer sent, to tell what it speaks
@@ -174,10 +182,12 @@ class TlsSession:
         if len(self.first_bytes) < 8:
             self.first_bytes += data[: 8 - len(self.first_bytes)]
         self._conn.bio_write(data)
+        self._unread = True
 
     def receive_eof(self) -> None:
         """The peer's transport ended (no more ciphertext will come)."""
         self._conn.bio_shutdown()
+        self._unread = True
 
     def take_outgoing(self) -> bytes:
         """Ciphertext waiting to go to the peer (b"" if none)."""
@@ -240,10 +250,16 @@ class TlsSession:
     def recv(self, limit: int) -> Optional[bytes]:
         """Up to ``limit`` plaintext bytes: None when a whole record has not
         arrived yet, b"" once the peer closed (close_notify, or the transport
-        ended, which :meth:`receive_eof` said). TlsError for a broken record."""
+        ended, which :meth:`receive_eof` said). TlsError for a broken record.
+
+        Records the peer's messages call for (a key update's answer) wait
+        in :meth:`take_outgoing` and leave with the next :meth:`encrypt`."""
+        if not self._unread and not self._conn.pending():
+            return None
         try:
             return self._conn.recv(limit)
         except SSL.WantReadError:
+            self._unread = False
             return None
         except SSL.ZeroReturnError:
             self.closed_by_peer = True
@@ -255,17 +271,23 @@ class TlsSession:
         except SSL.Error as exc:
             raise TlsError(_first_line(exc)) from None
 
-    def send(self, data: bytes) -> int:
-        """Encrypt ``data`` into records (all of it; they wait in
-        :meth:`take_outgoing`). TlsError once the session is broken."""
+    def encrypt(self, data: bytes) -> bytes:
+        """``data`` as records for the peer, after any ciphertext that was
+        waiting (:meth:`take_outgoing`). TlsError once the session is broken."""
         view = memoryview(data)
         done = 0
+        conn = self._conn
         try:
             while done < len(view):  # pyOpenSSL enables partial writes: one record per call
-                done += self._conn.send(view[done:])
+                done += conn.send(view[done:])
         except SSL.Error as exc:
             raise TlsError(_first_line(exc)) from None
-        return done
+        # Room for every record's header and tag, so one read usually drains it.
+        size = len(view) + _RECORD_OVERHEAD * (len(view) // _RECORD_SIZE + 2)
+        out = conn.bio_read(size)
+        if len(out) == size:
+            out += self.take_outgoing()
+        return out
 
     def close(self) -> None:
         """Queue close_notify for the peer (when the handshake got that far)."""

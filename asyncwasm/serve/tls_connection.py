@@ -126,7 +126,7 @@ class TlsConnection(trio.abc.Stream):
                 self._plain += chunk
         except TlsError as exc:
             self.broken = str(exc)
-        self._queue_outgoing()  # reading may answer (key updates, alerts)
+            self._queue_outgoing()  # the alert
 
     @property
     def buffered(self) -> int:
@@ -191,11 +191,10 @@ class TlsConnection(trio.abc.Stream):
             return None
         n = min(len(data), room)
         try:
-            self.session.send(bytes(data[:n]))
+            self._out += self.session.encrypt(data[:n])
         except TlsError as exc:
             self.broken = str(exc)
             raise ConnectionResetError(errno.ECONNRESET, f"TLS: {exc}") from None
-        self._queue_outgoing()
         self.flush()
         return n
 
