@@ -1,5 +1,6 @@
 """Host networking shared by ``asyncwasm run`` and ``asyncwasm serve``:
-listen addresses, listening sockets, and the process's open-file budget.
+listen addresses, listening sockets, and what the process may use (open
+files, CPUs).
 
     >>> host, port = parse_address("[::1]:8080")
     >>> sock = open_listener(host, port, backlog=1024)
@@ -18,7 +19,8 @@ import resource
 import socket
 from typing import Any, Optional
 
-__all__ = ["parse_address", "format_address", "open_listener", "raise_fd_limit", "fd_limit", "open_fds"]
+__all__ = ["parse_address", "format_address", "open_listener", "raise_fd_limit", "fd_limit", "open_fds",
+           "usable_cpus"]
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -98,3 +100,21 @@ def raise_fd_limit() -> tuple[int, int]:
                 return soft, soft
         return soft, target
     return soft, soft
+
+
+def usable_cpus(cgroup: str = "/sys/fs/cgroup") -> int:
+    """The CPUs this process can keep busy: the ones it may run on, and no
+    more than its cgroup's CPU quota allows (a container limited to 2 CPUs
+    on a 64-CPU node gets 2; ``os.cpu_count()`` would say 64)."""
+    try:
+        count = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        count = os.cpu_count() or 1
+    try:
+        with open(os.path.join(cgroup, "cpu.max")) as f:
+            quota, period = f.read().split()[:2]
+        if quota != "max":
+            count = min(count, max(1, -(-int(quota) // int(period))))  # rounded up
+    except (OSError, ValueError):
+        pass
+    return max(1, count)

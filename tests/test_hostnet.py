@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import pathlib
 import resource
 import socket
@@ -69,3 +70,14 @@ def test_the_serving_layer_does_not_lean_on_the_run_command():
             continue  # a command itself: it may share run's flag-value parsers
         imported = _imported_modules(path)
         assert "..run" not in imported and "asyncwasm.run" not in imported, path.name
+
+
+def test_usable_cpus_follow_the_cgroup_quota(tmp_path):
+    affinity = len(os.sched_getaffinity(0))
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert hostnet.usable_cpus(str(tmp_path)) == affinity
+    (tmp_path / "cpu.max").write_text("150000 100000\n")  # 1.5 CPUs: two workers
+    assert hostnet.usable_cpus(str(tmp_path)) == min(affinity, 2)
+    (tmp_path / "cpu.max").write_text("10000 100000\n")
+    assert hostnet.usable_cpus(str(tmp_path)) == 1
+    assert hostnet.usable_cpus(str(tmp_path / "missing")) == affinity

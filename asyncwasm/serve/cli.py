@@ -38,7 +38,7 @@ from ..module import Module
 from ..wasi.netpolicy import NetPolicy
 from .embedded import embedded_module
 from ..cli import flag_type
-from ..hostnet import fd_limit, open_fds, parse_address, raise_fd_limit
+from ..hostnet import fd_limit, open_fds, parse_address, raise_fd_limit, usable_cpus
 from ..run import parse_count, parse_seconds, parse_size, size_to_pages
 from .handoff import Handoff
 from .metrics import LocalSource, MetricsEndpoint
@@ -187,12 +187,10 @@ class _Refused(Exception):
 
 
 def parse_workers(text: str) -> int:
-    """``--workers``: a count >= 1, or ``auto`` (the CPUs this process may use)."""
+    """``--workers``: a count >= 1, or ``auto`` (the CPUs this process may
+    use, within its cgroup's quota: see :func:`~asyncwasm.hostnet.usable_cpus`)."""
     if text == "auto":
-        try:
-            return len(os.sched_getaffinity(0)) or 1
-        except (AttributeError, OSError):
-            return os.cpu_count() or 1
+        return usable_cpus()
     try:
         count = int(text)
     except ValueError:

@@ -224,7 +224,7 @@ class MetricsEndpoint:
             status, body, kind = (200 if healthy else 503), why.encode() + b"\n", b"text/plain"
         else:
             status, body, kind = 404, b"try /metrics or /healthz\n", b"text/plain"
-        headers = [("Content-Type", kind), ("Content-Length", str(len(body))), ("Connection", "close")]
+        headers = [(b"Content-Type", kind), (b"Content-Length", b"%d" % len(body)), (b"Connection", b"close")]
         data = conn.send(h11.Response(status_code=status, headers=headers))
         if event.method != b"HEAD":
             data += conn.send(h11.Data(data=body))

@@ -87,7 +87,8 @@ class Server:
         self._shutdown = trio.Event()
         self.stopped = trio.Event()
         self._instances: set[Instance] = set()
-        self._retired = [0, 0.0, 0]  # fuel, guest seconds, host calls of lives that ended
+        # fuel, guest seconds and host calls of the lives that ended
+        self._retired_fuel, self._retired_seconds, self._retired_calls = 0, 0.0, 0
 
     async def _life(self, index: int, started: Callable[[], None]) -> None:
         instance = await self.linker.instantiate_async(self.module, limits=self.limits)
@@ -98,16 +99,16 @@ class Server:
         finally:
             self._instances.discard(instance)
             stats = instance.statistics()
-            self._retired[0] += stats.fuel_used
-            self._retired[1] += stats.guest_time
-            self._retired[2] += stats.host_calls
+            self._retired_fuel += stats.fuel_used
+            self._retired_seconds += stats.guest_time
+            self._retired_calls += stats.host_calls
             instance.close()
 
     def guest_totals(self) -> tuple[int, float, int]:
         """(fuel consumed, seconds in the engine, host calls) of every life
         so far, the running ones included (for metrics; costs a few
         microseconds per instance)."""
-        fuel, seconds, calls = self._retired
+        fuel, seconds, calls = self._retired_fuel, self._retired_seconds, self._retired_calls
         for instance in self._instances:
             stats = instance.statistics()
             fuel += stats.fuel_used

@@ -34,7 +34,7 @@ Rules:
 from __future__ import annotations
 
 import re
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence, Union
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -131,11 +131,11 @@ class TlsConfig:
         self.expires = leaf.not_valid_after_utc.strftime("%Y-%m-%d %H:%M UTC")
         return context
 
-    def _select_alpn(self, conn: SSL.Connection, offered: list[bytes]) -> bytes:
+    def _select_alpn(self, conn: SSL.Connection, offered: list[bytes]) -> Any:
         for name in self.alpn:
             if name in offered:
                 return name
-        return SSL.NO_OVERLAPPING_PROTOCOLS  # type: ignore[no-any-return]
+        return SSL.NO_OVERLAPPING_PROTOCOLS
 
     def reload(self) -> Optional[str]:
         """Read the certificate and key again for new sessions. None when it
@@ -271,7 +271,7 @@ class TlsSession:
         except SSL.Error as exc:
             raise TlsError(_first_line(exc)) from None
 
-    def encrypt(self, data: bytes) -> bytes:
+    def encrypt(self, data: Union[bytes, memoryview]) -> bytes:
         """``data`` as records for the peer, after any ciphertext that was
         waiting (:meth:`take_outgoing`). TlsError once the session is broken."""
         view = memoryview(data)

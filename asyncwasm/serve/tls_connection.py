@@ -372,16 +372,16 @@ class TlsEntry(SocketEntry):
         self.connection = connection
 
     # byte counts are the connection's (ciphertext on the wire)
-    @property  # type: ignore[override]
-    def received(self) -> int:
+    @property
+    def received(self) -> int:  # type: ignore[override]
         return self.connection.received
 
-    @property  # type: ignore[override]
-    def sent(self) -> int:
+    @property
+    def sent(self) -> int:  # type: ignore[override]
         return self.connection.sent
 
     @property
-    def buffered(self) -> int:
+    def buffered(self) -> int:  # type: ignore[override]
         """Nonzero when a read would not wait although the socket may not
         poll readable: plaintext decrypted already, or the stream over."""
         connection = self.connection

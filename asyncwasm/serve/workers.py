@@ -223,7 +223,10 @@ class WorkerPool:
         for index in range(self.count):
             answer = answers.get(index)
             if answer is None:
-                return False, f"worker {index} is not running"
+                worker = self.workers[index]
+                state = "not running" if worker is None else "starting" if not worker.ready.is_set() \
+                    else "not answering"
+                return False, f"worker {index} is {state}"
             if not answer["healthy"]:
                 return False, f"worker {index}: {answer['why']}"
             running += answer["running"]
