@@ -81,3 +81,28 @@ def test_usable_cpus_follow_the_cgroup_quota(tmp_path):
     (tmp_path / "cpu.max").write_text("10000 100000\n")
     assert hostnet.usable_cpus(str(tmp_path)) == 1
     assert hostnet.usable_cpus(str(tmp_path / "missing")) == affinity
+
+
+def test_asyncwasm_run_raises_the_soft_fd_limit(tmp_path):
+    import re
+    import time
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard <= 256:
+        pytest.skip(f"needs a finite hard limit above 256, not {hard}")
+    server = PACKAGE.parent / "netmods" / "http_server" / "http_server.wasm"
+    log = tmp_path / "run.log"
+    with open(log, "wb") as err:
+        popen = subprocess.Popen([sys.executable, "-m", "asyncwasm", "run", "--listen", "127.0.0.1:0", str(server)],
+                                 stdout=subprocess.DEVNULL, stderr=err, cwd=PACKAGE.parent,
+                                 preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard)))
+    try:
+        deadline = time.monotonic() + 30
+        while "listening on" not in log.read_text():
+            assert popen.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.02)
+        with open(f"/proc/{popen.pid}/limits") as f:
+            assert re.search(rf"Max open files\s+{hard}\s+{hard}", f.read())
+    finally:
+        popen.kill()
+        popen.wait(10)

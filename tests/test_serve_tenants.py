@@ -161,3 +161,25 @@ def test_2000_instances_hold_no_fds_and_serve_2000_keep_alive_connections(tmp_pa
 @pytest.mark.slow
 def test_10000_instances_under_ulimit_4096(tmp_path):
     _check_tenants(tmp_path, 10_000, 2000)
+
+
+def test_serve_raises_the_soft_fd_limit_and_says_so(tmp_path):
+    def low_soft_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (512, FD_LIMIT))
+
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        popen = subprocess.Popen([sys.executable, "-m", "asyncwasm", "serve", "--listen", "127.0.0.1:0",
+                                  "--instances", "2"], stdout=subprocess.DEVNULL, stderr=out, cwd=ROOT,
+                                 preexec_fn=low_soft_limit)
+    try:
+        deadline = time.monotonic() + 30
+        while "listening on" not in log.read_text():
+            assert popen.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.02)
+        assert f"open-file limit raised from 512 to {FD_LIMIT} (the hard limit)" in log.read_text()
+        with open(f"/proc/{popen.pid}/limits") as f:
+            assert re.search(rf"Max open files\s+{FD_LIMIT}\s+{FD_LIMIT}", f.read())
+    finally:
+        popen.kill()
+        popen.wait(10)

@@ -172,10 +172,20 @@ class Setup:
         self.limits = limits
         self.policy = policy
         self.tls = tls
+        self.fd_limit_raised: Optional[tuple[int, int]] = None  # (before, after), said once serving
 
     @property
     def name(self) -> str:
         return self.args.module or "the embedded http_server"
+
+    @property
+    def addresses(self) -> list[str]:
+        return self.args.listen or [DEFAULT_LISTEN]
+
+    def log_fd_limit(self, log: Callable[[str], None]) -> None:
+        if self.fd_limit_raised is not None:
+            before, after = self.fd_limit_raised
+            log(f"open-file limit raised from {before} to {after} (the hard limit)")
 
 
 class _Refused(Exception):
@@ -238,8 +248,6 @@ async def serve(args: argparse.Namespace, err: TextIO) -> int:
         return await worker_main(args, err)
     log = _logger(err)
     before, after = raise_fd_limit()
-    if after > before:
-        log(f"open-file limit raised from {before} to {after} (the hard limit)")
     try:
         workers = parse_workers(args.workers)
         setup = load_setup(args)
@@ -249,14 +257,16 @@ async def serve(args: argparse.Namespace, err: TextIO) -> int:
     except _Refused as exc:
         log(f"error: {exc}")
         return exc.status
+    if after > before:
+        setup.fd_limit_raised = (before, after)
     if workers > 1:
         from .workers import supervise
 
         return await supervise(setup, workers, log)
     try:
-        handoff = Handoff.bind(args.listen or [DEFAULT_LISTEN], backlog=args.backlog, tls=setup.tls, log=log)
+        handoff = Handoff.bind(setup.addresses, backlog=args.backlog, tls=setup.tls, log=log)
     except OSError as exc:
-        log(f"error: cannot listen on {', '.join(args.listen or [DEFAULT_LISTEN])}: {exc.strerror or exc}")
+        log(f"error: cannot listen on {', '.join(setup.addresses)}: {exc.strerror or exc}")
         return EXIT_FAILURE
     endpoint = None
     if args.metrics is not None:
@@ -300,6 +310,7 @@ async def serve_one(setup: Setup, handoff: Handoff, log: Callable[[str], None], 
         log(f"error: cannot instantiate {setup.name}: {exc}")
         return EXIT_FAILURE
     log(f"serving {setup.name} (compiled once)" + (f"; TLS: {setup.tls.describe()}" if setup.tls else ""))
+    setup.log_fd_limit(log)
     _log_fd_budget(args.instances, log)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_signals, server, setup.tls, nursery.cancel_scope, log)

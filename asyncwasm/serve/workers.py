@@ -233,22 +233,23 @@ class WorkerPool:
         return True, f"ok: {self.count} workers, {running} instances running"
 
     # -- running --------------------------------------------------------------------------------
-    def bind(self) -> Optional[str]:
-        """Open the listening sockets and the metrics port; the problem, if any."""
+    def bind(self) -> Optional[tuple[str, int]]:
+        """Open the listening sockets and the metrics port; the problem and
+        the exit status, if any."""
         args = self.args
-        addresses = args.listen or ["127.0.0.1:8080"]
+        addresses = self.setup.addresses
         try:
             for text in addresses:
                 self.listeners.append(open_listener(*parse_address(text), backlog=args.backlog))
         except OSError as exc:
             self.close_listeners()
-            return f"cannot listen on {', '.join(addresses)}: {exc.strerror or exc}"
+            return f"cannot listen on {', '.join(addresses)}: {exc.strerror or exc}", 1
         if args.metrics is not None:
             try:
                 self.endpoint = MetricsEndpoint.bind(args.metrics, self, self.log)
             except OSError as exc:
                 self.close_listeners()
-                return f"--metrics {args.metrics}: {exc.strerror or exc}"
+                return f"--metrics {args.metrics}: {exc.strerror or exc}", 2
         return None
 
     def close_listeners(self) -> None:
@@ -402,8 +403,10 @@ async def supervise(setup: Any, count: int, log: Log) -> int:
     pool = WorkerPool(setup, count, log)
     problem = pool.bind()
     if problem is not None:
-        log(f"error: {problem}")
-        return 2 if problem.startswith("--metrics") else 1
+        message, status = problem
+        log(f"error: {message}")
+        return status
+    setup.log_fd_limit(log)
     return await pool.run()
 
 
