@@ -154,11 +154,13 @@ def _check_tenants(tmp_path: Path, instances: int, connections: int) -> None:
         assert many.popen.poll() is None
 
 
+@pytest.mark.rss
 def test_2000_instances_hold_no_fds_and_serve_2000_keep_alive_connections(tmp_path):
     _check_tenants(tmp_path, 2000, 2000)
 
 
 @pytest.mark.slow
+@pytest.mark.rss
 def test_10000_instances_under_ulimit_4096(tmp_path):
     _check_tenants(tmp_path, 10_000, 2000)
 

@@ -127,7 +127,8 @@ def test_kill_9_of_a_worker_under_load(tmp_path):
               f"{restarted_after:.2f} s; {load.errors} failed request(s), {load.ok} served")
         # Only connections the killed worker held could fail: at most one per instance it ran.
         assert load.errors <= 4, (load.errors, load.ok)
-        assert restarted_after < 2.0, restarted_after
+        # The bound; a sanitized engine (scripts/asan-tests.sh) starts several times slower.
+        assert restarted_after < (2.0 if os.environ.get("ASYNCWASM_ASAN") != "1" else 10.0), restarted_after
         after = parse(http_get(metrics_port, "/metrics")[1])
         assert after[("asyncwasm_worker_restarts_total", ())] == 1
         assert after[("asyncwasm_workers_running", ())] == 2

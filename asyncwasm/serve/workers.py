@@ -192,7 +192,13 @@ class WorkerPool:
 
     # -- the metrics source ------------------------------------------------------------------
     def _live(self) -> list[_Worker]:
-        return [w for w in self.workers if w is not None and w.ready.is_set() and w.process.returncode is None]
+        """Workers whose counters are in the sums: ready, and not yet
+        retired (one that just died stays until its counters move to
+        ``retired``, in one step, so no sum ever dips)."""
+        return [w for w in self.workers if w is not None and w.ready.is_set()]
+
+    def _running(self) -> int:
+        return sum(1 for w in self._live() if w.process.returncode is None)
 
     async def _ask_all(self, op: str) -> list[tuple[_Worker, Any]]:
         workers = self._live()
@@ -212,7 +218,7 @@ class WorkerPool:
             if answer is not None:
                 worker.last = answer
             samples.append(worker.last)  # a worker that did not answer: its latest known counters
-        return render(samples, Supervision(workers=self.count, workers_running=len(self._live()),
+        return render(samples, Supervision(workers=self.count, workers_running=self._running(),
                                            worker_restarts=self.worker_restarts, retired=self.retired))
 
     async def health(self) -> tuple[bool, str]:
@@ -331,14 +337,22 @@ class WorkerPool:
                 self.workers[index] = worker
                 self.log(f"worker {index}: started (pid {worker.process.pid})")
                 async with trio.open_nursery() as nursery:
-                    nursery.start_soon(worker.read)
+                    read_all = trio.Event()
+
+                    async def read() -> None:
+                        await worker.read()
+                        read_all.set()
+
+                    nursery.start_soon(read)
                     await self._until_ready(worker, first)
                     first = False
                     code = await worker.process.wait()
+                    with trio.move_on_after(1.0):  # its last words (final counters) precede the end of file
+                        await read_all.wait()
                     nursery.cancel_scope.cancel()
-                await worker.control.aclose()
-                add_counters(self.retired, worker.last)
+                add_counters(self.retired, worker.last)  # and out of the live sums, with no await between
                 self.workers[index] = None
+                await worker.control.aclose()
             if first:
                 first = False
                 self._ready_once()
