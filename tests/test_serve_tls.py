@@ -470,3 +470,71 @@ def test_sighup_reloads_the_certificate_for_new_connections(tmp_path):
             assert _peer_name(new) == "second"
         proc.popen.send_signal(signal.SIGTERM)
         assert proc.popen.wait(TIMEOUT) == 0
+
+
+async def _settle(result):
+    return result if isinstance(result, int) else await result
+
+
+async def test_the_guest_sees_one_plaintext_socket(pki):
+    # WASI calls on a TLS connection, as a guest makes them: sock_accept,
+    # poll_oneoff (one fd, and the many-fd epoll path with plaintext already
+    # decrypted but the socket drained), sock_recv with PEEK, fd_read,
+    # NONBLOCK, sock_send, sock_shutdown.
+    from .guests.harness import FakeGuest
+    from .test_wasi_poll import _events, _poll, clock_sub, fd_sub
+
+    from asyncwasm.wasi import WasiConfig
+    from asyncwasm.wasi.abi import Errno, Eventtype, Fdflags
+
+    tls = TlsConfig(str(pki.cert), str(pki.key))
+    handoff = Handoff.bind(["127.0.0.1:0"], tls=tls)
+    port = handoff.addresses()[0][1]
+    with FakeGuest(WasiConfig(listeners=[handoff])) as guest, trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(handoff.accept_loop)
+            client = trio.SSLStream(await trio.open_tcp_stream("127.0.0.1", port), pki.client_context(),
+                                    server_hostname="localhost")
+            nursery.start_soon(client.do_handshake)
+            ro_fd = guest.alloc(4)
+            assert await _settle(guest.call("sock_accept", 3, 0, ro_fd)) == Errno.SUCCESS
+            fd = guest.u32(ro_fd)
+            # Nothing yet: poll waits, and wakes for the first plaintext.
+            result, out, nevents = _poll(guest, fd_sub(1, fd))
+            assert not isinstance(result, int)
+            await client.send_all(b"first record")
+            assert await result == Errno.SUCCESS
+            assert [(e[0], e[2], e[3]) for e in _events(guest, out, nevents)] == [(1, Eventtype.FD_READ, 12)]
+            # PEEK leaves it; a small read takes part; the rest stays decrypted in the host.
+            buf = guest.alloc(64)
+            iovs, count = guest.iovecs([(buf, 5)])
+            got, flags = guest.alloc(4), guest.alloc(2)
+            assert guest.call("sock_recv", fd, iovs, count, 1, got, flags) == Errno.SUCCESS  # RECV_PEEK
+            assert guest.read(buf, guest.u32(got)) == b"first"
+            assert guest.call("sock_recv", fd, iovs, count, 0, got, flags) == Errno.SUCCESS
+            assert guest.read(buf, guest.u32(got)) == b"first"
+            # The socket has nothing more, yet the fd is readable: the many-fd path asks the entry.
+            subs = fd_sub(2, fd) + b"".join(fd_sub(10 + i, 3) for i in range(3)) + clock_sub(9, 5_000_000_000)
+            result, out, nevents = _poll(guest, subs)
+            result = await _settle(result)
+            assert result == Errno.SUCCESS
+            assert [(e[0], e[3]) for e in _events(guest, out, nevents)] == [(2, 7)]
+            iovs, count = guest.iovecs([(buf, 64)])
+            assert guest.call("fd_read", fd, iovs, count, got) == Errno.SUCCESS
+            assert guest.read(buf, guest.u32(got)) == b" record"
+            # A NONBLOCK fd with nothing to read: AGAIN.
+            assert guest.call("fd_fdstat_set_flags", fd, int(Fdflags.NONBLOCK)) == Errno.SUCCESS
+            assert guest.call("sock_recv", fd, iovs, count, 0, got, flags) == Errno.AGAIN
+            # Plaintext out, then the write side closes with close_notify.
+            ptr, length = guest.put(b"answer")
+            iovs, count = guest.iovecs([(ptr, length)])
+            assert guest.call("sock_send", fd, iovs, count, 0, got) == Errno.SUCCESS and guest.u32(got) == 6
+            assert await client.receive_some(100) == b"answer"
+            assert guest.call("sock_shutdown", fd, 2) == Errno.SUCCESS  # WR
+            assert await client.receive_some(100) == b""
+            assert handoff.statistics()["active"] == 1
+            assert guest.call("fd_close", fd) == Errno.SUCCESS
+            assert handoff.statistics()["active"] == 0
+            await client.aclose()
+            handoff.stop_accepting()
+    handoff.close()

@@ -37,12 +37,13 @@ Rules:
 from __future__ import annotations
 
 import errno
+import math
 import socket
 from typing import Any, Optional, Union
 
 import trio
 
-from ..wasi.abi import RIGHTS_SOCKET, Errno, Eventrwflags, WasiError
+from ..wasi.abi import RIGHTS_SOCKET, Errno, Eventrwflags, SockOpt, WasiError
 from ..wasi.fdtable import Readiness
 from ..wasi.later import Later
 from ..wasi.sockets import RecvResult, SocketEntry, close_socket
@@ -425,17 +426,23 @@ class TlsEntry(SocketEntry):
         return Later(self._send_rest, buffers, n or 0, total)
 
     async def _send_rest(self, buffers: list[memoryview], done: int, total: int) -> int:
+        """A blocking send's rest: returns once every byte is in the kernel,
+        or what was taken when the guest's SO_SNDTIMEO passed (AGAIN if nothing)."""
         data = memoryview(b"".join(buffers)) if len(buffers) > 1 else buffers[0]
         connection = self.connection
-        while done < total:
-            await connection.wait_writable()
-            self.host_socket()
-            n = connection.write(data[done:])
-            done += n or 0
-        while not connection.flush():
-            await connection.wait_writable()
-            self.host_socket()
-        return total
+        with trio.move_on_after(self._timeout(SockOpt.SNDTIMEO) or math.inf):
+            while done < total:
+                await connection.wait_writable()
+                self.host_socket()
+                n = connection.write(data[done:])
+                done += n or 0
+            while not connection.flush():
+                await connection.wait_writable()
+                self.host_socket()
+            return total
+        if done:
+            return done
+        raise WasiError(Errno.AGAIN)
 
     def shutdown(self, how: int) -> None:
         sock = self.host_socket()
