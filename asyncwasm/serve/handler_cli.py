@@ -28,7 +28,8 @@ from typing import Callable, Optional, TextIO
 import trio
 
 from .._errors import LinkError, Trap
-from ..run import parse_address, parse_count, parse_dir, parse_seconds, parse_size
+from ..flagvalues import parse_count, parse_dir, parse_seconds, parse_size
+from ..hostnet import parse_address
 from ..wasi.config import Preopen
 from .access_log import FORMATS, AccessLog
 from .cgi import CGIError
@@ -161,7 +162,7 @@ async def serve(args: argparse.Namespace, err: TextIO) -> int:
             shown = f"[{host}]" if ":" in host else host
             log(f"listening on http://{shown}:{port}/")
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_signals, server, nursery.cancel_scope, log)  # type: ignore[arg-type]  # needs .shutdown()
+            nursery.start_soon(_signals, server, None, nursery.cancel_scope, log)  # type: ignore[arg-type]  # needs .shutdown()
             await server.serve(listeners)
             nursery.cancel_scope.cancel()
         log("stopped")

@@ -29,7 +29,7 @@ from typing import Any, Mapping, NamedTuple, Optional, Sequence, Union
 
 from .._errors import ModuleError
 from ..module import Module
-from ..run import parse_size, size_to_pages
+from ..flagvalues import parse_size, size_to_pages
 from ..wasi.config import Preopen
 from ..wasi.context import WASI_MODULE
 

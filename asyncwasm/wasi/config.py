@@ -14,7 +14,7 @@ Stdio values:
 
 - ``None`` (default): a null device. Reads see end of file, writes are
   accepted and dropped.
-- ``"inherit"``: the host process's own fd 0/1/2 (duplicated).
+- ``"inherit"``: the host process's own fd 0/1/2 (shared by every guest, not duplicated).
 - stdin ``bytes``: the guest reads these bytes, then end of file.
 - stdout/stderr ``bytearray`` or ``io.BytesIO``: output is appended to it.
 - an open file object: its ``fileno()`` is duplicated when it has one (so the

@@ -7,6 +7,10 @@ Rule: what sits behind fds 0-2 is reported as what it really is. A host fd
 In-memory sources and sinks have no host kind and are ``UNKNOWN`` too, like a
 pipe (wasmtime reports its in-memory pipes the same way).
 
+Rule: ``"inherit"`` borrows the process's fds 0-2 instead of duplicating
+them (they live as long as the process), so stdio costs a guest no host fd;
+a file object's fd is duplicated (its owner may close it first).
+
 Rule: stdin 0 only reads and stdout/stderr only write (rights say so), and
 a sink that must wait (a trio stream, an async callback) returns an
 awaitable rather than blocking.
@@ -234,14 +238,20 @@ class TrioWriter(Entry):
         await self._stream.wait_send_all_might_not_block()
 
 
-def _host_fd_entry(fd: int, reading: bool) -> OsEntry:
-    """Wrap a duplicate of host fd ``fd``: real kind, rights of its direction."""
-    dup = os.dup(fd)
-    try:
-        entry = OsEntry(dup)
-    except BaseException:
-        os.close(dup)
-        raise
+def _host_fd_entry(fd: int, reading: bool, *, borrow: bool = False) -> OsEntry:
+    """An entry for host fd ``fd`` (real kind, rights of its direction): the
+    process's own stdio is borrowed (no fd per guest: a server with 10,000
+    instances shares fds 0-2), anything else duplicated, since the caller's
+    file object may be closed while the guest still runs."""
+    if borrow:
+        entry = OsEntry(fd, borrowed=True)
+    else:
+        dup = os.dup(fd)
+        try:
+            entry = OsEntry(dup)
+        except BaseException:
+            os.close(dup)
+            raise
     own = _READ_RIGHTS if reading else _WRITE_RIGHTS
     if not entry.is_stream:
         own |= _FILE_EXTRA
@@ -266,7 +276,7 @@ def make_stdin(spec: Any) -> Entry:
     if isinstance(spec, str):
         if spec != "inherit":
             raise ValueError(f'stdin string must be "inherit", not {spec!r} (pass bytes for input data)')
-        return _host_fd_entry(0, reading=True)
+        return _host_fd_entry(0, reading=True, borrow=True)
     if isinstance(spec, (bytes, bytearray, memoryview)):
         return BytesSource(bytes(spec), _READ_RIGHTS)
     if isinstance(spec, trio.abc.ReceiveStream):
@@ -290,7 +300,7 @@ def make_output(spec: Any, which: str, host_fd: int) -> Entry:
     if isinstance(spec, str):
         if spec != "inherit":
             raise ValueError(f'{which} string must be "inherit", not {spec!r}')
-        return _host_fd_entry(host_fd, reading=False)
+        return _host_fd_entry(host_fd, reading=False, borrow=True)
     if isinstance(spec, (bytearray, io.BytesIO)):
         return PyWriter(spec, _WRITE_RIGHTS)
     if callable(spec) and not hasattr(spec, "write"):  # before the (slower) ABC checks below
