@@ -476,4 +476,17 @@ int fiber_run(fiber *f, int64_t *fuel);
  * pending_* set), RUN_TRAP (trap_* set), or RUN_ERROR (exception set). */
 int rt_call_host(fiber *f, const rt_func *fn, size_t base);
 
+/* runtime.c: a call from the running instance into `callee`, a Wasm function
+ * of another instance, before anything of the call is done: takes that
+ * instance's turn (its one-task rule) and counts the call in its statistics.
+ * Returns 0, RUN_SUSPEND (the turn is another task's: the awaitable waits for
+ * it, and the call instruction runs again on resume) or RUN_ERROR (exception
+ * set: the instance is interrupted, or busy and this fiber cannot wait).
+ * f->fuel_used must be current. */
+int rt_enter_instance(fiber *f, const rt_func *callee);
+/* runtime.c: frame f->frames[f->depth] (just popped) returns into another
+ * instance: when it was the first frame of an entered instance, give that
+ * instance its turn back. f->fuel_used must be current. */
+void rt_leave_instance(fiber *f);
+
 #endif /* ASYNCWASM_ENGINE_H */

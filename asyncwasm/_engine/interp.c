@@ -97,6 +97,33 @@
         LOAD_MEMORY_CACHE();          \
     } while (0)
 
+/* A call into another instance's function takes that instance's turn first
+ * (runtime.c rt_enter_instance), before anything of the call is done: a call
+ * that must wait for the turn suspends with ip on its instruction and runs
+ * again on resume. Python may run, so fp and the memory cache are reloaded. */
+#define ENTER_INSTANCE(CALLEE)                                       \
+    do {                                                             \
+        SYNC_FUEL();                                                 \
+        int enter_r_ = rt_enter_instance(f, (CALLEE));               \
+        fp = f->stack + f->frames[f->depth - 1].fp;                  \
+        LOAD_MEMORY_CACHE();                                         \
+        if (UNLIKELY(enter_r_ != 0)) {                               \
+            if (enter_r_ == RUN_SUSPEND) {                           \
+                f->suspensions++;                                    \
+                EXIT(RUN_SUSPEND);                                   \
+            }                                                        \
+            EXIT(host_call_failed(f, enter_r_, ip));                 \
+        }                                                            \
+    } while (0)
+
+/* A return into another instance's function gives back the turn the call
+ * took (rt_leave_instance). */
+#define LEAVE_INSTANCE()        \
+    do {                        \
+        SYNC_FUEL();            \
+        rt_leave_instance(f);   \
+    } while (0)
+
 /* ---- cold helpers ---------------------------------------------------------------- */
 
 /* Module byte offset of the instruction at code word `offset`: the last source
