@@ -34,7 +34,7 @@ from ._errors import (
     WasmError,
 )
 from ._types import EXTERNREF, F32, F64, FUNCREF, I32, I64, V128, FuncType, GlobalType, MemoryType, TableType, ValType
-from ._engine import Func, Global, Memory, Table
+from ._engine import Caller, Func, Global, Memory, Table
 from ._stats import Statistics
 from .execution import Execution, Limits, execute
 from .instance import Instance
@@ -56,6 +56,7 @@ __all__ = [
     "Execution",
     "Statistics",
     "Func",
+    "Caller",
     "Memory",
     "Table",
     "Global",
