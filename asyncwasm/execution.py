@@ -349,7 +349,7 @@ class _Gate:
         self.check_usable()
         if self.holder is not None and self.running == 0 and self.holder is not _current_task():
             raise _busy("a synchronous call")
-        fiber = _engine.Fiber(func, args, raw=raw, max_call_depth=self.limits.call_depth)
+        fiber = _engine.Fiber(func, args, raw=raw, max_call_depth=self.limits.call_depth, awaits=False)
         meter = Meter()
         meter.start(fiber)
         self.active.append(meter)
@@ -454,27 +454,31 @@ class _Gate:
     def guest_enter(self, may_wait: bool) -> Any:
         """A guest of another instance calls one of this instance's functions.
 
-        Returns True when the calling task takes (or nests in) the turn:
-        :meth:`guest_leave` gives it back; False when there is nothing to
-        give back (no trio task involved); a :class:`_Turn` to await when
-        another task holds the instance and the fiber can wait. Raises
-        :class:`Interrupted`, or the busy :class:`RuntimeError` when it
-        cannot wait."""
-        self.check_usable()
-        task = _current_task()
+        ``may_wait``: the fiber is driven by the async driver, which can
+        wait for the turn. Returns True when the calling task takes (or
+        nests in) the turn: :meth:`guest_leave` gives it back; False when
+        there is nothing to take (a synchronous call: no other task can run
+        until it returns); a :class:`_Turn` to await when another task
+        holds the instance. Raises :class:`Interrupted`, or the busy
+        :class:`RuntimeError` when the fiber cannot wait."""
+        if self.interrupted is not None:
+            self.check_usable()
         holder = self.holder
-        if holder is None:
-            if task is None:
+        if not may_wait:
+            if holder is None or self.running or holder is _current_task():
                 return False
+            raise _busy("a synchronous call that enters it from another instance's code")
+        task = _current_task()
+        if task is None:  # a custom driver outside trio (asyncwasm.lowlevel): no task to wait for
+            return False
+        if holder is None:
             self.holder = task
             self.depth = 1
-            self.update_guard()
+            self.raw._guarded = True
             return True
         if holder is task or self.running:
             self.depth += 1
             return True
-        if not may_wait:
-            raise _busy("a synchronous call that enters it from another instance's code")
         return _Turn(self, task)
 
     def guest_leave(self, held: bool, why: Optional[str]) -> None:

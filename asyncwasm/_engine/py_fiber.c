@@ -25,11 +25,11 @@ typedef struct {
 
 static PyObject *Fiber_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"func", "args", "raw", "max_call_depth", "max_stack_slots", NULL};
+    static char *kwlist[] = {"func", "args", "raw", "max_call_depth", "max_stack_slots", "awaits", NULL};
     PyObject *func, *fargs, *pdepth = NULL, *pslots = NULL;
-    int raw = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O|$pOO:Fiber", kwlist, &Func_Type, &func, &fargs, &raw,
-                                     &pdepth, &pslots))
+    int raw = 0, awaits = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O|$pOOp:Fiber", kwlist, &Func_Type, &func, &fargs, &raw,
+                                     &pdepth, &pslots, &awaits))
         return NULL;
     uint32_t depth = DEFAULT_MAX_CALL_DEPTH, slots_limit = DEFAULT_MAX_STACK_SLOTS;
     if (pdepth != NULL && u32_arg(pdepth, "max_call_depth", UINT32_MAX, &depth) < 0) return NULL;
@@ -43,7 +43,7 @@ static PyObject *Fiber_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     FiberObject *self = (FiberObject *)type->tp_alloc(type, 0);
     if (self == NULL) return NULL;
     self->raw = raw != 0;
-    self->rf.may_suspend = true;
+    self->rf.may_suspend = awaits != 0;
     self->func = (FuncObject *)Py_NewRef(func);
     self->args = PySequence_Tuple(fargs);
     if (self->args == NULL) goto fail;
@@ -335,9 +335,11 @@ static PyGetSetDef Fiber_getset[] = {
 PyTypeObject Fiber_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "asyncwasm.lowlevel.Fiber",
-    .tp_doc = "Fiber(func, args, *, raw=False, max_call_depth=10000, max_stack_slots=1<<20)\n\n"
+    .tp_doc = "Fiber(func, args, *, raw=False, max_call_depth=10000, max_stack_slots=1<<20, awaits=True)\n\n"
               "One resumable call: run(fuel) until DONE, SUSPEND (await fiber.awaitable, then\n"
-              "resume()/throw()), OUT_OF_FUEL (run again) or TRAP (raise fiber.trap()).",
+              "resume()/throw()), OUT_OF_FUEL (run again) or TRAP (raise fiber.trap()).\n"
+              "awaits=False: the driver is synchronous and refuses awaitables, so a call into\n"
+              "an instance another task holds fails at once (busy) instead of suspending.",
     .tp_basicsize = sizeof(FiberObject),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_new = Fiber_new,
