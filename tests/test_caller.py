@@ -139,11 +139,12 @@ def test_a_caller_ends_when_its_host_function_raises() -> None:
 async def test_async_host_functions_keep_their_caller_across_awaits_for_concurrent_instances() -> None:
     seen: list[tuple[int, asyncwasm.Instance, bytes]] = []
     callers: list[Caller] = []
+    go = {length: trio.Event() for length in (1, 2, 3)}
 
     async def log(caller: Caller, ptr: int, length: int) -> None:
         callers.append(caller)
         before = caller.instance
-        await trio.sleep(0.002 * length)  # the other instances run meanwhile
+        await go[length].wait()  # the other instances' calls start meanwhile
         memory = caller.memory
         assert memory is not None and caller.valid
         seen.append((length, before, memory.read(ptr, length)))
@@ -158,7 +159,13 @@ async def test_async_host_functions_keep_their_caller_across_awaits_for_concurre
         memory.write(16, bytes([65 + number]) * 8)
     async with trio.open_nursery() as nursery:
         for number, instance in enumerate(instances):
-            nursery.start_soon(instance.exports["say"].call_async, 3 - number)  # instance 2 finishes first
+            nursery.start_soon(instance.exports["say"].call_async, 3 - number)
+        while len(callers) < 3:  # all three suspended in log
+            await trio.sleep(0)
+        for length in (1, 2, 3):  # instance 2 resumes first, then 1, then 0
+            go[length].set()
+            while len(seen) < length:
+                await trio.sleep(0)
     assert [(length, instances.index(inst), text) for length, inst, text in seen] == [
         (1, 2, b"C"), (2, 1, b"BB"), (3, 0, b"AAA"),
     ]  # fmt: skip
