@@ -484,9 +484,9 @@ int rt_call_host(fiber *f, const rt_func *fn, size_t base);
  * set: the instance is interrupted, or busy and this fiber cannot wait).
  * f->fuel_used must be current. */
 int rt_enter_instance(fiber *f, const rt_func *callee);
-/* runtime.c: frame f->frames[f->depth] (just popped) returns into another
- * instance: when it was the first frame of an entered instance, give that
- * instance its turn back. f->fuel_used must be current. */
+/* runtime.c: the frames from f->frames[f->depth] up were just popped (a
+ * return into a function of another instance, or an unwinding): give back
+ * the turns they took. f->fuel_used must be current. */
 void rt_leave_instance(fiber *f);
 
 #endif /* ASYNCWASM_ENGINE_H */

@@ -742,7 +742,7 @@ int rt_enter_instance(fiber *f, const rt_func *callee)
 void rt_leave_instance(fiber *f)
 {
     rt_fiber *rf = rt_fiber_of(f);
-    if (rf->nturns > 0 && rf->turns[rf->nturns - 1].depth == f->depth) pop_turn(rf, NULL);
+    while (rf->nturns > 0 && rf->turns[rf->nturns - 1].depth >= f->depth) pop_turn(rf, NULL);
 }
 
 void rt_fiber_end_turns(rt_fiber *rf)
