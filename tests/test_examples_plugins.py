@@ -6,6 +6,7 @@ what it was not granted, and prints per-plug-in statistics."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import shutil
 import subprocess
@@ -13,6 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+import asyncwasm
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "plugins"
@@ -37,8 +40,11 @@ def _rows(output: str) -> dict[str, list[str]]:
 
 
 def test_the_example_runs_as_documented() -> None:
+    # The example imports the asyncwasm these tests import (a sanitized copy, say).
+    package_root = str(Path(asyncwasm.__file__).resolve().parent.parent)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
     done = subprocess.run([sys.executable, str(EXAMPLE / "host.py")], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
+                          timeout=120, env=env)  # fmt: skip
     out = done.stdout
     assert done.returncode == 0, out + done.stderr
     assert "sneaky: refused: it imports host.time_ms, which its policy does not grant (allowed: log)" in out
