@@ -121,9 +121,11 @@ static void pool_give(rt_fiber *rf)
      * interruption ended the call there), end the Caller of a refused
      * awaitable, and drop references now (not at the next start): a trap's
      * traceback or a kept object must not outlive the call. */
-    rt_fiber_end_turns(rf);
-    rt_caller_end(rf->caller);
-    Py_CLEAR(rf->caller);
+    if (rf->nturns > 0 || rf->turn_wait != NULL) rt_fiber_end_turns(rf);
+    if (rf->caller != NULL) {
+        rt_caller_end(rf->caller);
+        Py_CLEAR(rf->caller);
+    }
     Py_CLEAR(rf->f.awaitable);
     Py_CLEAR(rf->f.trap_exc);
     Py_CLEAR(rf->keepalive);

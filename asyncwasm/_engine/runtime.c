@@ -565,38 +565,27 @@ static int host_raised(fiber *f)
 
 #define HOST_ARGS_ON_STACK 8
 
-/* host_calls and suspensions are counted by the interpreter (interp.c). A
- * function defined with access_caller gets a Caller first, valid until its
- * result is in: the call's return, or the resumption after its awaitable. */
-int rt_call_host(fiber *f, const rt_func *fn, size_t base)
+/* The call itself, in two copies (HOST_CALL below): `caller` is NULL, a
+ * constant, on the path of plain host functions, which stays what it was
+ * before Callers existed; else the Caller goes first, in args[1]. */
+static inline __attribute__((always_inline)) int call_host(fiber *f, const rt_func *fn, size_t base,
+                                                           PyObject *caller)
 {
     const wasm_functype *type = fn->type;
-    PyObject *callable = fn->host;
-    if (callable == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "asyncwasm: the host function was destroyed");
-        return RUN_ERROR;
-    }
     /* args[0] is scratch space for PY_VECTORCALL_ARGUMENTS_OFFSET; then the
-     * Caller, when asked for, then the parameters. */
-    PyObject *small[HOST_ARGS_ON_STACK + 2] = {NULL}, **args = small;
-    uint32_t n = type->nparams, first = 1;
-    PyObject *caller = NULL;
-    if (((FuncObject *)fn->owner)->access_caller) {
-        caller = rt_caller_new(f, fn);
-        if (caller == NULL) return RUN_ERROR;
-        args[1] = caller;
-        first = 2;
-    }
+     * Caller, when there is one, then the parameters. */
+    const uint32_t first = caller != NULL ? 2 : 1;
+    PyObject *small[HOST_ARGS_ON_STACK + 2], **args = small;
+    uint32_t n = type->nparams;
     if (n > HOST_ARGS_ON_STACK) {
         args = PyMem_Malloc(sizeof *args * ((size_t)n + 2));
         if (args == NULL) {
-            rt_caller_end(caller);
-            Py_XDECREF(caller);
             PyErr_NoMemory();
             return RUN_ERROR;
         }
-        args[1] = caller;
     }
+    args[0] = NULL;
+    args[1] = caller; /* NULL, or overwritten by the first parameter */
     uint32_t made = 0;
     const uint64_t *slot = f->stack + base;
     for (; made < n; made++) {
@@ -606,26 +595,40 @@ int rt_call_host(fiber *f, const rt_func *fn, size_t base)
     }
     PyObject *result = NULL;
     if (made == n)
-        result = PyObject_Vectorcall(callable, args + 1, (first - 1 + n) | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        result = PyObject_Vectorcall(fn->host, args + 1, (first - 1 + n) | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
     for (uint32_t i = 0; i < made; i++) Py_DECREF(args[first + i]);
     if (args != small) PyMem_Free(args);
 
-    if (result != NULL && is_awaitable(result)) {
+    if (result == NULL) return made == n ? host_raised(f) : RUN_ERROR;
+    if (is_awaitable(result)) {
         Py_XSETREF(f->awaitable, result);
         f->pending_type = type;
         f->pending_base = base;
         rt_fiber_of(f)->pending_fn = fn;
-        Py_XSETREF(rt_fiber_of(f)->caller, caller); /* valid until resumed */
+        if (caller != NULL) Py_XSETREF(rt_fiber_of(f)->caller, Py_NewRef(caller)); /* valid until resumed */
         return RUN_SUSPEND;
     }
-    if (caller != NULL) {
-        rt_caller_end(caller);
-        Py_DECREF(caller);
-    }
-    if (result == NULL) return made == n ? host_raised(f) : RUN_ERROR;
     int rc = rt_host_result_store(rt_fiber_of(f), fn, result, base);
     Py_DECREF(result);
     return rc == 0 ? 0 : RUN_ERROR;
+}
+
+/* host_calls and suspensions are counted by the interpreter (interp.c). A
+ * function defined with access_caller gets a Caller first, valid until its
+ * result is in: the call's return, or the resumption after its awaitable. */
+int rt_call_host(fiber *f, const rt_func *fn, size_t base)
+{
+    if (fn->host == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "asyncwasm: the host function was destroyed");
+        return RUN_ERROR;
+    }
+    if (!((FuncObject *)fn->owner)->access_caller) return call_host(f, fn, base, NULL);
+    PyObject *caller = rt_caller_new(f, fn);
+    if (caller == NULL) return RUN_ERROR;
+    int rc = call_host(f, fn, base, caller);
+    if (rc != RUN_SUSPEND) rt_caller_end(caller);
+    Py_DECREF(caller);
+    return rc;
 }
 
 /* ========================================================================== */
@@ -684,7 +687,7 @@ static int push_turn(rt_fiber *rf, InstanceObject *inst, bool held)
     }
     rt_turn *t = &rf->turns[rf->nturns++];
     t->inst = (InstanceObject *)Py_NewRef((PyObject *)inst);
-    t->depth = rf->f.depth;
+    t->depth = rf->f.depth - 1; /* the callee's frame is pushed */
     t->held = held;
     t->fuel_at_entry = rf->f.fuel_used;
     inst->fast_calls++;
