@@ -33,6 +33,17 @@ def _linker(log, **kwargs) -> Linker:
     return linker
 
 
+def _instances(linker: Linker, texts: list[bytes]) -> list[asyncwasm.Instance]:
+    """One instance of GUEST per text, the text written where "say" reads."""
+    module = Module(GUEST)
+    instances = [linker.instantiate(module) for _ in texts]
+    for instance, text in zip(instances, texts):
+        memory = instance.exports["memory"]
+        assert isinstance(memory, asyncwasm.Memory)
+        memory.write(16, text)
+    return instances
+
+
 def test_the_caller_is_the_very_instance_for_each_instance_of_one_linker() -> None:
     seen: list[tuple[asyncwasm.Instance, bytes]] = []
 
@@ -41,13 +52,7 @@ def test_the_caller_is_the_very_instance_for_each_instance_of_one_linker() -> No
         assert memory is not None
         seen.append((caller.instance, memory.read(ptr, length)))
 
-    linker = _linker(log)
-    module = Module(GUEST)
-    instances = [linker.instantiate(module) for _ in range(3)]
-    for number, instance in enumerate(instances):
-        memory = instance.exports["memory"]
-        assert isinstance(memory, asyncwasm.Memory)
-        memory.write(16, f"inst{number}".encode())
+    instances = _instances(_linker(log), [f"inst{number}".encode() for number in range(3)])
     for number, instance in reversed(list(enumerate(instances))):
         instance.exports["say"](5)
     assert [(instances.index(inst), text) for inst, text in seen] == [(2, b"inst2"), (1, b"inst1"), (0, b"inst0")]
@@ -150,13 +155,7 @@ async def test_async_host_functions_keep_their_caller_across_awaits_for_concurre
         seen.append((length, before, memory.read(ptr, length)))
         assert caller.instance is before
 
-    linker = _linker(log)
-    module = Module(GUEST)
-    instances = [linker.instantiate(module) for _ in range(3)]
-    for number, instance in enumerate(instances):
-        memory = instance.exports["memory"]
-        assert isinstance(memory, asyncwasm.Memory)
-        memory.write(16, bytes([65 + number]) * 8)
+    instances = _instances(_linker(log), [bytes([65 + number]) * 8 for number in range(3)])
     async with trio.open_nursery() as nursery:
         for number, instance in enumerate(instances):
             nursery.start_soon(instance.exports["say"].call_async, 3 - number)
