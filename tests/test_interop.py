@@ -30,8 +30,12 @@ def _c_guest(limits: asyncwasm.Limits | None = None) -> asyncwasm.Instance:
 
 
 def _zig_guest() -> asyncwasm.Instance:
-    """zig/zheap.zig: allocate(size), free(ptr, size), reverse_words -> (ptr << 32) | len."""
-    return Linker().instantiate(Module.from_file(guest_path("zig/zheap")))
+    """zig/zheap.zig, a reactor: allocate(size), free(ptr, size), reverse_words -> (ptr << 32) | len."""
+    module = Module.from_file(guest_path("zig/zheap"))
+    assert module.kind == "reactor"
+    instance = Linker().instantiate(module)
+    _func(instance, "_initialize")()
+    return instance
 
 
 def _rust_guest() -> asyncwasm.Instance:

@@ -1,11 +1,16 @@
 // build-flags: -target wasm32-freestanding -fno-entry -rdynamic
-//! A freestanding Zig library for the GuestHeap tests: allocate(size) and a
-//! sized free(ptr, size) over Zig's wasm allocator, a count of live bytes, and
-//! a function returning its result as (ptr << 32) | len.
+//! A Zig reactor (freestanding, with _initialize) for the GuestHeap tests:
+//! allocate(size) and a sized free(ptr, size) over Zig's wasm allocator, a
+//! count of live bytes, and a function returning its result as (ptr << 32) | len.
 const std = @import("std");
 const gpa = std.heap.wasm_allocator;
 
 var live_bytes: usize = 0;
+
+/// A reactor's initializer (the host calls it once, before anything else).
+export fn _initialize() void {
+    live_bytes = 0;
+}
 
 export fn allocate(size: usize) ?[*]u8 {
     const block = gpa.alloc(u8, size) catch return null;
