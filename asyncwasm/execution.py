@@ -412,8 +412,8 @@ class _Gate:
             return
         if self._waits_for(task):
             raise RuntimeError(
-                "deadlock: this task holds an instance that the holder of the instance it calls is waiting "
-                "for (directly or through other tasks); the call fails instead of waiting forever"
+                "deadlock: the instance this task calls is held by a task that waits (directly or through "
+                "other tasks) for an instance this task holds; the call fails instead of waiting forever"
             )
         _waiting_for[task] = self
         try:
