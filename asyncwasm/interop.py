@@ -171,7 +171,7 @@ class GuestHeap:
 
     @staticmethod
     def _checked_alloc(func: Func, given: Union[str, Func]) -> tuple[Func, str]:
-        if func.type == _CABI_REALLOC and (given == "cabi_realloc" or not isinstance(given, str)):
+        if func.type == _CABI_REALLOC:  # (old_ptr, old_size, align, new_size), whatever its name
             return func, "cabi_realloc"
         arity = _ALLOC_TYPES.get(func.type)
         if arity is None:

@@ -282,6 +282,19 @@ def test_explicit_functions_are_checked() -> None:
         GuestHeap(instance, alloc="noop")
 
 
+def test_an_explicit_allocator_with_cabi_reallocs_type_is_called_like_it() -> None:
+    instance = Linker().instantiate(Module(wat("""
+    (module (memory (export "memory") 1)
+      (global $last (export "last") (mut i32) (i32.const 0))
+      (func (export "grow_block") (param i32 i32 i32 i32) (result i32)
+        (global.set $last (local.get 3)) i32.const 64))
+    """)))
+    heap = GuestHeap(instance, alloc="grow_block")
+    heap.write(b"12345")
+    last = instance.exports["last"]
+    assert isinstance(last, asyncwasm.Global) and last.value == 5  # new_size, the fourth argument
+
+
 def test_cabi_realloc_alone_cannot_free_and_says_why() -> None:
     instance = Linker().instantiate(Module(wat("""
     (module (memory (export "memory") 1)
