@@ -311,10 +311,7 @@ def test_cabi_realloc_alone_cannot_free_and_says_why() -> None:
 # -- from a host function (Caller) and through call_async --------------------------------
 
 
-def test_a_host_function_writes_into_its_caller_through_the_heap() -> None:
-    """The guest asks the host for a string: the host allocates it in the
-    caller's heap (re-entering the instance) and returns (ptr << 32) | len."""
-    module = Module(wat("""
+FETCHER = """
     (module
       (import "env" "fetch" (func $fetch (param i32) (result i64)))
       (memory (export "memory") 1)
@@ -324,7 +321,35 @@ def test_a_host_function_writes_into_its_caller_through_the_heap() -> None:
         (global.set $next (i32.add (global.get $next) (local.get $n))) (local.get $p))
       (func (export "free") (param i32))
       (func (export "run") (param i32) (result i64) (call $fetch (local.get 0))))
-    """))
+"""
+
+
+async def test_an_async_host_function_writes_into_its_caller_with_write_async() -> None:
+    async def fetch(caller: Caller, key: int) -> int:
+        await trio.sleep(0)
+        buffer = await GuestHeap(caller.instance).write_async(f"async {key}")
+        return (buffer.ptr << 32) | buffer.len
+
+    linker = Linker()
+    linker.define_func("env", "fetch", FuncType([I32], [asyncwasm.I64]), fetch, access_caller=True)
+    module = Module(wat(FETCHER))
+    instances = [linker.instantiate(module) for _ in range(3)]
+    got = {}
+
+    async def run(number: int) -> None:
+        packed = await _func(instances[number], "run").call_async(number)
+        got[number] = GuestHeap(instances[number]).read_str(*unpack_ptr_len(packed))
+
+    async with trio.open_nursery() as nursery:
+        for number in range(3):
+            nursery.start_soon(run, number)
+    assert got == {0: "async 0", 1: "async 1", 2: "async 2"}
+
+
+def test_a_host_function_writes_into_its_caller_through_the_heap() -> None:
+    """The guest asks the host for a string: the host allocates it in the
+    caller's heap (re-entering the instance) and returns (ptr << 32) | len."""
+    module = Module(wat(FETCHER))
 
     def fetch(caller: Caller, key: int) -> int:
         heap = GuestHeap(caller.instance)
