@@ -32,7 +32,7 @@ trap 'rm -rf "$work"' EXIT
 
 # A copy of the sources: the package, the tests, and the build files.
 mkdir -p "$work/repo"
-cp -r "$repo/asyncwasm" "$repo/tests" "$repo/netmods" "$repo/setup.py" "$repo/pyproject.toml" "$work/repo/"
+cp -r "$repo/asyncwasm" "$repo/tests" "$repo/netmods" "$repo/examples" "$repo/setup.py" "$repo/pyproject.toml" "$work/repo/"
 [[ -f "$repo/README.md" ]] && cp "$repo/README.md" "$work/repo/"
 [[ -f "$repo/Dockerfile" ]] && cp -r "$repo/Dockerfile" "$repo/.dockerignore" "$repo/deploy" "$work/repo/"  # tests/test_deploy.py
 find "$work/repo" \( -name '*.so' -o -name '__pycache__' \) -prune -exec rm -rf {} +
