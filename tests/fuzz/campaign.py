@@ -1,0 +1,227 @@
+"""Fuzz campaigns: numbered cases from one seed, each checked, counts kept.
+
+Rule: case ``k`` of seed ``s`` is a pure function of ``(s, k)``: the bytes
+smith turns into a module, the arguments of every call, the mutations and
+the slice sizes all come from ``random.Random(f"{s}:{k}:...")``. So any
+case reproduces alone (``scripts/fuzz.py one --seed s --case k``), and a
+campaign split across worker processes finds exactly what one process
+would.
+
+Two kinds of case:
+
+- ``diff``: smith generates a valid module; asyncwasm must accept it, and
+  the three engines of ``differential`` must produce equal traces.
+- ``validate``: a smith module is damaged, by ``wasm-tools mutate`` (a
+  structural edit, usually still valid) or by a byte-level edit (flips,
+  insertions, deletions, truncation, usually not); asyncwasm must accept it
+  exactly when ``wasm-tools validate --features <FEATURES>`` does. The
+  accepted ones then run differentially too.
+"""
+
+from __future__ import annotations
+
+import collections
+import random
+from dataclasses import dataclass, field
+from typing import Optional
+
+import trio
+
+from . import differential, wasmtools
+
+AGREE = "agree"
+DISAGREE = "disagree"
+INCOMPARABLE = "incomparable"
+NO_MODULE = "no module"  # smith or mutate could not build one from this entropy
+
+
+@dataclass
+class CaseResult:
+    seed: int
+    case: int
+    kind: str  # "diff" or "validate"
+    status: str
+    detail: str = ""
+    module: Optional[bytes] = None
+    accepted: Optional[bool] = None  # validate cases: the reference's verdict
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind} seed={self.seed} case={self.case}"
+
+
+@dataclass
+class Tally:
+    """Counts of a campaign (what the long runs report)."""
+
+    counts: collections.Counter = field(default_factory=collections.Counter)
+    disagreements: list[CaseResult] = field(default_factory=list)
+    incomparable: list[CaseResult] = field(default_factory=list)
+    calls: int = 0
+    traps: int = 0
+    slices: int = 0
+    suspensions: int = 0
+
+    def add(self, result: CaseResult) -> None:
+        self.counts[(result.kind, result.status)] += 1
+        if result.accepted is not None:
+            self.counts[(result.kind, "valid" if result.accepted else "invalid")] += 1
+        if result.status == DISAGREE:
+            self.disagreements.append(result)
+        elif result.status == INCOMPARABLE:
+            self.incomparable.append(result)
+
+    def merge(self, other: "Tally") -> None:
+        self.counts.update(other.counts)
+        self.disagreements += other.disagreements
+        self.incomparable += other.incomparable
+        self.calls += other.calls
+        self.traps += other.traps
+        self.slices += other.slices
+        self.suspensions += other.suspensions
+
+    def modules(self, kind: str) -> int:
+        return sum(n for (k, status), n in self.counts.items() if k == kind and status in (AGREE, DISAGREE, INCOMPARABLE))
+
+    def summary(self) -> str:
+        lines = []
+        for kind in ("diff", "validate"):
+            row = {status: n for (k, status), n in self.counts.items() if k == kind}
+            if row:
+                lines.append(f"{kind}: " + ", ".join(f"{status} {n}" for status, n in sorted(row.items())))
+        lines.append(f"calls {self.calls} (traps {self.traps}), sliced runs {self.slices}, host suspensions {self.suspensions}")
+        return "\n".join(lines)
+
+
+def entropy(seed: int, case: int) -> bytes:
+    """The bytes smith turns into case ``case``'s module."""
+    rng = random.Random(f"{seed}:{case}:smith")
+    return rng.randbytes(rng.randrange(64, 4096))
+
+
+def _subseed(seed: int, case: int, use: str) -> int:
+    return random.Random(f"{seed}:{case}:{use}").getrandbits(32)
+
+
+def generate(seed: int, case: int) -> Optional[bytes]:
+    return wasmtools.smith(entropy(seed, case))
+
+
+def damage(seed: int, case: int, data: bytes) -> tuple[str, Optional[bytes]]:
+    """A near-valid copy of ``data`` and how it was made."""
+    rng = random.Random(f"{seed}:{case}:damage")
+    if rng.random() < 0.5:
+        mutate_seed = rng.getrandbits(32)
+        return f"wasm-mutate --seed {mutate_seed}", wasmtools.mutate(data, mutate_seed)
+    out = bytearray(data)
+    edits = []
+    for _ in range(rng.choice((1, 1, 1, 2, 3))):
+        if len(out) <= 9:
+            break
+        at = rng.randrange(8, len(out))
+        op = rng.random()
+        if op < 0.55:
+            value = rng.choice((0x00, 0x01, 0x7F, 0x80, 0xFF, out[at] ^ (1 << rng.randrange(8)), rng.randrange(256)))
+            out[at] = value
+            edits.append(f"[{at}]={value:#04x}")
+        elif op < 0.75:
+            value = rng.randrange(256)
+            out.insert(at, value)
+            edits.append(f"insert {value:#04x} at {at}")
+        elif op < 0.95:
+            del out[at]
+            edits.append(f"delete [{at}]")
+        else:
+            del out[at:]
+            edits.append(f"truncate at {at}")
+    return "bytes " + ", ".join(edits), bytes(out)
+
+
+class Checker:
+    """Runs cases against one set of engines (built once: wasmtime's engine
+    is costly to make)."""
+
+    def __init__(self, sliced: bool = True) -> None:
+        self.reference = differential.WasmtimeEngine()
+        self.sliced = sliced
+        self.tally = Tally()
+
+    async def differential(self, seed: int, case: int, data: bytes) -> tuple[str, str]:
+        """(status, detail) of running ``data`` in every engine."""
+        import asyncwasm
+
+        try:
+            exports = differential.AsyncwasmEngine().exports(data)
+        except asyncwasm.ModuleError as exc:
+            return DISAGREE, f"asyncwasm rejects a module wasm-tools validates: {exc}"
+        funcs = [(name, tuple(str(p) for p in t.params)) for name, kind, t in exports if kind == "FuncType"]
+        plan = differential.make_plan(funcs, seed=_subseed(seed, case, "plan"))
+        reference = await self.reference.run(data, plan)
+        cut = differential.incomparable_from(reference)
+        if cut is not None:
+            # Only what wasmtime finished is compared (step 0 is instantiate).
+            if cut == 0:
+                return INCOMPARABLE, f"wasmtime: {reference.steps[0]}"
+            reference.steps = reference.steps[:cut]
+            plan = differential.Plan(plan.calls[: cut - 1])
+        engines = [differential.AsyncwasmEngine()]
+        if self.sliced:
+            engines.append(differential.AsyncwasmEngine(sliced=True, seed=_subseed(seed, case, "slices")))
+        for engine in engines:
+            trace = await engine.run(data, plan)
+            self.tally.slices += engine.slices
+            self.tally.suspensions += engine.suspensions
+            mismatch = differential.compare(reference, trace)
+            if mismatch is not None:
+                return DISAGREE, mismatch
+        self.tally.calls += len(reference.steps) - 1
+        self.tally.traps += sum(1 for s in reference.steps if s.outcome[0] == "trap")
+        if cut is not None:
+            return INCOMPARABLE, f"wasmtime ran out of stack or fuel at step {cut}, {len(reference.steps)} steps compared"
+        return AGREE, ""
+
+    async def diff_case(self, seed: int, case: int) -> CaseResult:
+        data = generate(seed, case)
+        if data is None:
+            return CaseResult(seed, case, "diff", NO_MODULE)
+        status, detail = await self.differential(seed, case, data)
+        return CaseResult(seed, case, "diff", status, detail, data)
+
+    async def validate_case(self, seed: int, case: int) -> CaseResult:
+        import asyncwasm
+
+        original = generate(seed, case)
+        if original is None:
+            return CaseResult(seed, case, "validate", NO_MODULE)
+        how, data = damage(seed, case, original)
+        if data is None:
+            return CaseResult(seed, case, "validate", NO_MODULE, how)
+        valid, message = wasmtools.validate(data)
+        try:
+            asyncwasm.Module(data)
+            error = None
+        except asyncwasm.ModuleError as exc:
+            error = str(exc)
+        except Exception as exc:  # noqa: BLE001 - anything but ModuleError is a bug
+            return CaseResult(seed, case, "validate", DISAGREE, f"{how}: asyncwasm raised {exc!r}", data, valid)
+        if valid and error is not None:
+            return CaseResult(seed, case, "validate", DISAGREE, f"{how}: wasm-tools accepts, asyncwasm rejects: {error}", data, valid)
+        if not valid and error is None:
+            return CaseResult(seed, case, "validate", DISAGREE, f"{how}: asyncwasm accepts, wasm-tools rejects: {message}", data, valid)
+        if not valid:
+            return CaseResult(seed, case, "validate", AGREE, how, data, valid)
+        status, detail = await self.differential(seed, case, data)
+        return CaseResult(seed, case, "validate", status, f"{how}: {detail}" if detail else how, data, valid)
+
+    async def run(self, seed: int, cases: range, kinds: tuple[str, ...] = ("diff", "validate")) -> Tally:
+        for case in cases:
+            for kind in kinds:
+                check = self.diff_case if kind == "diff" else self.validate_case
+                self.tally.add(await check(seed, case))
+        return self.tally
+
+
+def run_campaign(seed: int, cases: range, kinds: tuple[str, ...] = ("diff", "validate"), sliced: bool = True) -> Tally:
+    """Check ``cases`` of ``seed`` in this process (synchronous entry point)."""
+    checker = Checker(sliced=sliced)
+    return trio.run(checker.run, seed, cases, kinds)
