@@ -23,6 +23,7 @@ from __future__ import annotations
 import collections
 import random
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Optional
 
 import trio
@@ -103,8 +104,23 @@ def _subseed(seed: int, case: int, use: str) -> int:
     return random.Random(f"{seed}:{case}:{use}").getrandbits(32)
 
 
+def shape(seed: int, case: int) -> tuple[int, dict[str, str]]:
+    """Case ``case``'s smith budget and options: most cases small and
+    trapping freely, some long-running (more fuel, longer bodies) or with
+    traps avoided, so execution goes deep instead of stopping early."""
+    rng = random.Random(f"{seed}:{case}:shape")
+    fuel = rng.choice((100, 400, 400, 2000))
+    options = {"--max-instructions": str(rng.choice((40, 120, 120, 400, 1000)))}
+    if rng.random() < 0.3:
+        options["--disallow-traps"] = "true"
+    return fuel, options
+
+
+@lru_cache(maxsize=4)
 def generate(seed: int, case: int) -> Optional[bytes]:
-    return wasmtools.smith(entropy(seed, case))
+    """Case ``case``'s module (both kinds of case start from it)."""
+    fuel, options = shape(seed, case)
+    return wasmtools.smith(entropy(seed, case), fuel=fuel, shape=options)
 
 
 def damage(seed: int, case: int, data: bytes) -> tuple[str, Optional[bytes]]:
@@ -160,8 +176,10 @@ class Checker:
         cut = differential.incomparable_from(reference)
         if cut is not None:
             # Only what wasmtime finished is compared (step 0 is instantiate).
+            stopped = f"ran out of {'stack' if reference.steps[cut].outcome[1] == differential.EXHAUSTED else 'fuel'}"
+            stopped += f" at {reference.steps[cut].what}"
             if cut == 0:
-                return INCOMPARABLE, f"wasmtime: {reference.steps[0]}"
+                return INCOMPARABLE, f"wasmtime {stopped}"
             reference.steps = reference.steps[:cut]
             plan = differential.Plan(plan.calls[: cut - 1])
         engines = [differential.AsyncwasmEngine()]
@@ -177,7 +195,7 @@ class Checker:
         self.tally.calls += len(reference.steps) - 1
         self.tally.traps += sum(1 for s in reference.steps if s.outcome[0] == "trap")
         if cut is not None:
-            return INCOMPARABLE, f"wasmtime ran out of stack or fuel at step {cut}, {len(reference.steps)} steps compared"
+            return INCOMPARABLE, f"wasmtime {stopped}: {cut} steps compared"
         return AGREE, ""
 
     async def diff_case(self, seed: int, case: int) -> CaseResult:

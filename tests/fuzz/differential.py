@@ -4,7 +4,7 @@ Rule: each engine runs the same *plan* (instantiate, then every exported
 function with deterministic arguments, twice round) and produces a *trace*:
 one ``Step`` per action with its outcome (results as bit patterns, or a trap
 kind) and the state every engine can see afterwards (each exported global's
-bits, each exported memory's size and digest, each exported table's
+bits, each exported memory's size and contents, each exported table's
 elements, the host imports' state and the host calls made). Two traces must
 be equal step for step; the first difference is the disagreement.
 
@@ -242,8 +242,16 @@ class Trace:
     steps: list[Step] = field(default_factory=list)
 
 
-def digest(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=12).hexdigest()
+class Contents(bytes):
+    """A memory's bytes, shown in a disagreement by a digest, not in full."""
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} bytes, blake2b {hashlib.blake2b(self, digest_size=8).hexdigest()}>"
+
+
+def _first_difference(a: bytes, b: bytes) -> str:
+    at = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    return f"first difference at byte {at:#x}: {a[at:at + 8].hex()} vs {b[at:at + 8].hex()}"
 
 
 def compare(reference: Trace, other: Trace) -> Optional[str]:
@@ -254,13 +262,20 @@ def compare(reference: Trace, other: Trace) -> Optional[str]:
         if a.outcome != b.outcome:
             return f"step {i} {a.what}: {reference.engine} {a.outcome} but {other.engine} {b.outcome}"
         if a.state != b.state:
-            diffs = [f"{x[0]}: {x[1:]} vs {y[1:]}" for x, y in zip(a.state, b.state) if x != y]
+            diffs = [_describe(x, y) for x, y in zip(a.state, b.state) if x != y]
             if len(a.state) != len(b.state):
                 diffs.append(f"{len(a.state)} vs {len(b.state)} state entries")
             return f"step {i} {a.what} ({a.outcome[0]}): state differs ({reference.engine} vs {other.engine}): " + "; ".join(diffs)
     if len(reference.steps) != len(other.steps):
         return f"{reference.engine} has {len(reference.steps)} steps, {other.engine} {len(other.steps)}"
     return None
+
+
+def _describe(x: tuple, y: tuple) -> str:
+    text = f"{x[0]}: {x[1:]} vs {y[1:]}"
+    if isinstance(x[-1], Contents) and isinstance(y[-1], Contents):
+        text += " " + _first_difference(x[-1], y[-1])
+    return text
 
 
 def incomparable_from(trace: Trace) -> Optional[int]:
@@ -442,7 +457,7 @@ class AsyncwasmEngine:
             if isinstance(extern, aw.Global):
                 state.append((name, self._value(str(extern.type.content), extern.raw)))
             elif isinstance(extern, aw.Memory):
-                state.append((name, extern.size, digest(extern.read(0, extern.data_len))))
+                state.append((name, extern.size, Contents(extern.read(0, extern.data_len))))
             elif isinstance(extern, aw.Table):
                 kind = str(extern.type.element)
                 state.append((name, extern.size, tuple(self._value(kind, extern.get(i)) for i in range(extern.size))))
@@ -604,7 +619,7 @@ class WasmtimeEngine:
             elif isinstance(extern, wt.Memory):
                 size = extern.data_len(store)
                 data = ctypes.string_at(extern.data_ptr(store), size) if size else b""
-                state.append((name, extern.size(store), digest(data)))
+                state.append((name, extern.size(store), Contents(data)))
             elif isinstance(extern, wt.Table):
                 kind = self.kind(extern.type(store).element)
                 size = extern.size(store)

@@ -65,19 +65,19 @@ SMITH_FUEL = 400
 #: Size bounds of generated modules: small enough to keep the reference
 #: engine's compile time and memory snapshots cheap, large enough for
 #: interesting bodies.
-SMITH_SHAPE: tuple[str, ...] = (
-    "--max-memories", "1",  # multi-memory is a 3.0 proposal
-    "--max-tables", "3",
-    "--max-funcs", "30",
-    "--max-instructions", "120",
-    "--max-memory32-bytes", str(4 * 65536),
-    "--memory-max-size-required", "true",  # memory.grow stays bounded
-    "--max-table-elements", "200",
-    "--table-max-size-required", "true",
-    "--max-data-segments", "8",
-    "--max-element-segments", "8",
-    "--max-elements", "20",
-)
+SMITH_SHAPE: dict[str, str] = {
+    "--max-memories": "1",  # multi-memory is a 3.0 proposal
+    "--max-tables": "3",
+    "--max-funcs": "30",
+    "--max-instructions": "120",
+    "--max-memory32-bytes": str(4 * 65536),
+    "--memory-max-size-required": "true",  # memory.grow stays bounded
+    "--max-table-elements": "200",
+    "--table-max-size-required": "true",
+    "--max-data-segments": "8",
+    "--max-element-segments": "8",
+    "--max-elements": "20",
+}
 
 #: What host imports the generated modules may use (the differential runner
 #: provides exactly these, in both engines).
@@ -139,7 +139,9 @@ def _run(args: list[str], data: Optional[bytes] = None, timeout: float = 60) -> 
     exe = executable()
     if exe is None:
         raise ToolError(missing_reason() or "wasm-tools missing")
-    return subprocess.run([exe, *args], input=data, capture_output=True, timeout=timeout)
+    # close_fds=False lets Python use posix_spawn: a fork of a process that
+    # has wasmtime loaded costs more than the tool's whole run.
+    return subprocess.run([exe, *args], input=data, capture_output=True, timeout=timeout, close_fds=False)
 
 
 @lru_cache(maxsize=1)
@@ -153,11 +155,14 @@ def _imports_file() -> str:
     return path
 
 
-def smith(entropy: bytes, features: tuple[str, ...] = FEATURES, fuel: int = SMITH_FUEL) -> Optional[bytes]:
+def smith(entropy: bytes, features: tuple[str, ...] = FEATURES, fuel: int = SMITH_FUEL,
+          shape: Optional[dict[str, str]] = None) -> Optional[bytes]:
     """A valid module built from ``entropy`` (same bytes, same module), with
     every function, global, memory and table exported, a loop and call
     budget (--ensure-termination) and canonical NaNs; None when smith cannot
-    build one from these bytes (its exit status 2)."""
+    build one from these bytes (its exit status 2). ``shape``: smith
+    options overriding ``SMITH_SHAPE``."""
+    options = {**SMITH_SHAPE, **(shape or {})}
     args = [
         "smith",
         "--ensure-termination",
@@ -166,12 +171,12 @@ def smith(entropy: bytes, features: tuple[str, ...] = FEATURES, fuel: int = SMIT
         "--export-everything", "true",
         "--available-imports", _imports_file(),
         *smith_options(features),
-        *SMITH_SHAPE,
+        *(word for option in options.items() for word in option),
     ]
     proc = _run(args, entropy)
     if proc.returncode == 0:
         return proc.stdout
-    if proc.returncode == 2:
+    if proc.returncode == 2 and b"Usage:" not in proc.stderr:  # these bytes make no module
         return None
     raise ToolError(f"wasm-tools smith failed ({proc.returncode}): {proc.stderr.decode(errors='replace').strip()}")
 
