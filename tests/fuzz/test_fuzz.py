@@ -2,6 +2,7 @@
 
     python -m pytest tests/fuzz                        # about 2,000 modules on 2 cores
     ASYNCWASM_FUZZ_SEED=7 python -m pytest tests/fuzz  # other modules
+    ASYNCWASM_FUZZ_CASES=5000 scripts/asan-tests.sh tests/fuzz   # 10,000 modules under ASan/UBSan
     python scripts/fuzz.py run --seed 1 --cases 100000 # the long run (README, Tests)
 
 A failure names the case; ``python scripts/fuzz.py one --seed S --case K
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.skipif(wasmtools.missing_reason() is not None, reason=s
 
 SEED = int(os.environ.get("ASYNCWASM_FUZZ_SEED", "20240601"))
 #: Cases per kind in the default run; each case is one module per kind.
-FAST_CASES = 1000
+FAST_CASES = int(os.environ.get("ASYNCWASM_FUZZ_CASES", "1000"))
 
 
 def _campaign_in_workers(seed: int, cases: int, workers: int) -> campaign.Tally:

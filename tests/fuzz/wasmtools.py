@@ -97,6 +97,9 @@ AVAILABLE_IMPORTS_WAT = """
 """
 
 
+_TOOL_ENV = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS")}
+
+
 class ToolError(RuntimeError):
     """wasm-tools failed in a way that is not an answer (crash, bad usage)."""
 
@@ -140,8 +143,9 @@ def _run(args: list[str], data: Optional[bytes] = None, timeout: float = 60) -> 
     if exe is None:
         raise ToolError(missing_reason() or "wasm-tools missing")
     # close_fds=False lets Python use posix_spawn: a fork of a process that
-    # has wasmtime loaded costs more than the tool's whole run.
-    return subprocess.run([exe, *args], input=data, capture_output=True, timeout=timeout, close_fds=False)
+    # has wasmtime loaded costs more than the tool's whole run. The tool is
+    # not ours to sanitize: a libasan preloaded by scripts/asan-tests.sh stays out.
+    return subprocess.run([exe, *args], input=data, capture_output=True, timeout=timeout, close_fds=False, env=_TOOL_ENV)
 
 
 @lru_cache(maxsize=1)
