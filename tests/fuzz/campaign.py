@@ -12,8 +12,10 @@ Two kinds of case:
 - ``diff``: smith generates a valid module; asyncwasm must accept it, and
   the three engines of ``differential`` must produce equal traces.
 - ``validate``: a smith module is damaged, by ``wasm-tools mutate`` (a
-  structural edit, usually still valid) or by a byte-level edit (flips,
-  insertions, deletions, truncation, usually not); asyncwasm must accept it
+  structural edit, usually still valid), by a byte-level edit (flips,
+  insertions, deletions, truncation, usually not), or rebuilt by smith with
+  function bodies of raw bytes (mostly type errors deep in a body, the
+  validator's hardest work); asyncwasm must accept it
   exactly when ``wasm-tools validate --features <FEATURES>`` does. The
   accepted ones then run differentially too.
 """
@@ -126,9 +128,12 @@ def generate(seed: int, case: int) -> Optional[bytes]:
 def damage(seed: int, case: int, data: bytes) -> tuple[str, Optional[bytes]]:
     """A near-valid copy of ``data`` and how it was made."""
     rng = random.Random(f"{seed}:{case}:damage")
-    if rng.random() < 0.5:
+    method = rng.random()
+    if method < 0.35:
         mutate_seed = rng.getrandbits(32)
         return f"wasm-mutate --seed {mutate_seed}", wasmtools.mutate(data, mutate_seed)
+    if method < 0.65:  # well-formed sections around function bodies made of raw bytes
+        return "smith --allow-invalid-funcs", wasmtools.smith(entropy(seed, case), invalid_funcs=True)
     out = bytearray(data)
     edits = []
     for _ in range(rng.choice((1, 1, 1, 2, 3))):
@@ -174,28 +179,34 @@ class Checker:
         plan = differential.make_plan(funcs, seed=_subseed(seed, case, "plan"))
         reference = await self.reference.run(data, plan)
         cut = differential.incomparable_from(reference)
+        stopped = ""
         if cut is not None:
             # Only what wasmtime finished is compared (step 0 is instantiate).
-            stopped = f"ran out of {'stack' if reference.steps[cut].outcome[1] == differential.EXHAUSTED else 'fuel'}"
-            stopped += f" at {reference.steps[cut].what}"
-            if cut == 0:
-                return INCOMPARABLE, f"wasmtime {stopped}"
-            reference.steps = reference.steps[:cut]
-            plan = differential.Plan(plan.calls[: cut - 1])
+            # On stack exhaustion asyncwasm runs the step too (its depth limit
+            # bounds the work) and the note says what it did there.
+            out_of_stack = reference.steps[cut].outcome[1] == differential.EXHAUSTED
+            stopped = f"wasmtime ran out of {'stack' if out_of_stack else 'fuel'} at {reference.steps[cut].what}"
+            if cut == 0 and not out_of_stack:
+                return INCOMPARABLE, stopped
+            plan = differential.Plan(plan.calls[: cut if out_of_stack else cut - 1])
         engines = [differential.AsyncwasmEngine()]
         if self.sliced:
             engines.append(differential.AsyncwasmEngine(sliced=True, seed=_subseed(seed, case, "slices")))
+        compared = differential.Trace(reference.engine, reference.steps[:cut])
         for engine in engines:
             trace = await engine.run(data, plan)
             self.tally.slices += engine.slices
             self.tally.suspensions += engine.suspensions
-            mismatch = differential.compare(reference, trace)
+            if cut is not None and len(trace.steps) > cut:
+                stopped += f" ({engine.name}: {trace.steps[cut].outcome})"
+                trace.steps = trace.steps[:cut]
+            mismatch = differential.compare(compared, trace)
             if mismatch is not None:
                 return DISAGREE, mismatch
-        self.tally.calls += len(reference.steps) - 1
-        self.tally.traps += sum(1 for s in reference.steps if s.outcome[0] == "trap")
+        self.tally.calls += len(compared.steps) - 1
+        self.tally.traps += sum(1 for s in compared.steps if s.outcome[0] == "trap")
         if cut is not None:
-            return INCOMPARABLE, f"wasmtime {stopped}: {cut} steps compared"
+            return INCOMPARABLE, f"{stopped}; {cut} steps compared"
         return AGREE, ""
 
     async def diff_case(self, seed: int, case: int) -> CaseResult:

@@ -160,17 +160,18 @@ def _imports_file() -> str:
 
 
 def smith(entropy: bytes, features: tuple[str, ...] = FEATURES, fuel: int = SMITH_FUEL,
-          shape: Optional[dict[str, str]] = None) -> Optional[bytes]:
+          shape: Optional[dict[str, str]] = None, invalid_funcs: bool = False) -> Optional[bytes]:
     """A valid module built from ``entropy`` (same bytes, same module), with
     every function, global, memory and table exported, a loop and call
     budget (--ensure-termination) and canonical NaNs; None when smith cannot
     build one from these bytes (its exit status 2). ``shape``: smith
-    options overriding ``SMITH_SHAPE``."""
+    options overriding ``SMITH_SHAPE``. ``invalid_funcs``: function bodies
+    are raw entropy instead (mostly invalid; no termination budget)."""
     options = {**SMITH_SHAPE, **(shape or {})}
+    budget = ["--allow-invalid-funcs", "true"] if invalid_funcs else ["--ensure-termination", "--fuel", str(fuel)]
     args = [
         "smith",
-        "--ensure-termination",
-        "--fuel", str(fuel),
+        *budget,
         "--canonicalize-nans", "true",
         "--export-everything", "true",
         "--available-imports", _imports_file(),
