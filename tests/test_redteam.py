@@ -38,7 +38,7 @@ from asyncwasm.wasi.netpolicy import NetPolicy
 
 from .guests.harness import FakeGuest, load_wasi
 from .test_wasi_sandbox import READ, guest, tree  # noqa: F401 - fixtures
-from .test_wasi_sock import LOOPBACK, TIMEOUT, _clock_sub, _fd_sub, _finish
+from .test_wasi_sock import LOOPBACK, TIMEOUT, _accepted, _clock_sub, _connect, _fd_sub, _finish, _guest, _port
 from .test_wasi_sock_wasmedge import AF, STREAM, _address, _bind, _getaddrinfo, _open, _wasmedge
 from .wat import wat
 
@@ -574,6 +574,19 @@ def test_pointers_at_the_end_of_memory_from_wasm(tree):  # noqa: F811
             with pytest.raises(asyncwasm.Trap, match="out of bounds memory access"):
                 write(0, 1, 65529, 0)  # the guest's own store traps first
     assert out_path.read_bytes() == b"!??"
+
+
+async def test_accept_with_a_bad_fd_pointer_loses_no_connection():
+    with _guest() as g:
+        client = await _connect(_port(g))
+        async with client:
+            end = len(g.memory.data)
+            for bad in (end - 3, end, 0xFFFFFFFF):
+                assert g.call("sock_accept", 3, 0, bad) == Errno.FAULT
+            await client.send_all(b"still here")
+            conn = await _accepted(g)
+            result, where = g.recv(conn, 16)
+            assert await _finish(result) == Errno.SUCCESS and g.received(where)[0] == b"still here"
 
 
 # -- poll_oneoff with 10,000 subscriptions -------------------------------------------------------------------
