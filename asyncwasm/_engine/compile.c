@@ -549,7 +549,7 @@ static uint32_t result_slot(const codegen *cg, uint32_t i) {
     return i < cg->nlocal_slots ? i : CG_RESULT | i;
 }
 
-void cg_return(codegen *cg, cg_value *vals, uint32_t n) {
+void cg_return(codegen *cg, const cg_value *vals, uint32_t n) {
     if (cg->dead)
         return;
     uint32_t slots = 0;
@@ -562,18 +562,21 @@ void cg_return(codegen *cg, cg_value *vals, uint32_t n) {
         end_chain(cg);
         return;
     }
-    for (uint32_t i = 0; n > 1 && i < n; i++) {
-        if (vals[i].loc != vals[i].home && final_slot(cg, vals[i].loc) < slots) {
-            cg_materialize(cg, vals, n); /* F5 */
-            break;
-        }
-    }
+    /* F5: when writing a result could clobber another value's location,
+     * every value goes home first. Only the code changes, never `vals`: a
+     * br_if's fall-through still finds its values where they were. */
+    bool via_home = false;
+    for (uint32_t i = 0; n > 1 && i < n; i++)
+        via_home = via_home || (vals[i].loc != vals[i].home && final_slot(cg, vals[i].loc) < slots);
+    for (uint32_t i = 0; via_home && i < n; i++)
+        if (vals[i].loc != vals[i].home)
+            emit_copy(cg, vals[i].type, vals[i].home, vals[i].loc);
     /* A value already in its result slot needs no copy; where a home will
      * end up is not known yet, so a home is always copied. */
     for (uint32_t i = 0, dst = 0; i < n; dst += valtype_slots(vals[i].type), i++) {
-        bool home = vals[i].loc == vals[i].home;
-        if (home || final_slot(cg, vals[i].loc) != dst)
-            emit_copy(cg, vals[i].type, result_slot(cg, dst), vals[i].loc);
+        uint32_t src = via_home ? vals[i].home : vals[i].loc;
+        if (src == vals[i].home || final_slot(cg, src) != dst)
+            emit_copy(cg, vals[i].type, result_slot(cg, dst), src);
     }
     emit_return(cg);
     end_chain(cg);

@@ -279,7 +279,7 @@ void cg_place_label(codegen *cg, cg_label *l);
 /* Binds a loop header here: back edges are emitted later. */
 void cg_place_loop(codegen *cg, cg_label *l);
 /* Copies the n result values to slots [0, ...), then RETURN. */
-void cg_return(codegen *cg, cg_value *vals, uint32_t n);
+void cg_return(codegen *cg, const cg_value *vals, uint32_t n);
 
 /* br_table over `ctrl` (the validator's stack, `depth` frames, innermost
  * last): targets[i] are label depths (the default last, ntargets in all),
