@@ -242,6 +242,8 @@ static inline void cg_note_pop(codegen *cg, const cg_value *val) {
 /* The location of a constant with this slot bit pattern (i32/f32 zero-
  * extended): CG_CONST | k, or CG_NONE when the pool is full. */
 uint32_t cg_const(codegen *cg, uint64_t bits);
+/* The same for a v128: two consecutive pool entries, low half first. */
+uint32_t cg_const128(codegen *cg, uint64_t lo, uint64_t hi);
 
 /* Copies every value of vals[0, n) that is not at home to its home. */
 void cg_materialize(codegen *cg, cg_value *vals, uint32_t n);

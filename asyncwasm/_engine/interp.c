@@ -25,6 +25,7 @@
 #include "engine.h"
 #include "interp_dispatch.h"
 #include "ops_numeric.h"
+#include "ops_simd.h"
 
 /* ---- slot access -------------------------------------------------------------
  * i32/f32 live in the low half of a slot: read only that half, and write the
@@ -292,6 +293,7 @@ int fiber_run(fiber *f, int64_t *fuel_ptr)
 #include "interp_memory.inc"
 #include "interp_table.inc"
 #include "interp_numeric.inc"
+#include "interp_simd.inc"
     DISPATCH_END
 
 bad_opcode:

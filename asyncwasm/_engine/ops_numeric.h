@@ -15,7 +15,9 @@
  * on NaNs may be any arithmetic (quiet) NaN, and a canonical NaN when every
  * NaN input was canonical. Operations whose result must be a quiet NaN but
  * which the hardware might not quiet deterministically (ceil, floor, trunc,
- * nearest, sqrt, promote, demote) quiet their NaN input by bits here.
+ * nearest, sqrt, promote, demote) quiet their NaN input by bits here; add,
+ * sub, mul and div pick their NaN result by bits too (f32_nan_of), since
+ * the hardware's pick depends on operand order, which compilers may swap.
  *
  * Traps: functions that can trap take `int *trap` last and store a trap kind
  * (engine.h TRAP_*) in it; their return value is then meaningless (0).
@@ -56,6 +58,8 @@
 #define F64_SIGN 0x8000000000000000ull
 #define F64_QUIET 0x0008000000000000ull
 #define F64_EXP 0x7FF0000000000000ull
+#define F32_CANONICAL_NAN 0x7FC00000u
+#define F64_CANONICAL_NAN 0x7FF8000000000000ull
 
 /* ---- bit-pattern helpers --------------------------------------------------- */
 
@@ -381,16 +385,41 @@ OPS_INLINE uint64_t f64_sqrt(uint64_t a)
     return f64_bits(sqrt(f64_value(a)));
 }
 
-/* ---- float arithmetic: the hardware's IEEE operations ---------------------------- */
+/* ---- float arithmetic: the hardware's IEEE operations ----------------------------
+ * A NaN result is the first NaN operand, quieted (what x86 answers when that
+ * operand is its first source), or the canonical NaN when neither operand is
+ * a NaN (inf - inf, 0 * inf, 0 / 0). Chosen by bits, off the fast path, so it
+ * is the same whichever operand order the compiler emits, and on every CPU. */
 
-OPS_INLINE uint32_t f32_add(uint32_t a, uint32_t b) { return f32_bits(f32_value(a) + f32_value(b)); }
-OPS_INLINE uint32_t f32_sub(uint32_t a, uint32_t b) { return f32_bits(f32_value(a) - f32_value(b)); }
-OPS_INLINE uint32_t f32_mul(uint32_t a, uint32_t b) { return f32_bits(f32_value(a) * f32_value(b)); }
-OPS_INLINE uint32_t f32_div(uint32_t a, uint32_t b) { return f32_bits(f32_value(a) / f32_value(b)); }
-OPS_INLINE uint64_t f64_add(uint64_t a, uint64_t b) { return f64_bits(f64_value(a) + f64_value(b)); }
-OPS_INLINE uint64_t f64_sub(uint64_t a, uint64_t b) { return f64_bits(f64_value(a) - f64_value(b)); }
-OPS_INLINE uint64_t f64_mul(uint64_t a, uint64_t b) { return f64_bits(f64_value(a) * f64_value(b)); }
-OPS_INLINE uint64_t f64_div(uint64_t a, uint64_t b) { return f64_bits(f64_value(a) / f64_value(b)); }
+OPS_INLINE uint32_t f32_nan_of(uint32_t a, uint32_t b)
+{
+    if (f32_is_nan(a)) return a | F32_QUIET;
+    if (f32_is_nan(b)) return b | F32_QUIET;
+    return F32_CANONICAL_NAN;
+}
+
+OPS_INLINE uint64_t f64_nan_of(uint64_t a, uint64_t b)
+{
+    if (f64_is_nan(a)) return a | F64_QUIET;
+    if (f64_is_nan(b)) return b | F64_QUIET;
+    return F64_CANONICAL_NAN;
+}
+
+#define FLOAT_ARITH(TYPE, BITS, NAME, OP)                                      \
+    OPS_INLINE BITS TYPE##_##NAME(BITS a, BITS b)                              \
+    {                                                                          \
+        __typeof__(TYPE##_value(a)) r = TYPE##_value(a) OP TYPE##_value(b);    \
+        return r == r ? TYPE##_bits(r) : TYPE##_nan_of(a, b);                  \
+    }
+FLOAT_ARITH(f32, uint32_t, add, +)
+FLOAT_ARITH(f32, uint32_t, sub, -)
+FLOAT_ARITH(f32, uint32_t, mul, *)
+FLOAT_ARITH(f32, uint32_t, div, /)
+FLOAT_ARITH(f64, uint64_t, add, +)
+FLOAT_ARITH(f64, uint64_t, sub, -)
+FLOAT_ARITH(f64, uint64_t, mul, *)
+FLOAT_ARITH(f64, uint64_t, div, /)
+#undef FLOAT_ARITH
 
 /* ---- min/max: NaN wins (quieted), and -0 < +0 ---------------------------------
  * Equal operands differ at most in the sign of a zero: OR of the bits picks -0
