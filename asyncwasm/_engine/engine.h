@@ -470,6 +470,9 @@ int fiber_reserve(fiber *f, size_t fp, size_t need);
 /* interp.c: run until done, suspension, trap, error, or the fuel runs out.
  * *fuel is decremented by what was charged. */
 int fiber_run(fiber *f, int64_t *fuel);
+/* How this build runs code, e.g. "dispatch=computed-goto simd=sse2" (the
+ * build variants of scripts/build-variants.sh). */
+const char *interp_build_info(void);
 
 /* runtime.c: call a host function with its arguments at f->stack[base...].
  * Returns 0 with results written at base, RUN_SUSPEND (awaitable stored,

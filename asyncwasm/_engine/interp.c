@@ -253,6 +253,12 @@ static int table_init(rt_instance *inst, rt_table *t, uint32_t e, uint32_t d, ui
     return TRAP_NONE;
 }
 
+const char *interp_build_info(void)
+{
+    return INTERP_COMPUTED_GOTO ? (OPS_SSE2 ? "dispatch=computed-goto simd=sse2" : "dispatch=computed-goto simd=portable")
+                                : (OPS_SSE2 ? "dispatch=switch simd=sse2" : "dispatch=switch simd=portable");
+}
+
 /* ---- the loop ------------------------------------------------------------------------ */
 
 int fiber_run(fiber *f, int64_t *fuel_ptr)
