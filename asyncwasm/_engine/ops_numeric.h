@@ -15,9 +15,7 @@
  * on NaNs may be any arithmetic (quiet) NaN, and a canonical NaN when every
  * NaN input was canonical. Operations whose result must be a quiet NaN but
  * which the hardware might not quiet deterministically (ceil, floor, trunc,
- * nearest, sqrt, promote, demote) quiet their NaN input by bits here; add,
- * sub, mul and div pick their NaN result by bits too (f32_nan_of), since
- * the hardware's pick depends on operand order, which compilers may swap.
+ * nearest, sqrt, promote, demote) quiet their NaN input by bits here.
  *
  * Traps: functions that can trap take `int *trap` last and store a trap kind
  * (engine.h TRAP_*) in it; their return value is then meaningless (0).
@@ -58,8 +56,6 @@
 #define F64_SIGN 0x8000000000000000ull
 #define F64_QUIET 0x0008000000000000ull
 #define F64_EXP 0x7FF0000000000000ull
-#define F32_CANONICAL_NAN 0x7FC00000u
-#define F64_CANONICAL_NAN 0x7FF8000000000000ull
 
 /* ---- bit-pattern helpers --------------------------------------------------- */
 
@@ -386,40 +382,32 @@ OPS_INLINE uint64_t f64_sqrt(uint64_t a)
 }
 
 /* ---- float arithmetic: the hardware's IEEE operations ----------------------------
- * A NaN result is the first NaN operand, quieted (what x86 answers when that
- * operand is its first source), or the canonical NaN when neither operand is
- * a NaN (inf - inf, 0 * inf, 0 / 0). Chosen by bits, off the fast path, so it
- * is the same whichever operand order the compiler emits, and on every CPU. */
+ * With NaN operands, x86 answers the NaN of its first source operand. C
+ * compilers treat + and * as commutative and may emit them either way round,
+ * which would make the NaN that comes out depend on register allocation (and
+ * a fused handler differ from the two instructions apart). On x86-64 the asm
+ * pins the order: a + b and a * b with a as the first source, one instruction
+ * as before. */
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+OPS_INLINE float f32_add_ordered(float a, float b) { __asm__("addss %1, %0" : "+x"(a) : "xm"(b)); return a; }
+OPS_INLINE float f32_mul_ordered(float a, float b) { __asm__("mulss %1, %0" : "+x"(a) : "xm"(b)); return a; }
+OPS_INLINE double f64_add_ordered(double a, double b) { __asm__("addsd %1, %0" : "+x"(a) : "xm"(b)); return a; }
+OPS_INLINE double f64_mul_ordered(double a, double b) { __asm__("mulsd %1, %0" : "+x"(a) : "xm"(b)); return a; }
+#else
+OPS_INLINE float f32_add_ordered(float a, float b) { return a + b; }
+OPS_INLINE float f32_mul_ordered(float a, float b) { return a * b; }
+OPS_INLINE double f64_add_ordered(double a, double b) { return a + b; }
+OPS_INLINE double f64_mul_ordered(double a, double b) { return a * b; }
+#endif
 
-OPS_INLINE uint32_t f32_nan_of(uint32_t a, uint32_t b)
-{
-    if (f32_is_nan(a)) return a | F32_QUIET;
-    if (f32_is_nan(b)) return b | F32_QUIET;
-    return F32_CANONICAL_NAN;
-}
-
-OPS_INLINE uint64_t f64_nan_of(uint64_t a, uint64_t b)
-{
-    if (f64_is_nan(a)) return a | F64_QUIET;
-    if (f64_is_nan(b)) return b | F64_QUIET;
-    return F64_CANONICAL_NAN;
-}
-
-#define FLOAT_ARITH(TYPE, BITS, NAME, OP)                                      \
-    OPS_INLINE BITS TYPE##_##NAME(BITS a, BITS b)                              \
-    {                                                                          \
-        __typeof__(TYPE##_value(a)) r = TYPE##_value(a) OP TYPE##_value(b);    \
-        return r == r ? TYPE##_bits(r) : TYPE##_nan_of(a, b);                  \
-    }
-FLOAT_ARITH(f32, uint32_t, add, +)
-FLOAT_ARITH(f32, uint32_t, sub, -)
-FLOAT_ARITH(f32, uint32_t, mul, *)
-FLOAT_ARITH(f32, uint32_t, div, /)
-FLOAT_ARITH(f64, uint64_t, add, +)
-FLOAT_ARITH(f64, uint64_t, sub, -)
-FLOAT_ARITH(f64, uint64_t, mul, *)
-FLOAT_ARITH(f64, uint64_t, div, /)
-#undef FLOAT_ARITH
+OPS_INLINE uint32_t f32_add(uint32_t a, uint32_t b) { return f32_bits(f32_add_ordered(f32_value(a), f32_value(b))); }
+OPS_INLINE uint32_t f32_sub(uint32_t a, uint32_t b) { return f32_bits(f32_value(a) - f32_value(b)); }
+OPS_INLINE uint32_t f32_mul(uint32_t a, uint32_t b) { return f32_bits(f32_mul_ordered(f32_value(a), f32_value(b))); }
+OPS_INLINE uint32_t f32_div(uint32_t a, uint32_t b) { return f32_bits(f32_value(a) / f32_value(b)); }
+OPS_INLINE uint64_t f64_add(uint64_t a, uint64_t b) { return f64_bits(f64_add_ordered(f64_value(a), f64_value(b))); }
+OPS_INLINE uint64_t f64_sub(uint64_t a, uint64_t b) { return f64_bits(f64_value(a) - f64_value(b)); }
+OPS_INLINE uint64_t f64_mul(uint64_t a, uint64_t b) { return f64_bits(f64_mul_ordered(f64_value(a), f64_value(b))); }
+OPS_INLINE uint64_t f64_div(uint64_t a, uint64_t b) { return f64_bits(f64_value(a) / f64_value(b)); }
 
 /* ---- min/max: NaN wins (quieted), and -0 < +0 ---------------------------------
  * Equal operands differ at most in the sign of a zero: OR of the bits picks -0

@@ -52,6 +52,9 @@ typedef union {
 #endif
 } v128;
 
+#define F32_CANONICAL_NAN 0x7FC00000u
+#define F64_CANONICAL_NAN 0x7FF8000000000000ull
+
 /* ---- moving v128 values ---------------------------------------------------------------- */
 
 /* Frame slots hold a v128 as two uint64_t, low half first, with no
