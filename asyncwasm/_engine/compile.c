@@ -678,10 +678,12 @@ static uint32_t chain_op(uint32_t first, uint32_t second, bool right) {
  * and LOAD_SUM_OP forms (0 = none). */
 static const uint16_t load_op_load[OP__COUNT] = {
 #define LOAD_OP(NAME, LOAD, OP, TYPE, ALIGN_LOG2) [OP_##OP] = OP_##LOAD,
+#define SIMD_LOAD_OP(NAME, OP, FUNC) [OP_##OP] = OP_V128_LOAD,
 #include "opcodes.def"
 };
 static const uint16_t load_op_plain[OP__COUNT] = {
 #define LOAD_OP(NAME, LOAD, OP, TYPE, ALIGN_LOG2) [OP_##OP] = OP_##NAME,
+#define SIMD_LOAD_OP(NAME, OP, FUNC) [OP_##OP] = OP_##NAME,
 #include "opcodes.def"
 };
 static const uint16_t load_op_sum[OP__COUNT] = {
@@ -693,6 +695,8 @@ static const uint16_t load_op_sum[OP__COUNT] = {
 static const uint16_t sum_form[OP__COUNT] = {
 #define LOAD_SUM(NAME, BASE, TYPE, ALIGN_LOG2) [OP_##BASE] = OP_##NAME,
 #define STORE_SUM(NAME, BASE, TYPE, ALIGN_LOG2) [OP_##BASE] = OP_##NAME,
+#define SIMD_LOAD_SUM(NAME, BASE, FUNC, ALIGN_LOG2) [OP_##BASE] = OP_##NAME,
+#define SIMD_STORE_SUM(NAME, BASE) [OP_##BASE] = OP_##NAME,
 #include "opcodes.def"
 };
 
@@ -762,6 +766,32 @@ void cg_binary(codegen *cg, uint32_t op, const cg_value *a, const cg_value *b) {
     cg_emit_result(cg, op, 3, ops);
 }
 
+/* SIMD_CHAIN_UNARY rows (F9 for two unary operations), found by linear
+ * search: they are few. */
+static const chain_row unary_chain_rows[] = {
+#define SIMD_CHAIN_UNARY(NAME, FIRST, SECOND, FUNC1, FUNC2) {OP_##NAME, OP_##FIRST, OP_##SECOND, false},
+#include "opcodes.def"
+};
+
+void cg_unary(codegen *cg, uint32_t op, const cg_value *a) {
+    if (cg->dead)
+        return;
+    uint32_t rw = cg->result_word;
+    if (rw != CG_NONE && a->loc == a->home && cg->code[rw] == a->home) {
+        for (size_t i = 0; i < sizeof unary_chain_rows / sizeof unary_chain_rows[0]; i++) {
+            const chain_row *row = &unary_chain_rows[i];
+            if (row->first == cg->code[rw - 1] && row->second == op) {
+                uint32_t ops[2] = {a->home, cg->code[rw + 1]};
+                unemit_last(cg, rw - 1);
+                cg_emit_result(cg, row->op, 2, ops);
+                return;
+            }
+        }
+    }
+    uint32_t ops[2] = {a->home, a->loc};
+    cg_emit_result(cg, op, 2, ops);
+}
+
 /* Whether `addr` was computed by the last instruction, an i32.add that can
  * fold into the access `op` (F6); then removes that add, leaving its two
  * operands in sum[]. */
@@ -799,6 +829,7 @@ static const store_of_row store_of_rows[] = {
 #define STORE_OF(NAME, STORE, OP, TYPE, ALIGN_LOG2) {OP_##NAME, OP_##STORE, OP_##OP},
 #define STORE_OF_CHAIN(NAME, STORE, CHAIN, FIRST, SECOND, TYPE, ALIGN_LOG2) {OP_##NAME, OP_##STORE, OP_##CHAIN},
 #define STORE_OF_CHAIN_R(NAME, STORE, CHAIN, FIRST, SECOND, TYPE, ALIGN_LOG2) {OP_##NAME, OP_##STORE, OP_##CHAIN},
+#define SIMD_STORE_OF(NAME, OP, FUNC) {OP_##NAME, OP_V128_STORE, OP_##OP},
 #include "opcodes.def"
 };
 

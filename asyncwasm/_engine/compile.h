@@ -259,6 +259,11 @@ uint32_t cg_local_set(codegen *cg, cg_value *stack, uint32_t height, const cg_va
  * result at a's home; fused with the instruction before it when F9 allows. */
 void cg_binary(codegen *cg, uint32_t op, const cg_value *a, const cg_value *b);
 
+/* A unary operation of a (just popped), result at a's home; fused with the
+ * instruction before it when an opcodes_simd.def SIMD_CHAIN_UNARY row
+ * says so (F9). */
+void cg_unary(codegen *cg, uint32_t op, const cg_value *a);
+
 /* A load (op a LOAD row) of the address `addr` (just popped) into its home,
  * or a store of `value` (just popped) there. */
 void cg_load(codegen *cg, uint32_t op, const cg_value *addr, uint32_t offset);

@@ -159,7 +159,7 @@ typedef struct {
  * Value representation in a slot: i32/f32 bit pattern in the low 32 bits
  * (upper bits unspecified; readers use only the low half), i64/f64 bit pattern,
  * funcref = (rt_func *) or 0, externref = (PyObject *) or 0, v128 = two slots,
- * low half first.
+ * low half first, at any slot index (SIMD handlers move 16 unaligned bytes).
  *
  * Calls: the caller's arguments sit at their homes [base, base + param_slots)
  * of its frame; the callee's frame starts exactly there (args become its

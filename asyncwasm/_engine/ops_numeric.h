@@ -389,10 +389,18 @@ OPS_INLINE uint64_t f64_sqrt(uint64_t a)
  * pins the order: a + b and a * b with a as the first source, one instruction
  * as before. */
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
-OPS_INLINE float f32_add_ordered(float a, float b) { __asm__("addss %1, %0" : "+x"(a) : "xm"(b)); return a; }
-OPS_INLINE float f32_mul_ordered(float a, float b) { __asm__("mulss %1, %0" : "+x"(a) : "xm"(b)); return a; }
-OPS_INLINE double f64_add_ordered(double a, double b) { __asm__("addsd %1, %0" : "+x"(a) : "xm"(b)); return a; }
-OPS_INLINE double f64_mul_ordered(double a, double b) { __asm__("mulsd %1, %0" : "+x"(a) : "xm"(b)); return a; }
+#define ORDERED_OP(NAME, TYPE, MOV, OP)                                                      \
+    OPS_INLINE TYPE NAME(TYPE a, TYPE b)                                                     \
+    {                                                                                        \
+        TYPE r;                                                                              \
+        __asm__(MOV " %1, %0\n\t" OP " %2, %0" : "=&x"(r) : "xm"(a), "xm"(b));               \
+        return r;                                                                            \
+    }
+ORDERED_OP(f32_add_ordered, float, "movss", "addss")
+ORDERED_OP(f32_mul_ordered, float, "movss", "mulss")
+ORDERED_OP(f64_add_ordered, double, "movsd", "addsd")
+ORDERED_OP(f64_mul_ordered, double, "movsd", "mulsd")
+#undef ORDERED_OP
 #else
 OPS_INLINE float f32_add_ordered(float a, float b) { return a + b; }
 OPS_INLINE float f32_mul_ordered(float a, float b) { return a * b; }

@@ -54,6 +54,11 @@ static const uint8_t v128_operands[OP__COUNT] = {
 #define SIMD_STORE_LANE(NAME, CODE, TEXT, ALIGN_LOG2) [OP_##NAME] = 2,
 #define SIMD_CONST(NAME, CODE, TEXT) [OP_##NAME] = 1,
 #define SIMD_SHUFFLE(NAME, CODE, TEXT) [OP_##NAME] = 7,
+#define SIMD_LOAD_OP(NAME, OP, FUNC) [OP_##NAME] = 3,
+#define SIMD_STORE_OF(NAME, OP, FUNC) [OP_##NAME] = 6,
+#define SIMD_LOAD_SUM(NAME, BASE, FUNC, ALIGN_LOG2) [OP_##NAME] = 1,
+#define SIMD_STORE_SUM(NAME, BASE) [OP_##NAME] = 4,
+#define SIMD_CHAIN_UNARY(NAME, FIRST, SECOND, FUNC1, FUNC2) [OP_##NAME] = 3,
 #include "opcodes.def"
 };
 
