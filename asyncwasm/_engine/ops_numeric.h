@@ -386,8 +386,8 @@ OPS_INLINE uint64_t f64_sqrt(uint64_t a)
  * compilers treat + and * as commutative and may emit them either way round,
  * which would make the NaN that comes out depend on register allocation (and
  * a fused handler differ from the two instructions apart). On x86-64 the asm
- * pins the order: a + b and a * b with a as the first source, one instruction
- * as before. */
+ * pins the order: a + b and a * b with a as the first source. Its operands
+ * may come straight from memory, so it costs what the plain C did. */
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
 #define ORDERED_OP(NAME, TYPE, MOV, OP)                                                      \
     OPS_INLINE TYPE NAME(TYPE a, TYPE b)                                                     \

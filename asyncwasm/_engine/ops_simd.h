@@ -260,33 +260,26 @@ OPS_INLINE v128 i64x2_ge_s(v128 a, v128 b) { LANES(u64, MASK64(a.i64[i] >= b.i64
 
 /* ---- float comparisons (IEEE: false with a NaN, ne true) --------------------------------------- */
 
-#if OPS_SSE2
-OPS_INLINE v128 f32x4_eq(v128 a, v128 b) { return vps(_mm_cmpeq_ps(a.ps, b.ps)); }
-OPS_INLINE v128 f32x4_ne(v128 a, v128 b) { return vps(_mm_cmpneq_ps(a.ps, b.ps)); }
-OPS_INLINE v128 f32x4_lt(v128 a, v128 b) { return vps(_mm_cmplt_ps(a.ps, b.ps)); }
-OPS_INLINE v128 f32x4_gt(v128 a, v128 b) { return vps(_mm_cmplt_ps(b.ps, a.ps)); }
-OPS_INLINE v128 f32x4_le(v128 a, v128 b) { return vps(_mm_cmple_ps(a.ps, b.ps)); }
-OPS_INLINE v128 f32x4_ge(v128 a, v128 b) { return vps(_mm_cmple_ps(b.ps, a.ps)); }
-OPS_INLINE v128 f64x2_eq(v128 a, v128 b) { return vpd(_mm_cmpeq_pd(a.pd, b.pd)); }
-OPS_INLINE v128 f64x2_ne(v128 a, v128 b) { return vpd(_mm_cmpneq_pd(a.pd, b.pd)); }
-OPS_INLINE v128 f64x2_lt(v128 a, v128 b) { return vpd(_mm_cmplt_pd(a.pd, b.pd)); }
-OPS_INLINE v128 f64x2_gt(v128 a, v128 b) { return vpd(_mm_cmplt_pd(b.pd, a.pd)); }
-OPS_INLINE v128 f64x2_le(v128 a, v128 b) { return vpd(_mm_cmple_pd(a.pd, b.pd)); }
-OPS_INLINE v128 f64x2_ge(v128 a, v128 b) { return vpd(_mm_cmple_pd(b.pd, a.pd)); }
+#if OPS_SSE2 /* cmpltps and cmpleps with swapped operands give gt and ge */
+#define FLOAT_CMP(SHAPE, SCALAR, L, MASK, V, M)                                                   \
+    OPS_INLINE v128 SHAPE##_eq(v128 a, v128 b) { return V(_mm_cmpeq_##M(a.M, b.M)); }            \
+    OPS_INLINE v128 SHAPE##_ne(v128 a, v128 b) { return V(_mm_cmpneq_##M(a.M, b.M)); }           \
+    OPS_INLINE v128 SHAPE##_lt(v128 a, v128 b) { return V(_mm_cmplt_##M(a.M, b.M)); }            \
+    OPS_INLINE v128 SHAPE##_gt(v128 a, v128 b) { return V(_mm_cmplt_##M(b.M, a.M)); }            \
+    OPS_INLINE v128 SHAPE##_le(v128 a, v128 b) { return V(_mm_cmple_##M(a.M, b.M)); }            \
+    OPS_INLINE v128 SHAPE##_ge(v128 a, v128 b) { return V(_mm_cmple_##M(b.M, a.M)); }
 #else
-OPS_INLINE v128 f32x4_eq(v128 a, v128 b) { LANES(u32, MASK32(f32_eq(a.u32[i], b.u32[i]))); }
-OPS_INLINE v128 f32x4_ne(v128 a, v128 b) { LANES(u32, MASK32(f32_ne(a.u32[i], b.u32[i]))); }
-OPS_INLINE v128 f32x4_lt(v128 a, v128 b) { LANES(u32, MASK32(f32_lt(a.u32[i], b.u32[i]))); }
-OPS_INLINE v128 f32x4_gt(v128 a, v128 b) { LANES(u32, MASK32(f32_gt(a.u32[i], b.u32[i]))); }
-OPS_INLINE v128 f32x4_le(v128 a, v128 b) { LANES(u32, MASK32(f32_le(a.u32[i], b.u32[i]))); }
-OPS_INLINE v128 f32x4_ge(v128 a, v128 b) { LANES(u32, MASK32(f32_ge(a.u32[i], b.u32[i]))); }
-OPS_INLINE v128 f64x2_eq(v128 a, v128 b) { LANES(u64, MASK64(f64_eq(a.u64[i], b.u64[i]))); }
-OPS_INLINE v128 f64x2_ne(v128 a, v128 b) { LANES(u64, MASK64(f64_ne(a.u64[i], b.u64[i]))); }
-OPS_INLINE v128 f64x2_lt(v128 a, v128 b) { LANES(u64, MASK64(f64_lt(a.u64[i], b.u64[i]))); }
-OPS_INLINE v128 f64x2_gt(v128 a, v128 b) { LANES(u64, MASK64(f64_gt(a.u64[i], b.u64[i]))); }
-OPS_INLINE v128 f64x2_le(v128 a, v128 b) { LANES(u64, MASK64(f64_le(a.u64[i], b.u64[i]))); }
-OPS_INLINE v128 f64x2_ge(v128 a, v128 b) { LANES(u64, MASK64(f64_ge(a.u64[i], b.u64[i]))); }
+#define FLOAT_CMP(SHAPE, SCALAR, L, MASK, V, M)                                                   \
+    OPS_INLINE v128 SHAPE##_eq(v128 a, v128 b) { LANES(L, MASK(SCALAR##_eq(a.L[i], b.L[i]))); }  \
+    OPS_INLINE v128 SHAPE##_ne(v128 a, v128 b) { LANES(L, MASK(SCALAR##_ne(a.L[i], b.L[i]))); }  \
+    OPS_INLINE v128 SHAPE##_lt(v128 a, v128 b) { LANES(L, MASK(SCALAR##_lt(a.L[i], b.L[i]))); }  \
+    OPS_INLINE v128 SHAPE##_gt(v128 a, v128 b) { LANES(L, MASK(SCALAR##_gt(a.L[i], b.L[i]))); }  \
+    OPS_INLINE v128 SHAPE##_le(v128 a, v128 b) { LANES(L, MASK(SCALAR##_le(a.L[i], b.L[i]))); }  \
+    OPS_INLINE v128 SHAPE##_ge(v128 a, v128 b) { LANES(L, MASK(SCALAR##_ge(a.L[i], b.L[i]))); }
 #endif
+FLOAT_CMP(f32x4, f32, u32, MASK32, vps, ps)
+FLOAT_CMP(f64x2, f64, u64, MASK64, vpd, pd)
+#undef FLOAT_CMP
 
 /* ---- integer arithmetic, every shape -------------------------------------------------------------- */
 
@@ -438,42 +431,24 @@ OPS_INLINE uint32_t i16x8_bitmask(v128 a) { return (uint32_t)_mm_movemask_epi8(_
 OPS_INLINE uint32_t i32x4_bitmask(v128 a) { return (uint32_t)_mm_movemask_ps(a.ps); }
 OPS_INLINE uint32_t i64x2_bitmask(v128 a) { return (uint32_t)_mm_movemask_pd(a.pd); }
 #else
-OPS_INLINE uint32_t i8x16_all_true(v128 a)
-{
-    uint32_t all = 1;
-    for (int i = 0; i < 16; i++) all &= a.u8[i] != 0;
-    return all;
-}
-OPS_INLINE uint32_t i16x8_all_true(v128 a)
-{
-    uint32_t all = 1;
-    for (int i = 0; i < 8; i++) all &= a.u16[i] != 0;
-    return all;
-}
-OPS_INLINE uint32_t i32x4_all_true(v128 a)
-{
-    uint32_t all = 1;
-    for (int i = 0; i < 4; i++) all &= a.u32[i] != 0;
-    return all;
-}
-OPS_INLINE uint32_t i8x16_bitmask(v128 a)
-{
-    uint32_t m = 0;
-    for (int i = 0; i < 16; i++) m |= (uint32_t)(a.u8[i] >> 7) << i;
-    return m;
-}
-OPS_INLINE uint32_t i16x8_bitmask(v128 a)
-{
-    uint32_t m = 0;
-    for (int i = 0; i < 8; i++) m |= (uint32_t)(a.u16[i] >> 15) << i;
-    return m;
-}
-OPS_INLINE uint32_t i32x4_bitmask(v128 a)
-{
-    uint32_t m = 0;
-    for (int i = 0; i < 4; i++) m |= (a.u32[i] >> 31) << i;
-    return m;
-}
+/* all_true: every lane nonzero; bitmask: bit i is lane i's top bit. */
+#define LANE_TESTS(SHAPE, L, N, BITS)                                                           \
+    OPS_INLINE uint32_t SHAPE##_all_true(v128 a)                                                \
+    {                                                                                           \
+        uint32_t all = 1;                                                                       \
+        for (int i = 0; i < (N); i++) all &= a.L[i] != 0;                                       \
+        return all;                                                                             \
+    }                                                                                           \
+    OPS_INLINE uint32_t SHAPE##_bitmask(v128 a)                                                 \
+    {                                                                                           \
+        uint32_t m = 0;                                                                         \
+        for (int i = 0; i < (N); i++) m |= (uint32_t)(a.L[i] >> ((BITS) - 1)) << i;             \
+        return m;                                                                               \
+    }
+LANE_TESTS(i8x16, u8, 16, 8)
+LANE_TESTS(i16x8, u16, 8, 16)
+LANE_TESTS(i32x4, u32, 4, 32)
+#undef LANE_TESTS
 OPS_INLINE uint32_t i64x2_bitmask(v128 a) { return (uint32_t)(a.u64[0] >> 63) | (uint32_t)(a.u64[1] >> 63) << 1; }
 #endif
 OPS_INLINE uint32_t i64x2_all_true(v128 a) { return a.u64[0] != 0 && a.u64[1] != 0; }
@@ -635,32 +610,19 @@ FLOAT_ARITH(div, div)
 OPS_INLINE v128 f32x4_sqrt(v128 a) { return vps(canon_ps(_mm_sqrt_ps(a.ps))); }
 OPS_INLINE v128 f64x2_sqrt(v128 a) { return vpd(canon_pd(_mm_sqrt_pd(a.pd))); }
 /* minps(x, y) is x < y ? x : y, so it answers y for a NaN or equal zeros:
- * OR-ing both orders gives -0 for min(+0, -0) (AND gives +0 for max), and
+ * OR-ing both orders gives -0 for min(+0, -0) (AND, for max, gives +0), and
  * the lanes with a NaN operand are set to the canonical NaN. */
-OPS_INLINE v128 f32x4_min(v128 a, v128 b)
-{
-    __m128 r = _mm_or_ps(_mm_min_ps(a.ps, b.ps), _mm_min_ps(b.ps, a.ps));
-    __m128 nan = _mm_cmpunord_ps(a.ps, b.ps);
-    return vps(canon_ps(_mm_or_ps(r, nan)));
-}
-OPS_INLINE v128 f32x4_max(v128 a, v128 b)
-{
-    __m128 r = _mm_and_ps(_mm_max_ps(a.ps, b.ps), _mm_max_ps(b.ps, a.ps));
-    __m128 nan = _mm_cmpunord_ps(a.ps, b.ps);
-    return vps(canon_ps(_mm_or_ps(r, nan)));
-}
-OPS_INLINE v128 f64x2_min(v128 a, v128 b)
-{
-    __m128d r = _mm_or_pd(_mm_min_pd(a.pd, b.pd), _mm_min_pd(b.pd, a.pd));
-    __m128d nan = _mm_cmpunord_pd(a.pd, b.pd);
-    return vpd(canon_pd(_mm_or_pd(r, nan)));
-}
-OPS_INLINE v128 f64x2_max(v128 a, v128 b)
-{
-    __m128d r = _mm_and_pd(_mm_max_pd(a.pd, b.pd), _mm_max_pd(b.pd, a.pd));
-    __m128d nan = _mm_cmpunord_pd(a.pd, b.pd);
-    return vpd(canon_pd(_mm_or_pd(r, nan)));
-}
+#define MIN_MAX_SSE2(SHAPE, OP, COMBINE, T, V, M)                                                \
+    OPS_INLINE v128 SHAPE##_##OP(v128 a, v128 b)                                                  \
+    {                                                                                            \
+        T r = _mm_##COMBINE##_##M(_mm_##OP##_##M(a.M, b.M), _mm_##OP##_##M(b.M, a.M));            \
+        return V(canon_##M(_mm_or_##M(r, _mm_cmpunord_##M(a.M, b.M))));                          \
+    }
+MIN_MAX_SSE2(f32x4, min, or, __m128, vps, ps)
+MIN_MAX_SSE2(f32x4, max, and, __m128, vps, ps)
+MIN_MAX_SSE2(f64x2, min, or, __m128d, vpd, pd)
+MIN_MAX_SSE2(f64x2, max, and, __m128d, vpd, pd)
+#undef MIN_MAX_SSE2
 /* pmin(a, b) = b < a ? b : a and pmax(a, b) = a < b ? b : a are exactly
  * minps(b, a) and maxps(b, a): an operand comes through unchanged. */
 OPS_INLINE v128 f32x4_pmin(v128 a, v128 b) { return vps(_mm_min_ps(b.ps, a.ps)); }

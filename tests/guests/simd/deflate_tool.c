@@ -10,35 +10,12 @@
  * Built for WASI with -msimd128 (clang vectorizes parts of the library) and
  * natively with gcc; the outputs must be identical byte for byte.
  */
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
+#define TOOL "deflate_tool"
+#include "filter.h"
+
 #include "libdeflate.h"
-
-static void die(const char *what)
-{
-    fprintf(stderr, "deflate_tool: %s\n", what);
-    exit(1);
-}
-
-static unsigned char *read_all(size_t *len)
-{
-    size_t cap = 1 << 16, n = 0;
-    unsigned char *buf = malloc(cap);
-    for (size_t got; buf && (got = fread(buf + n, 1, cap - n, stdin)) > 0;) {
-        n += got;
-        if (n == cap) buf = realloc(buf, cap *= 2);
-    }
-    if (!buf || ferror(stdin)) die("cannot read the input");
-    *len = n;
-    return buf;
-}
-
-static void write_all(const void *p, size_t n)
-{
-    if (fwrite(p, 1, n, stdout) != n || fflush(stdout) != 0) die("cannot write the output");
-}
 
 static void compress(int gzip, int level, const unsigned char *in, size_t n)
 {
