@@ -55,7 +55,7 @@ failed=()
 for variant in "${variants[@]}"; do
     copy="$work/$variant"
     mkdir -p "$copy"
-    cp -r "$repo/asyncwasm" "$repo/tests" "$repo/netmods" "$repo/setup.py" "$repo/pyproject.toml" "$copy/"
+    cp -r "$repo/asyncwasm" "$repo/tests" "$repo/netmods" "$repo/benchmarks" "$repo/setup.py" "$repo/pyproject.toml" "$copy/"
     find "$copy" \( -name '*.so' -o -name '__pycache__' \) -prune -exec rm -rf {} +
     echo "build-variants: $variant (${defines[$variant]:-no define})" >&2
     if ! (cd "$copy" && CFLAGS="${defines[$variant]}" "$python" setup.py -q build_ext --inplace \
