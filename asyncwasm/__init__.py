@@ -15,7 +15,8 @@ running guest can stop at any host call or fuel slice and resume later.
 The public surface is exactly ``__all__``, plus the modules
 :mod:`asyncwasm.lowlevel` (fibers, for custom drivers),
 :mod:`asyncwasm.execution` (the drivers), :mod:`asyncwasm.run` (``asyncwasm
-run`` from Python), :mod:`asyncwasm.wasi` (WASI contexts) and
+run`` from Python), :mod:`asyncwasm.wasi` (WASI contexts),
+:mod:`asyncwasm.interop` (bytes and strings through a guest's allocator) and
 :mod:`asyncwasm.serve` (hosting servers); other modules are private.
 """
 
@@ -34,7 +35,7 @@ from ._errors import (
     WasmError,
 )
 from ._types import EXTERNREF, F32, F64, FUNCREF, I32, I64, V128, FuncType, GlobalType, MemoryType, TableType, ValType
-from ._engine import Func, Global, Memory, Table
+from ._engine import Caller, Func, Global, Memory, Table
 from ._stats import Statistics
 from .execution import Execution, Limits, execute
 from .instance import Instance
@@ -56,6 +57,7 @@ __all__ = [
     "Execution",
     "Statistics",
     "Func",
+    "Caller",
     "Memory",
     "Table",
     "Global",

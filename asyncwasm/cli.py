@@ -210,7 +210,7 @@ def _net_rule(text: str) -> str:
 
 
 def _add_run(commands: "argparse._SubParsersAction[Any]") -> None:
-    from . import run
+    from . import hostnet, run
 
     parser = commands.add_parser(
         "run",
@@ -252,7 +252,7 @@ def _add_run(commands: "argparse._SubParsersAction[Any]") -> None:
 
     net = parser.add_argument_group("network (default: none)")
     net.add_argument("--listen", action="append", default=[], metavar="ADDR:PORT",
-                     type=flag_type(run.parse_address, "address"),
+                     type=flag_type(hostnet.parse_address, "address"),
                      help="pre-open a TCP socket listening on ADDR:PORT for the guest, numbered after the "
                      "directories (repeatable; port 0 picks a free port; each address is announced on stderr)")
     net.add_argument("--allow-connect", action="append", default=[], metavar="CIDR[:PORTS]",
@@ -272,7 +272,9 @@ def _add_run(commands: "argparse._SubParsersAction[Any]") -> None:
 
 
 def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from .run import RunConfig, format_address, open_listener, run_command, size_to_pages
+    from . import hostnet
+    from .hostnet import format_address, open_listener
+    from .run import RunConfig, run_command, size_to_pages
     from .wasi.config import Preopen
     from .wasi.netpolicy import NetPolicy
 
@@ -297,6 +299,7 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         stats=args.stats,
     )
     _log_to(err)
+    hostnet.raise_fd_limit()  # as Go does: the soft limit is for select() users
     listeners = []
     try:
         for host, port in args.listen:

@@ -10,7 +10,8 @@ Runs, each in its own process so that one failing does not stop the rest:
 3. instances.py      instantiate time and RSS per instance
 4. crossings.py      Python <-> guest call costs (when present)
 5. http_load.py      requests/second of the hosted HTTP server (when present)
-6. simd.py           the kernels' -msimd128 builds against their scalar builds
+6. handler_load.py   handler mode (an instance per request) vs trio + h11
+7. simd.py           the kernels' -msimd128 builds against their scalar builds
 
 A benchmark that is not there yet is skipped with a message. Build the
 kernels first: python benchmarks/build.py
@@ -33,6 +34,7 @@ BENCHMARKS = [
     ("instances.py", [], []),
     ("crossings.py", [], ["--quick"]),
     ("http_load.py", [], ["--duration", "2", "--warmup", "0.5"]),
+    ("handler_load.py", [], ["--quick"]),
     ("simd.py", [], ["--quick"]),
 ]
 

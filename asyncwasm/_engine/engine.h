@@ -479,4 +479,18 @@ const char *interp_build_info(void);
  * pending_* set), RUN_TRAP (trap_* set), or RUN_ERROR (exception set). */
 int rt_call_host(fiber *f, const rt_func *fn, size_t base);
 
+/* runtime.c: a call from the running instance into `callee`, a Wasm function
+ * of another instance, whose frame was just pushed (f->frames[f->depth - 1])
+ * and has not run: takes that instance's turn (its one-task rule) and counts
+ * the call in its statistics. Returns 0, RUN_SUSPEND (the turn is another
+ * task's: the awaitable waits for it; the caller pops the frame and runs the
+ * call instruction again on resume) or RUN_ERROR (exception set: the
+ * instance is interrupted, or busy and this fiber cannot wait).
+ * f->fuel_used must be current. */
+int rt_enter_instance(fiber *f, const rt_func *callee);
+/* runtime.c: the frames from f->frames[f->depth] up were just popped (a
+ * return into a function of another instance, or an unwinding): give back
+ * the turns they took. f->fuel_used must be current. */
+void rt_leave_instance(fiber *f);
+
 #endif /* ASYNCWASM_ENGINE_H */

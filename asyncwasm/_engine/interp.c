@@ -322,6 +322,44 @@ trap:
     record_trap_site(f, ip);
     EXIT(RUN_TRAP);
 
+call_into_other_instance: {
+    /* PUSH_FRAME pushed the frame of another instance's function: take that
+     * instance's turn (runtime.c rt_enter_instance) before running it. When
+     * the turn must be waited for, or is refused, the frame is popped again
+     * and ip stays on the call, which runs again on resume. Out of the
+     * handlers' line, so that calls within an instance pay nothing for it. */
+    const rt_func *callee = f->frames[f->depth - 1].func;
+    SYNC_FUEL();
+    int entered = rt_enter_instance(f, callee);
+    if (UNLIKELY(entered != 0)) {
+        f->depth--;
+        fp = f->stack + f->frames[f->depth - 1].fp;
+        if (entered == RUN_SUSPEND) {
+            f->suspensions++;
+            EXIT(RUN_SUSPEND);
+        }
+        EXIT(host_call_failed(f, entered, ip));
+    }
+    fp = f->stack + f->frames[f->depth - 1].fp;
+    SWITCH_INSTANCE(callee->inst);
+    ip = code = callee->code->code; /* then PUSH_FRAME's entry charge */
+    int64_t charge = code[1];
+    if (UNLIKELY(fuel < charge)) {
+        f->fuel_needed = charge;
+        EXIT(RUN_OUT_OF_FUEL);
+    }
+    fuel -= charge;
+    NEXT(2);
+}
+
+return_to_other_instance:
+    /* A return popped the last frame of a call into another instance: give
+     * back the turn it took (runtime.c rt_leave_instance). */
+    SYNC_FUEL();
+    rt_leave_instance(f);
+    SWITCH_INSTANCE(f->frames[f->depth - 1].func->inst);
+    NEXT(0);
+
 stop:
     f->ip = ip;
     SYNC_FUEL();

@@ -1,7 +1,8 @@
 /* pyengine.c -- asyncwasm._engine: the Python face of the C engine.
  *
  * Types: CompiledModule (py_module.c), Func (py_func.c), Memory, Table,
- * Global (py_externs.c), Instance (py_instance.c), Fiber (py_fiber.c);
+ * Global (py_externs.c), Instance (py_instance.c), Fiber (py_fiber.c),
+ * Caller (py_caller.c);
  * functions: compile(), set_hooks(). This file holds the module itself and
  * the argument and type-conversion helpers the py_*.c files share. The
  * objects embed runtime.c's rt_* structs (layouts in pyengine.h); every
@@ -283,13 +284,13 @@ PyMODINIT_FUNC PyInit__engine(void)
 {
     if (import_classes() < 0) return NULL;
     PyTypeObject *types[] = {&CompiledModule_Type, &Func_Type, &Memory_Type, &Table_Type,
-                             &Global_Type, &Instance_Type, &Fiber_Type};
+                             &Global_Type, &Instance_Type, &Fiber_Type, &Caller_Type};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (PyType_Ready(types[i]) < 0) return NULL;
     PyObject *m = PyModule_Create(&engine_module);
     if (m == NULL) return NULL;
     static const char *const names[] = {"CompiledModule", "Func", "Memory", "Table",
-                                        "Global",         "Instance", "Fiber"};
+                                        "Global",         "Instance", "Fiber",  "Caller"};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (PyModule_AddObjectRef(m, names[i], (PyObject *)types[i]) < 0) goto fail;
     static const struct {

@@ -20,6 +20,24 @@ pending, so a connection always goes to an idle instance and the rest wait
 in the kernel's backlog (back-pressure), never in a queue of ours.
 Several listening sockets (``--listen`` given twice) feed the same guests.
 
+With TLS (``tls=TlsConfig(...)``) each accepted socket first completes its
+handshake in a task of the accept loop, within the configured timeout; only
+a finished handshake becomes a pending connection (a
+:class:`~asyncwasm.serve.tls_connection.TlsEntry`), so a client that sends
+garbage or plain HTTP, or never finishes, is counted, logged once and closed
+without reaching an instance. Handshakes do not wait for demand beyond one
+waiting guest: at most ``max_handshakes`` run at once, so a slow client
+cannot stall the others.
+
+Connections are handed over as fd entries the host made (plain
+:class:`~asyncwasm.wasi.sockets.SocketEntry` or ``TlsEntry``), tracked until
+the guest closes them: :meth:`Handoff.statistics` counts connections
+accepted and open, handshakes, and bytes each way.
+
+Generations (hot reload) plug in at one place: the accept loop asks
+:meth:`Handoff._wanted` whether a guest needs a connection and gives it to
+:meth:`Handoff._deliver`; both look at this handoff's own guests today.
+
 Exception: a guest that never parks, because it polls many connections with
 non-blocking sockets and always has one ready (netmods' http_server_poll),
 would leave new connections in the backlog for as long as it is busy. Its
@@ -33,17 +51,29 @@ from __future__ import annotations
 import collections
 import errno
 import socket
-from typing import Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 import trio
 
-from ..run import open_listener, parse_address
+from ..hostnet import format_address, open_listener, parse_address
+from ..wasi.abi import RIGHTS_SOCKET
+from ..wasi.sockets import SocketEntry, close_socket
+from .tls import TlsConfig
+from .tls_connection import HandshakeFailed, TlsConnection, TlsEntry
 
-__all__ = ["Handoff"]
+__all__ = ["Handoff", "HANDSHAKE_FAILURES"]
+
+#: Why a TLS handshake failed (``Handoff.handshakes_failed`` keys).
+HANDSHAKE_FAILURES = ("timeout", "plain_http", "aborted", "protocol")
+# At most this many handshake failures are logged per window; the rest are counted.
+_FAILURE_LOG_LINES = 10
+_FAILURE_LOG_WINDOW = 10.0
 
 # accept(2) errors that concern one connection or a passing shortage, not the listener.
 _TRANSIENT = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.ECONNABORTED, errno.EPROTO,
               errno.EPERM}
+# accept(2) on a listener shut down (EINVAL) or closed (EBADF) meanwhile.
+_LISTENER_GONE = {errno.EINVAL, errno.EBADF}
 
 
 class Handoff:
@@ -52,29 +82,42 @@ class Handoff:
 
     ``listeners`` are listening sockets this object owns (closed by
     :meth:`close`); the first is what guests see as their listener's
-    address."""
+    address. ``tls``: terminate TLS on every listener. ``log``: one line
+    per event (handshake failures, at most ten per ten seconds)."""
 
-    def __init__(self, listeners: Sequence[socket.socket]) -> None:
+    def __init__(self, listeners: Sequence[socket.socket], *, tls: Optional[TlsConfig] = None,
+                 max_handshakes: int = 512, log: Callable[[str], None] = lambda line: None) -> None:
         if not listeners:
             raise ValueError("Handoff needs at least one listening socket")
         for sock in listeners:
             sock.setblocking(False)
         self.listeners = list(listeners)
         self.listener = self.listeners[0]
-        self._pending: collections.deque[socket.socket] = collections.deque()
+        self.tls = tls
+        self.max_handshakes = max_handshakes
+        self.log = log
+        self._pending: collections.deque[SocketEntry] = collections.deque()
         self.waiting = 0  #: guests waiting for a connection now (idle instances)
         self.accepted = 0  #: connections accepted so far
+        self.handshaking = 0  #: TLS handshakes under way
+        self.handshakes_ok = 0
+        self.handshakes_failed = dict.fromkeys(HANDSHAKE_FAILURES, 0)
+        self._live: set[SocketEntry] = set()  # handed over or pending, until the guest closes them
+        self._closed_bytes = [0, 0]  # received, sent by connections already closed
+        self._failure_window = (-_FAILURE_LOG_WINDOW, 0, 0)  # start, logged, not logged
         self._arrived = trio.lowlevel.ParkingLot()  # guests wait here
         self._demand = trio.lowlevel.ParkingLot()  # the accept loop waits here
         self._stop: Optional[trio.CancelScope] = None
+        self._nursery: Optional[trio.Nursery] = None
         self._stopped = False
         self.closed = False
 
     @classmethod
-    def bind(cls, addresses: Iterable[str], backlog: int = 1024) -> "Handoff":
+    def bind(cls, addresses: Iterable[str], backlog: int = 1024, **options: Any) -> "Handoff":
         """A handoff over new listeners bound to each ``"HOST:PORT"``
-        (``"[V6]:PORT"``; port 0 picks a free one). ValueError for a bad
-        address, OSError when one cannot be bound."""
+        (``"[V6]:PORT"``; port 0 picks a free one); ``options`` as for the
+        constructor. ValueError for a bad address, OSError when one cannot
+        be bound."""
         socks: list[socket.socket] = []
         try:
             for text in addresses:
@@ -83,7 +126,12 @@ class Handoff:
             for sock in socks:
                 sock.close()
             raise
-        return cls(socks)
+        return cls(socks, **options)
+
+    @property
+    def scheme(self) -> str:
+        """``https`` with TLS, else ``http`` (for the log)."""
+        return "https" if self.tls is not None else "http"
 
     def addresses(self) -> list[tuple]:
         """The bound addresses (``getsockname()``) of every listener."""
@@ -94,25 +142,96 @@ class Handoff:
     def pending(self) -> int:
         return len(self._pending)
 
-    def take(self, backlog: bool = False) -> Optional[socket.socket]:
+    def take(self, backlog: bool = False) -> Optional[SocketEntry]:
         """A pending connection, or None. With ``backlog`` (a guest that
         cannot park: non-blocking ``sock_accept``), when none is pending,
-        one straight from a listening socket's accept queue, if any."""
+        one straight from a listening socket's accept queue, if any (with
+        TLS its handshake starts, and the connection is pending once done)."""
         if self._pending:
             return self._pending.popleft()
         if backlog and not self._stopped:
             for sock in self.listeners:
                 try:
-                    conn, _ = sock.accept()
+                    conn, peer = sock.accept()
                 except OSError:  # BlockingIOError, ECONNABORTED...: try the next one
                     continue
-                return self._accepted(conn)
+                return self._accepted(conn, peer)
         return None
 
-    def _accepted(self, conn: socket.socket) -> socket.socket:
+    def _accepted(self, conn: socket.socket, peer: Any) -> Optional[SocketEntry]:
+        """The entry for a new connection; None when it goes to a TLS handshake first."""
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.accepted += 1
-        return conn
+        if self.tls is not None:
+            if self._nursery is None:  # no accept loop to run the handshake in
+                conn.close()
+                return None
+            self.handshaking += 1
+            self._nursery.start_soon(self._handshake, conn, peer)
+            return None
+        try:
+            return self._track(SocketEntry(conn, rights_base=RIGHTS_SOCKET))
+        except BaseException:
+            conn.close()
+            raise
+
+    def _track(self, entry: SocketEntry) -> SocketEntry:
+        self._live.add(entry)
+        entry.add_close_hook(lambda: self._forget(entry))
+        return entry
+
+    def _forget(self, entry: SocketEntry) -> None:
+        self._live.discard(entry)
+        self._closed_bytes[0] += entry.received
+        self._closed_bytes[1] += entry.sent
+
+    async def _handshake(self, conn: socket.socket, peer: Any) -> None:
+        assert self.tls is not None
+        connection = TlsConnection(conn, self.tls.session())
+        try:
+            await connection.handshake(self.tls.handshake_timeout)
+        except HandshakeFailed as exc:
+            self.handshakes_failed[exc.reason] += 1
+            self._log_failure(peer, exc)
+            connection.fail(exc)
+            return
+        except BaseException:  # cancelled: the handoff stopped
+            connection.fail(HandshakeFailed("aborted", "the server is shutting down"))
+            raise
+        finally:
+            self.handshaking -= 1
+            self._demand.unpark_all()
+        self.handshakes_ok += 1
+        if self._stopped:
+            connection.close()
+            return
+        self._deliver(self._track(TlsEntry(connection)))
+
+    def _log_failure(self, peer: Any, exc: HandshakeFailed) -> None:
+        start, logged, hidden = self._failure_window
+        now = trio.current_time()
+        if now - start >= _FAILURE_LOG_WINDOW:
+            if hidden:
+                self.log(f"TLS: {hidden} more handshake failure(s) not logged in {_FAILURE_LOG_WINDOW:g} s")
+            start, logged, hidden = now, 0, 0
+        if logged < _FAILURE_LOG_LINES:
+            self.log(f"TLS handshake from {format_address(peer)} failed: {exc}")
+            logged += 1
+        else:
+            hidden += 1
+        self._failure_window = (start, logged, hidden)
+
+    def statistics(self) -> dict[str, Any]:
+        """Counters for metrics: ``accepted``, ``active`` (connections
+        pending or held by guests), ``handshakes_ok``, ``handshakes_failed``
+        (by reason), ``received``/``sent`` bytes (on the wire; TLS records
+        included)."""
+        received, sent = self._closed_bytes
+        for entry in self._live:
+            received += entry.received
+            sent += entry.sent
+        return {"accepted": self.accepted, "active": len(self._live), "handshakes_ok": self.handshakes_ok,
+                "handshakes_failed": dict(self.handshakes_failed), "received": received, "sent": sent}
 
     async def wait(self) -> None:
         self.waiting += 1
@@ -132,31 +251,52 @@ class Handoff:
     # -- the host side -------------------------------------------------------
     async def accept_loop(self) -> None:
         """Accept while guests wait, until :meth:`stop_accepting`; one task
-        per listening socket (they share the guests)."""
+        per listening socket (they share the guests), and one per TLS
+        handshake under way."""
         with trio.CancelScope() as self._stop:
             if self._stopped:
                 return
-            async with trio.open_nursery() as nursery:
-                for sock in self.listeners:
-                    nursery.start_soon(self._accept_from, sock)
+            try:
+                async with trio.open_nursery() as nursery:
+                    self._nursery = nursery
+                    for sock in self.listeners:
+                        nursery.start_soon(self._accept_from, sock)
+            finally:
+                self._nursery = None
+
+    def _wanted(self) -> bool:
+        """Whether the loop should accept now: a guest waits for a
+        connection that is not there yet (and handshakes have room)."""
+        return self.waiting > len(self._pending) and self.handshaking < self.max_handshakes
+
+    def _deliver(self, entry: SocketEntry) -> None:
+        """Give a new connection to the waiting guests."""
+        self._pending.append(entry)
+        self._arrived.unpark()
 
     async def _accept_from(self, sock: socket.socket) -> None:
         while True:
-            while self.waiting <= len(self._pending):
+            while not self._wanted():
                 await self._demand.park()
             try:
-                conn, _ = sock.accept()
+                conn, peer = sock.accept()
             except BlockingIOError:
-                await trio.lowlevel.wait_readable(sock)
+                try:
+                    await trio.lowlevel.wait_readable(sock)
+                except trio.ClosedResourceError:
+                    return
                 continue
             except OSError as exc:  # EMFILE, ECONNABORTED...: wait a little, do not spin
+                if exc.errno in _LISTENER_GONE:
+                    return  # shut down by another process sharing it (the workers' supervisor)
                 if exc.errno not in _TRANSIENT:
                     raise
                 await trio.sleep(0.05)
                 continue
-            self._pending.append(self._accepted(conn))
-            self._arrived.unpark()
-            if self.waiting > len(self._pending):
+            entry = self._accepted(conn, peer)
+            if entry is not None:
+                self._deliver(entry)
+            if self._wanted():
                 await trio.lowlevel.checkpoint()  # let the woken guest run before the next accept
 
     def stop_accepting(self) -> None:
@@ -166,20 +306,10 @@ class Handoff:
         if self._stop is not None:
             self._stop.cancel()
         for sock in self.listeners:
-            if sock.fileno() < 0:
-                continue
-            try:
-                trio.lowlevel.notify_closing(sock)
-            except RuntimeError:
-                pass
-            try:
-                # Guests' listener entries hold duplicates of this socket (for
-                # its address); shutdown stops the shared listening state on
-                # Linux, where close alone would leave it listening.
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            sock.close()
+            # close, not shutdown: with --workers the listening socket is
+            # shared with the other workers, and shutdown(2) would stop it
+            # listening in every process (guests' entries only borrow it).
+            close_socket(sock)
 
     @property
     def idle(self) -> bool:
@@ -193,7 +323,7 @@ class Handoff:
         self.closed = True
         self.stop_accepting()
         while self._pending:
-            self._pending.popleft().close()
+            self._pending.popleft().release()
 
     def __repr__(self) -> str:
         return f"<Handoff {self.addresses() if not self._stopped else 'stopped'}: {self.waiting} waiting>"

@@ -22,24 +22,34 @@ to take, or until ``grace`` seconds passed, then cancel every instance
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Callable, Mapping, Optional
 
 import trio
 
 from ..execution import Limits
+from ..instance import Instance
 from ..linker import Linker
 from ..module import Module
-from ..run import format_address
+from ..hostnet import format_address
 from ..wasi import WasiConfig
 from ..wasi.netpolicy import NetPolicy
 from .handoff import Handoff
 from .supervisor import Backoff, Supervisor
 
-__all__ = ["Server"]
+__all__ = ["Server", "DEFAULT_MEMORY_PAGES"]
 
 # How often shutdown looks whether the in-flight connections are done.
 _DRAIN_POLL = 0.02
+
+#: Linear memory each instance may reserve unless ``limits`` say otherwise:
+#: 1 GiB (16,384 pages). Each memory reserves address space for its maximum
+#: up front (it never moves); a module without a declared maximum would
+#: reserve 4 GiB, and 47 bits of user address space (128 TiB) hold only
+#: 32,768 of those. At 1 GiB, 100,000 instances take 98 TiB and leave
+#: 30 TiB for the rest of the process (see RATIONALE.md).
+DEFAULT_MEMORY_PAGES = 16_384
 
 
 class Server:
@@ -47,7 +57,8 @@ class Server:
     module docstring).
 
     ``env``/``argv``: the guests' environment and arguments;
-    ``limits``: per instance (``Limits.fuel`` is a budget per life);
+    ``limits``: per instance (``Limits.fuel`` is a budget per life;
+    ``max_memory_pages`` defaults to :data:`DEFAULT_MEMORY_PAGES`);
     ``net_policy``: what guests may do beyond the listener (default: nothing);
     ``stdout``/``stderr``: the guests' output (default: the host's);
     ``grace``: seconds in-flight requests get at shutdown."""
@@ -61,6 +72,9 @@ class Server:
             raise ValueError(f"grace must be >= 0 seconds, not {grace!r}")
         self.module = module
         self.handoff = handoff
+        limits = limits or Limits()
+        if limits.max_memory_pages is None:
+            limits = dataclasses.replace(limits, max_memory_pages=DEFAULT_MEMORY_PAGES)
         self.limits = limits
         self.grace = grace
         self.log = log
@@ -72,14 +86,35 @@ class Server:
         self.supervisor = Supervisor(self._life, instances, backoff=backoff, log=log)
         self._shutdown = trio.Event()
         self.stopped = trio.Event()
+        self._instances: set[Instance] = set()
+        # fuel, guest seconds and host calls of the lives that ended
+        self._retired_fuel, self._retired_seconds, self._retired_calls = 0, 0.0, 0
 
     async def _life(self, index: int, started: Callable[[], None]) -> None:
         instance = await self.linker.instantiate_async(self.module, limits=self.limits)
+        self._instances.add(instance)
         try:
             started()
             await instance.exports["_start"].call_async()
         finally:
+            self._instances.discard(instance)
+            stats = instance.statistics()
+            self._retired_fuel += stats.fuel_used
+            self._retired_seconds += stats.guest_time
+            self._retired_calls += stats.host_calls
             instance.close()
+
+    def guest_totals(self) -> tuple[int, float, int]:
+        """(fuel consumed, seconds in the engine, host calls) of every life
+        so far, the running ones included (for metrics; costs a few
+        microseconds per instance)."""
+        fuel, seconds, calls = self._retired_fuel, self._retired_seconds, self._retired_calls
+        for instance in self._instances:
+            stats = instance.statistics()
+            fuel += stats.fuel_used
+            seconds += stats.guest_time
+            calls += stats.host_calls
+        return fuel, seconds, calls
 
     async def check(self) -> None:
         """Instantiate the module once and close it: raises what every
@@ -92,6 +127,10 @@ class Server:
     def shutdown(self) -> None:
         """Begin the graceful shutdown (idempotent; safe from any task)."""
         self._shutdown.set()
+
+    @property
+    def shutting_down(self) -> bool:
+        return self._shutdown.is_set()
 
     @property
     def in_flight(self) -> int:
@@ -108,7 +147,7 @@ class Server:
                 nursery.start_soon(self.handoff.accept_loop)
                 await nursery.start(self.supervisor.run)
                 for address in self.handoff.addresses():
-                    self.log(f"listening on http://{format_address(address)}/ "
+                    self.log(f"listening on {self.handoff.scheme}://{format_address(address)}/ "
                              f"({self.supervisor.count} instances)")
                 task_status.started()
                 await self._shutdown.wait()

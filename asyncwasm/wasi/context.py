@@ -79,22 +79,46 @@ class WasiContext:
         self.env: list[bytes] = config.env_bytes()
         self.clocks = Clocks(config.monotonic_ns, config.realtime_ns)
         self.random_bytes: Callable[[int], bytes] = config.random_bytes or os.urandom
+        self._preopens = config.preopen_list()
+        self._open(config.stdin, config.stdout, config.stderr)
+
+    def _open(self, stdin: Any, stdout: Any, stderr: Any) -> None:
         self.memory: Any = _Unbound()
-        self.fds = FdTable(config.max_fds)
-        self.net = NetState(config.net_policy)
+        self.fds = FdTable(self.config.max_fds)
+        self.net = NetState(self.config.net_policy)
         try:
-            self.fds.put(0, make_stdin(config.stdin))
-            self.fds.put(1, make_output(config.stdout, "stdout", 1))
-            self.fds.put(2, make_output(config.stderr, "stderr", 2))
-            preopens = config.preopen_list()
-            for number, preopen in enumerate(preopens, start=3):
+            self.fds.put(0, make_stdin(stdin))
+            self.fds.put(1, make_output(stdout, "stdout", 1))
+            self.fds.put(2, make_output(stderr, "stderr", 2))
+            for number, preopen in enumerate(self._preopens, start=3):
                 self.fds.put(number, _open_preopen(preopen.host_path, preopen.guest_path, preopen.readonly))
-            for number, listener in enumerate(config.listeners, start=3 + len(preopens)):
+            for number, listener in enumerate(self.config.listeners, start=3 + len(self._preopens)):
                 self.fds.put(number, listener_entry(listener))
         except BaseException:
             self.fds.close_all()
             raise
         self._closed = False
+
+    def renew(self, *, env: Optional[list[bytes]] = None, stdin: Any = None, stdout: Any = None,
+              stderr: Any = None) -> None:
+        """Close everything and start over as a fresh context of the same
+        config, with ``env`` (``KEY=VALUE`` bytes, default the config's) and
+        these stdio values (WasiConfig's kinds; default: null devices).
+
+        Why: the import functions from :meth:`imports`/:meth:`import_for`
+        stay bound to this object, so a host that runs one short-lived
+        instance after another (HTTP handler mode: an instance per request)
+        binds them once instead of once per instance. Nothing of the previous
+        instance survives: fds, sockets, pollers and the memory binding are
+        new. Only call it once the previous instance is done.
+
+            >>> ctx.renew(env=[b"REQUEST_METHOD=GET"], stdin=b"", stdout=out)
+            >>> instance = linker.instantiate(module)     # linker holds ctx's imports
+            >>> ctx.bind(instance.exports["memory"])
+        """
+        self.close()
+        self.env = self.config.env_bytes() if env is None else list(env)
+        self._open(stdin, stdout, stderr)
 
     def imports(self) -> dict[str, tuple[FuncType, Callable[..., Any]]]:
         """Every ``wasi_snapshot_preview1`` function: name -> (type, callable).

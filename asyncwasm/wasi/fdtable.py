@@ -138,6 +138,9 @@ class Entry:
     #: False for objects without a file position (pipes, terminals, sockets,
     #: in-memory stdio): positioned I/O on them is SPIPE, whatever the rights.
     seekable = False
+    #: Bytes readable now although ``host_fd`` may not poll readable: data
+    #: the entry holds itself (a TLS connection's decrypted plaintext).
+    buffered = 0
     #: Guest-visible name when this fd is a preopen (``fd_prestat_*``).
     preopen_name: Optional[bytes] = None
 
@@ -247,7 +250,10 @@ def _poll_now(fd: int, events: int) -> int:
 
 
 class OsEntry(Entry):
-    """A host file descriptor owned by this entry (closed with it).
+    """A host file descriptor, owned by this entry (closed with it) unless
+    ``borrowed``: then the fd belongs to the host for the life of the
+    process (its own stdio), and closing the entry only forgets it, so any
+    number of guests can share it without an fd of their own each.
 
     Regular files, directories and block devices are read and written
     synchronously: the kernel never makes those wait for a peer. Anything
@@ -266,8 +272,10 @@ class OsEntry(Entry):
         rights_inheriting: Optional[int] = None,
         fdflags: int = 0,
         os_nonblocking: bool = False,
+        borrowed: bool = False,
     ) -> None:
         self.fd = -1  # set last: a constructor that fails must not own (and later close) fd
+        self.borrowed = borrowed
         if filetype is None:
             filetype = filetype_of(os.fstat(fd), fd)
         self.filetype = filetype
@@ -446,11 +454,12 @@ class OsEntry(Entry):
     def close(self) -> None:
         if self.fd >= 0:
             fd, self.fd = self.fd, -1
-            os.close(fd)
+            if not self.borrowed:
+                os.close(fd)
 
     def __del__(self) -> None:  # a context that was never closed must not leak host fds
         fd = getattr(self, "fd", -1)
-        if fd >= 0:
+        if fd >= 0 and not self.borrowed:
             try:
                 os.close(fd)
             except OSError:

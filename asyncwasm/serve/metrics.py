@@ -1,0 +1,257 @@
+"""Metrics and health of ``asyncwasm serve``: Prometheus text at ``/metrics``
+and a health check at ``/healthz``.
+
+    >>> sample = snapshot(server)                       # one process's counters, a plain dict
+    >>> text = render([sample], Supervision(workers=1))  # Prometheus text format
+    >>> endpoint = MetricsEndpoint.bind("127.0.0.1:9090", source)
+    >>> nursery.start_soon(endpoint.serve)
+
+Strategy: every worker process (or the only one) reduces its state to a
+:func:`snapshot`, a dict of numbers that crosses process boundaries as
+JSON. :func:`render` sums the snapshots of all workers, adds what the
+supervisor counts itself (worker restarts, and the counters of workers
+that died, so every sum stays monotonic), and writes the result with
+``prometheus_client``'s exposition code. Names start with ``asyncwasm_``;
+labels are small, fixed sets (a result, a reason), never per connection.
+
+The endpoint is a tiny HTTP/1.1 server (trio + h11) in the serving process
+or the workers' supervisor: ``GET /metrics``, ``GET /healthz`` (200 while
+every worker has live instances, else 503 with the reason), anything else
+404. Each request has a 10 s budget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Protocol
+
+import h11
+import trio
+from prometheus_client.core import CollectorRegistry, CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+from ..hostnet import format_address, open_listener, parse_address
+from .handoff import HANDSHAKE_FAILURES
+from .supervisor import REASONS
+
+__all__ = ["snapshot", "empty_snapshot", "add_counters", "render", "Supervision", "MetricsSource",
+           "MetricsEndpoint", "LocalSource", "local_health"]
+
+# Counters of a snapshot (summed over workers, kept for dead ones); the rest are gauges.
+_COUNTERS = ("connections_accepted", "tls_handshakes_ok", "fuel", "guest_seconds", "host_calls",
+             "received_bytes", "sent_bytes")
+_COUNTER_GROUPS = ("tls_handshake_failures", "instance_restarts")
+
+
+def empty_snapshot() -> dict[str, Any]:
+    """A snapshot of nothing (every counter 0)."""
+    return {"connections_accepted": 0, "connections_active": 0, "tls_handshakes_ok": 0,
+            "tls_handshake_failures": dict.fromkeys(HANDSHAKE_FAILURES, 0), "instances": 0,
+            "instances_running": 0, "instance_restarts": dict.fromkeys(REASONS, 0), "fuel": 0,
+            "guest_seconds": 0.0, "host_calls": 0, "received_bytes": 0, "sent_bytes": 0}
+
+
+def snapshot(server: Any) -> dict[str, Any]:
+    """The counters of one :class:`~asyncwasm.serve.Server` (and its handoff)."""
+    connections = server.handoff.statistics()
+    fuel, seconds, calls = server.guest_totals()
+    supervisor = server.supervisor
+    return {"connections_accepted": connections["accepted"], "connections_active": connections["active"],
+            "tls_handshakes_ok": connections["handshakes_ok"],
+            "tls_handshake_failures": connections["handshakes_failed"], "instances": supervisor.count,
+            "instances_running": supervisor.running, "instance_restarts": dict(supervisor.restarts_by_reason),
+            "fuel": fuel, "guest_seconds": seconds, "host_calls": calls,
+            "received_bytes": connections["received"], "sent_bytes": connections["sent"]}
+
+
+def add_counters(total: dict[str, Any], sample: dict[str, Any]) -> None:
+    """Add the counters (not the gauges) of ``sample`` to ``total``."""
+    for name in _COUNTERS:
+        total[name] += sample.get(name, 0)
+    for group in _COUNTER_GROUPS:
+        for key, value in sample.get(group, {}).items():
+            total[group][key] = total[group].get(key, 0) + value
+
+
+@dataclass
+class Supervision:
+    """What the process that serves the metrics knows beyond the samples:
+    how many workers should run and do, their restarts, and the summed
+    counters of workers that are gone."""
+
+    workers: int = 1
+    workers_running: int = 1
+    worker_restarts: int = 0
+    retired: dict[str, Any] = field(default_factory=empty_snapshot)
+
+
+class _Samples:
+    """A prometheus_client collector over fixed values."""
+
+    def __init__(self, metrics: list[Metric]) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterable[Metric]:
+        return self.metrics
+
+
+def _families(total: dict[str, Any], supervision: Supervision) -> list[Metric]:
+    def counter(name: str, doc: str, value: float) -> Metric:
+        family = CounterMetricFamily(f"asyncwasm_{name}", doc)
+        family.add_metric([], value)
+        return family
+
+    def gauge(name: str, doc: str, value: float) -> Metric:
+        return GaugeMetricFamily(f"asyncwasm_{name}", doc, value=value)
+
+    def by(name: str, doc: str, label: str, values: dict[str, int]) -> Metric:
+        family = CounterMetricFamily(f"asyncwasm_{name}", doc, labels=[label])
+        for key in sorted(values):
+            family.add_metric([key], values[key])
+        return family
+
+    return [
+        counter("connections_accepted", "TCP connections accepted.", total["connections_accepted"]),
+        gauge("connections_active", "Connections open now (waiting for or held by an instance).",
+              total["connections_active"]),
+        counter("tls_handshakes", "TLS handshakes completed.", total["tls_handshakes_ok"]),
+        by("tls_handshake_failures", "TLS handshakes that failed, by reason.", "reason",
+           total["tls_handshake_failures"]),
+        gauge("instances", "Instances configured (all workers).", total["instances"]),
+        gauge("instances_running", "Instances running now.", total["instances_running"]),
+        by("instance_restarts", "Instance restarts, by how the previous life ended.", "reason",
+           total["instance_restarts"]),
+        gauge("workers", "Worker processes configured.", supervision.workers),
+        gauge("workers_running", "Worker processes running now.", supervision.workers_running),
+        counter("worker_restarts", "Worker processes restarted after they died.", supervision.worker_restarts),
+        counter("fuel_consumed", "Fuel consumed by guests (about one unit per instruction).", total["fuel"]),
+        counter("guest_cpu_seconds", "Seconds spent running guest code in the engine.", total["guest_seconds"]),
+        counter("host_calls", "Host functions (WASI) called by guests.", total["host_calls"]),
+        counter("received_bytes", "Bytes received on connections (TLS records included).",
+                total["received_bytes"]),
+        counter("sent_bytes", "Bytes sent on connections (TLS records included).", total["sent_bytes"]),
+    ]
+
+
+def render(samples: list[dict[str, Any]], supervision: Supervision) -> bytes:
+    """Prometheus text for the live workers' ``samples`` plus what
+    ``supervision`` adds: counters summed with the dead workers', gauges
+    over the live ones."""
+    total = empty_snapshot()
+    add_counters(total, supervision.retired)
+    for sample in samples:
+        add_counters(total, sample)
+        for name in ("connections_active", "instances_running"):
+            total[name] += sample.get(name, 0)
+    total["instances"] = sum(sample.get("instances", 0) for sample in samples)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Samples(_families(total, supervision)))  # type: ignore[arg-type]
+    return generate_latest(registry)
+
+
+class MetricsSource(Protocol):
+    """What the endpoint serves: ``metrics()`` (Prometheus text) and
+    ``health()`` (healthy?, one line)."""
+
+    async def metrics(self) -> bytes: ...
+
+    async def health(self) -> tuple[bool, str]: ...
+
+
+_REQUEST_TIMEOUT = 10.0
+_MAX_REQUEST = 16384
+
+
+class MetricsEndpoint:
+    """``/metrics`` and ``/healthz`` over HTTP/1.1 on a listening socket it owns."""
+
+    def __init__(self, sock: Any, source: MetricsSource, log: Callable[[str], None] = lambda line: None) -> None:
+        sock.setblocking(False)
+        self.sock = sock
+        self.source = source
+        self.log = log
+        self.requests = 0
+
+    @classmethod
+    def bind(cls, address: str, source: MetricsSource, log: Callable[[str], None] = lambda line: None
+             ) -> "MetricsEndpoint":
+        """Listen on ``"HOST:PORT"``; OSError when it cannot be bound (in use)."""
+        return cls(open_listener(*parse_address(address), backlog=64), source, log)
+
+    @property
+    def address(self) -> str:
+        return format_address(self.sock.getsockname())
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Answer requests until cancelled (then the socket is closed)."""
+        listener = trio.SocketListener(trio.socket.from_stdlib_socket(self.sock))
+        try:
+            async with trio.open_nursery() as nursery:
+                task_status.started()
+                await trio.serve_listeners(self._connection, [listener], handler_nursery=nursery)
+        finally:
+            await listener.aclose()
+
+    async def _connection(self, stream: trio.SocketStream) -> None:
+        with trio.move_on_after(_REQUEST_TIMEOUT):
+            try:
+                await self._answer(stream)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, h11.ProtocolError):
+                pass
+        await stream.aclose()
+
+    async def _answer(self, stream: trio.SocketStream) -> None:
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_REQUEST)
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                data = await stream.receive_some(_MAX_REQUEST)
+                conn.receive_data(data)
+                if not data and conn.their_state is not h11.DONE:
+                    return
+                continue
+            if isinstance(event, h11.Request):
+                break
+            return
+        self.requests += 1
+        target = event.target.split(b"?", 1)[0]
+        if event.method not in (b"GET", b"HEAD"):
+            status, body, kind = 405, b"only GET\n", b"text/plain"
+        elif target == b"/metrics":
+            status, body, kind = 200, await self.source.metrics(), CONTENT_TYPE_LATEST.encode()
+        elif target == b"/healthz":
+            healthy, why = await self.source.health()
+            status, body, kind = (200 if healthy else 503), why.encode() + b"\n", b"text/plain"
+        else:
+            status, body, kind = 404, b"try /metrics or /healthz\n", b"text/plain"
+        headers = [(b"Content-Type", kind), (b"Content-Length", b"%d" % len(body)), (b"Connection", b"close")]
+        data = conn.send(h11.Response(status_code=status, headers=headers))
+        if event.method != b"HEAD":
+            data += conn.send(h11.Data(data=body))
+        data += conn.send(h11.EndOfMessage())
+        await stream.send_all(data)
+
+
+class LocalSource:
+    """The metrics of a server in this process (``--workers 1``)."""
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+
+    async def metrics(self) -> bytes:
+        await trio.lowlevel.checkpoint()
+        return render([snapshot(self.server)], Supervision())
+
+    async def health(self) -> tuple[bool, str]:
+        await trio.lowlevel.checkpoint()
+        return local_health(self.server)
+
+
+def local_health(server: Any) -> tuple[bool, str]:
+    """Healthy while the server runs instances and is not shutting down."""
+    if server.shutting_down:
+        return False, "shutting down"
+    running = server.supervisor.running
+    if running == 0:
+        return False, "no instance running"
+    return True, f"ok: {running} of {server.supervisor.count} instances running"
