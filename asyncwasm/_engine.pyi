@@ -23,6 +23,7 @@ TRAP: int
 ERROR: int
 #: The trap message of each trap code, indexed by code (0: no trap).
 TRAP_MESSAGES: tuple[str, ...]
+BUILD: str  # e.g. "dispatch=computed-goto simd=sse2"
 
 @final
 class CompiledModule:

@@ -19,12 +19,22 @@
  * Handlers live in the interp_*.inc fragments, one per instruction family;
  * interp_dispatch.h decides how they are reached.
  */
+/* GCC's global CSE hoists values across the handlers of a computed-goto loop
+ * until the loop's own registers no longer fit: with the SIMD handlers in,
+ * `code` was reloaded from the stack on every jump (7% on the strings
+ * kernel). The GCC manual ("Labels as Values") advises -fno-gcse for such
+ * code; this file only. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-gcse")
+#endif
+
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine.h"
 #include "interp_dispatch.h"
 #include "ops_numeric.h"
+#include "ops_simd.h"
 
 /* ---- slot access -------------------------------------------------------------
  * i32/f32 live in the low half of a slot: read only that half, and write the
@@ -252,6 +262,12 @@ static int table_init(rt_instance *inst, rt_table *t, uint32_t e, uint32_t d, ui
     return TRAP_NONE;
 }
 
+const char *interp_build_info(void)
+{
+    return INTERP_COMPUTED_GOTO ? (OPS_SSE2 ? "dispatch=computed-goto simd=sse2" : "dispatch=computed-goto simd=portable")
+                                : (OPS_SSE2 ? "dispatch=switch simd=sse2" : "dispatch=switch simd=portable");
+}
+
 /* ---- the loop ------------------------------------------------------------------------ */
 
 int fiber_run(fiber *f, int64_t *fuel_ptr)
@@ -292,6 +308,7 @@ int fiber_run(fiber *f, int64_t *fuel_ptr)
 #include "interp_memory.inc"
 #include "interp_table.inc"
 #include "interp_numeric.inc"
+#include "interp_simd.inc"
     DISPATCH_END
 
 bad_opcode:

@@ -300,6 +300,7 @@ PyMODINIT_FUNC PyInit__engine(void)
                     {"TRAP", RUN_TRAP}, {"ERROR", RUN_ERROR}};
     for (size_t i = 0; i < sizeof outcomes / sizeof outcomes[0]; i++)
         if (PyModule_AddIntConstant(m, outcomes[i].name, outcomes[i].value) < 0) goto fail;
+    if (PyModule_AddStringConstant(m, "BUILD", interp_build_info()) < 0) goto fail;
     PyObject *messages = trap_messages_tuple();
     if (messages == NULL || PyModule_AddObject(m, "TRAP_MESSAGES", messages) < 0) {
         Py_XDECREF(messages);

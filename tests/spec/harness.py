@@ -34,7 +34,7 @@ Rules applied (README of the suite):
   start with the suite's text is recorded as a *message mismatch*, reported
   but not a failure.
 - text-format ``assert_malformed`` (.wat) is skipped: asyncwasm has no text
-  parser. SIMD scripts (``simd_*``) are skipped: SIMD is a later issue.
+  parser.
 """
 
 from __future__ import annotations
@@ -56,7 +56,6 @@ MODES = ("normal", "sliced")
 #: Fuel per run in sliced mode (a run always gets at least the pending charge).
 SLICE_FUEL = 3
 
-SIMD_REASON = "SIMD is a later issue"
 TEXT_FORMAT_REASON = "text format (asyncwasm reads the binary format only)"
 
 #: Known gaps, as data: "<file>.wast" or "<file>.wast:<line>" -> reason.
@@ -107,29 +106,21 @@ def script_names() -> list[str]:
     return sorted(p.stem for p in json_dir().glob("*.json"))
 
 
-def is_simd(script: str) -> bool:
-    return script.startswith("simd_")
-
-
 def load_commands(script: str) -> list[dict[str, Any]]:
     with open(json_dir() / f"{script}.json", encoding="utf-8") as f:
         return json.load(f)["commands"]
 
 
 def valid_module_paths() -> list[Path]:
-    """The .wasm file of every ``module`` command of every non-SIMD script:
-    modules the suite says are valid (used by the robustness tests)."""
+    """The .wasm file of every ``module`` command of every script: modules
+    the suite says are valid (used by the robustness tests)."""
     paths = []
     for script in script_names():
-        if is_simd(script):
-            continue
         paths += [json_dir() / c["filename"] for c in load_commands(script) if c["type"] == "module"]
     return paths
 
 
 def skip_reason(script: str, line: Optional[int] = None) -> Optional[str]:
-    if is_simd(script):
-        return SIMD_REASON
     reason = SKIPS.get(f"{script}.wast")
     if reason is None and line is not None:
         reason = SKIPS.get(f"{script}.wast:{line}")
@@ -616,14 +607,12 @@ def run_script(script: str, mode: str = "normal", only_line: Optional[int] = Non
 def _status_column(result: CommandResult) -> str:
     if result.status != SKIP:
         return result.status
-    if result.detail == SIMD_REASON:
-        return "skip SIMD"
     if result.detail == TEXT_FORMAT_REASON:
         return "skip text"
     return "skip other"
 
 
-TOTAL_COLUMNS = (PASS, FAIL, "skip SIMD", "skip text", "skip other", "msg mismatch")
+TOTAL_COLUMNS = (PASS, FAIL, "skip text", "skip other", "msg mismatch")
 
 
 def totals(reports: Iterable[ScriptReport]) -> dict[str, collections.Counter[str]]:
