@@ -29,7 +29,15 @@ FEATURES: tuple[str, ...] = (
     "multi-value",
     "bulk-memory",
     "reference-types",
+    "simd",
 )
+
+#: What smith generates: FEATURES minus what the differential runner cannot
+#: pass to wasmtime yet (wasmtime-py aborts the process when it reflects on
+#: a type holding v128, so SIMD modules are validated, and run when they
+#: come from damage, but not generated until the runner takes signatures
+#: from asyncwasm and passes v128 through the C API's value union).
+GENERATED: tuple[str, ...] = tuple(f for f in FEATURES if f != "simd")
 
 #: Parts of wasmparser's MVP set that have no proposal name of their own
 #: ("floats"; "gc-types" is its internal flag for funcref/externref types).
@@ -131,7 +139,7 @@ def validator_features(features: tuple[str, ...] = FEATURES) -> str:
     return ",".join(("-all",) + VALIDATOR_BASE + features)
 
 
-def smith_options(features: tuple[str, ...] = FEATURES) -> list[str]:
+def smith_options(features: tuple[str, ...] = GENERATED) -> list[str]:
     options = []
     for feature, switch in SMITH_SWITCHES.items():
         options += [switch, "true" if feature in features else "false"]
@@ -159,7 +167,7 @@ def _imports_file() -> str:
     return path
 
 
-def smith(entropy: bytes, features: tuple[str, ...] = FEATURES, fuel: int = SMITH_FUEL,
+def smith(entropy: bytes, features: tuple[str, ...] = GENERATED, fuel: int = SMITH_FUEL,
           shape: Optional[dict[str, str]] = None, invalid_funcs: bool = False) -> Optional[bytes]:
     """A valid module built from ``entropy`` (same bytes, same module), with
     every function, global, memory and table exported, a loop and call
