@@ -159,9 +159,10 @@ def _handler(pub: Publisher) -> type:
 
 @contextlib.contextmanager
 def publisher(tls: Optional[Pki] = None, host: str = "127.0.0.1") -> Iterator[Publisher]:
-    """A publisher on 127.0.0.1 (a free port), stopped at the end; its URLs
-    name ``host`` (``localhost`` to check a DNS name against the certificate)."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    """A publisher on ``host`` (a loopback address, or ``localhost`` for
+    127.0.0.1 named by a DNS name), on a free port, stopped at the end."""
+    bind = "127.0.0.1" if host == "localhost" else host
+    server = http.server.ThreadingHTTPServer((bind, 0), http.server.BaseHTTPRequestHandler)
     server.daemon_threads = True
     if tls is not None:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -32,6 +32,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from ..hostnet import format_address, open_listener, parse_address
 from .handoff import HANDSHAKE_FAILURES
+from .source import OUTCOMES
 from .supervisor import REASONS
 
 __all__ = ["snapshot", "empty_snapshot", "add_counters", "render", "Supervision", "MetricsSource",
@@ -40,7 +41,7 @@ __all__ = ["snapshot", "empty_snapshot", "add_counters", "render", "Supervision"
 # Counters of a snapshot (summed over workers, kept for dead ones); the rest are gauges.
 _COUNTERS = ("connections_accepted", "tls_handshakes_ok", "fuel", "guest_seconds", "host_calls",
              "received_bytes", "sent_bytes")
-_COUNTER_GROUPS = ("tls_handshake_failures", "instance_restarts")
+_COUNTER_GROUPS = ("tls_handshake_failures", "instance_restarts", "module_reloads")
 
 
 def empty_snapshot() -> dict[str, Any]:
@@ -48,20 +49,30 @@ def empty_snapshot() -> dict[str, Any]:
     return {"connections_accepted": 0, "connections_active": 0, "tls_handshakes_ok": 0,
             "tls_handshake_failures": dict.fromkeys(HANDSHAKE_FAILURES, 0), "instances": 0,
             "instances_running": 0, "instance_restarts": dict.fromkeys(REASONS, 0), "fuel": 0,
-            "guest_seconds": 0.0, "host_calls": 0, "received_bytes": 0, "sent_bytes": 0}
+            "guest_seconds": 0.0, "host_calls": 0, "received_bytes": 0, "sent_bytes": 0,
+            "module_reloads": dict.fromkeys(OUTCOMES, 0), "module": None}
+
+
+def module_info(version: Any) -> Any:
+    """What ``asyncwasm_module_info`` says of a :class:`~asyncwasm.serve.source.Version` (None: nothing)."""
+    if version is None:
+        return None
+    return {"sha256": version.sha256, "source": version.origin, "signer": version.signer or ""}
 
 
 def snapshot(server: Any) -> dict[str, Any]:
     """The counters of one :class:`~asyncwasm.serve.Server` (and its handoff)."""
     connections = server.handoff.statistics()
     fuel, seconds, calls = server.guest_totals()
-    supervisor = server.supervisor
+    reloader = server.reloader
     return {"connections_accepted": connections["accepted"], "connections_active": connections["active"],
             "tls_handshakes_ok": connections["handshakes_ok"],
-            "tls_handshake_failures": connections["handshakes_failed"], "instances": supervisor.count,
-            "instances_running": supervisor.running, "instance_restarts": dict(supervisor.restarts_by_reason),
+            "tls_handshake_failures": connections["handshakes_failed"], "instances": server.instances,
+            "instances_running": server.running, "instance_restarts": server.restarts_by_reason(),
             "fuel": fuel, "guest_seconds": seconds, "host_calls": calls,
-            "received_bytes": connections["received"], "sent_bytes": connections["sent"]}
+            "received_bytes": connections["received"], "sent_bytes": connections["sent"],
+            "module_reloads": dict(reloader.counts) if reloader is not None else {},
+            "module": module_info(server.version)}
 
 
 def add_counters(total: dict[str, Any], sample: dict[str, Any]) -> None:
@@ -83,6 +94,7 @@ class Supervision:
     workers_running: int = 1
     worker_restarts: int = 0
     retired: dict[str, Any] = field(default_factory=empty_snapshot)
+    reloads: dict[str, int] = field(default_factory=dict)  # the supervisor's reload attempts, by outcome
 
 
 class _Samples:
@@ -130,7 +142,18 @@ def _families(total: dict[str, Any], supervision: Supervision) -> list[Metric]:
         counter("received_bytes", "Bytes received on connections (TLS records included).",
                 total["received_bytes"]),
         counter("sent_bytes", "Bytes sent on connections (TLS records included).", total["sent_bytes"]),
+        by("module_reloads", "Module reload attempts, by outcome.", "outcome", total["module_reloads"]),
+        _module_info(total["modules"]),
     ]
+
+
+def _module_info(modules: dict[tuple[str, str, str], int]) -> Metric:
+    family = GaugeMetricFamily("asyncwasm_module_info", "The module version served (sha256, where it came "
+                               "from, the id of its signing key); the value is how many processes serve it.",
+                               labels=["sha256", "source", "signer"])
+    for labels in sorted(modules):
+        family.add_metric(list(labels), modules[labels])
+    return family
 
 
 def render(samples: list[dict[str, Any]], supervision: Supervision) -> bytes:
@@ -139,10 +162,17 @@ def render(samples: list[dict[str, Any]], supervision: Supervision) -> bytes:
     over the live ones."""
     total = empty_snapshot()
     add_counters(total, supervision.retired)
+    add_counters(total, {"module_reloads": supervision.reloads})
+    modules: dict[tuple[str, str, str], int] = {}
     for sample in samples:
         add_counters(total, sample)
         for name in ("connections_active", "instances_running"):
             total[name] += sample.get(name, 0)
+        info = sample.get("module")
+        if info:
+            labels = (info["sha256"], info["source"], info["signer"])
+            modules[labels] = modules.get(labels, 0) + 1
+    total["modules"] = modules
     total["instances"] = sum(sample.get("instances", 0) for sample in samples)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Samples(_families(total, supervision)))  # type: ignore[arg-type]
@@ -251,7 +281,7 @@ def local_health(server: Any) -> tuple[bool, str]:
     """Healthy while the server runs instances and is not shutting down."""
     if server.shutting_down:
         return False, "shutting down"
-    running = server.supervisor.running
+    running = server.running
     if running == 0:
         return False, "no instance running"
-    return True, f"ok: {running} of {server.supervisor.count} instances running"
+    return True, f"ok: {running} of {server.instances} instances running"

@@ -466,7 +466,7 @@ async def worker_main(args: argparse.Namespace, err: TextIO) -> int:
                     reply = snapshot(server)
                 elif op == "health":
                     healthy, why = local_health(server)
-                    reply = {"healthy": healthy, "why": why, "running": server.supervisor.running}
+                    reply = {"healthy": healthy, "why": why, "running": server.running}
                 await control.send({"id": message.get("id"), "reply": reply})
         finally:
             final.update(snapshot(server))
