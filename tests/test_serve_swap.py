@@ -120,7 +120,7 @@ async def test_swaps_under_keep_alive_load_drop_nothing():
     assert all(len(seen) <= 1 for seen in load.connections)  # a connection stays with one version
     assert server.running == 0 and [g.number for g in server.generations] == [3]
     drained = [line for line in log if "drained" in line]
-    assert len(drained) == 2 and all("connection(s) finished" in line for line in drained)
+    assert len(drained) == 2 and all("connection(s) open at the switch), stopped" in line for line in drained)
 
 
 async def test_connections_accepted_before_the_switch_move_with_it():

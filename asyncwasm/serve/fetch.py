@@ -146,6 +146,8 @@ class HttpClient:
         self.max_redirects = max_redirects
         self.user_agent = user_agent
         self._context: Optional[SSL.Context] = None
+        if ca_file is not None:
+            self._context = client_context(ca_file)  # a bad file is an error now, not at the first fetch
 
     def _tls_context(self) -> SSL.Context:
         if self._context is None:

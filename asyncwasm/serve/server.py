@@ -55,7 +55,7 @@ from .handoff import Gate, Handoff
 from .source import ModuleSource, Refused, Version
 from .supervisor import REASONS, Backoff, Supervisor
 
-__all__ = ["Server", "SwapFailed", "DEFAULT_MEMORY_PAGES", "compile_version"]
+__all__ = ["Server", "SwapFailed", "DEFAULT_MEMORY_PAGES", "compile_version", "server_limits"]
 
 # How often shutdown looks whether the in-flight connections are done.
 _DRAIN_POLL = 0.02
@@ -67,6 +67,15 @@ _DRAIN_POLL = 0.02
 #: 32,768 of those. At 1 GiB, 100,000 instances take 98 TiB and leave
 #: 30 TiB for the rest of the process (see RATIONALE.md).
 DEFAULT_MEMORY_PAGES = 16_384
+
+
+def server_limits(limits: Optional[Limits]) -> Limits:
+    """``limits`` with the memory cap every served instance has by default
+    (:data:`DEFAULT_MEMORY_PAGES`)."""
+    limits = limits or Limits()
+    if limits.max_memory_pages is None:
+        limits = dataclasses.replace(limits, max_memory_pages=DEFAULT_MEMORY_PAGES)
+    return limits
 
 
 class SwapFailed(Exception):
@@ -120,10 +129,7 @@ class Server:
         self.module: Optional[Module] = None if self.source else module  # type: ignore[assignment]
         self.version = version
         self.handoff = handoff
-        limits = limits or Limits()
-        if limits.max_memory_pages is None:
-            limits = dataclasses.replace(limits, max_memory_pages=DEFAULT_MEMORY_PAGES)
-        self.limits = limits
+        self.limits = limits = server_limits(limits)
         self.settings = Settings(instances=instances, limits=limits, env=dict(env or {}), argv=argv,
                                  net_policy=net_policy or NetPolicy(), stdout=stdout, stderr=stderr,
                                  backoff=backoff)
@@ -281,22 +287,41 @@ class Server:
         (the previous one drains in the background). :class:`SwapFailed`
         when it does not start: nothing changed."""
         async with self._swap_lock:
-            if self._nursery is None or self._shutdown.is_set():
-                raise SwapFailed("the server is not running")
-            generation = self._new_generation(module, version, Gate(self.handoff), starting=True)
-            self._nursery.start_soon(generation.run)
-            if not await generation.wait_ready(self.start_timeout):
-                reason = generation.failure or "did not start"
-                await generation.stop()
-                self._retire(generation)
-                raise SwapFailed(f"generation {generation.number} {reason}")
-            previous = self.current
-            assert previous is not None
-            generation.serving()
-            self.handoff.switch(generation.gate)
-            self.current, self.module, self.version = generation, module, version
-            self._nursery.start_soon(self._drain, previous)
+            generation = await self.prepare(module, version)
+            self.commit(generation)
             return generation
+
+    async def prepare(self, module: Module, version: Optional[Version] = None) -> Generation:
+        """The first half of :meth:`swap`: a new generation started beside
+        the serving one, every instance waiting for a connection, none
+        given yet. Then :meth:`commit` or :meth:`abort` it (worker
+        processes prepare together, then all commit). :class:`SwapFailed`
+        when it does not start (it is stopped already)."""
+        if self._nursery is None or self._shutdown.is_set():
+            raise SwapFailed("the server is not running")
+        generation = self._new_generation(module, version, Gate(self.handoff), starting=True)
+        self._nursery.start_soon(generation.run)
+        if not await generation.wait_ready(self.start_timeout):
+            reason = generation.failure or "did not start"
+            await self.abort(generation)
+            raise SwapFailed(f"generation {generation.number} {reason}")
+        return generation
+
+    def commit(self, generation: Generation) -> None:
+        """Switch to a prepared generation; the previous one drains."""
+        assert generation.starting and generation in self.generations, "commit a prepared generation"
+        previous = self.current
+        assert previous is not None and self._nursery is not None
+        generation.serving()
+        self.handoff.switch(generation.gate)
+        self.current, self.module, self.version = generation, generation.module, generation.version
+        self._nursery.start_soon(self._drain, previous)
+
+    async def abort(self, generation: Generation) -> None:
+        """Stop a prepared generation that will not serve (rollback)."""
+        await generation.stop()
+        if generation in self.generations:
+            self._retire(generation)
 
     async def _drain(self, generation: Generation) -> None:
         open_now = generation.gate.open
@@ -307,8 +332,8 @@ class Server:
             self.log(f"generation {generation.number}: drain time ({self.drain:g} s) over: "
                      f"{cut} connection(s) closed")
         else:
-            self.log(f"generation {generation.number}: drained ({open_now} connection(s) finished "
-                     f"in {trio.current_time() - began:.3f} s), stopped")
+            self.log(f"generation {generation.number}: drained in {trio.current_time() - began:.3f} s "
+                     f"({open_now} connection(s) open at the switch), stopped")
 
     def reload(self) -> None:
         """Check the source now (SIGHUP, ``POST /reload``); nothing without a source."""
