@@ -32,12 +32,13 @@ import os
 import signal
 import sys
 import time
-from typing import Awaitable, Callable, Optional, TextIO
+from typing import Awaitable, Callable, Optional, TextIO, Union
 
 import trio
 
 from .._errors import LinkError, Trap
 from ..execution import Limits
+from ..module import Module
 from ..wasi.netpolicy import NetPolicy
 from ..cli import flag_type
 from ..hostnet import fd_limit, open_fds, parse_address, raise_fd_limit, usable_cpus
@@ -50,7 +51,7 @@ from .source import ModuleSource, Refused, Version
 from .supervisor import Backoff
 from .tls import MIN_VERSIONS, TlsConfig, TlsConfigError
 
-__all__ = ["add_arguments", "main", "serve", "serve_one", "load_setup", "parse_workers", "Setup", "settings"]
+__all__ = ["add_arguments", "main", "serve", "serve_one", "load_setup", "parse_workers", "Setup", "make_server"]
 
 PROG = "asyncwasm serve"
 DEFAULT_LISTEN = "127.0.0.1:8080"
@@ -142,6 +143,10 @@ def _add_production_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     """Run the server described by parsed ``args`` until a signal; the exit status."""
     if handler_cli.wanted(args):
+        if delivery_cli.used_flags(args):
+            _logger(sys.stderr)(f"error: {', '.join(delivery_cli.used_flags(args))}: module delivery serves a "
+                                f"SOURCE in socket mode, not --handler/--routes")
+            return EXIT_USAGE
         return handler_cli.main(args)
     return trio.run(serve, args, sys.stderr)
 
@@ -250,12 +255,14 @@ def load_setup(args: argparse.Namespace, *, source: bool = True) -> Setup:
     return Setup(args, module_source, limits, policy, tls)
 
 
-def settings(setup: Setup) -> dict[str, object]:
-    """The :class:`Server` keyword arguments the flags give."""
+def make_server(setup: Setup, module: Union[Module, ModuleSource], handoff: Handoff, log: Callable[[str], None],
+                version: Optional[Version] = None) -> Server:
+    """The :class:`Server` the flags describe."""
     args = setup.args
-    return dict(instances=args.instances, limits=setup.limits, env=dict(args.env), net_policy=setup.policy,
-                grace=args.grace, drain=args.drain, start_timeout=args.start_timeout,
-                backoff=Backoff(initial=args.restart_delay, maximum=max(30.0, args.restart_delay)))
+    return Server(module, handoff, instances=args.instances, limits=setup.limits, env=dict(args.env),
+                  net_policy=setup.policy, grace=args.grace, drain=args.drain, start_timeout=args.start_timeout,
+                  backoff=Backoff(initial=args.restart_delay, maximum=max(30.0, args.restart_delay)), log=log,
+                  version=version)
 
 
 async def serve(args: argparse.Namespace, err: TextIO) -> int:
@@ -324,11 +331,11 @@ async def serve_one(setup: Setup, handoff: Handoff, log: Callable[[str], None], 
     version = setup.version
     try:
         if version is not None:
-            server = Server(await compile_version(version), handoff, version=version, log=log, **settings(setup))
+            server = make_server(setup, await compile_version(version), handoff, log, version)
             await server.check()
         else:
             assert setup.source is not None
-            server = Server(setup.source, handoff, log=log, **settings(setup))
+            server = make_server(setup, setup.source, handoff, log)
             await server.load()
             version = server.version
     except (LinkError, Trap, OSError, Refused) as exc:
@@ -391,6 +398,8 @@ async def _signals(server: Server, tls: Optional[TlsConfig], scope: trio.CancelS
                 reload_tls(tls, log)
                 if server.reloader is not None:
                     server.reloader.request("SIGHUP")
+                elif tls is None:
+                    log("SIGHUP: nothing to reload (no --tls-cert, no SOURCE)")
             elif first is None:
                 first = signum
                 log(f"{name}: shutting down gracefully (again to stop at once)")

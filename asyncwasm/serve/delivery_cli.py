@@ -14,22 +14,22 @@ from __future__ import annotations
 
 import argparse
 import functools
-from typing import Optional
+from typing import Callable, Optional
 
 from ..flagvalues import parse_count, parse_seconds, parse_size
 from .embedded import embedded_bytes
 from .source import DEFAULT_MAX_SIZE, ModuleSource, Version
 
-__all__ = ["add_arguments", "make_source", "embedded_version", "EMBEDDED_ORIGIN"]
+__all__ = ["add_arguments", "make_source", "used_flags", "embedded_version", "EMBEDDED_ORIGIN"]
 
 #: What the log and ``asyncwasm_module_info{source}`` call the embedded module.
 EMBEDDED_ORIGIN = "the embedded http_server"
 
 
-def _flag(parse: "functools.partial[object] | object", name: str) -> object:
+def _flag(parse: Callable[[str], object], name: str) -> Callable[[str], object]:
     from ..cli import flag_type  # lazily: asyncwasm.cli imports this package's cli
 
-    return flag_type(parse, name)  # type: ignore[arg-type]
+    return flag_type(parse, name)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -64,13 +64,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "SECONDS is rolled back (default 30)")
 
 
+def used_flags(args: argparse.Namespace) -> list[str]:
+    """The flags given that only make sense with a SOURCE."""
+    return [flag for flag, value in (("--watch", args.watch), ("--poll", args.poll),
+                                      ("--trust-key", args.trust_key), ("--ca-file", args.ca_file),
+                                      ("--no-fallback", args.no_fallback)) if value]
+
+
 def make_source(args: argparse.Namespace) -> Optional[ModuleSource]:
     """The source the flags describe (None: the embedded module); ValueError
     (one line, a usage error) for flags that do not fit."""
     if args.module is None:
-        used = [flag for flag, value in (("--watch", args.watch), ("--poll", args.poll),
-                                          ("--trust-key", args.trust_key), ("--ca-file", args.ca_file))
-                if value]
+        used = used_flags(args)
         if used:
             raise ValueError(f"{', '.join(used)} need(s) a SOURCE (a path or an http(s) URL)")
         return None

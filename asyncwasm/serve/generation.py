@@ -26,10 +26,11 @@ never go back when a generation goes away.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional, Union
 
 import trio
 
+from .._engine import Func
 from ..execution import Limits
 from ..instance import Instance
 from ..linker import Linker
@@ -58,7 +59,9 @@ class Settings:
 
 def make_linker(module: Module, listeners: list[Any], settings: Settings) -> Linker:
     """A linker with WASI as ``settings`` say, the guests' listeners being ``listeners``."""
-    config = WasiConfig(argv=settings.argv or [module.name or "server"], env=dict(settings.env),
+    env: dict[Union[str, bytes], Union[str, bytes]] = {}
+    env.update(settings.env)
+    config = WasiConfig(argv=settings.argv or [module.name or "server"], env=env,
                         listeners=listeners, net_policy=settings.net_policy,
                         stdout=settings.stdout, stderr=settings.stderr)
     linker = Linker()
@@ -113,7 +116,9 @@ class Generation:
         self.instances.add(instance)
         try:
             started()
-            await instance.exports["_start"].call_async()
+            start = instance.exports["_start"]
+            assert isinstance(start, Func)  # compile_version checked that _start is a function
+            await start.call_async()
         except Exception as exc:
             await self._failed_while_starting(index, exc)
             raise

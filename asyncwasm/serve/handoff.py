@@ -227,7 +227,7 @@ class Handoff:
         """``https`` with TLS, else ``http`` (for the log)."""
         return "https" if self.tls is not None else "http"
 
-    def addresses(self) -> list[tuple]:
+    def addresses(self) -> list[tuple[Any, ...]]:
         """The bound addresses (``getsockname()``) of every listener."""
         return [sock.getsockname() for sock in self.listeners]
 

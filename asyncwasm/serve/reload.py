@@ -162,6 +162,9 @@ class Reloader:
             version = exc.version
             known = f"{exc.version.describe()}: " if exc.version else ""
             detail = f"{known}refused ({exc.outcome}) after {trio.current_time() - began:.3f} s: {exc}"
+        except Exception as exc:  # a host failure (a bug, a full disk): the serving version goes on
+            outcome, reason = "error", f"{type(exc).__name__}: {exc}"
+            detail = f"failed after {trio.current_time() - began:.3f} s: {reason}"
         line = f"reload ({trigger}) from {self.source.location}: {detail}"
         self.counts[outcome] += 1
         self._log(trigger, outcome, line, reason)

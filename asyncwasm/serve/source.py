@@ -58,8 +58,10 @@ __all__ = ["ModuleSource", "Version", "Refused", "OUTCOMES", "DEFAULT_MAX_SIZE"]
 #: version serves; nothing new; the module (or its signature) could not be
 #: had; refused for its signature; not a usable module (does not compile,
 #: no ``_start``); it did not start (link error, trap or exit before it
-#: waited for a connection, too slow), so the running version goes on.
-OUTCOMES = ("swapped", "unchanged", "fetch_failed", "signature", "invalid", "rolled_back")
+#: waited for a connection, too slow); the host failed (a bug, a full
+#: disk: logged with the exception). In every case but the first the
+#: running version goes on.
+OUTCOMES = ("swapped", "unchanged", "fetch_failed", "signature", "invalid", "rolled_back", "error")
 
 DEFAULT_MAX_SIZE = 256 << 20
 _SIGNATURE_LIMIT = 1024
@@ -75,10 +77,11 @@ class Version:
     signer: Optional[str] = None
     etag: Optional[str] = None
     last_modified: Optional[str] = None
-    sha256: str = field(init=False)
+    sha256: str = ""  #: computed from ``data`` unless given (already computed elsewhere)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "sha256", hashlib.sha256(self.data).hexdigest())
+        if not self.sha256:
+            object.__setattr__(self, "sha256", _sha256(self.data))
 
     @property
     def size(self) -> int:
@@ -104,6 +107,10 @@ class Refused(Exception):
         super().__init__(message)
         self.outcome = outcome
         self.version = version
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def _is_url(location: str) -> bool:
@@ -185,13 +192,14 @@ class ModuleSource:
         else:
             data = await trio.to_thread.run_sync(self._read_file)
             etag = modified = None
+        digest = await trio.to_thread.run_sync(_sha256, data)  # a big module: not on the event loop
         settled = self.settled
-        if settled is not None and hashlib.sha256(data).hexdigest() == settled.sha256:
+        if settled is not None and digest == settled.sha256:
             # the same bytes (verified when they settled): keep the newer validators
-            self.settled = Version(data, self.location, settled.signer, etag, modified)
+            self.settled = Version(data, self.location, settled.signer, etag, modified, sha256=digest)
             return None
-        signer = await self._check_signature(data) if self.trust_keys else None
-        return Version(data, self.location, signer, etag, modified)
+        signer = await self._check_signature(data, digest) if self.trust_keys else None
+        return Version(data, self.location, signer, etag, modified, sha256=digest)
 
     def settle(self, version: Version) -> None:
         """``version`` serves now: the next fetches are conditional on it."""
@@ -224,9 +232,9 @@ class ModuleSource:
             raise Refused("fetch_failed", f"{path}: more than the {self.max_size}-byte limit (--max-module-size)")
         return data
 
-    async def _check_signature(self, data: bytes) -> str:
+    async def _check_signature(self, data: bytes, digest: str) -> str:
         where = self.signature_location
-        unsigned = Version(data, self.location)
+        unsigned = Version(data, self.location, sha256=digest)
         if self.client is not None:
             try:
                 got = await self.client.get(where, max_size=_SIGNATURE_LIMIT)
@@ -241,7 +249,8 @@ class ModuleSource:
             except OSError as exc:
                 raise Refused("signature", f"no signature: {where}: {exc.strerror or exc}", unsigned) from None
         try:
-            return verify(data, read_signature(raw, where), self.trust_keys).id
+            signature = read_signature(raw, where)
+            return (await trio.to_thread.run_sync(verify, data, signature, self.trust_keys)).id
         except SignatureError as exc:
             raise Refused("signature", str(exc), unsigned) from None
 

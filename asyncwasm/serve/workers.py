@@ -212,6 +212,7 @@ class WorkerPool:
         self.version: Optional[Version] = None  # the version every worker serves (or is brought to)
         self._files = tempfile.mkdtemp(prefix="asyncwasm-modules-")  # mode 0700: ours only
         self._deploy_lock = trio.Lock()
+        self._nursery: Optional[trio.Nursery] = None
 
     # -- the metrics source ------------------------------------------------------------------
     def _live(self) -> list[_Worker]:
@@ -297,7 +298,14 @@ class WorkerPool:
                 if answer and answer.get("ok"):
                     worker.serves = version.sha256
             self._forget_files()
+            for worker in self._live():  # one that became ready during the prepare: on the old version
+                if worker.serves != version.sha256:
+                    self._update_later(worker)
             return f"{len(answers)} workers"
+
+    def _update_later(self, worker: _Worker) -> None:
+        if self._nursery is not None:
+            self._nursery.start_soon(self._bring_up_to_date, worker)
 
     async def _bring_up_to_date(self, worker: _Worker) -> None:
         """A worker started with a version replaced meanwhile: swap it too."""
@@ -306,13 +314,18 @@ class WorkerPool:
             if version is None or worker.serves == version.sha256 or worker.process.returncode is not None:
                 return
             timeout = self.args.start_timeout + _COMPILE_ALLOWANCE
-            answer = await worker.request("prepare", timeout, version=self._publish(version))
+            try:
+                info = self._publish(version)
+            except OSError as exc:
+                self.log(f"worker {worker.index}: cannot hand it {version.short}: {exc.strerror or exc}")
+                return
+            answer = await worker.request("prepare", timeout, version=info)
             if answer and answer.get("ok"):
                 answer = await worker.request("commit", timeout)
                 worker.serves = version.sha256
             else:
                 await worker.request("abort", timeout)
-                self.log(f"worker {worker.index}: could not take {version.short}: "
+                self.log(f"worker {worker.index}: could not take sha256 {version.short}: "
                          f"{answer['reason'] if answer else 'no answer'}")
 
     async def health(self) -> tuple[bool, str]:
@@ -371,6 +384,7 @@ class WorkerPool:
                  f"{self.args.instances} instances" + (f"; TLS: {self.setup.tls.describe()}" if self.setup.tls else ""))
         try:
             async with trio.open_nursery() as nursery:
+                self._nursery = nursery
                 nursery.start_soon(self._signals, nursery.cancel_scope)
                 if self.reloader is not None:
                     nursery.start_soon(self.reloader.run)
@@ -480,7 +494,7 @@ class WorkerPool:
         if first:
             self._ready_once()
         if self.version is not None and worker.ready.is_set() and worker.serves != self.version.sha256:
-            trio.lowlevel.spawn_system_task(self._bring_up_to_date, worker)
+            self._update_later(worker)
 
     async def _signals(self, scope: trio.CancelScope) -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
@@ -526,12 +540,12 @@ async def supervise(setup: Any, count: int, log: Log) -> int:
             message, status = problem
             log(f"error: {message}")
             return status
-        problem = await _load(pool, setup, log)
-        if problem is not None:
+        refusal = await _load(pool, setup, log)
+        if refusal is not None:
             pool.close_listeners()
             if pool.endpoint is not None:
                 pool.endpoint.sock.close()
-            log(f"error: {problem}")
+            log(f"error: {refusal}")
             return 1
         setup.log_fd_limit(log)
         return await pool.run()
@@ -605,7 +619,7 @@ async def worker_main(args: argparse.Namespace, err: TextIO) -> int:
 
     async def prepare(server: Any, info: dict[str, Any]) -> dict[str, Any]:
         try:
-            version = _read_version(info)
+            version = await trio.to_thread.run_sync(_read_version, info)
             module = await compile_version(version)
             prepared.append(await server.prepare(module, version))
         except ValueError as exc:
