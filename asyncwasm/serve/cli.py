@@ -348,7 +348,7 @@ async def serve_one(setup: Setup, handoff: Handoff, log: Callable[[str], None], 
             log(f"error: cannot instantiate {setup.name}: {exc}")
         return EXIT_FAILURE
     assert version is not None
-    setup.version = version
+    setup.version = version = version.without_data()
     log(f"serving {version.origin} ({version.describe()}, compiled once)"
         + (f"; TLS: {setup.tls.describe()}" if setup.tls else ""))
     setup.log_fd_limit(log)

@@ -88,7 +88,7 @@ class Generation:
                  log: Callable[[str], None], starting: bool = False) -> None:
         self.number = number
         self.module = module
-        self.version = version
+        self.version = version.without_data() if version is not None else None
         self.gate = gate
         self.settings = settings
         self.starting = starting

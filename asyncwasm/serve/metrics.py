@@ -326,7 +326,7 @@ def local_health(server: Any) -> tuple[bool, str]:
     """Healthy while the server runs instances and is not shutting down."""
     if server.shutting_down:
         return False, "shutting down"
-    running = server.running
+    running = server.current.supervisor.running if server.current is not None else 0
     if running == 0:
         return False, "no instance running"
     return True, f"ok: {running} of {server.instances} instances running"

@@ -93,10 +93,10 @@ class Reloader:
             self.log(f"starting on {fallback.origin} ({fallback.describe()}): {self.source.location} "
                      f"{'(' + exc.version.describe() + ') ' if exc.version else ''}refused ({exc.outcome}): {exc}")
             admitted = await self._admit(fallback, check)
-            self.current = fallback
+            self.current = fallback.without_data()
             return fallback, admitted
         self.source.settle(version)
-        self.current = version
+        self.current = version.without_data()
         return version, admitted
 
     async def _admit(self, version: Version, check: Optional[Callable[[Any], Awaitable[None]]]) -> Any:
@@ -154,12 +154,12 @@ class Reloader:
             else:
                 where = await self.target.deploy(version)
                 self.source.settle(version)
-                self.current = version
+                version = self.current = version.without_data()
                 outcome = "swapped"
                 detail = f"{version.describe()}: swapped in {trio.current_time() - began:.3f} s ({where})"
         except Refused as exc:
             outcome, reason = exc.outcome, str(exc)
-            version = exc.version
+            version = exc.version.without_data() if exc.version else None
             known = f"{exc.version.describe()}: " if exc.version else ""
             detail = f"{known}refused ({exc.outcome}) after {trio.current_time() - began:.3f} s: {exc}"
         except Exception as exc:  # a host failure (a bug, a full disk): the serving version goes on

@@ -127,7 +127,7 @@ class Server:
             raise ValueError(f"instance count must be an int >= 1, not {instances!r}")
         self.source = module if isinstance(module, ModuleSource) else None
         self.module: Optional[Module] = None if self.source else module  # type: ignore[assignment]
-        self.version = version
+        self.version = version.without_data() if version is not None else None
         self.handoff = handoff
         self.limits = limits = server_limits(limits)
         self.settings = Settings(instances=instances, limits=limits, env=dict(env or {}), argv=argv,
@@ -225,7 +225,8 @@ class Server:
         from .reload import Reloader
 
         self.reloader = Reloader(self.source, self, self.log)
-        self.version, self.module = await self.reloader.initial(self.check)
+        version, self.module = await self.reloader.initial(self.check)
+        self.version = version.without_data()
 
     async def admit(self, version: Version) -> Module:
         """Compile ``version`` (:func:`compile_version`); :class:`Refused` if it is no server."""

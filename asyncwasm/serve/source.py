@@ -43,6 +43,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Optional, Sequence, Union
 from urllib.parse import urlsplit, urlunsplit
@@ -70,7 +71,9 @@ _SIGNATURE_LIMIT = 1024
 @dataclass(frozen=True)
 class Version:
     """One module version: its bytes, where they came from, who signed them,
-    and the HTTP validators they came with."""
+    and the HTTP validators they came with. What is kept of a version that
+    serves has no bytes (:meth:`without_data`): the compiled module is
+    what runs, and a 256 MiB module need not stay in memory twice."""
 
     data: bytes = field(repr=False)
     origin: str
@@ -78,14 +81,17 @@ class Version:
     etag: Optional[str] = None
     last_modified: Optional[str] = None
     sha256: str = ""  #: computed from ``data`` unless given (already computed elsewhere)
+    size: int = -1  #: ``len(data)`` unless given
 
     def __post_init__(self) -> None:
         if not self.sha256:
             object.__setattr__(self, "sha256", _sha256(self.data))
+        if self.size < 0:
+            object.__setattr__(self, "size", len(self.data))
 
-    @property
-    def size(self) -> int:
-        return len(self.data)
+    def without_data(self) -> "Version":
+        """The same version, its bytes dropped (sha256 and size kept)."""
+        return dataclasses.replace(self, data=b"")
 
     @property
     def short(self) -> str:
@@ -196,14 +202,14 @@ class ModuleSource:
         settled = self.settled
         if settled is not None and digest == settled.sha256:
             # the same bytes (verified when they settled): keep the newer validators
-            self.settled = Version(data, self.location, settled.signer, etag, modified, sha256=digest)
+            self.settled = dataclasses.replace(settled, etag=etag, last_modified=modified)
             return None
         signer = await self._check_signature(data, digest) if self.trust_keys else None
         return Version(data, self.location, signer, etag, modified, sha256=digest)
 
     def settle(self, version: Version) -> None:
         """``version`` serves now: the next fetches are conditional on it."""
-        self.settled = version
+        self.settled = version.without_data()
 
     async def _get(self) -> tuple[Optional[bytes], Optional[str], Optional[str]]:
         assert self.client is not None

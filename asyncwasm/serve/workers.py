@@ -255,7 +255,7 @@ class WorkerPool:
     def _publish(self, version: Version) -> dict[str, Any]:
         """Write ``version`` where the workers read it; what they are told of it."""
         path = os.path.join(self._files, f"{version.sha256}.wasm")
-        if not os.path.exists(path):
+        if not os.path.exists(path):  # the serving version's file stays; its bytes are not kept here
             with open(path + ".tmp", "wb") as f:
                 f.write(version.data)
             os.replace(path + ".tmp", path)
@@ -293,7 +293,7 @@ class WorkerPool:
                 if answer is None:
                     raise Refused("rolled_back", f"worker {worker.index} did not prepare in time", version)
                 raise Refused(answer["outcome"], f"worker {worker.index}: {answer['reason']}", version)
-            self.version = version
+            self.version = version.without_data()
             for worker, answer in await self._ask_all("commit", timeout):
                 if answer and answer.get("ok"):
                     worker.serves = version.sha256
@@ -575,10 +575,12 @@ async def _load(pool: WorkerPool, setup: Any, log: Log) -> Optional[str]:
                 await check(module)
             except (LinkError, Trap, OSError) as exc:
                 return f"cannot instantiate {setup.name}: {exc}"
-            pool.version = setup.version
+            version = setup.version
         else:
             pool.reloader = Reloader(setup.source, pool, log)
-            pool.version, _ = await pool.reloader.initial(check)
+            version, _ = await pool.reloader.initial(check)
+        pool._publish(version)  # the workers read it from there; only the file keeps the bytes
+        pool.version = version.without_data()
     except Refused as exc:
         return f"cannot serve {setup.name}: refused ({exc.outcome}): {exc}"
     return None
