@@ -188,6 +188,17 @@ async def test_fallback_at_start_then_the_source_arrives(tmp_path):
             server.shutdown()
 
 
+async def test_a_2_gib_file_is_refused_without_being_read(tmp_path):
+    path = tmp_path / "huge.wasm"
+    with open(path, "wb") as f:
+        f.truncate(2 << 30)  # sparse: no disk used
+    source = ModuleSource(path, max_size=256 << 20)
+    with pytest.raises(Refused, match="2147483648 bytes, more than the 268435456-byte limit") as info:
+        with trio.fail_after(5):
+            await source.fetch()
+    assert info.value.outcome == "fetch_failed"
+
+
 async def test_without_fallback_a_bad_source_is_an_error(tmp_path):
     path = tmp_path / "bad.wasm"
     path.write_bytes(b"\0asm\1\0\0\0\xff")

@@ -14,6 +14,8 @@ import subprocess
 import signal
 import sys
 import tempfile
+import threading
+import time
 
 from .modserver import publisher
 from .modvariants import greeting, variant
@@ -176,3 +178,71 @@ def test_swap_with_two_workers_and_a_rollback(tmp_path):
         assert proc.popen.wait(TIMEOUT) == 0
         print(proc.log)
     assert _module_dirs() == before  # the supervisor's copies of the versions are gone
+
+
+class _Clients:
+    """Threads sending GET / on keep-alive connections (a new connection
+    every ``per_connection`` requests), recording each answer and failure."""
+
+    def __init__(self, port: int, clients: int, per_connection: int = 20) -> None:
+        self.port = port
+        self.per_connection = per_connection
+        self.answers: list[bytes] = []
+        self.failures: list[str] = []
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._client, daemon=True) for _ in range(clients)]
+        for thread in self.threads:
+            thread.start()
+
+    def _client(self) -> None:
+        while not self.stop.is_set():
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=TIMEOUT)
+            try:
+                for _ in range(self.per_connection):
+                    conn.request("GET", "/")
+                    resp = conn.getresponse()
+                    body = resp.read()
+                    if resp.status != 200:
+                        self.failures.append(f"status {resp.status}")
+                    self.answers.append(body)
+                    if self.stop.is_set():
+                        break
+            except (OSError, http.client.HTTPException) as exc:
+                self.failures.append(f"{type(exc).__name__}: {exc}")
+            finally:
+                conn.close()
+
+    def until(self, count: int) -> None:
+        deadline = time.monotonic() + TIMEOUT
+        while len(self.answers) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(self.answers) >= count, (len(self.answers), self.failures[:3])
+
+    def finish(self) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(TIMEOUT)
+
+
+def test_two_workers_swap_under_keep_alive_load_with_no_failed_request(tmp_path):
+    app = tmp_path / "app.wasm"
+    app.write_bytes(variant("v1"))
+    with serve(tmp_path, str(app), "--workers", "2", "--instances", "2", "--metrics", "127.0.0.1:0") as proc:
+        port = int(proc.wait_for(r"listening on http://127\.0\.0\.1:(\d+)/ \(2 workers")[0].group(1))
+        admin = int(proc.wait_for(METRICS)[0].group(1))
+        clients = _Clients(port, clients=6)
+        try:
+            clients.until(200)
+            for tag in ("v2", "v3"):
+                app.write_bytes(variant(tag))
+                status, body = _post(admin, "/reload")
+                assert status == 200 and b"swapped in" in body and b"(2 workers)" in body, body
+                seen = len(clients.answers)
+                clients.until(seen + 200)
+        finally:
+            clients.finish()
+        assert clients.failures == []
+        assert set(clients.answers) == {greeting("v1"), greeting("v2"), greeting("v3")}
+        assert get(port, "GET", "/") == (200, greeting("v3"))
+        for worker in (0, 1):
+            proc.wait_for(rf"worker {worker}: serving .* in generation 3")

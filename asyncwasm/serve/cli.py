@@ -396,9 +396,7 @@ async def _signals(server: Server, tls: Optional[TlsConfig], scope: trio.CancelS
             name = signal.Signals(signum).name
             if signum == signal.SIGHUP:
                 reload_tls(tls, log)
-                if server.reloader is not None:
-                    server.reloader.request("SIGHUP")
-                elif tls is None:
+                if not server.reload("SIGHUP") and tls is None:
                     log("SIGHUP: nothing to reload (no --tls-cert, no SOURCE)")
             elif first is None:
                 first = signum

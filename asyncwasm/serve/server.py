@@ -336,10 +336,13 @@ class Server:
             self.log(f"generation {generation.number}: drained in {trio.current_time() - began:.3f} s "
                      f"({open_now} connection(s) open at the switch), stopped")
 
-    def reload(self) -> None:
-        """Check the source now (SIGHUP, ``POST /reload``); nothing without a source."""
-        if self.reloader is not None:
-            self.reloader.request("request")
+    def reload(self, trigger: str = "request") -> bool:
+        """Check the source now (``trigger`` names why in the log: SIGHUP...);
+        False when there is no source to check."""
+        if self.reloader is None:
+            return False
+        self.reloader.request(trigger)
+        return True
 
     # -- stopping ------------------------------------------------------------------------------
     def shutdown(self) -> None:
