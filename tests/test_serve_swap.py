@@ -218,3 +218,33 @@ async def test_the_drain_deadline_closes_what_is_left():
                 await trio.sleep(0.01)
             assert any("generation 1: drain time (0.3 s) over: 1 connection(s) closed" in line for line in log)
             server.shutdown()
+
+
+async def test_a_polling_guest_swaps_too():
+    """http_server_poll serves many connections from one instance with
+    poll_oneoff over its listener: it is ready once it polls the new
+    generation's listener, and the old one stops seeing connections."""
+    from .test_serve_server import NETMODS
+
+    poll_server = (NETMODS / "http_server_poll" / "http_server_poll.wasm").read_bytes()
+    assert poll_server.count(b"hello from asyncwasm\n") == 1
+
+    def tagged(tag: str) -> Module:
+        return Module(poll_server.replace(b"hello from asyncwasm\n", greeting(tag)))
+
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            server, log, port = await _start(nursery, tagged("p1"), instances=1)
+            load = Load(port, clients=8, per_connection=10)
+            await load.run(nursery)
+            await load.until(100)
+            await server.swap(tagged("p2"))
+            count = len(load.answers)
+            await load.until(count + 200)
+            await load.finish()
+            while len(server.generations) > 1:
+                await trio.sleep(0.01)
+            server.shutdown()
+    assert load.failures == []
+    assert set(load.answers) == {greeting("p1"), greeting("p2")}
+    assert all(len(seen) <= 1 for seen in load.connections)
