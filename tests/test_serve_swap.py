@@ -248,3 +248,26 @@ async def test_a_polling_guest_swaps_too():
     assert load.failures == []
     assert set(load.answers) == {greeting("p1"), greeting("p2")}
     assert all(len(seen) <= 1 for seen in load.connections)
+
+
+async def test_a_retired_generation_is_freed_even_when_start_up_was_frozen():
+    """``asyncwasm serve`` freezes what start-up made (gc.freeze); the first
+    generation's reference cycles must still be collected once it is gone."""
+    import gc
+    import weakref
+
+    try:
+        with trio.fail_after(TIMEOUT):
+            async with trio.open_nursery() as nursery:
+                server, log, port = await _start(nursery, Module(variant("v1")), instances=2, drain=0.1)
+                first = weakref.ref(server.generations[0])
+                gc.freeze()  # as serve_one does after the start
+                await server.swap(Module(variant("v2")))
+                while len(server.generations) > 1:
+                    await trio.sleep(0.01)
+                await trio.sleep(0)
+                gc.collect()
+                assert first() is None  # collected, not kept in the permanent generation
+                server.shutdown()
+    finally:
+        gc.unfreeze()

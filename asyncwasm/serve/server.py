@@ -40,6 +40,7 @@ every instance (which closes its sockets).
 from __future__ import annotations
 
 import dataclasses
+import gc
 import math
 from typing import Any, Callable, Mapping, Optional, Union
 
@@ -76,6 +77,17 @@ def server_limits(limits: Optional[Limits]) -> Limits:
     if limits.max_memory_pages is None:
         limits = dataclasses.replace(limits, max_memory_pages=DEFAULT_MEMORY_PAGES)
     return limits
+
+
+def _collect_frozen() -> None:
+    """Free a retired generation's reference cycles even when they were
+    frozen (``asyncwasm serve`` freezes what start-up made, ``gc.freeze()``,
+    and frozen garbage is never collected): unfreeze, collect once, freeze
+    again what lives. Nothing when nothing is frozen."""
+    if gc.get_freeze_count():
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
 
 
 class SwapFailed(Exception):
@@ -325,15 +337,16 @@ class Server:
             self._retire(generation)
 
     async def _drain(self, generation: Generation) -> None:
-        open_now = generation.gate.open
+        number, open_now = generation.number, generation.gate.open
         began = trio.current_time()
         cut = await generation.drain(self.drain)
         self._retire(generation)
+        del generation  # the last reference: its cycles are garbage now
+        _collect_frozen()
         if cut:
-            self.log(f"generation {generation.number}: drain time ({self.drain:g} s) over: "
-                     f"{cut} connection(s) closed")
+            self.log(f"generation {number}: drain time ({self.drain:g} s) over: {cut} connection(s) closed")
         else:
-            self.log(f"generation {generation.number}: drained in {trio.current_time() - began:.3f} s "
+            self.log(f"generation {number}: drained in {trio.current_time() - began:.3f} s "
                      f"({open_now} connection(s) open at the switch), stopped")
 
     def reload(self, trigger: str = "request") -> bool:
