@@ -238,3 +238,22 @@ async def test_bad_publications_over_http_are_one_line_each(behaviour, outcome, 
                 server.shutdown()
     refused = _lines(log, "refused")
     assert len(refused) == 1 and f"refused ({outcome})" in refused[0]
+
+
+async def test_signatures_over_http_missing_or_unreachable():
+    private, trusted = _key()
+    with publisher() as pub:
+        pub.put("/app.wasm", variant("v1"))
+        source = ModuleSource(pub.url("/app.wasm"), trust_keys=[trusted], timeout=2)
+        with pytest.raises(Refused, match=r"no signature: .*HTTP 404") as missing:
+            await source.fetch()
+        assert missing.value.outcome == "signature" and missing.value.version.size == len(variant("v1"))
+        pub.put("/app.wasm.sig", sign_bytes(private, variant("v1")))
+        pub.behave("/app.wasm.sig", 500)
+        with pytest.raises(Refused, match=r"HTTP 500") as broken:
+            await source.fetch()
+        assert broken.value.outcome == "fetch_failed"
+        pub.put("/app.wasm.sig", sign_bytes(private, variant("v1")))
+        version = await source.fetch()
+        assert version is not None and version.signer == trusted.id
+        assert pub.requests[-1][0] == "/app.wasm.sig"

@@ -55,7 +55,12 @@ _MAX_HEAD = 64 * 1024
 
 
 class FetchError(Exception):
-    """The module could not be fetched; the message is one line."""
+    """The module could not be fetched; the message is one line. ``status``:
+    the HTTP status when the server answered with an unexpected one."""
+
+    def __init__(self, message: str, status: Optional[int] = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -249,7 +254,8 @@ class HttpClient:
                            last_modified=_header(response, b"last-modified") or last_modified)
         if status != 200:
             reason = response.reason.decode("latin-1", "replace")
-            raise FetchError(f"{where}: HTTP {status}{' ' + reason if reason else ''} for {split.path or '/'}")
+            raise FetchError(f"{where}: HTTP {status}{' ' + reason if reason else ''} for {split.path or '/'}",
+                             status)
         encoding = _header(response, b"content-encoding")
         if encoding and encoding.lower() != "identity":
             raise FetchError(f"{where}: the body is {encoding}-encoded; asked for identity (exact bytes)")

@@ -245,7 +245,7 @@ class ModuleSource:
             try:
                 got = await self.client.get(where, max_size=_SIGNATURE_LIMIT)
             except FetchError as exc:
-                outcome = "signature" if "HTTP 404" in str(exc) else "fetch_failed"
+                outcome = "signature" if exc.status == 404 else "fetch_failed"
                 raise Refused(outcome, f"no signature: {exc}", unsigned) from None
             raw = got.body
         else:
