@@ -246,3 +246,29 @@ def test_two_workers_swap_under_keep_alive_load_with_no_failed_request(tmp_path)
         assert get(port, "GET", "/") == (200, greeting("v3"))
         for worker in (0, 1):
             proc.wait_for(rf"worker {worker}: serving .* in generation 3")
+
+
+def test_https_source_with_ca_file_and_trust_key(tmp_path):
+    from .tlscerts import make_pki
+
+    pki = make_pki(tmp_path)
+    key = tmp_path / "release.key"
+    assert _asyncwasm("keygen", str(key)).returncode == 0
+    staged = tmp_path / "app.wasm"
+
+    def publish(tag: str) -> None:  # signed with `asyncwasm sign`, the .sig first
+        staged.write_bytes(variant(tag))
+        assert _asyncwasm("sign", "--key", str(key), str(staged)).returncode == 0
+        pub.put("/app.wasm.sig", (tmp_path / "app.wasm.sig").read_bytes())
+        pub.put("/app.wasm", variant(tag))
+
+    with publisher(tls=pki, host="localhost") as pub:
+        publish("v1")
+        with serve(tmp_path, pub.url("/app.wasm"), "--ca-file", str(pki.ca), "--trust-key", f"{key}.pub.pem",
+                   "--poll", "0.2", "--instances", "1") as proc:
+            port = proc.port()
+            assert get(port, "GET", "/") == (200, greeting("v1"))
+            publish("v2")
+            proc.wait_for(r"reload \(poll\) from https://localhost:\d+/app\.wasm: sha256 \w{12}, \d+ bytes, "
+                          r"key \w{16}: swapped in")
+            assert get(port, "GET", "/") == (200, greeting("v2"))
