@@ -473,10 +473,13 @@ class ConnectionSource(Protocol):
     ``wait()`` returns when one may be pending, counting the caller as an
     idle guest meanwhile (the source accepts only while guests wait);
     ``pending`` counts connections ready to take; ``listener`` is a
-    listening socket whose address the guest sees."""
+    listening socket whose address the guest sees; ``accepting`` is False
+    once no connection will come any more (a retired generation's
+    listener: the listening socket goes on serving others)."""
 
     listener: socket.socket
     pending: int
+    accepting: bool
 
     def take(self, backlog: bool = False) -> Optional[Union[socket.socket, "SocketEntry"]]: ...
 
@@ -562,6 +565,8 @@ class HandedListenerEntry(SocketEntry):
         self._check_open()
         if self.source.pending:
             return (1, 0)
+        if not self.source.accepting:
+            return None
         fd = self.sock.fileno()  # type: ignore[union-attr]
         if fd < 0:
             return None  # the source stopped accepting
