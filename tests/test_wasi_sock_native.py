@@ -229,7 +229,11 @@ async def test_nonblocking_send_to_a_full_buffer_is_partial_then_again():
         out = guest.alloc(4)
         assert guest.call("sock_send", fd, iovs, count, 0, out) == Errno.SUCCESS
         assert 0 < guest.u32(out) < BIG
-        assert guest.call("sock_send", fd, iovs, count, 0, out) == Errno.AGAIN
+        for _ in range(100):  # the kernel may move some to the peer meanwhile: fill up again
+            errno = guest.call("sock_send", fd, iovs, count, 0, out)
+            if errno != Errno.SUCCESS:
+                break
+        assert errno == Errno.AGAIN
         await client.aclose()
 
 
