@@ -234,6 +234,16 @@ void rt_caller_end(PyObject *caller);
  * else NULL (borrowed). */
 PyObject *instance_default_memory(InstanceObject *inst);
 
+/* ---- wasi_sock.c: WASI socket calls in C --------------------------------------------------- */
+
+extern PyTypeObject SockCall_Type, SockTable_Type;
+enum { SOCKCALL_DONE, SOCKCALL_LATER, SOCKCALL_ERROR, SOCKCALL_FALLBACK };
+/* Run a SockCall's C path on the arguments at `args` (one slot each):
+ * DONE (the i32 result written at args[0]), LATER (*later: what the Python
+ * function would have returned: an awaitable), ERROR (exception set), or
+ * FALLBACK (nothing happened: call the Python function). */
+int sockcall_run(PyObject *call, uint64_t *args, PyObject **later);
+
 /* ---- runtime.c: instantiation ------------------------------------------------------- */
 
 /* Fill `self` (module set, everything else zero) from the externs: link the

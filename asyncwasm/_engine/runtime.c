@@ -563,6 +563,25 @@ static int host_raised(fiber *f)
     return RUN_TRAP;
 }
 
+/* What a host function returned (`result`, stolen): an awaitable suspends
+ * the fiber, anything else is stored as the call's results. */
+static inline __attribute__((always_inline)) int host_outcome(fiber *f, const rt_func *fn, size_t base,
+                                                              PyObject *result, PyObject *caller)
+{
+    const wasm_functype *type = fn->type;
+    if (is_awaitable(result)) {
+        Py_XSETREF(f->awaitable, result);
+        f->pending_type = type;
+        f->pending_base = base;
+        rt_fiber_of(f)->pending_fn = fn;
+        if (caller != NULL) Py_XSETREF(rt_fiber_of(f)->caller, Py_NewRef(caller)); /* valid until resumed */
+        return RUN_SUSPEND;
+    }
+    int rc = rt_host_result_store(rt_fiber_of(f), fn, result, base);
+    Py_DECREF(result);
+    return rc == 0 ? 0 : RUN_ERROR;
+}
+
 #define HOST_ARGS_ON_STACK 8
 
 /* The call itself, in two copies (HOST_CALL below): `caller` is NULL, a
@@ -600,17 +619,7 @@ static inline __attribute__((always_inline)) int call_host(fiber *f, const rt_fu
     if (args != small) PyMem_Free(args);
 
     if (result == NULL) return made == n ? host_raised(f) : RUN_ERROR;
-    if (is_awaitable(result)) {
-        Py_XSETREF(f->awaitable, result);
-        f->pending_type = type;
-        f->pending_base = base;
-        rt_fiber_of(f)->pending_fn = fn;
-        if (caller != NULL) Py_XSETREF(rt_fiber_of(f)->caller, Py_NewRef(caller)); /* valid until resumed */
-        return RUN_SUSPEND;
-    }
-    int rc = rt_host_result_store(rt_fiber_of(f), fn, result, base);
-    Py_DECREF(result);
-    return rc == 0 ? 0 : RUN_ERROR;
+    return host_outcome(f, fn, base, result, caller);
 }
 
 /* host_calls and suspensions are counted by the interpreter (interp.c). A
@@ -621,6 +630,14 @@ int rt_call_host(fiber *f, const rt_func *fn, size_t base)
     if (fn->host == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "asyncwasm: the host function was destroyed");
         return RUN_ERROR;
+    }
+    if (Py_IS_TYPE(fn->host, &SockCall_Type)) { /* a WASI socket call with a C path (wasi_sock.c) */
+        PyObject *later = NULL;
+        switch (sockcall_run(fn->host, f->stack + base, &later)) {
+        case SOCKCALL_DONE: return 0;
+        case SOCKCALL_LATER: return host_outcome(f, fn, base, later, NULL);
+        case SOCKCALL_ERROR: return RUN_ERROR;
+        }
     }
     if (!((FuncObject *)fn->owner)->access_caller) return call_host(f, fn, base, NULL);
     PyObject *caller = rt_caller_new(f, fn);

@@ -36,10 +36,22 @@ Rules:
   supervisor only; a worker whose supervisor is gone (its control socket
   closed) shuts down gracefully by itself.
 - Control messages are JSON lines: the supervisor sends the parsed command
-  line first, then ``{"id": N, "op": "stats"|"health"}``; a worker answers
-  ``{"ready": PID}`` once its instances are up, ``{"id": N, "reply": ...}``,
-  and ``{"final": SNAPSHOT}`` when it stops. ``/metrics`` asks every worker
-  and sums (see :mod:`.metrics`).
+  line and the module version to serve first, then ``{"id": N, "op":
+  "stats"|"health"}``; a worker answers ``{"ready": PID}`` once its
+  instances are up, ``{"id": N, "reply": ...}``, and ``{"final":
+  SNAPSHOT}`` when it stops. ``/metrics`` asks every worker and sums (see
+  :mod:`.metrics`).
+- Module delivery: the supervisor alone fetches, verifies (signatures) and
+  checks the module, at start and on every reload (its watch or poll
+  schedule, SIGHUP, ``POST /reload``), and writes the version to a private
+  directory (mode 0700) that the workers read. A reload is two-phase, so
+  the workers never serve different versions for long and never a
+  half-swapped state: ``{"op": "prepare", "version": ...}`` to every
+  worker (each builds the next generation, every instance waiting in
+  ``sock_accept``), then ``commit`` to all if every one is ready, else
+  ``abort`` to all (rollback). Each worker logs the version it serves. A
+  worker started later (one that died) gets the version serving then, and
+  is brought up to date if a swap happened while it started.
 """
 
 from __future__ import annotations
@@ -47,21 +59,26 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 from typing import Any, Callable, Optional, TextIO
 
 import trio
 
 from ..hostnet import format_address, open_listener, parse_address
-from .metrics import MetricsEndpoint, Supervision, add_counters, empty_snapshot, local_health, render, snapshot
+from .metrics import (MetricsEndpoint, Supervision, add_counters, empty_snapshot, local_health, reload_answer,
+                      render, snapshot)
+from .source import Refused, Version
 from .supervisor import Backoff
 
 __all__ = ["supervise", "worker_main", "Control"]
 
 Log = Callable[[str], None]
 _REQUEST_TIMEOUT = 2.0
+_COMPILE_ALLOWANCE = 120.0  # a prepare's answer waits --start-timeout plus this (reading, compiling)
 _KILL_AFTER_GRACE = 10.0
 _MAX_MESSAGE = 1 << 20
 
@@ -121,6 +138,7 @@ class _Worker:
         self.control = control
         self.ready = trio.Event()
         self.last = empty_snapshot()  # its latest counters
+        self.serves: Optional[str] = None  # the sha256 of the version it serves
         self._replies: dict[int, Any] = {}
         self._replied = trio.lowlevel.ParkingLot()
         self._next = 0
@@ -135,6 +153,7 @@ class _Worker:
             if message is None:
                 return
             if "ready" in message:
+                self.serves = message.get("serves")
                 self.ready.set()
             elif "final" in message:
                 self.last = message["final"]
@@ -142,15 +161,15 @@ class _Worker:
                 self._replies[message["id"]] = message.get("reply")
                 self._replied.unpark_all()
 
-    async def request(self, op: str) -> Any:
+    async def request(self, op: str, timeout: float = _REQUEST_TIMEOUT, **fields: Any) -> Any:
         """The worker's answer to ``op``, or None when it does not answer in time."""
         self._next += 1
         ident = self._next
         try:
-            await self.control.send({"id": ident, "op": op})
+            await self.control.send({"id": ident, "op": op, **fields})
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             return None
-        with trio.move_on_after(_REQUEST_TIMEOUT):
+        with trio.move_on_after(timeout):
             while ident not in self._replies:
                 await self._replied.park()
         return self._replies.pop(ident, None)
@@ -189,6 +208,11 @@ class WorkerPool:
         self.stopping = False
         self._first_ready = 0
         self._all_ready = trio.Event()
+        self.reloader: Any = None  # a Reloader, when the module comes from a source
+        self.version: Optional[Version] = None  # the version every worker serves (or is brought to)
+        self._files = tempfile.mkdtemp(prefix="asyncwasm-modules-")  # mode 0700: ours only
+        self._deploy_lock = trio.Lock()
+        self._nursery: Optional[trio.Nursery] = None
 
     # -- the metrics source ------------------------------------------------------------------
     def _live(self) -> list[_Worker]:
@@ -200,12 +224,13 @@ class WorkerPool:
     def _running(self) -> int:
         return sum(1 for w in self._live() if w.process.returncode is None)
 
-    async def _ask_all(self, op: str) -> list[tuple[_Worker, Any]]:
+    async def _ask_all(self, op: str, timeout: float = _REQUEST_TIMEOUT, **fields: Any
+                       ) -> list[tuple[_Worker, Any]]:
         workers = self._live()
         answers: list[Any] = [None] * len(workers)
 
         async def ask(i: int, worker: _Worker) -> None:
-            answers[i] = await worker.request(op)
+            answers[i] = await worker.request(op, timeout, **fields)
 
         async with trio.open_nursery() as nursery:
             for i, worker in enumerate(workers):
@@ -218,8 +243,90 @@ class WorkerPool:
             if answer is not None:
                 worker.last = answer
             samples.append(worker.last)  # a worker that did not answer: its latest known counters
+        reloads = dict(self.reloader.counts) if self.reloader is not None else {}
         return render(samples, Supervision(workers=self.count, workers_running=self._running(),
-                                           worker_restarts=self.worker_restarts, retired=self.retired))
+                                           worker_restarts=self.worker_restarts, retired=self.retired,
+                                           reloads=reloads))
+
+    async def reload(self) -> tuple[int, str]:
+        return await reload_answer(self.reloader)
+
+    # -- module delivery (a reload Target) ------------------------------------------------------
+    def _publish(self, version: Version) -> dict[str, Any]:
+        """Write ``version`` where the workers read it; what they are told of it."""
+        path = os.path.join(self._files, f"{version.sha256}.wasm")
+        if not os.path.exists(path):  # the serving version's file stays; its bytes are not kept here
+            with open(path + ".tmp", "wb") as f:
+                f.write(version.data)
+            os.replace(path + ".tmp", path)
+        return {"path": path, "origin": version.origin, "signer": version.signer, "sha256": version.sha256}
+
+    def _forget_files(self) -> None:
+        """Remove the versions no worker will read again (all but the serving one)."""
+        keep = f"{self.version.sha256}.wasm" if self.version is not None else None
+        for name in os.listdir(self._files):
+            if name != keep:
+                try:
+                    os.unlink(os.path.join(self._files, name))
+                except OSError:
+                    pass
+
+    async def admit(self, version: Version) -> Any:
+        from .server import compile_version
+
+        return await compile_version(version)
+
+    async def deploy(self, version: Version) -> str:
+        """Prepare ``version`` in every worker, then commit everywhere, or
+        abort everywhere when one could not (see the module docstring)."""
+        async with self._deploy_lock:
+            info = self._publish(version)
+            timeout = self.args.start_timeout + _COMPILE_ALLOWANCE
+            answers = await self._ask_all("prepare", timeout, version=info)
+            refused = [(worker, answer) for worker, answer in answers if not (answer and answer.get("ok"))]
+            if refused or not answers:
+                await self._ask_all("abort", timeout)
+                self._forget_files()
+                if not answers:
+                    raise Refused("rolled_back", "no worker is running", version)
+                worker, answer = refused[0]
+                if answer is None:
+                    raise Refused("rolled_back", f"worker {worker.index} did not prepare in time", version)
+                raise Refused(answer["outcome"], f"worker {worker.index}: {answer['reason']}", version)
+            self.version = version.without_data()
+            for worker, answer in await self._ask_all("commit", timeout):
+                if answer and answer.get("ok"):
+                    worker.serves = version.sha256
+            self._forget_files()
+            for worker in self._live():  # one that became ready during the prepare: on the old version
+                if worker.serves != version.sha256:
+                    self._update_later(worker)
+            return f"{len(answers)} workers"
+
+    def _update_later(self, worker: _Worker) -> None:
+        if self._nursery is not None:
+            self._nursery.start_soon(self._bring_up_to_date, worker)
+
+    async def _bring_up_to_date(self, worker: _Worker) -> None:
+        """A worker started with a version replaced meanwhile: swap it too."""
+        async with self._deploy_lock:
+            version = self.version
+            if version is None or worker.serves == version.sha256 or worker.process.returncode is not None:
+                return
+            timeout = self.args.start_timeout + _COMPILE_ALLOWANCE
+            try:
+                info = self._publish(version)
+            except OSError as exc:
+                self.log(f"worker {worker.index}: cannot hand it {version.short}: {exc.strerror or exc}")
+                return
+            answer = await worker.request("prepare", timeout, version=info)
+            if answer and answer.get("ok"):
+                answer = await worker.request("commit", timeout)
+                worker.serves = version.sha256
+            else:
+                await worker.request("abort", timeout)
+                self.log(f"worker {worker.index}: could not take sha256 {version.short}: "
+                         f"{answer['reason'] if answer else 'no answer'}")
 
     async def health(self) -> tuple[bool, str]:
         if self.stopping:
@@ -271,11 +378,16 @@ class WorkerPool:
 
     async def run(self) -> int:
         scheme = "https" if self.setup.tls is not None else "http"
-        self.log(f"serving {self.setup.name} with {self.count} worker processes of {self.args.instances} "
-                 f"instances" + (f"; TLS: {self.setup.tls.describe()}" if self.setup.tls else ""))
+        version = self.version
+        assert version is not None
+        self.log(f"serving {version.origin} ({version.describe()}) with {self.count} worker processes of "
+                 f"{self.args.instances} instances" + (f"; TLS: {self.setup.tls.describe()}" if self.setup.tls else ""))
         try:
             async with trio.open_nursery() as nursery:
+                self._nursery = nursery
                 nursery.start_soon(self._signals, nursery.cancel_scope)
+                if self.reloader is not None:
+                    nursery.start_soon(self.reloader.run)
                 if self.endpoint is not None:
                     await nursery.start(self.endpoint.serve)
                     self.log(f"metrics on http://{self.endpoint.address}/metrics, health on /healthz")
@@ -298,6 +410,7 @@ class WorkerPool:
             for worker in self.workers:
                 if worker is not None:
                     worker.signal(signal.SIGKILL)
+            shutil.rmtree(self._files, ignore_errors=True)
         self.log("stopped")
         return 0
 
@@ -319,8 +432,9 @@ class WorkerPool:
         finally:
             theirs.close()
         worker = _Worker(index, process, Control(ours))
+        assert self.version is not None
         await worker.control.send({"args": _jsonable(self.args), "index": index, "listen_fds": fds,
-                                   "workers": self.count})
+                                   "workers": self.count, "version": self._publish(self.version)})
         return worker
 
     async def _slot(self, index: int) -> None:
@@ -379,6 +493,8 @@ class WorkerPool:
             nursery.cancel_scope.cancel()
         if first:
             self._ready_once()
+        if self.version is not None and worker.ready.is_set() and worker.serves != self.version.sha256:
+            self._update_later(worker)
 
     async def _signals(self, scope: trio.CancelScope) -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
@@ -386,9 +502,12 @@ class WorkerPool:
                 name = signal.Signals(signum).name
                 live = [w for w in self.workers if w is not None]
                 if signum == signal.SIGHUP:
-                    self.log(f"SIGHUP: passed on to {len(live)} worker(s)")
-                    for worker in live:
-                        worker.signal(signal.SIGHUP)
+                    if self.setup.tls is not None:
+                        self.log(f"SIGHUP: passed on to {len(live)} worker(s) (TLS)")
+                        for worker in live:
+                            worker.signal(signal.SIGHUP)
+                    if self.reloader is not None:
+                        self.reloader.request("SIGHUP")
                 elif not self.stopping:
                     self.stopping = True
                     self.log(f"{name}: shutting down gracefully (again to stop at once): "
@@ -415,13 +534,56 @@ async def supervise(setup: Any, count: int, log: Log) -> int:
     """Serve with ``count`` worker processes until a signal (from
     :func:`asyncwasm.serve.cli.serve`); the exit status."""
     pool = WorkerPool(setup, count, log)
-    problem = pool.bind()
-    if problem is not None:
-        message, status = problem
-        log(f"error: {message}")
-        return status
-    setup.log_fd_limit(log)
-    return await pool.run()
+    try:
+        problem = pool.bind()
+        if problem is not None:
+            message, status = problem
+            log(f"error: {message}")
+            return status
+        refusal = await _load(pool, setup, log)
+        if refusal is not None:
+            pool.close_listeners()
+            if pool.endpoint is not None:
+                pool.endpoint.sock.close()
+            log(f"error: {refusal}")
+            return 1
+        setup.log_fd_limit(log)
+        return await pool.run()
+    finally:
+        shutil.rmtree(pool._files, ignore_errors=True)
+
+
+async def _load(pool: WorkerPool, setup: Any, log: Log) -> Optional[str]:
+    """The first version, checked here once (it compiles and instantiates),
+    so a module that cannot serve fails or falls back before any worker
+    starts; the problem, if none can serve."""
+    from .._errors import LinkError, Trap
+    from .generation import Settings, check_instantiable
+    from .reload import Reloader
+    from .server import server_limits
+
+    checks = Settings(limits=server_limits(setup.limits), env=dict(setup.args.env), net_policy=setup.policy)
+
+    async def check(module: Any) -> None:
+        await check_instantiable(module, checks)
+
+    try:
+        if setup.source is None:
+            assert setup.version is not None
+            module = await pool.admit(setup.version)
+            try:
+                await check(module)
+            except (LinkError, Trap, OSError) as exc:
+                return f"cannot instantiate {setup.name}: {exc}"
+            version = setup.version
+        else:
+            pool.reloader = Reloader(setup.source, pool, log)
+            version, _ = await pool.reloader.initial(check)
+        pool._publish(version)  # the workers read it from there; only the file keeps the bytes
+        pool.version = version.without_data()
+    except Refused as exc:
+        return f"cannot serve {setup.name}: refused ({exc.outcome}): {exc}"
+    return None
 
 
 # -- a worker ---------------------------------------------------------------------------------
@@ -432,6 +594,7 @@ async def worker_main(args: argparse.Namespace, err: TextIO) -> int:
     serve on the inherited listeners, answer the supervisor."""
     from .cli import _logger, _Refused, load_setup, serve_one
     from .handoff import Handoff
+    from .server import SwapFailed, compile_version
 
     control = Control(socket.socket(fileno=args.worker_control))
     config = await control.receive()
@@ -443,31 +606,72 @@ async def worker_main(args: argparse.Namespace, err: TextIO) -> int:
     worker_args.env = [tuple(pair) for pair in worker_args.env]
     worker_args.worker_control = None
     try:
-        setup = load_setup(worker_args)
+        setup = load_setup(worker_args, source=False)
+        setup.version = _read_version(config["version"])
     except _Refused as exc:
         log(f"error: {exc}")
         return exc.status
+    except ValueError as exc:
+        log(f"error: {exc}")
+        return 1
     listeners = [socket.socket(fileno=fd) for fd in config["listen_fds"]]
     handoff = Handoff(listeners, tls=setup.tls, log=log)
     final: dict[str, Any] = {}
+    prepared: list[Any] = []  # the generation prepared for a reload, until commit or abort
+
+    async def prepare(server: Any, info: dict[str, Any]) -> dict[str, Any]:
+        try:
+            version = await trio.to_thread.run_sync(_read_version, info)
+            module = await compile_version(version)
+            prepared.append(await server.prepare(module, version))
+        except ValueError as exc:
+            return {"ok": False, "outcome": "fetch_failed", "reason": str(exc)}
+        except Refused as exc:
+            return {"ok": False, "outcome": exc.outcome, "reason": str(exc)}
+        except SwapFailed as exc:
+            return {"ok": False, "outcome": "rolled_back", "reason": str(exc)}
+        return {"ok": True, "generation": prepared[-1].number}
+
+    async def finish(server: Any, op: str) -> dict[str, Any]:
+        if not prepared:
+            return {"ok": False, "reason": "nothing prepared"}
+        generation = prepared.pop()
+        if op == "abort":
+            await server.abort(generation)
+            return {"ok": True}
+        server.commit(generation)
+        version = generation.version
+        log(f"serving {version.origin} ({version.describe()}) in generation {generation.number}")
+        return {"ok": True, "generation": generation.number}
+
+    async def handle(server: Any, message: dict[str, Any]) -> None:
+        op = message.get("op")
+        reply: Any = None
+        if op == "stats":
+            reply = snapshot(server)
+        elif op == "health":
+            healthy, why = local_health(server)
+            reply = {"healthy": healthy, "why": why, "running": server.running}
+        elif op == "prepare":
+            reply = await prepare(server, message.get("version") or {})
+        elif op in ("commit", "abort"):
+            reply = await finish(server, op)
+        try:
+            await control.send({"id": message.get("id"), "reply": reply})
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
 
     async def answer(server: Any) -> None:
-        await control.send({"ready": os.getpid()})
+        await control.send({"ready": os.getpid(), "serves": setup.version.sha256 if setup.version else None})
         try:
-            while True:
-                message = await control.receive()
-                if message is None:  # the supervisor is gone: stop too
-                    log("the supervisor is gone: shutting down")
-                    server.shutdown()
-                    return
-                op = message.get("op")
-                reply: Any = None
-                if op == "stats":
-                    reply = snapshot(server)
-                elif op == "health":
-                    healthy, why = local_health(server)
-                    reply = {"healthy": healthy, "why": why, "running": server.supervisor.running}
-                await control.send({"id": message.get("id"), "reply": reply})
+            async with trio.open_nursery() as nursery:  # a prepare takes long: stats and health go on meanwhile
+                while True:
+                    message = await control.receive()
+                    if message is None:  # the supervisor is gone: stop too
+                        log("the supervisor is gone: shutting down")
+                        server.shutdown()
+                        return
+                    nursery.start_soon(handle, server, message)
         finally:
             final.update(snapshot(server))
 
@@ -479,3 +683,17 @@ async def worker_main(args: argparse.Namespace, err: TextIO) -> int:
             pass
     await control.aclose()
     return status
+
+
+def _read_version(info: dict[str, Any]) -> Version:
+    """The version the supervisor wrote for the workers; ValueError when
+    the file is gone or is not what it said."""
+    try:
+        with open(info["path"], "rb") as f:
+            data = f.read()
+    except (KeyError, OSError) as exc:
+        raise ValueError(f"cannot read the module from the supervisor: {exc}") from None
+    version = Version(data, info["origin"], info.get("signer"))
+    if version.sha256 != info.get("sha256"):
+        raise ValueError(f"the module from the supervisor is not sha256 {str(info.get('sha256'))[:12]}")
+    return version
