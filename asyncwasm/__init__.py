@@ -35,7 +35,7 @@ from ._errors import (
     WasmError,
 )
 from ._types import EXTERNREF, F32, F64, FUNCREF, I32, I64, V128, FuncType, GlobalType, MemoryType, TableType, ValType
-from ._engine import Caller, Func, Global, Memory, Table
+from ._engine import Caller, Func, Global, Memory, MemoryBudget, Table
 from ._stats import Statistics
 from .execution import Execution, Limits, execute
 from .instance import Instance
@@ -59,6 +59,7 @@ __all__ = [
     "Func",
     "Caller",
     "Memory",
+    "MemoryBudget",
     "Table",
     "Global",
     "FuncType",

@@ -138,6 +138,7 @@ class Instance:
                 max_memory_pages=_or(limits.max_memory_pages, DEFAULT_MAX_MEMORY_PAGES),
                 max_table_elements=_or(limits.max_table_elements, DEFAULT_MAX_TABLE_ELEMENTS),
                 max_call_depth=limits.call_depth,
+                memory_budget=limits.memory_budget,
             )
             self._module = module
             self._limits = limits
