@@ -43,6 +43,7 @@ from .config import WasiConfig
 from . import fastpath
 from .decl import REGISTRY, HostFunction, bind
 from .fastpath import SockMirror
+from .fdbudget import process_fd_budget
 from .fdtable import DirEntry, FdTable
 from .memory import GuestMemory
 from .sock import candidates
@@ -92,7 +93,7 @@ class WasiContext:
 
     def _open(self, stdin: Any, stdout: Any, stderr: Any) -> None:
         self.memory: Any = _Unbound()
-        self.fds = FdTable(self.config.max_fds)
+        self.fds = FdTable(self.config.max_fds, self.config.fd_budget or process_fd_budget())
         self.fds.mirror = self._mirror
         self.net = NetState(self.config.net_policy)
         try:
