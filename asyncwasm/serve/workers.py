@@ -606,7 +606,7 @@ async def worker_main(args: argparse.Namespace, err: TextIO) -> int:
     worker_args.env = [tuple(pair) for pair in worker_args.env]
     worker_args.worker_control = None
     try:
-        setup = load_setup(worker_args, source=False)
+        setup = load_setup(worker_args, source=False, share=config["workers"])
         setup.version = _read_version(config["version"])
     except _Refused as exc:
         log(f"error: {exc}")

@@ -48,7 +48,7 @@ from .fdtable import DirEntry, FdTable
 from .memory import GuestMemory
 from .sock import candidates
 from .sockets import NetState, listener_entry
-from .stdio import make_output, make_stdin
+from .stdio import OutputLimit, make_output, make_stdin
 
 __all__ = ["WasiContext", "WASI_MODULE"]
 
@@ -100,6 +100,10 @@ class WasiContext:
             self.fds.put(0, make_stdin(stdin))
             self.fds.put(1, make_output(stdout, "stdout", 1))
             self.fds.put(2, make_output(stderr, "stderr", 2))
+            self.output_limit = None if self.config.max_output_rate is None else OutputLimit(self.config.max_output_rate)
+            if self.output_limit is not None:
+                for fd in (1, 2):
+                    self.output_limit.wrap(self.fds.get(fd))
             for number, preopen in enumerate(self._preopens, start=3):
                 self.fds.put(number, _open_preopen(preopen.host_path, preopen.guest_path, preopen.readonly))
             for number, listener in enumerate(self.config.listeners, start=3 + len(self._preopens)):

@@ -522,16 +522,22 @@ class FdTable:
 
     Two limits (:mod:`.fdbudget`): ``max_fds`` entries (``MFILE``), and
     ``budget``'s slots for what the guest opens by itself (``NFILE``);
-    ``refused`` counts the refusals of each, by errno name."""
+    :attr:`refused` counts the refusals of each."""
 
     mirror: Optional["Mirror"] = None
+    # Refusals so far; class-level zeros until the first one (tables are many and mostly idle).
+    refused_mfile = 0
+    refused_nfile = 0
 
     def __init__(self, max_fds: int = 1024, budget: Optional[FdBudget] = None) -> None:
         self.max_fds = max_fds
         self.budget = budget
-        self.refused = {"MFILE": 0, "NFILE": 0}
         self._entries: dict[int, Entry] = {}
-        self._budgeted: set[int] = set()  # fds holding a slot of the budget
+
+    @property
+    def refused(self) -> dict[str, int]:
+        """Opens refused so far, by errno name: ``{"MFILE": n, "NFILE": m}``."""
+        return {"MFILE": self.refused_mfile, "NFILE": self.refused_nfile}
 
     def __contains__(self, fd: int) -> bool:
         return fd in self._entries
@@ -575,13 +581,13 @@ class FdTable:
         a ``budgeted`` entry would find no slot in the budget: what opening
         calls ask before they open anything."""
         if len(self._entries) >= self.max_fds:
-            self.refused["MFILE"] += 1
+            self.refused_mfile += 1
             raise WasiError(Errno.MFILE)
         if budgeted and self.budget is not None:
             try:
                 self.budget.check()
             except WasiError:
-                self.refused["NFILE"] += 1
+                self.refused_nfile += 1
                 raise
 
     def add(self, entry: Entry, budgeted: bool = True) -> int:
@@ -600,22 +606,22 @@ class FdTable:
         self._entries[fd] = entry
         if budgeted and self.budget is not None:
             self.budget.take()
-            self._budgeted.add(fd)
+            entry.budget_slot = self.budget  # given back when the entry leaves the table
         if self.mirror is not None:
             self.mirror.install(fd, entry)
         return fd
 
-    def _unbudget(self, fd: int) -> None:
-        if fd in self._budgeted:
-            self._budgeted.discard(fd)
-            assert self.budget is not None
-            self.budget.give()
+    @staticmethod
+    def _unbudget(entry: Entry) -> None:
+        budget = entry.__dict__.pop("budget_slot", None)
+        if budget is not None:
+            budget.give()
 
     def close(self, fd: int) -> None:
         entry = self._entries.pop(fd, None)
         if entry is None:
             raise WasiError(Errno.BADF)
-        self._unbudget(fd)
+        self._unbudget(entry)
         if self.mirror is not None:
             self.mirror.remove(fd, entry)
         entry.release()
@@ -628,10 +634,7 @@ class FdTable:
             return
         old = self._entries[to]
         moved = self._entries[to] = self._entries.pop(fd)
-        self._unbudget(to)
-        if fd in self._budgeted:
-            self._budgeted.discard(fd)
-            self._budgeted.add(to)
+        self._unbudget(old)
         if self.mirror is not None:
             self.mirror.remove(to, old)
             self.mirror.remove(fd, moved)
@@ -641,8 +644,8 @@ class FdTable:
     def close_all(self) -> None:
         entries = list(self._entries.items())
         self._entries.clear()
-        for fd in list(self._budgeted):
-            self._unbudget(fd)
+        for _, entry in entries:
+            self._unbudget(entry)
         if self.mirror is not None:
             for fd, entry in entries:
                 self.mirror.remove(fd, entry)
