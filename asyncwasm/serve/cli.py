@@ -116,6 +116,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-total-memory", type=_size, metavar="SIZE",
                         help="most linear memory of all instances together, e.g. 8GiB: past it memory.grow "
                              "returns -1 (logged); with --workers, each worker gets an equal share")
+    parser.add_argument("--max-fds", type=_count, default=1024, metavar="N",
+                        help="fds each instance may hold, its connections included (default 1024); "
+                             "a server that holds many connections itself needs more")
     parser.add_argument("--max-output-rate", type=_size, default=1 << 20, metavar="SIZE",
                         help="bytes a second each instance may write to stdout and stderr; past it its "
                              "writes wait (logged); 0: no limit (default 1MiB)")
@@ -285,7 +288,7 @@ def make_server(setup: Setup, module: Union[Module, ModuleSource], handoff: Hand
     return Server(module, handoff, instances=args.instances, limits=setup.limits, env=dict(args.env),
                   net_policy=setup.policy, grace=args.grace, drain=args.drain, start_timeout=args.start_timeout,
                   backoff=Backoff(initial=args.restart_delay, maximum=max(30.0, args.restart_delay)), log=log,
-                  version=version, max_output_rate=args.max_output_rate or None)
+                  version=version, max_output_rate=args.max_output_rate or None, max_fds=args.max_fds)
 
 
 async def serve(args: argparse.Namespace, err: TextIO) -> int:

@@ -10,9 +10,10 @@ refuses opens past ``max_fds`` (MFILE) or the process's fd budget (NFILE),
 the output limit makes its writes wait, fuel slices and the pacer share
 the thread. This module only *tells*: each look reads every running
 instance's counters and logs one line for each instance that hit a limit
-since the previous look (or ran the engine for more than :data:`BUSY`
-of the time: a spinning guest is contained by the slices, but should be
-known), then one line per process-wide budget that refused something.
+since the previous look (or ran the engine for at least :data:`BUSY` of
+the time without one host call: a spinning guest is contained by the
+slices, but should be known), then one line per process-wide budget that
+refused something.
 Reading counters costs a few microseconds per instance, nothing on the
 guests' paths; a look logs at most :data:`MAX_LINES` instance lines
 ("and N more"), so an attack on every instance cannot flood the log.
@@ -34,8 +35,9 @@ __all__ = ["Watch", "Life", "INTERVAL", "BUSY", "MAX_LINES"]
 #: Seconds between two looks.
 INTERVAL = 10.0
 #: Share of the wall-clock time between two looks that an instance may
-#: spend in the engine before a look says it is busy.
-BUSY = 0.5
+#: spend in the engine without a host call before a look says it is busy
+#: (a server between requests makes host calls; a spinning guest none).
+BUSY = 0.05
 #: Most instance lines per look.
 MAX_LINES = 10
 
@@ -53,10 +55,12 @@ class _Counters:
     written: int = 0
     waited: float = 0.0
     guest_time: float = 0.0
+    host_calls: int = 0
 
     @classmethod
     def of(cls, instance: Any) -> "_Counters":
-        counters = cls(guest_time=instance.statistics().guest_time)
+        stats = instance.statistics()
+        counters = cls(guest_time=stats.guest_time, host_calls=stats.host_calls)
         wasi = instance.wasi
         if wasi is not None:
             counters.mfile, counters.nfile = wasi.fds.refused_mfile, wasi.fds.refused_nfile
@@ -137,8 +141,8 @@ class Watch:
             parts.append(f"stdout/stderr held to {format_size(limit.rate)}/s ({format_size(now.written - before.written)} "
                          f"written, writes waited {now.waited - before.waited:.1f} s)")
         busy = now.guest_time - before.guest_time
-        if elapsed > 0 and busy > BUSY * elapsed:
-            parts.append(f"busy: {busy:.1f} s in the engine in the last {elapsed:.1f} s")
+        if elapsed > 0 and busy >= BUSY * elapsed and now.host_calls == before.host_calls:
+            parts.append(f"busy: {busy:.1f} s in the engine in the last {elapsed:.1f} s, no host call")
         return parts
 
     def _budget_news(self) -> list[str]:

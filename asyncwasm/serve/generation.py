@@ -56,6 +56,7 @@ class Settings:
     stderr: object = "inherit"
     backoff: Backoff = Backoff()
     max_output_rate: Optional[int] = None  # bytes/s of stdout+stderr per instance (WasiConfig's)
+    max_fds: int = 1024  # fds per instance (WasiConfig's): a poll server's connections at once
 
 
 def make_linker(module: Module, listeners: list[Any], settings: Settings) -> Linker:
@@ -64,7 +65,8 @@ def make_linker(module: Module, listeners: list[Any], settings: Settings) -> Lin
     env.update(settings.env)
     config = WasiConfig(argv=settings.argv or [module.name or "server"], env=env,
                         listeners=listeners, net_policy=settings.net_policy,
-                        stdout=settings.stdout, stderr=settings.stderr, max_output_rate=settings.max_output_rate)
+                        stdout=settings.stdout, stderr=settings.stderr, max_output_rate=settings.max_output_rate,
+                        max_fds=settings.max_fds)
     linker = Linker()
     linker.define_wasi(config)
     return linker

@@ -126,7 +126,10 @@ class Server:
     ``drain``: seconds a replaced generation keeps its connections;
     ``start_timeout``: seconds a new generation has to be ready;
     ``max_output_rate``: bytes a second each instance may write to stdout
-    and stderr (then its writes wait; default: no limit).
+    and stderr (then its writes wait; default: no limit);
+    ``max_fds``: fds each instance may hold (then MFILE; a server that
+    holds its connections itself, like netmods' http_server_poll, serves
+    at most about that many at once).
     :attr:`watch` logs what the limits refuse (:mod:`.containment`)."""
 
     def __init__(self, module: Union[Module, ModuleSource], handoff: Handoff, *, instances: int = 1,
@@ -135,7 +138,7 @@ class Server:
                  stdout: object = "inherit", stderr: object = "inherit", grace: float = 5.0,
                  drain: float = 30.0, start_timeout: float = 30.0, backoff: Backoff = Backoff(),
                  log: Callable[[str], None] = lambda line: None, version: Optional[Version] = None,
-                 max_output_rate: Optional[int] = None) -> None:
+                 max_output_rate: Optional[int] = None, max_fds: int = 1024) -> None:
         for name, value in (("grace", grace), ("drain", drain)):
             if math.isnan(value) or value < 0:
                 raise ValueError(f"{name} must be >= 0 seconds, not {value!r}")
@@ -150,7 +153,7 @@ class Server:
         self.limits = limits = server_limits(limits)
         self.settings = Settings(instances=instances, limits=limits, env=dict(env or {}), argv=argv,
                                  net_policy=net_policy or NetPolicy(), stdout=stdout, stderr=stderr,
-                                 backoff=backoff, max_output_rate=max_output_rate)
+                                 backoff=backoff, max_output_rate=max_output_rate, max_fds=max_fds)
         self.grace = grace
         self.drain = drain
         self.start_timeout = start_timeout

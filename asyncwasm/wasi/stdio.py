@@ -326,9 +326,9 @@ def make_output(spec: Any, which: str, host_fd: int) -> Entry:
 class OutputLimit:
     """At most ``rate`` bytes a second through the entries it :meth:`wrap`s
     (a context's fds 1 and 2 together), in bursts of up to one second's
-    worth. A write past it is cut short to what is left, or waits (an
-    awaitable: only its own guest waits) until some fits; a NONBLOCK fd
-    gets ``AGAIN``. Nothing is buffered, so a guest that writes without end
+    worth. A write past it is cut short to what is left, or, when less than
+    50 ms worth is left, waits (an awaitable: only its own guest waits)
+    until that much fits; a NONBLOCK fd gets ``AGAIN``. Nothing is buffered, so a guest that writes without end
     costs the host neither memory nor the other guests' time.
 
         >>> limit = OutputLimit(1 << 20)
@@ -371,12 +371,17 @@ class OutputLimit:
         if entry.seekable:
             entry.pwrite = _Limited(self, entry, entry.pwrite)  # type: ignore[method-assign]
 
+    def _step(self, wanted: int) -> int:
+        """The least a write may take: all of it, or 50 ms worth (so a guest
+        past the limit sleeps in steps instead of spinning on tiny writes)."""
+        return min(wanted, max(1, self.rate // 20))
+
     def write(self, entry: Entry, write: Callable[..., IoResult], buffers: list[memoryview], *rest: Any) -> IoResult:
         """``write(buffers, *rest)`` as far as the limit lets it now, or an
-        awaitable that waits until some of it fits."""
+        awaitable that waits until a step of it fits."""
         wanted = _capacity(buffers)
         allowed = self._allowed() if wanted else 0
-        if wanted and allowed <= 0:
+        if allowed < self._step(wanted):
             return entry.wait_or_again(lambda: self._write_later(write, buffers, rest))
         n = min(wanted, allowed)
         self._spend(n)
@@ -385,11 +390,8 @@ class OutputLimit:
     async def _write_later(self, write: Callable[..., IoResult], buffers: list[memoryview], rest: tuple) -> int:
         wanted = _capacity(buffers)
         self.waits += 1
-        while True:
-            allowed = self._allowed()
-            if allowed > 0:
-                break
-            pause = (min(wanted, self.rate) - self._tokens) / self.rate
+        while (allowed := self._allowed()) < self._step(wanted):
+            pause = (self._step(wanted) - self._tokens) / self.rate
             self.waited += pause
             await trio.sleep(pause)
         n = min(wanted, allowed)
