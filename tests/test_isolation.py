@@ -464,3 +464,16 @@ def test_output_limit_cuts_short_then_waits():
     with pytest.raises(wasi.abi.WasiError) as caught:
         entry.writev(data)
     assert caught.value.errno == Errno.AGAIN
+
+
+def test_serve_max_total_memory_end_to_end(tmp_path):
+    """``asyncwasm serve --max-total-memory``: instances that do not fit
+    are refused (logged, restarted with back-off), the ones that fit serve."""
+    from .test_serve_cli import get, serve
+
+    with serve(tmp_path, "--instances", "4", "--max-total-memory", "40MiB", "--restart-delay", "5") as proc:
+        port = proc.port()
+        proc.wait_for(r"memory budget: 40 MiB of linear memory for all instances")
+        proc.wait_for(r"instance \d: failed: LinkError: memory of 257 pages does not fit in the memory budget", count=2)
+        assert get(port, "GET", "/")[0] == 200
+        assert len(proc.wait_for(r"instance \d: started", count=2)) == 2  # 2 x 257 pages fit in 640
