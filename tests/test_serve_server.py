@@ -10,6 +10,7 @@ itself."""
 
 from __future__ import annotations
 
+import gc
 import http.client
 import os
 import pathlib
@@ -256,6 +257,25 @@ async def test_1000_keep_alive_connections_on_http_server_poll():
                 await stream.aclose()
             nursery.cancel_scope.cancel()
     instance.close()
+
+
+async def test_a_poll_server_is_counted_once_however_often_it_polls_its_listener():
+    """Readiness counts guests, not the tasks they wait from: a poll server
+    waits on its listener from a new task every round (regression: the
+    gate kept every one of them, found by scripts/soak.py as RSS growing
+    by about 5 KiB per connection for the life of the server)."""
+    async with trio.open_nursery() as nursery:
+        hosted = await start_server(nursery, netmod("http_server_poll"), instances=2)
+        generation = hosted.server.current
+        with trio.fail_after(TIMEOUT):
+            await generation.gate.wait_until(lambda: generation.ready)
+            for _ in range(50):  # each connection is another poll round, another waiting task
+                stream = await trio.open_tcp_stream("127.0.0.1", hosted.port)
+                async with stream:
+                    assert (await h11_request(stream, h11.Connection(h11.CLIENT), "GET", "/"))[0] == 200
+        gc.collect()
+        assert len(generation.gate.arrived) == 2
+        nursery.cancel_scope.cancel()
 
 
 SPIN = wat("""

@@ -32,6 +32,7 @@ set is closed when nothing is registered, so an idle instance holds no fd.
 from __future__ import annotations
 
 import errno as host_errno
+import functools
 import socket
 import sys
 import time
@@ -205,7 +206,7 @@ class SockMirror:
             if epfd >= 0:
                 nursery.start_soon(watch, lambda: _wait_readable(epfd))
             for source in set(self._sources.values()):
-                nursery.start_soon(watch, source.wait)
+                nursery.start_soon(watch, functools.partial(source.wait, self))  # this guest is the waiter
         return outcome[0]
 
     def _send_rest(self, fd: int, iovs: int, niovs: int, so_datalen: int, done: int) -> Any:
