@@ -17,14 +17,20 @@ tasks in this process (loopback only) pick actions at random, all the time:
 - deliberately broken, counted apart: a head cut off, a body cut off, a
   reset while the answer streams, a reset before it.
 
+Warm-up first: a linear memory never shrinks, so an instance's RSS is
+the high-water mark of what it was asked to hold, and the embedded server
+holds a whole body. Every instance is given the largest body (``LARGE``)
+twice over fresh connections (the host hands each to the instance that
+waited longest, so they go round), then the mixed load runs a settling
+tenth of the run (at most a minute) before the RSS baseline is taken.
+
 Every ``--interval`` seconds the RSS and open fds of every process of each
 server (the supervisor and its workers, summed) are sampled from /proc.
 After the load the servers get a moment to close what the clients left,
 then the fds are counted again. Passes (exit 0) when: no well-behaved
-request failed, each server's RSS grew less than 5% from the end of the
-warm-up (the first fifth of the run, at most a minute) to the end, its
-idle fd count after the load is what it was before (within 2), and no
-instance was restarted. Otherwise exit 1, with the reasons.
+request failed, each server's RSS grew less than 5% from the baseline to
+the end, its idle fd count after the load is what it was before (within
+2), and no instance was restarted. Otherwise exit 1, with the reasons.
 """
 
 from __future__ import annotations
@@ -57,6 +63,8 @@ LISTENING = re.compile(r"listening on http://127\.0\.0\.1:(\d+)/")
 ACTIONS = {"keep-alive": 30, "fresh": 30, "large": 15,
            "head-cut": 5, "body-cut": 5, "reset-in-response": 8, "reset-before-response": 7}
 BROKEN = {"head-cut", "body-cut", "reset-in-response", "reset-before-response"}
+#: The largest POST /echo body (the embedded server takes up to 1 MiB).
+LARGE = 1 << 20
 RSS_GROWTH_LIMIT = 0.05
 FD_SLACK = 2
 ACTION_TIMEOUT = 60
@@ -194,7 +202,7 @@ async def _well_behaved(action: str, port: int, rng: random.Random, tally: Tally
         conn = h11.Connection(h11.CLIENT)
         for i in range(requests):
             if action == "large":
-                body = rng.randbytes(rng.randrange(256 << 10, 1 << 20))
+                body = rng.randbytes(rng.randrange(LARGE // 4, LARGE + 1))
             elif i % 2:
                 body = rng.randbytes(rng.randrange(0, 4096))
             else:
@@ -232,6 +240,29 @@ async def _broken(action: str, port: int, rng: random.Random) -> None:
             await stream.send_all(b"GET / HTTP/1.1\r\nHost: soak\r\n\r\n")
             _reset(stream)
         await trio.sleep(rng.random() * 0.05)
+
+
+async def warm_up(port: int, count: int, clients: int, tally: Tally) -> None:
+    """``count`` POST /echo of ``LARGE`` bytes, each on a fresh connection."""
+    body = random.Random(0).randbytes(LARGE)
+    left = [count]
+
+    async def one_client() -> None:
+        while left[0] > 0:
+            left[0] -= 1
+            try:
+                with trio.fail_after(ACTION_TIMEOUT):
+                    stream = await trio.open_tcp_stream("127.0.0.1", port)
+                    async with stream:
+                        status, got = await _request(stream, h11.Connection(h11.CLIENT), "POST", "/echo", body)
+                if (status, got) != (200, body):
+                    tally.fail("warm-up", f"status {status}, {len(got)} bytes back")
+            except (OSError, trio.BrokenResourceError, trio.TooSlowError, ConnectionError, h11.ProtocolError) as exc:
+                tally.fail("warm-up", f"{type(exc).__name__}: {exc}")
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(clients):
+            nursery.start_soon(one_client)
 
 
 async def client(port: int, seed: int, deadline: float, tally: Tally) -> None:
@@ -317,10 +348,16 @@ async def soak(opts: argparse.Namespace, servers: list[Served]) -> list[ServerFi
     figures = [ServerFigures(s.name) for s in servers]
     tallies = [Tally() for _ in servers]
     duration = opts.minutes * 60
-    warm_up = min(60.0, duration / 5)
+    settle = min(60.0, duration / 10)
     await trio.sleep(2)
     for f, s in zip(figures, servers):
         f.fds_idle_before = sample(s.popen.pid)[1]
+    began = trio.current_time()
+    async with trio.open_nursery() as nursery:
+        for s, tally, count in zip(servers, tallies, opts.warm_up):
+            nursery.start_soon(warm_up, s.port, count, opts.clients, tally)
+    print(f"[warm-up] {sum(opts.warm_up)} bodies of {LARGE >> 20} MiB in {trio.current_time() - began:.0f} s; "
+          f"then {settle:.0f} s of load before the RSS baseline", flush=True)
     start = trio.current_time()
     deadline = start + duration
     warm: list[Optional[int]] = [None] * len(servers)
@@ -332,7 +369,7 @@ async def soak(opts: argparse.Namespace, servers: list[Served]) -> list[ServerFi
                 rss, fds = sample(s.popen.pid)
                 f.samples.append((round(now, 1), round(rss / 2**20, 1), fds))
                 f.fds_max = max(f.fds_max, fds)
-                if warm[i] is None and now >= warm_up:
+                if warm[i] is None and now >= settle:
                     warm[i] = rss
             await trio.sleep(opts.interval)
 
@@ -381,6 +418,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     opts = parser.parse_args(argv)
     if opts.quick:
         opts.minutes, opts.instances, opts.interval = 0.75, min(opts.instances, 200), 1.0
+    opts.warm_up = (2 * opts.instances * opts.workers, 4 * opts.clients)  # per server: bodies of LARGE bytes
     common = ["--workers", str(opts.workers), "--max-output-rate", "0"]
     with tempfile.TemporaryDirectory(prefix="asyncwasm-soak-") as tmp:
         servers = [
