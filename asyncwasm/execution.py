@@ -9,6 +9,7 @@ on the heap. ``fiber.run(fuel)`` executes until one of the closed set of
                     ``fiber.resume(value)`` (or ``fiber.throw(exc)``)
     OUT_OF_FUEL  -> the slice is spent: charge the budget, checkpoint, run again
     TRAP         -> raise ``fiber.trap()``
+    EXCEPTION    -> raise ``fiber.exception()`` (a Wasm exception nothing caught)
 
 Both drivers here run slices through the same code (:meth:`_Gate.run_slice`,
 which applies the instance's fuel budget and keeps its statistics):
@@ -78,7 +79,7 @@ _UNLIMITED = 1 << 62
 _SYNC_CHECK_INTERVAL = 0.005
 
 _perf_counter = time.perf_counter
-_DONE, _SUSPEND, _OUT_OF_FUEL, _TRAP = 0, 1, 2, 3
+_DONE, _SUSPEND, _OUT_OF_FUEL, _TRAP, _EXCEPTION = 0, 1, 2, 3, 5
 
 
 class Outcome(enum.IntEnum):
@@ -86,6 +87,8 @@ class Outcome(enum.IntEnum):
 
     ``ERROR`` is never returned to Python: ``run()`` raises the exception
     (a host function's own error, or :class:`~asyncwasm.Exit`) instead.
+    ``EXCEPTION``: the guest threw a Wasm exception nothing caught
+    (``fiber.exception()`` is the :class:`~asyncwasm.WasmException`).
     """
 
     DONE = 0
@@ -93,6 +96,7 @@ class Outcome(enum.IntEnum):
     OUT_OF_FUEL = 2
     TRAP = 3
     ERROR = 4
+    EXCEPTION = 5
 
 
 def _check_count(name: str, value: Optional[int], minimum: int) -> None:
@@ -370,6 +374,8 @@ class _Gate:
             return fiber.results
         if outcome == _TRAP:
             raise fiber.trap()
+        if outcome == _EXCEPTION:
+            raise fiber.exception()
         raise _refuse_awaitable(fiber.awaitable)  # SUSPEND
 
     # -- async calls: one task at a time ------------------------------------------------
@@ -473,6 +479,8 @@ class _Gate:
                     return fiber.results
                 if outcome == _TRAP:
                     raise fiber.trap()
+                if outcome == _EXCEPTION:
+                    raise fiber.exception()
                 # OUT_OF_FUEL, or resumed after a long suspension: the slice is over
                 pacer.observe(fiber.fuel_used - used_at_start, meter.guest_time - time_at_start)
                 await trio.lowlevel.checkpoint()
@@ -512,6 +520,8 @@ def run_sync(fiber: Any) -> tuple:
             return fiber.results
         if outcome == _TRAP:
             raise fiber.trap()
+        if outcome == _EXCEPTION:
+            raise fiber.exception()
         if outcome == _SUSPEND:
             raise _refuse_awaitable(fiber.awaitable)
         if outcome != _OUT_OF_FUEL:

@@ -152,6 +152,7 @@ static int grow_frames(fiber *f)
 /* rt_call_host returned something other than 0 or RUN_SUSPEND. */
 static int host_call_failed(fiber *f, int r, const uint32_t *ip)
 {
+    if (r == RUN_EXCEPTION) return RUN_EXCEPTION; /* f->exn is set */
     if (r == RUN_TRAP) {
         if (f->trap_kind == TRAP_NONE) f->trap_kind = TRAP_HOST;
         record_trap_site(f, ip);
@@ -169,7 +170,7 @@ static int run_host_entry(fiber *f)
 {
     int r;
     if (f->state == RUN_SUSPEND) {
-        r = RUN_DONE;
+        r = f->exn != NULL ? RUN_EXCEPTION : RUN_DONE; /* the driver wrote its results, or threw */
     } else {
         f->host_calls++;
         r = rt_call_host(f, f->frames[0].func, 0);
@@ -206,6 +207,63 @@ static inline void init_frame(uint64_t *fp, const wasm_code *code)
         return;
     }
     for (uint32_t i = 0; i < n; i++) dst[i] = src[i];
+}
+
+/* ---- exceptions (engine.h "Exceptions") ------------------------------------------ */
+
+/* The clause that catches `exn` thrown at code offset `pos` of a frame of
+ * `inst` running `code`, or NULL: the innermost region containing pos
+ * (the last opened), then the regions it passes exceptions on to. Each
+ * `next` names an earlier-opened region, so the walk ends. */
+static const wasm_catch *find_catch(const rt_instance *inst, const wasm_code *code, uint32_t pos,
+                                    const rt_exn *exn)
+{
+    uint32_t r = WASM_NO_REGION;
+    for (uint32_t i = code->nregions; i-- > 0;) {
+        if (code->regions[i].start <= pos && pos < code->regions[i].end) {
+            r = i;
+            break;
+        }
+    }
+    for (; r != WASM_NO_REGION; r = code->regions[r].next) {
+        for (uint32_t k = 0; k < code->ncatches; k++) {
+            const wasm_catch *c = &code->catches[k];
+            if (c->region == r && (c->tag == WASM_CATCH_ALL || inst->tags[c->tag] == exn->tag)) return c;
+        }
+    }
+    return NULL;
+}
+
+/* Unwinds f->exn, thrown at `at` in the top frame: pops the frames that do
+ * not catch it and delivers it to the first clause that does. Returns that
+ * clause's landing pad, or NULL with *outcome RUN_EXCEPTION (no frame caught
+ * it; none is left) or RUN_ERROR (a Python exception is set). */
+static const uint32_t *unwind_to_handler(fiber *f, const uint32_t *at, int *outcome)
+{
+    const rt_exn *exn = rt_exn_get(f->exn);
+    while (f->depth > 0) {
+        const rt_frame *frame = &f->frames[f->depth - 1];
+        const wasm_code *code = frame->func->code;
+        const wasm_catch *c =
+            code != NULL ? find_catch(frame->func->inst, code, (uint32_t)(at - code->code), exn) : NULL;
+        if (c != NULL) {
+            uint64_t *fp = f->stack + frame->fp;
+            uint64_t *payload = c->tag == WASM_CATCH_ALL ? NULL : fp + c->dst;
+            uint64_t *ref = c->exn_dst == WASM_NO_SLOT ? NULL : fp + c->exn_dst;
+            if (rt_exn_catch(f, f->exn, payload, ref) != 0) {
+                *outcome = RUN_ERROR;
+                return NULL;
+            }
+            Py_CLEAR(f->exn);
+            return code->code + c->pad;
+        }
+        if (f->depth == 1) break;
+        at = frame->ret_ip - 1; /* inside the caller's call instruction */
+        f->depth--;
+    }
+    f->depth = 0;
+    *outcome = RUN_EXCEPTION;
+    return NULL;
 }
 
 /* ---- bulk table operations (spec: bounds checked before any write) ------------- */
@@ -285,6 +343,10 @@ int fiber_run(fiber *f, int64_t *fuel_ptr)
 
     LOAD_MEMORY_CACHE();
     if (UNLIKELY(ip == NULL || *ip >= OP__COUNT)) goto bad_opcode;
+    if (UNLIKELY(f->exn != NULL)) { /* the host call we were suspended in threw */
+        ip = f->ip - 1;
+        goto unwind;
+    }
 
     DISPATCH_BEGIN
 #include "interp_control.inc"
@@ -292,7 +354,22 @@ int fiber_run(fiber *f, int64_t *fuel_ptr)
 #include "interp_memory.inc"
 #include "interp_table.inc"
 #include "interp_numeric.inc"
+#include "interp_exception.inc"
     DISPATCH_END
+
+unwind: {
+    /* f->exn is thrown at ip (the throwing instruction or a call) of the top
+     * frame. Python code may have run: the memory cache is reloaded. */
+    const uint32_t *pad = unwind_to_handler(f, ip, &outcome);
+    if (pad == NULL) EXIT(outcome);
+    const rt_frame *handler = &f->frames[f->depth - 1];
+    code = handler->func->code->code;
+    fp = f->stack + handler->fp;
+    inst = handler->func->inst;
+    LOAD_MEMORY_CACHE();
+    ip = pad;
+    NEXT(0);
+}
 
 bad_opcode:
     /* Only reachable with corrupt internal code (a compiler bug). */
