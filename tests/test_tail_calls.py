@@ -1,0 +1,136 @@
+"""Tail calls (Wasm 3.0): return_call and return_call_indirect replace the
+running frame, so tail recursion runs in constant frames and slots.
+
+The 3.0 spec testsuite covers their semantics (tests/spec: return_call,
+return_call_indirect); these tests check what the engine promises beyond
+it: the depth limit does not apply to tail calls, host and cross-instance
+callees, fuel slices and async suspensions.
+"""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from asyncwasm import I32, I64, FuncType, Limits, Linker, Module, Trap
+from asyncwasm.lowlevel import Fiber, Outcome
+
+from .wat import wat
+
+LOOPS = """
+(module
+  (type $step (func (param i64 i64) (result i64)))
+  (table 2 funcref)
+  (elem (i32.const 0) $even $odd)
+
+  (func $count (export "count") (param $n i64) (param $acc i64) (result i64)
+    (if (result i64) (i64.eqz (local.get $n))
+      (then (local.get $acc))
+      (else (return_call $count (i64.sub (local.get $n) (i64.const 1))
+                                (i64.add (local.get $acc) (i64.const 1))))))
+
+  ;; Mutual recursion through the table: even/odd, counting the steps in $acc.
+  (func $even (export "even") (type $step)
+    (if (result i64) (i64.eqz (local.get 0))
+      (then (i64.const 1))
+      (else (return_call_indirect (type $step)
+              (i64.sub (local.get 0) (i64.const 1)) (local.get 1) (i32.const 1)))))
+  (func $odd (type $step)
+    (if (result i64) (i64.eqz (local.get 0))
+      (then (i64.const 0))
+      (else (return_call_indirect (type $step)
+              (i64.sub (local.get 0) (i64.const 1)) (local.get 1) (i32.const 0)))))
+
+  (func $plain (export "plain") (param $n i64) (result i64)   ;; no tail call: real depth
+    (if (result i64) (i64.eqz (local.get $n))
+      (then (i64.const 0))
+      (else (i64.add (i64.const 1) (call $plain (i64.sub (local.get $n) (i64.const 1)))))))
+)
+"""
+
+
+def test_ten_million_tail_calls_under_a_depth_limit_of_100() -> None:
+    instance = Linker().instantiate(Module(wat(LOOPS)), limits=Limits(max_call_depth=100))
+    assert instance.exports["count"](10_000_000, 0) == 10_000_000
+    assert instance.exports["even"](1_000_001, 0) == 0
+    assert instance.exports["even"](1_000_000, 0) == 1
+    with pytest.raises(Trap, match="call stack exhausted"):  # the same depth without tail calls
+        instance.exports["plain"](1000)
+    assert instance.exports["plain"](50) == 50
+
+
+def test_tail_calls_across_fuel_slices() -> None:
+    instance = Linker().instantiate(Module(wat(LOOPS)), limits=Limits(max_call_depth=10))
+    for name, args, want in (("count", (3000, 7), 3007), ("even", (501, 0), 0)):
+        fiber = Fiber(instance.exports[name], args, max_call_depth=10)
+        runs = 0
+        while (outcome := fiber.run(max(3, fiber.fuel_needed))) == Outcome.OUT_OF_FUEL:
+            runs += 1
+        assert outcome == Outcome.DONE and fiber.results == (want,) and runs > 1000
+
+
+CALLEES = """
+(module
+  (import "env" "host" (func $host (param i32) (result i32)))
+  (import "other" "twice" (func $twice (param i32) (result i32)))
+  (type $t (func (param i32) (result i32)))
+  (table 2 funcref)
+  (elem (i32.const 0) $host $twice)
+  (func (export "to_host") (param i32) (result i32) (return_call $host (local.get 0)))
+  (func (export "to_other") (param i32) (result i32) (return_call $twice (local.get 0)))
+  (func (export "indirect") (param i32 i32) (result i32)
+    (return_call_indirect (type $t) (local.get 0) (local.get 1)))
+  (func (export "wrong_type") (param i32) (result i64)
+    (return_call_indirect (param i32) (result i64) (local.get 0) (i32.const 0)))
+)
+"""
+OTHER = """
+(module
+  (memory 1)
+  (func (export "twice") (param i32) (result i32)
+    (i32.store (i32.const 8) (local.get 0))
+    (i32.mul (i32.load (i32.const 8)) (i32.const 2)))
+)
+"""
+
+
+def _callees(host) -> dict:  # type: ignore[no-untyped-def]
+    other = Linker().instantiate(Module(wat(OTHER)))
+    linker = Linker()
+    linker.define_func("env", "host", FuncType([I32], [I32]), host)
+    linker.define_instance("other", other)
+    return linker.instantiate(Module(wat(CALLEES))).exports
+
+
+def test_tail_calls_to_host_and_other_instances() -> None:
+    exports = _callees(lambda n: n + 100)
+    assert exports["to_host"](1) == 101
+    assert exports["to_other"](21) == 42
+    assert exports["indirect"](5, 0) == 105
+    assert exports["indirect"](5, 1) == 10
+    with pytest.raises(Trap, match="indirect call type mismatch"):
+        exports["wrong_type"](1)
+    with pytest.raises(Trap, match="undefined element"):
+        exports["indirect"](5, 2)
+
+
+async def test_tail_call_to_a_host_function_that_suspends() -> None:
+    async def host(n: int) -> int:
+        await trio.sleep(0)
+        return n * 3
+
+    exports = _callees(host)
+    assert await exports["to_host"].call_async(7) == 21
+    assert await exports["indirect"].call_async(4, 0) == 12
+    assert await exports["indirect"].call_async(4, 1) == 8
+
+
+def test_tail_call_results_must_match() -> None:
+    bad = "(module (func $f (result i32) (i32.const 1)) (func (result i64) (return_call $f)))"
+    from asyncwasm import ValidationError
+
+    with pytest.raises(ValidationError, match="type mismatch"):
+        Module(wat(bad))
+    with pytest.raises(ValidationError, match="unknown function"):
+        Module(wat("(module (func (return_call 5)))"))
+    assert Module(wat(LOOPS)).exports[0].type == FuncType([I64, I64], [I64])
