@@ -514,6 +514,27 @@ LEGACY = """
       (i32.const 600)
     end)
 
+  ;; A call in the catch body, whose frame lies right above this one's
+  ;; operand stack, before the rethrow: the caught exception survives it.
+  (func $clobber (param i32) (result i32) (local i64 i64 i64 i64)
+    (local.set 1 (i64.const -1)) (local.set 2 (i64.const -1)) (local.set 3 (i64.const -1))
+    (local.set 4 (i64.const -1))
+    (local.get 0))
+  (func (export "rethrow_after_call") (param i32) (result i32)
+    try (result i32)
+      try
+        (call $throw_by (local.get 0))
+      catch_all
+        (drop (call $clobber (call $clobber (i32.const 99))))
+        rethrow 0
+      end
+      (i32.const 0)
+    catch $a
+      (i32.add (i32.const 700))
+    catch_all
+      (i32.const 800)
+    end)
+
   ;; delegate: to the enclosing try (skipping the middle one), and to the caller.
   (func (export "delegate_skip") (param i32) (result i32)
     try $outer (result i32)
@@ -597,6 +618,8 @@ def test_legacy_rethrow() -> None:
     assert e["rethrow"](0) == 510  # $a 10 caught, rethrown from the nested catch, caught outside
     assert e["rethrow"](1) == 600
     assert e["rethrow"](3) == 0
+    assert e["rethrow_after_call"](0) == 710
+    assert e["rethrow_after_call"](2) == 800
     with pytest.raises(WasmException) as info:
         e["uncaught"](1)
     assert info.value.tag is e["b"] and info.value.values == (20,)

@@ -1,7 +1,8 @@
 """Damaged modules never crash the engine.
 
-Every valid non-SIMD module of the spec testsuite, truncated at random points
-and with random bytes changed, must either compile or raise ModuleError;
+Every valid non-SIMD module of the spec testsuites (2.0 and 3.0), truncated
+at random points and with random bytes changed, must either compile or
+raise ModuleError;
 anything else (another exception, a crash) fails. The seed is fixed, so a
 failure names a case that reproduces.
 
@@ -45,7 +46,7 @@ def _damaged(rng: random.Random, data: bytes) -> tuple[str, bytes]:
 
 
 def _fuzz(cases: int, seed: int) -> list[str]:
-    paths = harness.valid_module_paths()
+    paths = harness.valid_module_paths() + harness.valid_module_paths("3.0")
     if not paths:
         pytest.skip(harness.missing_reason() or "no valid modules in the spec suite")
     modules: dict[Path, bytes] = {}
@@ -68,6 +69,22 @@ def _fuzz(cases: int, seed: int) -> list[str]:
 
 def test_damaged_modules_compile_or_raise_module_error() -> None:
     failures = _fuzz(cases=5000, seed=SEED)
+    assert not failures, "\n".join(failures[:50])
+
+
+def test_every_valid_3_0_module_compiles_or_names_a_missing_feature() -> None:
+    """The 3.0 suite's valid modules compile, or are refused only as not
+    supported yet (GC, memory64, ...), never as malformed or invalid."""
+    paths = harness.valid_module_paths("3.0")
+    if not paths:
+        pytest.skip(harness.suite("3.0").missing_reason() or "no valid modules in the 3.0 suite")
+    failures = []
+    for path in paths:
+        try:
+            Module.from_file(path)
+        except ModuleError as e:
+            if harness.unsupported_feature(e.rule) is None:
+                failures.append(f"{path.name}: {type(e).__name__}: {e}")
     assert not failures, "\n".join(failures[:50])
 
 

@@ -228,8 +228,8 @@ static uint32_t final_slot(const codegen *cg, uint32_t x) {
     switch (x & CG_TAG_MASK) {
     case CG_RESULT: return x & ~CG_TAG_MASK;
     case CG_CONST: return cg->nlocal_slots + (x & ~CG_TAG_MASK);
-    case CG_EXTRA: return cg->nlocal_slots + cg->nconsts + cg->stack_slots + (x & ~CG_TAG_MASK);
-    default: return x >= cg->nlocal_slots ? x + cg->nconsts : x;
+    case CG_EXTRA: return cg->nlocal_slots + cg->nconsts + (x & ~CG_TAG_MASK);
+    default: return x >= cg->nlocal_slots ? x + cg->nconsts + cg->nextra : x;
     }
 }
 
@@ -262,7 +262,6 @@ bool cg_func_end(codegen *cg, wasm_code *out, const uint8_t *local_types, uint32
         uint32_t end = cg->chain_end[fx[1]];
         cg->code[fx[0]] = end == CG_NONE ? 0 : end - fx[2];
     }
-    cg->stack_slots = max_stack_slots;
     relocate_slots(cg);
     for (uint32_t i = 0; i < cg->ncatches; i++) {
         wasm_catch *c = &cg->catches[i];

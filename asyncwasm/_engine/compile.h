@@ -64,12 +64,15 @@ typedef struct {
 
 /* Slot operands while a function compiles ("compile numbering"): params and
  * locals are their final slots; an operand-stack home is nlocal_slots +
- * height and moves up by the pool's size when the function ends; CG_CONST | k
- * is entry k of the constant pool; CG_RESULT | i is the final slot i itself
- * (a return's destinations, which may lie past the locals). cg_func_end
- * rewrites every slot operand to its final slot. Homes stay below
- * CG_MAX_HOME, so the tags never meet a home. */
-#define CG_EXTRA 0x40000000u /* CG_EXTRA | k: hidden slot k after the operand stack (exceptions) */
+ * height and moves up by the pool's and the hidden slots' sizes when the
+ * function ends; CG_CONST | k is entry k of the constant pool; CG_EXTRA | k
+ * is hidden slot k, right after the pool (a legacy catch's exception: below
+ * every operand-stack home, so no callee frame, which starts at one, ever
+ * overlaps it); CG_RESULT | i is the final slot i itself (a return's
+ * destinations, which may lie past the locals). cg_func_end rewrites every
+ * slot operand to its final slot. Homes stay below CG_MAX_HOME, so the tags
+ * never meet a home. */
+#define CG_EXTRA 0x40000000u /* CG_EXTRA | k: hidden slot k, after the pool (exceptions) */
 #define CG_CONST 0x80000000u
 #define CG_RESULT 0xC0000000u
 #define CG_TAG_MASK 0xC0000000u
@@ -158,7 +161,6 @@ typedef struct codegen {
     wasm_catch *catches;
     uint32_t ncatches, catches_cap;
     uint32_t nextra;         /* hidden slots (CG_EXTRA) in use */
-    uint32_t stack_slots;    /* cg_func_end: the deepest operand stack (where hidden slots start) */
 } codegen;
 
 void cg_init(codegen *cg);

@@ -170,9 +170,11 @@ typedef struct {
  *   [0, nparam_slots)                 parameters (written by the caller)
  *   [nparam_slots, nlocal_slots)      declared locals   } both set from
  *   [nlocal_slots, + nconst_slots)    constant pool     } frame_init on entry
+ *   [.., + hidden slots)              legacy catches' exceptions ("Exceptions")
  *   [.., max_slots)                   operand stack: the value at operand-stack
  *                                     height h (counted in slots) has its home
- *                                     in slot nlocal_slots + nconst_slots + h.
+ *                                     in slot nlocal_slots + nconst_slots +
+ *                                     hidden slots + h.
  * Instructions name every operand by slot index, resolved at compile time;
  * there is no run-time stack pointer. An operand slot may be a value's home,
  * a local's slot (local.get emits no code) or a pool slot (neither do
@@ -224,7 +226,8 @@ typedef struct {
  * may stop right there, resumably), or a RETURN when the label is the
  * function's. Frames without a match are popped; with none left, the run
  * ends RUN_EXCEPTION. Legacy try/catch blocks keep the caught exception in
- * a hidden slot (for rethrow), after the operand stack: max_slots counts it.
+ * a hidden slot (for rethrow), between the constant pool and the operand
+ * stack (so below every callee's frame): max_slots counts it.
  *
  * Tail calls: RETURN_CALL replaces the running frame by the callee's (same
  * slot base, same return address), so tail recursion runs in constant
