@@ -593,7 +593,7 @@ static bool op_return(validator *v) {
     return true;
 }
 
-/* ---- instructions: calls ---------------------------------------------------------------- */
+/* ---- instructions: calls, tail calls ---------------------------------------------------- */
 
 /* Pops a call's arguments, first copied home (F4); *base is the first one's. */
 static bool call_with(validator *v, const wasm_functype *ft, uint32_t *base) {
@@ -603,42 +603,6 @@ static bool call_with(validator *v, const wasm_functype *ft, uint32_t *base) {
     *base = slot_here(v);
     return true;
 }
-
-static bool op_call(validator *v) {
-    uint32_t f, base;
-    if (!rd_u32(&v->r, &f))
-        return false;
-    if (f >= v->m->nfuncs)
-        return invalid(v, "unknown function %u in call", f);
-    const wasm_functype *ft = &v->m->types[v->m->funcs[f].typeidx];
-    if (!call_with(v, ft, &base))
-        return false;
-    cg_emit2(&v->cg, OP_CALL, f, base);
-    return push_types(v, ft->results, ft->nresults);
-}
-
-static bool op_call_indirect(validator *v) {
-    uint32_t y, x, base;
-    if (!rd_u32(&v->r, &y) || !rd_u32(&v->r, &x))
-        return false;
-    if (x >= v->m->ntables)
-        return invalid(v, "unknown table %u in call_indirect", x);
-    if (v->m->tables[x].elem != VT_FUNCREF)
-        return invalid(v, "type mismatch in call_indirect: table %u holds %s, not funcref", x,
-                       valtype_name(v->m->tables[x].elem));
-    if (y >= v->m->ntypes)
-        return invalid(v, "unknown type %u in call_indirect", y);
-    const wasm_functype *ft = &v->m->types[y];
-    cg_value elem;
-    if (!pop_val(v, VT_I32, &elem))
-        return false;
-    if (!call_with(v, ft, &base))
-        return false;
-    cg_emit4(&v->cg, OP_CALL_INDIRECT, y, x, elem.loc, base);
-    return push_types(v, ft->results, ft->nresults);
-}
-
-/* ---- instructions: tail calls ------------------------------------------------------------ */
 
 /* RETURN_CALL(_INDIRECT) is emitted; what follows returns a host callee's
  * results (a Wasm callee's frame replaced this one and never comes back). */
@@ -653,36 +617,38 @@ static bool finish_tail_call(validator *v, const wasm_functype *ft) {
     return true;
 }
 
-static bool op_return_call(validator *v) {
+/* call f, or the tail call return_call f. */
+static bool op_call(validator *v, bool tail) {
     uint32_t f, base;
     if (!rd_u32(&v->r, &f))
         return false;
     if (f >= v->m->nfuncs)
-        return invalid(v, "unknown function %u in return_call", f);
+        return invalid(v, "unknown function %u in %s", f, instr_name(v));
     const wasm_functype *ft = &v->m->types[v->m->funcs[f].typeidx];
     if (!call_with(v, ft, &base))
         return false;
-    cg_emit2(&v->cg, OP_RETURN_CALL, f, base);
-    return finish_tail_call(v, ft);
+    cg_emit2(&v->cg, tail ? OP_RETURN_CALL : OP_CALL, f, base);
+    return tail ? finish_tail_call(v, ft) : push_types(v, ft->results, ft->nresults);
 }
 
-static bool op_return_call_indirect(validator *v) {
+/* call_indirect y x, or the tail call return_call_indirect y x. */
+static bool op_call_indirect(validator *v, bool tail) {
     uint32_t y, x, base;
     if (!rd_u32(&v->r, &y) || !rd_u32(&v->r, &x))
         return false;
     if (x >= v->m->ntables)
-        return invalid(v, "unknown table %u in return_call_indirect", x);
+        return invalid(v, "unknown table %u in %s", x, instr_name(v));
     if (v->m->tables[x].elem != VT_FUNCREF)
-        return invalid(v, "type mismatch in return_call_indirect: table %u holds %s, not funcref", x,
+        return invalid(v, "type mismatch in %s: table %u holds %s, not funcref", instr_name(v), x,
                        valtype_name(v->m->tables[x].elem));
     if (y >= v->m->ntypes)
-        return invalid(v, "unknown type %u in return_call_indirect", y);
+        return invalid(v, "unknown type %u in %s", y, instr_name(v));
     const wasm_functype *ft = &v->m->types[y];
     cg_value elem;
     if (!pop_val(v, VT_I32, &elem) || !call_with(v, ft, &base))
         return false;
-    cg_emit4(&v->cg, OP_RETURN_CALL_INDIRECT, y, x, elem.loc, base);
-    return finish_tail_call(v, ft);
+    cg_emit4(&v->cg, tail ? OP_RETURN_CALL_INDIRECT : OP_CALL_INDIRECT, y, x, elem.loc, base);
+    return tail ? finish_tail_call(v, ft) : push_types(v, ft->results, ft->nresults);
 }
 
 /* ---- instructions: exceptions (engine.h "Exceptions", compile.c "Exceptions") -------------- */
@@ -1371,10 +1337,10 @@ static bool compile_instructions(validator *v) {
         case 0x0D: ok = op_br_if(v); break;
         case 0x0E: ok = op_br_table(v); break;
         case 0x0F: ok = op_return(v); break;
-        case 0x10: ok = op_call(v); break;
-        case 0x11: ok = op_call_indirect(v); break;
-        case 0x12: ok = op_return_call(v); break;
-        case 0x13: ok = op_return_call_indirect(v); break;
+        case 0x10: ok = op_call(v, false); break;
+        case 0x11: ok = op_call_indirect(v, false); break;
+        case 0x12: ok = op_call(v, true); break;
+        case 0x13: ok = op_call_indirect(v, true); break;
         case 0x06: ok = op_try(v); break;
         case 0x07: ok = op_catch(v, false); break;
         case 0x19: ok = op_catch(v, true); break;
