@@ -134,3 +134,77 @@ def test_tail_call_results_must_match() -> None:
     with pytest.raises(ValidationError, match="unknown function"):
         Module(wat("(module (func (return_call 5)))"))
     assert Module(wat(LOOPS)).exports[0].type == FuncType([I64, I64], [I64])
+
+
+HANDLERS = """
+(module
+  (import "env" "error" (tag $error (param i32)))
+  (import "env" "host" (func $host (param i32) (result i32)))
+  ;; The try_table here is gone once the tail call happens: an exception from
+  ;; the callee goes to this function's caller, never to this handler.
+  (func $tail (export "tail") (param i32) (result i32)
+    (block $mine (result i32)
+      (try_table (result i32) (catch $error $mine)
+        (return_call $host (local.get 0)))
+      (return))
+    (i32.const 1000) (i32.add))
+  (func (export "caller") (param i32) (result i32)
+    (block $theirs (result i32)
+      (try_table (result i32) (catch $error $theirs) (call $tail (local.get 0)))
+      (return))
+    (i32.const 2000) (i32.add))
+)
+"""
+
+
+def _handlers(host) -> dict:  # type: ignore[no-untyped-def]
+    from asyncwasm import Tag
+
+    tag = Tag(FuncType([I32], []))
+    linker = Linker()
+    linker.define("env", "error", tag)
+    linker.define_func("env", "host", FuncType([I32], [I32]), host(tag))
+    return linker.instantiate(Module(wat(HANDLERS))).exports
+
+
+def _throwing(tag):  # type: ignore[no-untyped-def]
+    from asyncwasm import WasmException
+
+    def host(n: int) -> int:
+        if n < 0:
+            raise WasmException(tag, [n])
+        return n * 10
+
+    return host
+
+
+def test_exception_from_a_tail_called_host_function_skips_the_gone_frame() -> None:
+    from asyncwasm import WasmException
+
+    exports = _handlers(_throwing)
+    assert exports["caller"](4) == 40
+    assert exports["caller"](-3) == 1997  # the caller's handler: 2000 - 3, not 1000 - 3
+    assert exports["tail"](5) == 50  # the entry frame tail-calls the host function
+    with pytest.raises(WasmException) as info:
+        exports["tail"](-5)  # nobody is left to catch it
+    assert info.value.values == (-5,)
+
+
+async def test_tail_called_host_function_that_suspends_then_throws() -> None:
+    from asyncwasm import WasmException
+
+    def make(tag):  # type: ignore[no-untyped-def]
+        async def host(n: int) -> int:
+            await trio.sleep(0)
+            if n < 0:
+                raise WasmException(tag, [n])
+            return n + 1
+
+        return host
+
+    exports = _handlers(make)
+    assert await exports["caller"].call_async(1) == 2
+    assert await exports["caller"].call_async(-7) == 1993
+    assert await exports["tail"].call_async(8) == 9
+    with pytest.raises(WasmException):
+        await exports["tail"].call_async(-1)

@@ -231,8 +231,10 @@ typedef struct {
  *
  * Tail calls: RETURN_CALL replaces the running frame by the callee's (same
  * slot base, same return address), so tail recursion runs in constant
- * frames and slots. A host callee is called as usual and the code that
- * follows RETURN_CALL returns its results.
+ * frames and slots. A host callee is called as if by the caller (the frame
+ * is gone first: its handlers do not see the callee's exceptions), or
+ * becomes the fiber's host entry when the entry frame tail-calls it.
+ * Nothing runs after a RETURN_CALL in its function.
  */
 enum wasm_op {
 #define INTERNAL(NAME, OPERANDS) OP_##NAME,

@@ -164,23 +164,30 @@ static int host_call_failed(fiber *f, int r, const uint32_t *ip)
     return RUN_ERROR;
 }
 
+/* Calls the host function that is f's only frame: its entry, or what the
+ * entry tail-called. */
+static int call_host_entry(fiber *f)
+{
+    f->host_calls++;
+    int r = rt_call_host(f, f->frames[0].func, 0);
+    if (r == 0) return RUN_DONE;
+    if (r == RUN_SUSPEND) {
+        f->suspensions++;
+        return r;
+    }
+    return host_call_failed(f, r, NULL);
+}
+
 /* A fiber whose entry function is a host function: call it once; when that
- * call suspended, the driver has written its results and we are done. */
+ * call suspended, the driver has written its results (or thrown) and we
+ * are done. */
 static int run_host_entry(fiber *f)
 {
     int r;
-    if (f->state == RUN_SUSPEND) {
-        r = f->exn != NULL ? RUN_EXCEPTION : RUN_DONE; /* the driver wrote its results, or threw */
-    } else {
-        f->host_calls++;
-        r = rt_call_host(f, f->frames[0].func, 0);
-        if (r == 0)
-            r = RUN_DONE;
-        else if (r == RUN_SUSPEND)
-            f->suspensions++;
-        else
-            r = host_call_failed(f, r, NULL);
-    }
+    if (f->state == RUN_SUSPEND)
+        r = f->exn != NULL ? RUN_EXCEPTION : RUN_DONE;
+    else
+        r = call_host_entry(f);
     f->state = r;
     return r;
 }

@@ -604,15 +604,21 @@ static bool call_with(validator *v, const wasm_functype *ft, uint32_t *base) {
     return true;
 }
 
-/* RETURN_CALL(_INDIRECT) is emitted; what follows returns a host callee's
- * results (a Wasm callee's frame replaced this one and never comes back). */
-static bool finish_tail_call(validator *v, const wasm_functype *ft) {
+/* Emits a call (op with its operands) to a function of type ft; a tail
+ * call returns the callee's results, which must be the function's, and
+ * nothing after it runs (engine.h "Tail calls"). */
+static bool emit_call(validator *v, uint32_t op, uint32_t nops, const uint32_t *ops, const wasm_functype *ft,
+                      bool tail) {
+    if (!tail) {
+        uint32_t *w = cg_emit(&v->cg, op, nops);
+        if (w)
+            memcpy(w, ops, sizeof *w * nops);
+        return push_types(v, ft->results, ft->nresults);
+    }
     const ctrl_frame *fn = &v->ctrl[0];
     if (ft->nresults != fn->nresults || (ft->nresults && memcmp(ft->results, fn->results, ft->nresults) != 0))
         return invalid(v, "type mismatch in %s: the callee's results are not the function's", instr_name(v));
-    if (!push_types(v, ft->results, ft->nresults) || !pop_types(v, ft->results, ft->nresults))
-        return false;
-    cg_return(&v->cg, popped_values(v), ft->nresults);
+    cg_emit_terminal(&v->cg, op, nops, ops);
     set_unreachable(v);
     return true;
 }
@@ -627,8 +633,8 @@ static bool op_call(validator *v, bool tail) {
     const wasm_functype *ft = &v->m->types[v->m->funcs[f].typeidx];
     if (!call_with(v, ft, &base))
         return false;
-    cg_emit2(&v->cg, tail ? OP_RETURN_CALL : OP_CALL, f, base);
-    return tail ? finish_tail_call(v, ft) : push_types(v, ft->results, ft->nresults);
+    uint32_t ops[2] = {f, base};
+    return emit_call(v, tail ? OP_RETURN_CALL : OP_CALL, 2, ops, ft, tail);
 }
 
 /* call_indirect y x, or the tail call return_call_indirect y x. */
@@ -647,8 +653,8 @@ static bool op_call_indirect(validator *v, bool tail) {
     cg_value elem;
     if (!pop_val(v, VT_I32, &elem) || !call_with(v, ft, &base))
         return false;
-    cg_emit4(&v->cg, tail ? OP_RETURN_CALL_INDIRECT : OP_CALL_INDIRECT, y, x, elem.loc, base);
-    return tail ? finish_tail_call(v, ft) : push_types(v, ft->results, ft->nresults);
+    uint32_t ops[4] = {y, x, elem.loc, base};
+    return emit_call(v, tail ? OP_RETURN_CALL_INDIRECT : OP_CALL_INDIRECT, 4, ops, ft, tail);
 }
 
 /* ---- instructions: exceptions (engine.h "Exceptions", compile.c "Exceptions") -------------- */
