@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from asyncwasm import FUNCREF, Func, Linker, Module, ModuleError, ValidationError
+from asyncwasm import FUNCREF, Func, Linker, MalformedError, Module, ModuleError, ValidationError
 
-from .wat import wat
+from .wat import HEADER, section, wat
 
 EXTENDED = """
 (module
@@ -86,3 +86,20 @@ def test_exception_handling_and_tail_calls_are_supported() -> None:
     Module(wat("(module (tag $e) (func (try_table (catch_all 0) (throw $e))))"))
     Module(wat("(module (func $f (return_call $f)))"))
     Module(wat("(module (tag $e) (func try catch $e catch_all end))"))
+
+
+@pytest.mark.parametrize(
+    ("types", "error"),
+    [
+        (bytes([0x01, 0x50, 0x00, 0x4E, 0x00]), MalformedError),  # rec inside sub
+        (bytes([0x01, 0x4E, 0x01, 0x4E, 0x00]), MalformedError),  # rec inside rec
+        (bytes([0x01, 0x5E, 0x78, 0x02]), MalformedError),  # array field with bad mutability
+        (bytes([0x01, 0x5F, 0x01, 0x7F, 0x01]), ValidationError),  # a well-formed struct: GC
+    ],
+)
+def test_gc_types_are_read_then_refused(types: bytes, error: type) -> None:
+    """GC's type forms are decoded (so malformed ones are called malformed),
+    then refused as not supported."""
+    with pytest.raises(error) as info:
+        Module(HEADER + section(1, types))
+    assert (error is MalformedError) != info.value.rule.startswith("GC is not supported yet")

@@ -563,50 +563,54 @@ static bool skim_fieldtype(decoder *d) {
     return mut <= 1 || fail(d, at, "malformed mutability");
 }
 
-static bool skim_gc_type(decoder *d, int64_t form, const uint8_t *at, int depth) {
-    uint32_t n, x;
+/* A composite type: func, struct or array. */
+static bool skim_comptype(decoder *d, int64_t form, const uint8_t *at) {
+    uint32_t n;
     uint8_t t;
     const char *unsupported = NULL;
-    switch (form) {
-    case FORM_ARRAY:
+    if (form == FORM_ARRAY)
         return skim_fieldtype(d);
-    case FORM_STRUCT:
-    case FORM_FUNC:
-        for (int vec = 0; vec < (form == FORM_FUNC ? 2 : 1); vec++) {
-            if (!rd_len(&d->r, &n))
-                return false;
-            for (uint32_t k = 0; k < n; k++)
-                if (form == FORM_FUNC ? !rd_valtype(&d->r, &t, &unsupported) : !skim_fieldtype(d))
-                    return false;
-        }
-        return true;
-    case FORM_SUB:
-    case FORM_SUB_FINAL:
-    case FORM_REC:
-        if (depth < 2 && rd_len(&d->r, &n)) {
-            for (uint32_t k = 0; k < n; k++) {
-                if (form != FORM_REC && !rd_u32(&d->r, &x))
-                    return false;
-                if (form == FORM_REC) {
-                    const uint8_t *sub_at = d->r.p;
-                    int64_t sub;
-                    if (!rd_leb_s(&d->r, 7, &sub) || !skim_gc_type(d, sub, sub_at, depth + 1))
-                        return false;
-                }
-            }
-            if (form == FORM_REC)
-                return true;
-            const uint8_t *comp_at = d->r.p;
-            int64_t comp;
-            return rd_leb_s(&d->r, 7, &comp) && comp != FORM_SUB && comp != FORM_SUB_FINAL && comp != FORM_REC &&
-                   skim_gc_type(d, comp, comp_at, depth + 1);
-        }
-        if (depth >= 2)
-            return reader_fail(&d->r, ERR_MALFORMED, at, "malformed type 0x%02x", *at);
-        return false;
-    default:
+    if (form != FORM_STRUCT && form != FORM_FUNC)
         return reader_fail(&d->r, ERR_MALFORMED, at, "malformed type 0x%02x", *at);
+    for (int vec = 0; vec < (form == FORM_FUNC ? 2 : 1); vec++) {
+        if (!rd_len(&d->r, &n))
+            return false;
+        for (uint32_t k = 0; k < n; k++)
+            if (form == FORM_FUNC ? !rd_valtype(&d->r, &t, &unsupported) : !skim_fieldtype(d))
+                return false;
     }
+    return true;
+}
+
+/* A subtype: sub or sub final (supertype indices, then a composite type), or a composite type. */
+static bool skim_subtype(decoder *d, int64_t form, const uint8_t *at) {
+    uint32_t n, x;
+    if (form != FORM_SUB && form != FORM_SUB_FINAL)
+        return skim_comptype(d, form, at);
+    if (!rd_len(&d->r, &n))
+        return false;
+    for (uint32_t k = 0; k < n; k++)
+        if (!rd_u32(&d->r, &x))
+            return false;
+    const uint8_t *comp_at = d->r.p;
+    int64_t comp;
+    return rd_leb_s(&d->r, 7, &comp) && skim_comptype(d, comp, comp_at);
+}
+
+/* A recursive type: rec (a vector of subtypes), or one subtype. */
+static bool skim_gc_type(decoder *d, int64_t form, const uint8_t *at) {
+    uint32_t n;
+    if (form != FORM_REC)
+        return skim_subtype(d, form, at);
+    if (!rd_len(&d->r, &n))
+        return false;
+    for (uint32_t k = 0; k < n; k++) {
+        const uint8_t *sub_at = d->r.p;
+        int64_t sub;
+        if (!rd_leb_s(&d->r, 7, &sub) || !skim_subtype(d, sub, sub_at))
+            return false;
+    }
+    return true;
 }
 
 /* https://webassembly.github.io/spec/core/binary/modules.html#type-section */
@@ -624,7 +628,7 @@ static bool decode_type(decoder *d) {
             return false;
         if (form == FORM_ARRAY || form == FORM_STRUCT || form == FORM_SUB || form == FORM_SUB_FINAL ||
             form == FORM_REC) {
-            if (!(ft->params = malloc(1)) || !skim_gc_type(d, form, at, 0))
+            if (!(ft->params = malloc(1)) || !skim_gc_type(d, form, at))
                 return ft->params ? false : nomem(d);
             ft->results = ft->params;
             defer_invalid(d, at, MSG_GC ": type 0x%02x (array, struct, rec or sub)", *at);

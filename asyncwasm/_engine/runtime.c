@@ -716,24 +716,32 @@ static int eval_const(const InstanceObject *self, uint32_t nglobals_ready,
                       const wasm_const_expr *e, uint64_t out[2])
 {
     if (e->kind != CONST_SEQUENCE) return eval_const_value(self, nglobals_ready, e, out);
-    uint64_t stack[8][2];
+    uint64_t small[16][2], (*stack)[2] = small; /* height <= nops */
+    if (e->nops > 16 && (stack = PyMem_Malloc(sizeof *stack * e->nops)) == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
     uint32_t height = 0;
-    for (uint32_t i = 0; i < e->nops; i++) {
+    int rc = 0;
+    for (uint32_t i = 0; rc == 0 && i < e->nops; i++) {
         const wasm_const_expr *op = &e->ops[i];
         if (op->kind >= CONST_I32_ADD && op->kind <= CONST_I64_MUL && height >= 2) {
             height--;
             stack[height - 1][0] = eval_const_binop(op->kind, stack[height - 1][0], stack[height][0]);
-        } else if (height < 8 && op->kind < CONST_I32_ADD) {
-            if (eval_const_value(self, nglobals_ready, op, stack[height++]) < 0) return -1;
+        } else if (op->kind < CONST_I32_ADD) {
+            rc = eval_const_value(self, nglobals_ready, op, stack[height++]);
         } else {
-            height = 0;
+            height = 0; /* validation rules this out */
             break;
         }
     }
-    if (height != 1) return link_error("invalid constant expression (a sequence of %u)", e->nops);
-    out[0] = stack[0][0];
-    out[1] = stack[0][1];
-    return 0;
+    if (rc == 0 && height != 1) rc = link_error("invalid constant expression (a sequence of %u)", e->nops);
+    if (rc == 0) {
+        out[0] = stack[0][0];
+        out[1] = stack[0][1];
+    }
+    if (stack != small) PyMem_Free(stack);
+    return rc;
 }
 
 /* ---- imports -------------------------------------------------------------------- */

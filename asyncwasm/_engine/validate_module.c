@@ -116,32 +116,36 @@ static uint8_t const_value_type(checker *c, const wasm_const_expr *e, const cons
 static bool check_const(checker *c, const wasm_const_expr *e, uint8_t want, const const_site *site) {
     const wasm_const_expr *ops = e->kind == CONST_SEQUENCE ? e->ops : e;
     uint32_t nops = e->kind == CONST_SEQUENCE ? e->nops : 1;
-    uint8_t stack[8];
+    uint8_t small[16], *stack = nops <= sizeof small ? small : malloc(nops); /* height <= nops */
+    if (!stack)
+        return nomem(c);
     uint32_t height = 0;
-    for (uint32_t i = 0; i < nops; i++) {
+    bool ok = true;
+    for (uint32_t i = 0; ok && i < nops; i++) {
         const wasm_const_expr *op = &ops[i];
         if (op->kind >= CONST_I32_ADD && op->kind <= CONST_I64_MUL) {
             uint8_t t = op->kind <= CONST_I32_MUL ? VT_I32 : VT_I64;
-            if (height < 2 || stack[height - 1] != t || stack[height - 2] != t)
-                return const_invalid(c, site, "type mismatch: %s operation needs two %s values",
-                                     valtype_name(t), valtype_name(t));
+            if (height < 2 || stack[height - 1] != t || stack[height - 2] != t) {
+                ok = const_invalid(c, site, "type mismatch: %s operation needs two %s values", valtype_name(t),
+                                   valtype_name(t));
+                break;
+            }
             height--;
             continue;
         }
         uint8_t t = const_value_type(c, op, site);
-        if (t == VT_NONE)
-            return false;
-        if (height == sizeof stack)
-            return const_invalid(c, site, "type mismatch: more than %zu values on the stack", sizeof stack);
+        ok = t != VT_NONE;
         stack[height++] = t;
     }
-    if (height != 1)
-        return const_invalid(c, site, "type mismatch: the constant expression leaves %u values, must leave one",
-                             height);
-    if (stack[0] != want)
-        return const_invalid(c, site, "type mismatch: must be %s, the constant expression is %s",
-                             valtype_name(want), valtype_name(stack[0]));
-    return true;
+    if (ok && height != 1)
+        ok = const_invalid(c, site, "type mismatch: the constant expression leaves %u values, must leave one",
+                           height);
+    if (ok && stack[0] != want)
+        ok = const_invalid(c, site, "type mismatch: must be %s, the constant expression is %s", valtype_name(want),
+                           valtype_name(stack[0]));
+    if (stack != small)
+        free(stack);
+    return ok;
 }
 
 static bool check_imports(checker *c) {
