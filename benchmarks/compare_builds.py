@@ -17,9 +17,9 @@ disturbed by other work, is the steadier of the two), and the spread of
 the per-round ratios.
 
 On a machine too busy for timings to mean anything, ``--callgrind`` counts
-instead the machine instructions the interpreter loop (fiber_run and what
-it calls) executes for each kernel at its quick n, under valgrind's
-callgrind: deterministic, so one run per build suffices. It does not see
+instead the machine instructions the interpreter loop (fiber_run, with
+what is inlined into it) executes for each kernel at its quick n, under
+valgrind's callgrind: deterministic, so one run per build suffices. It does not see
 cache or branch-prediction effects; compare timings when the machine is
 quiet.
 """
@@ -84,19 +84,23 @@ def run_round(root: Path, quick: bool, kernels: list[str]) -> dict[str, list]:
 
 
 def count_instructions(root: Path, kernel: str, work: Path) -> int:
-    """Instructions executed inside fiber_run for one quick run of `kernel`."""
+    """Instructions fiber_run itself executes (with what the compiler inlined
+    into it; without the C library's, such as realloc's, which vary with the
+    heap's layout) for one quick run of `kernel`."""
     out = work / f"{root.name}-{kernel}.callgrind"
-    env = dict(os.environ)
+    env = dict(os.environ, PYTHONHASHSEED="0")  # the same heap layout every time
     env.pop("PYTHONPATH", None)
     subprocess.run(
         ["valgrind", "--tool=callgrind", "--toggle-collect=fiber_run", f"--callgrind-out-file={out}",
          sys.executable, "-c", WORKER_ONCE, str(root), str(benchlib.BENCH_DIR), kernel],
         capture_output=True, text=True, check=True, env=env, cwd=root,
     )  # fmt: skip
-    for line in out.read_text().splitlines():
-        if line.startswith(("summary:", "totals:")):
-            return int(line.split()[1])
-    raise RuntimeError(f"no instruction count in {out}")
+    report = subprocess.run(["callgrind_annotate", "--inclusive=no", "--threshold=100", str(out)],
+                            capture_output=True, text=True, check=True).stdout  # fmt: skip
+    for line in report.splitlines():
+        if line.rstrip().endswith(":fiber_run") or ":fiber_run " in line:
+            return int(line.split()[0].replace(",", ""))
+    raise RuntimeError(f"no count for fiber_run in {out}:\n{report}")
 
 
 # One uninterrupted quick run of one kernel (for callgrind: no warm-up).

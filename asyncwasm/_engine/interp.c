@@ -192,6 +192,35 @@ static int run_host_entry(fiber *f)
     return r;
 }
 
+/* The running frame tail-calls host function fn, its arguments already at
+ * the frame's base: the frame returns first, then fn is called as if by the
+ * caller's call instruction (its results land where the frame's would
+ * have, and its exceptions skip the gone frame's handlers); when the entry
+ * frame does it, fn becomes the fiber's host entry. Out of fiber_run's way:
+ * a rare path. Returns TAIL_CALLER_GOES_ON (at f->ip in the new top frame),
+ * TAIL_CALLER_UNWINDS (f->exn, thrown at the caller's call, f->ip - 1), or
+ * an outcome that ends the run. */
+enum { TAIL_CALLER_GOES_ON = -1, TAIL_CALLER_UNWINDS = -2 };
+
+static int tail_call_host(fiber *f, const rt_func *fn)
+{
+    if (f->depth == 1) {
+        f->frames[0].func = fn;
+        return call_host_entry(f);
+    }
+    const rt_frame *done = &f->frames[--f->depth];
+    f->ip = done->ret_ip;
+    f->host_calls++;
+    int r = rt_call_host(f, fn, done->fp);
+    if (r == 0) return TAIL_CALLER_GOES_ON;
+    if (r == RUN_EXCEPTION) return TAIL_CALLER_UNWINDS;
+    if (r == RUN_SUSPEND) {
+        f->suspensions++;
+        return r;
+    }
+    return host_call_failed(f, r, f->ip - 1);
+}
+
 /* fiber_run on a fiber that already finished: report the same outcome again. */
 static int finished_fiber_outcome(fiber *f)
 {
@@ -347,6 +376,7 @@ int fiber_run(fiber *f, int64_t *fuel_ptr)
     uint64_t mem_size;
     int64_t fuel = *fuel_ptr, fuel_synced = fuel;
     int outcome = RUN_ERROR, trap_kind = TRAP_NONE;
+    const rt_func *tail_callee = NULL; /* see tail_call_host */
 
     LOAD_MEMORY_CACHE();
     if (UNLIKELY(ip == NULL || *ip >= OP__COUNT)) goto bad_opcode;
@@ -375,6 +405,28 @@ unwind: {
     inst = handler->func->inst;
     LOAD_MEMORY_CACHE();
     ip = pad;
+    NEXT(0);
+}
+
+tail_call_host: {
+    /* The running frame tail-calls host function tail_callee (TAIL_CALL in
+     * interp_control.inc): see tail_call_host(). */
+    SYNC_FUEL();
+    int r = tail_call_host(f, tail_callee);
+    if (r != TAIL_CALLER_GOES_ON && r != TAIL_CALLER_UNWINDS) {
+        ip = f->ip;
+        EXIT(r);
+    }
+    const rt_frame *caller = &f->frames[f->depth - 1];
+    code = caller->func->code->code;
+    fp = f->stack + caller->fp;
+    inst = caller->func->inst;
+    LOAD_MEMORY_CACHE();
+    ip = f->ip;
+    if (r == TAIL_CALLER_UNWINDS) {
+        ip--; /* inside the caller's call instruction */
+        goto unwind;
+    }
     NEXT(0);
 }
 
