@@ -15,7 +15,8 @@ running guest can stop at any host call or fuel slice and resume later.
 The public surface is exactly ``__all__``, plus the modules
 :mod:`asyncwasm.lowlevel` (fibers, for custom drivers),
 :mod:`asyncwasm.execution` (the drivers), :mod:`asyncwasm.run` (``asyncwasm
-run`` from Python), :mod:`asyncwasm.wasi` (WASI contexts) and
+run`` from Python), :mod:`asyncwasm.wasi` (WASI contexts),
+:mod:`asyncwasm.interop` (bytes and strings through a guest's allocator) and
 :mod:`asyncwasm.serve` (hosting servers); other modules are private.
 """
 
@@ -50,7 +51,7 @@ from ._types import (
     TagType,
     ValType,
 )
-from ._engine import Func, Global, Memory, Table, Tag
+from ._engine import Caller, Func, Global, Memory, Table, Tag
 from ._stats import Statistics
 from .execution import Execution, Limits, execute
 from .instance import Instance
@@ -72,6 +73,7 @@ __all__ = [
     "Execution",
     "Statistics",
     "Func",
+    "Caller",
     "Memory",
     "Table",
     "Global",

@@ -21,7 +21,9 @@ __all__ = ["Statistics", "Meter"]
 class Statistics:
     """What guest code has cost so far. Fields:
 
-    - ``calls``: calls into the guest from Python (an execution counts 1).
+    - ``calls``: calls into the guest from Python (an execution counts 1)
+      and from other instances' guests (their fuel counts in ``fuel_used``
+      as well; host calls and times count with the calling instance).
     - ``fuel_used``: fuel consumed: about one unit per Wasm instruction
       executed (the engine charges each straight-line region when entering
       it, so a region left early by a branch counts whole).

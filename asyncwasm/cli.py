@@ -3,6 +3,8 @@
     asyncwasm run [options] FILE [ARGS...]   run a WASI program (see asyncwasm.run)
     asyncwasm serve [MODULE] [options]       host a Wasm HTTP server (asyncwasm.serve.cli)
     asyncwasm inspect FILE                   kind, imports, exports and custom sections
+    asyncwasm keygen PATH                    an Ed25519 key pair for signing modules
+    asyncwasm sign --key PATH MODULE         write MODULE.sig (see asyncwasm.signing)
 
 This module only parses flags: each subcommand is one
 ``_cmd_<name>(args, out, err) -> int`` function registered in
@@ -101,6 +103,7 @@ def build_parser(out: TextIO, err: TextIO, *, serve: Any = None) -> argparse.Arg
     )
     inspect.add_argument("file", metavar="FILE", help="a .wasm file (binary format)")
     inspect.set_defaults(command=_cmd_inspect, parser=inspect)
+    _add_signing(commands)
     return parser
 
 
@@ -210,7 +213,7 @@ def _net_rule(text: str) -> str:
 
 
 def _add_run(commands: "argparse._SubParsersAction[Any]") -> None:
-    from . import run
+    from . import hostnet, run
 
     parser = commands.add_parser(
         "run",
@@ -252,7 +255,7 @@ def _add_run(commands: "argparse._SubParsersAction[Any]") -> None:
 
     net = parser.add_argument_group("network (default: none)")
     net.add_argument("--listen", action="append", default=[], metavar="ADDR:PORT",
-                     type=flag_type(run.parse_address, "address"),
+                     type=flag_type(hostnet.parse_address, "address"),
                      help="pre-open a TCP socket listening on ADDR:PORT for the guest, numbered after the "
                      "directories (repeatable; port 0 picks a free port; each address is announced on stderr)")
     net.add_argument("--allow-connect", action="append", default=[], metavar="CIDR[:PORTS]",
@@ -272,7 +275,9 @@ def _add_run(commands: "argparse._SubParsersAction[Any]") -> None:
 
 
 def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from .run import RunConfig, format_address, open_listener, run_command, size_to_pages
+    from . import hostnet
+    from .hostnet import format_address, open_listener
+    from .run import RunConfig, run_command, size_to_pages
     from .wasi.config import Preopen
     from .wasi.netpolicy import NetPolicy
 
@@ -297,6 +302,7 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         stats=args.stats,
     )
     _log_to(err)
+    hostnet.raise_fd_limit()  # as Go does: the soft limit is for select() users
     listeners = []
     try:
         for host, port in args.listen:
@@ -351,6 +357,51 @@ def _add_serve(commands: "argparse._SubParsersAction[Any]", serve: Any) -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     serve.add_arguments(parser)
     parser.set_defaults(command=lambda args, out, err: serve.main(args))
+
+
+# -- keygen, sign ----------------------------------------------------------
+
+
+def _add_signing(commands: "argparse._SubParsersAction[Any]") -> None:
+    keygen = commands.add_parser(
+        "keygen", help="make an Ed25519 key pair for signing modules",
+        description="Write a new Ed25519 private key to PATH (PEM, mode 0600) and its public key to "
+        "PATH.pub.pem (give that to `asyncwasm serve --trust-key`). Existing files are never "
+        "overwritten. Exits 1 when a file exists or cannot be written.")
+    keygen.add_argument("path", metavar="PATH", help="where to write the private key")
+    keygen.set_defaults(command=_cmd_keygen, parser=keygen)
+    sign = commands.add_parser(
+        "sign", help="sign a module: write MODULE.sig",
+        description="Write MODULE.sig: the Ed25519 signature of MODULE's exact bytes, one line of "
+        "base64, made with the private key from `asyncwasm keygen`. Exits 1 when the key or the "
+        "module cannot be read.")
+    sign.add_argument("--key", required=True, metavar="PATH", help="the private key (PEM)")
+    sign.add_argument("module", metavar="MODULE", help="the .wasm file to sign")
+    sign.set_defaults(command=_cmd_sign, parser=sign)
+
+
+def _cmd_keygen(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .signing import generate_key, load_public_key
+
+    try:
+        private, public = generate_key(args.path)
+    except ValueError as exc:
+        return _fail(err, str(exc))
+    out.write(f"private key {private} (keep it secret), public key {public} "
+              f"(key id {load_public_key(public).id})\n")
+    return EXIT_OK
+
+
+def _cmd_sign(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .signing import key_id, load_private_key, sign_file
+
+    try:
+        written = sign_file(args.key, args.module)
+        signer = key_id(load_private_key(args.key))
+    except ValueError as exc:
+        return _fail(err, str(exc))
+    out.write(f"{written} (key id {signer})\n")
+    return EXIT_OK
 
 
 # -- inspect ---------------------------------------------------------------

@@ -38,6 +38,18 @@ holder needs to finish), so it fails at once with :class:`RuntimeError`.
 Re-entry from a host function into its own instance (sync or async, in the
 task that holds it) is allowed.
 
+**Calls between instances.** A guest's call into a function of another
+instance (imported through ``Linker.define_instance``, or reached through a
+shared table) takes that instance's turn too, in the engine (``runtime.c``,
+"Turns"), which asks the callee's gate (:meth:`_Gate.guest_enter`) unless
+the call cannot matter to anyone else. Under the async driver a call into
+an instance that another task holds suspends until its turn comes (a
+:class:`_Turn`); a synchronous call fails with "the instance is busy". The
+turn is given back when the call returns, traps or fails, and a fiber
+dropped while inside (cancelled) interrupts that instance as well. A cycle
+of tasks waiting for each other's instances raises :class:`RuntimeError`
+("deadlock") in the task that would close it.
+
 **Interrupted instances.** When a call is stopped mid-run (trio
 cancellation, ``Execution.cancel()``, ``Limits.timeout``, KeyboardInterrupt)
 its fiber is dropped: guest memory and globals may be half-updated, so the
@@ -176,9 +188,19 @@ class Limits:
 _NO_LIMITS = Limits()
 
 
+def _busy(who: str) -> RuntimeError:
+    return RuntimeError(
+        "the instance is busy: another trio task is running a call into it (suspended in a host function or "
+        f"between two slices); {who} cannot wait for it without blocking the event loop; use "
+        "`await func.call_async(...)`, which waits its turn"
+    )
+
+
 def _refuse_awaitable(awaitable: Any) -> RuntimeError:
     """Close an awaitable we cannot await (so no 'never awaited' warning) and
     build the error that explains why."""
+    if isinstance(awaitable, _Turn):
+        return _busy("a synchronous call that enters it from another instance's code")
     close = getattr(awaitable, "close", None)
     if inspect.iscoroutine(awaitable) and close is not None:
         close()
@@ -230,11 +252,12 @@ class _Gate:
     budget or a timeout, a task holds it, or it was interrupted.
     """
 
-    __slots__ = ("raw", "limits", "pacer", "totals", "holder", "depth", "lot", "running", "interrupted",
-                 "fuel_left", "fuel_used", "active", "__weakref__")  # fmt: skip
+    __slots__ = ("raw", "instance", "limits", "pacer", "totals", "holder", "depth", "lot", "running",
+                 "interrupted", "fuel_left", "fuel_used", "active", "__weakref__")  # fmt: skip
 
-    def __init__(self, raw: Any, limits: Limits) -> None:
+    def __init__(self, raw: Any, limits: Limits, instance: Any = None) -> None:
         self.raw = raw  # the _engine.Instance, or None for a lone host function
+        self.instance = instance  # the asyncwasm.Instance (what Caller.instance gives)
         self.limits = limits
         self.pacer = Pacer()
         self.totals = Meter()  # finished calls that went through this module
@@ -329,12 +352,8 @@ class _Gate:
         holds the instance."""
         self.check_usable()
         if self.holder is not None and self.running == 0 and self.holder is not _current_task():
-            raise RuntimeError(
-                "the instance is busy: another trio task is running a call into it (suspended in a host "
-                "function or between two slices); a synchronous call cannot wait for it without blocking "
-                "the event loop; use `await func.call_async(...)`, which waits its turn"
-            )
-        fiber = _engine.Fiber(func, args, raw=raw, max_call_depth=self.limits.call_depth)
+            raise _busy("a synchronous call")
+        fiber = _engine.Fiber(func, args, raw=raw, max_call_depth=self.limits.call_depth, awaits=False)
         meter = Meter()
         meter.start(fiber)
         self.active.append(meter)
@@ -369,6 +388,7 @@ class _Gate:
         except BaseException as exc:
             if _stops_mid_run(exc, fiber):
                 self.interrupt(f"a synchronous call was stopped by {type(exc).__name__}")
+            fiber.close()  # gives back the turns it took in other instances
             raise
         if outcome == _DONE:
             return fiber.results
@@ -376,7 +396,11 @@ class _Gate:
             raise fiber.trap()
         if outcome == _EXCEPTION:
             raise fiber.exception()
-        raise _refuse_awaitable(fiber.awaitable)  # SUSPEND
+        # SUSPEND: nothing can await here; the host call (or the wait for
+        # another instance's turn) fails with the reason, which ends the fiber.
+        fiber.throw(_refuse_awaitable(fiber.awaitable))
+        fiber.run(0)  # raises it
+        raise AssertionError("a fiber given an exception ran on")
 
     # -- async calls: one task at a time ------------------------------------------------
 
@@ -392,7 +416,16 @@ class _Gate:
             self.depth = 1
             self.update_guard()
             return
-        await self.lot.park()  # release() hands the instance to us
+        if self._waits_for(task):
+            raise RuntimeError(
+                "deadlock: the instance this task calls is held by a task that waits (directly or through "
+                "other tasks) for an instance this task holds; the call fails instead of waiting forever"
+            )
+        _waiting_for[task] = self
+        try:
+            await self.lot.park()  # release() hands the instance to us
+        finally:
+            del _waiting_for[task]
         self.depth = 1
         try:
             self.check_usable()  # the previous holder may have been interrupted
@@ -400,6 +433,18 @@ class _Gate:
         except BaseException:
             self.release()
             raise
+
+    def _waits_for(self, task: trio.lowlevel.Task) -> bool:
+        """Whether this instance's holder waits, directly or through other
+        tasks, for an instance that ``task`` holds."""
+        gate: Optional[_Gate] = self
+        for _ in range(len(_waiting_for) + 1):
+            if gate is None or gate.holder is None:
+                return False
+            if gate.holder is task:
+                return True
+            gate = _waiting_for.get(gate.holder)
+        return False
 
     def release(self) -> None:
         self.depth -= 1
@@ -409,6 +454,47 @@ class _Gate:
         self.holder = woken[0] if woken else None
         self.depth = 0
         self.update_guard()
+
+    # -- calls from another instance's guest (engine: runtime.c "Turns") --------------
+
+    def guest_enter(self, may_wait: bool) -> Any:
+        """A guest of another instance calls one of this instance's functions.
+
+        ``may_wait``: the fiber is driven by the async driver, which can
+        wait for the turn. Returns True when the calling task takes (or
+        nests in) the turn: :meth:`guest_leave` gives it back; False when
+        there is nothing to take (a synchronous call: no other task can run
+        until it returns); a :class:`_Turn` to await when another task
+        holds the instance. Raises :class:`Interrupted`, or the busy
+        :class:`RuntimeError` when the fiber cannot wait."""
+        if self.interrupted is not None:
+            self.check_usable()
+        holder = self.holder
+        if not may_wait:
+            if holder is None or self.running or holder is _current_task():
+                return False
+            raise _busy("a synchronous call that enters it from another instance's code")
+        task = _current_task()
+        if task is None:  # a custom driver outside trio (asyncwasm.lowlevel): no task to wait for
+            return False
+        if holder is None:
+            self.holder = task
+            self.depth = 1
+            self.raw._guarded = True
+            return True
+        if holder is task or self.running:
+            self.depth += 1
+            return True
+        return _Turn(self, task)
+
+    def guest_leave(self, held: bool, why: Optional[str]) -> None:
+        """The call :meth:`guest_enter` let in is over: give the turn back
+        when it was taken (``held``); ``why``: it was stopped mid-run, so
+        the instance is interrupted."""
+        if why is not None:
+            self.interrupt(why)
+        if held:
+            self.release()
 
     async def call_async(self, func: Any, args: tuple, meter: Meter) -> tuple:
         # A call made in an already-cancelled scope must not enter the guest
@@ -487,9 +573,31 @@ class _Gate:
         except BaseException as exc:
             if _stops_mid_run(exc, fiber):
                 self.interrupt(f"a call was stopped mid-run by {type(exc).__name__}")
+            fiber.close()  # gives back the turns it took in other instances
             raise
         finally:
             guests.running -= 1
+
+
+#: Tasks waiting for an instance's turn, and the gate each waits for (to see deadlocks).
+_waiting_for: dict[trio.lowlevel.Task, _Gate] = {}
+
+
+@final
+class _Turn:
+    """What a guest's call into an instance that another task holds
+    suspends on: awaiting it waits for the instance's turn (first come,
+    first served) and takes it; the call then runs. The synchronous drivers
+    cannot await and fail with "the instance is busy" instead."""
+
+    __slots__ = ("gate", "task")
+
+    def __init__(self, gate: _Gate, task: trio.lowlevel.Task) -> None:
+        self.gate = gate
+        self.task = task
+
+    def __await__(self) -> Any:
+        return self.gate.acquire(self.task).__await__()
 
 
 def _gate_for(func: Any) -> _Gate:

@@ -144,14 +144,12 @@ class Instance:
             self._raw = raw
             engine_exports = raw.exports
             self._exports = Exports({e.name: engine_exports[e.name] for e in module.exports})
-            self._gate = _Gate(raw, limits)
+            self._gate = _Gate(raw, limits, self)
             self._gate.attach()
             if self._wasi is not None:
                 # WASI functions reach guest memory through the context: bind it
                 # before the start function can call one.
-                memory = engine_exports.get("memory")
-                if not isinstance(memory, _engine.Memory):
-                    memory = raw.memory
+                memory = raw.default_memory
                 if memory is not None:
                     self._wasi.bind(memory)
         except BaseException:

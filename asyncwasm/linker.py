@@ -149,7 +149,15 @@ class Linker:
             raise ValueError(f"import {_quote(module, name)} is already defined (use Linker(allow_shadowing=True))")
         self._externs[key] = extern
 
-    def define_func(self, module: str, name: str, functype: FuncType, func: Callable[..., object]) -> Func:
+    def define_func(
+        self,
+        module: str,
+        name: str,
+        functype: FuncType,
+        func: Callable[..., object],
+        *,
+        access_caller: bool = False,
+    ) -> Func:
         """Define a host function of type ``functype`` as ``module.name`` and
         return the :class:`~asyncwasm.Func` wrapping it.
 
@@ -160,12 +168,22 @@ class Linker:
         guest while the awaitable runs; that needs the async driver.
 
             >>> linker.define_func("env", "add", FuncType([I32, I32], [I32]), lambda a, b: a + b)
+
+        With ``access_caller=True``, ``func(caller, *args)`` first receives an
+        :class:`~asyncwasm.Caller`: the instance whose guest made the call,
+        its exports, memory and WASI context, valid during the call (for an
+        ``async def``, until it returns). One linker then serves any number
+        of instances:
+
+            >>> def log(caller: Caller, ptr: int, length: int) -> None:
+            ...     print(caller.memory.read(ptr, length).decode())
+            >>> linker.define_func("env", "log", FuncType([I32, I32], []), log, access_caller=True)
         """
         if not isinstance(functype, FuncType):
             raise TypeError(f"functype must be a FuncType, not {type(functype).__name__}")
         if not callable(func):
             raise TypeError(f"{type(func).__name__} object is not callable")
-        wrapped = Func(functype, func)
+        wrapped = Func(functype, func, access_caller=access_caller)
         self.define(module, name, wrapped)
         return wrapped
 

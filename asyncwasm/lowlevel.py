@@ -20,7 +20,12 @@ drivers in :mod:`asyncwasm.execution` use it for you. A driver looks like::
         # Outcome.OUT_OF_FUEL: a checkpoint, then the next slice
 
 A fiber that is never resumed again is simply dropped: Wasm frames live on the
-heap, so cancelling a guest costs nothing.
+heap, so cancelling a guest costs nothing. Call ``fiber.close()`` when you drop
+it mid-run: a fiber inside a call into another instance holds that instance's
+turn, and closing gives it back at once (and marks that instance interrupted)
+rather than when the fiber is garbage-collected. A driver that cannot await
+(it runs fibers synchronously) passes ``Fiber(..., awaits=False)``, so that a
+call into an instance another task holds fails at once as busy.
 """
 
 from ._engine import Fiber

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import socket
 import sys
 from dataclasses import dataclass, field
@@ -44,6 +43,12 @@ from ._engine import Func
 from ._errors import Exit, FuelExhausted, LinkError, ModuleError, Trap, WasmException
 from ._types import FuncType, ValType
 from .execution import Limits
+# The flag-value parsers and parse_address/open_listener stay importable from
+# here (run's API before flagvalues and hostnet existed).
+from .flagvalues import (
+    MAX_PAGES, PAGE_SIZE, parse_count, parse_dir, parse_env, parse_seconds, parse_size, size_to_pages,
+)
+from .hostnet import format_address, open_listener, parse_address
 from .instance import Instance
 from .linker import Extern, Linker
 from .module import Module
@@ -73,8 +78,6 @@ EXIT_FAILURE = 1
 EXIT_TIMEOUT = 124  # what timeout(1) returns
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell's convention
 
-PAGE_SIZE = 65536
-MAX_PAGES = 65536
 
 
 @dataclass
@@ -136,139 +139,6 @@ class RunConfig:
 
 class RunError(Exception):
     """A problem reported as one ``asyncwasm: error:`` line, exit status 1."""
-
-
-# -- flag values ------------------------------------------------------------------
-
-_SIZE = re.compile(r"(\d+)\s*([kmgt]?)(i?b?)", re.IGNORECASE)
-_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-
-
-def parse_size(text: str) -> int:
-    """A memory size in bytes: a number with an optional binary unit
-    (``K``/``KB``/``KiB`` = 1024, ``M``..., ``G``..., ``B`` for bytes).
-
-        >>> parse_size("16MiB"), parse_size("64k"), parse_size("65536")
-        (16777216, 65536, 65536)
-    """
-    match = _SIZE.fullmatch(text.strip())
-    if not match or (match.group(3).lower() == "i"):
-        raise ValueError(f"bad size {text!r}: use bytes or a unit, e.g. 65536, 64KiB, 16MiB, 1GiB")
-    number, unit, _ = match.groups()
-    return int(number) * _UNITS[unit.lower()]
-
-
-def parse_count(text: str, minimum: int = 0) -> int:
-    """A whole number (decimal or ``0x``) of at least ``minimum``.
-
-        >>> parse_count("1_000"), parse_count("0x10", minimum=1)
-        (1000, 16)
-    """
-    try:
-        value = int(text, 0)
-    except ValueError:
-        raise ValueError(f"{text!r} is not an integer") from None
-    if value < minimum:
-        raise ValueError(f"{text!r} must be >= {minimum}")
-    return value
-
-
-def parse_seconds(text: str, *, allow_zero: bool = False) -> float:
-    """A finite number of seconds, positive (or also 0 with ``allow_zero``).
-
-        >>> parse_seconds("0.5"), parse_seconds("0", allow_zero=True)
-        (0.5, 0.0)
-    """
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a number of seconds") from None
-    if not (value >= 0 if allow_zero else value > 0) or value == float("inf"):
-        raise ValueError(f"{text!r} must be a {'non-negative' if allow_zero else 'positive'} number of seconds")
-    return value
-
-
-def size_to_pages(size: int) -> int:
-    """Whole 64 KiB pages that fit in ``size`` bytes (a cap is never rounded up).
-
-        >>> size_to_pages(16 << 20), size_to_pages(100_000)
-        (256, 1)
-    """
-    pages = size // PAGE_SIZE
-    if pages > MAX_PAGES:
-        raise ValueError(f"{size} bytes is more than a 32-bit memory can hold (4GiB, {MAX_PAGES} pages)")
-    return pages
-
-
-def parse_dir(text: str) -> tuple[str, str]:
-    """``HOST[::GUEST]`` -> ``(host, guest)``; the guest path defaults to
-    ``HOST`` as written (wasmtime's convention).
-
-        >>> parse_dir("./data::/data"), parse_dir("/srv")
-        (('./data', '/data'), ('/srv', '/srv'))
-    """
-    host, sep, guest = text.partition("::")
-    if not host or (sep and not guest):
-        raise ValueError(f"bad directory {text!r}: use HOST or HOST::GUEST")
-    return host, guest if sep else host
-
-
-def parse_env(text: str, environ: Optional[Any] = None) -> Optional[tuple[str, str]]:
-    """``NAME=VALUE`` -> ``(name, value)``; a bare ``NAME`` takes the host's
-    value (None when the host has no such variable).
-
-        >>> parse_env("LANG=C")
-        ('LANG', 'C')
-    """
-    name, sep, value = text.partition("=")
-    if not name:
-        raise ValueError(f"bad environment variable {text!r}: use NAME=VALUE or NAME")
-    if sep:
-        return name, value
-    found = (os.environ if environ is None else environ).get(name)
-    return None if found is None else (name, found)
-
-
-def parse_address(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` or ``[IPV6]:PORT`` -> ``(host, port)``.
-
-        >>> parse_address("127.0.0.1:8080"), parse_address("[::1]:0")
-        (('127.0.0.1', 8080), ('::1', 0))
-    """
-    if text.startswith("["):
-        host, close, rest = text[1:].partition("]")
-        if not close or not rest.startswith(":"):
-            raise ValueError(f"bad address {text!r}: use [IPV6]:PORT")
-        port_text = rest[1:]
-    else:
-        host, colon, port_text = text.rpartition(":")
-        if not colon or ":" in host:
-            raise ValueError(f"bad address {text!r}: use HOST:PORT (IPv6 as [ADDR]:PORT)")
-    if not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise ValueError(f"bad address {text!r}: use HOST:PORT with a port 0-65535")
-    return host, int(port_text)
-
-
-def open_listener(host: str, port: int, backlog: int = 128) -> socket.socket:
-    """A TCP socket listening on ``host:port`` (port 0: a free one), for
-    ``RunConfig.listeners``. Raises OSError when the address cannot be bound."""
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    family, kind, proto, _, address = infos[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(backlog)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-def format_address(address: Any) -> str:
-    """``getsockname()`` as ``host:port`` (IPv6 in brackets)."""
-    host, port = address[0], address[1]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 # -- --invoke ----------------------------------------------------------------------

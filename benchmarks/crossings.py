@@ -8,6 +8,12 @@ Measures (issue 4; targets from the issue's note):
 - ``Func(*args)``: a trivial export called from Python (target <= 0.2 us);
 - sync host call: guest -> Python -> guest round trip, from a guest loop,
   less the same loop without the call (target <= 0.3 us);
+- the same with ``access_caller=True`` (the host function receives a
+  Caller; target <= 0.4 us), and with the host reading ``caller.memory``;
+- a guest's call into another instance's function (``define_instance``),
+  less a call within the instance: on the synchronous fast path (no
+  Python) and under ``call_async`` (the callee's turn is taken through its
+  gate);
 - async host call: a host ``async def`` that returns at once, so the guest
   suspends, the driver awaits the coroutine and resumes the guest
   (target <= 3 us), also less the loop;
@@ -87,9 +93,9 @@ def _loop_module() -> bytes:
     return bytes(wasmtime.wat2wasm(LOOP_WAT))
 
 
-def _instance(host: Callable[..., object]) -> asyncwasm.Instance:
+def _instance(host: Callable[..., object], access_caller: bool = False) -> asyncwasm.Instance:
     linker = Linker()
-    linker.define_func("env", "host", FuncType([I32], [I32]), host)
+    linker.define_func("env", "host", FuncType([I32], [I32]), host, access_caller=access_caller)
     return linker.instantiate(Module(_loop_module()))
 
 
@@ -108,8 +114,9 @@ def func_call(count: int, repeats: int) -> float:
     return _best(repeats, run)
 
 
-def sync_host_call(count: int, repeats: int) -> float:
-    exports = _instance(lambda x: x).exports
+def sync_host_call(count: int, repeats: int, host: Callable[..., object] = lambda x: x,
+                   access_caller: bool = False) -> float:  # fmt: skip
+    exports = _instance(host, access_caller).exports
 
     def run() -> float:
         with_calls = _timed(lambda: exports["with_calls"](count))
@@ -119,32 +126,88 @@ def sync_host_call(count: int, repeats: int) -> float:
     return _best(repeats, run)
 
 
+def _caller_identity(caller: asyncwasm.Caller, x: int) -> int:
+    return x
+
+
+def _caller_memory(caller: asyncwasm.Caller, x: int) -> int:
+    caller.memory  # noqa: B018  (the lookup is the cost measured)
+    return x
+
+
+CROSS_WAT = """
+(module
+  (import "lib" "inc" (func $inc (param i32) (result i32)))
+  (func $own (param i32) (result i32) (i32.add (local.get 0) (i32.const 1)))
+  (func (export "cross") (param $n i32) (result i32) (local $acc i32)
+    (block $d (loop $l
+      (br_if $d (i32.eqz (local.get $n)))
+      (local.set $acc (call $inc (local.get $acc)))
+      (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+      (br $l)))
+    (local.get $acc))
+  (func (export "within") (param $n i32) (result i32) (local $acc i32)
+    (block $d (loop $l
+      (br_if $d (i32.eqz (local.get $n)))
+      (local.set $acc (call $own (local.get $acc)))
+      (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+      (br $l)))
+    (local.get $acc)))
+"""
+LIB_WAT = '(module (func (export "inc") (param i32) (result i32) (i32.add (local.get 0) (i32.const 1))))'
+
+
+def cross_instance_call(count: int, repeats: int, driven: bool) -> float:
+    """Seconds a call into another instance's function costs more than a
+    call within the instance, from a guest loop; ``driven``: under
+    ``call_async`` (the callee's turn goes through its gate)."""
+    import wasmtime
+
+    library = Linker().instantiate(Module(bytes(wasmtime.wat2wasm(LIB_WAT))))
+    linker = Linker()
+    linker.define_instance("lib", library)
+    exports = linker.instantiate(Module(bytes(wasmtime.wat2wasm(CROSS_WAT)))).exports
+    cross, within = exports["cross"], exports["within"]
+    assert isinstance(cross, asyncwasm.Func) and isinstance(within, asyncwasm.Func)
+
+    if driven:
+        return _async_difference(cross, within, count, repeats)
+    return _best(repeats, lambda: (_timed(lambda: cross(count)) - _timed(lambda: within(count))) / count)
+
+
 async def _async_identity(x: int) -> int:
     return x
 
 
-def async_host_call(count: int, repeats: int) -> float:
-    exports = _instance(_async_identity).exports
+def _async_difference(longer: asyncwasm.Func, shorter: asyncwasm.Func, count: int, repeats: int) -> float:
+    """The best per-call difference between ``await longer.call_async(count)``
+    and the same with ``shorter``, measured back to back in one trio run."""
 
     async def main() -> float:
-        with_calls = _timed_async = 0.0
         best = float("inf")
         for _ in range(repeats):
             gc.collect()
             gc.disable()
             try:
                 started = time.perf_counter()
-                await exports["with_calls"].call_async(count)
-                with_calls = time.perf_counter() - started
+                await longer.call_async(count)
+                longer_s = time.perf_counter() - started
                 started = time.perf_counter()
-                await exports["without_calls"].call_async(count)
-                _timed_async = time.perf_counter() - started
+                await shorter.call_async(count)
+                shorter_s = time.perf_counter() - started
             finally:
                 gc.enable()
-            best = min(best, (with_calls - _timed_async) / count)
+            best = min(best, (longer_s - shorter_s) / count)
         return best
 
     return trio.run(main)
+
+
+def async_host_call(count: int, repeats: int) -> float:
+    exports = _instance(_async_identity).exports
+    with_calls, without_calls = exports["with_calls"], exports["without_calls"]
+    assert isinstance(with_calls, asyncwasm.Func) and isinstance(without_calls, asyncwasm.Func)
+    return _async_difference(with_calls, without_calls, count, repeats)
 
 
 def call_async_trivial(count: int, repeats: int) -> float:
@@ -274,6 +337,10 @@ def main() -> None:
 
     row("Func(*args), trivial export", func_call(count, repeats), 0.2e-6)
     row("sync host call round trip", sync_host_call(count, repeats), 0.3e-6)
+    row("sync host call with a Caller", sync_host_call(count, repeats, _caller_identity, True), 0.4e-6)
+    row("  ... reading caller.memory", sync_host_call(count, repeats, _caller_memory, True), 0.4e-6)
+    row("call into another instance (sync)", cross_instance_call(count, repeats, False), None)
+    row("call into another instance (async)", cross_instance_call(count // 10, repeats, True), None)
     row("async host call, suspend + resume", async_host_call(count // 5, repeats), 3e-6)
     row("call_async, trivial export", call_async_trivial(count // 20, repeats), None)
     boundary = slice_boundary_cost(count // 2, repeats)

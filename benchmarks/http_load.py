@@ -11,6 +11,10 @@ other by the same load generator in one run:
 
 - ``asyncwasm``: ``asyncwasm serve`` with the embedded netmods/http_server,
   N instances (N = concurrency) sharing one listener through the handoff;
+- ``asyncwasm-tls``: the same behind TLS (``--tls-cert``/``--tls-key``, a
+  certificate made for the run; TLS 1.3, the clients keep their sessions);
+- ``asyncwasm-workers``: the same as ``asyncwasm`` with ``--workers 2``,
+  each worker running half the instances (every core, one shared listener);
 - ``asyncwasm-poll``: ``asyncwasm serve netmods/http_server_poll.wasm
   --instances 1``: one instance serving every connection with poll_oneoff;
 - ``h11``: benchmarks/h11_server.py, pure Python trio + h11, same routes;
@@ -29,7 +33,10 @@ BYTES`` asks for ``POST /echo`` with a body of that size.
 
 Reports requests/s, p50 and p99 latency, and the ratios the performance
 issue sets targets for: asyncwasm / h11 (target >= 1.5) and asyncwasm /
-native-poll (target >= 0.30).
+native-poll (target >= 0.30); and the production ratios: TLS req/s as a
+share of plain, ``--workers 2`` vs one process (on 2 cores expect at least
+1.6x only when the load generator is not on the same cores: wrk takes
+about a core of its own here).
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ import os
 import re
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -56,7 +64,8 @@ ROOT = HERE.parent
 NETMODS = ROOT / "netmods"
 BUILD = HERE / "build" / "http"
 HELLO = b"hello from asyncwasm\n"
-TARGETS = ["asyncwasm", "asyncwasm-poll", "h11", "native-poll", "native"]
+TARGETS = ["asyncwasm", "asyncwasm-tls", "asyncwasm-workers", "asyncwasm-poll", "h11", "native-poll", "native"]
+WORKERS = 2
 NATIVE_FLAGS = ["-O2", "-std=gnu11", "-DNDEBUG"]
 
 
@@ -83,10 +92,26 @@ _SERVER_PIDS: list[int] = []
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
+def _children(pid: int) -> list[int]:
+    """Direct children of ``pid`` (by the parent field of /proc/*/stat: trio
+    starts processes from a worker thread, so the thread-wise children
+    lists miss them)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return found
+
+
 def server_cpu_seconds() -> float:
-    """User + system CPU seconds used so far by the server processes."""
+    """User + system CPU seconds used so far by the server processes (and
+    their children: ``--workers``)."""
     total = 0
-    for pid in _SERVER_PIDS:
+    for pid in _SERVER_PIDS + [child for pid in _SERVER_PIDS for child in _children(pid)]:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
@@ -113,12 +138,23 @@ def make_request(echo: Optional[int]) -> tuple[bytes, bytes]:
     return head + body, body
 
 
-class _Worker:
-    """One keep-alive connection sending requests back to back."""
+def _client_tls() -> ssl.SSLContext:
+    """The load generator's TLS client (the certificate is the run's own)."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
 
-    def __init__(self, request: bytes, expected: bytes) -> None:
+
+class _Worker:
+    """One keep-alive connection sending requests back to back (over TLS
+    with ``tls``)."""
+
+    def __init__(self, request: bytes, expected: bytes, tls: Optional[ssl.SSLContext] = None) -> None:
         self.request = request
         self.expected = expected
+        self.tls = tls
         self.latencies: list[float] = []
         self.errors = 0
 
@@ -127,34 +163,39 @@ class _Worker:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             await sock.connect((host, port))
+            if self.tls is None:
+                send, recv = sock.send, sock.recv
+            else:
+                stream = trio.SSLStream(trio.SocketStream(sock), self.tls, server_hostname=host)
+                send, recv = stream.send_all, stream.receive_some
             buf = b""
             clock = time.perf_counter
             while True:
                 start = clock()
-                await sock.send(self.request)
-                buf, ok = await self._response(sock, buf)
+                await send(self.request)
+                buf, ok = await self._response(recv, buf)
                 if recording[0]:
                     self.latencies.append(clock() - start)
                     if not ok:
                         self.errors += 1
-        except OSError:
+        except (OSError, trio.BrokenResourceError):
             self.errors += 1
         finally:
             sock.close()
 
-    async def _response(self, sock: trio.socket.SocketType, buf: bytes) -> tuple[bytes, bool]:
+    async def _response(self, recv, buf: bytes) -> tuple[bytes, bool]:
         while True:
             end = buf.find(b"\r\n\r\n")
             if end >= 0:
                 break
-            chunk = await sock.recv(65536)
+            chunk = await recv(65536)
             if not chunk:
                 raise ConnectionResetError("server closed the connection")
             buf += chunk
         match = _CONTENT_LENGTH.search(buf, 0, end + 2)
         total = end + 4 + (int(match.group(1)) if match else 0)
         while len(buf) < total:
-            chunk = await sock.recv(65536)
+            chunk = await recv(65536)
             if not chunk:
                 raise ConnectionResetError("server closed the connection")
             buf += chunk
@@ -163,10 +204,11 @@ class _Worker:
 
 
 async def trio_load(host: str, port: int, concurrency: int, duration: float, warmup: float,
-                    echo: Optional[int]) -> tuple[int, int, float, list[float], float]:
+                    echo: Optional[int], tls: bool = False) -> tuple[int, int, float, list[float], float]:
     """(requests, errors, seconds, latencies, server CPU seconds) of a run."""
     request, expected = make_request(echo)
-    workers = [_Worker(request, expected) for _ in range(concurrency)]
+    context = _client_tls() if tls else None
+    workers = [_Worker(request, expected, context) for _ in range(concurrency)]
     recording = [False]
     async with trio.open_nursery() as nursery:
         for worker in workers:
@@ -190,7 +232,7 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
 
 def run_trio(target: str, port: int, args: argparse.Namespace) -> Result:
     requests, errors, seconds, lat, cpu = trio.run(trio_load, "127.0.0.1", port, args.concurrency,
-                                                   args.duration, args.warmup, args.echo)
+                                                   args.duration, args.warmup, args.echo, _is_tls(target))
     return Result(target, "trio", requests, errors, seconds, requests / seconds,
                   percentile(lat, 0.5) * 1e3, percentile(lat, 0.99) * 1e3, _cpu_per_request(cpu, requests))
 
@@ -214,8 +256,12 @@ def _wrk_time(text: str) -> float:
     return value * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
 
 
+def _is_tls(target: str) -> bool:
+    return target == "asyncwasm-tls"
+
+
 def run_wrk(target: str, port: int, args: argparse.Namespace) -> Result:
-    url = f"http://127.0.0.1:{port}/"
+    url = f"{'https' if _is_tls(target) else 'http'}://127.0.0.1:{port}/"
     base = ["wrk", "-t1", f"-c{args.concurrency}", "--latency"]
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
         if args.echo is not None:
@@ -321,15 +367,53 @@ def _native_server(name: str, processes: int) -> Iterator[int]:
         _SERVER_PIDS.clear()
 
 
-_SERVE_LINE = r"listening on http://[^ ]*:(\d+)/"
+_SERVE_LINE = r"listening on https?://[^ ]*:(\d+)/"
+_WORKERS_LINE = r"listening on https?://[^ ]*:(\d+)/ \(\d+ workers"
+
+
+def make_certificate(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate and key for 127.0.0.1 (PEM files)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "http_load")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
 
 
 @contextlib.contextmanager
 def start_target(target: str, args: argparse.Namespace) -> Iterator[int]:
     python = sys.executable
+    instances = args.instances or args.concurrency
+    serve = [python, "-m", "asyncwasm", "serve", "--listen", "127.0.0.1:0"]
     if target == "asyncwasm":
-        with _logged_server([python, "-m", "asyncwasm", "serve", "--listen", "127.0.0.1:0",
-                             "--instances", str(args.instances or args.concurrency)], _SERVE_LINE) as port:
+        with _logged_server(serve + ["--instances", str(instances)], _SERVE_LINE) as port:
+            yield port
+    elif target == "asyncwasm-tls":
+        with tempfile.TemporaryDirectory(prefix="http-bench-tls-") as directory:
+            cert, key = make_certificate(Path(directory))
+            with _logged_server(serve + ["--instances", str(instances), "--tls-cert", str(cert),
+                                         "--tls-key", str(key)], _SERVE_LINE) as port:
+                yield port
+    elif target == "asyncwasm-workers":
+        with _logged_server(serve + ["--workers", str(WORKERS), "--instances", str(max(1, instances // WORKERS))],
+                            _WORKERS_LINE) as port:
             yield port
     elif target == "asyncwasm-poll":
         module = str(NETMODS / "http_server_poll" / "http_server_poll.wasm")
@@ -350,11 +434,12 @@ def start_target(target: str, args: argparse.Namespace) -> Iterator[int]:
         raise ValueError(f"unknown target {target!r} (known: {', '.join(TARGETS)})")
 
 
-def check_target(port: int, echo: Optional[int]) -> None:
+def check_target(port: int, echo: Optional[int], tls: bool = False) -> None:
     """One request with http.client: the server answers correctly."""
     import http.client
 
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn = (http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=_client_tls()) if tls
+            else http.client.HTTPConnection("127.0.0.1", port, timeout=10))
     request, expected = make_request(echo)
     if echo is None:
         conn.request("GET", "/")
@@ -402,6 +487,14 @@ def print_table(results: list[Result], out=sys.stdout) -> None:
         ratio = wasm.rps / native.rps
         print(f"target: asyncwasm >= 30% of native (one process): {100 * ratio:.0f}% "
               f"({'met' if ratio >= 0.3 else 'NOT met'})", file=out)
+    tls, workers = by.get("asyncwasm-tls"), by.get("asyncwasm-workers")
+    if wasm and wasm.rps and tls:
+        print(f"TLS: asyncwasm-tls / asyncwasm = {tls.rps / wasm.rps:.2f} of the plain req/s"
+              + (f", {tls.cpu_us_per_request / wasm.cpu_us_per_request:.2f}x the server CPU per request"
+                 if wasm.cpu_us_per_request else ""), file=out)
+    if wasm and wasm.rps and workers:
+        print(f"workers: --workers {WORKERS} / one process = {workers.rps / wasm.rps:.2f}x req/s "
+              f"({os.cpu_count()} CPUs shared with the load generator)", file=out)
     if wasm and h11 and native and wasm.cpu_us_per_request:
         # Requests per server CPU-second: what the server costs, whatever else loads the machine.
         print(f"per server CPU-second: asyncwasm {h11.cpu_us_per_request / wasm.cpu_us_per_request:.2f}x h11, "
@@ -441,7 +534,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         for target in targets:  # interleaved, so a noisy minute hits every target alike
             try:
                 with start_target(target, args) as port:
-                    check_target(port, args.echo)
+                    check_target(port, args.echo, _is_tls(target))
                     result = (run_wrk if tool == "wrk" else run_trio)(target, port, args)
             except Exception as exc:  # one broken target must not hide the others
                 result = Result(target, tool, note=f"failed: {exc}".splitlines()[0][:200])

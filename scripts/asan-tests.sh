@@ -6,8 +6,9 @@
 #
 # Tests that start foreign programs (curl, rustc, gcc-built servers) pass
 # LD_PRELOAD on to them, and some of those misbehave under libasan (rustc
-# aborts, curl hangs): leave netmods/tests, tests/test_toolchain_guests.py and
-# the native-comparison tests out of sanitized runs.
+# aborts, curl hangs): leave netmods/tests, tests/test_toolchain_guests.py,
+# tests/test_serve_tls.py::test_curl and the native-comparison tests out of
+# sanitized runs.
 #
 # The extension is built with ASYNCWASM_SANITIZE=1 (see setup.py) in a
 # temporary copy of the repository, so the normal in-place build is left
@@ -31,8 +32,9 @@ trap 'rm -rf "$work"' EXIT
 
 # A copy of the sources: the package, the tests, and the build files.
 mkdir -p "$work/repo"
-cp -r "$repo/asyncwasm" "$repo/tests" "$repo/netmods" "$repo/setup.py" "$repo/pyproject.toml" "$work/repo/"
+cp -r "$repo/asyncwasm" "$repo/tests" "$repo/netmods" "$repo/examples" "$repo/setup.py" "$repo/pyproject.toml" "$work/repo/"
 [[ -f "$repo/README.md" ]] && cp "$repo/README.md" "$work/repo/"
+[[ -f "$repo/Dockerfile" ]] && cp -r "$repo/Dockerfile" "$repo/.dockerignore" "$repo/deploy" "$work/repo/"  # tests/test_deploy.py
 find "$work/repo" \( -name '*.so' -o -name '__pycache__' \) -prune -exec rm -rf {} +
 
 echo "asan-tests: building the engine with ASYNCWASM_SANITIZE=1 in $work/repo" >&2

@@ -14,7 +14,7 @@ from asyncwasm import lowlevel
 DOCUMENTED = [
     "Module", "ImportType", "ExportType", "CostTable", "Instance", "Linker", "Limits",
     "WasiConfig", "execute", "Execution", "Statistics",
-    "Func", "Memory", "Table", "Global", "Tag",
+    "Func", "Caller", "Memory", "Table", "Global", "Tag",
     "FuncType", "MemoryType", "TableType", "GlobalType", "TagType",
     "ValType", "I32", "I64", "F32", "F64", "V128", "FUNCREF", "EXTERNREF", "EXNREF",
     "WasmError", "ModuleError", "MalformedError", "ValidationError", "LinkError",
@@ -48,7 +48,7 @@ def test_python_classes_are_final(name: str) -> None:
     assert getattr(getattr(asyncwasm, name), "__final__", False), f"{name} is not marked @final"
 
 
-@pytest.mark.parametrize("name", ["Func", "Memory", "Table", "Global", "Tag"])
+@pytest.mark.parametrize("name", ["Func", "Caller", "Memory", "Table", "Global", "Tag"])
 def test_engine_classes_cannot_be_subclassed(name: str) -> None:
     base = getattr(asyncwasm, name)
     with pytest.raises(TypeError):
@@ -68,6 +68,14 @@ def test_error_hierarchy() -> None:
     assert not issubclass(asyncwasm.WasmException, asyncwasm.Trap)  # an outcome of its own
     for name in ("ModuleError", "LinkError", "Trap", "WasmException", "Exit", "Interrupted"):
         assert issubclass(getattr(asyncwasm, name), asyncwasm.WasmError)
+
+
+def test_interop_surface() -> None:
+    from asyncwasm import interop
+
+    assert interop.__all__ == ["GuestHeap", "GuestBuffer", "HeapError", "unpack_ptr_len"]
+    assert issubclass(interop.HeapError, asyncwasm.WasmError)
+    assert interop.GuestHeap.__final__ and interop.GuestBuffer.__final__  # type: ignore[attr-defined]
 
 
 def test_lowlevel_surface() -> None:
@@ -149,13 +157,41 @@ import trio
 
 import asyncwasm
 from asyncwasm import (
-    I32, Execution, Exit, Func, FuncType, Global, Instance, Interrupted, Limits, Linker, Memory, Module,
+    I32, Caller, Execution, Exit, Func, FuncType, Global, Instance, Interrupted, Limits, Linker, Memory, Module,
     Statistics, Table, Tag, TagType, Trap, WasiConfig, WasmException, lowlevel,
 )
+from asyncwasm.interop import GuestBuffer, GuestHeap, HeapError, unpack_ptr_len
 
 
 def host_add(a: int, b: int) -> int:
     return a + b
+
+
+def host_log(caller: Caller, ptr: int, length: int) -> None:
+    memory: Memory | None = caller.memory
+    instance: Instance = caller.instance
+    if memory is not None:
+        print(memory.read(ptr, length).decode(), len(caller.exports), caller.wasi, instance.statistics().calls)
+
+
+async def host_lookup(caller: Caller, key: int) -> int:
+    heap = GuestHeap(caller.instance)
+    buffer: GuestBuffer = await heap.write_async(f"value {key}")
+    return (buffer.ptr << 32) | buffer.len
+
+
+def heap_use(instance: Instance) -> str:
+    heap = GuestHeap(instance, alloc="malloc", free="free")
+    with heap.write("text") as text:
+        upper = instance.exports["upper"]
+        assert isinstance(upper, Func)
+        ptr, length = unpack_ptr_len(upper(text.ptr, text.len))
+    try:
+        return heap.read_str(ptr, length) + heap.read_cstr(ptr, 16) + heap.read(ptr, 1).decode()
+    except HeapError:
+        return ""
+    finally:
+        heap.free(ptr, length)
 
 
 async def host_fetch(key: int) -> int:
@@ -171,6 +207,8 @@ def sync_use(data: bytes) -> int:
     linker = Linker(allow_shadowing=True)
     added: Func = linker.define_func("env", "add", FuncType([I32, I32], [I32]), host_add)
     linker.define_func("env", "fetch", FuncType([I32], [I32]), host_fetch)
+    linker.define_func("env", "log", FuncType([I32, I32], []), host_log, access_caller=True)
+    linker.define("env", "lookup", Func(FuncType([I32], [asyncwasm.I64]), host_lookup, access_caller=True))
     linker.define_wasi(WasiConfig(argv=["app"], stdout=sys.stdout))
     linker.define("env", "mem", Memory(asyncwasm.MemoryType(1, 2)))
     linker.define("env", "g", Global(asyncwasm.GlobalType(I32, mutable=True), 7))

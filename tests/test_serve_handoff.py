@@ -13,7 +13,7 @@ import trio
 from asyncwasm.serve.handoff import Handoff
 from asyncwasm.wasi import WasiConfig, WasiContext
 from asyncwasm.wasi.abi import Errno, Fdflags, Filetype, WasiError
-from asyncwasm.wasi.sockets import HandedListenerEntry
+from asyncwasm.wasi.sockets import HandedListenerEntry, SocketEntry
 
 TIMEOUT = 10
 
@@ -23,10 +23,13 @@ async def _connect(port: int) -> trio.SocketStream:
 
 
 async def _accept_in_entry(entry: HandedListenerEntry) -> socket.socket:
+    """The host socket of the connection the guest's listener hands over
+    (an entry the handoff made, so it can count the connection)."""
     got = entry.accept()
-    if isinstance(got, socket.socket):
-        return got
-    return await got
+    if not isinstance(got, SocketEntry):
+        got = await got
+    assert isinstance(got, SocketEntry)
+    return got.sock
 
 
 async def test_connections_go_to_waiting_guests_only():
@@ -97,8 +100,9 @@ async def test_entry_looks_like_a_listener_to_the_guest():
                 await entry.wait_readable()  # registers as an idle guest: the loop accepts
                 assert entry.poll_read() == (1, 0)
                 conn = entry.accept()
-                assert isinstance(conn, socket.socket)
-                conn.close()
+                assert isinstance(conn, SocketEntry) and conn.sock.getpeername()
+                conn.release()
+                assert handoff.statistics()["active"] == 0
                 await client.aclose()
                 nursery.cancel_scope.cancel()
     finally:

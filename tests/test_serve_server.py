@@ -87,16 +87,19 @@ async def h11_request(stream: trio.SocketStream, conn: h11.Connection, method: s
             raise AssertionError(f"unexpected h11 event {event!r}")
 
 
-async def raw_exchange(port: int, data: bytes, *, byte_at_a_time: bool = False) -> bytes:
-    """Send ``data`` (one byte per send if asked), read until the server closes."""
+async def raw_exchange(port: int, data: bytes, *, byte_at_a_time: bool = False, half_close: bool = False) -> bytes:
+    """Send ``data`` (one byte per send if asked; then end the sending side
+    if asked), read until the server closes."""
     stream = await trio.open_tcp_stream("127.0.0.1", port)
     async with stream:
         if byte_at_a_time:
             for i in range(len(data)):
                 await stream.send_all(data[i:i + 1])
                 await trio.sleep(0)
-        else:
+        elif data:
             await stream.send_all(data)
+        if half_close:
+            await stream.send_eof()
         out = bytearray()
         while True:
             try:

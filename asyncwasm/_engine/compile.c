@@ -538,26 +538,54 @@ static void clear_pool(codegen *cg) {
     cg->nconsts = 0;
 }
 
-uint32_t cg_const(codegen *cg, uint64_t bits) {
-    enum { HASH_SIZE = POOL_HASH_SIZE };
-    if (!cg->const_hash) {
-        cg->const_hash = calloc(HASH_SIZE, sizeof *cg->const_hash);
-        cg->consts = malloc(sizeof *cg->consts * CG_MAX_CONSTS);
-        if (!cg->const_hash || !cg->consts) {
-            free(cg->const_hash), free(cg->consts);
-            cg->const_hash = NULL, cg->consts = NULL;
-            return CG_NONE; /* the caller emits a CONST instead */
-        }
+/* Allocates the pool at first use; false when out of memory (the caller
+ * then emits a CONST instead). */
+static bool pool_ready(codegen *cg) {
+    if (cg->const_hash)
+        return true;
+    cg->const_hash = calloc(POOL_HASH_SIZE, sizeof *cg->const_hash);
+    cg->consts = malloc(sizeof *cg->consts * CG_MAX_CONSTS);
+    if (!cg->const_hash || !cg->consts) {
+        free(cg->const_hash), free(cg->consts);
+        cg->const_hash = NULL, cg->consts = NULL;
+        return false;
     }
+    return true;
+}
+
+/* Appends `bits` to the pool. Every entry is hashed, duplicates too (a
+ * v128 half may repeat a scalar), so that clear_pool finds each one. */
+static uint32_t pool_append(codegen *cg, uint64_t bits) {
     uint32_t h = pool_hash(bits);
-    for (; cg->const_hash[h]; h = (h + 1) & (HASH_SIZE - 1))
+    while (cg->const_hash[h])
+        h = (h + 1) & (POOL_HASH_SIZE - 1);
+    cg->consts[cg->nconsts++] = bits;
+    cg->const_hash[h] = cg->nconsts;
+    return CG_CONST | (cg->nconsts - 1);
+}
+
+uint32_t cg_const(codegen *cg, uint64_t bits) {
+    if (!pool_ready(cg))
+        return CG_NONE;
+    for (uint32_t h = pool_hash(bits); cg->const_hash[h]; h = (h + 1) & (POOL_HASH_SIZE - 1))
         if (cg->consts[cg->const_hash[h] - 1] == bits)
             return CG_CONST | (cg->const_hash[h] - 1);
     if (cg->nconsts == CG_MAX_CONSTS)
         return CG_NONE;
-    cg->consts[cg->nconsts++] = bits;
-    cg->const_hash[h] = cg->nconsts;
-    return CG_CONST | (cg->nconsts - 1);
+    return pool_append(cg, bits);
+}
+
+uint32_t cg_const128(codegen *cg, uint64_t lo, uint64_t hi) {
+    if (!pool_ready(cg))
+        return CG_NONE;
+    for (uint32_t k = 0; k + 1 < cg->nconsts; k++) /* few per function: a linear search */
+        if (cg->consts[k] == lo && cg->consts[k + 1] == hi)
+            return CG_CONST | k;
+    if (cg->nconsts + 2 > CG_MAX_CONSTS)
+        return CG_NONE;
+    uint32_t loc = pool_append(cg, lo);
+    pool_append(cg, hi);
+    return loc;
 }
 
 /* A COPY right after a COPY (no label between) extends it into a COPY2. */
@@ -595,9 +623,10 @@ void cg_flush_local_refs(codegen *cg, cg_value *stack, uint32_t height) {
     cg->min_ref = height;
 }
 
-/* Whether loc is a pool entry holding zero bits. */
-static bool is_zero_const(const codegen *cg, uint32_t loc) {
-    return (loc & CG_TAG_MASK) == CG_CONST && cg->consts[loc & ~CG_TAG_MASK] == 0;
+/* Whether loc is a pool entry holding zero bits (two entries for a v128). */
+static bool is_zero_const(const codegen *cg, uint32_t loc, uint8_t type) {
+    uint32_t k = loc & ~CG_TAG_MASK;
+    return (loc & CG_TAG_MASK) == CG_CONST && cg->consts[k] == 0 && (type != VT_V128 || cg->consts[k + 1] == 0);
 }
 
 uint32_t cg_local_set(codegen *cg, cg_value *stack, uint32_t height, const cg_value *val, uint32_t slot) {
@@ -610,7 +639,7 @@ uint32_t cg_local_set(codegen *cg, cg_value *stack, uint32_t height, const cg_va
     if (cg->entry_code) { /* F7 */
         bool fresh = slot >= cg->nparam_slots && !cg->local_written[slot];
         cg->local_written[slot] = 1;
-        if (fresh && is_zero_const(cg, val->loc))
+        if (fresh && is_zero_const(cg, val->loc, val->type))
             return val->loc;
     }
     if (val->loc == val->home && cg->result_word != CG_NONE && cg->code[cg->result_word] == val->home) {
@@ -647,7 +676,7 @@ uint32_t cg_result_slot(const codegen *cg, uint32_t i) {
     return i < cg->nlocal_slots ? i : CG_RESULT | i;
 }
 
-void cg_return(codegen *cg, cg_value *vals, uint32_t n) {
+void cg_return(codegen *cg, const cg_value *vals, uint32_t n) {
     if (cg->dead)
         return;
     uint32_t slots = 0;
@@ -660,18 +689,21 @@ void cg_return(codegen *cg, cg_value *vals, uint32_t n) {
         end_chain(cg);
         return;
     }
-    for (uint32_t i = 0; n > 1 && i < n; i++) {
-        if (vals[i].loc != vals[i].home && final_slot(cg, vals[i].loc) < slots) {
-            cg_materialize(cg, vals, n); /* F5 */
-            break;
-        }
-    }
+    /* F5: when writing a result could clobber another value's location,
+     * every value goes home first. Only the code changes, never `vals`: a
+     * br_if's fall-through still finds its values where they were. */
+    bool via_home = false;
+    for (uint32_t i = 0; n > 1 && i < n; i++)
+        via_home = via_home || (vals[i].loc != vals[i].home && final_slot(cg, vals[i].loc) < slots);
+    for (uint32_t i = 0; via_home && i < n; i++)
+        if (vals[i].loc != vals[i].home)
+            emit_copy(cg, vals[i].type, vals[i].home, vals[i].loc);
     /* A value already in its result slot needs no copy; where a home will
      * end up is not known yet, so a home is always copied. */
     for (uint32_t i = 0, dst = 0; i < n; dst += valtype_slots(vals[i].type), i++) {
-        bool home = vals[i].loc == vals[i].home;
-        if (home || final_slot(cg, vals[i].loc) != dst)
-            emit_copy(cg, vals[i].type, cg_result_slot(cg, dst), vals[i].loc);
+        uint32_t src = via_home ? vals[i].home : vals[i].loc;
+        if (src == vals[i].home || final_slot(cg, src) != dst)
+            emit_copy(cg, vals[i].type, cg_result_slot(cg, dst), src);
     }
     emit_return(cg);
     end_chain(cg);
@@ -747,10 +779,12 @@ static uint32_t chain_op(uint32_t first, uint32_t second, bool right) {
  * and LOAD_SUM_OP forms (0 = none). */
 static const uint16_t load_op_load[OP__COUNT] = {
 #define LOAD_OP(NAME, LOAD, OP, TYPE, ALIGN_LOG2) [OP_##OP] = OP_##LOAD,
+#define SIMD_LOAD_OP(NAME, OP, FUNC) [OP_##OP] = OP_V128_LOAD,
 #include "opcodes.def"
 };
 static const uint16_t load_op_plain[OP__COUNT] = {
 #define LOAD_OP(NAME, LOAD, OP, TYPE, ALIGN_LOG2) [OP_##OP] = OP_##NAME,
+#define SIMD_LOAD_OP(NAME, OP, FUNC) [OP_##OP] = OP_##NAME,
 #include "opcodes.def"
 };
 static const uint16_t load_op_sum[OP__COUNT] = {
@@ -762,6 +796,8 @@ static const uint16_t load_op_sum[OP__COUNT] = {
 static const uint16_t sum_form[OP__COUNT] = {
 #define LOAD_SUM(NAME, BASE, TYPE, ALIGN_LOG2) [OP_##BASE] = OP_##NAME,
 #define STORE_SUM(NAME, BASE, TYPE, ALIGN_LOG2) [OP_##BASE] = OP_##NAME,
+#define SIMD_LOAD_SUM(NAME, BASE, FUNC, ALIGN_LOG2) [OP_##BASE] = OP_##NAME,
+#define SIMD_STORE_SUM(NAME, BASE) [OP_##BASE] = OP_##NAME,
 #include "opcodes.def"
 };
 
@@ -831,6 +867,32 @@ void cg_binary(codegen *cg, uint32_t op, const cg_value *a, const cg_value *b) {
     cg_emit_result(cg, op, 3, ops);
 }
 
+/* SIMD_CHAIN_UNARY rows (F9 for two unary operations), found by linear
+ * search: they are few. */
+static const chain_row unary_chain_rows[] = {
+#define SIMD_CHAIN_UNARY(NAME, FIRST, SECOND, FUNC1, FUNC2) {OP_##NAME, OP_##FIRST, OP_##SECOND, false},
+#include "opcodes.def"
+};
+
+void cg_unary(codegen *cg, uint32_t op, const cg_value *a) {
+    if (cg->dead)
+        return;
+    uint32_t rw = cg->result_word;
+    if (rw != CG_NONE && a->loc == a->home && cg->code[rw] == a->home) {
+        for (size_t i = 0; i < sizeof unary_chain_rows / sizeof unary_chain_rows[0]; i++) {
+            const chain_row *row = &unary_chain_rows[i];
+            if (row->first == cg->code[rw - 1] && row->second == op) {
+                uint32_t ops[2] = {a->home, cg->code[rw + 1]};
+                unemit_last(cg, rw - 1);
+                cg_emit_result(cg, row->op, 2, ops);
+                return;
+            }
+        }
+    }
+    uint32_t ops[2] = {a->home, a->loc};
+    cg_emit_result(cg, op, 2, ops);
+}
+
 /* Whether `addr` was computed by the last instruction, an i32.add that can
  * fold into the access `op` (F6); then removes that add, leaving its two
  * operands in sum[]. */
@@ -868,6 +930,7 @@ static const store_of_row store_of_rows[] = {
 #define STORE_OF(NAME, STORE, OP, TYPE, ALIGN_LOG2) {OP_##NAME, OP_##STORE, OP_##OP},
 #define STORE_OF_CHAIN(NAME, STORE, CHAIN, FIRST, SECOND, TYPE, ALIGN_LOG2) {OP_##NAME, OP_##STORE, OP_##CHAIN},
 #define STORE_OF_CHAIN_R(NAME, STORE, CHAIN, FIRST, SECOND, TYPE, ALIGN_LOG2) {OP_##NAME, OP_##STORE, OP_##CHAIN},
+#define SIMD_STORE_OF(NAME, OP, FUNC) {OP_##NAME, OP_V128_STORE, OP_##OP},
 #include "opcodes.def"
 };
 

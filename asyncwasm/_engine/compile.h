@@ -262,6 +262,8 @@ static inline void cg_note_pop(codegen *cg, const cg_value *val) {
 /* The location of a constant with this slot bit pattern (i32/f32 zero-
  * extended): CG_CONST | k, or CG_NONE when the pool is full. */
 uint32_t cg_const(codegen *cg, uint64_t bits);
+/* The same for a v128: two consecutive pool entries, low half first. */
+uint32_t cg_const128(codegen *cg, uint64_t lo, uint64_t hi);
 
 /* Copies every value of vals[0, n) that is not at home to its home. */
 void cg_materialize(codegen *cg, cg_value *vals, uint32_t n);
@@ -276,6 +278,11 @@ uint32_t cg_local_set(codegen *cg, cg_value *stack, uint32_t height, const cg_va
 /* A binary numeric operation (op a NUMERIC row) of a and b (just popped),
  * result at a's home; fused with the instruction before it when F9 allows. */
 void cg_binary(codegen *cg, uint32_t op, const cg_value *a, const cg_value *b);
+
+/* A unary operation of a (just popped), result at a's home; fused with the
+ * instruction before it when an opcodes_simd.def SIMD_CHAIN_UNARY row
+ * says so (F9). */
+void cg_unary(codegen *cg, uint32_t op, const cg_value *a);
 
 /* A load (op a LOAD row) of the address `addr` (just popped) into its home,
  * or a store of `value` (just popped) there. */
@@ -299,7 +306,7 @@ void cg_place_label(codegen *cg, cg_label *l);
 /* Binds a loop header here: back edges are emitted later. */
 void cg_place_loop(codegen *cg, cg_label *l);
 /* Copies the n result values to slots [0, ...), then RETURN. */
-void cg_return(codegen *cg, cg_value *vals, uint32_t n);
+void cg_return(codegen *cg, const cg_value *vals, uint32_t n);
 /* The operand that names final slot i (a return's destinations). */
 uint32_t cg_result_slot(const codegen *cg, uint32_t i);
 /* An instruction after which nothing runs (THROW, THROW_REF): the chain ends. */

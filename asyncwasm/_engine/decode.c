@@ -14,7 +14,7 @@
  *   validates and compiles (one pass), and asks wasm_skim_body (below) to
  *   tell malformed bodies from invalid ones when it finds an error.
  * - A few problems the spec classifies as validation errors are visible only
- *   while decoding (non-constant constant expressions, SIMD types). They are
+ *   while decoding (non-constant constant expressions). They are
  *   deferred: the first one is reported after the whole module decoded, so
  *   a malformed module is always reported as malformed.
  */
@@ -25,8 +25,6 @@
 
 #include "compile.h"
 #include "reader.h"
-
-#define MSG_SIMD "SIMD is not supported yet"
 
 typedef struct {
     wasm_module *m;
@@ -77,15 +75,13 @@ static void *alloc_items(decoder *d, size_t n, size_t size) {
 /* ---- types ------------------------------------------------------------------ */
 
 /* https://webassembly.github.io/spec/core/binary/types.html#value-types
- * A type the engine cannot run yet (v128, typed references) is a deferred
+ * A type the engine cannot run yet (typed references, GC) is a deferred
  * validation error. */
 static bool decode_valtype(decoder *d, uint8_t *out) {
     const uint8_t *at = d->r.p;
     const char *unsupported = NULL;
     if (!rd_valtype(&d->r, out, &unsupported))
         return false;
-    if (*out == VT_V128)
-        return defer_invalid(d, at, MSG_SIMD ": v128 value type");
     return !unsupported || defer_invalid(d, at, "%s: value type 0x%02x", unsupported, *at);
 }
 
@@ -166,12 +162,12 @@ static bool decode_globaltype(decoder *d, wasm_globaltype *out) {
  * `sub` for 0xFC) were just read, checking only the binary format.
  * Tracks block nesting in *depth. Returns false with the reader's error
  * set; `unknown` is set when it stopped at an instruction whose encoding
- * it does not know (SIMD, GC): that is not malformed, just not skimmable. */
+ * it does not know (GC): that is not malformed, just not skimmable. */
 typedef struct {
     wasm_reader *r;
     bool has_datacount;
     uint32_t depth; /* open blocks, including the function or expression */
-    bool unknown;   /* stopped at a 0xFD or 0xFB instruction */
+    bool unknown;   /* stopped at a 0xFB (GC) instruction */
 } skimmer;
 
 static bool skim_u32s(skimmer *s, int n) {
@@ -252,6 +248,35 @@ static bool skim_fc(skimmer *s, const uint8_t *at) {
     }
 }
 
+/* The immediates after each 0xFD sub-opcode (0: no such instruction). */
+enum { FD_NONE = 1, FD_LANE, FD_MEMARG, FD_MEMARG_LANE, FD_BYTES16 };
+static const uint8_t fd_immediates[256] = {
+#define SIMD_OP(NAME, CODE, TEXT, FUNC, IN1, IN2, OUT) [CODE] = FD_NONE,
+#define SIMD_TERNARY(NAME, CODE, TEXT, FUNC) [CODE] = FD_NONE,
+#define SIMD_LANE_OP(NAME, CODE, TEXT, FUNC, IN1, IN2, OUT, LANES) [CODE] = FD_LANE,
+#define SIMD_LOAD(NAME, CODE, TEXT, FUNC, ALIGN_LOG2) [CODE] = FD_MEMARG,
+#define SIMD_STORE(NAME, CODE, TEXT, ALIGN_LOG2) [CODE] = FD_MEMARG,
+#define SIMD_LOAD_LANE(NAME, CODE, TEXT, ALIGN_LOG2) [CODE] = FD_MEMARG_LANE,
+#define SIMD_STORE_LANE(NAME, CODE, TEXT, ALIGN_LOG2) [CODE] = FD_MEMARG_LANE,
+#define SIMD_CONST(NAME, CODE, TEXT) [CODE] = FD_BYTES16,
+#define SIMD_SHUFFLE(NAME, CODE, TEXT) [CODE] = FD_BYTES16,
+#include "opcodes.def"
+};
+
+/* The immediates of 0xFD instruction `sub` (already read, at `at`). */
+static bool skim_fd(skimmer *s, const uint8_t *at, uint32_t sub) {
+    if (sub >= FD_RELAXED_FIRST && sub <= FD_RELAXED_LAST)
+        return true; /* validate.c refuses relaxed SIMD as not supported yet */
+    switch (sub < 256 ? fd_immediates[sub] : 0) {
+    case FD_NONE: return true;
+    case FD_LANE: return rd_skip(s->r, 1);
+    case FD_MEMARG: return skim_memarg(s);
+    case FD_MEMARG_LANE: return skim_memarg(s) && rd_skip(s->r, 1);
+    case FD_BYTES16: return rd_skip(s->r, 16);
+    default: return reader_fail(s->r, ERR_MALFORMED, at, "illegal opcode 0xfd %u", sub);
+    }
+}
+
 /* One instruction, opcode byte `op` already read at `at`.
  * https://webassembly.github.io/spec/core/binary/instructions.html */
 static bool skim_instr(skimmer *s, uint8_t op, const uint8_t *at) {
@@ -316,9 +341,10 @@ static bool skim_instr(skimmer *s, uint8_t op, const uint8_t *at) {
     case 0xFB:
         s->unknown = true;
         return reader_fail(r, ERR_INVALID, at, MSG_GC ": 0xfb-prefixed instruction");
-    case 0xFD:
-        s->unknown = true;
-        return reader_fail(r, ERR_INVALID, at, MSG_SIMD);
+    case 0xFD: {
+        uint32_t sub;
+        return rd_u32(r, &sub) && skim_fd(s, at, sub);
+    }
     default:
         if (op >= 0x28 && op <= 0x3E)
             return skim_memarg(s);
@@ -418,16 +444,22 @@ static bool decode_const_expr(decoder *d, wasm_const_expr *out) {
             item = (wasm_const_expr){.kind = CONST_GLOBAL_GET, .type = VT_NONE, .index = g};
             break;
         }
-        case 0xFD: { /* v128.const: 0xFD 12, then 16 bytes */
+        case 0xFD: { /* v128.const is 0xFD 12, then 16 bytes */
             uint32_t sub;
+            uint64_t lo, hi;
             if (!rd_u32(r, &sub))
                 return false;
-            if (sub != 12)
-                return reader_fail(r, ERR_INVALID, at, MSG_SIMD ": SIMD instruction 0xfd %u", sub);
-            if (!rd_skip(r, 16))
+            if (sub != 12) {
+                if (!non_const)
+                    defer_invalid(d, at, "constant expression required: opcode 0xfd %u", sub);
+                non_const = true;
+                if (!skim_fd(&s, at, sub))
+                    return false;
+                continue;
+            }
+            if (!rd_fixed64(r, &lo) || !rd_fixed64(r, &hi))
                 return false;
-            defer_invalid(d, at, MSG_SIMD ": v128.const");
-            item = (wasm_const_expr){.kind = CONST_V128, .type = VT_V128};
+            item = (wasm_const_expr){.kind = CONST_V128, .type = VT_V128, .bits = {lo, hi}};
             break;
         }
         case 0xFB:

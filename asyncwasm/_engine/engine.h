@@ -188,7 +188,7 @@ typedef struct {
  * Value representation in a slot: i32/f32 bit pattern in the low 32 bits
  * (upper bits unspecified; readers use only the low half), i64/f64 bit pattern,
  * funcref = (rt_func *) or 0, externref = (PyObject *) or 0, v128 = two slots,
- * low half first.
+ * low half first, at any slot index (SIMD handlers move 16 unaligned bytes).
  *
  * Calls: the caller's arguments sit at their homes [base, base + param_slots)
  * of its frame; the callee's frame starts exactly there (args become its
@@ -354,12 +354,13 @@ typedef struct wasm_module {
     wasm_name module_name;  /* from the name section; len 0 when absent */
 
     /* Fuel weights for wasm_validate_and_compile (a cost table): entry [op]
-     * for a one-byte opcode, [256 + sub] for a 0xFC-prefixed one, each >= 1;
+     * for a one-byte opcode, [256 + sub] for a 0xFC-prefixed one, [512 + sub]
+     * for a 0xFD-prefixed (SIMD) one, each >= 1;
      * NULL: every instruction costs 1. Borrowed: set only for the compile. */
     const uint16_t *costs;
 } wasm_module;
 
-#define WASM_COST_ENTRIES 512
+#define WASM_COST_ENTRIES 768
 
 /* Errors of decode/validate/compile. `message` starts with the spec
  * testsuite's wording for the rule broken (for example "type mismatch",
@@ -374,8 +375,7 @@ typedef struct {
 } wasm_error;
 
 /* decode.c: parse and check the binary format (every section, LEB128 rules,
- * section order and sizes, UTF-8 names, SIMD rejected with
- * "SIMD is not supported yet"). Function bodies are only located here.
+ * section order and sizes, UTF-8 names). Function bodies are only located here.
  * Returns 0, or -1 with *err filled. On failure *m is left freeable. */
 int wasm_decode(const uint8_t *bytes, size_t len, wasm_module *m, wasm_error *err);
 
@@ -569,6 +569,9 @@ int fiber_reserve(fiber *f, size_t fp, size_t need);
 /* interp.c: run until done, suspension, trap, error, or the fuel runs out.
  * *fuel is decremented by what was charged. */
 int fiber_run(fiber *f, int64_t *fuel);
+/* How this build runs code, e.g. "dispatch=computed-goto simd=sse2" (the
+ * build variants of scripts/build-variants.sh). */
+const char *interp_build_info(void);
 
 /* runtime.c: call a host function with its arguments at f->stack[base...].
  * Returns 0 with results written at base, RUN_SUSPEND (awaitable stored,
@@ -588,5 +591,23 @@ void *rt_exn_new(fiber *f, const rt_tag *tag, const uint64_t *payload);
  * they refer to alive. -1: MemoryError set. */
 int rt_exn_catch(fiber *f, void *exn, uint64_t *payload, uint64_t *ref);
 const rt_exn *rt_exn_get(const void *exn);
+/* runtime.c: a call from the running instance into `callee`, a Wasm function
+ * of another instance, whose frame was just pushed (f->frames[f->depth - 1])
+ * and has not run: takes that instance's turn (its one-task rule) and counts
+ * the call in its statistics. Returns 0, RUN_SUSPEND (the turn is another
+ * task's: the awaitable waits for it; the caller pops the frame and runs the
+ * call instruction again on resume) or RUN_ERROR (exception set: the
+ * instance is interrupted, or busy and this fiber cannot wait).
+ * f->fuel_used must be current. */
+int rt_enter_instance(fiber *f, const rt_func *callee);
+/* runtime.c: the frames from f->frames[f->depth] up were just popped (a
+ * return into a function of another instance, or an unwinding): give back
+ * the turns they took. f->fuel_used must be current. */
+void rt_leave_instance(fiber *f);
+/* runtime.c: the running frame tail-calls `callee`, a Wasm function of
+ * another instance, and has not been replaced yet: the frame takes that
+ * instance's turn, and gives back the one it took when it was entered.
+ * Returns as rt_enter_instance (RUN_SUSPEND: the call runs again on resume). */
+int rt_tail_enter_instance(fiber *f, const rt_func *callee);
 
 #endif /* ASYNCWASM_ENGINE_H */

@@ -19,12 +19,22 @@
  * Handlers live in the interp_*.inc fragments, one per instruction family;
  * interp_dispatch.h decides how they are reached.
  */
+/* GCC's global CSE hoists values across the handlers of a computed-goto loop
+ * until the loop's own registers no longer fit: with the SIMD handlers in,
+ * `code` was reloaded from the stack on every jump (7% on the strings
+ * kernel). The GCC manual ("Labels as Values") advises -fno-gcse for such
+ * code; this file only. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-gcse")
+#endif
+
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine.h"
 #include "interp_dispatch.h"
 #include "ops_numeric.h"
+#include "ops_simd.h"
 
 /* ---- slot access -------------------------------------------------------------
  * i32/f32 live in the low half of a slot: read only that half, and write the
@@ -196,7 +206,8 @@ static int run_host_entry(fiber *f)
  * the frame's base: the frame returns first, then fn is called as if by the
  * caller's call instruction (its results land where the frame's would
  * have, and its exceptions skip the gone frame's handlers); when the entry
- * frame does it, fn becomes the fiber's host entry. Out of fiber_run's way:
+ * frame does it, fn becomes the fiber's host entry. fn's Caller (if it
+ * takes one) is the tail-calling frame's instance. Out of fiber_run's way:
  * a rare path. Returns TAIL_CALLER_GOES_ON (at f->ip in the new top frame),
  * TAIL_CALLER_UNWINDS (f->exn, thrown at the caller's call, f->ip - 1), or
  * an outcome that ends the run. */
@@ -204,21 +215,25 @@ enum { TAIL_CALLER_GOES_ON = -1, TAIL_CALLER_UNWINDS = -2 };
 
 static int tail_call_host(fiber *f, const rt_func *fn)
 {
-    if (f->depth == 1) {
-        f->frames[0].func = fn;
-        return call_host_entry(f);
-    }
-    const rt_frame *done = &f->frames[--f->depth];
-    f->ip = done->ret_ip;
+    const rt_frame *done = &f->frames[f->depth - 1];
+    bool entry = f->depth == 1;
+    if (!entry) f->ip = done->ret_ip;
     f->host_calls++;
     int r = rt_call_host(f, fn, done->fp);
-    if (r == 0) return TAIL_CALLER_GOES_ON;
-    if (r == RUN_EXCEPTION) return TAIL_CALLER_UNWINDS;
+    if (entry) { /* fn is the entry now: a resumed run ends with its results */
+        f->frames[0].func = fn;
+        if (r == 0) return RUN_DONE;
+    } else {
+        f->depth--;
+        rt_leave_instance(f); /* the turn the frame took, if it was a call into another instance */
+        if (r == 0) return TAIL_CALLER_GOES_ON;
+        if (r == RUN_EXCEPTION) return TAIL_CALLER_UNWINDS;
+    }
     if (r == RUN_SUSPEND) {
         f->suspensions++;
         return r;
     }
-    return host_call_failed(f, r, f->ip - 1);
+    return host_call_failed(f, r, entry ? NULL : f->ip - 1);
 }
 
 /* fiber_run on a fiber that already finished: report the same outcome again. */
@@ -346,6 +361,12 @@ static int table_init(rt_instance *inst, rt_table *t, uint32_t e, uint32_t d, ui
     return TRAP_NONE;
 }
 
+const char *interp_build_info(void)
+{
+    return INTERP_COMPUTED_GOTO ? (OPS_SSE2 ? "dispatch=computed-goto simd=sse2" : "dispatch=computed-goto simd=portable")
+                                : (OPS_SSE2 ? "dispatch=switch simd=sse2" : "dispatch=switch simd=portable");
+}
+
 /* ---- the loop ------------------------------------------------------------------------ */
 
 int fiber_run(fiber *f, int64_t *fuel_ptr)
@@ -392,12 +413,15 @@ int fiber_run(fiber *f, int64_t *fuel_ptr)
 #include "interp_table.inc"
 #include "interp_numeric.inc"
 #include "interp_exception.inc"
+#include "interp_simd.inc"
     DISPATCH_END
 
 unwind: {
     /* f->exn is thrown at ip (the throwing instruction or a call) of the top
      * frame. Python code may have run: the memory cache is reloaded. */
     const uint32_t *pad = unwind_to_handler(f, ip, &outcome);
+    SYNC_FUEL();
+    rt_leave_instance(f); /* the turns of the popped frames' calls into other instances */
     if (pad == NULL) EXIT(outcome);
     const rt_frame *handler = &f->frames[f->depth - 1];
     code = handler->func->code->code;
@@ -440,6 +464,44 @@ trap:
     f->trap_kind = trap_kind;
     record_trap_site(f, ip);
     EXIT(RUN_TRAP);
+
+call_into_other_instance: {
+    /* PUSH_FRAME pushed the frame of another instance's function: take that
+     * instance's turn (runtime.c rt_enter_instance) before running it. When
+     * the turn must be waited for, or is refused, the frame is popped again
+     * and ip stays on the call, which runs again on resume. Out of the
+     * handlers' line, so that calls within an instance pay nothing for it. */
+    const rt_func *callee = f->frames[f->depth - 1].func;
+    SYNC_FUEL();
+    int entered = rt_enter_instance(f, callee);
+    if (UNLIKELY(entered != 0)) {
+        f->depth--;
+        fp = f->stack + f->frames[f->depth - 1].fp;
+        if (entered == RUN_SUSPEND) {
+            f->suspensions++;
+            EXIT(RUN_SUSPEND);
+        }
+        EXIT(host_call_failed(f, entered, ip));
+    }
+    fp = f->stack + f->frames[f->depth - 1].fp;
+    SWITCH_INSTANCE(callee->inst);
+    ip = code = callee->code->code; /* then PUSH_FRAME's entry charge */
+    int64_t charge = code[1];
+    if (UNLIKELY(fuel < charge)) {
+        f->fuel_needed = charge;
+        EXIT(RUN_OUT_OF_FUEL);
+    }
+    fuel -= charge;
+    NEXT(2);
+}
+
+return_to_other_instance:
+    /* A return popped the last frame of a call into another instance: give
+     * back the turn it took (runtime.c rt_leave_instance). */
+    SYNC_FUEL();
+    rt_leave_instance(f);
+    SWITCH_INSTANCE(f->frames[f->depth - 1].func->inst);
+    NEXT(0);
 
 stop:
     f->ip = ip;

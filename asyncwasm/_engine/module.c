@@ -305,6 +305,7 @@ static const char *const op_names[OP__COUNT] = {
 #define LOAD(NAME, CODE, TEXT, TYPE, ALIGN) [OP_##NAME] = TEXT,
 #define STORE(NAME, CODE, TEXT, TYPE, ALIGN) [OP_##NAME] = TEXT,
 #define NUMERIC(NAME, PREFIX, CODE, TEXT, IN1, IN2, OUT) [OP_##NAME] = TEXT,
+#define SIMD(NAME, CODE, TEXT, OPERANDS) [OP_##NAME] = TEXT,
 #include "opcodes.def"
 };
 

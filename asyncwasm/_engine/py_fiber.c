@@ -25,11 +25,11 @@ typedef struct {
 
 static PyObject *Fiber_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"func", "args", "raw", "max_call_depth", "max_stack_slots", NULL};
+    static char *kwlist[] = {"func", "args", "raw", "max_call_depth", "max_stack_slots", "awaits", NULL};
     PyObject *func, *fargs, *pdepth = NULL, *pslots = NULL;
-    int raw = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O|$pOO:Fiber", kwlist, &Func_Type, &func, &fargs, &raw,
-                                     &pdepth, &pslots))
+    int raw = 0, awaits = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O|$pOOp:Fiber", kwlist, &Func_Type, &func, &fargs, &raw,
+                                     &pdepth, &pslots, &awaits))
         return NULL;
     uint32_t depth = DEFAULT_MAX_CALL_DEPTH, slots_limit = DEFAULT_MAX_STACK_SLOTS;
     if (pdepth != NULL && u32_arg(pdepth, "max_call_depth", UINT32_MAX, &depth) < 0) return NULL;
@@ -43,6 +43,7 @@ static PyObject *Fiber_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     FiberObject *self = (FiberObject *)type->tp_alloc(type, 0);
     if (self == NULL) return NULL;
     self->raw = raw != 0;
+    self->rf.may_suspend = awaits != 0;
     self->func = (FuncObject *)Py_NewRef(func);
     self->args = PySequence_Tuple(fargs);
     if (self->args == NULL) goto fail;
@@ -86,14 +87,31 @@ static int Fiber_traverse(FiberObject *self, visitproc visit, void *arg)
     Py_VISIT(self->rf.f.awaitable);
     Py_VISIT(self->rf.f.trap_exc);
     Py_VISIT((PyObject *)self->rf.f.exn);
+    Py_VISIT(self->rf.caller);
+    Py_VISIT(self->rf.turn_wait);
+    for (uint32_t i = 0; i < self->rf.nturns; i++) Py_VISIT(self->rf.turns[i].inst);
     return rt_fiber_visit_exns(&self->rf, visit, arg);
 }
 
-/* Frees the fiber's state too: a cleared fiber cannot run again. */
+/* The pending host call is over (resumed, thrown into, or dropped): its
+ * Caller stops working. */
+static void end_pending_caller(FiberObject *self)
+{
+    rt_caller_end(self->rf.caller);
+    Py_CLEAR(self->rf.caller);
+}
+
+/* Frees the fiber's state too: a cleared fiber cannot run again. Turns it
+ * still holds on other instances are given back first. */
 static int Fiber_clear(FiberObject *self)
 {
     if (self->running) return 0; /* unreachable: a running fiber is referenced by its caller */
     self->started = false;
+    rt_fiber_end_turns(&self->rf);
+    PyMem_Free(self->rf.turns);
+    self->rf.turns = NULL;
+    self->rf.turns_cap = 0;
+    end_pending_caller(self);
     fiber_free(&self->rf.f); /* also drops the awaitable, the host trap, the exception */
     Py_CLEAR(self->rf.keepalive);
     rt_fiber_clear_exns(&self->rf);
@@ -145,6 +163,7 @@ static PyObject *Fiber_run(FiberObject *self, PyObject *arg)
         PyObject *exc = self->pending_exc;
         self->pending_exc = NULL;
         rt_err_raise(exc);
+        rt_fiber_end_turns(&self->rf);
         return NULL;
     }
     if (self->awaiting) {
@@ -160,6 +179,8 @@ static PyObject *Fiber_run(FiberObject *self, PyObject *arg)
     Py_LeaveRecursiveCall();
     self->fuel_left = fuel;
     if (outcome == RUN_SUSPEND) self->awaiting = true;
+    if (outcome != RUN_SUSPEND && outcome != RUN_OUT_OF_FUEL)
+        rt_fiber_end_turns(&self->rf); /* ended (a tail call may leave the entry frame's turn) */
     if (outcome == RUN_ERROR || outcome < 0 || outcome > RUN_EXCEPTION) {
         if (!PyErr_Occurred())
             PyErr_Format(PyExc_SystemError, "asyncwasm: run ended with outcome %d and no exception", outcome);
@@ -171,13 +192,18 @@ static PyObject *Fiber_run(FiberObject *self, PyObject *arg)
 static PyObject *Fiber_resume(FiberObject *self, PyObject *value)
 {
     if (fiber_check_usable(self) < 0) return NULL;
-    if (!self->awaiting || self->rf.pending_fn == NULL) {
+    if (!self->awaiting || (self->rf.pending_fn == NULL && self->rf.turn_wait == NULL)) {
         PyErr_SetString(PyExc_RuntimeError, "the fiber is not waiting for a host result");
         return NULL;
     }
     fiber *f = &self->rf.f;
     self->awaiting = false;
     Py_CLEAR(f->awaitable);
+    end_pending_caller(self);
+    if (self->rf.turn_wait != NULL) { /* the turn is ours: the call runs again and enters */
+        self->rf.turn_granted = true;
+        Py_RETURN_NONE;
+    }
     int rc = rt_host_result_store(&self->rf, self->rf.pending_fn, value, f->pending_base);
     f->pending_type = NULL;
     self->rf.pending_fn = NULL;
@@ -210,6 +236,8 @@ static PyObject *Fiber_throw(FiberObject *self, PyObject *exc)
     Py_CLEAR(f->awaitable);
     f->pending_type = NULL;
     self->rf.pending_fn = NULL;
+    end_pending_caller(self);
+    Py_CLEAR(self->rf.turn_wait); /* the wait failed: no turn was taken */
     if (is_trap) {
         f->state = RUN_TRAP;
         f->trap_kind = TRAP_HOST;
@@ -219,6 +247,17 @@ static PyObject *Fiber_throw(FiberObject *self, PyObject *exc)
     } else {
         Py_XSETREF(self->pending_exc, Py_NewRef(exc));
     }
+    Py_RETURN_NONE;
+}
+
+static PyObject *Fiber_close(FiberObject *self, PyObject *unused)
+{
+    (void)unused;
+    if (self->running) {
+        PyErr_SetString(PyExc_RuntimeError, "the fiber is running (re-entered from a host function?)");
+        return NULL;
+    }
+    Fiber_clear(self);
     Py_RETURN_NONE;
 }
 
@@ -295,6 +334,10 @@ static PyMethodDef Fiber_methods[] = {
     {"trap", (PyCFunction)Fiber_trap, METH_NOARGS, "trap() -> Trap to raise after a TRAP outcome"},
     {"exception", (PyCFunction)Fiber_exception, METH_NOARGS,
      "exception() -> WasmException to raise after an EXCEPTION outcome"},
+    {"close", (PyCFunction)Fiber_close, METH_NOARGS,
+     "close()\n\nThe fiber will not run again: free its state now. Turns it holds on other\n"
+     "instances (it was inside a call into one) are given back; when it stopped mid-run\n"
+     "(suspended or out of fuel), those instances are interrupted. Idempotent."},
     {NULL},
 };
 
@@ -314,10 +357,12 @@ static PyGetSetDef Fiber_getset[] = {
 PyTypeObject Fiber_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "asyncwasm.lowlevel.Fiber",
-    .tp_doc = "Fiber(func, args, *, raw=False, max_call_depth=10000, max_stack_slots=1<<20)\n\n"
+    .tp_doc = "Fiber(func, args, *, raw=False, max_call_depth=10000, max_stack_slots=1<<20, awaits=True)\n\n"
               "One resumable call: run(fuel) until DONE, SUSPEND (await fiber.awaitable, then\n"
               "resume()/throw()), OUT_OF_FUEL (run again), TRAP (raise fiber.trap()) or\n"
-              "EXCEPTION (raise fiber.exception()).",
+              "EXCEPTION (raise fiber.exception()).\n"
+              "awaits=False: the driver is synchronous and refuses awaitables, so a call into\n"
+              "an instance another task holds fails at once (busy) instead of suspending.",
     .tp_basicsize = sizeof(FiberObject),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_new = Fiber_new,

@@ -117,8 +117,15 @@ static rt_fiber *pool_take(void)
 
 static void pool_give(rt_fiber *rf)
 {
-    /* Drop references now (not at the next start): a trap's traceback or a
-     * kept object must not outlive the call. */
+    /* Give back the turns of instances it was still in (an error or an
+     * interruption ended the call there), end the Caller of a refused
+     * awaitable, and drop references now (not at the next start): a trap's
+     * traceback or a kept object must not outlive the call. */
+    if (rf->nturns > 0 || rf->turn_wait != NULL) rt_fiber_end_turns(rf);
+    if (rf->caller != NULL) {
+        rt_caller_end(rf->caller);
+        Py_CLEAR(rf->caller);
+    }
     Py_CLEAR(rf->f.awaitable);
     Py_CLEAR(rf->f.trap_exc);
     Py_CLEAR(rf->f.exn);
@@ -130,6 +137,7 @@ static void pool_give(rt_fiber *rf)
         return;
     }
     fiber_free(&rf->f);
+    PyMem_Free(rf->turns);
     PyMem_Free(rf);
 }
 
@@ -141,6 +149,7 @@ static PyObject *sync_outcome(rt_fiber *rf, int outcome, bool raw)
     case RUN_DONE:
         return rt_values_to_py(type->results, type->nresults, rf->f.stack, raw, raw);
     case RUN_SUSPEND:
+        rf->f.state = RUN_ERROR; /* the host call failed: an error, not an interruption */
         refuse_awaitable(rf);
         return NULL;
     case RUN_TRAP: {
@@ -353,9 +362,11 @@ done:
 
 static PyObject *Func_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"functype", "callable", NULL};
+    static char *kwlist[] = {"functype", "callable", "access_caller", NULL};
     PyObject *functype, *callable;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO:Func", kwlist, &functype, &callable)) return NULL;
+    int access_caller = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|$p:Func", kwlist, &functype, &callable, &access_caller))
+        return NULL;
     if (require_type(functype, py_classes.FuncType, "Func()") < 0) return NULL;
     if (!PyCallable_Check(callable)) {
         PyErr_Format(PyExc_TypeError, "Func() needs a callable, not %.100s", Py_TYPE(callable)->tp_name);
@@ -371,6 +382,7 @@ static PyObject *Func_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->own.type = &self->own_type;
     self->own.host = Py_NewRef(callable);
     self->own.owner = (PyObject *)self;
+    self->access_caller = access_caller != 0;
     self->fn = &self->own;
     return (PyObject *)self;
 }
@@ -489,10 +501,12 @@ static PyGetSetDef Func_getset[] = {
 PyTypeObject Func_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "asyncwasm.Func",
-    .tp_doc = "Func(functype, callable)\n\n"
+    .tp_doc = "Func(functype, callable, *, access_caller=False)\n\n"
               "A function: a host function made from a Python callable, or a Wasm\n"
               "function of an instance. Calling it runs it synchronously:\n"
               "    add = instance.exports['add']; add(1, 2) -> 3\n"
+              "With access_caller=True the callable receives an asyncwasm.Caller first:\n"
+              "callable(caller, *args), caller.memory being the calling guest's memory.\n"
               "Arguments and results convert by the function type (ints, floats,\n"
               "Func/None for funcref, any object/None for externref).",
     .tp_basicsize = sizeof(FuncObject),

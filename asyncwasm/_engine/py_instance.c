@@ -165,6 +165,14 @@ static PyObject *Instance_get_memory(InstanceObject *self, void *closure)
     return Py_NewRef(self->memories[0]);
 }
 
+static PyObject *Instance_get_default_memory(InstanceObject *self, void *closure)
+{
+    (void)closure;
+    if (instance_check(self) < 0) return NULL;
+    PyObject *memory = instance_default_memory(self);
+    return Py_NewRef(memory != NULL ? memory : Py_None);
+}
+
 static PyObject *Instance_get_module(InstanceObject *self, void *closure)
 {
     (void)closure;
@@ -221,6 +229,8 @@ static PyGetSetDef Instance_getset[] = {
     {"exports", (getter)Instance_get_exports, NULL, "dict: name -> Func | Memory | Table | Global | Tag", NULL},
     {"start", (getter)Instance_get_start, NULL, "the start Func (not yet run), or None", NULL},
     {"memory", (getter)Instance_get_memory, NULL, "memory 0, exported or not, or None", NULL},
+    {"default_memory", (getter)Instance_get_default_memory, NULL,
+     "the memory the embedding API works on: export \"memory\", else memory 0, else None", NULL},
     {"module", (getter)Instance_get_module, NULL, "the CompiledModule", NULL},
     {"_gate", (getter)Instance_get_gate, (setter)Instance_set_gate,
      "asyncwasm.execution's state object, or None (private)", NULL},

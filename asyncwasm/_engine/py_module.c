@@ -213,8 +213,9 @@ const char compile_doc[] = PyDoc_STR(
 "compile(data, costs=None) -> CompiledModule\n\n"
 "Decode, validate and compile a module from a bytes-like object. Raises\n"
 "MalformedError / ValidationError(rule, offset, func) or MemoryError.\n"
-"costs: a cost table, 512 native uint16 weights >= 1 (entry [op] for a\n"
-"one-byte opcode, [256 + sub] for 0xFC sub-opcodes): fuel is charged by\n"
+"costs: a cost table, 768 native uint16 weights >= 1 (entry [op] for a\n"
+"one-byte opcode, [256 + sub] for 0xFC and [512 + sub] for 0xFD\n"
+"sub-opcodes): fuel is charged by\n"
 "weight instead of 1 per instruction. Runs without the GIL.");
 
 PyObject *engine_compile(PyObject *module, PyObject *args, PyObject *kwds)

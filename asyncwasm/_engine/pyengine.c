@@ -2,7 +2,7 @@
  *
  * Types: CompiledModule (py_module.c), Func (py_func.c), Memory, Table,
  * Global (py_externs.c), Tag and Exn (py_exceptions.c), Instance
- * (py_instance.c), Fiber (py_fiber.c);
+ * (py_instance.c), Fiber (py_fiber.c), Caller (py_caller.c);
  * functions: compile(), set_hooks(). This file holds the module itself and
  * the argument and type-conversion helpers the py_*.c files share. The
  * objects embed runtime.c's rt_* structs (layouts in pyengine.h); every
@@ -284,14 +284,16 @@ static PyObject *trap_messages_tuple(void)
 PyMODINIT_FUNC PyInit__engine(void)
 {
     if (import_classes() < 0) return NULL;
-    PyTypeObject *types[] = {&CompiledModule_Type, &Func_Type, &Memory_Type, &Table_Type, &Global_Type,
-                             &Instance_Type, &Fiber_Type, &Tag_Type, &Exn_Type};
+    PyTypeObject *types[] = {&CompiledModule_Type, &Func_Type,     &Memory_Type,    &Table_Type,
+                             &Global_Type,         &Instance_Type, &Fiber_Type,     &Caller_Type,
+                             &SockTable_Type,      &SockCall_Type, &Tag_Type,       &Exn_Type};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (PyType_Ready(types[i]) < 0) return NULL;
     PyObject *m = PyModule_Create(&engine_module);
     if (m == NULL) return NULL;
-    static const char *const names[] = {"CompiledModule", "Func", "Memory", "Table", "Global",
-                                        "Instance",       "Fiber", "Tag",    "Exn"};
+    static const char *const names[] = {"CompiledModule", "Func",     "Memory",   "Table",
+                                        "Global",         "Instance", "Fiber",    "Caller",
+                                        "SockTable",      "SockCall", "Tag",      "Exn"};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (PyModule_AddObjectRef(m, names[i], (PyObject *)types[i]) < 0) goto fail;
     static const struct {
@@ -301,6 +303,7 @@ PyMODINIT_FUNC PyInit__engine(void)
                     {"TRAP", RUN_TRAP}, {"ERROR", RUN_ERROR}, {"EXCEPTION", RUN_EXCEPTION}};
     for (size_t i = 0; i < sizeof outcomes / sizeof outcomes[0]; i++)
         if (PyModule_AddIntConstant(m, outcomes[i].name, outcomes[i].value) < 0) goto fail;
+    if (PyModule_AddStringConstant(m, "BUILD", interp_build_info()) < 0) goto fail;
     PyObject *messages = trap_messages_tuple();
     if (messages == NULL || PyModule_AddObject(m, "TRAP_MESSAGES", messages) < 0) {
         Py_XDECREF(messages);

@@ -29,7 +29,7 @@ typedef struct {
 extern engine_classes py_classes;
 
 extern PyTypeObject CompiledModule_Type, Func_Type, Memory_Type, Table_Type, Global_Type,
-    Instance_Type, Fiber_Type, Tag_Type, Exn_Type;
+    Instance_Type, Fiber_Type, Caller_Type, Tag_Type, Exn_Type;
 
 /* ---- object layouts ---------------------------------------------------------- */
 
@@ -53,6 +53,7 @@ typedef struct {
     PyObject *pytype;         /* cached FuncType, or NULL */
     rt_func own;              /* host functions: own.host is the callable (owned) */
     wasm_functype own_type;   /* host functions: params/results in one owned block */
+    bool access_caller;       /* host functions: called as callable(caller, *args) */
     PyObject *weakrefs;
 } FuncObject;
 
@@ -109,13 +110,31 @@ struct InstanceObject {
     uint64_t fast_calls, fast_fuel_used, fast_host_calls;
 };
 
-/* The fiber as runtime.c and pyengine.c see it: every fiber that runs is
- * embedded in one of these (Fiber objects and the sync-call pool), so
+/* A call this fiber made into another instance's function that has not
+ * returned yet (runtime.c "Turns"). */
+typedef struct rt_turn {
+    InstanceObject *inst;  /* the instance entered (strong) */
+    uint32_t depth;        /* index of the first frame run in it */
+    bool held;             /* its gate gave this fiber its turn: give it back on leaving */
+    uint64_t fuel_at_entry;
+} rt_turn;
+
+/* The fiber as runtime.c and the py_*.c files see it: every fiber that runs
+ * is embedded in one of these (Fiber objects and the sync-call pool), so
  * rt_call_host can reach `keepalive` from the `fiber *` the interpreter passes. */
 typedef struct rt_fiber {
     fiber f;
     PyObject *keepalive;       /* list of objects that slots point to, or NULL */
     const rt_func *pending_fn; /* the host function whose awaitable is pending */
+    PyObject *caller;          /* the Caller that pending host function received, or NULL */
+    bool may_suspend;          /* false for the synchronous fast path's pooled fibers */
+    /* Calls into other instances in progress, innermost last. */
+    rt_turn *turns;
+    uint32_t nturns, turns_cap;
+    /* RUN_SUSPEND waiting for this instance's turn (strong), or NULL; once
+     * granted, the call instruction runs again and takes it. */
+    InstanceObject *turn_wait;
+    bool turn_granted;
     /* Exceptions its slots may hold (owned references; py_exceptions.c). */
     PyObject **exns;
     uint32_t nexns, exns_cap, exns_sweep_at;
@@ -209,6 +228,34 @@ int rt_host_result_store(rt_fiber *rf, const rt_func *fn, PyObject *result, size
 int rt_fiber_keep(rt_fiber *rf, PyObject *obj);
 /* A readable name of a host function's callable (new reference). */
 PyObject *rt_host_name(const rt_func *fn);
+
+/* ---- runtime.c: turns (calls into other instances) ---------------------------------- */
+
+/* The fiber ends (trap, error, done) or is dropped: give back every turn it
+ * holds, innermost first. Dropped while suspended or out of fuel, its guests
+ * stopped half-way, so the instances it had entered are interrupted. */
+void rt_fiber_end_turns(rt_fiber *rf);
+
+/* ---- py_caller.c ------------------------------------------------------------------------ */
+
+/* A Caller for the instance running `f`'s innermost frame (new reference), or
+ * NULL with TypeError set when no guest is calling (the fiber's entry is `fn`). */
+PyObject *rt_caller_new(const fiber *f, const rt_func *fn);
+/* The host call is over: the Caller stops working (NULL is ignored). */
+void rt_caller_end(PyObject *caller);
+/* The memory a Caller or GuestHeap works on: export "memory", else memory 0,
+ * else NULL (borrowed). */
+PyObject *instance_default_memory(InstanceObject *inst);
+
+/* ---- wasi_sock.c: WASI socket calls in C --------------------------------------------------- */
+
+extern PyTypeObject SockCall_Type, SockTable_Type;
+enum { SOCKCALL_DONE, SOCKCALL_LATER, SOCKCALL_ERROR, SOCKCALL_FALLBACK };
+/* Run a SockCall's C path on the arguments at `args` (one slot each):
+ * DONE (the i32 result written at args[0]), LATER (*later: what the Python
+ * function would have returned: an awaitable), ERROR (exception set), or
+ * FALLBACK (nothing happened: call the Python function). */
+int sockcall_run(PyObject *call, uint64_t *args, PyObject **later);
 
 /* ---- runtime.c: instantiation ------------------------------------------------------- */
 

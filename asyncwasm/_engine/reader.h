@@ -57,6 +57,10 @@ bool rd_heaptype(wasm_reader *r, uint8_t *out, const char **unsupported);
 
 #define MSG_TYPED_REFS "typed function references is not supported yet"
 #define MSG_GC "GC is not supported yet"
+#define MSG_RELAXED_SIMD "relaxed SIMD is not supported yet"
+/* Relaxed SIMD's 0xFD sub-opcodes (none has immediates). */
+#define FD_RELAXED_FIRST 0x100u
+#define FD_RELAXED_LAST 0x113u
 
 static inline size_t reader_offset(const wasm_reader *r, const uint8_t *at) {
     return (size_t)(at - r->base);

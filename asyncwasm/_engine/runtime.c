@@ -586,51 +586,240 @@ static int host_raised(fiber *f)
     return RUN_TRAP;
 }
 
-#define HOST_ARGS_ON_STACK 8
-
-/* host_calls and suspensions are counted by the interpreter (interp.c). */
-int rt_call_host(fiber *f, const rt_func *fn, size_t base)
+/* What a host function returned (`result`, stolen): an awaitable suspends
+ * the fiber, anything else is stored as the call's results. */
+static inline __attribute__((always_inline)) int host_outcome(fiber *f, const rt_func *fn, size_t base,
+                                                              PyObject *result, PyObject *caller)
 {
     const wasm_functype *type = fn->type;
-    PyObject *callable = fn->host;
-    if (callable == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "asyncwasm: the host function was destroyed");
-        return RUN_ERROR;
-    }
-    /* args[0] is scratch space for PY_VECTORCALL_ARGUMENTS_OFFSET. */
-    PyObject *small[HOST_ARGS_ON_STACK + 1] = {NULL}, **args = small;
-    uint32_t n = type->nparams;
-    if (n > HOST_ARGS_ON_STACK) {
-        args = PyMem_Malloc(sizeof *args * ((size_t)n + 1));
-        if (args == NULL) {
-            PyErr_NoMemory();
-            return RUN_ERROR;
-        }
-    }
-    uint32_t made = 0;
-    const uint64_t *slot = f->stack + base;
-    for (; made < n; made++) {
-        args[made + 1] = rt_value_to_py(type->params[made], slot, false);
-        if (args[made + 1] == NULL) break;
-        slot += valtype_slots(type->params[made]);
-    }
-    PyObject *result = NULL;
-    if (made == n)
-        result = PyObject_Vectorcall(callable, args + 1, n | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-    for (uint32_t i = 0; i < made; i++) Py_DECREF(args[i + 1]);
-    if (args != small) PyMem_Free(args);
-
-    if (result == NULL) return made == n ? host_raised(f) : RUN_ERROR;
     if (is_awaitable(result)) {
         Py_XSETREF(f->awaitable, result);
         f->pending_type = type;
         f->pending_base = base;
         rt_fiber_of(f)->pending_fn = fn;
+        if (caller != NULL) Py_XSETREF(rt_fiber_of(f)->caller, Py_NewRef(caller)); /* valid until resumed */
         return RUN_SUSPEND;
     }
     int rc = rt_host_result_store(rt_fiber_of(f), fn, result, base);
     Py_DECREF(result);
     return rc == 0 ? 0 : RUN_ERROR;
+}
+
+#define HOST_ARGS_ON_STACK 8
+
+/* The call itself, in two copies (HOST_CALL below): `caller` is NULL, a
+ * constant, on the path of plain host functions, which stays what it was
+ * before Callers existed; else the Caller goes first, in args[1]. */
+static inline __attribute__((always_inline)) int call_host(fiber *f, const rt_func *fn, size_t base,
+                                                           PyObject *caller)
+{
+    const wasm_functype *type = fn->type;
+    /* args[0] is scratch space for PY_VECTORCALL_ARGUMENTS_OFFSET; then the
+     * Caller, when there is one, then the parameters. */
+    const uint32_t first = caller != NULL ? 2 : 1;
+    PyObject *small[HOST_ARGS_ON_STACK + 2], **args = small;
+    uint32_t n = type->nparams;
+    if (n > HOST_ARGS_ON_STACK) {
+        args = PyMem_Malloc(sizeof *args * ((size_t)n + 2));
+        if (args == NULL) {
+            PyErr_NoMemory();
+            return RUN_ERROR;
+        }
+    }
+    args[0] = NULL;
+    args[1] = caller; /* NULL, or overwritten by the first parameter */
+    uint32_t made = 0;
+    const uint64_t *slot = f->stack + base;
+    for (; made < n; made++) {
+        args[first + made] = rt_value_to_py(type->params[made], slot, false);
+        if (args[first + made] == NULL) break;
+        slot += valtype_slots(type->params[made]);
+    }
+    PyObject *result = NULL;
+    if (made == n)
+        result = PyObject_Vectorcall(fn->host, args + 1, (first - 1 + n) | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    for (uint32_t i = 0; i < made; i++) Py_DECREF(args[first + i]);
+    if (args != small) PyMem_Free(args);
+
+    if (result == NULL) return made == n ? host_raised(f) : RUN_ERROR;
+    return host_outcome(f, fn, base, result, caller);
+}
+
+/* host_calls and suspensions are counted by the interpreter (interp.c). A
+ * function defined with access_caller gets a Caller first, valid until its
+ * result is in: the call's return, or the resumption after its awaitable. */
+int rt_call_host(fiber *f, const rt_func *fn, size_t base)
+{
+    if (fn->host == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "asyncwasm: the host function was destroyed");
+        return RUN_ERROR;
+    }
+    if (Py_IS_TYPE(fn->host, &SockCall_Type)) { /* a WASI socket call with a C path (wasi_sock.c) */
+        PyObject *later = NULL;
+        switch (sockcall_run(fn->host, f->stack + base, &later)) {
+        case SOCKCALL_DONE: return 0;
+        case SOCKCALL_LATER: return host_outcome(f, fn, base, later, NULL);
+        case SOCKCALL_ERROR: return RUN_ERROR;
+        }
+    }
+    if (!((FuncObject *)fn->owner)->access_caller) return call_host(f, fn, base, NULL);
+    PyObject *caller = rt_caller_new(f, fn);
+    if (caller == NULL) return RUN_ERROR;
+    int rc = call_host(f, fn, base, caller);
+    if (rc != RUN_SUSPEND) rt_caller_end(caller);
+    Py_DECREF(caller);
+    return rc;
+}
+
+/* ========================================================================== */
+/* Turns: calls into other instances                                          */
+/* ========================================================================== */
+/* Each instance runs one task at a time (DESIGN.md contract 5). The Python
+ * side keeps whose turn it is (asyncwasm.execution _Gate): a call from Python
+ * takes it there. A guest's call into a function of another instance
+ * (imported through define_instance, or through a shared table) takes that
+ * instance's turn here, with the gate's guest_enter(may_wait): True (taken:
+ * give it back with guest_leave), False (nothing to give back: the same
+ * task's turn nests, or no task is involved) or an awaitable that waits for
+ * the turn. The synchronous fast path's fibers cannot wait and never
+ * suspend, so while the instance is unguarded (no task holds it, no limits)
+ * they enter without asking Python. Every entry is recorded, for the
+ * callee's statistics (calls, and the fuel used until the call returns)
+ * and so that a trap, an error or a dropped fiber gives the turns back. */
+
+static PyObject *str_guest_enter, *str_guest_leave;
+
+static int intern_turn_names(void)
+{
+    if (str_guest_enter == NULL) str_guest_enter = PyUnicode_InternFromString("guest_enter");
+    if (str_guest_leave == NULL) str_guest_leave = PyUnicode_InternFromString("guest_leave");
+    return str_guest_enter != NULL && str_guest_leave != NULL ? 0 : -1;
+}
+
+/* gate.guest_leave(held, why), keeping any exception being raised. */
+static void gate_leave(InstanceObject *inst, bool held, const char *why)
+{
+    if (inst->gate == NULL || (!held && why == NULL)) return;
+    PyObject *pending = rt_err_take();
+    PyObject *reason = why ? PyUnicode_FromString(why) : Py_NewRef(Py_None);
+    PyObject *r = reason && intern_turn_names() == 0
+                      ? PyObject_CallMethodObjArgs(inst->gate, str_guest_leave, held ? Py_True : Py_False,
+                                                   reason, NULL)
+                      : NULL;
+    if (r == NULL) PyErr_WriteUnraisable(inst->gate);
+    Py_XDECREF(r);
+    Py_XDECREF(reason);
+    rt_err_raise(pending);
+}
+
+static int push_turn(rt_fiber *rf, InstanceObject *inst, bool held)
+{
+    if (rf->nturns == rf->turns_cap) {
+        uint32_t cap = rf->turns_cap ? rf->turns_cap * 2 : 8;
+        rt_turn *turns = PyMem_Realloc(rf->turns, sizeof *turns * cap);
+        if (turns == NULL) {
+            gate_leave(inst, held, NULL);
+            PyErr_NoMemory();
+            return RUN_ERROR;
+        }
+        rf->turns = turns;
+        rf->turns_cap = cap;
+    }
+    rt_turn *t = &rf->turns[rf->nturns++];
+    t->inst = (InstanceObject *)Py_NewRef((PyObject *)inst);
+    t->depth = rf->f.depth - 1; /* the callee's frame is pushed */
+    t->held = held;
+    t->fuel_at_entry = rf->f.fuel_used;
+    inst->fast_calls++;
+    return 0;
+}
+
+/* Pop the innermost turn; `why`: the fiber stopped mid-run (interrupt). */
+static void pop_turn(rt_fiber *rf, const char *why)
+{
+    rt_turn *t = &rf->turns[--rf->nturns];
+    InstanceObject *inst = t->inst;
+    inst->fast_fuel_used += rf->f.fuel_used - t->fuel_at_entry;
+    gate_leave(inst, t->held, why);
+    Py_DECREF(inst);
+}
+
+int rt_enter_instance(fiber *f, const rt_func *callee)
+{
+    rt_fiber *rf = rt_fiber_of(f);
+    InstanceObject *inst = (InstanceObject *)callee->inst->owner;
+    if (rf->turn_wait != NULL) { /* the call runs again after waiting for the turn */
+        InstanceObject *waited = rf->turn_wait;
+        bool granted = rf->turn_granted;
+        rf->turn_wait = NULL;
+        rf->turn_granted = false;
+        if (waited == inst && granted) {
+            int rc = push_turn(rf, inst, true);
+            Py_DECREF(waited);
+            return rc;
+        }
+        gate_leave(waited, granted, NULL); /* not the same callee (a table changed): ask again */
+        Py_DECREF(waited);
+    }
+    if (inst->gate == NULL || (!inst->guarded && !rf->may_suspend)) return push_turn(rf, inst, false);
+    if (intern_turn_names() < 0) return RUN_ERROR;
+    PyObject *r = PyObject_CallMethodOneArg(inst->gate, str_guest_enter, rf->may_suspend ? Py_True : Py_False);
+    if (r == NULL) return RUN_ERROR;
+    if (r == Py_True || r == Py_False || r == Py_None) {
+        bool held = r == Py_True;
+        Py_DECREF(r);
+        return push_turn(rf, inst, held);
+    }
+    if (!is_awaitable(r)) {
+        PyErr_Format(PyExc_SystemError, "asyncwasm: guest_enter returned %.100s", Py_TYPE(r)->tp_name);
+        Py_DECREF(r);
+        return RUN_ERROR;
+    }
+    Py_XSETREF(f->awaitable, r);
+    rf->pending_fn = NULL;
+    rf->turn_wait = (InstanceObject *)Py_NewRef((PyObject *)inst);
+    rf->turn_granted = false;
+    return RUN_SUSPEND;
+}
+
+void rt_leave_instance(fiber *f)
+{
+    rt_fiber *rf = rt_fiber_of(f);
+    while (rf->nturns > 0 && rf->turns[rf->nturns - 1].depth >= f->depth) pop_turn(rf, NULL);
+}
+
+int rt_tail_enter_instance(fiber *f, const rt_func *callee)
+{
+    rt_fiber *rf = rt_fiber_of(f);
+    uint32_t depth = f->depth - 1; /* the frame's; push_turn records it */
+    /* Back into the caller's instance: its turn is already the fiber's. */
+    bool to_caller = depth > 0 && f->frames[depth - 1].func->inst == callee->inst;
+    if (!to_caller) {
+        int rc = rt_enter_instance(f, callee);
+        if (rc != 0) return rc;
+    }
+    uint32_t own = rf->nturns - (to_caller ? 0 : 1); /* the frame's own turn is below the new one */
+    if (own > 0 && rf->turns[own - 1].depth == depth) {
+        rt_turn entered;
+        if (!to_caller) entered = rf->turns[--rf->nturns];
+        pop_turn(rf, NULL);
+        if (!to_caller) rf->turns[rf->nturns++] = entered;
+    }
+    return 0;
+}
+
+void rt_fiber_end_turns(rt_fiber *rf)
+{
+    bool stopped = rf->f.state == RUN_SUSPEND || rf->f.state == RUN_OUT_OF_FUEL;
+    const char *why = stopped ? "a call from another instance was stopped while running in it" : NULL;
+    while (rf->nturns > 0) pop_turn(rf, why);
+    if (rf->turn_wait != NULL) { /* waited, never entered: nothing of it ran */
+        InstanceObject *waited = rf->turn_wait;
+        rf->turn_wait = NULL;
+        gate_leave(waited, rf->turn_granted, NULL);
+        rf->turn_granted = false;
+        Py_DECREF(waited);
+    }
 }
 
 /* ========================================================================== */

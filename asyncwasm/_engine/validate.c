@@ -26,13 +26,13 @@
 #include "compile.h"
 #include "reader.h"
 
-#define MSG_SIMD "SIMD is not supported yet"
-
 /* ---- instruction tables (from opcodes.def) -------------------------------------- */
 
-/* Index: the opcode byte, or 0x100 + sub-opcode for 0xFC instructions. */
+/* Index: the opcode byte, 0x100 + sub-opcode for 0xFC instructions, and
+ * 0x200 + sub-opcode for 0xFD (SIMD) ones. */
 #define FC(sub) (0x100 + (sub))
-#define NINSTR FC(18)
+#define FD(sub) (0x200 + (sub))
+#define NINSTR FD(256)
 
 typedef struct {
     uint16_t op;
@@ -75,6 +75,7 @@ static const char *const instr_names[NINSTR] = {
 #define NUMERIC(NAME, PREFIX, CODE, TEXT, IN1, IN2, OUT) [(PREFIX) ? FC(CODE) : (CODE)] = TEXT,
 #define LOAD(NAME, CODE, TEXT, TYPE, ALIGN) [CODE] = TEXT,
 #define STORE(NAME, CODE, TEXT, TYPE, ALIGN) [CODE] = TEXT,
+#define SIMD(NAME, CODE, TEXT, OPERANDS) [FD(CODE)] = TEXT,
 #include "opcodes.def"
 };
 
@@ -150,15 +151,15 @@ static void *grow_buf(validator *v, void *buf, uint32_t *cap, size_t need, size_
 static const char *instr_name(const validator *v) {
     const uint8_t *p = v->instr;
     unsigned idx = p[0];
-    if (idx == 0xFC) {
+    if (idx == 0xFC || idx == 0xFD) {
         wasm_reader r = v->r; /* re-read the sub-opcode; errors impossible, it was read before */
         wasm_error scratch;
         uint32_t sub = NINSTR;
         r.p = p + 1;
         r.err = &scratch;
-        if (!rd_u32(&r, &sub) || sub >= 18)
-            return "0xfc instruction";
-        idx = FC(sub);
+        if (!rd_u32(&r, &sub) || sub >= (idx == 0xFC ? 18u : 256u))
+            return idx == 0xFC ? "0xfc instruction" : "0xfd instruction";
+        idx = idx == 0xFC ? FC(sub) : FD(sub);
     }
     return instr_names[idx] ? instr_names[idx] : "instruction";
 }
@@ -332,8 +333,6 @@ static bool read_valtype(validator *v, uint8_t *out) {
     const char *unsupported = NULL;
     if (!rd_valtype(&v->r, out, &unsupported))
         return false;
-    if (*out == VT_V128)
-        return invalid(v, MSG_SIMD ": v128 in %s", instr_name(v));
     return !unsupported || invalid(v, "%s: a type in %s", unsupported, instr_name(v));
 }
 
@@ -1219,8 +1218,6 @@ static bool read_local_type(validator *v, uint8_t *out) {
     const char *unsupported = NULL;
     if (!rd_valtype(&v->r, out, &unsupported))
         return false;
-    if (*out == VT_V128)
-        unsupported = MSG_SIMD;
     if (unsupported)
         return wasm_error_set(v->err, ERR_INVALID, reader_offset(&v->r, at), v->func, "%s: a local's type",
                               unsupported);
@@ -1294,14 +1291,14 @@ static bool body_ran_out(validator *v) {
 #define MAX_FUNC_COST 0x7FFFFFFFu
 
 /* The fuel weight of the instruction at v->r.p: 1, or its cost table entry.
- * A 0xFC sub-opcode is peeked with a scratch error: if it is malformed, the
- * real read reports it right after. */
+ * A 0xFC or 0xFD sub-opcode is peeked with a scratch error: if it is
+ * malformed, the real read reports it right after. */
 static uint32_t instr_cost(const validator *v) {
     const uint16_t *costs = v->m->costs;
     if (costs == NULL)
         return 1;
     uint8_t op = *v->r.p;
-    if (op != 0xFC)
+    if (op != 0xFC && op != 0xFD)
         return costs[op];
     wasm_error scratch;
     wasm_reader peek = v->r;
@@ -1310,8 +1307,10 @@ static uint32_t instr_cost(const validator *v) {
     uint32_t sub;
     if (!rd_u32(&peek, &sub))
         return 1;
-    return costs[256 + (sub < 256 ? sub : 255)];
+    return costs[(op == 0xFC ? 256 : 512) + (sub < 256 ? sub : 255)];
 }
+
+#include "validate_simd.inc"
 
 static bool compile_instructions(validator *v) {
     wasm_reader *r = &v->r;
@@ -1371,7 +1370,7 @@ static bool compile_instructions(validator *v) {
         case 0xD1: ok = op_ref_is_null(v); break;
         case 0xD2: ok = op_ref_func(v); break;
         case 0xFC: ok = op_prefix_fc(v); break;
-        case 0xFD: ok = invalid(v, MSG_SIMD ": 0xfd-prefixed instruction"); break;
+        case 0xFD: ok = op_prefix_fd(v); break;
         default:
             if (op >= 0x28 && op <= 0x3E)
                 ok = op_memop(v, op);

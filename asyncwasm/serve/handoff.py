@@ -20,6 +20,34 @@ pending, so a connection always goes to an idle instance and the rest wait
 in the kernel's backlog (back-pressure), never in a queue of ours.
 Several listening sockets (``--listen`` given twice) feed the same guests.
 
+With TLS (``tls=TlsConfig(...)``) each accepted socket first completes its
+handshake in a task of the accept loop, within the configured timeout; only
+a finished handshake becomes a pending connection (a
+:class:`~asyncwasm.serve.tls_connection.TlsEntry`), so a client that sends
+garbage or plain HTTP, or never finishes, is counted, logged once and closed
+without reaching an instance. Handshakes do not wait for demand beyond one
+waiting guest: at most ``max_handshakes`` run at once, so a slow client
+cannot stall the others.
+
+Connections are handed over as fd entries the host made (plain
+:class:`~asyncwasm.wasi.sockets.SocketEntry` or ``TlsEntry``), tracked until
+the guest closes them: :meth:`Handoff.statistics` counts connections
+accepted and open, handshakes, and bytes each way.
+
+Generations (hot reload): the guests' side is a :class:`Gate`, one per
+generation of a server (one compiled module version and its instances);
+each generation's guests get their own gate as their listener. The accept
+loop serves the *current* gate only: it accepts while that gate's guests
+wait (:meth:`Handoff._wanted`) and gives it each connection
+(:meth:`Handoff._deliver`). :meth:`Handoff.switch` makes another gate
+current, moving the connections accepted but not yet taken, so none is
+lost; an older gate's guests keep what they hold and never get another
+connection (their listener stops looking ready). A gate counts the
+connections its guests hold (:attr:`Gate.open`, for draining) and the
+tasks that have waited in it (:attr:`Gate.arrived`, for readiness). The
+handoff itself is a :class:`ConnectionSource` for its current gate, so a
+single generation needs no gate of its own.
+
 Exception: a guest that never parks, because it polls many connections with
 non-blocking sockets and always has one ready (netmods' http_server_poll),
 would leave new connections in the backlog for as long as it is busy. Its
@@ -33,91 +61,86 @@ from __future__ import annotations
 import collections
 import errno
 import socket
-from typing import Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 import trio
 
-from ..run import open_listener, parse_address
+from ..hostnet import format_address, open_listener, parse_address
+from ..wasi.abi import RIGHTS_SOCKET
+from ..wasi.sockets import SocketEntry, close_socket
+from .tls import TlsConfig
+from .tls_connection import HandshakeFailed, TlsConnection, TlsEntry
 
-__all__ = ["Handoff"]
+__all__ = ["Handoff", "Gate", "HANDSHAKE_FAILURES"]
+
+#: Why a TLS handshake failed (``Handoff.handshakes_failed`` keys).
+HANDSHAKE_FAILURES = ("timeout", "plain_http", "aborted", "protocol")
+# At most this many handshake failures are logged per window; the rest are counted.
+_FAILURE_LOG_LINES = 10
+_FAILURE_LOG_WINDOW = 10.0
 
 # accept(2) errors that concern one connection or a passing shortage, not the listener.
 _TRANSIENT = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.ECONNABORTED, errno.EPROTO,
               errno.EPERM}
+# accept(2) on a listener shut down (EINVAL) or closed (EBADF) meanwhile.
+_LISTENER_GONE = {errno.EINVAL, errno.EBADF}
 
 
-class Handoff:
-    """Connections accepted by the host, handed to guests that wait for one
-    (implements :class:`asyncwasm.wasi.sockets.ConnectionSource`).
+class Gate:
+    """One generation's guests' side of a :class:`Handoff` (implements
+    :class:`asyncwasm.wasi.sockets.ConnectionSource`): the connections
+    handed to them, and how many of them wait for one.
 
-    ``listeners`` are listening sockets this object owns (closed by
-    :meth:`close`); the first is what guests see as their listener's
-    address."""
+    ``open``: connections its guests took and have not closed yet;
+    ``arrived``: the tasks that have waited for a connection here at least
+    once (a guest that got that far is ready to serve)."""
 
-    def __init__(self, listeners: Sequence[socket.socket]) -> None:
-        if not listeners:
-            raise ValueError("Handoff needs at least one listening socket")
-        for sock in listeners:
-            sock.setblocking(False)
-        self.listeners = list(listeners)
-        self.listener = self.listeners[0]
-        self._pending: collections.deque[socket.socket] = collections.deque()
+    def __init__(self, handoff: "Handoff") -> None:
+        self.handoff = handoff
+        self.listener = handoff.listener
+        self._pending: collections.deque[SocketEntry] = collections.deque()
         self.waiting = 0  #: guests waiting for a connection now (idle instances)
-        self.accepted = 0  #: connections accepted so far
+        self.open = 0
+        self.arrived: set[trio.lowlevel.Task] = set()
         self._arrived = trio.lowlevel.ParkingLot()  # guests wait here
-        self._demand = trio.lowlevel.ParkingLot()  # the accept loop waits here
-        self._stop: Optional[trio.CancelScope] = None
-        self._stopped = False
-        self.closed = False
+        self._changed = trio.lowlevel.ParkingLot()  # wait_until waits here
 
-    @classmethod
-    def bind(cls, addresses: Iterable[str], backlog: int = 1024) -> "Handoff":
-        """A handoff over new listeners bound to each ``"HOST:PORT"``
-        (``"[V6]:PORT"``; port 0 picks a free one). ValueError for a bad
-        address, OSError when one cannot be bound."""
-        socks: list[socket.socket] = []
-        try:
-            for text in addresses:
-                socks.append(open_listener(*parse_address(text), backlog=backlog))
-        except BaseException:
-            for sock in socks:
-                sock.close()
-            raise
-        return cls(socks)
+    @property
+    def accepting(self) -> bool:
+        """Whether connections may still come: this is the handoff's current gate, and it accepts."""
+        return self.handoff.gate is self and not self.handoff.stopped
 
-    def addresses(self) -> list[tuple]:
-        """The bound addresses (``getsockname()``) of every listener."""
-        return [sock.getsockname() for sock in self.listeners]
-
-    # -- the guest side (ConnectionSource) ------------------------------------
     @property
     def pending(self) -> int:
         return len(self._pending)
 
-    def take(self, backlog: bool = False) -> Optional[socket.socket]:
+    def take(self, backlog: bool = False) -> Optional[SocketEntry]:
         """A pending connection, or None. With ``backlog`` (a guest that
         cannot park: non-blocking ``sock_accept``), when none is pending,
-        one straight from a listening socket's accept queue, if any."""
+        one straight from a listening socket's accept queue, if any, while
+        this gate is current (with TLS its handshake starts, and the
+        connection is pending once done)."""
         if self._pending:
-            return self._pending.popleft()
-        if backlog and not self._stopped:
-            for sock in self.listeners:
-                try:
-                    conn, _ = sock.accept()
-                except OSError:  # BlockingIOError, ECONNABORTED...: try the next one
-                    continue
-                return self._accepted(conn)
-        return None
+            entry: Optional[SocketEntry] = self._pending.popleft()
+        elif backlog and self.accepting:
+            entry = self.handoff._from_backlog()
+        else:
+            return None
+        if entry is not None:
+            self.open += 1
+            entry.add_close_hook(self._released)
+        return entry
 
-    def _accepted(self, conn: socket.socket) -> socket.socket:
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.accepted += 1
-        return conn
+    def _released(self) -> None:
+        self.open -= 1
+        self._changed.unpark_all()
 
     async def wait(self) -> None:
         self.waiting += 1
-        if self.waiting > len(self._pending):
-            self._demand.unpark_all()  # every listener's loop: any of them may have the connection
+        self.arrived.add(trio.lowlevel.current_task())
+        self._changed.unpark_all()
+        if self.accepting and self.waiting > len(self._pending):
+            self.handoff._demand.unpark_all()  # every listener's loop: any of them may have the connection
         try:
             await self._arrived.park()
         except BaseException:
@@ -129,62 +152,271 @@ class Handoff:
         finally:
             self.waiting -= 1
 
+    async def wait_until(self, condition: Callable[[], bool]) -> None:
+        """Return once ``condition()`` holds; it is looked at again whenever
+        a guest waits or a connection closes."""
+        while not condition():
+            await self._changed.park()
+
+    def _deliver(self, entry: SocketEntry) -> None:
+        self._pending.append(entry)
+        self._arrived.unpark()
+
+    def _release_pending(self) -> None:
+        while self._pending:
+            self._pending.popleft().release()
+
+    def __repr__(self) -> str:
+        state = "current" if self.handoff.gate is self else "retired"
+        return f"<Gate {state}: {self.waiting} waiting, {len(self._pending)} pending, {self.open} open>"
+
+
+class Handoff:
+    """Connections accepted by the host, handed to guests that wait for one
+    (implements :class:`asyncwasm.wasi.sockets.ConnectionSource`, for its
+    current :class:`Gate`).
+
+    ``listeners`` are listening sockets this object owns (closed by
+    :meth:`close`); the first is what guests see as their listener's
+    address. ``tls``: terminate TLS on every listener. ``log``: one line
+    per event (handshake failures, at most ten per ten seconds)."""
+
+    def __init__(self, listeners: Sequence[socket.socket], *, tls: Optional[TlsConfig] = None,
+                 max_handshakes: int = 512, log: Callable[[str], None] = lambda line: None) -> None:
+        if not listeners:
+            raise ValueError("Handoff needs at least one listening socket")
+        for sock in listeners:
+            sock.setblocking(False)
+        self.listeners = list(listeners)
+        self.listener = self.listeners[0]
+        self.tls = tls
+        self.max_handshakes = max_handshakes
+        self.log = log
+        self.gate = Gate(self)  #: where new connections go
+        self.accepted = 0  #: connections accepted so far
+        self.handshaking = 0  #: TLS handshakes under way
+        self.handshakes_ok = 0
+        self.handshakes_failed = dict.fromkeys(HANDSHAKE_FAILURES, 0)
+        self._live: set[SocketEntry] = set()  # handed over or pending, until the guest closes them
+        self._closed_bytes = [0, 0]  # received, sent by connections already closed
+        self._failure_window = (-_FAILURE_LOG_WINDOW, 0, 0)  # start, logged, not logged
+        self._demand = trio.lowlevel.ParkingLot()  # the accept loop waits here
+        self._stop: Optional[trio.CancelScope] = None
+        self._nursery: Optional[trio.Nursery] = None
+        self.stopped = False  #: stop_accepting() was called
+        self.closed = False
+
+    @classmethod
+    def bind(cls, addresses: Iterable[str], backlog: int = 1024, **options: Any) -> "Handoff":
+        """A handoff over new listeners bound to each ``"HOST:PORT"``
+        (``"[V6]:PORT"``; port 0 picks a free one); ``options`` as for the
+        constructor. ValueError for a bad address, OSError when one cannot
+        be bound."""
+        socks: list[socket.socket] = []
+        try:
+            for text in addresses:
+                socks.append(open_listener(*parse_address(text), backlog=backlog))
+        except BaseException:
+            for sock in socks:
+                sock.close()
+            raise
+        return cls(socks, **options)
+
+    @property
+    def scheme(self) -> str:
+        """``https`` with TLS, else ``http`` (for the log)."""
+        return "https" if self.tls is not None else "http"
+
+    def addresses(self) -> list[tuple[Any, ...]]:
+        """The bound addresses (``getsockname()``) of every listener."""
+        return [sock.getsockname() for sock in self.listeners]
+
+    # -- the guest side (ConnectionSource), for the current gate ----------------
+    @property
+    def waiting(self) -> int:
+        """Guests of the current gate waiting for a connection now."""
+        return self.gate.waiting
+
+    @property
+    def pending(self) -> int:
+        return self.gate.pending
+
+    @property
+    def accepting(self) -> bool:
+        return not self.stopped
+
+    def take(self, backlog: bool = False) -> Optional[SocketEntry]:
+        return self.gate.take(backlog)
+
+    async def wait(self) -> None:
+        await self.gate.wait()
+
+    def switch(self, gate: Gate) -> Gate:
+        """Make ``gate`` the current one (new connections go to its guests)
+        and return the previous one. The connections accepted but not yet
+        taken move with the switch; the previous gate's guests keep the
+        connections they hold."""
+        previous, self.gate = self.gate, gate
+        while previous._pending:
+            gate._deliver(previous._pending.popleft())
+        previous._changed.unpark_all()
+        self._demand.unpark_all()
+        return previous
+
+    def _from_backlog(self) -> Optional[SocketEntry]:
+        """A connection straight from a listening socket's accept queue, or None."""
+        if self.stopped:
+            return None
+        for sock in self.listeners:
+            try:
+                conn, peer = sock.accept()
+            except OSError:  # BlockingIOError, ECONNABORTED...: try the next one
+                continue
+            return self._accepted(conn, peer)
+        return None
+
+    def _accepted(self, conn: socket.socket, peer: Any) -> Optional[SocketEntry]:
+        """The entry for a new connection; None when it goes to a TLS handshake first."""
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.accepted += 1
+        if self.tls is not None:
+            if self._nursery is None:  # no accept loop to run the handshake in
+                conn.close()
+                return None
+            self.handshaking += 1
+            self._nursery.start_soon(self._handshake, conn, peer)
+            return None
+        try:
+            return self._track(SocketEntry(conn, rights_base=RIGHTS_SOCKET))
+        except BaseException:
+            conn.close()
+            raise
+
+    def _track(self, entry: SocketEntry) -> SocketEntry:
+        self._live.add(entry)
+        entry.add_close_hook(lambda: self._forget(entry))
+        return entry
+
+    def _forget(self, entry: SocketEntry) -> None:
+        self._live.discard(entry)
+        self._closed_bytes[0] += entry.received
+        self._closed_bytes[1] += entry.sent
+
+    async def _handshake(self, conn: socket.socket, peer: Any) -> None:
+        assert self.tls is not None
+        connection = TlsConnection(conn, self.tls.session())
+        try:
+            await connection.handshake(self.tls.handshake_timeout)
+        except HandshakeFailed as exc:
+            self.handshakes_failed[exc.reason] += 1
+            self._log_failure(peer, exc)
+            connection.fail(exc)
+            return
+        except BaseException:  # cancelled: the handoff stopped
+            connection.fail(HandshakeFailed("aborted", "the server is shutting down"))
+            raise
+        finally:
+            self.handshaking -= 1
+            self._demand.unpark_all()
+        self.handshakes_ok += 1
+        if self.stopped:
+            connection.close()
+            return
+        self._deliver(self._track(TlsEntry(connection)))
+
+    def _log_failure(self, peer: Any, exc: HandshakeFailed) -> None:
+        start, logged, hidden = self._failure_window
+        now = trio.current_time()
+        if now - start >= _FAILURE_LOG_WINDOW:
+            if hidden:
+                self.log(f"TLS: {hidden} more handshake failure(s) not logged in {_FAILURE_LOG_WINDOW:g} s")
+            start, logged, hidden = now, 0, 0
+        if logged < _FAILURE_LOG_LINES:
+            self.log(f"TLS handshake from {format_address(peer)} failed: {exc}")
+            logged += 1
+        else:
+            hidden += 1
+        self._failure_window = (start, logged, hidden)
+
+    def statistics(self) -> dict[str, Any]:
+        """Counters for metrics: ``accepted``, ``active`` (connections
+        pending or held by guests), ``handshakes_ok``, ``handshakes_failed``
+        (by reason), ``received``/``sent`` bytes (on the wire; TLS records
+        included)."""
+        received, sent = self._closed_bytes
+        for entry in self._live:
+            received += entry.received
+            sent += entry.sent
+        return {"accepted": self.accepted, "active": len(self._live), "handshakes_ok": self.handshakes_ok,
+                "handshakes_failed": dict(self.handshakes_failed), "received": received, "sent": sent}
+
     # -- the host side -------------------------------------------------------
     async def accept_loop(self) -> None:
         """Accept while guests wait, until :meth:`stop_accepting`; one task
-        per listening socket (they share the guests)."""
+        per listening socket (they share the guests), and one per TLS
+        handshake under way."""
         with trio.CancelScope() as self._stop:
-            if self._stopped:
+            if self.stopped:
                 return
-            async with trio.open_nursery() as nursery:
-                for sock in self.listeners:
-                    nursery.start_soon(self._accept_from, sock)
+            try:
+                async with trio.open_nursery() as nursery:
+                    self._nursery = nursery
+                    for sock in self.listeners:
+                        nursery.start_soon(self._accept_from, sock)
+            finally:
+                self._nursery = None
+
+    def _wanted(self) -> bool:
+        """Whether the loop should accept now: a guest of the current gate
+        waits for a connection that is not there yet (and handshakes have room)."""
+        gate = self.gate
+        return gate.waiting > len(gate._pending) and self.handshaking < self.max_handshakes
+
+    def _deliver(self, entry: SocketEntry) -> None:
+        """Give a new connection to the current gate's waiting guests."""
+        self.gate._deliver(entry)
 
     async def _accept_from(self, sock: socket.socket) -> None:
         while True:
-            while self.waiting <= len(self._pending):
+            while not self._wanted():
                 await self._demand.park()
             try:
-                conn, _ = sock.accept()
+                conn, peer = sock.accept()
             except BlockingIOError:
-                await trio.lowlevel.wait_readable(sock)
+                try:
+                    await trio.lowlevel.wait_readable(sock)
+                except trio.ClosedResourceError:
+                    return
                 continue
             except OSError as exc:  # EMFILE, ECONNABORTED...: wait a little, do not spin
+                if exc.errno in _LISTENER_GONE:
+                    return  # shut down by another process sharing it (the workers' supervisor)
                 if exc.errno not in _TRANSIENT:
                     raise
                 await trio.sleep(0.05)
                 continue
-            self._pending.append(self._accepted(conn))
-            self._arrived.unpark()
-            if self.waiting > len(self._pending):
+            entry = self._accepted(conn, peer)
+            if entry is not None:
+                self._deliver(entry)
+            if self._wanted():
                 await trio.lowlevel.checkpoint()  # let the woken guest run before the next accept
 
     def stop_accepting(self) -> None:
         """Stop the accept loop and close the listening sockets (new
         connections are refused); connections already handed over go on."""
-        self._stopped = True
+        self.stopped = True
         if self._stop is not None:
             self._stop.cancel()
         for sock in self.listeners:
-            if sock.fileno() < 0:
-                continue
-            try:
-                trio.lowlevel.notify_closing(sock)
-            except RuntimeError:
-                pass
-            try:
-                # Guests' listener entries hold duplicates of this socket (for
-                # its address); shutdown stops the shared listening state on
-                # Linux, where close alone would leave it listening.
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            sock.close()
+            # close, not shutdown: with --workers the listening socket is
+            # shared with the other workers, and shutdown(2) would stop it
+            # listening in every process (guests' entries only borrow it).
+            close_socket(sock)
 
     @property
     def idle(self) -> bool:
         """No connection waits to be taken."""
-        return not self._pending
+        return not self.gate.pending
 
     def close(self) -> None:
         """Stop accepting and close connections nobody took."""
@@ -192,9 +424,8 @@ class Handoff:
             return
         self.closed = True
         self.stop_accepting()
-        while self._pending:
-            self._pending.popleft().close()
+        self.gate._release_pending()
 
     def __repr__(self) -> str:
-        return f"<Handoff {self.addresses() if not self._stopped else 'stopped'}: {self.waiting} waiting>"
+        return f"<Handoff {self.addresses() if not self.stopped else 'stopped'}: {self.waiting} waiting>"
 

@@ -16,7 +16,10 @@ seconds. Cancellation (shutdown) is never a failure: it just ends the slot.
 
 Log lines (one per event, ``instance N: ...``) go to ``log``:
 ``started``, ``exited with status S``, ``trapped: MESSAGE``, ``failed: ...``,
-``restarting in T s``, ``stopped``.
+``restarting in T s``, ``stopped``. With more than :data:`LOG_EACH` slots,
+the first starts and the final stops are one line each (``10000 instances
+started``), not one per instance; restarts and their reasons stay per
+instance.
 """
 
 from __future__ import annotations
@@ -29,7 +32,15 @@ import trio
 
 from .._errors import Exit, FuelExhausted, Trap
 
-__all__ = ["Backoff", "Supervisor", "Life", "describe_end"]
+__all__ = ["Backoff", "Supervisor", "Life", "describe_end", "end_reason", "LOG_EACH", "REASONS"]
+
+#: Up to this many slots, every first start and final stop is logged per instance.
+LOG_EACH = 16
+
+#: Why a life ended, as counted in ``Supervisor.restarts_by_reason``:
+#: returned or ``proc_exit``, trapped, out of fuel, anything else
+#: (instantiation failed, a host error).
+REASONS = ("exit", "trap", "fuel", "crash")
 
 #: One life of an instance: ``life(index, started)`` calls ``started()`` once
 #: the instance is up, then runs until the guest ends (or raises).
@@ -78,15 +89,33 @@ def describe_end(exc: Optional[BaseException]) -> str:
     return f"failed: {type(exc).__name__}: {exc}"
 
 
+def end_reason(exc: Optional[BaseException]) -> str:
+    """The :data:`REASONS` entry for how a life ended (``None``: returned).
+
+        >>> end_reason(None), end_reason(FuelExhausted("out")), end_reason(OSError())
+        ('exit', 'fuel', 'crash')
+    """
+    if exc is None or isinstance(exc, Exit):
+        return "exit"
+    if isinstance(exc, FuelExhausted):
+        return "fuel"
+    if isinstance(exc, Trap):
+        return "trap"
+    return "crash"
+
+
 class Supervisor:
     """Runs ``count`` slots of ``life`` (see the module docstring).
 
     ``running`` is how many instances are up right now; ``restarts`` counts
-    restarts since the start. :meth:`stop_restarting` lets lives that end
-    from now on stay ended (used while shutting down)."""
+    restarts since the start, ``restarts_by_reason`` the same by why the
+    life ended (see :data:`REASONS`). :meth:`stop_restarting` lets lives that end from now
+    on stay ended (used while shutting down). ``announce=False`` leaves first
+    starts and final stops out of the log (a generation built by a reload
+    says it started in one line of its own); restarts are always logged."""
 
     def __init__(self, life: Life, count: int, *, backoff: Backoff = Backoff(),
-                 log: Callable[[str], None] = lambda line: None) -> None:
+                 log: Callable[[str], None] = lambda line: None, announce: bool = True) -> None:
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise ValueError(f"instance count must be an int >= 1, not {count!r}")
         self.life = life
@@ -95,19 +124,27 @@ class Supervisor:
         self.log = log
         self.running = 0
         self.restarts = 0
+        self.restarts_by_reason = dict.fromkeys(REASONS, 0)
         self.restarting = True
         self._all_started = trio.Event()
         self._started_once = 0
+        self.announce = announce
+        self._log_each = announce and count <= LOG_EACH
+        self._stopped = 0
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run every slot until cancelled (or until every slot ended after
         :meth:`stop_restarting`). ``nursery.start(supervisor.run)`` returns
         once every instance has started the first time (or failed to)."""
-        async with trio.open_nursery() as nursery:
-            for index in range(self.count):
-                nursery.start_soon(self._slot, index)
-            await self._all_started.wait()
-            task_status.started()
+        try:
+            async with trio.open_nursery() as nursery:
+                for index in range(self.count):
+                    nursery.start_soon(self._slot, index)
+                await self._all_started.wait()
+                task_status.started()
+        finally:
+            if self._stopped and self.announce and not self._log_each:
+                self.log(f"{self._stopped} instances stopped")
 
     def stop_restarting(self) -> None:
         self.restarting = False
@@ -115,6 +152,9 @@ class Supervisor:
     def _first_start_done(self) -> None:
         self._started_once += 1
         if self._started_once == self.count:
+            if self.announce and not self._log_each:
+                up = f"{self.running} of {self.count}" if self.running < self.count else str(self.count)
+                self.log(f"{up} instances started")
             self._all_started.set()
 
     async def _slot(self, index: int) -> None:
@@ -129,7 +169,8 @@ class Supervisor:
                 if not up:
                     up = True
                     self.running += 1
-                    self.log(f"instance {index}: started")
+                    if self._log_each or not first:
+                        self.log(f"instance {index}: started")
                 if first:
                     first = False
                     self._first_start_done()
@@ -139,7 +180,9 @@ class Supervisor:
                 await self.life(index, started)
             except trio.Cancelled:
                 if up:
-                    self.log(f"instance {index}: stopped")
+                    self._stopped += 1
+                    if self._log_each:
+                        self.log(f"instance {index}: stopped")
                 raise
             except Exception as exc:  # any failure of the guest or its instantiation restarts it
                 error = exc
@@ -157,6 +200,7 @@ class Supervisor:
             delay = self.backoff.delay(failures)
             self.log(f"instance {index}: {describe_end(error)}; restarting in {_seconds(delay)}")
             self.restarts += 1
+            self.restarts_by_reason[end_reason(error)] += 1
             await trio.sleep(delay)
 
 

@@ -14,7 +14,7 @@ Stdio values:
 
 - ``None`` (default): a null device. Reads see end of file, writes are
   accepted and dropped.
-- ``"inherit"``: the host process's own fd 0/1/2 (duplicated).
+- ``"inherit"``: the host process's own fd 0/1/2 (shared by every guest, not duplicated).
 - stdin ``bytes``: the guest reads these bytes, then end of file.
 - stdout/stderr ``bytearray`` or ``io.BytesIO``: output is appended to it.
 - an open file object: its ``fileno()`` is duplicated when it has one (so the
@@ -22,6 +22,10 @@ Stdio values:
   ``write`` methods are used. Text files are used through ``.buffer``.
 - stdout/stderr callable: called with each written ``bytes``; if it returns
   an awaitable, the guest waits for it (needs the async driver).
+- stdin callable: called as ``callback(n)`` when the guest reads ``n``
+  bytes, returns bytes (``b""``: end of file; more than ``n`` are kept for
+  the next reads), or an awaitable of them while the data is not there yet
+  (the guest waits; needs the async driver).
 - a trio stream: ``trio.abc.ReceiveStream`` for stdin, ``trio.abc.SendStream``
   for stdout/stderr. The guest task suspends while data is not there yet.
 

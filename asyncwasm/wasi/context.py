@@ -40,7 +40,9 @@ from . import args, clock, environ, fs, paths, poll, proc, random, sched, sock, 
 from .abi import RIGHTS_WRITING
 from .clock import Clocks
 from .config import WasiConfig
-from .decl import REGISTRY, bind
+from . import fastpath
+from .decl import REGISTRY, HostFunction, bind
+from .fastpath import SockMirror
 from .fdtable import DirEntry, FdTable
 from .memory import GuestMemory
 from .sock import candidates
@@ -79,22 +81,53 @@ class WasiContext:
         self.env: list[bytes] = config.env_bytes()
         self.clocks = Clocks(config.monotonic_ns, config.realtime_ns)
         self.random_bytes: Callable[[int], bytes] = config.random_bytes or os.urandom
+        self._preopens = config.preopen_list()
+        # The engine's C path for the hot socket calls (see .fastpath); not
+        # with a trace, which must see every call.
+        self._mirror: Optional[SockMirror] = None
+        if fastpath.AVAILABLE and config.trace is None:
+            native_clocks = config.monotonic_ns is None and config.realtime_ns is None
+            self._mirror = SockMirror(self, native_clocks)
+        self._open(config.stdin, config.stdout, config.stderr)
+
+    def _open(self, stdin: Any, stdout: Any, stderr: Any) -> None:
         self.memory: Any = _Unbound()
-        self.fds = FdTable(config.max_fds)
-        self.net = NetState(config.net_policy)
+        self.fds = FdTable(self.config.max_fds)
+        self.fds.mirror = self._mirror
+        self.net = NetState(self.config.net_policy)
         try:
-            self.fds.put(0, make_stdin(config.stdin))
-            self.fds.put(1, make_output(config.stdout, "stdout", 1))
-            self.fds.put(2, make_output(config.stderr, "stderr", 2))
-            preopens = config.preopen_list()
-            for number, preopen in enumerate(preopens, start=3):
+            self.fds.put(0, make_stdin(stdin))
+            self.fds.put(1, make_output(stdout, "stdout", 1))
+            self.fds.put(2, make_output(stderr, "stderr", 2))
+            for number, preopen in enumerate(self._preopens, start=3):
                 self.fds.put(number, _open_preopen(preopen.host_path, preopen.guest_path, preopen.readonly))
-            for number, listener in enumerate(config.listeners, start=3 + len(preopens)):
+            for number, listener in enumerate(self.config.listeners, start=3 + len(self._preopens)):
                 self.fds.put(number, listener_entry(listener))
         except BaseException:
             self.fds.close_all()
             raise
         self._closed = False
+
+    def renew(self, *, env: Optional[list[bytes]] = None, stdin: Any = None, stdout: Any = None,
+              stderr: Any = None) -> None:
+        """Close everything and start over as a fresh context of the same
+        config, with ``env`` (``KEY=VALUE`` bytes, default the config's) and
+        these stdio values (WasiConfig's kinds; default: null devices).
+
+        Why: the import functions from :meth:`imports`/:meth:`import_for`
+        stay bound to this object, so a host that runs one short-lived
+        instance after another (HTTP handler mode: an instance per request)
+        binds them once instead of once per instance. Nothing of the previous
+        instance survives: fds, sockets, pollers and the memory binding are
+        new. Only call it once the previous instance is done.
+
+            >>> ctx.renew(env=[b"REQUEST_METHOD=GET"], stdin=b"", stdout=out)
+            >>> instance = linker.instantiate(module)     # linker holds ctx's imports
+            >>> ctx.bind(instance.exports["memory"])
+        """
+        self.close()
+        self.env = self.config.env_bytes() if env is None else list(env)
+        self._open(stdin, stdout, stderr)
 
     def imports(self) -> dict[str, tuple[FuncType, Callable[..., Any]]]:
         """Every ``wasi_snapshot_preview1`` function: name -> (type, callable).
@@ -103,8 +136,11 @@ class WasiContext:
         passes them) and return the errno; one that would block returns an
         awaitable of the errno instead. ``proc_exit`` raises
         :class:`asyncwasm.Exit`."""
-        trace = self.config.trace
-        return {name: (function.functype, bind(function, self, trace)) for name, function in REGISTRY.items()}
+        return {name: (function.functype, self._bound(function)) for name, function in REGISTRY.items()}
+
+    def _bound(self, function: HostFunction) -> Callable[..., Any]:
+        call = bind(function, self, self.config.trace)
+        return call if self._mirror is None else self._mirror.wrap(function.name, call)
 
     def import_for(self, name: str, functype: FuncType) -> Optional[tuple[FuncType, Callable[..., Any]]]:
         """The ``wasi_snapshot_preview1`` function to link to an import
@@ -119,7 +155,7 @@ class WasiContext:
         preview1 call; an 8-argument ``sock_recv_from`` gets V2."""
         for function in candidates(name):
             if function.functype == functype:
-                return function.functype, bind(function, self, self.config.trace)
+                return function.functype, self._bound(function)
         return None
 
     def listener_addresses(self) -> dict[int, Any]:
@@ -135,6 +171,8 @@ class WasiContext:
         """Give the context the instance's memory (an ``asyncwasm.Memory`` or
         anything with a ``view()`` returning a writable buffer)."""
         self.memory = GuestMemory(memory)
+        if self._mirror is not None:
+            self._mirror.bind_memory(memory)
 
     def close(self) -> None:
         """Close every fd the guest still has open (sockets too: a guest task
@@ -146,6 +184,8 @@ class WasiContext:
                 self.fds.close_all()
             finally:
                 self.net.close()
+                if self._mirror is not None:
+                    self._mirror.close()
 
     def __enter__(self) -> "WasiContext":
         return self

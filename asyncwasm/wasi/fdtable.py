@@ -29,7 +29,7 @@ import select
 import socket
 import stat
 import termios
-from typing import Awaitable, Callable, Optional, Union
+from typing import Awaitable, Callable, Optional, Protocol, Union
 
 import trio
 
@@ -138,6 +138,9 @@ class Entry:
     #: False for objects without a file position (pipes, terminals, sockets,
     #: in-memory stdio): positioned I/O on them is SPIPE, whatever the rights.
     seekable = False
+    #: Bytes readable now although ``host_fd`` may not poll readable: data
+    #: the entry holds itself (a TLS connection's decrypted plaintext).
+    buffered = 0
     #: Guest-visible name when this fd is a preopen (``fd_prestat_*``).
     preopen_name: Optional[bytes] = None
 
@@ -247,7 +250,10 @@ def _poll_now(fd: int, events: int) -> int:
 
 
 class OsEntry(Entry):
-    """A host file descriptor owned by this entry (closed with it).
+    """A host file descriptor, owned by this entry (closed with it) unless
+    ``borrowed``: then the fd belongs to the host for the life of the
+    process (its own stdio), and closing the entry only forgets it, so any
+    number of guests can share it without an fd of their own each.
 
     Regular files, directories and block devices are read and written
     synchronously: the kernel never makes those wait for a peer. Anything
@@ -266,8 +272,10 @@ class OsEntry(Entry):
         rights_inheriting: Optional[int] = None,
         fdflags: int = 0,
         os_nonblocking: bool = False,
+        borrowed: bool = False,
     ) -> None:
         self.fd = -1  # set last: a constructor that fails must not own (and later close) fd
+        self.borrowed = borrowed
         if filetype is None:
             filetype = filetype_of(os.fstat(fd), fd)
         self.filetype = filetype
@@ -446,11 +454,12 @@ class OsEntry(Entry):
     def close(self) -> None:
         if self.fd >= 0:
             fd, self.fd = self.fd, -1
-            os.close(fd)
+            if not self.borrowed:
+                os.close(fd)
 
     def __del__(self) -> None:  # a context that was never closed must not leak host fds
         fd = getattr(self, "fd", -1)
-        if fd >= 0:
+        if fd >= 0 and not self.borrowed:
             try:
                 os.close(fd)
             except OSError:
@@ -495,8 +504,22 @@ class DirEntry(OsEntry):
         self.listing: Optional[list[tuple[bytes, int, int]]] = None
 
 
+class Mirror(Protocol):
+    """What an :class:`FdTable` tells about its entries (:class:`~.fastpath.SockMirror`)."""
+
+    def install(self, fd: int, entry: Entry) -> None: ...
+
+    def remove(self, fd: int, entry: Entry) -> None: ...
+
+
 class FdTable:
-    """Guest fd number -> :class:`Entry`, with rights checks on lookup."""
+    """Guest fd number -> :class:`Entry`, with rights checks on lookup.
+
+    ``mirror`` (set by the context when the engine's C path is available,
+    :mod:`.fastpath`) hears of every entry opened (``install(fd, entry)``)
+    and of every entry leaving, before it is closed (``remove(fd, entry)``)."""
+
+    mirror: Optional["Mirror"] = None
 
     def __init__(self, max_fds: int = 1024) -> None:
         self.max_fds = max_fds
@@ -536,6 +559,8 @@ class FdTable:
         if fd in self._entries:
             raise ValueError(f"fd {fd} is already open")
         self._entries[fd] = entry
+        if self.mirror is not None:
+            self.mirror.install(fd, entry)
 
     def add(self, entry: Entry) -> int:
         """Install ``entry`` at the lowest free number (``MFILE`` when full;
@@ -547,12 +572,16 @@ class FdTable:
         while fd in self._entries:
             fd += 1
         self._entries[fd] = entry
+        if self.mirror is not None:
+            self.mirror.install(fd, entry)
         return fd
 
     def close(self, fd: int) -> None:
         entry = self._entries.pop(fd, None)
         if entry is None:
             raise WasiError(Errno.BADF)
+        if self.mirror is not None:
+            self.mirror.remove(fd, entry)
         entry.release()
 
     def renumber(self, fd: int, to: int) -> None:
@@ -562,14 +591,21 @@ class FdTable:
         if fd == to:
             return
         old = self._entries[to]
-        self._entries[to] = self._entries.pop(fd)
+        moved = self._entries[to] = self._entries.pop(fd)
+        if self.mirror is not None:
+            self.mirror.remove(to, old)
+            self.mirror.remove(fd, moved)
+            self.mirror.install(to, moved)
         old.release()
 
     def close_all(self) -> None:
-        entries = list(self._entries.values())
+        entries = list(self._entries.items())
         self._entries.clear()
+        if self.mirror is not None:
+            for fd, entry in entries:
+                self.mirror.remove(fd, entry)
         failure: Optional[BaseException] = None
-        for entry in entries:
+        for _, entry in entries:
             try:
                 entry.release()
             except BaseException as exc:  # close the others anyway, then report the first failure

@@ -477,8 +477,9 @@ def _many_readiness(ctx: Any, ready_bits: dict[int, int], looked_up: dict[tuple[
             return Event(sub.userdata, found.errno, sub.eventtype)
         entry, host_fd = found
         if host_fd is not None:
-            wanted = _WANT_READ if sub.eventtype == _FD_READ else _WANT_WRITE
-            if not ready_bits.get(host_fd, 0) & wanted:
+            reading = sub.eventtype == _FD_READ
+            if not ready_bits.get(host_fd, 0) & (_WANT_READ if reading else _WANT_WRITE) \
+                    and not (reading and entry.buffered):
                 return None
         return _level_event(entry, sub)
 

@@ -75,6 +75,7 @@ __all__ = [
     "socket_entry_for_guest",
     "python_sockaddr",
     "split_sockaddr",
+    "close_socket",
 ]
 
 T = TypeVar("T")
@@ -132,6 +133,14 @@ class SocketEntry(Entry):
     because the host socket itself never blocks."""
 
     is_socket = True
+    # Bytes received and sent on the Python path (a peek is not counted);
+    # class defaults, so an entry that moves no data stores nothing.
+    _received = 0
+    _sent = 0
+    #: (mirror, guest fd) while the engine's C path has this fd
+    #: (:mod:`.fastpath`), which counts its bytes and must see changes of
+    #: rights and flags; None otherwise.
+    native: Optional[tuple[Any, int]] = None
 
     def __init__(self, sock: socket.socket, *, rights_base: int, fdflags: int = 0, preopened: bool = False) -> None:
         self.sock: Optional[socket.socket] = None  # set last: a failed constructor must not own sock
@@ -149,7 +158,45 @@ class SocketEntry(Entry):
 
     @property
     def nonblocking(self) -> bool:
-        return bool(self.fdflags & _NONBLOCK)  # a plain int: this is on every call's path
+        return bool(self._fdflags & _NONBLOCK)  # a plain int: this is on every call's path
+
+    # -- state the C path mirrors ---------------------------------------------------
+    @property
+    def received(self) -> int:
+        """Bytes received through this entry (a peek is not counted)."""
+        native = self.native
+        return self._received + (native[0].counts(native[1])[0] if native is not None else 0)
+
+    @property
+    def sent(self) -> int:
+        """Bytes sent through this entry."""
+        native = self.native
+        return self._sent + (native[0].counts(native[1])[1] if native is not None else 0)
+
+    def count_bytes(self, received: int, sent: int) -> None:
+        """Add bytes moved elsewhere (the C path's, when it forgets the fd)."""
+        self._received += received
+        self._sent += sent
+
+    @property
+    def fdflags(self) -> int:  # type: ignore[override]
+        return self._fdflags
+
+    @fdflags.setter
+    def fdflags(self, value: int) -> None:
+        self._fdflags = value
+        if self.native is not None:
+            self.native[0].update(self)
+
+    @property
+    def rights_base(self) -> int:  # type: ignore[override]
+        return self._rights_base
+
+    @rights_base.setter
+    def rights_base(self, value: int) -> None:
+        self._rights_base = value
+        if self.native is not None:
+            self.native[0].update(self)
 
     def host_socket(self) -> socket.socket:
         """The host socket (``BADF`` once closed), for calls without waiting
@@ -200,10 +247,15 @@ class SocketEntry(Entry):
         sock = self.host_socket()
         try:
             if self.is_stream and len(buffers) == 1:  # the common case, without recvmsg's tuple
-                return sock.recv_into(buffers[0], 0, flags), 0, None
+                n = sock.recv_into(buffers[0], 0, flags)
+                if not flags:
+                    self._received += n
+                return n, 0, None
             n, _, msg_flags, address = sock.recvmsg_into(buffers, 0, flags)
         except BlockingIOError:
             return None
+        if not flags:
+            self._received += n
         return n, msg_flags, address
 
     def recv(self, buffers: list[memoryview], flags: int = 0, *, waitall: bool = False) -> Pending[RecvResult]:
@@ -216,10 +268,18 @@ class SocketEntry(Entry):
         sock = self.sock
         if not waitall and sock is not None and self.is_stream and len(buffers) == 1:
             try:  # the common case, inline: one buffer, data there
-                return sock.recv_into(buffers[0], 0, flags), 0, None
+                n = sock.recv_into(buffers[0], 0, flags)
+                if not flags:
+                    self._received += n
+                return n, 0, None
             except BlockingIOError:
                 pass
             return self.wait_or_again(lambda: self._recv_wait(buffers, flags, False, None))
+        return self._recv_general(buffers, flags, waitall)
+
+    def _recv_general(self, buffers: list[memoryview], flags: int, waitall: bool) -> Pending[RecvResult]:
+        """:meth:`recv` built on :meth:`try_recv` and waits for the socket
+        (what entries whose bytes are not the socket's, TLS, use)."""
         got = self.try_recv(buffers, flags)
         if got is not None and not waitall:
             return got  # the fast path: data was there
@@ -258,11 +318,15 @@ class SocketEntry(Entry):
         try:
             if address is None:
                 if len(buffers) == 1:  # the common case, without building a msghdr
-                    return sock.send(buffers[0], _MSG_NOSIGNAL)
-                return sock.sendmsg(buffers, (), _MSG_NOSIGNAL)
-            return sock.sendmsg(buffers, (), _MSG_NOSIGNAL, address)
+                    n = sock.send(buffers[0], _MSG_NOSIGNAL)
+                else:
+                    n = sock.sendmsg(buffers, (), _MSG_NOSIGNAL)
+            else:
+                n = sock.sendmsg(buffers, (), _MSG_NOSIGNAL, address)
         except BlockingIOError:
             return None
+        self._sent += n
+        return n
 
     def send(self, buffers: list[memoryview], address: Any = None) -> Pending[int]:
         """Send ``buffers`` (to ``address`` when given). Returns the count
@@ -273,12 +337,12 @@ class SocketEntry(Entry):
             return 0
         n = self._try_send(buffers, address)
         if n is None:
-            return self.wait_or_again(lambda: self._send_wait(buffers, address, 0))
+            return self.wait_or_again(lambda: self.send_wait(buffers, address, 0))
         if n >= total or not self.is_stream or self.nonblocking:
             return n
-        return Later(self._send_wait, buffers, address, n)
+        return Later(self.send_wait, buffers, address, n)
 
-    async def _send_wait(self, buffers: list[memoryview], address: Any, done: int) -> int:
+    async def send_wait(self, buffers: list[memoryview], address: Any, done: int) -> int:
         total = _capacity(buffers)
         while True:
             try:
@@ -422,13 +486,8 @@ class SocketEntry(Entry):
 
     def close(self) -> None:
         sock, self.sock = self.sock, None
-        if sock is None:
-            return
-        try:
-            trio.lowlevel.notify_closing(sock)  # wake a task waiting on it (outside trio: nobody is)
-        except RuntimeError:
-            pass
-        sock.close()
+        if sock is not None:
+            close_socket(sock)
 
     def __del__(self) -> None:  # an unclosed context must not leak host sockets
         sock = getattr(self, "sock", None)
@@ -450,16 +509,21 @@ class ConnectionSource(Protocol):
     """Connections the host accepted and hands to guests (one host accept
     loop feeding many instances; see ``asyncwasm.serve.handoff``).
 
-    ``take()`` gives a pending connection (the caller owns it) or None;
+    ``take()`` gives a pending connection (the caller owns it): a host
+    socket, or a :class:`SocketEntry` the host built for it (a TLS
+    connection is one), or None;
     ``wait()`` returns when one may be pending, counting the caller as an
     idle guest meanwhile (the source accepts only while guests wait);
     ``pending`` counts connections ready to take; ``listener`` is a
-    listening socket whose address the guest sees."""
+    listening socket whose address the guest sees; ``accepting`` is False
+    once no connection will come any more (a retired generation's
+    listener: the listening socket goes on serving others)."""
 
     listener: socket.socket
     pending: int
+    accepting: bool
 
-    def take(self, backlog: bool = False) -> Optional[socket.socket]: ...
+    def take(self, backlog: bool = False) -> Optional[Union[socket.socket, "SocketEntry"]]: ...
 
     async def wait(self) -> None: ...
 
@@ -475,9 +539,12 @@ class HandedListenerEntry(SocketEntry):
     connection already accepted, or parks until one is handed over.
 
     To the guest it is an ordinary listener: ``fd_fdstat_get`` says
-    SOCKET_STREAM, ``sock_getlocaladdr`` the listening address (from a
-    duplicate of the listener that only answers such questions), and
-    ``poll_oneoff`` FD_READ is ready while a connection is pending.
+    SOCKET_STREAM, ``sock_getlocaladdr`` the listening address, and
+    ``poll_oneoff`` FD_READ is ready while a connection is pending. The
+    entry borrows the source's listening socket for such questions instead
+    of duplicating it, so an idle instance holds no host fd of its own;
+    closing the entry only forgets the socket, and once the source has
+    closed it every call on the entry is ``BADF``.
 
     A guest that polls instead of parking (one instance serving many
     connections with non-blocking sockets and ``poll_oneoff``) is never
@@ -492,37 +559,61 @@ class HandedListenerEntry(SocketEntry):
     only; the others are served by the accept loop."""
 
     def __init__(self, source: ConnectionSource) -> None:
-        super().__init__(_duplicate(source.listener), rights_base=RIGHTS_SOCKET_LISTENER, preopened=True)
+        super().__init__(source.listener, rights_base=RIGHTS_SOCKET_LISTENER, preopened=True)
         self.source = source
 
     @property
     def host_fd(self) -> Optional[int]:
         return None  # readiness is the source's, not the fd's (epoll_oneoff polls it level-triggered)
 
-    def accept(self) -> Pending[socket.socket]:
-        self.host_socket()  # BADF once closed
+    def host_socket(self) -> socket.socket:
+        sock = self.sock
+        if sock is None or sock.fileno() < 0:  # forgotten, or closed by the source
+            raise WasiError(Errno.BADF)
+        return sock
+
+    def _check_open(self) -> None:
+        # The entry, not the source's socket: a source that stopped accepting
+        # leaves a listener that never has a connection (a draining guest
+        # polls it and serves its open connections on), not a BADF.
+        if self.sock is None:
+            raise WasiError(Errno.BADF)
+
+    def close(self) -> None:
+        self.sock = None  # the source's socket: not ours to close
+
+    def __del__(self) -> None:
+        pass
+
+    def accept(self) -> Pending[Union[socket.socket, SocketEntry]]:
+        self._check_open()
         # a non-blocking guest cannot park: it may take from the backlog itself
         conn = self.source.take(backlog=self.nonblocking)
         if conn is not None:
             return conn
         return self.wait_or_again(self._accept_wait)
 
-    async def _accept_wait(self) -> socket.socket:
+    async def _accept_wait(self) -> Union[socket.socket, SocketEntry]:
         with trio.move_on_after(self._timeout(SockOpt.RCVTIMEO) or float("inf")):
             while True:
                 await self.source.wait()
-                self.host_socket()
+                self._check_open()
                 conn = self.source.take()
                 if conn is not None:
                     return conn
         raise WasiError(Errno.AGAIN)
 
     def poll_read(self) -> Readiness:
-        sock = self.host_socket()
+        self._check_open()
         if self.source.pending:
             return (1, 0)
+        if not self.source.accepting:
+            return None
+        fd = self.sock.fileno()  # type: ignore[union-attr]
+        if fd < 0:
+            return None  # the source stopped accepting
         # POLLIN alone: a shut-down listener reports POLLHUP (nothing to accept)
-        return (1, 0) if _poll_now(sock.fileno(), select.POLLIN) & select.POLLIN else None
+        return (1, 0) if _poll_now(fd, select.POLLIN) & select.POLLIN else None
 
     def poll_write(self) -> Readiness:
         return None  # a listener never becomes writable
@@ -541,6 +632,18 @@ class HandedListenerEntry(SocketEntry):
 
     def connect(self, address: Any) -> Pending[None]:
         raise WasiError(Errno.ISCONN)
+
+
+def close_socket(sock: socket.socket) -> None:
+    """Close ``sock``, first waking any trio task waiting on it (so the wait
+    ends instead of hanging; outside trio nobody can be waiting)."""
+    if sock.fileno() < 0:
+        return
+    try:
+        trio.lowlevel.notify_closing(sock)
+    except RuntimeError:
+        pass
+    sock.close()
 
 
 async def _first_of(awaitable: Awaitable[RecvResult]) -> int:
@@ -591,8 +694,14 @@ def socket_entry_for_guest(family: int, kind: int) -> SocketEntry:
         raise
 
 
-def accepted_entry(conn: socket.socket, fdflags: int) -> SocketEntry:
-    """The entry for a connection the guest accepted (no SOCK_ACCEPT right)."""
+def accepted_entry(conn: Union[socket.socket, SocketEntry], fdflags: int) -> SocketEntry:
+    """The entry for a connection the guest accepted (no SOCK_ACCEPT right):
+    a host socket becomes a :class:`SocketEntry`; an entry the host made
+    (a :class:`ConnectionSource` may hand out TLS connections, or entries
+    it counts) is used as it is, with the guest's ``fdflags``."""
+    if isinstance(conn, SocketEntry):
+        conn.fdflags = fdflags
+        return conn
     try:
         return SocketEntry(conn, rights_base=RIGHTS_SOCKET, fdflags=fdflags)
     except BaseException:

@@ -7,6 +7,10 @@ Rule: what sits behind fds 0-2 is reported as what it really is. A host fd
 In-memory sources and sinks have no host kind and are ``UNKNOWN`` too, like a
 pipe (wasmtime reports its in-memory pipes the same way).
 
+Rule: ``"inherit"`` borrows the process's fds 0-2 instead of duplicating
+them (they live as long as the process), so stdio costs a guest no host fd;
+a file object's fd is duplicated (its owner may close it first).
+
 Rule: stdin 0 only reads and stdout/stderr only write (rights say so), and
 a sink that must wait (a trio stream, an async callback) returns an
 awaitable rather than blocking.
@@ -21,7 +25,7 @@ from typing import Any, Callable, Optional
 
 import trio
 
-from .abi import Eventrwflags, Rights
+from .abi import Errno, Eventrwflags, Rights, WasiError
 from .fdtable import Entry, IoResult, OsEntry, Readiness
 from .later import Later
 
@@ -143,16 +147,19 @@ class CallbackWriter(Entry):
         return n
 
 
-class TrioReader(Entry):
-    """stdin from a ``trio.abc.ReceiveStream``.
+class CallbackReader(Entry):
+    """stdin from ``callback(n) -> bytes``, or an awaitable of bytes when
+    the data is not there yet (the guest waits for it; needs the async
+    driver). ``b""`` is end of file; ``n`` is what the guest asked for, and
+    a longer result is kept for its next reads.
 
     Strategy: one chunk of lookahead. Waiting for readiness (``poll_oneoff``)
-    receives a chunk and keeps it, so readiness never loses data; ``fd_read``
+    fetches a chunk and keeps it, so readiness never loses data; ``fd_read``
     serves the lookahead first."""
 
-    def __init__(self, stream: trio.abc.ReceiveStream, rights: int) -> None:
+    def __init__(self, callback: Callable[[int], Any], rights: int) -> None:
         super().__init__(rights)
-        self._stream = stream
+        self._callback = callback
         self._pending = b""
         self._eof = False
 
@@ -161,13 +168,26 @@ class TrioReader(Entry):
         self._pending = self._pending[n:]
         return n
 
+    def _keep(self, chunk: Any) -> None:
+        if chunk:
+            self._pending = bytes(chunk)
+        else:
+            self._eof = True
+
     def readv(self, buffers: list[memoryview]) -> IoResult:
         if self._pending or self._eof or not buffers:
             return self._take(buffers)
-        return self.wait_or_again(lambda: self._read_later(buffers))
+        result = self._callback(_capacity(buffers))
+        if not inspect.isawaitable(result):
+            self._keep(result)
+            return self._take(buffers)
+        if self.nonblocking:
+            getattr(result, "close", lambda: None)()
+            raise WasiError(Errno.AGAIN)
+        return Later(self._read_later, result, buffers)
 
-    async def _read_later(self, buffers: list[memoryview]) -> int:
-        await self.wait_readable()
+    async def _read_later(self, awaitable: Any, buffers: list[memoryview]) -> int:
+        self._keep(await awaitable)
         return self._take(buffers)
 
     def poll_read(self) -> Readiness:
@@ -181,11 +201,16 @@ class TrioReader(Entry):
         if self._pending or self._eof:
             await trio.lowlevel.checkpoint()
             return
-        chunk = await self._stream.receive_some(_RECEIVE_SIZE)
-        if chunk:
-            self._pending = bytes(chunk)
-        else:
-            self._eof = True
+        result = self._callback(_RECEIVE_SIZE)
+        self._keep(await result if inspect.isawaitable(result) else result)
+
+
+class TrioReader(CallbackReader):
+    """stdin from a ``trio.abc.ReceiveStream``: a :class:`CallbackReader`
+    of its ``receive_some``."""
+
+    def __init__(self, stream: trio.abc.ReceiveStream, rights: int) -> None:
+        super().__init__(stream.receive_some, rights)
 
 
 class TrioWriter(Entry):
@@ -213,14 +238,20 @@ class TrioWriter(Entry):
         await self._stream.wait_send_all_might_not_block()
 
 
-def _host_fd_entry(fd: int, reading: bool) -> OsEntry:
-    """Wrap a duplicate of host fd ``fd``: real kind, rights of its direction."""
-    dup = os.dup(fd)
-    try:
-        entry = OsEntry(dup)
-    except BaseException:
-        os.close(dup)
-        raise
+def _host_fd_entry(fd: int, reading: bool, *, borrow: bool = False) -> OsEntry:
+    """An entry for host fd ``fd`` (real kind, rights of its direction): the
+    process's own stdio is borrowed (no fd per guest: a server with 10,000
+    instances shares fds 0-2), anything else duplicated, since the caller's
+    file object may be closed while the guest still runs."""
+    if borrow:
+        entry = OsEntry(fd, borrowed=True)
+    else:
+        dup = os.dup(fd)
+        try:
+            entry = OsEntry(dup)
+        except BaseException:
+            os.close(dup)
+            raise
     own = _READ_RIGHTS if reading else _WRITE_RIGHTS
     if not entry.is_stream:
         own |= _FILE_EXTRA
@@ -245,11 +276,13 @@ def make_stdin(spec: Any) -> Entry:
     if isinstance(spec, str):
         if spec != "inherit":
             raise ValueError(f'stdin string must be "inherit", not {spec!r} (pass bytes for input data)')
-        return _host_fd_entry(0, reading=True)
+        return _host_fd_entry(0, reading=True, borrow=True)
     if isinstance(spec, (bytes, bytearray, memoryview)):
         return BytesSource(bytes(spec), _READ_RIGHTS)
     if isinstance(spec, trio.abc.ReceiveStream):
         return TrioReader(spec, _READ_RIGHTS)
+    if callable(spec) and not hasattr(spec, "read"):
+        return CallbackReader(spec, _READ_RIGHTS)
     if isinstance(spec, io.TextIOBase):
         spec = getattr(spec, "buffer", None) or _refuse("stdin", spec)
     if hasattr(spec, "read") or hasattr(spec, "readinto"):
@@ -267,9 +300,11 @@ def make_output(spec: Any, which: str, host_fd: int) -> Entry:
     if isinstance(spec, str):
         if spec != "inherit":
             raise ValueError(f'{which} string must be "inherit", not {spec!r}')
-        return _host_fd_entry(host_fd, reading=False)
+        return _host_fd_entry(host_fd, reading=False, borrow=True)
     if isinstance(spec, (bytearray, io.BytesIO)):
         return PyWriter(spec, _WRITE_RIGHTS)
+    if callable(spec) and not hasattr(spec, "write"):  # before the (slower) ABC checks below
+        return CallbackWriter(spec, _WRITE_RIGHTS)
     if isinstance(spec, trio.abc.SendStream):
         return TrioWriter(spec, _WRITE_RIGHTS)
     if isinstance(spec, io.TextIOBase):
@@ -290,10 +325,10 @@ def make_output(spec: Any, which: str, host_fd: int) -> Entry:
 def _refuse(which: str, spec: Any) -> Any:
     raise TypeError(
         f"WasiConfig.{which}: unsupported value {type(spec).__name__}; use None, 'inherit', "
-        + ("bytes, a binary file object or a trio ReceiveStream" if which == "stdin"
+        + ("bytes, a binary file object, a callable or a trio ReceiveStream" if which == "stdin"
            else "a bytearray, io.BytesIO, a binary file object, a callable or a trio SendStream")
     )
 
 
 __all__ = ["make_stdin", "make_output", "NullEntry", "BytesSource", "PyReader", "PyWriter",
-           "CallbackWriter", "TrioReader", "TrioWriter"]
+           "CallbackWriter", "CallbackReader", "TrioReader", "TrioWriter"]

@@ -26,6 +26,13 @@ Guests and toolchains:
   Unwind-wasm.c, from zig's own source tree, and the ``__cpp_exception``
   tag) is compiled with them; native: g++.
 
+A guest that is not a WASI command (a reactor or a library of exports, like
+the GuestHeap guests) says so in a comment line of its source, ``//
+build-flags: ...``: those flags go after the defaults (the last ``-target``
+wins), for example ``-mexec-model=reactor -Wl,--export=malloc`` (C),
+``-target wasm32-freestanding -fno-entry -rdynamic`` (Zig) or
+``--crate-type cdylib`` (Rust).
+
 A guest whose toolchain is missing is skipped with a message, not an error.
 """
 
@@ -34,6 +41,8 @@ from __future__ import annotations
 import functools
 import os
 import pathlib
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -195,14 +204,22 @@ def _run(cmd: list[str], quiet: bool) -> None:
         raise RuntimeError(f"{cmd[0]} failed (exit {exc.returncode}) building {cmd}{detail}") from None
 
 
+def extra_flags(source: pathlib.Path) -> list[str]:
+    """The flags of the source's ``// build-flags: ...`` line, if any."""
+    found = re.search(r"^//\s*build-flags:(.*)$", source.read_text(encoding="utf-8"), re.MULTILINE)
+    return shlex.split(found.group(1)) if found else []
+
+
 def build(source: pathlib.Path, output: Optional[pathlib.Path] = None, quiet: bool = False) -> pathlib.Path:
     """Build ``source`` for WASI into ``output`` (default: ``.wasm`` beside it).
     Raises :class:`ToolchainMissing` when its compiler is not installed."""
     output = output or source.with_suffix(".wasm")
+    extra = extra_flags(source)
     if source.suffix == ".c":
-        cmd = [*_zig(), "cc", *FLAGS, str(source), "-o", str(output)]
+        cmd = [*_zig(), "cc", *FLAGS, *extra, str(source), "-o", str(output)]
     elif source.suffix == ".zig":
-        cmd = [*_zig(), "build-exe", "-target", "wasm32-wasi", *ZIG_FLAGS, str(source), f"-femit-bin={output}"]
+        cmd = [*_zig(), "build-exe", "-target", "wasm32-wasi", *ZIG_FLAGS, *extra, str(source),
+               f"-femit-bin={output}"]  # fmt: skip
     elif source.suffix == ".cpp":
         return _build_cxx(source, output, quiet)
     elif source.suffix == ".rs":
@@ -213,7 +230,8 @@ def build(source: pathlib.Path, output: Optional[pathlib.Path] = None, quiet: bo
                 "apt-get install rustc libstd-rust-dev-wasm32"
             )
         rustc, target = toolchain
-        cmd = [rustc, "--target", target, *_rust_flags(source), *RUST_WASM_FLAGS, str(source), "-o", str(output)]
+        cmd = [rustc, "--target", target, *_rust_flags(source), *RUST_WASM_FLAGS, *extra, str(source), "-o",
+               str(output)]  # fmt: skip
     else:
         raise ValueError(f"don't know how to build {source}")
     _run(cmd, quiet)

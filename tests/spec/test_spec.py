@@ -26,9 +26,9 @@ _SCRIPTS3 = [f"{s}.wast" for s in _SUITE3.script_names()] or ["spec-suite-3.0-mi
 #: may skip commands only for these (wasm2-nosimd files for none at all).
 _NOT_YET = {
     "wasm2-nosimd": set(),
-    "wasm2": {"SIMD"},
-    "nonGC3": {"SIMD", "memory64", "multi-memory"},
-    "wasm3": {"SIMD", "memory64", "multi-memory", "GC", "typed function references"},
+    "wasm2": set(),
+    "nonGC3": {"memory64", "multi-memory"},
+    "wasm3": {"memory64", "multi-memory", "GC", "typed function references", "relaxed SIMD"},
 }
 
 

@@ -1,0 +1,287 @@
+"""The CGI/1.1 adapter (RFC 3875), sans-IO: request -> environment; stdout -> response.
+
+    >>> env = cgi_environ(RequestMeta(b"GET", b"/api/users/7?full=1", headers, b"1.1"),
+    ...                   script_name="/api", conn=ConnInfo(("10.0.0.2", 51000), ("10.0.0.1", 8080)))
+    >>> parser = ResponseParser()
+    >>> parser.feed(b"Status: 201 Created\\nContent-Type: text/plain\\n\\nhello")
+    b'hello'
+    >>> parser.head.status, parser.head.headers
+    (201, [(b'Content-Type', b'text/plain')])
+
+Nothing here does I/O: :mod:`.http_conn` moves the bytes. The rules:
+
+Rule (environment, RFC 3875 section 4.1): every meta-variable is a byte
+string ``KEY=VALUE`` (the WASI environment). ``SCRIPT_NAME`` is the route's
+prefix, ``PATH_INFO`` the rest of the path, percent-decoded (4.1.5: it is
+"not URL-encoded"), ``QUERY_STRING`` the raw query. Every request header
+becomes ``HTTP_<NAME>`` (upper case, ``-`` -> ``_``; repeated fields joined
+with ``, ``), except ``Content-Type``/``Content-Length`` (they are
+``CONTENT_TYPE``/``CONTENT_LENGTH``), ``Proxy`` (``HTTP_PROXY`` would be read
+as a proxy setting by many HTTP clients: "httpoxy") and names holding
+anything but letters, digits and ``-`` (``X_User`` would otherwise pass for
+``X-User``). A chunked body has no ``CONTENT_LENGTH``: the handler reads
+stdin to end of file. A path whose decoding gives a NUL byte, which no
+environment can carry, is refused (:class:`BadRequest`).
+
+Rule (response, RFC 3875 section 6): stdout starts with header lines
+ending in LF or CRLF, then an empty line, then the body. ``Status: NNN
+reason`` sets the status (default 200, or 302 with an absolute
+``Location``); a ``Location`` that is a local path with no ``Status`` and
+no body headers is a *local redirect* the server follows itself
+(:attr:`ResponseHead.local_redirect`). Hop-by-hop headers are the
+server's business and are dropped. Anything else malformed before the
+empty line (a line without a colon, a bad name, a bad ``Status``, a bad
+``Content-Length``, a header block over the limit, end of output before the
+empty line) is a :class:`CGIError`: the server answers 500.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+from urllib.parse import unquote_to_bytes
+
+from .. import __version__
+
+__all__ = ["RequestMeta", "ConnInfo", "BadRequest", "CGIError", "ResponseHead", "ResponseParser",
+           "cgi_environ", "split_target", "SERVER_SOFTWARE", "MAX_HEAD_BYTES"]
+
+SERVER_SOFTWARE = f"asyncwasm/{__version__}"
+#: Most bytes of CGI header lines a handler may write before its empty line.
+MAX_HEAD_BYTES = 64 * 1024
+
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_FIELD_VALUE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
+# Headers the server sets or that describe the connection, not the response.
+_HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding",
+                         b"te", b"trailer", b"upgrade"})
+_BLANK_LINE = re.compile(rb"\n\r?\n")
+_SERVER_SOFTWARE = SERVER_SOFTWARE.encode()
+
+
+class BadRequest(ValueError):
+    """The request cannot be given to a handler (the server answers 400)."""
+
+
+class CGIError(ValueError):
+    """The handler's output is not a CGI response (the server answers 500)."""
+
+
+@dataclass(frozen=True)
+class RequestMeta:
+    """What the environment is made of: h11's request fields as bytes."""
+
+    method: bytes
+    target: bytes
+    headers: Sequence[tuple[bytes, bytes]]  # names lower-case, as h11 gives them
+    http_version: bytes = b"1.1"
+    chunked: bool = False                   # the body comes chunked: no CONTENT_LENGTH
+
+
+@dataclass(frozen=True)
+class ConnInfo:
+    """The connection a request came on: peer and local ``(host, port)``,
+    and whether it is TLS (``HTTPS=on``)."""
+
+    remote: tuple[str, int]
+    local: tuple[str, int]
+    https: bool = False
+
+
+def split_target(target: bytes) -> tuple[bytes, bytes]:
+    """``/a/b?x=1`` -> ``(b"/a/b", b"x=1")``; an absolute-form target
+    (``http://host/a``) gives its path. :class:`BadRequest` for a target
+    that is not a path (``*``, authority-form)."""
+    path, _, query = target.partition(b"?")
+    if path.startswith((b"http://", b"https://")):
+        slash = path.find(b"/", path.find(b"//") + 2)
+        path = path[slash:] if slash >= 0 else b"/"
+    if not path.startswith(b"/"):
+        raise BadRequest(f"request target {target[:80]!r} is not a path")
+    return path, query
+
+
+def decode_path(path: bytes) -> bytes:
+    """Percent-decode a path (PATH_INFO is not URL-encoded); BadRequest if
+    that yields a NUL byte."""
+    decoded = unquote_to_bytes(path) if b"%" in path else path
+    if b"\0" in decoded:
+        raise BadRequest("the path decodes to a NUL byte")
+    return decoded
+
+
+def cgi_environ(request: RequestMeta, *, script_name: bytes, path_info: bytes, query: bytes,
+                conn: ConnInfo, extra: Sequence[bytes] = ()) -> list[bytes]:
+    """The CGI meta-variables of ``request`` as ``KEY=VALUE`` bytes, after
+    ``extra`` (the route's own variables, which the meta-variables override).
+
+    ``script_name``/``path_info`` are the route prefix and the rest of the
+    decoded path; ``query`` the raw query string."""
+    host = b""
+    http: dict[bytes, bytes] = {}
+    content_type = content_length = None
+    for name, value in request.headers:
+        if name == b"host":
+            host = value
+        elif name == b"content-type":
+            content_type = value
+            continue
+        elif name == b"content-length":
+            content_length = value
+            continue
+        if name == b"proxy" or not name.replace(b"-", b"").isalnum():
+            continue
+        key = b"HTTP_" + name.upper().replace(b"-", b"_")
+        if key in http:  # a repeated field: one variable
+            http[key] += (b"; " if key == b"HTTP_COOKIE" else b", ") + value
+        else:
+            http[key] = value
+    env: dict[bytes, bytes] = {}
+    for item in extra:
+        key, _, value = item.partition(b"=")
+        env[key] = value
+    env[b"GATEWAY_INTERFACE"] = b"CGI/1.1"
+    env[b"SERVER_SOFTWARE"] = _SERVER_SOFTWARE
+    env[b"SERVER_PROTOCOL"] = b"HTTP/" + request.http_version
+    env[b"SERVER_NAME"] = _host_name(host) or request_host(conn.local[0])
+    env[b"SERVER_PORT"] = b"%d" % conn.local[1]
+    env[b"REQUEST_METHOD"] = request.method
+    env[b"REQUEST_URI"] = request.target
+    env[b"SCRIPT_NAME"] = script_name
+    env[b"PATH_INFO"] = path_info
+    env[b"QUERY_STRING"] = query
+    env[b"REMOTE_ADDR"] = conn.remote[0].encode()
+    env[b"REMOTE_PORT"] = b"%d" % conn.remote[1]
+    if conn.https:
+        env[b"HTTPS"] = b"on"
+    if content_type is not None:
+        env[b"CONTENT_TYPE"] = content_type
+    if content_length is not None and not request.chunked:
+        env[b"CONTENT_LENGTH"] = content_length
+    env.update(http)
+    return [key + b"=" + value for key, value in env.items()]
+
+
+def request_host(address: str) -> bytes:
+    """A local address as a SERVER_NAME (IPv6 without brackets)."""
+    return address.encode("ascii", "replace")
+
+
+def _host_name(host: bytes) -> bytes:
+    """The name part of a Host header: ``example.org:8080`` -> ``example.org``,
+    ``[::1]:80`` -> ``::1``."""
+    if host.startswith(b"["):
+        return host[1:host.find(b"]")] if b"]" in host else b""
+    return host.rpartition(b":")[0] if b":" in host else host
+
+
+@dataclass
+class ResponseHead:
+    """A parsed CGI header block.
+
+    ``status``/``reason``: from ``Status`` (default 200, or 302 for a client
+    redirect); ``headers``: the rest, in order, as written (no hop-by-hop);
+    ``content_length``: the handler's ``Content-Length``, if any;
+    ``local_redirect``: the path (and query) of a local redirect, which the
+    server answers by handling a GET of that URL instead."""
+
+    status: int = 200
+    reason: bytes = b""
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    content_length: Optional[int] = None
+    local_redirect: Optional[bytes] = None
+
+
+class ResponseParser:
+    """Splits a handler's stdout into the header block and the body.
+
+    Feed it bytes as the handler writes them: :meth:`feed` returns the body
+    bytes found so far (``b""`` while the header block is incomplete) and
+    sets :attr:`head` once the empty line has been seen; it raises
+    :class:`CGIError` for a malformed block. Call :meth:`finish` at the end of
+    output: :class:`CGIError` if the block never ended.
+
+    Strategy: the block is kept whole until its empty line (it is at most
+    ``max_head_bytes``), then parsed once; a body costs nothing after that."""
+
+    def __init__(self, max_head_bytes: int = MAX_HEAD_BYTES) -> None:
+        self.max_head_bytes = max_head_bytes
+        self.head: Optional[ResponseHead] = None
+        self._pending = bytearray()
+
+    def feed(self, data: bytes) -> bytes:
+        if self.head is not None:
+            return data
+        scan_from = max(0, len(self._pending) - 2)  # the empty line may have begun in the last bytes
+        self._pending += data
+        if self._pending[:1] == b"\n" or self._pending[:2] == b"\r\n":
+            raise CGIError("the header block is empty (output starts with an empty line)")
+        match = _BLANK_LINE.search(self._pending, scan_from)
+        if match is None:
+            if len(self._pending) > self.max_head_bytes:
+                raise CGIError(f"the header block is longer than {self.max_head_bytes} bytes")
+            return b""
+        if match.start() > self.max_head_bytes:
+            raise CGIError(f"the header block is longer than {self.max_head_bytes} bytes")
+        block = bytes(self._pending[:match.start()])
+        body = bytes(self._pending[match.end():])
+        self._pending = bytearray()
+        self.head = parse_head(block)
+        return body
+
+    def finish(self) -> None:
+        if self.head is None:
+            if not self._pending:
+                raise CGIError("the handler wrote nothing (a CGI response needs at least one header line)")
+            raise CGIError("the output ended before the empty line that ends the header block")
+
+
+def parse_head(block: bytes) -> ResponseHead:
+    """A complete header block (without its empty line) -> ResponseHead."""
+    head = ResponseHead()
+    status: Optional[bytes] = None
+    location: Optional[bytes] = None
+    others = 0
+    for raw in block.split(b"\n"):
+        line = raw[:-1] if raw.endswith(b"\r") else raw
+        if not line:
+            continue
+        name, colon, value = line.partition(b":")
+        if not colon:
+            raise CGIError(f"header line without a colon: {line[:80]!r}")
+        if not _TOKEN.fullmatch(name):
+            raise CGIError(f"bad header name {name[:80]!r}")
+        value = value.strip(b" \t")
+        if not _FIELD_VALUE.fullmatch(value):
+            raise CGIError(f"bad value for header {name.decode()!r}")
+        lower = name.lower()
+        if lower == b"status":
+            if status is not None:
+                raise CGIError("two Status header lines")
+            status = value
+            continue
+        if lower == b"location":
+            location = value
+        elif lower == b"content-length":
+            if not value.isdigit():
+                raise CGIError(f"bad Content-Length {value[:40]!r}")
+            head.content_length = int(value)
+        if lower in _HOP_BY_HOP:
+            continue
+        if lower != b"location":
+            others += 1
+        head.headers.append((name, value))
+    if status is not None:
+        code, _, reason = status.partition(b" ")
+        if len(code) != 3 or not code.isdigit() or not 200 <= int(code) <= 999:
+            raise CGIError(f"bad Status {status[:40]!r} (want 'NNN reason', NNN >= 200)")
+        head.status, head.reason = int(code), reason.strip()
+    elif location is not None:
+        if location.startswith(b"/") and not location.startswith(b"//") and others == 0:
+            head.local_redirect = location
+        elif b":" in location.split(b"/", 1)[0]:
+            head.status, head.reason = 302, b"Found"
+        else:
+            raise CGIError(f"Location {location[:80]!r} is neither a local path nor an absolute URI")
+    return head

@@ -1,0 +1,476 @@
+"""One HTTP/1.1 connection, parsed by h11, over any trio Stream.
+
+    >>> counters = HttpCounters()
+    >>> await serve_connection(stream, ConnInfo(peer, local), gateway.handle, HttpLimits(), counters)
+
+The connection reads requests one after another (keep-alive; pipelined
+requests wait in h11's buffer and are answered in order) and hands each to
+``handle(exchange)``, which reads the body and writes the response through
+the :class:`Exchange`. Any ``trio.abc.Stream`` works: a TCP stream, or a TLS
+stream on top of one (``ConnInfo.https`` says which; the caller knows).
+
+Rule (time): the idle wait for the next request is bounded by
+``idle_timeout`` (the first request's by ``read_timeout``); the connection
+then closes without a word. Once a request's first byte arrived, its whole
+head must arrive within ``read_timeout`` seconds, else 408 and close: a
+client sending one byte a second never reaches a handler. While the body
+streams, each wait for more of it is bounded by ``read_timeout`` too.
+
+Rule (size): a head over ``max_header_bytes`` is answered 431, a body over
+``max_body_bytes`` 413 (up front when Content-Length says so, else as soon
+as the chunks pass it); malformed HTTP gets 400. All three close the
+connection.
+
+Rule (framing): h11 frames responses: ``Content-Length`` when the response
+head has one, else chunked (close-delimited for HTTP/1.0 clients). If a
+response cannot be completed (the handler failed after its head was sent),
+the connection is closed, so the client sees a truncated body, never a
+wrong one.
+"""
+
+from __future__ import annotations
+
+import http
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Optional, Union
+
+import h11
+import trio
+
+from .access_log import AccessLog, AccessRecord
+from .cgi import ConnInfo
+
+__all__ = ["HttpLimits", "HttpCounters", "Exchange", "serve_connection", "BodyTooLarge",
+           "BodyTimeout", "ClientGone", "reason_phrase"]
+
+_RECEIVE_SIZE = 65536
+# After an error response: how long, and how much, we read what the client
+# still sends before closing, so the kernel does not answer with a reset
+# that would destroy the response in flight ("lingering close").
+_LINGER_SECONDS = 1.0
+_LINGER_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True)
+class HttpLimits:
+    """Per-connection limits (see the module docstring)."""
+
+    max_header_bytes: int = 64 * 1024
+    max_body_bytes: int = 10 * 1024 * 1024
+    read_timeout: float = 10.0
+    idle_timeout: float = 15.0
+
+
+@dataclass
+class HttpCounters:
+    """Totals a metrics exporter can read at any time (plain ints).
+
+    ``responses`` counts by status code; ``requests_active`` and
+    ``connections_active`` are gauges."""
+
+    connections: int = 0
+    connections_active: int = 0
+    requests: int = 0
+    requests_active: int = 0
+    responses: dict[int, int] = field(default_factory=dict)
+    bytes_sent: int = 0
+    bad_requests: int = 0
+    timeouts: int = 0
+
+    def count_response(self, status: int) -> None:
+        self.responses[status] = self.responses.get(status, 0) + 1
+
+
+class BodyTooLarge(Exception):
+    """The request body passed ``max_body_bytes`` (413)."""
+
+
+class BodyTimeout(Exception):
+    """The client stopped sending the body for ``read_timeout`` seconds (408)."""
+
+
+class ClientGone(Exception):
+    """The client closed or broke the connection."""
+
+
+def reason_phrase(status: int) -> bytes:
+    try:
+        return http.HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b""
+
+
+_date_cache: dict[int, bytes] = {}
+
+
+def http_date() -> bytes:
+    """The ``Date`` header value, made once per second."""
+    now = int(time.time())
+    value = _date_cache.get(now)
+    if value is None:
+        _date_cache.clear()
+        value = _date_cache[now] = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(now)).encode()
+    return value
+
+
+class Exchange:
+    """One request, as a handler sees it: read the body with
+    :meth:`receive_body`, answer with :meth:`send_head` then
+    :meth:`send_body` and :meth:`end`, or all at once with :meth:`respond`.
+
+    Attributes: ``request`` (the h11.Request), ``headers`` (its fields as a
+    list of lower-case name, value pairs), ``info`` (the connection),
+    ``id`` (a request id for logs), ``head_sent``, ``status``."""
+
+    def __init__(self, conn: "_Connection", request: h11.Request, number: int) -> None:
+        self._conn = conn
+        self._h11 = conn.h11
+        self.request = request
+        self.info = conn.info
+        self.id = number
+        self.head_sent = False
+        self.status = 0
+        self.body_bytes = 0     # response body bytes sent
+        self.received = 0       # request body bytes received
+        self.finished = False
+        self._pending = b""
+        self._body_done = False
+        self._no_body = request.method == b"HEAD"
+        # h11's Headers is a Sequence read item by item: list it once
+        self.headers: list[tuple[bytes, bytes]] = list(request.headers)
+        self.chunked = any(name == b"transfer-encoding" for name, _ in self.headers)
+        self.close_after = False
+
+    # -- the request body --------------------------------------------------
+
+    def receive_body(self, max_bytes: int) -> Union[bytes, Awaitable[bytes]]:
+        """Up to ``max_bytes`` of the body (``b""`` at its end): bytes when
+        they are there, else an awaitable of them. Raises
+        :class:`BodyTooLarge`; the awaitable also :class:`BodyTimeout` and
+        :class:`ClientGone`."""
+        chunk = self._body_now(max_bytes)
+        if chunk is not None:
+            return chunk
+        return self._body_later(max_bytes)
+
+    def _body_now(self, max_bytes: int) -> Optional[bytes]:
+        if not self._pending:
+            if self._body_done:
+                return b""
+            event = self._h11.next_event()
+            if event is h11.NEED_DATA:
+                return None
+            if type(event) is h11.Data:
+                self.received += len(event.data)
+                if self.received > self._conn.limits.max_body_bytes:
+                    self.close_after = True
+                    raise BodyTooLarge(f"the request body is over {self._conn.limits.max_body_bytes} bytes")
+                self._pending = bytes(event.data)
+            else:  # EndOfMessage
+                self._body_done = True
+                return b""
+        chunk, self._pending = self._pending[:max_bytes], self._pending[max_bytes:]
+        return chunk
+
+    async def send_continue(self) -> None:
+        """Tell a client that sent ``Expect: 100-continue`` to send its body
+        (nothing otherwise); reading the body does it too."""
+        if self._h11.they_are_waiting_for_100_continue:
+            await self._conn.send(h11.InformationalResponse(status_code=100, reason=b"Continue", headers=[]))
+
+    async def _body_later(self, max_bytes: int) -> bytes:
+        await self.send_continue()
+        while True:
+            with trio.move_on_after(self._conn.limits.read_timeout):
+                await self._conn.receive()
+                chunk = self._body_now(max_bytes)
+                if chunk is not None:
+                    return chunk
+                continue
+            self.close_after = True
+            raise BodyTimeout(f"no request body for {self._conn.limits.read_timeout:g} s")
+
+    # -- the response ------------------------------------------------------
+
+    def _response(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:
+        self.status = status
+        self.head_sent = True
+        all_headers = [(b"Date", http_date()), *headers]
+        if self.close_after or self._conn.closing:
+            all_headers.append((b"Connection", b"close"))
+        return self._h11.send(h11.Response(status_code=status, reason=reason or reason_phrase(status),
+                                           headers=all_headers))
+
+    def _data(self, data: bytes) -> bytes:
+        if self._no_body or not data or self.status in (204, 304):
+            return b""
+        self.body_bytes += len(data)
+        return self._h11.send(h11.Data(data=data))
+
+    async def send_head(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]],
+                        body: bytes = b"") -> None:
+        """Send the response head (and the first body bytes)."""
+        await self._conn.send_bytes(self._response(status, reason, headers) + self._data(body))
+
+    async def send_body(self, data: bytes) -> None:
+        """Send more body bytes (waits while the client is slow to read)."""
+        out = self._data(data)
+        if out:
+            await self._conn.send_bytes(out)
+
+    async def end(self) -> None:
+        """Complete the response."""
+        self.finished = True
+        out = self._h11.send(h11.EndOfMessage())
+        if out:
+            await self._conn.send_bytes(out)
+
+    async def respond(self, status: int, body: bytes = b"", headers: Optional[list[tuple[bytes, bytes]]] = None,
+                      *, close: bool = False) -> None:
+        """A whole response at once (error pages): ``body`` with its
+        Content-Length, ``Content-Type: text/plain``."""
+        if close:
+            self.close_after = True
+        extra = [(b"Content-Type", b"text/plain; charset=utf-8"), (b"Content-Length", b"%d" % len(body)),
+                 *(headers or [])]
+        out = self._response(status, b"", extra) + self._data(body)
+        self.finished = True
+        await self._conn.send_bytes(out + self._h11.send(h11.EndOfMessage()))
+
+    async def respond_error(self, status: int, message: str = "", *,
+                            headers: Optional[list[tuple[bytes, bytes]]] = None, close: bool = False) -> None:
+        """``status`` with a one-line text body (its reason, and ``message``)."""
+        text = f"{status} {reason_phrase(status).decode()}" + (f": {message}" if message else "") + "\n"
+        await self.respond(status, text.encode(), headers, close=close)
+
+
+Handler = Callable[[Exchange], Awaitable[None]]
+
+
+class _Connection:
+    """The connection task's state; see :func:`serve_connection`."""
+
+    def __init__(self, stream: trio.abc.Stream, info: ConnInfo, limits: HttpLimits,
+                 counters: HttpCounters, access_log: Optional[AccessLog],
+                 next_id: Callable[[], int], closing: Callable[[], bool],
+                 idle: Optional[set[trio.CancelScope]], log: Callable[[str], None]) -> None:
+        self.stream = stream
+        self.info = info
+        self.limits = limits
+        self.counters = counters
+        self.access_log = access_log
+        self.next_id = next_id
+        self._closing = closing
+        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_header_bytes)
+        self.idle = idle if idle is not None else set()
+        self.log = log
+
+    @property
+    def closing(self) -> bool:
+        return self._closing()
+
+    async def receive(self) -> None:
+        try:
+            data = await self.stream.receive_some(_RECEIVE_SIZE)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise ClientGone(str(exc) or "the connection broke") from None
+        self.h11.receive_data(bytes(data))
+
+    async def send(self, event: Any) -> None:
+        await self.send_bytes(self.h11.send(event))
+
+    async def send_bytes(self, data: bytes) -> None:
+        try:
+            await self.stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise ClientGone(str(exc) or "the connection broke") from None
+        self.counters.bytes_sent += len(data)
+
+    async def next_request(self, first: bool) -> Optional[h11.Request]:
+        """The next request head, or None when the connection should close."""
+        h11conn = self.h11
+        if not h11conn.trailing_data[0]:  # nothing buffered: the idle wait
+            with trio.move_on_after(self.limits.read_timeout if first else self.limits.idle_timeout) as scope:
+                if self.closing:
+                    return None
+                self.idle.add(scope)
+                try:
+                    await self.receive()
+                finally:
+                    self.idle.discard(scope)
+            if scope.cancelled_caught:
+                return None
+        event = h11conn.next_event()  # often the whole head is here already: no timer needed
+        if event is h11.NEED_DATA:
+            with trio.move_on_after(self.limits.read_timeout) as scope:
+                while event is h11.NEED_DATA:
+                    await self.receive()
+                    event = h11conn.next_event()
+            if scope.cancelled_caught:
+                self.counters.timeouts += 1
+                await self.error_response(408, "the request head did not arrive in time")
+                return None
+        if type(event) is not h11.Request:
+            return None  # ConnectionClosed
+        if _head_size(event) > self.limits.max_header_bytes:
+            # h11 bounds only a head that arrives in pieces
+            raise h11.RemoteProtocolError("the request head is too large", error_status_hint=431)
+        return event
+
+    async def error_response(self, status: int, message: str) -> None:
+        """An error page outside any request (400, 408, 431): then close."""
+        if self.h11.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+            return
+        self.counters.count_response(status)
+        body = f"{status} {reason_phrase(status).decode()}: {message}\n".encode()
+        head = h11.Response(status_code=status, reason=reason_phrase(status), headers=[
+            (b"Date", http_date()), (b"Content-Type", b"text/plain; charset=utf-8"),
+            (b"Content-Length", b"%d" % len(body)), (b"Connection", b"close")])
+        try:
+            out = self.h11.send(head) + self.h11.send(h11.Data(data=body)) + self.h11.send(h11.EndOfMessage())
+            await self.send_bytes(out)
+        except (h11.LocalProtocolError, ClientGone):
+            return
+        if self.access_log is not None:
+            self.access_log.write(AccessRecord(self.info.remote[0], b"-", status, len(body)))
+
+    async def linger_close(self) -> None:
+        """Close after letting the client's unread bytes drain (see _LINGER_*)."""
+        try:
+            send_eof = getattr(self.stream, "send_eof", None)
+            if send_eof is not None:
+                with trio.move_on_after(_LINGER_SECONDS):
+                    await send_eof()
+                    drained = 0
+                    while drained < _LINGER_BYTES:
+                        data = await self.stream.receive_some(_RECEIVE_SIZE)
+                        if not data:
+                            break
+                        drained += len(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        finally:
+            await trio.aclose_forcefully(self.stream)
+
+    async def drain_body(self, exchange: Exchange) -> bool:
+        """Read the rest of a body the handler left unread, within the
+        limits; False when the connection must close instead."""
+        if self.h11.their_state is not h11.SEND_BODY or exchange.close_after:
+            return self.h11.their_state is h11.DONE and not exchange.close_after
+        if self.h11.they_are_waiting_for_100_continue:
+            return False  # the client waits for our go: it will not send the body now
+        try:
+            while True:
+                chunk = exchange.receive_body(_RECEIVE_SIZE)
+                if not isinstance(chunk, bytes):
+                    chunk = await chunk
+                if not chunk:
+                    return True
+        except (BodyTooLarge, BodyTimeout, ClientGone, h11.RemoteProtocolError):
+            return False
+
+
+async def serve_connection(stream: trio.abc.Stream, info: ConnInfo, handle: Handler,
+                           limits: HttpLimits = HttpLimits(), counters: Optional[HttpCounters] = None,
+                           *, access_log: Optional[AccessLog] = None,
+                           next_id: Optional[Callable[[], int]] = None,
+                           closing: Callable[[], bool] = lambda: False,
+                           idle: Optional[set[trio.CancelScope]] = None,
+                           log: Callable[[str], None] = lambda line: None) -> None:
+    """Serve HTTP/1.1 on ``stream`` until the client closes, a timeout, an
+    error that ends the connection, or ``closing()`` turns true between
+    requests (the cancel scope of a wait for the next request is in
+    ``idle`` meanwhile: cancelling it closes the connection); always closes
+    ``stream``. ``handle(exchange)`` answers each
+    request; an exception from it (a bug) is logged with its traceback to
+    ``log`` and becomes a 500, or a closed connection if the response had
+    begun. Blocks until done."""
+    counters = counters if counters is not None else HttpCounters()
+    if next_id is None:
+        numbers = iter(range(1, 1 << 62))
+        next_id = numbers.__next__
+    conn = _Connection(stream, info, limits, counters, access_log, next_id, closing, idle, log)
+    counters.connections += 1
+    counters.connections_active += 1
+    clean = False
+    try:
+        first = True
+        while True:
+            try:
+                request = await conn.next_request(first)
+            except h11.RemoteProtocolError as exc:
+                counters.bad_requests += 1
+                await conn.error_response(exc.error_status_hint, str(exc))
+                break
+            first = False
+            if request is None:
+                clean = conn.h11.their_state in (h11.IDLE, h11.DONE, h11.CLOSED, h11.MUST_CLOSE)
+                break
+            exchange = Exchange(conn, request, next_id())
+            if not await _exchange(conn, exchange, handle):
+                break
+            if conn.h11.our_state is not h11.DONE or conn.h11.their_state is not h11.DONE:
+                break
+            conn.h11.start_next_cycle()
+    except ClientGone:
+        pass
+    finally:
+        counters.connections_active -= 1
+        if clean:
+            await trio.aclose_forcefully(stream)
+        else:
+            await conn.linger_close()
+
+
+async def _exchange(conn: _Connection, exchange: Exchange, handle: Handler) -> bool:
+    """Run one request; whether the connection may carry another."""
+    counters = conn.counters
+    counters.requests += 1
+    counters.requests_active += 1
+    started = time.time()
+    try:
+        too_big = _declared_length(exchange.headers) > conn.limits.max_body_bytes
+        if too_big:
+            await exchange.respond_error(413, f"the body is over {conn.limits.max_body_bytes} bytes", close=True)
+        else:
+            try:
+                await handle(exchange)
+            except h11.RemoteProtocolError as exc:  # a malformed body (bad chunk)
+                counters.bad_requests += 1
+                if exchange.head_sent:
+                    return False
+                await exchange.respond_error(exc.error_status_hint, str(exc), close=True)
+            except (ClientGone, h11.LocalProtocolError):
+                raise
+            except Exception as exc:  # a bug: this request fails, the server goes on
+                conn.log(f"[{exchange.id}] internal error: {type(exc).__name__}: {exc}")
+                for line in traceback.format_exc().rstrip().splitlines():
+                    conn.log(f"[{exchange.id}]   {line}")
+                if exchange.head_sent:
+                    return False
+                await exchange.respond_error(500, close=True)
+            if not exchange.finished:
+                return False
+        return await conn.drain_body(exchange)
+    except (ClientGone, h11.LocalProtocolError):
+        return False
+    finally:
+        counters.requests_active -= 1
+        if exchange.status:
+            counters.count_response(exchange.status)
+        if conn.access_log is not None and exchange.status:
+            conn.access_log.write(AccessRecord.of(exchange, started))
+
+
+def _head_size(request: h11.Request) -> int:
+    """About the bytes of a request head as it came (request line, fields)."""
+    return len(request.method) + len(request.target) + 12 + sum(len(n) + len(v) + 4 for n, v in request.headers)
+
+
+def _declared_length(headers: list[tuple[bytes, bytes]]) -> int:
+    for name, value in headers:
+        if name == b"content-length":
+            return int(value)
+    return 0
