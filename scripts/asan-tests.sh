@@ -53,7 +53,7 @@ fi
 
 if [[ $# -eq 0 ]]; then
     set -- tests/test_module.py tests/test_robustness.py tests/spec tests/test_exceptions.py \
-        tests/test_tail_calls.py tests/test_module_features.py tests/test_differential_wasm3.py
+        tests/test_tail_calls.py tests/test_module_features.py tests/test_turns_eh_tail.py
     for extra in "$work"/repo/tests/test_decode*.py "$work"/repo/tests/test_validat*.py; do
         [[ -e "$extra" ]] && set -- "$@" "${extra#"$work/repo/"}"
     done

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 import trio
 
-from asyncwasm import I32, I64, FuncType, Limits, Linker, Module, Trap
+from asyncwasm import I32, I64, Caller, FuncType, Limits, Linker, Module, Trap
 from asyncwasm.lowlevel import Fiber, Outcome
 
 from .wat import wat
@@ -208,3 +208,30 @@ async def test_tail_called_host_function_that_suspends_then_throws() -> None:
     assert await exports["tail"].call_async(8) == 9
     with pytest.raises(WasmException):
         await exports["tail"].call_async(-1)
+
+
+TAIL_LOG = """
+(module
+  (import "env" "log" (func $log (param i32 i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "tail")
+  (func $inner (param i32) (return_call $log (i32.const 16) (local.get 0)))
+  (func (export "entry") (param i32) (return_call $log (i32.const 16) (local.get 0)))
+  (func (export "nested") (param i32) (call $inner (local.get 0))))
+"""
+
+
+@pytest.mark.parametrize("name", ["entry", "nested"])
+async def test_a_tail_called_host_function_sees_the_tail_calling_instance(name: str) -> None:
+    seen = []
+
+    def log(caller: Caller, ptr: int, length: int) -> None:
+        assert caller.memory is not None
+        seen.append((caller.instance, caller.memory.read(ptr, length)))
+
+    linker = Linker()
+    linker.define_func("env", "log", FuncType([I32, I32], []), log, access_caller=True)
+    instance = linker.instantiate(Module(wat(TAIL_LOG)))
+    instance.exports[name](4)
+    await instance.exports[name].call_async(2)
+    assert seen == [(instance, b"tail"), (instance, b"ta")]

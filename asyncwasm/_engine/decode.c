@@ -400,31 +400,31 @@ static bool decode_const_expr(decoder *d, wasm_const_expr *out) {
         bool ok = true;
         switch (op) {
         case 0x41: {
-            int32_t v;
+            int32_t v = 0;
             ok = rd_s32(r, &v);
             item = (wasm_const_expr){.kind = CONST_I32, .type = VT_I32, .bits = {(uint32_t)v, 0}};
             break;
         }
         case 0x42: {
-            int64_t v;
+            int64_t v = 0;
             ok = rd_s64(r, &v);
             item = (wasm_const_expr){.kind = CONST_I64, .type = VT_I64, .bits = {(uint64_t)v, 0}};
             break;
         }
         case 0x43: {
-            uint32_t v;
+            uint32_t v = 0;
             ok = rd_fixed32(r, &v);
             item = (wasm_const_expr){.kind = CONST_F32, .type = VT_F32, .bits = {v, 0}};
             break;
         }
         case 0x44: {
-            uint64_t v;
+            uint64_t v = 0;
             ok = rd_fixed64(r, &v);
             item = (wasm_const_expr){.kind = CONST_F64, .type = VT_F64, .bits = {v, 0}};
             break;
         }
         case 0xD0: {
-            uint8_t t;
+            uint8_t t = VT_NONE;
             const char *unsupported = NULL;
             ok = rd_heaptype(r, &t, &unsupported) &&
                  (!unsupported || defer_invalid(d, at, "%s: ref.null heap type", unsupported));
