@@ -75,6 +75,7 @@ ASYNCWASM_TRAPS = {
     "uninitialized element": "null element",
     "indirect call type mismatch": "signature",
     "call stack exhausted": "exhausted",
+    "null exception reference": "null reference",  # throw_ref of a null exnref
 }
 
 #: wasmtime's TrapCode name -> the class compared.
@@ -88,6 +89,7 @@ WASMTIME_TRAPS = {
     "INDIRECT_CALL_TO_NULL": "null element",
     "BAD_SIGNATURE": "signature",
     "STACK_OVERFLOW": "exhausted",
+    "NULL_REFERENCE": "null reference",
     "OUT_OF_FUEL": "out of fuel",
 }
 
