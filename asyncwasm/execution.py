@@ -9,6 +9,7 @@ on the heap. ``fiber.run(fuel)`` executes until one of the closed set of
                     ``fiber.resume(value)`` (or ``fiber.throw(exc)``)
     OUT_OF_FUEL  -> the slice is spent: charge the budget, checkpoint, run again
     TRAP         -> raise ``fiber.trap()``
+    EXCEPTION    -> raise ``fiber.exception()`` (a Wasm exception nothing caught)
 
 Both drivers here run slices through the same code (:meth:`_Gate.run_slice`,
 which applies the instance's fuel budget and keeps its statistics):
@@ -90,7 +91,7 @@ _UNLIMITED = 1 << 62
 _SYNC_CHECK_INTERVAL = 0.005
 
 _perf_counter = time.perf_counter
-_DONE, _SUSPEND, _OUT_OF_FUEL, _TRAP = 0, 1, 2, 3
+_DONE, _SUSPEND, _OUT_OF_FUEL, _TRAP, _EXCEPTION = 0, 1, 2, 3, 5
 
 
 class Outcome(enum.IntEnum):
@@ -98,6 +99,8 @@ class Outcome(enum.IntEnum):
 
     ``ERROR`` is never returned to Python: ``run()`` raises the exception
     (a host function's own error, or :class:`~asyncwasm.Exit`) instead.
+    ``EXCEPTION``: the guest threw a Wasm exception nothing caught
+    (``fiber.exception()`` is the :class:`~asyncwasm.WasmException`).
     """
 
     DONE = 0
@@ -105,6 +108,7 @@ class Outcome(enum.IntEnum):
     OUT_OF_FUEL = 2
     TRAP = 3
     ERROR = 4
+    EXCEPTION = 5
 
 
 def _check_count(name: str, value: Optional[int], minimum: int) -> None:
@@ -390,6 +394,8 @@ class _Gate:
             return fiber.results
         if outcome == _TRAP:
             raise fiber.trap()
+        if outcome == _EXCEPTION:
+            raise fiber.exception()
         # SUSPEND: nothing can await here; the host call (or the wait for
         # another instance's turn) fails with the reason, which ends the fiber.
         fiber.throw(_refuse_awaitable(fiber.awaitable))
@@ -559,6 +565,8 @@ class _Gate:
                     return fiber.results
                 if outcome == _TRAP:
                     raise fiber.trap()
+                if outcome == _EXCEPTION:
+                    raise fiber.exception()
                 # OUT_OF_FUEL, or resumed after a long suspension: the slice is over
                 pacer.observe(fiber.fuel_used - used_at_start, meter.guest_time - time_at_start)
                 await trio.lowlevel.checkpoint()
@@ -620,6 +628,8 @@ def run_sync(fiber: Any) -> tuple:
             return fiber.results
         if outcome == _TRAP:
             raise fiber.trap()
+        if outcome == _EXCEPTION:
+            raise fiber.exception()
         if outcome == _SUSPEND:
             raise _refuse_awaitable(fiber.awaitable)
         if outcome != _OUT_OF_FUEL:

@@ -42,6 +42,11 @@ Strategy for what cannot be compared:
 - funcref values are compared by null-ness and function type (the two
   engines' function identities are not comparable); externref values by
   which host object they are.
+- Exceptions (Wasm 3.0): an uncaught one is the outcome ``("exception",)``
+  (wasmtime reports it as a trap without a code). exnref values are not
+  compared: wasmtime-py aborts the process when it reflects on an exnref
+  type, so every export whose type holds one (``Plan.skip``) is neither
+  called nor read, in every engine.
 """
 
 from __future__ import annotations
@@ -70,6 +75,7 @@ ASYNCWASM_TRAPS = {
     "uninitialized element": "null element",
     "indirect call type mismatch": "signature",
     "call stack exhausted": "exhausted",
+    "null exception reference": "null reference",  # throw_ref of a null exnref
 }
 
 #: wasmtime's TrapCode name -> the class compared.
@@ -83,6 +89,7 @@ WASMTIME_TRAPS = {
     "INDIRECT_CALL_TO_NULL": "null element",
     "BAD_SIGNATURE": "signature",
     "STACK_OVERFLOW": "exhausted",
+    "NULL_REFERENCE": "null reference",
     "OUT_OF_FUEL": "out of fuel",
 }
 
@@ -90,6 +97,7 @@ WASMTIME_TRAPS = {
 WASMTIME_FUEL = 2_000_000
 ASYNCWASM_FUEL = 100_000_000
 
+UNCAUGHT = ("exception",)  # the outcome of a call whose exception nothing caught
 HOST_TRAP = "host trap"
 OUT_OF_FUEL = "out of fuel"
 LINK_ERROR = "link error"  # an import the host does not offer, or of another type
@@ -217,13 +225,23 @@ class Call:
 @dataclass
 class Plan:
     calls: list[Call]
+    skip: frozenset[str] = frozenset()  # exports never called or read (exnref types)
 
 
-def make_plan(exports: list[tuple[str, tuple[str, ...]]], seed: int, rounds: int = 2) -> Plan:
-    """Every exported function, in export order, ``rounds`` times."""
+def make_plan(exports: list[tuple[str, tuple[str, ...]]], seed: int, rounds: int = 2,
+              skip: frozenset[str] = frozenset()) -> Plan:
+    """Every exported function not in ``skip``, in export order, ``rounds`` times."""
     rng = random.Random(seed)
+    exports = [(name, params) for name, params in exports if name not in skip]
     calls = [Call(name, tuple(argument(rng, p) for p in params)) for _ in range(rounds) for name, params in exports]
-    return Plan(calls)
+    return Plan(calls, skip)
+
+
+def holds_exnref(externtype: Any) -> bool:
+    """Whether an asyncwasm extern type mentions exnref (see Plan.skip)."""
+    types = [getattr(externtype, a, None) for a in ("content", "element")]
+    types += list(getattr(externtype, "params", ())) + list(getattr(externtype, "results", ()))
+    return any(str(t) == "exnref" for t in types if t is not None)
 
 
 @dataclass(frozen=True)
@@ -308,6 +326,7 @@ class AsyncwasmEngine:
         self.rng = random.Random(seed)
         self.slices = 0
         self.suspensions = 0
+        self.skip: frozenset[str] = frozenset()  # the running plan's
 
     def exports(self, data: bytes) -> list[tuple[str, str, Any]]:
         import asyncwasm
@@ -358,6 +377,7 @@ class AsyncwasmEngine:
         import asyncwasm
 
         trace = Trace(self.name)
+        self.skip = plan.skip
         host = Host()
         linker, imported = self._linker(host)
         module = asyncwasm.Module(data)
@@ -372,6 +392,8 @@ class AsyncwasmEngine:
             outcome: tuple = ("ok", ())
         except asyncwasm.Trap as exc:
             outcome = ("trap", self._trap_kind(exc))
+        except asyncwasm.WasmException:
+            outcome = UNCAUGHT
         except asyncwasm.LinkError:
             outcome = (LINK_ERROR,)
         trace.steps.append(Step("instantiate", outcome, self._state(instance, imported, host)))
@@ -387,7 +409,11 @@ class AsyncwasmEngine:
                 outcome = ("ok", tuple(self._value(str(t), v) for t, v in zip(func.type.results, results)))
             except (asyncwasm.Trap, _SlicedFuelExhausted) as exc:
                 outcome = ("trap", self._trap_kind(exc))
-            trace.steps.append(Step(f"call {call.export!r}{call.args}", outcome, self._state(instance, imported, host)))
+            except asyncwasm.WasmException:
+                outcome = UNCAUGHT
+            trace.steps.append(
+                Step(f"call {call.export!r}{call.args}", outcome, self._state(instance, imported, host))
+            )
         return trace
 
     async def _call(self, func: Any, args: tuple) -> tuple:
@@ -414,6 +440,8 @@ class AsyncwasmEngine:
                 return tuple(fiber.results)
             if outcome == Outcome.TRAP:
                 raise fiber.trap()
+            if outcome == Outcome.EXCEPTION:
+                raise fiber.exception()
             if outcome == Outcome.SUSPEND:
                 try:
                     value = await fiber.awaitable
@@ -450,7 +478,7 @@ class AsyncwasmEngine:
     def _state(self, instance: Any, imported: dict[str, Any], host: Host) -> tuple:
         import asyncwasm as aw
 
-        externs = list(instance.exports.items()) if instance is not None else []
+        externs = [(k, v) for k, v in instance.exports.items() if k not in self.skip] if instance is not None else []
         externs += [(f"host.{k}", v) for k, v in imported.items()]
         state: list[tuple] = []
         for name, extern in externs:
@@ -468,6 +496,12 @@ class AsyncwasmEngine:
 # -- wasmtime ------------------------------------------------------------------------
 
 
+def _thrown(exc: BaseException) -> bool:
+    """wasmtime's error (a Trap from a call, a WasmtimeError from
+    instantiation or the C API) for an exception nothing caught."""
+    return "thrown Wasm exception" in str(exc)
+
+
 class WasmtimeEngine:
     """The reference engine, through wasmtime-py and its C API value union."""
 
@@ -480,6 +514,8 @@ class WasmtimeEngine:
         config = wasmtime.Config()
         config.cranelift_opt_level = "none"  # compile time dominates; semantics do not change
         config.consume_fuel = True
+        config.wasm_exceptions = True
+        config.wasm_tail_call = True
         self.engine = wasmtime.Engine(config)
         t = wasmtime.ValType
         self.kinds = [(t.i32(), "i32"), (t.i64(), "i64"), (t.f32(), "f32"), (t.f64(), "f64"), (t.funcref(), "funcref"), (t.externref(), "externref")]
@@ -527,14 +563,17 @@ class WasmtimeEngine:
             instance = wt.Instance(store, module, externs)
             outcome: tuple = ("ok", ())
         except (wt.Trap, HostTrap) as exc:
-            outcome = ("trap", self._trap_kind(exc))
+            outcome = self._trap_outcome(exc)
         except (wt.WasmtimeError, LinkFailed) as exc:
-            if "incompatible import type" not in str(exc) and not isinstance(exc, LinkFailed):
+            if _thrown(exc):  # from the start function
+                outcome = UNCAUGHT
+            elif "incompatible import type" not in str(exc) and not isinstance(exc, LinkFailed):
                 raise
-            outcome = (LINK_ERROR,)
+            else:
+                outcome = (LINK_ERROR,)
         exports = {}
         if instance is not None:
-            exports = {e.name: instance.exports(store)[e.name] for e in module.exports}
+            exports = {e.name: instance.exports(store)[e.name] for e in module.exports if e.name not in plan.skip}
         trace.steps.append(Step("instantiate", outcome, self._state(store, exports, imported, host)))
         if instance is None:
             return trace
@@ -547,9 +586,18 @@ class WasmtimeEngine:
                 values = self._call(store, func, params, results, args)
                 outcome = ("ok", values)
             except (wt.Trap, HostTrap) as exc:
-                outcome = ("trap", self._trap_kind(exc))
+                outcome = self._trap_outcome(exc)
+            except wt.WasmtimeError as exc:
+                if not _thrown(exc):
+                    raise
+                outcome = UNCAUGHT
             trace.steps.append(Step(f"call {call.export!r}{call.args}", outcome, self._state(store, exports, imported, host)))
         return trace
+
+    def _trap_outcome(self, exc: BaseException) -> tuple:
+        if getattr(exc, "trap_code", None) is None and _thrown(exc):
+            return UNCAUGHT
+        return ("trap", self._trap_kind(exc))
 
     def _trap_kind(self, exc: BaseException) -> str:
         if isinstance(exc, HostTrap):

@@ -30,6 +30,10 @@ FEATURES: tuple[str, ...] = (
     "bulk-memory",
     "reference-types",
     "simd",
+    "exceptions",
+    "legacy-exceptions",
+    "tail-call",
+    "extended-const",
 )
 
 #: What smith generates: FEATURES minus what the differential runner cannot
