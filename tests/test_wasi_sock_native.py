@@ -340,3 +340,94 @@ async def test_hangup_flag_and_bad_subscriptions_go_to_python():
         assert events[0][:3] == (1, 0, int(ET.FD_READ)) and events[0][4] == HANGUP
         assert events[1][:2] == (2, Errno.BADF)
         assert guest.python("poll_oneoff", *args) == Errno.SUCCESS and _events(guest, where) == events
+
+
+
+_SERVE_LOOP = wat("""
+(module
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "sock_recv" (func $recv (param i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "sock_send" (func $send (param i32 i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "sock_accept" (func $accept (param i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  ;; 0: a subscription (written by the test), 64: its event, 96: nevents,
+  ;; 100: an iovec of 1 byte at 128, 108: bytes moved, 112: flags, 116: the accepted fd
+  (func (export "accept") (result i32)
+    (drop (call $accept (i32.const 3) (i32.const 4) (i32.const 116)))
+    (i32.load (i32.const 116)))
+  (func $burn (export "burn") (param $n i32) (local $acc i32)
+    (block $done (loop $next
+      (br_if $done (i32.eqz (local.get $n)))
+      (local.set $acc (i32.add (local.get $acc) (local.get $n)))
+      (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+      (br $next))))
+  ;; rounds of: wait (poll), take the byte, work, answer
+  (func (export "serve") (param $fd i32) (param $rounds i32) (param $work i32)
+    (i32.store (i32.const 100) (i32.const 128))
+    (i32.store (i32.const 104) (i32.const 1))
+    (block $done (loop $next
+      (br_if $done (i32.eqz (local.get $rounds)))
+      (drop (call $poll (i32.const 0) (i32.const 64) (i32.const 1) (i32.const 96)))
+      (drop (call $recv (local.get $fd) (i32.const 100) (i32.const 1) (i32.const 0) (i32.const 108) (i32.const 112)))
+      (call $burn (local.get $work))
+      (drop (call $send (local.get $fd) (i32.const 100) (i32.const 1) (i32.const 0) (i32.const 108)))
+      (local.set $rounds (i32.sub (local.get $rounds) (i32.const 1)))
+      (br $next))))
+)
+""")
+
+
+class _FixedPacer:
+    """Every slice gets the same fuel."""
+
+    def __init__(self, fuel: int) -> None:
+        self.fuel = fuel
+
+    def fuel_for(self, seconds: float) -> int:
+        return self.fuel
+
+    def observe(self, fuel: int, seconds: float) -> None:
+        pass
+
+
+@pytest.mark.parametrize("work_per_slice", [0.4, 2.5])
+async def test_a_guest_that_waits_for_io_starts_a_new_slice_after_each_wait(work_per_slice):
+    """Fuel slices bound the work between two yields to the event loop; a
+    wait in poll_oneoff is one, so a guest doing less than a slice of work
+    per request never ends a slice on fuel, and one doing more still does."""
+    linker = asyncwasm.Linker()
+    linker.define_wasi(asyncwasm.WasiConfig(listeners=[LOOPBACK]))
+    instance = linker.instantiate(asyncwasm.Module(_SERVE_LOOP))
+    exports = instance.exports
+    try:
+        client = await _connect(instance.wasi.listener_addresses()[3][1])
+        with trio.fail_after(TIMEOUT):
+            fd = await exports["accept"].call_async()
+        exports["memory"].write(0, _fd_sub(1, fd))
+        work = 20_000
+        before = instance.statistics().fuel_used
+        exports["burn"](work)
+        slice_fuel = int((instance.statistics().fuel_used - before) / work_per_slice)
+        instance._gate.pacer = _FixedPacer(slice_fuel)
+        rounds = 20
+
+        async def requests() -> None:
+            for _ in range(rounds):
+                await client.send_all(b"x")
+                assert await client.receive_some(1) == b"x"
+
+        before = instance.statistics()
+        with trio.fail_after(TIMEOUT):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(requests)
+                await exports["serve"].call_async(fd, rounds, work)
+        after = instance.statistics()
+        suspensions = after.suspensions - before.suspensions
+        out_of_fuel = after.slices - before.slices - suspensions - 1  # each run() ends in one way
+        assert suspensions >= rounds - 1  # the answer comes only after the guest waits again
+        if work_per_slice < 1:
+            assert out_of_fuel == 0
+        else:
+            assert out_of_fuel >= 2 * rounds
+    finally:
+        instance.close()

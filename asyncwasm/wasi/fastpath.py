@@ -40,6 +40,7 @@ from typing import Any, Callable, Optional
 import trio
 
 from .. import _engine
+from ..execution import Waiting
 from .abi import _HOST_ERRNO, Errno
 from .decl import _settle
 from .later import Later
@@ -145,14 +146,14 @@ class SockMirror:
     # -- what C hands back: the waits ------------------------------------------------------
     def _poll_wait(self, table: Any, args: tuple[int, int, int, int], start: tuple[int, int],
                    earliest: Optional[int], listeners: bool) -> Any:
-        return _settle(Later(self._poll_waiting, args, start, earliest, listeners))
+        return _PollWait(self._poll_waiting, args, start, earliest, listeners)
 
     async def _poll_waiting(self, args: tuple[int, int, int, int], start: tuple[int, int],
                             earliest: Optional[int], listeners: bool) -> int:
-        # Let the other tasks run once and look again before parking: on a
-        # busy server the data usually arrives meanwhile, and a wait (a
-        # cancel scope for the deadline, a registration, a wake-up) costs
-        # several times this round.
+        # C found nothing ready. Let the other tasks run once and look again
+        # before waiting: on a busy server the data often arrives meanwhile,
+        # and that round costs less than a wait. (Either way the task passes
+        # a schedule point: a _PollWait is Waiting.)
         await trio.lowlevel.checkpoint()
         fired_until: Optional[int] = None
         while True:
@@ -221,8 +222,14 @@ class SockMirror:
         return _SUCCESS
 
 
+class _PollWait(Later, Waiting):
+    """A ``poll_oneoff`` that waits: it always passes a trio schedule point."""
+
+    __slots__ = ()
+
+
 async def _wait_readable(fd: int) -> None:
     try:
         await trio.lowlevel.wait_readable(fd)
-    except trio.ClosedResourceError:  # the set closed meanwhile: the next scan finds out why
+    except (trio.ClosedResourceError, OSError):  # the set closed meanwhile: the next scan tells
         pass
