@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import socket
 import sys
+import time
 
 import pytest
 import trio
+import trio.testing
 
 import asyncwasm
 from asyncwasm.wasi import fastpath
+from asyncwasm.wasi.alarms import Alarms
 
 from .test_wasi_sock import (
     BIG, ET, HANGUP, LOOPBACK, NONBLOCK, TIMEOUT, Errno, Rights, _clock_sub, _connect, _fd_sub, _SockGuest, abi,
@@ -341,6 +344,55 @@ async def test_hangup_flag_and_bad_subscriptions_go_to_python():
         assert events[1][:2] == (2, Errno.BADF)
         assert guest.python("poll_oneoff", *args) == Errno.SUCCESS and _events(guest, where) == events
 
+
+
+async def test_a_poll_with_a_deadline_waits_on_an_alarm_not_a_cancel_scope():
+    with _EngineGuest() as guest:
+        client, fd = await _pair(guest)
+        alarms = Alarms.current()
+        args, where = _poll_args(guest, [_fd_sub(1, fd), _clock_sub(2, 50_000_000)])
+        start = trio.current_time()
+        assert await guest.call_async("poll_oneoff", *args) == Errno.SUCCESS  # nothing comes: the clock
+        assert _events(guest, where) == [(2, 0, int(ET.CLOCK), 0, 0)] and trio.current_time() - start >= 0.045
+        assert len(alarms) == 0  # gone off
+        args, where = _poll_args(guest, [_fd_sub(1, fd), _clock_sub(2, 5 * 10**9)])
+
+        async def later() -> None:
+            await trio.sleep(0.02)
+            await client.send_all(b"x")
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(later)
+            assert await guest.call_async("poll_oneoff", *args) == Errno.SUCCESS
+        assert _events(guest, where) == [(1, 0, int(ET.FD_READ), 1, 0)]
+        assert len(alarms) == 0  # the data came first: the alarm is cleared
+
+
+async def test_a_cancelled_poll_leaves_no_alarm():
+    with _EngineGuest() as guest:
+        client, fd = await _pair(guest)  # kept open: the fd stays silent
+        args, _ = _poll_args(guest, [_fd_sub(1, fd), _clock_sub(2, 5 * 10**9)])
+        with trio.move_on_after(0.05) as scope:
+            await guest.instance.exports["poll_oneoff"].call_async(*args)
+        assert scope.cancelled_caught and guest.instance.interrupted
+        assert len(Alarms.current()) == 0
+
+
+def test_a_poll_deadline_follows_trios_clock():
+    """With a virtual clock the deadline passes when trio's clock says so (no real waiting)."""
+
+    async def main() -> None:
+        with _EngineGuest() as guest:
+            client, fd = await _pair(guest)  # kept open: the fd stays silent
+            args, where = _poll_args(guest, [_fd_sub(1, fd), _clock_sub(2, 3600 * 10**9)])
+            start = trio.current_time()
+            assert await guest.instance.exports["poll_oneoff"].call_async(*args) == Errno.SUCCESS
+            assert _events(guest, where) == [(2, 0, int(ET.CLOCK), 0, 0)]
+            assert trio.current_time() - start >= 3599.9
+
+    started = time.monotonic()
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0.05))
+    assert time.monotonic() - started < TIMEOUT
 
 
 _SERVE_LOOP = wat("""

@@ -42,6 +42,7 @@ import trio
 from .. import _engine
 from ..execution import Waiting
 from .abi import _HOST_ERRNO, Errno
+from .alarms import Alarms
 from .decl import _settle
 from .later import Later
 from .sockets import HandedListenerEntry, SocketEntry
@@ -82,6 +83,8 @@ class SockMirror:
         self.table = _engine.SockTable(poll_wait=self._poll_wait, send_rest=self._send_rest)
         self._sources: dict[int, Any] = {}  # guest fd -> ConnectionSource of a mirrored listener
         self._python_poll: Optional[Callable[..., Any]] = None
+        self._waiting_on = -1  # the epoll fd a wait with an alarm watches
+        self._fired = False  # that wait's alarm went off
 
     def wrap(self, name: str, call: Callable[..., Any]) -> Callable[..., Any]:
         """``call`` (the bound WASI function ``name``) with its C path, if it has one."""
@@ -184,9 +187,24 @@ class SockMirror:
         if seconds is None:
             await _wait_readable(epfd)
             return None
-        with trio.move_on_after(seconds) as scope:
+        # The deadline is an alarm, not a cancel scope (see .alarms): when it
+        # passes, _on_time wakes this wait through notify_closing.
+        alarms = Alarms.current()
+        self._fired = False
+        self._waiting_on = epfd
+        alarm = alarms.set(trio.current_time() + seconds, self._on_time)
+        try:
             await _wait_readable(epfd)
-        return deadline if scope.cancelled_caught else None
+        finally:
+            alarms.clear(alarm)
+            self._waiting_on = -1
+        return deadline if self._fired else None
+
+    def _on_time(self) -> None:
+        """The alarm of the wait in progress went off: wake it."""
+        self._fired = True
+        if self._waiting_on >= 0:
+            trio.lowlevel.notify_closing(self._waiting_on)
 
     async def _wait_with_listeners(self, epfd: int, deadline: Optional[int], seconds: Optional[float]) -> Optional[int]:
         outcome: list[Optional[int]] = [None]
@@ -231,5 +249,5 @@ class _PollWait(Later, Waiting):
 async def _wait_readable(fd: int) -> None:
     try:
         await trio.lowlevel.wait_readable(fd)
-    except (trio.ClosedResourceError, OSError):  # the set closed meanwhile: the next scan tells
+    except (trio.ClosedResourceError, OSError):  # woken by an alarm, or the set closed: the next scan tells
         pass
