@@ -19,6 +19,7 @@ import trio
 import trio.testing
 
 import asyncwasm
+from asyncwasm.serve.handoff import Handoff
 from asyncwasm.wasi import fastpath
 from asyncwasm.wasi.alarms import Alarms
 
@@ -483,3 +484,74 @@ async def test_a_guest_that_waits_for_io_starts_a_new_slice_after_each_wait(work
             assert out_of_fuel >= 2 * rounds
     finally:
         instance.close()
+
+
+def _task_names() -> list[str]:
+    """The names of every task of the run."""
+    names, todo = [], [trio.lowlevel.current_root_task()]
+    while todo:
+        task = todo.pop()
+        names.append(task.name)
+        todo.extend(child for nursery in task.child_nurseries for child in nursery.child_tasks)
+    return names
+
+
+async def test_a_poll_over_a_handed_listener_waits_without_helper_tasks_and_wakes_for_a_connection():
+    """The poll server's wait: its listener (a handoff's gate) and its
+    connections, in one wait. It counts as a guest waiting for a connection
+    (the accept loop accepts for it), the gate wakes it when it hands one
+    over, and nothing of the wait is left afterwards."""
+    handoff = Handoff.bind(["127.0.0.1:0"])
+    port = handoff.addresses()[0][1]
+    guest = _EngineGuest(listeners=[handoff])
+    clients: list[trio.SocketStream] = []
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(handoff.accept_loop)
+            for connections in (0, 1):  # parked (no epoll set yet), then on the epoll set of a connection
+                fds = []
+                for _ in range(connections):
+                    clients.append(await _connect(port))
+                    out = guest.alloc(4)
+                    with trio.fail_after(TIMEOUT):
+                        assert await guest.call_async("sock_accept", 3, NONBLOCK, out) == Errno.SUCCESS
+                    fds.append(guest.u32(out))
+                subs = [_fd_sub(3, 3)] + [_fd_sub(10 + fd, fd) for fd in fds] + [_clock_sub(9, 10 * 10**9)]
+                args, where = _poll_args(guest, subs)
+
+                async def connect_later() -> None:
+                    await trio.testing.wait_all_tasks_blocked()
+                    assert handoff.waiting == 1  # the polling guest counts as waiting: the loop accepts for it
+                    assert not [name for name in _task_names() if "SockMirror" in name]  # no helper tasks
+                    clients.append(await _connect(port))
+
+                nursery.start_soon(connect_later)
+                with trio.fail_after(TIMEOUT):
+                    assert await guest.call_async("poll_oneoff", *args) == Errno.SUCCESS
+                assert _events(guest, where) == [(3, 0, int(ET.FD_READ), 1, 0)]
+                assert handoff.waiting == 0 and not handoff.gate._watchers and len(Alarms.current()) == 0
+                out = guest.alloc(4)
+                assert guest.call("sock_accept", 3, NONBLOCK, out) == Errno.SUCCESS  # handed over: pending
+            args, where = _poll_args(guest, [_fd_sub(3, 3), _clock_sub(9, 30_000_000)])
+            assert await guest.call_async("poll_oneoff", *args) == Errno.SUCCESS  # nothing comes: the clock
+            assert _events(guest, where) == [(9, 0, int(ET.CLOCK), 0, 0)] and handoff.waiting == 0
+            nursery.cancel_scope.cancel()
+    finally:
+        for client in clients:
+            await client.aclose()
+        guest.close()
+        handoff.close()
+
+
+async def test_a_guest_polling_its_handed_listener_is_cancelled_cleanly():
+    handoff = Handoff.bind(["127.0.0.1:0"])
+    guest = _EngineGuest(listeners=[handoff])
+    try:
+        args, _ = _poll_args(guest, [_fd_sub(3, 3)])  # no deadline: parked until a connection
+        with trio.move_on_after(0.05) as scope:
+            await guest.instance.exports["poll_oneoff"].call_async(*args)
+        assert scope.cancelled_caught and handoff.waiting == 0 and not handoff.gate._watchers
+        assert guest.ctx._mirror._parked is None
+    finally:
+        guest.close()
+        handoff.close()

@@ -83,8 +83,11 @@ class SockMirror:
         self.table = _engine.SockTable(poll_wait=self._poll_wait, send_rest=self._send_rest)
         self._sources: dict[int, Any] = {}  # guest fd -> ConnectionSource of a mirrored listener
         self._python_poll: Optional[Callable[..., Any]] = None
-        self._waiting_on = -1  # the epoll fd a wait with an alarm watches
-        self._fired = False  # that wait's alarm went off
+        # The wait in progress (one task per context): the epoll fd it
+        # watches, or its task parked; whether its deadline passed.
+        self._waiting_on = -1
+        self._parked: Optional[trio.lowlevel.Task] = None
+        self._fired = False
 
     def wrap(self, name: str, call: Callable[..., Any]) -> Callable[..., Any]:
         """``call`` (the bound WASI function ``name``) with its C path, if it has one."""
@@ -175,57 +178,57 @@ class SockMirror:
         """Until the epoll set is readable, a handed listener may have a
         connection, or ``deadline`` (monotonic ns) passes; ``deadline`` if
         that is what ended the wait (trio's clock decides: virtual clocks
-        work), else None."""
+        work), else None.
+
+        The task waits in one trio primitive: ``wait_readable`` on the
+        epoll set, or parked when there is none. The deadline is an alarm
+        (see .alarms) and the listeners' sources are watched
+        (``ConnectionSource.watch``); either ends the wait through
+        :meth:`_wake`. No cancel scope, no helper task: a server waits once
+        per request."""
         epfd = self.table.epoll_fd
-        seconds = None if deadline is None else max(0, deadline - time.monotonic_ns()) / 1e9
-        if listeners and self._sources:
-            return await self._wait_with_listeners(epfd, deadline, seconds)
-        if epfd < 0:
-            assert seconds is not None  # nothing to watch: the scan waits on a clock
-            await trio.sleep(seconds)
-            return deadline
-        if seconds is None:
-            await _wait_readable(epfd)
-            return None
-        # The deadline is an alarm, not a cancel scope (see .alarms): when it
-        # passes, _on_time wakes this wait through notify_closing.
-        alarms = Alarms.current()
         self._fired = False
-        self._waiting_on = epfd
-        alarm = alarms.set(trio.current_time() + seconds, self._on_time)
+        stops = [source.watch(self._wake) for source in set(self._sources.values())] if listeners else []
+        alarms = alarm = None
+        if deadline is not None:
+            alarms = Alarms.current()
+            seconds = max(0, deadline - time.monotonic_ns()) / 1e9
+            alarm = alarms.set(trio.current_time() + seconds, self._on_time)
+        assert epfd >= 0 or stops or alarms, "a poll waits for something"
         try:
-            await _wait_readable(epfd)
+            if epfd >= 0:
+                self._waiting_on = epfd
+                await _wait_readable(epfd)
+            else:
+                self._parked = trio.lowlevel.current_task()
+                await trio.lowlevel.wait_task_rescheduled(self._unpark)
         finally:
-            alarms.clear(alarm)
             self._waiting_on = -1
+            self._parked = None
+            if alarm is not None:
+                alarms.clear(alarm)  # type: ignore[union-attr]
+            for stop in stops:
+                stop()
         return deadline if self._fired else None
 
     def _on_time(self) -> None:
-        """The alarm of the wait in progress went off: wake it."""
+        """The deadline of the wait in progress passed."""
         self._fired = True
-        if self._waiting_on >= 0:
-            trio.lowlevel.notify_closing(self._waiting_on)
+        self._wake()
 
-    async def _wait_with_listeners(self, epfd: int, deadline: Optional[int], seconds: Optional[float]) -> Optional[int]:
-        outcome: list[Optional[int]] = [None]
-        async with trio.open_nursery() as nursery:
+    def _wake(self) -> None:
+        """End the wait in progress, if any (called at most once per wait by
+        design, harmless after it ended)."""
+        if self._parked is not None:
+            task, self._parked = self._parked, None
+            trio.lowlevel.reschedule(task)
+        elif self._waiting_on >= 0:
+            fd, self._waiting_on = self._waiting_on, -1
+            trio.lowlevel.notify_closing(fd)  # the wait raises ClosedResourceError: _wait_readable ends
 
-            async def watch(wait: Callable[[], Any]) -> None:
-                await wait()
-                nursery.cancel_scope.cancel()
-
-            async def sleep() -> None:
-                await trio.sleep(seconds)  # type: ignore[arg-type]
-                outcome[0] = deadline
-                nursery.cancel_scope.cancel()
-
-            if seconds is not None:
-                nursery.start_soon(sleep)
-            if epfd >= 0:
-                nursery.start_soon(watch, lambda: _wait_readable(epfd))
-            for source in set(self._sources.values()):
-                nursery.start_soon(watch, source.wait)
-        return outcome[0]
+    def _unpark(self, raise_cancel: Any) -> Any:
+        self._parked = None  # cancelled while parked
+        return trio.lowlevel.Abort.SUCCEEDED
 
     def _send_rest(self, fd: int, iovs: int, niovs: int, so_datalen: int, done: int) -> Any:
         """A blocking socket took ``done`` bytes of a send in C: the rest
