@@ -73,7 +73,7 @@ from ._errors import FuelExhausted, Interrupted
 from ._pacer import Pacer, crowd, slice_target
 from ._stats import Meter, Statistics
 
-__all__ = ["Limits", "Outcome", "Execution", "execute", "call_async", "run_sync", "DEFAULT_MAX_CALL_DEPTH"]
+__all__ = ["Limits", "Outcome", "Execution", "Waiting", "execute", "call_async", "run_sync", "DEFAULT_MAX_CALL_DEPTH"]
 
 #: Guest call depth allowed when no :class:`Limits` says otherwise.
 DEFAULT_MAX_CALL_DEPTH = 10_000
@@ -92,6 +92,15 @@ _SYNC_CHECK_INTERVAL = 0.005
 
 _perf_counter = time.perf_counter
 _DONE, _SUSPEND, _OUT_OF_FUEL, _TRAP, _EXCEPTION = 0, 1, 2, 3, 5
+
+
+class Waiting:
+    """Marks an awaitable that always waits in the event loop (passes a trio
+    schedule point) before it completes, such as a socket wait. After one,
+    the async driver starts a new slice, as after a checkpoint: a guest that
+    waits for I/O between requests never ends a slice on fuel."""
+
+    __slots__ = ()
 
 
 class Outcome(enum.IntEnum):
@@ -544,22 +553,27 @@ class _Gate:
             while True:  # one slice per iteration
                 used_at_start = fiber.fuel_used
                 time_at_start = meter.guest_time
-                end = used_at_start + max(pacer.fuel_for(slice_target(interval, guests.running)), fiber.fuel_needed)
+                fuel = max(pacer.fuel_for(slice_target(interval, guests.running)), fiber.fuel_needed)
+                end = used_at_start + fuel
                 wall_start = _perf_counter()
                 while True:
                     outcome = self.run_slice(fiber, max(end - fiber.fuel_used, 0), meter)
                     if outcome != _SUSPEND:
                         break
+                    awaitable = fiber.awaitable
                     guests.running -= 1  # waiting for I/O is not competing for the CPU
                     try:
-                        value = await fiber.awaitable
+                        value = await awaitable
                     except Exception as exc:  # the host function's error: raised inside the guest
                         fiber.throw(exc)
                     else:
                         fiber.resume(value)
                     finally:
                         guests.running += 1
-                    if _perf_counter() - wall_start > interval:
+                    if isinstance(awaitable, Waiting):  # it yielded to the loop: a new slice begins
+                        end = fiber.fuel_used + fuel
+                        wall_start = _perf_counter()
+                    elif _perf_counter() - wall_start > interval:
                         break  # host calls that never yield took the time: checkpoint, then go on
                 if outcome == _DONE:
                     return fiber.results

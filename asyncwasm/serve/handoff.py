@@ -104,6 +104,7 @@ class Gate:
         self.arrived: set[trio.lowlevel.Task] = set()
         self._arrived = trio.lowlevel.ParkingLot()  # guests wait here
         self._changed = trio.lowlevel.ParkingLot()  # wait_until waits here
+        self._watchers: list[Callable[[], None]] = []  # guests polling their listener (watch)
 
     @property
     def accepting(self) -> bool:
@@ -135,12 +136,16 @@ class Gate:
         self.open -= 1
         self._changed.unpark_all()
 
-    async def wait(self) -> None:
+    def _arrive(self) -> None:
+        """A guest waits for a connection: count it, and wake the accept loops if it needs one."""
         self.waiting += 1
         self.arrived.add(trio.lowlevel.current_task())
         self._changed.unpark_all()
         if self.accepting and self.waiting > len(self._pending):
             self.handoff._demand.unpark_all()  # every listener's loop: any of them may have the connection
+
+    async def wait(self) -> None:
+        self._arrive()
         try:
             await self._arrived.park()
         except BaseException:
@@ -152,6 +157,20 @@ class Gate:
         finally:
             self.waiting -= 1
 
+    def watch(self, wake: Callable[[], None]) -> Callable[[], None]:
+        """:meth:`wait` for a guest that waits for more than a connection
+        (``poll_oneoff`` over its listener and its connections) without
+        blocking: it counts as waiting, and ``wake()`` is called whenever a
+        connection is handed over, until the returned function is called."""
+        self._arrive()
+        self._watchers.append(wake)
+
+        def stop() -> None:
+            self.waiting -= 1
+            self._watchers.remove(wake)
+
+        return stop
+
     async def wait_until(self, condition: Callable[[], bool]) -> None:
         """Return once ``condition()`` holds; it is looked at again whenever
         a guest waits or a connection closes."""
@@ -161,6 +180,8 @@ class Gate:
     def _deliver(self, entry: SocketEntry) -> None:
         self._pending.append(entry)
         self._arrived.unpark()
+        for wake in self._watchers:
+            wake()
 
     def _release_pending(self) -> None:
         while self._pending:
@@ -250,6 +271,9 @@ class Handoff:
 
     async def wait(self) -> None:
         await self.gate.wait()
+
+    def watch(self, wake: Callable[[], None]) -> Callable[[], None]:
+        return self.gate.watch(wake)
 
     def switch(self, gate: Gate) -> Gate:
         """Make ``gate`` the current one (new connections go to its guests)
