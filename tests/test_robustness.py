@@ -1,13 +1,13 @@
 """Damaged modules never crash the engine.
 
-Every valid module of the spec testsuite, truncated at random points and
-with random bytes changed, must either compile or raise ModuleError;
-anything else (another exception, a crash) fails. Some of the damage aims at
-SIMD instructions: the bytes after an 0xFD prefix (sub-opcode, memarg, lane
-index, immediates). Mutants of the SIMD scripts that still compile are also
-instantiated and every export run on zero arguments with a small fuel
-budget: that may trap or run out of fuel, nothing else. The seed is fixed, so
-a failure names a case that reproduces.
+Every valid module of the spec testsuites (2.0 and 3.0), truncated at
+random points and with random bytes changed, must either compile or raise
+ModuleError; anything else (another exception, a crash) fails. Some of the
+damage aims at SIMD instructions: the bytes after an 0xFD prefix
+(sub-opcode, memarg, lane index, immediates). Mutants of the SIMD scripts
+that still compile are also instantiated and every export run on zero
+arguments with a small fuel budget: that may trap or run out of fuel,
+nothing else. The seed is fixed, so a failure names a case that reproduces.
 
 The long variant is opt-in:
 
@@ -86,7 +86,7 @@ def _run_exports(module: Module) -> None:
 
 
 def _fuzz(cases: int, seed: int, only_simd: bool = False) -> list[str]:
-    paths = harness.valid_module_paths()
+    paths = harness.valid_module_paths() + harness.valid_module_paths("3.0")
     if only_simd:
         paths = [p for p in paths if p.name.startswith("simd_")]
     if not paths:
@@ -113,6 +113,22 @@ def _fuzz(cases: int, seed: int, only_simd: bool = False) -> list[str]:
 
 def test_damaged_modules_compile_or_raise_module_error() -> None:
     failures = _fuzz(cases=5000, seed=SEED)
+    assert not failures, "\n".join(failures[:50])
+
+
+def test_every_valid_3_0_module_compiles_or_names_a_missing_feature() -> None:
+    """The 3.0 suite's valid modules compile, or are refused only as not
+    supported yet (GC, memory64, ...), never as malformed or invalid."""
+    paths = harness.valid_module_paths("3.0")
+    if not paths:
+        pytest.skip(harness.suite("3.0").missing_reason() or "no valid modules in the 3.0 suite")
+    failures = []
+    for path in paths:
+        try:
+            Module.from_file(path)
+        except ModuleError as e:
+            if harness.unsupported_feature(e.rule) is None:
+                failures.append(f"{path.name}: {type(e).__name__}: {e}")
     assert not failures, "\n".join(failures[:50])
 
 

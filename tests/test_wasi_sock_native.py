@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import socket
 import sys
+import time
 
 import pytest
 import trio
+import trio.testing
 
 import asyncwasm
+from asyncwasm.serve.handoff import Handoff
 from asyncwasm.wasi import fastpath
+from asyncwasm.wasi.alarms import Alarms
 
 from .test_wasi_sock import (
     BIG, ET, HANGUP, LOOPBACK, NONBLOCK, TIMEOUT, Errno, Rights, _clock_sub, _connect, _fd_sub, _SockGuest, abi,
@@ -340,3 +344,214 @@ async def test_hangup_flag_and_bad_subscriptions_go_to_python():
         assert events[0][:3] == (1, 0, int(ET.FD_READ)) and events[0][4] == HANGUP
         assert events[1][:2] == (2, Errno.BADF)
         assert guest.python("poll_oneoff", *args) == Errno.SUCCESS and _events(guest, where) == events
+
+
+
+async def test_a_poll_with_a_deadline_waits_on_an_alarm_not_a_cancel_scope():
+    with _EngineGuest() as guest:
+        client, fd = await _pair(guest)
+        alarms = Alarms.current()
+        args, where = _poll_args(guest, [_fd_sub(1, fd), _clock_sub(2, 50_000_000)])
+        start = trio.current_time()
+        assert await guest.call_async("poll_oneoff", *args) == Errno.SUCCESS  # nothing comes: the clock
+        assert _events(guest, where) == [(2, 0, int(ET.CLOCK), 0, 0)] and trio.current_time() - start >= 0.045
+        assert len(alarms) == 0  # gone off
+        args, where = _poll_args(guest, [_fd_sub(1, fd), _clock_sub(2, 5 * 10**9)])
+
+        async def later() -> None:
+            await trio.sleep(0.02)
+            await client.send_all(b"x")
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(later)
+            assert await guest.call_async("poll_oneoff", *args) == Errno.SUCCESS
+        assert _events(guest, where) == [(1, 0, int(ET.FD_READ), 1, 0)]
+        assert len(alarms) == 0  # the data came first: the alarm is cleared
+
+
+async def test_a_cancelled_poll_leaves_no_alarm():
+    with _EngineGuest() as guest:
+        client, fd = await _pair(guest)  # kept open: the fd stays silent
+        args, _ = _poll_args(guest, [_fd_sub(1, fd), _clock_sub(2, 5 * 10**9)])
+        with trio.move_on_after(0.05) as scope:
+            await guest.instance.exports["poll_oneoff"].call_async(*args)
+        assert scope.cancelled_caught and guest.instance.interrupted
+        assert len(Alarms.current()) == 0
+
+
+def test_a_poll_deadline_follows_trios_clock():
+    """With a virtual clock the deadline passes when trio's clock says so (no real waiting)."""
+
+    async def main() -> None:
+        with _EngineGuest() as guest:
+            client, fd = await _pair(guest)  # kept open: the fd stays silent
+            args, where = _poll_args(guest, [_fd_sub(1, fd), _clock_sub(2, 3600 * 10**9)])
+            start = trio.current_time()
+            assert await guest.instance.exports["poll_oneoff"].call_async(*args) == Errno.SUCCESS
+            assert _events(guest, where) == [(2, 0, int(ET.CLOCK), 0, 0)]
+            assert trio.current_time() - start >= 3599.9
+
+    started = time.monotonic()
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0.05))
+    assert time.monotonic() - started < TIMEOUT
+
+
+_SERVE_LOOP = wat("""
+(module
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "sock_recv" (func $recv (param i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "sock_send" (func $send (param i32 i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "sock_accept" (func $accept (param i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  ;; 0: a subscription (written by the test), 64: its event, 96: nevents,
+  ;; 100: an iovec of 1 byte at 128, 108: bytes moved, 112: flags, 116: the accepted fd
+  (func (export "accept") (result i32)
+    (drop (call $accept (i32.const 3) (i32.const 4) (i32.const 116)))
+    (i32.load (i32.const 116)))
+  (func $burn (export "burn") (param $n i32) (local $acc i32)
+    (block $done (loop $next
+      (br_if $done (i32.eqz (local.get $n)))
+      (local.set $acc (i32.add (local.get $acc) (local.get $n)))
+      (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+      (br $next))))
+  ;; rounds of: wait (poll), take the byte, work, answer
+  (func (export "serve") (param $fd i32) (param $rounds i32) (param $work i32)
+    (i32.store (i32.const 100) (i32.const 128))
+    (i32.store (i32.const 104) (i32.const 1))
+    (block $done (loop $next
+      (br_if $done (i32.eqz (local.get $rounds)))
+      (drop (call $poll (i32.const 0) (i32.const 64) (i32.const 1) (i32.const 96)))
+      (drop (call $recv (local.get $fd) (i32.const 100) (i32.const 1) (i32.const 0) (i32.const 108) (i32.const 112)))
+      (call $burn (local.get $work))
+      (drop (call $send (local.get $fd) (i32.const 100) (i32.const 1) (i32.const 0) (i32.const 108)))
+      (local.set $rounds (i32.sub (local.get $rounds) (i32.const 1)))
+      (br $next))))
+)
+""")
+
+
+class _FixedPacer:
+    """Every slice gets the same fuel."""
+
+    def __init__(self, fuel: int) -> None:
+        self.fuel = fuel
+
+    def fuel_for(self, seconds: float) -> int:
+        return self.fuel
+
+    def observe(self, fuel: int, seconds: float) -> None:
+        pass
+
+
+@pytest.mark.parametrize("work_per_slice", [0.4, 2.5])
+async def test_a_guest_that_waits_for_io_starts_a_new_slice_after_each_wait(work_per_slice):
+    """Fuel slices bound the work between two yields to the event loop; a
+    wait in poll_oneoff is one, so a guest doing less than a slice of work
+    per request never ends a slice on fuel, and one doing more still does."""
+    linker = asyncwasm.Linker()
+    linker.define_wasi(asyncwasm.WasiConfig(listeners=[LOOPBACK]))
+    instance = linker.instantiate(asyncwasm.Module(_SERVE_LOOP))
+    exports = instance.exports
+    try:
+        client = await _connect(instance.wasi.listener_addresses()[3][1])
+        with trio.fail_after(TIMEOUT):
+            fd = await exports["accept"].call_async()
+        exports["memory"].write(0, _fd_sub(1, fd))
+        work = 20_000
+        before = instance.statistics().fuel_used
+        exports["burn"](work)
+        slice_fuel = int((instance.statistics().fuel_used - before) / work_per_slice)
+        instance._gate.pacer = _FixedPacer(slice_fuel)
+        rounds = 20
+
+        async def requests() -> None:
+            for _ in range(rounds):
+                await client.send_all(b"x")
+                assert await client.receive_some(1) == b"x"
+
+        before = instance.statistics()
+        with trio.fail_after(TIMEOUT):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(requests)
+                await exports["serve"].call_async(fd, rounds, work)
+        after = instance.statistics()
+        suspensions = after.suspensions - before.suspensions
+        out_of_fuel = after.slices - before.slices - suspensions - 1  # each run() ends in one way
+        assert suspensions >= rounds - 1  # the answer comes only after the guest waits again
+        if work_per_slice < 1:
+            assert out_of_fuel == 0
+        else:
+            assert out_of_fuel >= 2 * rounds
+    finally:
+        instance.close()
+
+
+def _task_names() -> list[str]:
+    """The names of every task of the run."""
+    names, todo = [], [trio.lowlevel.current_root_task()]
+    while todo:
+        task = todo.pop()
+        names.append(task.name)
+        todo.extend(child for nursery in task.child_nurseries for child in nursery.child_tasks)
+    return names
+
+
+async def test_a_poll_over_a_handed_listener_waits_without_helper_tasks_and_wakes_for_a_connection():
+    """The poll server's wait: its listener (a handoff's gate) and its
+    connections, in one wait. It counts as a guest waiting for a connection
+    (the accept loop accepts for it), the gate wakes it when it hands one
+    over, and nothing of the wait is left afterwards."""
+    handoff = Handoff.bind(["127.0.0.1:0"])
+    port = handoff.addresses()[0][1]
+    guest = _EngineGuest(listeners=[handoff])
+    clients: list[trio.SocketStream] = []
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(handoff.accept_loop)
+            for connections in (0, 1):  # parked (no epoll set yet), then on the epoll set of a connection
+                fds = []
+                for _ in range(connections):
+                    clients.append(await _connect(port))
+                    out = guest.alloc(4)
+                    with trio.fail_after(TIMEOUT):
+                        assert await guest.call_async("sock_accept", 3, NONBLOCK, out) == Errno.SUCCESS
+                    fds.append(guest.u32(out))
+                subs = [_fd_sub(3, 3)] + [_fd_sub(10 + fd, fd) for fd in fds] + [_clock_sub(9, 10 * 10**9)]
+                args, where = _poll_args(guest, subs)
+
+                async def connect_later() -> None:
+                    await trio.testing.wait_all_tasks_blocked()
+                    assert handoff.waiting == 1  # the polling guest counts as waiting: the loop accepts for it
+                    assert not [name for name in _task_names() if "SockMirror" in name]  # no helper tasks
+                    clients.append(await _connect(port))
+
+                nursery.start_soon(connect_later)
+                with trio.fail_after(TIMEOUT):
+                    assert await guest.call_async("poll_oneoff", *args) == Errno.SUCCESS
+                assert _events(guest, where) == [(3, 0, int(ET.FD_READ), 1, 0)]
+                assert handoff.waiting == 0 and not handoff.gate._watchers and len(Alarms.current()) == 0
+                out = guest.alloc(4)
+                assert guest.call("sock_accept", 3, NONBLOCK, out) == Errno.SUCCESS  # handed over: pending
+            args, where = _poll_args(guest, [_fd_sub(3, 3), _clock_sub(9, 30_000_000)])
+            assert await guest.call_async("poll_oneoff", *args) == Errno.SUCCESS  # nothing comes: the clock
+            assert _events(guest, where) == [(9, 0, int(ET.CLOCK), 0, 0)] and handoff.waiting == 0
+            nursery.cancel_scope.cancel()
+    finally:
+        for client in clients:
+            await client.aclose()
+        guest.close()
+        handoff.close()
+
+
+async def test_a_guest_polling_its_handed_listener_is_cancelled_cleanly():
+    handoff = Handoff.bind(["127.0.0.1:0"])
+    guest = _EngineGuest(listeners=[handoff])
+    try:
+        args, _ = _poll_args(guest, [_fd_sub(3, 3)])  # no deadline: parked until a connection
+        with trio.move_on_after(0.05) as scope:
+            await guest.instance.exports["poll_oneoff"].call_async(*args)
+        assert scope.cancelled_caught and handoff.waiting == 0 and not handoff.gate._watchers
+        assert guest.ctx._mirror._parked is None
+    finally:
+        guest.close()
+        handoff.close()

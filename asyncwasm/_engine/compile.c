@@ -41,6 +41,8 @@ void cg_free(codegen *cg) {
     free(cg->const_hash);
     free(cg->pad_at_depth);
     free(cg->pending);
+    free(cg->regions);
+    free(cg->catches);
     cg_init(cg);
 }
 
@@ -178,6 +180,9 @@ bool cg_func_begin(codegen *cg, uint32_t wasm_offset, uint32_t nparam_slots, uin
     cg->nlocal_slots = nlocal_slots;
     cg->nrefs = 0;
     cg->min_ref = 0;
+    cg->nregions = 0;
+    cg->ncatches = 0;
+    cg->nextra = 0;
     clear_pool(cg);
     void *refs = cg->local_refs, *written = cg->local_written;
     bool ok = grow_array(&refs, &cg->local_refs_cap, nlocal_slots, sizeof *cg->local_refs, 64);
@@ -223,7 +228,8 @@ static uint32_t final_slot(const codegen *cg, uint32_t x) {
     switch (x & CG_TAG_MASK) {
     case CG_RESULT: return x & ~CG_TAG_MASK;
     case CG_CONST: return cg->nlocal_slots + (x & ~CG_TAG_MASK);
-    default: return x >= cg->nlocal_slots ? x + cg->nconsts : x;
+    case CG_EXTRA: return cg->nlocal_slots + cg->nconsts + (x & ~CG_TAG_MASK);
+    default: return x >= cg->nlocal_slots ? x + cg->nconsts + cg->nextra : x;
     }
 }
 
@@ -257,13 +263,29 @@ bool cg_func_end(codegen *cg, wasm_code *out, const uint8_t *local_types, uint32
         cg->code[fx[0]] = end == CG_NONE ? 0 : end - fx[2];
     }
     relocate_slots(cg);
+    for (uint32_t i = 0; i < cg->ncatches; i++) {
+        wasm_catch *c = &cg->catches[i];
+        if (c->dst != WASM_NO_SLOT)
+            c->dst = final_slot(cg, c->dst);
+        if (c->exn_dst != WASM_NO_SLOT)
+            c->exn_dst = final_slot(cg, c->exn_dst);
+    }
     uint32_t nzero = cg->nlocal_slots - nparam_slots;
     size_t code_bytes = ((size_t)cg->len * sizeof(uint32_t) + 7) & ~(size_t)7;
     size_t init_bytes = ((size_t)nzero + cg->nconsts) * sizeof(uint64_t);
+    size_t regions_bytes = (size_t)cg->nregions * sizeof(wasm_try_region);
+    size_t catches_bytes = (size_t)cg->ncatches * sizeof(wasm_catch);
     size_t srcmap_bytes = (size_t)cg->nsrc * 2 * sizeof(uint32_t);
-    uint8_t *block = malloc(code_bytes + init_bytes + srcmap_bytes + nlocals);
+    uint8_t *block = malloc(code_bytes + init_bytes + regions_bytes + catches_bytes + srcmap_bytes + nlocals);
     if (!block)
         return cg_oom(cg);
+    /* Regions and catches first: their alignment (4) holds after the 8-aligned parts. */
+    uint8_t *handlers = block + code_bytes + init_bytes;
+    out->regions = cg->nregions ? memcpy(handlers, cg->regions, regions_bytes) : NULL;
+    out->nregions = cg->nregions;
+    out->catches = cg->ncatches ? memcpy(handlers + regions_bytes, cg->catches, catches_bytes) : NULL;
+    out->ncatches = cg->ncatches;
+    init_bytes += regions_bytes + catches_bytes; /* the srcmap and the local types come after */
     uint64_t *init = (uint64_t *)(block + code_bytes);
     memcpy(block, cg->code, (size_t)cg->len * sizeof(uint32_t));
     memset(init, 0, (size_t)nzero * sizeof(uint64_t));
@@ -282,7 +304,7 @@ bool cg_func_end(codegen *cg, wasm_code *out, const uint8_t *local_types, uint32
     out->nparam_slots = nparam_slots;
     out->nlocal_slots = cg->nlocal_slots;
     out->nconst_slots = cg->nconsts;
-    out->max_slots = cg->nlocal_slots + cg->nconsts + max_stack_slots;
+    out->max_slots = cg->nlocal_slots + cg->nconsts + max_stack_slots + cg->nextra;
     return true;
 }
 
@@ -311,6 +333,83 @@ void cg_jump(codegen *cg, cg_label *l) {
 void cg_unreachable(codegen *cg) {
     cg_emit(cg, OP_UNREACHABLE, 0);
     end_chain(cg);
+}
+
+void cg_emit_terminal(codegen *cg, uint32_t op, uint32_t nops, const uint32_t *operands) {
+    uint32_t *w = cg_emit(cg, op, nops);
+    if (!w)
+        return;
+    memcpy(w, operands, sizeof *w * nops);
+    end_chain(cg);
+}
+
+/* ---- Exceptions ---------------------------------------------------------------------
+ * A try region is a range of code whose exceptions its catch clauses see
+ * (engine.h "Exceptions"). Each clause has a landing pad the unwinder
+ * continues at: a JUMP to the handler's label, so that entering the
+ * handler pays its chain's fuel like any branch (and a run stops on the
+ * pad, resumably, when it does not fit), or a RETURN for the function's
+ * label. A try_table's pads follow a SKIP at its start, which jumps over
+ * them (it is in the same chain: nothing is charged); a legacy catch's pad
+ * sits in the dead code right before the catch body. Regions opened in
+ * dead code do not exist: nothing there can throw. */
+
+uint32_t cg_try_begin(codegen *cg, uint32_t next, bool inline_pads) {
+    if (cg->dead || cg->oom)
+        return CG_NONE;
+    void *p = cg->regions;
+    if (!grow_array(&p, &cg->regions_cap, (size_t)cg->nregions + 1, sizeof *cg->regions, 8)) {
+        cg_oom(cg);
+        return CG_NONE;
+    }
+    cg->regions = p;
+    uint32_t r = cg->nregions++;
+    cg->regions[r] = (wasm_try_region){.start = cg->len, .end = cg->len, .next = next};
+    if (inline_pads)
+        cg_emit1(cg, OP_SKIP, 0); /* its length is patched by cg_try_body */
+    return r;
+}
+
+void cg_try_body(codegen *cg, uint32_t region) {
+    if (region == CG_NONE || cg->oom)
+        return;
+    wasm_try_region *r = &cg->regions[region];
+    cg->code[r->start + 1] = cg->len - (r->start + 2); /* the SKIP's operand: the pads' words */
+    r->start = r->end = cg->len;
+}
+
+void cg_try_end(codegen *cg, uint32_t region) {
+    if (region != CG_NONE && !cg->oom)
+        cg->regions[region].end = cg->len;
+}
+
+void cg_region_next(codegen *cg, uint32_t region, uint32_t next) {
+    if (region != CG_NONE && !cg->oom)
+        cg->regions[region].next = next;
+}
+
+void cg_catch(codegen *cg, uint32_t region, uint32_t tag, uint32_t dst, uint32_t exn_dst, cg_label *l) {
+    if (region == CG_NONE || cg->oom)
+        return;
+    void *p = cg->catches;
+    if (!grow_array(&p, &cg->catches_cap, (size_t)cg->ncatches + 1, sizeof *cg->catches, 8)) {
+        cg_oom(cg);
+        return;
+    }
+    cg->catches = p;
+    bool dead = cg->dead;
+    cg->dead = false; /* a pad is reached by the unwinder only */
+    uint32_t pad = cg->len;
+    if (l == NULL) {
+        cg_emit(cg, OP_RETURN, 0);
+    } else {
+        uint32_t *w = cg_emit(cg, OP_JUMP, 2);
+        if (w)
+            set_target(cg, (uint32_t)(w - cg->code), l);
+    }
+    cg->dead = dead || cg->oom;
+    cg->catches[cg->ncatches++] =
+        (wasm_catch){.region = region, .tag = tag, .dst = dst, .exn_dst = exn_dst, .pad = pad};
 }
 
 /* Binds l at the current position, in the current chain. */
@@ -573,8 +672,7 @@ static void emit_return(codegen *cg) {
     cg_emit(cg, OP_RETURN, 0);
 }
 
-/* The operand that names final slot i (a return's destination). */
-static uint32_t result_slot(const codegen *cg, uint32_t i) {
+uint32_t cg_result_slot(const codegen *cg, uint32_t i) {
     return i < cg->nlocal_slots ? i : CG_RESULT | i;
 }
 
@@ -586,7 +684,7 @@ void cg_return(codegen *cg, const cg_value *vals, uint32_t n) {
         slots += valtype_slots(vals[i].type);
     uint32_t rw = cg->result_word;
     if (n == 1 && vals[0].loc == vals[0].home && rw != CG_NONE && cg->code[rw] == vals[0].home) {
-        cg->code[rw] = result_slot(cg, 0); /* F6: compute the result in place */
+        cg->code[rw] = cg_result_slot(cg, 0); /* F6: compute the result in place */
         emit_return(cg);
         end_chain(cg);
         return;
@@ -605,7 +703,7 @@ void cg_return(codegen *cg, const cg_value *vals, uint32_t n) {
     for (uint32_t i = 0, dst = 0; i < n; dst += valtype_slots(vals[i].type), i++) {
         uint32_t src = via_home ? vals[i].home : vals[i].loc;
         if (src == vals[i].home || final_slot(cg, src) != dst)
-            emit_copy(cg, vals[i].type, result_slot(cg, dst), src);
+            emit_copy(cg, vals[i].type, cg_result_slot(cg, dst), src);
     }
     emit_return(cg);
     end_chain(cg);
@@ -1014,7 +1112,7 @@ static void copy_home_values(codegen *cg, uint32_t dst, uint32_t src, const uint
                              bool to_results) {
     for (uint32_t i = 0; i < n; i++) {
         if (to_results)
-            emit_copy(cg, types[i], result_slot(cg, dst), src);
+            emit_copy(cg, types[i], cg_result_slot(cg, dst), src);
         else if (dst != src)
             emit_copy(cg, types[i], dst, src);
         dst += valtype_slots(types[i]);

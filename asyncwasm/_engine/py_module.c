@@ -40,6 +40,10 @@ static PyObject *extern_type_of_export(const wasm_module *m, const wasm_export *
         if (e->index < m->nglobals)
             return globaltype_to_py(m->globals[e->index].type.type, m->globals[e->index].type.mutable_);
         break;
+    case EXTERN_TAG:
+        if (e->index < m->ntags && m->tags[e->index].typeidx < m->ntypes)
+            return tagtype_to_py(&m->types[m->tags[e->index].typeidx]);
+        break;
     }
     PyErr_Format(PyExc_SystemError, "asyncwasm: export of kind %u has a bad index %u", e->kind, e->index);
     return NULL;
@@ -61,6 +65,9 @@ static PyObject *extern_type_of_import(const wasm_module *m, const wasm_import *
     }
     case EXTERN_GLOBAL:
         return globaltype_to_py(imp->desc.global.type, imp->desc.global.mutable_);
+    case EXTERN_TAG:
+        if (imp->desc.tag.typeidx < m->ntypes) return tagtype_to_py(&m->types[imp->desc.tag.typeidx]);
+        break;
     }
     PyErr_Format(PyExc_SystemError, "asyncwasm: import of unknown kind %u", imp->kind);
     return NULL;

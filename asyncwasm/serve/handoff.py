@@ -95,11 +95,12 @@ class Gate:
     ``open``: connections its guests took and have not closed yet;
     ``arrived``: the guests that have waited for a connection here at least
     once (a guest that got that far is ready to serve), held weakly: each
-    is the ``waiter`` that :meth:`wait` was given (a guest's listener
-    entry, one per instance), else the waiting task. Not the task always:
-    a guest that polls its listener among other fds (netmods'
-    http_server_poll) waits from a new task each round, and a set of
-    those grew by one task per round for the life of the server."""
+    is the ``waiter`` that :meth:`wait` or :meth:`watch` was given (a
+    guest's listener entry or socket mirror, one per instance), else the
+    waiting task. Not the task always: a guest that polls its listener
+    among other fds through the Python poll path waits from a new task
+    each round, and a set of those grew by one task per round for the
+    life of the server."""
 
     def __init__(self, handoff: "Handoff") -> None:
         self.handoff = handoff
@@ -110,6 +111,7 @@ class Gate:
         self.arrived: "weakref.WeakSet[object]" = weakref.WeakSet()
         self._arrived = trio.lowlevel.ParkingLot()  # guests wait here
         self._changed = trio.lowlevel.ParkingLot()  # wait_until waits here
+        self._watchers: list[Callable[[], None]] = []  # guests polling their listener (watch)
 
     @property
     def accepting(self) -> bool:
@@ -141,12 +143,16 @@ class Gate:
         self.open -= 1
         self._changed.unpark_all()
 
-    async def wait(self, waiter: object = None) -> None:
+    def _arrive(self, waiter: object) -> None:
+        """A guest waits for a connection: count it, and wake the accept loops if it needs one."""
         self.waiting += 1
         self.arrived.add(waiter if waiter is not None else trio.lowlevel.current_task())
         self._changed.unpark_all()
         if self.accepting and self.waiting > len(self._pending):
             self.handoff._demand.unpark_all()  # every listener's loop: any of them may have the connection
+
+    async def wait(self, waiter: object = None) -> None:
+        self._arrive(waiter)
         try:
             await self._arrived.park()
         except BaseException:
@@ -158,6 +164,20 @@ class Gate:
         finally:
             self.waiting -= 1
 
+    def watch(self, wake: Callable[[], None], waiter: object = None) -> Callable[[], None]:
+        """:meth:`wait` for a guest that waits for more than a connection
+        (``poll_oneoff`` over its listener and its connections) without
+        blocking: it counts as waiting, and ``wake()`` is called whenever a
+        connection is handed over, until the returned function is called."""
+        self._arrive(waiter)
+        self._watchers.append(wake)
+
+        def stop() -> None:
+            self.waiting -= 1
+            self._watchers.remove(wake)
+
+        return stop
+
     async def wait_until(self, condition: Callable[[], bool]) -> None:
         """Return once ``condition()`` holds; it is looked at again whenever
         a guest waits or a connection closes."""
@@ -167,6 +187,8 @@ class Gate:
     def _deliver(self, entry: SocketEntry) -> None:
         self._pending.append(entry)
         self._arrived.unpark()
+        for wake in self._watchers:
+            wake()
 
     def _release_pending(self) -> None:
         while self._pending:
@@ -256,6 +278,9 @@ class Handoff:
 
     async def wait(self, waiter: object = None) -> None:
         await self.gate.wait(waiter)
+
+    def watch(self, wake: Callable[[], None], waiter: object = None) -> Callable[[], None]:
+        return self.gate.watch(wake, waiter)
 
     def switch(self, gate: Gate) -> Gate:
         """Make ``gate`` the current one (new connections go to its guests)

@@ -32,7 +32,6 @@ set is closed when nothing is registered, so an idle instance holds no fd.
 from __future__ import annotations
 
 import errno as host_errno
-import functools
 import socket
 import sys
 import time
@@ -41,7 +40,9 @@ from typing import Any, Callable, Optional
 import trio
 
 from .. import _engine
+from ..execution import Waiting
 from .abi import _HOST_ERRNO, Errno
+from .alarms import Alarms
 from .decl import _settle
 from .later import Later
 from .sockets import HandedListenerEntry, SocketEntry
@@ -82,6 +83,11 @@ class SockMirror:
         self.table = _engine.SockTable(poll_wait=self._poll_wait, send_rest=self._send_rest)
         self._sources: dict[int, Any] = {}  # guest fd -> ConnectionSource of a mirrored listener
         self._python_poll: Optional[Callable[..., Any]] = None
+        # The wait in progress (one task per context): the epoll fd it
+        # watches, or its task parked; whether its deadline passed.
+        self._waiting_on = -1
+        self._parked: Optional[trio.lowlevel.Task] = None
+        self._fired = False
 
     def wrap(self, name: str, call: Callable[..., Any]) -> Callable[..., Any]:
         """``call`` (the bound WASI function ``name``) with its C path, if it has one."""
@@ -146,14 +152,14 @@ class SockMirror:
     # -- what C hands back: the waits ------------------------------------------------------
     def _poll_wait(self, table: Any, args: tuple[int, int, int, int], start: tuple[int, int],
                    earliest: Optional[int], listeners: bool) -> Any:
-        return _settle(Later(self._poll_waiting, args, start, earliest, listeners))
+        return _PollWait(self._poll_waiting, args, start, earliest, listeners)
 
     async def _poll_waiting(self, args: tuple[int, int, int, int], start: tuple[int, int],
                             earliest: Optional[int], listeners: bool) -> int:
-        # Let the other tasks run once and look again before parking: on a
-        # busy server the data usually arrives meanwhile, and a wait (a
-        # cancel scope for the deadline, a registration, a wake-up) costs
-        # several times this round.
+        # C found nothing ready. Let the other tasks run once and look again
+        # before waiting: on a busy server the data often arrives meanwhile,
+        # and that round costs less than a wait. (Either way the task passes
+        # a schedule point: a _PollWait is Waiting.)
         await trio.lowlevel.checkpoint()
         fired_until: Optional[int] = None
         while True:
@@ -172,42 +178,57 @@ class SockMirror:
         """Until the epoll set is readable, a handed listener may have a
         connection, or ``deadline`` (monotonic ns) passes; ``deadline`` if
         that is what ended the wait (trio's clock decides: virtual clocks
-        work), else None."""
+        work), else None.
+
+        The task waits in one trio primitive: ``wait_readable`` on the
+        epoll set, or parked when there is none. The deadline is an alarm
+        (see .alarms) and the listeners' sources are watched
+        (``ConnectionSource.watch``); either ends the wait through
+        :meth:`_wake`. No cancel scope, no helper task: a server waits once
+        per request."""
         epfd = self.table.epoll_fd
-        seconds = None if deadline is None else max(0, deadline - time.monotonic_ns()) / 1e9
-        if listeners and self._sources:
-            return await self._wait_with_listeners(epfd, deadline, seconds)
-        if epfd < 0:
-            assert seconds is not None  # nothing to watch: the scan waits on a clock
-            await trio.sleep(seconds)
-            return deadline
-        if seconds is None:
-            await _wait_readable(epfd)
-            return None
-        with trio.move_on_after(seconds) as scope:
-            await _wait_readable(epfd)
-        return deadline if scope.cancelled_caught else None
-
-    async def _wait_with_listeners(self, epfd: int, deadline: Optional[int], seconds: Optional[float]) -> Optional[int]:
-        outcome: list[Optional[int]] = [None]
-        async with trio.open_nursery() as nursery:
-
-            async def watch(wait: Callable[[], Any]) -> None:
-                await wait()
-                nursery.cancel_scope.cancel()
-
-            async def sleep() -> None:
-                await trio.sleep(seconds)  # type: ignore[arg-type]
-                outcome[0] = deadline
-                nursery.cancel_scope.cancel()
-
-            if seconds is not None:
-                nursery.start_soon(sleep)
+        self._fired = False
+        stops = [source.watch(self._wake, self) for source in set(self._sources.values())] if listeners else []
+        alarms = alarm = None
+        if deadline is not None:
+            alarms = Alarms.current()
+            seconds = max(0, deadline - time.monotonic_ns()) / 1e9
+            alarm = alarms.set(trio.current_time() + seconds, self._on_time)
+        assert epfd >= 0 or stops or alarms, "a poll waits for something"
+        try:
             if epfd >= 0:
-                nursery.start_soon(watch, lambda: _wait_readable(epfd))
-            for source in set(self._sources.values()):
-                nursery.start_soon(watch, functools.partial(source.wait, self))  # this guest is the waiter
-        return outcome[0]
+                self._waiting_on = epfd
+                await _wait_readable(epfd)
+            else:
+                self._parked = trio.lowlevel.current_task()
+                await trio.lowlevel.wait_task_rescheduled(self._unpark)
+        finally:
+            self._waiting_on = -1
+            self._parked = None
+            if alarm is not None:
+                alarms.clear(alarm)  # type: ignore[union-attr]
+            for stop in stops:
+                stop()
+        return deadline if self._fired else None
+
+    def _on_time(self) -> None:
+        """The deadline of the wait in progress passed."""
+        self._fired = True
+        self._wake()
+
+    def _wake(self) -> None:
+        """End the wait in progress, if any (called at most once per wait by
+        design, harmless after it ended)."""
+        if self._parked is not None:
+            task, self._parked = self._parked, None
+            trio.lowlevel.reschedule(task)
+        elif self._waiting_on >= 0:
+            fd, self._waiting_on = self._waiting_on, -1
+            trio.lowlevel.notify_closing(fd)  # the wait raises ClosedResourceError: _wait_readable ends
+
+    def _unpark(self, raise_cancel: Any) -> Any:
+        self._parked = None  # cancelled while parked
+        return trio.lowlevel.Abort.SUCCEEDED
 
     def _send_rest(self, fd: int, iovs: int, niovs: int, so_datalen: int, done: int) -> Any:
         """A blocking socket took ``done`` bytes of a send in C: the rest
@@ -222,8 +243,14 @@ class SockMirror:
         return _SUCCESS
 
 
+class _PollWait(Later, Waiting):
+    """A ``poll_oneoff`` that waits: it always passes a trio schedule point."""
+
+    __slots__ = ()
+
+
 async def _wait_readable(fd: int) -> None:
     try:
         await trio.lowlevel.wait_readable(fd)
-    except trio.ClosedResourceError:  # the set closed meanwhile: the next scan finds out why
+    except (trio.ClosedResourceError, OSError):  # woken by an alarm, or the set closed: the next scan tells
         pass

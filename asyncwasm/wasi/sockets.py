@@ -515,6 +515,10 @@ class ConnectionSource(Protocol):
     ``wait(waiter)`` returns when one may be pending, counting the caller
     as an idle guest meanwhile (the source accepts only while guests wait;
     ``waiter``, the guest's listener entry, says which guest it is);
+    ``watch(wake, waiter)`` is ``wait(waiter)`` without blocking, for a
+    guest that waits for its connections too (``poll_oneoff``): it counts
+    as waiting and ``wake()`` is called when one may be pending, until the
+    returned function is called;
     ``pending`` counts connections ready to take; ``listener`` is a
     listening socket whose address the guest sees; ``accepting`` is False
     once no connection will come any more (a retired generation's
@@ -527,6 +531,8 @@ class ConnectionSource(Protocol):
     def take(self, backlog: bool = False) -> Optional[Union[socket.socket, "SocketEntry"]]: ...
 
     async def wait(self, waiter: object = None) -> None: ...
+
+    def watch(self, wake: Callable[[], None], waiter: object = None) -> Callable[[], None]: ...
 
 
 class HandedListenerEntry(SocketEntry):

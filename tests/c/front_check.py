@@ -38,7 +38,7 @@ from typing import Dict, List, Optional, Tuple
 
 ROOT = Path(__file__).resolve().parents[2]
 ENGINE = ROOT / "asyncwasm" / "_engine"
-SOURCES = ["decode.c", "validate.c", "compile.c", "module.c"]
+SOURCES = ["decode.c", "validate.c", "validate_module.c", "compile.c", "module.c"]
 SPEC = Path(os.environ.get("WASM_SPEC_DIR", ROOT.parent / "shared" / "wasm-spec")) / "json"
 BUILD = ROOT / "build" / "front_check"
 

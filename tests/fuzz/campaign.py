@@ -62,6 +62,7 @@ class Tally:
     incomparable: list[CaseResult] = field(default_factory=list)
     calls: int = 0
     traps: int = 0
+    exceptions: int = 0  # calls (and instantiations) that ended in an uncaught exception
     slices: int = 0
     suspensions: int = 0
 
@@ -80,6 +81,7 @@ class Tally:
         self.incomparable += other.incomparable
         self.calls += other.calls
         self.traps += other.traps
+        self.exceptions += other.exceptions
         self.slices += other.slices
         self.suspensions += other.suspensions
 
@@ -92,7 +94,10 @@ class Tally:
             row = {status: n for (k, status), n in self.counts.items() if k == kind}
             if row:
                 lines.append(f"{kind}: " + ", ".join(f"{status} {n}" for status, n in sorted(row.items())))
-        lines.append(f"calls {self.calls} (traps {self.traps}), sliced runs {self.slices}, host suspensions {self.suspensions}")
+        lines.append(
+            f"calls {self.calls} (traps {self.traps}, uncaught exceptions {self.exceptions}), "
+            f"sliced runs {self.slices}, host suspensions {self.suspensions}"
+        )
         return "\n".join(lines)
 
 
@@ -207,6 +212,7 @@ class Checker:
                 return DISAGREE, mismatch
         self.tally.calls += len(compared.steps) - 1
         self.tally.traps += sum(1 for s in compared.steps if s.outcome[0] == "trap")
+        self.tally.exceptions += sum(1 for s in compared.steps if s.outcome == differential.UNCAUGHT)
         if cut is not None:
             return INCOMPARABLE, f"{stopped}; {cut} steps compared"
         return AGREE, ""

@@ -58,6 +58,11 @@ Strategy for what cannot be compared:
 - funcref values are compared by null-ness and function type (the two
   engines' function identities are not comparable); externref values by
   which host object they are.
+- Exceptions (Wasm 3.0): an uncaught one is the outcome ``("exception",)``
+  (wasmtime reports it as a trap without a code). exnref values are not
+  compared: wasmtime-py aborts the process when it reflects on an exnref
+  type, so every export whose type holds one (``Plan.skip``) is neither
+  called nor read, in every engine.
 """
 
 from __future__ import annotations
@@ -86,6 +91,7 @@ ASYNCWASM_TRAPS = {
     "uninitialized element": "null element",
     "indirect call type mismatch": "signature",
     "call stack exhausted": "exhausted",
+    "null exception reference": "null reference",  # throw_ref of a null exnref
 }
 
 #: wasmtime's TrapCode name -> the class compared.
@@ -99,6 +105,7 @@ WASMTIME_TRAPS = {
     "INDIRECT_CALL_TO_NULL": "null element",
     "BAD_SIGNATURE": "signature",
     "STACK_OVERFLOW": "exhausted",
+    "NULL_REFERENCE": "null reference",
     "OUT_OF_FUEL": "out of fuel",
 }
 
@@ -110,6 +117,7 @@ VALUE_KINDS = NUMERIC_KINDS + ("funcref", "externref")
 WASMTIME_FUEL = 2_000_000
 ASYNCWASM_FUEL = 100_000_000
 
+UNCAUGHT = ("exception",)  # the outcome of a call whose exception nothing caught
 HOST_TRAP = "host trap"
 OUT_OF_FUEL = "out of fuel"
 LINK_ERROR = "link error"  # an import the host does not offer, or of another type
@@ -277,8 +285,9 @@ def export_types(data: bytes) -> dict[str, ExportType]:
 
 @dataclass(frozen=True)
 class Plan:
-    exports: dict[str, ExportType]  # every export's type, in export order
+    exports: dict[str, ExportType]  # every export's type, in export order, but those in skip
     calls: tuple[Call, ...]
+    skip: frozenset[str] = frozenset()  # exports never called or read (exnref types)
 
     def func(self, name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """(params, results) of the exported function ``name``."""
@@ -287,15 +296,22 @@ class Plan:
 
     def prefix(self, n: int) -> "Plan":
         """The same plan with only its first ``n`` calls."""
-        return Plan(self.exports, self.calls[:n])
+        return Plan(self.exports, self.calls[:n], self.skip)
 
 
 def make_plan(exports: dict[str, ExportType], seed: int, rounds: int = 2) -> Plan:
-    """Every exported function, in export order, ``rounds`` times."""
+    """Every exported function but those in ``Plan.skip``, in export order, ``rounds`` times."""
     rng = random.Random(seed)
+    skip = frozenset(name for name, t in exports.items() if holds_exnref(t))
+    exports = {name: t for name, t in exports.items() if name not in skip}
     funcs = [(name, t[1]) for name, t in exports.items() if t[0] == "func"]
     calls = tuple(Call(name, tuple(argument(rng, p) for p in params)) for _ in range(rounds) for name, params in funcs)
-    return Plan(exports, calls)
+    return Plan(exports, calls, skip)
+
+
+def holds_exnref(t: ExportType) -> bool:
+    """Whether an export's type mentions exnref (see Plan.skip)."""
+    return any(part == "exnref" or (isinstance(part, tuple) and "exnref" in part) for part in t)
 
 
 @dataclass(frozen=True)
@@ -380,6 +396,7 @@ class AsyncwasmEngine:
         self.rng = random.Random(seed)
         self.slices = 0
         self.suspensions = 0
+        self.skip: frozenset[str] = frozenset()  # the running plan's
 
     def _linker(self, host: Host) -> tuple[Any, dict[str, Any]]:
         import asyncwasm as aw
@@ -424,6 +441,7 @@ class AsyncwasmEngine:
         import asyncwasm
 
         trace = Trace(self.name)
+        self.skip = plan.skip
         host = Host()
         linker, imported = self._linker(host)
         module = asyncwasm.Module(data)
@@ -438,6 +456,8 @@ class AsyncwasmEngine:
             outcome: tuple = ("ok", ())
         except asyncwasm.Trap as exc:
             outcome = ("trap", self._trap_kind(exc))
+        except asyncwasm.WasmException:
+            outcome = UNCAUGHT
         except asyncwasm.LinkError:
             outcome = (LINK_ERROR,)
         trace.steps.append(Step("instantiate", outcome, self._state(instance, imported, host)))
@@ -453,7 +473,11 @@ class AsyncwasmEngine:
                 outcome = ("ok", tuple(self._value(kind, v) for kind, v in zip(kinds, results)))
             except (asyncwasm.Trap, _SlicedFuelExhausted) as exc:
                 outcome = ("trap", self._trap_kind(exc))
-            trace.steps.append(Step(f"call {call.export!r}{call.args}", outcome, self._state(instance, imported, host)))
+            except asyncwasm.WasmException:
+                outcome = UNCAUGHT
+            trace.steps.append(
+                Step(f"call {call.export!r}{call.args}", outcome, self._state(instance, imported, host))
+            )
         return trace
 
     async def _call(self, func: Any, args: tuple) -> tuple:
@@ -480,6 +504,8 @@ class AsyncwasmEngine:
                 return tuple(fiber.results)
             if outcome == Outcome.TRAP:
                 raise fiber.trap()
+            if outcome == Outcome.EXCEPTION:
+                raise fiber.exception()
             if outcome == Outcome.SUSPEND:
                 try:
                     value = await fiber.awaitable
@@ -516,7 +542,7 @@ class AsyncwasmEngine:
     def _state(self, instance: Any, imported: dict[str, Any], host: Host) -> tuple:
         import asyncwasm as aw
 
-        externs = list(instance.exports.items()) if instance is not None else []
+        externs = [(k, v) for k, v in instance.exports.items() if k not in self.skip] if instance is not None else []
         externs += [(f"host.{k}", v) for k, v in imported.items()]
         state: list[tuple] = []
         for name, extern in externs:
@@ -534,6 +560,12 @@ class AsyncwasmEngine:
 # -- wasmtime ------------------------------------------------------------------------
 
 
+def _thrown(exc: BaseException) -> bool:
+    """wasmtime's error (a Trap from a call, a WasmtimeError from
+    instantiation or the C API) for an exception nothing caught."""
+    return "thrown Wasm exception" in str(exc)
+
+
 class WasmtimeEngine:
     """The reference engine, through wasmtime-py and its C API value union."""
 
@@ -546,6 +578,8 @@ class WasmtimeEngine:
         config = wasmtime.Config()
         config.cranelift_opt_level = "none"  # compile time dominates; semantics do not change
         config.consume_fuel = True
+        config.wasm_exceptions = True
+        config.wasm_tail_call = True
         self.engine = wasmtime.Engine(config)
         ffi = wasmtime._ffi
         # Owned prototypes for reading value types through the C API (see
@@ -608,11 +642,14 @@ class WasmtimeEngine:
             instance = wt.Instance(store, module, externs)
             outcome: tuple = ("ok", ())
         except (wt.Trap, HostTrap) as exc:
-            outcome = ("trap", self._trap_kind(exc))
+            outcome = self._trap_outcome(exc)
         except (wt.WasmtimeError, LinkFailed) as exc:
-            if "incompatible import type" not in str(exc) and not isinstance(exc, LinkFailed):
+            if _thrown(exc):  # from the start function
+                outcome = UNCAUGHT
+            elif "incompatible import type" not in str(exc) and not isinstance(exc, LinkFailed):
                 raise
-            outcome = (LINK_ERROR,)
+            else:
+                outcome = (LINK_ERROR,)
         exports = {}
         if instance is not None:
             exports = {name: instance.exports(store)[name] for name in plan.exports}
@@ -629,9 +666,18 @@ class WasmtimeEngine:
                 values = self._call(store, func, params, results, args)
                 outcome = ("ok", values)
             except (wt.Trap, HostTrap) as exc:
-                outcome = ("trap", self._trap_kind(exc))
+                outcome = self._trap_outcome(exc)
+            except wt.WasmtimeError as exc:
+                if not _thrown(exc):
+                    raise
+                outcome = UNCAUGHT
             trace.steps.append(Step(f"call {call.export!r}{call.args}", outcome, self._state(store, exports, imported, kinds, host)))
         return trace
+
+    def _trap_outcome(self, exc: BaseException) -> tuple:
+        if getattr(exc, "trap_code", None) is None and _thrown(exc):
+            return UNCAUGHT
+        return ("trap", self._trap_kind(exc))
 
     def _trap_kind(self, exc: BaseException) -> str:
         if isinstance(exc, HostTrap):

@@ -190,8 +190,10 @@ def test_wasmtime_running_out_of_fuel_is_incomparable_not_a_pass() -> None:
 
 def test_validation_level_is_the_feature_list() -> None:
     """What asyncwasm does not claim is invalid at the fuzzers' level."""
-    extended_const = wat("(module (global i32 (i32.add (i32.const 1) (i32.const 2))))")
-    assert not wasmtools.validate(extended_const)[0]
+    assert not wasmtools.validate(wat("(module (memory 1) (memory 1))"))[0]  # multi-memory: not yet
+    assert not wasmtools.validate(wat("(module (memory i64 1))"))[0]  # memory64: not yet
+    assert wasmtools.validate(wat("(module (global i32 (i32.add (i32.const 1) (i32.const 2))))"))[0]
+    assert wasmtools.validate(wat("(module (tag) (func try (throw 0) catch_all end))"))[0]  # legacy form
     assert wasmtools.validate(wat('(module (func (result i32 i64) i32.const 1 i64.const 2))'))[0]
     assert wasmtools.validate(wat('(module (func (result v128) v128.const i64x2 0 0))'))[0]
     relaxed = wat('(module (func (result v128) v128.const i64x2 0 0 v128.const i64x2 0 0 i8x16.relaxed_swizzle))')

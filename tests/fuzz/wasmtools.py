@@ -31,6 +31,10 @@ FEATURES: tuple[str, ...] = (
     "bulk-memory",
     "reference-types",
     "simd",
+    "exceptions",
+    "legacy-exceptions",
+    "tail-call",
+    "extended-const",
 )
 
 #: Proposals in FEATURES that smith must not generate yet, each with the
