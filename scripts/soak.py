@@ -2,7 +2,7 @@
 """Soak: `asyncwasm serve` with 1,000 instances and the poll server under a
 mixed load for a long time; every answer checked, memory and fds watched.
 
-    python scripts/soak.py                        # the full run: 10 minutes
+    python scripts/soak.py --json soak.json       # the full run: 10 minutes (figures: benchmarks/README.md, "Soak")
     python scripts/soak.py --quick                # about a minute: does everything work?
     python scripts/soak.py --minutes 30 --workers 2 --json soak.json
 
