@@ -43,7 +43,11 @@ from .wat import wat
 
 wasi = load_wasi()
 Errno = wasi.Errno
-P99_LIMIT = 0.050
+#: Under scripts/asan-tests.sh everything runs 2-3 times slower, and ASan's
+#: quarantine keeps freed memory resident: RSS bounds say nothing there.
+UNDER_ASAN = os.environ.get("ASYNCWASM_ASAN") == "1"
+P99_LIMIT = 0.050 if not UNDER_ASAN else 0.150
+RSS_BOUNDED = not UNDER_ASAN
 DEADLINE = 120
 
 # -- the attackers ------------------------------------------------------------------------------
@@ -316,7 +320,7 @@ async def test_guests_growing_memory_stop_at_their_cap_and_the_total_budget(scal
           f"p99 {_p99(times) * 1000:.1f} ms")
     assert _p99(times) < P99_LIMIT
     assert all(size <= 64 for size in sizes) and sum(sizes) <= budget.max_pages
-    assert grown < budget.max_pages * 65536 + (64 << 20)
+    assert not RSS_BOUNDED or grown < budget.max_pages * 65536 + (64 << 20)
     del scene
     gc.collect()
     assert budget.used_pages == 0  # every instance gave its pages back
@@ -407,17 +411,20 @@ async def test_half_open_connections_against_a_poll_server(monkeypatch, scale):
         await nursery.start(attackers.run)
         scene = Scene(victims, attackers, log)
         (server,) = [i for _, _, i in victims.lives()]
-        await _wait_until(lambda: budget.refused > 0 and len(server.wasi.fds) >= budget.max_fds, timeout=60)
-        half_open = len(server.wasi.fds) - 4
+        # Every slot of the budget is an attacker's socket; all but one per
+        # attacker (between sock_open and sock_connect) are connections here.
+        connected = budget.max_fds - scale["attackers"]
+        await _wait_until(lambda: budget.refused > 0 and len(server.wasi.fds) - 4 >= connected, timeout=60)
+        half_open = len(server.wasi.fds) - 4  # stdio and the listener
         times = await _latencies(port, scale["seconds"])
         await _wait_until(lambda: _contained(scene, "NFILE"))
         grown = _rss() - before
         nursery.cancel_scope.cancel()
     print(f"\n{half_open} half-open connections on http_server_poll: {len(times)} requests, "
           f"p99 {_p99(times) * 1000:.1f} ms, RSS +{grown >> 20} MiB")
-    assert half_open >= budget.max_fds
+    assert half_open >= connected
     assert _p99(times) < P99_LIMIT
-    assert grown < 64 << 20
+    assert not RSS_BOUNDED or grown < 64 << 20
 
 
 # -- output: a guest writing without end ---------------------------------------------------------
@@ -440,7 +447,7 @@ async def test_a_guest_writing_without_end_is_held_to_its_output_rate(scale):
           f"in {elapsed:.1f} s, p99 {_p99(times) * 1000:.1f} ms, RSS +{grown >> 20} MiB")
     assert _p99(times) < P99_LIMIT
     assert all(w <= rate * (elapsed + 2) for w in written)  # the burst, then the rate
-    assert grown < 32 << 20
+    assert not RSS_BOUNDED or grown < 32 << 20
 
 
 def test_output_limit_cuts_short_then_waits():
