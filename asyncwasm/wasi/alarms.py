@@ -99,7 +99,6 @@ class Alarms:
             while heap and heap[0][1] not in live:
                 heapq.heappop(heap)
             with trio.CancelScope(deadline=heap[0][0] if heap else math.inf) as self._scope:
-                del heap  # while asleep (clear() may rebuild it)
                 await trio.sleep_forever()
             self._scope = None
             now = trio.current_time()
