@@ -62,7 +62,9 @@ Strategy for what cannot be compared:
   (wasmtime reports it as a trap without a code). exnref values are not
   compared: wasmtime-py aborts the process when it reflects on an exnref
   type, so every export whose type holds one (``Plan.skip``) is neither
-  called nor read, in every engine.
+  called nor read, in every engine. A funcref to a function whose type
+  holds exnref is compared like any other (its type named through the C
+  API, against an exnref prototype copied from a tiny module).
 """
 
 from __future__ import annotations
@@ -589,7 +591,22 @@ class WasmtimeEngine:
             (ffi.wasm_valtype_new(ffi.WASM_F32), "f32"), (ffi.wasm_valtype_new(ffi.WASM_F64), "f64"),
             (ffi.wasmtime_wasm_valtype_v128(), "v128"),
             (ffi.wasm_valtype_new(ffi.WASM_FUNCREF), "funcref"), (ffi.wasm_valtype_new(ffi.WASM_ANYREF), "externref"),
+            (self._exnref_prototype(), "exnref"),
         ]
+
+    def _exnref_prototype(self) -> Any:
+        """An owned ``wasm_valtype_t *`` for exnref: the wasm C API has no
+        constructor for it, so it is copied from a function type that holds
+        one (the parameter of a tiny module's export)."""
+        wt, ffi = self.wt, self.wt._ffi
+        store = wt.Store(self.engine)
+        module = wt.Module(self.engine, '(module (func (export "p") (param exnref)))')
+        func = wt.Instance(store, module, []).exports(store)["p"]
+        functype = ffi.wasmtime_func_type(store._context(), ctypes.byref(func._func))
+        try:
+            return ffi.wasm_valtype_copy(ffi.wasm_functype_params(functype).contents.data[0])
+        finally:
+            ffi.wasm_functype_delete(functype)
 
     def kind(self, valtype: Any) -> str:
         """asyncwasm's name of a ``wasm_valtype_t *`` (never reflected on by wasmtime-py)."""

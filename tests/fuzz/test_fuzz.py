@@ -111,6 +111,22 @@ def test_v128_passes_through_both_engines() -> None:
     assert wide, "v128 arguments use their upper half"
 
 
+EXNREF_FUNCREF = """(module
+  (type $handler (func (param exnref) (result exnref)))
+  (func $f (type $handler) (local.get 0))
+  (table (export "t") 1 funcref)
+  (elem (i32.const 0) $f)
+  (global (export "g") funcref (ref.func $f))
+  (func (export "ref") (result funcref) (ref.func $f)))"""
+
+
+def test_a_funcref_to_an_exnref_function_agrees() -> None:
+    """A funcref value (global, table slot, result) whose function's type
+    holds exnref: wasmtime names that type through the C API too
+    (regression: SIMD and exceptions fuzzed together, seed 18)."""
+    assert _check(EXNREF_FUNCREF) == (campaign.AGREE, "")
+
+
 def test_a_wrong_v128_lane_is_a_disagreement(monkeypatch: pytest.MonkeyPatch) -> None:
     real = differential.AsyncwasmEngine._call
 
