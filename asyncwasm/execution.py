@@ -62,6 +62,7 @@ import enum
 import inspect
 import math
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any, Optional, final
 
@@ -246,35 +247,73 @@ class _Gate:
     instance is *guarded*, synchronous calls of its functions come to
     :meth:`call_sync` instead of the C fast path. Guarded = it has a fuel
     budget or a timeout, a task holds it, or it was interrupted.
+
+    Rule (lifetime): the engine instance owns its gate, and every other
+    reference from the gate is weak or points away from the instance
+    (module, limits, WASI context): an instance and its Python side form
+    no reference cycle, so they die by reference count the moment the last
+    Func, Instance or Caller goes. The :class:`~asyncwasm.Instance` the gate
+    serves (:attr:`instance`) is kept weakly; when nobody holds it any more
+    and a Caller asks for it, an equivalent one is made over the same
+    engine instance and gate.
+
+    Strategy (speed): the parking lot and the pacer are made on first need
+    (a second task waiting; the first slice), so a short-lived instance
+    pays for neither until it uses them.
     """
 
-    __slots__ = ("raw", "instance", "limits", "pacer", "totals", "holder", "depth", "lot", "running",
-                 "interrupted", "fuel_left", "fuel_used", "active", "__weakref__")  # fmt: skip
+    __slots__ = ("_raw", "_owner", "module", "wasi", "limits", "pacer", "totals", "holder", "depth", "lot",
+                 "running", "interrupted", "fuel_left", "fuel_used", "active", "__weakref__")  # fmt: skip
 
-    def __init__(self, raw: Any, limits: Limits, instance: Any = None) -> None:
-        self.raw = raw  # the _engine.Instance, or None for a lone host function
-        self.instance = instance  # the asyncwasm.Instance (what Caller.instance gives)
+    def __init__(self, raw: Any, limits: Limits, module: Any = None, wasi: Any = None) -> None:
+        self._raw = None if raw is None else weakref.ref(raw)  # the _engine.Instance (None: a lone host function)
+        self._owner: Optional[weakref.ref] = None  # the asyncwasm.Instance, see `instance`
+        self.module = module  # the asyncwasm.Module (None: made without asyncwasm.Instance)
+        self.wasi = wasi  # the instance's own WasiContext, or None
         self.limits = limits
-        self.pacer = Pacer()
+        self.pacer: Optional[Pacer] = None  # made by the first slice
         self.totals = Meter()  # finished calls that went through this module
         self.holder: Optional[trio.lowlevel.Task] = None  # task running an async call
         self.depth = 0  # async calls of `holder` in progress (re-entry nests)
-        self.lot = trio.lowlevel.ParkingLot()  # tasks waiting their turn
+        self.lot: Optional[trio.lowlevel.ParkingLot] = None  # tasks waiting their turn, once one waits
         self.running = 0  # fiber.run() calls in progress on this thread (sync re-entry nests)
         self.interrupted: Optional[str] = None  # why, once interrupted
         self.fuel_left = limits.fuel  # None: no budget
         self.fuel_used = 0  # charged to the budget so far
         self.active: list[Meter] = []  # calls in progress, for statistics()
 
+    @property
+    def raw(self) -> Any:
+        """The engine instance, or None (a lone host function's gate, or the instance is gone)."""
+        ref = self._raw
+        return None if ref is None else ref()
+
+    @property
+    def instance(self) -> Any:
+        """The :class:`~asyncwasm.Instance` of this gate (what ``Caller.instance``
+        gives), or None for an engine instance made without one."""
+        owner = None if self._owner is None else self._owner()
+        if owner is None:
+            raw = self.raw
+            if raw is None or self.module is None:
+                return None
+            from .instance import Instance
+
+            owner = Instance._over(raw, self)  # nobody holds the first: nobody can tell them apart
+            self._owner = weakref.ref(owner)
+        return owner
+
     def attach(self) -> None:
         """Become the gate of ``raw`` and guard it if the limits need it."""
-        if self.raw is not None:
-            self.raw._gate = self
+        raw = self.raw
+        if raw is not None:
+            raw._gate = self
             self.update_guard()
 
     def update_guard(self) -> None:
-        if self.raw is not None:
-            self.raw._guarded = bool(
+        raw = self.raw
+        if raw is not None:
+            raw._guarded = bool(
                 self.interrupted is not None
                 or self.holder is not None
                 or self.fuel_left is not None
@@ -296,7 +335,8 @@ class _Gate:
             self.update_guard()
 
     def statistics(self) -> Statistics:
-        fast = self.raw._fast_counters if self.raw is not None else (0, 0, 0)
+        raw = self.raw
+        fast = raw._fast_counters if raw is not None else (0, 0, 0)
         if not self.active:
             return self.totals.snapshot(fast=fast)
         now = Meter()  # finished calls plus the ones running now
@@ -364,6 +404,8 @@ class _Gate:
         timeout = self.limits.timeout if self.running == 0 else None  # the outermost call is timed
         deadline = None if timeout is None else _perf_counter() + timeout
         pacer = self.pacer
+        if pacer is None:
+            pacer = self.pacer = Pacer()
         try:
             while True:
                 # Finite slices even without limits: signals (Ctrl-C) are
@@ -416,6 +458,8 @@ class _Gate:
                 "other tasks) for an instance this task holds; the call fails instead of waiting forever"
             )
         _waiting_for[task] = self
+        if self.lot is None:
+            self.lot = trio.lowlevel.ParkingLot()
         try:
             await self.lot.park()  # release() hands the instance to us
         finally:
@@ -474,7 +518,7 @@ class _Gate:
         if holder is None:
             self.holder = task
             self.depth = 1
-            self.raw._guarded = True
+            self.update_guard()
             return True
         if holder is task or self.running:
             self.depth += 1
@@ -495,10 +539,11 @@ class _Gate:
         # (entering then stopping it would interrupt the instance).
         await trio.lowlevel.checkpoint_if_cancelled()
         task = trio.lowlevel.current_task()
-        if self.holder is None and self.interrupted is None and self.raw is not None:
+        raw = None if self.holder is not None or self.interrupted is not None else self.raw
+        if raw is not None:
             self.holder = task  # the common case, inline: a free instance
             self.depth = 1
-            self.raw._guarded = True
+            raw._guarded = True
         else:
             await self.acquire(task)
         try:
@@ -531,6 +576,8 @@ class _Gate:
         guest run on forever. The pacer learns from run time only (time
         spent awaiting is not the guest's speed)."""
         pacer = self.pacer
+        if pacer is None:
+            pacer = self.pacer = Pacer()
         interval = self.limits.yield_interval
         guests = crowd()
         guests.running += 1

@@ -16,8 +16,9 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Iterator, Optional, final
+from typing import TYPE_CHECKING, Iterator, Optional, Sequence, final
 
 from . import _engine
 from ._stats import Meter, Statistics
@@ -98,13 +99,14 @@ class Instance:
             instance.exports["_start"]()
     """
 
-    __slots__ = ("_module", "_limits", "_raw", "_exports", "_gate", "_wasi", "__weakref__")
+    __slots__ = ("_raw", "_gate", "_exports", "__weakref__")
 
     def __init__(self, module: Module, linker: Optional[Linker] = None, *, limits: Optional[Limits] = None) -> None:
         self._setup(module, linker, limits)
         try:
-            if self._raw.start is not None:
-                self._gate.call_sync(self._raw.start, ())
+            start = self._raw.start
+            if start is not None:
+                self._gate.call_sync(start, ())
         except BaseException:
             self.close()
             raise
@@ -115,11 +117,22 @@ class Instance:
         self = cls.__new__(cls)
         self._setup(module, linker, limits)
         try:
-            if self._raw.start is not None:
-                await self._gate.call_async(self._raw.start, (), Meter())
+            start = self._raw.start
+            if start is not None:
+                await self._gate.call_async(start, (), Meter())
         except BaseException:
             self.close()
             raise
+        return self
+
+    @classmethod
+    def _over(cls, raw: _engine.Instance, gate: _Gate) -> "Instance":
+        """An Instance for an engine instance and gate that already exist
+        (what ``Caller.instance`` gives when nobody holds the first one)."""
+        self = cls.__new__(cls)
+        self._raw = raw
+        self._gate = gate
+        self._exports = None
         return self
 
     def _setup(self, module: Module, linker: Optional[Linker], limits: Optional[Limits]) -> None:
@@ -129,54 +142,50 @@ class Instance:
         limits = Limits() if limits is None else limits
         if not isinstance(limits, Limits):
             raise TypeError(f"limits must be an asyncwasm.Limits or None, not {type(limits).__name__}")
-        self._wasi = None
-        externs, self._wasi = (linker if linker is not None else Linker())._link(module)
+        self._gate = None  # close() before the gate exists
+        externs, wasi = (linker if linker is not None else Linker())._link(module)
         try:
-            raw = _engine.Instance(
-                module._compiled,
-                externs,
-                max_memory_pages=_or(limits.max_memory_pages, DEFAULT_MAX_MEMORY_PAGES),
-                max_table_elements=_or(limits.max_table_elements, DEFAULT_MAX_TABLE_ELEMENTS),
-                max_call_depth=limits.call_depth,
-            )
-            self._module = module
-            self._limits = limits
-            self._raw = raw
-            engine_exports = raw.exports
-            self._exports = Exports({e.name: engine_exports[e.name] for e in module.exports})
-            self._gate = _Gate(raw, limits, self)
-            self._gate.attach()
-            if self._wasi is not None:
+            raw = _new_engine_instance(module, externs, limits)
+            gate = _Gate(raw, limits, module, wasi)
+            gate.attach()
+            if wasi is not None:
                 # WASI functions reach guest memory through the context: bind it
                 # before the start function can call one.
                 memory = raw.default_memory
                 if memory is not None:
-                    self._wasi.bind(memory)
+                    wasi.bind(memory)
         except BaseException:
-            if self._wasi is not None:
-                self._wasi.close()
+            if wasi is not None:
+                wasi.close()
             raise
+        self._raw = raw
+        self._gate = gate
+        self._exports = None
+        gate._owner = weakref.ref(self)
 
     @property
     def module(self) -> Module:
         """The module this is an instance of."""
-        return self._module
+        return self._gate.module
 
     @property
     def limits(self) -> Limits:
         """The limits this instance was created with."""
-        return self._limits
+        return self._gate.limits
 
     @property
     def exports(self) -> Exports:
         """The exports by name: ``instance.exports["memory"]``."""
-        return self._exports
+        exports = self._exports
+        if exports is None:
+            exports = self._exports = Exports(self._raw.exports)
+        return exports
 
     @property
     def wasi(self) -> Optional["WasiContext"]:
         """This instance's WASI context (fds, sockets, args), or None when it
         was not linked with ``Linker.define_wasi`` or imports nothing from WASI."""
-        return self._wasi
+        return self._gate.wasi
 
     @property
     def interrupted(self) -> bool:
@@ -198,9 +207,9 @@ class Instance:
         context's fds and sockets (a guest task still waiting on one of them
         wakes with an error). Idempotent; the instance's exports stay usable
         for code that does not need WASI."""
-        wasi = getattr(self, "_wasi", None)
-        if wasi is not None:
-            wasi.close()
+        gate = getattr(self, "_gate", None)
+        if gate is not None and gate.wasi is not None:
+            gate.wasi.close()
 
     def __enter__(self) -> "Instance":
         return self
@@ -209,9 +218,20 @@ class Instance:
         self.close()
 
     def __repr__(self) -> str:
-        label = f" {self._module.name!r}" if self._module.name else ""
+        module = self._gate.module
+        label = f" {module.name!r}" if module.name else ""
         state = " (interrupted)" if self.interrupted else ""
-        return f"<asyncwasm.Instance{label}: {len(self._exports)} exports{state}>"
+        return f"<asyncwasm.Instance{label}: {len(module.exports)} exports{state}>"
+
+
+def _new_engine_instance(module: Module, externs: Sequence[Extern], limits: Limits) -> _engine.Instance:
+    return _engine.Instance(
+        module._compiled,
+        externs,
+        max_memory_pages=_or(limits.max_memory_pages, DEFAULT_MAX_MEMORY_PAGES),
+        max_table_elements=_or(limits.max_table_elements, DEFAULT_MAX_TABLE_ELEMENTS),
+        max_call_depth=limits.call_depth,
+    )
 
 
 def _or(value: Optional[int], default: int) -> int:

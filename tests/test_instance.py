@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
 from collections.abc import Mapping
+from typing import Callable
 
 import pytest
+import trio
 
 from asyncwasm import (
-    FUNCREF, I32, Func, Global, GlobalType, Instance, LinkError, Linker, Memory, MemoryType, Module, Table,
-    TableType, Trap,
+    FUNCREF, I32, Func, FuncType, Global, GlobalType, Instance, Limits, LinkError, Linker, Memory, MemoryType,
+    Module, Table, TableType, Trap,
 )
 
 from .wat import wat
@@ -127,3 +131,74 @@ def test_externs_show_their_current_type_and_value() -> None:
     assert repr(memory) == "<asyncwasm.Memory memory 2 16>"  # the size now, not the declared minimum
     assert repr(Table(TableType(FUNCREF, 3))) == "<asyncwasm.Table table 3 funcref>"
     assert repr(Global(GlobalType(I32, mutable=True), 5)) == "<asyncwasm.Global global mut i32 = 5>"
+
+
+NO_TABLE = """
+(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "add") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1))))
+"""
+
+
+def _freed_without_the_collector(make: Callable[[], object]) -> bool:
+    """Whether what ``make()`` returns (and all it made) dies by reference count."""
+    gc.disable()
+    try:
+        gc.collect()
+        ref = weakref.ref(make())
+        return ref() is None
+    finally:
+        gc.enable()
+
+
+def test_an_instance_and_its_python_side_die_by_reference_count() -> None:
+    module = Module(wat(NO_TABLE))
+    linker = Linker()
+    linker.define_wasi()
+
+    def used() -> Instance:
+        instance = linker.instantiate(module, limits=Limits(fuel=10_000))  # a gate that guards
+        assert instance.exports["add"](2, 3) == 5
+        assert instance.statistics().calls == 1
+        return instance
+
+    async def used_async() -> Instance:
+        instance = await linker.instantiate_async(module)
+        assert await instance.exports["add"].call_async(2, 3) == 5
+        return instance
+
+    assert _freed_without_the_collector(used)
+    instances: list[Instance] = []
+
+    async def main() -> None:
+        instances.append(await used_async())
+
+    gc.disable()
+    try:
+        trio.run(main)
+        ref = weakref.ref(instances.pop())
+        assert ref() is None
+    finally:
+        gc.enable()
+
+
+def test_a_func_keeps_its_instance_and_caller_instance_stands_in_for_a_dropped_one() -> None:
+    module = Module(wat("""(module (import "env" "who" (func $who))
+                            (func (export "run") (call $who)) (memory (export "memory") 1))"""))
+    seen: list[Instance] = []
+    linker = Linker()
+    linker.define_func("env", "who", FuncType([], []), lambda caller: seen.append(caller.instance),
+                       access_caller=True)
+    instance = linker.instantiate(module, limits=Limits(fuel=1_000))
+    run = instance.exports["run"]
+    run()
+    assert seen.pop() is instance  # the very object while it lives
+    ref = weakref.ref(instance)
+    del instance
+    assert ref() is None
+    run()  # the Func keeps the engine instance, its limits and statistics alive
+    standin = seen.pop()
+    assert isinstance(standin, Instance) and standin.module is module
+    assert standin.limits.fuel == 1_000 and standin.statistics().calls == 2
+    assert standin.exports["run"] is run
