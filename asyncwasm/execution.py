@@ -262,17 +262,20 @@ class _Gate:
     pays for neither until it uses them.
     """
 
-    __slots__ = ("_raw", "_owner", "module", "wasi", "limits", "pacer", "totals", "holder", "depth", "lot",
-                 "running", "interrupted", "fuel_left", "fuel_used", "active", "__weakref__")  # fmt: skip
+    __slots__ = ("_raw", "_owner", "module", "wasi", "limits", "call_depth", "pacer", "totals", "holder", "depth",
+                 "lot", "running", "interrupted", "fuel_left", "fuel_used", "active", "__weakref__")  # fmt: skip
 
-    def __init__(self, raw: Any, limits: Limits, module: Any = None, wasi: Any = None) -> None:
+    def __init__(self, raw: Any, limits: Limits, module: Any = None, wasi: Any = None,
+                 totals: Optional[Meter] = None) -> None:
         self._raw = None if raw is None else weakref.ref(raw)  # the _engine.Instance (None: a lone host function)
         self._owner: Optional[weakref.ref] = None  # the asyncwasm.Instance, see `instance`
         self.module = module  # the asyncwasm.Module (None: made without asyncwasm.Instance)
         self.wasi = wasi  # the instance's own WasiContext, or None
         self.limits = limits
+        self.call_depth = limits.call_depth
         self.pacer: Optional[Pacer] = None  # made by the first slice
-        self.totals = Meter()  # finished calls that went through this module
+        # Finished calls that went through this module (a OneShot passes its own: totals over its runs).
+        self.totals = Meter() if totals is None else totals
         self.holder: Optional[trio.lowlevel.Task] = None  # task running an async call
         self.depth = 0  # async calls of `holder` in progress (re-entry nests)
         self.lot: Optional[trio.lowlevel.ParkingLot] = None  # tasks waiting their turn, once one waits
@@ -389,7 +392,7 @@ class _Gate:
         self.check_usable()
         if self.holder is not None and self.running == 0 and self.holder is not _current_task():
             raise _busy("a synchronous call")
-        fiber = _engine.Fiber(func, args, raw=raw, max_call_depth=self.limits.call_depth, awaits=False)
+        fiber = _engine.Fiber(func, args, raw=raw, max_call_depth=self.call_depth, awaits=False)
         meter = Meter()
         meter.start(fiber)
         self.active.append(meter)
@@ -547,7 +550,7 @@ class _Gate:
         else:
             await self.acquire(task)
         try:
-            fiber = _engine.Fiber(func, args, max_call_depth=self.limits.call_depth)
+            fiber = _engine.Fiber(func, args, max_call_depth=self.call_depth)
             meter.start(fiber)
             self.active.append(meter)
             timeout = self.limits.timeout if self.depth == 1 else None

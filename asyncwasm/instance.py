@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Iterator, Optional, Sequence, final
 
 from . import _engine
 from ._stats import Meter, Statistics
+from ._types import FuncType
 from .execution import DEFAULT_MAX_MEMORY_PAGES, DEFAULT_MAX_TABLE_ELEMENTS, Limits, _Gate
 from .linker import Extern, Linker, _check_module
 from .module import Module
@@ -29,7 +30,7 @@ from .module import Module
 if TYPE_CHECKING:
     from .wasi import WasiContext
 
-__all__ = ["Instance", "Exports"]
+__all__ = ["Instance", "Exports", "OneShot"]
 
 
 @final
@@ -222,6 +223,93 @@ class Instance:
         label = f" {module.name!r}" if module.name else ""
         state = " (interrupted)" if self.interrupted else ""
         return f"<asyncwasm.Instance{label}: {len(module.exports)} exports{state}>"
+
+
+@final
+class OneShot:
+    """Fresh instances of one module, each made, run once and destroyed: the
+    fast path for an instance per job (HTTP handler mode makes one per
+    request).
+
+        >>> shot = OneShot(module, linker.resolve(module), limits=Limits(fuel=10**8))
+        >>> ctx.renew(env=[b"NAME=value"], stdout=out.append)   # a WasiContext whose functions
+        >>> await shot.run(wasi=ctx)                             # ... the externs are
+        >>> shot.statistics().calls                              # totals over every run
+        2
+
+    ``externs`` are the module's imports, resolved once (as
+    :meth:`Linker.resolve` gives them); ``export`` is the function each run
+    calls (a WASI command's ``_start``). :meth:`run` blocks (in the current
+    trio task) until the instance's start function, then ``export``, have
+    run; it raises what :meth:`Func.call_async` would (:class:`Trap`,
+    :class:`Exit`, :class:`FuelExhausted`, :class:`Interrupted`, a host
+    function's error, :class:`trio.Cancelled`) and :class:`LinkError` when
+    the module cannot be instantiated (a memory over ``limits``).
+
+    Rule: every run gets a new instance with the limits (the fuel budget is
+    per run); nothing of one run is visible to the next. Once the run is
+    over the instance is released (``_engine.Instance.release``): its
+    memory's reservation goes back to the engine's pool at once, even when
+    a table of its own functions would keep it in a reference cycle, and a
+    Func of it that escaped (a funcref handed to a host function) raises
+    :class:`RuntimeError` when called afterwards.
+
+    Strategy (speed): no linking per run (the externs are checked by the
+    engine's own import matching), no :class:`Instance` object (one is made
+    only if a host function asks its Caller for it; its ``statistics()``
+    are then this OneShot's totals), the gate, fiber and meters of
+    :meth:`Func.call_async`, and an instance free of reference cycles: a
+    run leaves nothing for the cyclic garbage collector.
+    """
+
+    __slots__ = ("module", "limits", "export", "_externs", "_totals")
+
+    def __init__(self, module: Module, externs: Sequence[Extern], *, limits: Optional[Limits] = None,
+                 export: str = "_start") -> None:
+        _check_module(module, "OneShot()")
+        limits = Limits() if limits is None else limits
+        if not isinstance(limits, Limits):
+            raise TypeError(f"limits must be an asyncwasm.Limits or None, not {type(limits).__name__}")
+        if not any(e.name == export and isinstance(e.type, FuncType) for e in module.exports):
+            raise ValueError(f"the module exports no function named {export!r}")
+        self.module = module
+        self.limits = limits
+        self.export = export
+        self._externs = list(externs)
+        self._totals = Meter()
+
+    async def run(self, *, wasi: Optional["WasiContext"] = None) -> None:
+        """Instantiate, run the start function and ``export``, release.
+        ``wasi``: the context the externs' WASI functions use; it is bound
+        to the new instance's memory (and neither renewed nor closed here)."""
+        raw = _new_engine_instance(self.module, self._externs, self.limits)
+        gate = _Gate(raw, self.limits, self.module, wasi, self._totals)
+        gate.attach()
+        try:
+            if wasi is not None:
+                memory = raw.default_memory
+                if memory is not None:
+                    wasi.bind(memory)
+            start = raw.start
+            if start is not None:
+                await gate.call_async(start, (), Meter())
+            await gate.call_async(raw.exports[self.export], (), Meter())
+        finally:
+            if gate.holder is None and not gate.running:  # nothing runs in it any more
+                raw.release()
+
+    def check(self) -> None:
+        """Instantiate once without running anything: raises the
+        :class:`LinkError` every run would (a memory over the limits)."""
+        _new_engine_instance(self.module, self._externs, self.limits).release()
+
+    def statistics(self) -> Statistics:
+        """Totals over every run so far (start functions included)."""
+        return self._totals.snapshot()
+
+    def __repr__(self) -> str:
+        label = f" {self.module.name!r}" if self.module.name else ""
+        return f"<asyncwasm.OneShot{label} {self.export}: {self._totals.calls} calls>"
 
 
 def _new_engine_instance(module: Module, externs: Sequence[Extern], limits: Limits) -> _engine.Instance:

@@ -95,11 +95,11 @@ class ClientGone(Exception):
     """The client closed or broke the connection."""
 
 
+_REASONS = {status.value: status.phrase.encode() for status in http.HTTPStatus}
+
+
 def reason_phrase(status: int) -> bytes:
-    try:
-        return http.HTTPStatus(status).phrase.encode()
-    except ValueError:
-        return b""
+    return _REASONS.get(status, b"")
 
 
 _date_cache: dict[int, bytes] = {}
@@ -140,7 +140,15 @@ class Exchange:
         self._no_body = request.method == b"HEAD"
         # h11's Headers is a Sequence read item by item: list it once
         self.headers: list[tuple[bytes, bytes]] = list(request.headers)
-        self.chunked = any(name == b"transfer-encoding" for name, _ in self.headers)
+        self.chunked = False
+        self.declared_length = 0  # Content-Length, 0 when none
+        self.head_size = len(request.method) + len(request.target) + 12  # about the head's bytes as it came
+        for name, value in self.headers:
+            self.head_size += len(name) + len(value) + 4
+            if name == b"content-length":
+                self.declared_length = int(value)
+            elif name == b"transfer-encoding":
+                self.chunked = True
         self.close_after = False
 
     # -- the request body --------------------------------------------------
@@ -174,14 +182,18 @@ class Exchange:
         chunk, self._pending = self._pending[:max_bytes], self._pending[max_bytes:]
         return chunk
 
-    async def send_continue(self) -> None:
-        """Tell a client that sent ``Expect: 100-continue`` to send its body
-        (nothing otherwise); reading the body does it too."""
+    def send_continue(self) -> Optional[Awaitable[None]]:
+        """Tell a client that sent ``Expect: 100-continue`` to send its body:
+        an awaitable that does, or None when there is nothing to tell (reading
+        the body does it too)."""
         if self._h11.they_are_waiting_for_100_continue:
-            await self._conn.send(h11.InformationalResponse(status_code=100, reason=b"Continue", headers=[]))
+            return self._conn.send(h11.InformationalResponse(status_code=100, reason=b"Continue", headers=[]))
+        return None
 
     async def _body_later(self, max_bytes: int) -> bytes:
-        await self.send_continue()
+        go_on = self.send_continue()
+        if go_on is not None:
+            await go_on
         while True:
             with trio.move_on_after(self._conn.limits.read_timeout):
                 await self._conn.receive()
@@ -198,7 +210,7 @@ class Exchange:
         self.status = status
         self.head_sent = True
         all_headers = [(b"Date", http_date()), *headers]
-        if self.close_after or self._conn.closing:
+        if self.close_after or self._conn.closing():
             all_headers.append((b"Connection", b"close"))
         return self._h11.send(h11.Response(status_code=status, reason=reason or reason_phrase(status),
                                            headers=all_headers))
@@ -262,14 +274,10 @@ class _Connection:
         self.counters = counters
         self.access_log = access_log
         self.next_id = next_id
-        self._closing = closing
+        self.closing = closing  # () -> whether the server is shutting down
         self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_header_bytes)
         self.idle = idle if idle is not None else set()
         self.log = log
-
-    @property
-    def closing(self) -> bool:
-        return self._closing()
 
     async def receive(self) -> None:
         try:
@@ -291,9 +299,10 @@ class _Connection:
     async def next_request(self, first: bool) -> Optional[h11.Request]:
         """The next request head, or None when the connection should close."""
         h11conn = self.h11
-        if not h11conn.trailing_data[0]:  # nothing buffered: the idle wait
+        event = h11conn.next_event()  # a pipelined request may be here already: no timer needed
+        if event is h11.NEED_DATA and not h11conn.trailing_data[0]:  # nothing buffered: the idle wait
             with trio.move_on_after(self.limits.read_timeout if first else self.limits.idle_timeout) as scope:
-                if self.closing:
+                if self.closing():
                     return None
                 self.idle.add(scope)
                 try:
@@ -302,7 +311,7 @@ class _Connection:
                     self.idle.discard(scope)
             if scope.cancelled_caught:
                 return None
-        event = h11conn.next_event()  # often the whole head is here already: no timer needed
+            event = h11conn.next_event()  # often the whole head came in one piece
         if event is h11.NEED_DATA:
             with trio.move_on_after(self.limits.read_timeout) as scope:
                 while event is h11.NEED_DATA:
@@ -314,9 +323,6 @@ class _Connection:
                 return None
         if type(event) is not h11.Request:
             return None  # ConnectionClosed
-        if _head_size(event) > self.limits.max_header_bytes:
-            # h11 bounds only a head that arrives in pieces
-            raise h11.RemoteProtocolError("the request head is too large", error_status_hint=431)
         return event
 
     async def error_response(self, status: int, message: str) -> None:
@@ -409,6 +415,11 @@ async def serve_connection(stream: trio.abc.Stream, info: ConnInfo, handle: Hand
                 clean = conn.h11.their_state in (h11.IDLE, h11.DONE, h11.CLOSED, h11.MUST_CLOSE)
                 break
             exchange = Exchange(conn, request, next_id())
+            if exchange.head_size > limits.max_header_bytes:
+                # h11 bounds only a head that arrives in pieces
+                counters.bad_requests += 1
+                await conn.error_response(431, "the request head is too large")
+                break
             if not await _exchange(conn, exchange, handle):
                 break
             if conn.h11.our_state is not h11.DONE or conn.h11.their_state is not h11.DONE:
@@ -431,7 +442,7 @@ async def _exchange(conn: _Connection, exchange: Exchange, handle: Handler) -> b
     counters.requests_active += 1
     started = time.time()
     try:
-        too_big = _declared_length(exchange.headers) > conn.limits.max_body_bytes
+        too_big = exchange.declared_length > conn.limits.max_body_bytes
         if too_big:
             await exchange.respond_error(413, f"the body is over {conn.limits.max_body_bytes} bytes", close=True)
         else:
@@ -462,15 +473,3 @@ async def _exchange(conn: _Connection, exchange: Exchange, handle: Handler) -> b
             counters.count_response(exchange.status)
         if conn.access_log is not None and exchange.status:
             conn.access_log.write(AccessRecord.of(exchange, started))
-
-
-def _head_size(request: h11.Request) -> int:
-    """About the bytes of a request head as it came (request line, fields)."""
-    return len(request.method) + len(request.target) + 12 + sum(len(n) + len(v) + 4 for n, v in request.headers)
-
-
-def _declared_length(headers: list[tuple[bytes, bytes]]) -> int:
-    for name, value in headers:
-        if name == b"content-length":
-            return int(value)
-    return 0

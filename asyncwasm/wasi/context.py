@@ -61,6 +61,9 @@ class _Unbound:
                    "or WasiContext.bind(memory) was not called)")
 
 
+_UNBOUND = _Unbound()
+
+
 class WasiContext:
     """The WASI state of one instance, built from a :class:`WasiConfig`.
 
@@ -83,7 +86,7 @@ class WasiContext:
         self._open(config.stdin, config.stdout, config.stderr)
 
     def _open(self, stdin: Any, stdout: Any, stderr: Any) -> None:
-        self.memory: Any = _Unbound()
+        self.memory: Any = _UNBOUND
         self.fds = FdTable(self.config.max_fds)
         self.net = NetState(self.config.net_policy)
         try:
