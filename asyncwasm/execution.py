@@ -266,16 +266,18 @@ class _Gate:
                  "lot", "running", "interrupted", "fuel_left", "fuel_used", "active", "__weakref__")  # fmt: skip
 
     def __init__(self, raw: Any, limits: Limits, module: Any = None, wasi: Any = None,
-                 totals: Optional[Meter] = None) -> None:
-        self._raw = None if raw is None else weakref.ref(raw)  # the _engine.Instance (None: a lone host function)
+                 totals: Optional[Meter] = None, pacer: Optional[Pacer] = None) -> None:
+        """The gate of ``raw`` (attached to it at once), or of a lone host
+        function (``raw`` None). A OneShot passes its own ``totals`` (its
+        runs' sum) and ``pacer`` (what one run learned of the guest's speed
+        serves the next)."""
         self._owner: Optional[weakref.ref] = None  # the asyncwasm.Instance, see `instance`
         self.module = module  # the asyncwasm.Module (None: made without asyncwasm.Instance)
         self.wasi = wasi  # the instance's own WasiContext, or None
         self.limits = limits
         self.call_depth = limits.call_depth
-        self.pacer: Optional[Pacer] = None  # made by the first slice
-        # Finished calls that went through this module (a OneShot passes its own: totals over its runs).
-        self.totals = Meter() if totals is None else totals
+        self.pacer = pacer  # made by the first slice when None
+        self.totals = Meter() if totals is None else totals  # finished calls that went through this module
         self.holder: Optional[trio.lowlevel.Task] = None  # task running an async call
         self.depth = 0  # async calls of `holder` in progress (re-entry nests)
         self.lot: Optional[trio.lowlevel.ParkingLot] = None  # tasks waiting their turn, once one waits
@@ -284,6 +286,12 @@ class _Gate:
         self.fuel_left = limits.fuel  # None: no budget
         self.fuel_used = 0  # charged to the budget so far
         self.active: list[Meter] = []  # calls in progress, for statistics()
+        if raw is None:
+            self._raw = None
+        else:
+            self._raw = weakref.ref(raw)  # the _engine.Instance
+            raw._gate = self
+            raw._guarded = limits.fuel is not None or limits.timeout is not None  # see update_guard
 
     @property
     def raw(self) -> Any:
@@ -305,13 +313,6 @@ class _Gate:
             owner = Instance._over(raw, self)  # nobody holds the first: nobody can tell them apart
             self._owner = weakref.ref(owner)
         return owner
-
-    def attach(self) -> None:
-        """Become the gate of ``raw`` and guard it if the limits need it."""
-        raw = self.raw
-        if raw is not None:
-            raw._gate = self
-            self.update_guard()
 
     def update_guard(self) -> None:
         raw = self.raw
@@ -537,7 +538,11 @@ class _Gate:
         if held:
             self.release()
 
-    async def call_async(self, func: Any, args: tuple, meter: Meter) -> tuple:
+    async def call_async(self, func: Any, args: tuple, meter: Meter, deadline: Optional[Deadline] = None) -> tuple:
+        """``func(*args)`` driven in the current task (see :func:`call_async`).
+
+        ``deadline``: the call ends with :class:`Interrupted` once it passes
+        (as ``Limits.timeout`` does; the sooner of the two applies)."""
         # A call made in an already-cancelled scope must not enter the guest
         # (entering then stopping it would interrupt the instance).
         await trio.lowlevel.checkpoint_if_cancelled()
@@ -554,16 +559,22 @@ class _Gate:
             meter.start(fiber)
             self.active.append(meter)
             timeout = self.limits.timeout if self.depth == 1 else None
-            if timeout is None:
-                return await self._drive_async(fiber, meter)
-            with trio.move_on_after(timeout):
-                return await self._drive_async(fiber, meter)
-            self.interrupted = f"a call ran past Limits.timeout={timeout}s"
-            raise Interrupted(
-                f"the call ran longer than Limits.timeout={timeout}s and was stopped; the instance is now "
-                "interrupted (instantiate the module again to continue)",
-                timeout=timeout,
-            )
+            if timeout is not None:
+                own = Deadline.after(timeout, f"a call ran past Limits.timeout={timeout}s",
+                                     f"the call ran longer than Limits.timeout={timeout}s")
+                if deadline is None or own.at < deadline.at:
+                    deadline = own
+            if deadline is None:
+                return await self._drive_async(fiber, meter, None)
+            try:
+                return await self._drive_async(fiber, meter, deadline)
+            except _Overdue:
+                self.interrupt(deadline.why)
+                raise Interrupted(
+                    f"{deadline.message} and was stopped; the instance is now interrupted (instantiate the "
+                    "module again to continue)",
+                    timeout=deadline.seconds,
+                ) from None
         finally:
             if meter in self.active:
                 self.active.remove(meter)
@@ -571,13 +582,18 @@ class _Gate:
             self.totals.add(meter)
             self.release()
 
-    async def _drive_async(self, fiber: Any, meter: Meter) -> tuple:
+    async def _drive_async(self, fiber: Any, meter: Meter, deadline: Optional[Deadline]) -> tuple:
         """Slices and checkpoints until the fiber is done.
 
         The fuel of a slice spans the host calls that suspend within it: an
         awaitable that completes without a checkpoint must not let the
         guest run on forever. The pacer learns from run time only (time
-        spent awaiting is not the guest's speed)."""
+        spent awaiting is not the guest's speed).
+
+        ``deadline`` is checked where a cancel scope would act: at the end
+        of each slice, and by a scope around each suspended host call (made
+        only when one suspends); past it, :class:`_Overdue`. So a call that
+        neither suspends nor outlasts a slice pays for no scope at all."""
         pacer = self.pacer
         if pacer is None:
             pacer = self.pacer = Pacer()
@@ -596,7 +612,15 @@ class _Gate:
                         break
                     guests.running -= 1  # waiting for I/O is not competing for the CPU
                     try:
-                        value = await fiber.awaitable
+                        if deadline is None:
+                            value = await fiber.awaitable
+                        else:
+                            with trio.move_on_at(deadline.at) as waiting:
+                                value = await fiber.awaitable
+                            if waiting.cancelled_caught:
+                                raise _Overdue
+                    except _Overdue:
+                        raise
                     except Exception as exc:  # the host function's error: raised inside the guest
                         fiber.throw(exc)
                     else:
@@ -611,7 +635,12 @@ class _Gate:
                     raise fiber.trap()
                 # OUT_OF_FUEL, or resumed after a long suspension: the slice is over
                 pacer.observe(fiber.fuel_used - used_at_start, meter.guest_time - time_at_start)
+                if deadline is not None and trio.current_time() >= deadline.at:
+                    raise _Overdue
                 await trio.lowlevel.checkpoint()
+        except _Overdue:
+            fiber.close()  # the caller interrupts the instance, saying why
+            raise
         except BaseException as exc:
             if _stops_mid_run(exc, fiber):
                 self.interrupt(f"a call was stopped mid-run by {type(exc).__name__}")
@@ -619,6 +648,30 @@ class _Gate:
             raise
         finally:
             guests.running -= 1
+
+
+@final
+class Deadline:
+    """When a call (or a run of several) must be over, on trio's clock, and
+    how to say it was not: ``why`` for the interrupted instance,
+    ``message`` for the :class:`Interrupted` error, ``seconds`` its
+    ``timeout``."""
+
+    __slots__ = ("at", "seconds", "why", "message")
+
+    def __init__(self, at: float, seconds: float, why: str, message: str) -> None:
+        self.at = at
+        self.seconds = seconds
+        self.why = why
+        self.message = message
+
+    @classmethod
+    def after(cls, seconds: float, why: str, message: str) -> "Deadline":
+        return cls(trio.current_time() + seconds, seconds, why, message)
+
+
+class _Overdue(Exception):
+    """A driven call passed its :class:`Deadline` (internal)."""
 
 
 #: Tasks waiting for an instance's turn, and the gate each waits for (to see deadlocks).

@@ -21,9 +21,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Iterator, Optional, Sequence, final
 
 from . import _engine
+from ._pacer import Pacer
 from ._stats import Meter, Statistics
 from ._types import FuncType
-from .execution import DEFAULT_MAX_MEMORY_PAGES, DEFAULT_MAX_TABLE_ELEMENTS, Limits, _Gate
+from .execution import DEFAULT_MAX_MEMORY_PAGES, DEFAULT_MAX_TABLE_ELEMENTS, Deadline, Limits, _Gate
 from .linker import Extern, Linker, _check_module
 from .module import Module
 
@@ -148,7 +149,6 @@ class Instance:
         try:
             raw = _new_engine_instance(module, externs, limits)
             gate = _Gate(raw, limits, module, wasi)
-            gate.attach()
             if wasi is not None:
                 # WASI functions reach guest memory through the context: bind it
                 # before the start function can call one.
@@ -262,7 +262,7 @@ class OneShot:
     run leaves nothing for the cyclic garbage collector.
     """
 
-    __slots__ = ("module", "limits", "export", "_externs", "_totals")
+    __slots__ = ("module", "limits", "export", "_externs", "_sizes", "_totals", "_pacer")
 
     def __init__(self, module: Module, externs: Sequence[Extern], *, limits: Optional[Limits] = None,
                  export: str = "_start") -> None:
@@ -276,15 +276,24 @@ class OneShot:
         self.limits = limits
         self.export = export
         self._externs = list(externs)
+        self._sizes = _engine_sizes(limits)
         self._totals = Meter()
+        self._pacer = Pacer()  # the guest's speed, learned over the runs
 
-    async def run(self, *, wasi: Optional["WasiContext"] = None) -> None:
+    async def run(self, *, wasi: Optional["WasiContext"] = None, timeout: Optional[float] = None) -> None:
         """Instantiate, run the start function and ``export``, release.
         ``wasi``: the context the externs' WASI functions use; it is bound
-        to the new instance's memory (and neither renewed nor closed here)."""
-        raw = _new_engine_instance(self.module, self._externs, self.limits)
-        gate = _Gate(raw, self.limits, self.module, wasi, self._totals)
-        gate.attach()
+        to the new instance's memory (and neither renewed nor closed here).
+        ``timeout``: seconds for the whole run, after which it stops with
+        :class:`Interrupted` (``timeout`` set); unlike a cancel scope around
+        the call, it costs nothing unless the guest waits or runs longer
+        than a slice."""
+        deadline = None
+        if timeout is not None:
+            deadline = Deadline.after(timeout, f"a run ran past its timeout of {timeout:g} s",
+                                      f"the run took longer than its timeout of {timeout:g} s")
+        raw = _engine.Instance(self.module._compiled, self._externs, **self._sizes)
+        gate = _Gate(raw, self.limits, self.module, wasi, self._totals, self._pacer)
         try:
             if wasi is not None:
                 memory = raw.default_memory
@@ -292,8 +301,8 @@ class OneShot:
                     wasi.bind(memory)
             start = raw.start
             if start is not None:
-                await gate.call_async(start, (), Meter())
-            await gate.call_async(raw.exports[self.export], (), Meter())
+                await gate.call_async(start, (), Meter(), deadline)
+            await gate.call_async(raw.exports[self.export], (), Meter(), deadline)
         finally:
             if gate.holder is None and not gate.running:  # nothing runs in it any more
                 raw.release()
@@ -313,13 +322,16 @@ class OneShot:
 
 
 def _new_engine_instance(module: Module, externs: Sequence[Extern], limits: Limits) -> _engine.Instance:
-    return _engine.Instance(
-        module._compiled,
-        externs,
-        max_memory_pages=_or(limits.max_memory_pages, DEFAULT_MAX_MEMORY_PAGES),
-        max_table_elements=_or(limits.max_table_elements, DEFAULT_MAX_TABLE_ELEMENTS),
-        max_call_depth=limits.call_depth,
-    )
+    return _engine.Instance(module._compiled, externs, **_engine_sizes(limits))
+
+
+def _engine_sizes(limits: Limits) -> dict[str, int]:
+    """``_engine.Instance``'s size arguments for ``limits``."""
+    return {
+        "max_memory_pages": _or(limits.max_memory_pages, DEFAULT_MAX_MEMORY_PAGES),
+        "max_table_elements": _or(limits.max_table_elements, DEFAULT_MAX_TABLE_ELEMENTS),
+        "max_call_depth": limits.call_depth,
+    }
 
 
 def _or(value: Optional[int], default: int) -> int:

@@ -159,22 +159,22 @@ class RouteRunner:
         ctx = slot.ctx
         try:
             ctx.renew(env=env, stdin=stdin, stdout=stdout, stderr=stderr)
-            with trio.move_on_after(self.route.timeout):
-                try:
-                    await slot.shot.run(wasi=ctx)
-                except Exit as exc:
-                    if exc.code != 0:
-                        return RunResult(Outcome.FAILED, f"exited with status {exc.code}")
-                except FuelExhausted:
-                    return RunResult(Outcome.FUEL, f"fuel exhausted ({self.route.fuel} units)")
-                except Interrupted as exc:
-                    return RunResult(Outcome.FAILED, str(exc).splitlines()[0])
-                except Trap as exc:
-                    return RunResult(Outcome.FAILED, f"trapped: {str(exc).splitlines()[0]}")
-                except LinkError as exc:
-                    return RunResult(Outcome.FAILED, f"cannot instantiate: {exc}")
-                return _OK
-            return RunResult(Outcome.TIMEOUT, f"ran past the route's timeout ({self.route.timeout:g} s)")
+            try:
+                await slot.shot.run(wasi=ctx, timeout=self.route.timeout)
+            except Exit as exc:
+                if exc.code != 0:
+                    return RunResult(Outcome.FAILED, f"exited with status {exc.code}")
+            except FuelExhausted:
+                return RunResult(Outcome.FUEL, f"fuel exhausted ({self.route.fuel} units)")
+            except Interrupted as exc:
+                if exc.timeout is not None:
+                    return RunResult(Outcome.TIMEOUT, f"ran past the route's timeout ({self.route.timeout:g} s)")
+                return RunResult(Outcome.FAILED, str(exc).splitlines()[0])
+            except Trap as exc:
+                return RunResult(Outcome.FAILED, f"trapped: {str(exc).splitlines()[0]}")
+            except LinkError as exc:
+                return RunResult(Outcome.FAILED, f"cannot instantiate: {exc}")
+            return _OK
         finally:
             self.running -= 1
             ctx.close()
