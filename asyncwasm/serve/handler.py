@@ -231,7 +231,7 @@ class _Output:
 
     def write(self, data: bytes) -> Any:
         if self.exchange.head_sent:
-            return self.exchange.send_body(data)
+            return self.exchange.send_body_now(data)
         if self.redirect is not None:
             return None  # a local redirect's body is not sent
         body = self.parser.feed(data)
@@ -241,7 +241,7 @@ class _Output:
         if head.local_redirect is not None:
             self.redirect = head.local_redirect
             return None
-        return self.exchange.send_head(head.status, head.reason, head.headers, body)
+        return self.exchange.send_head_now(head.status, head.reason, head.headers, body)
 
 
 def _tag(exchange: Exchange, route: Route) -> str:

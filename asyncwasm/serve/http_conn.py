@@ -31,6 +31,8 @@ wrong one.
 from __future__ import annotations
 
 import http
+import os
+import signal
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -51,6 +53,13 @@ _RECEIVE_SIZE = 65536
 # that would destroy the response in flight ("lingering close").
 _LINGER_SECONDS = 1.0
 _LINGER_BYTES = 256 * 1024
+# Longest a connection runs requests without letting other tasks run (seconds).
+_FAIR_SHARE = 0.001
+_perf_counter = time.perf_counter
+# Plain sockets are written without waiting when the kernel takes the bytes
+# (os.write, which would raise SIGPIPE where the signal is not ignored, as
+# Python ignores it unless embedded otherwise).
+_SIGPIPE_IGNORED = signal.getsignal(signal.SIGPIPE) == signal.SIG_IGN
 
 
 @dataclass(frozen=True)
@@ -226,18 +235,32 @@ class Exchange:
         """Send the response head (and the first body bytes)."""
         await self._conn.send_bytes(self._response(status, reason, headers) + self._data(body))
 
+    def send_head_now(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]],
+                      body: bytes = b"") -> Optional[Awaitable[None]]:
+        """:meth:`send_head` without waiting when the transport takes it all
+        at once: None then, else an awaitable that sends the rest (await it
+        before sending more)."""
+        return self._conn.send_bytes_now(self._response(status, reason, headers) + self._data(body))
+
     async def send_body(self, data: bytes) -> None:
         """Send more body bytes (waits while the client is slow to read)."""
         out = self._data(data)
         if out:
             await self._conn.send_bytes(out)
 
+    def send_body_now(self, data: bytes) -> Optional[Awaitable[None]]:
+        """:meth:`send_body` as :meth:`send_head_now` does it."""
+        out = self._data(data)
+        return self._conn.send_bytes_now(out) if out else None
+
     async def end(self) -> None:
         """Complete the response."""
         self.finished = True
         out = self._h11.send(h11.EndOfMessage())
         if out:
-            await self._conn.send_bytes(out)
+            rest = self._conn.send_bytes_now(out)
+            if rest is not None:
+                await rest
 
     async def respond(self, status: int, body: bytes = b"", headers: Optional[list[tuple[bytes, bytes]]] = None,
                       *, close: bool = False) -> None:
@@ -278,12 +301,15 @@ class _Connection:
         self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_header_bytes)
         self.idle = idle if idle is not None else set()
         self.log = log
+        self._send_now = _sender_now(stream)
+        self.yielded_at = _perf_counter()  # when the task last let others run (see serve_connection)
 
     async def receive(self) -> None:
         try:
-            data = await self.stream.receive_some(_RECEIVE_SIZE)
+            data = await self.stream.receive_some(_RECEIVE_SIZE)  # a checkpoint
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise ClientGone(str(exc) or "the connection broke") from None
+        self.yielded_at = _perf_counter()
         self.h11.receive_data(bytes(data))
 
     async def send(self, event: Any) -> None:
@@ -295,6 +321,20 @@ class _Connection:
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise ClientGone(str(exc) or "the connection broke") from None
         self.counters.bytes_sent += len(data)
+
+    def send_bytes_now(self, data: bytes) -> Optional[Awaitable[None]]:
+        """Send what the kernel takes now; None when that was all of ``data``,
+        else an awaitable sending the rest (``send_all``)."""
+        if self._send_now is not None and data:
+            try:
+                sent = self._send_now(data)
+            except OSError as exc:
+                raise ClientGone(exc.strerror or str(exc)) from None
+            self.counters.bytes_sent += sent
+            if sent == len(data):
+                return None
+            data = data[sent:]
+        return self.send_bytes(data)
 
     async def next_request(self, first: bool) -> Optional[h11.Request]:
         """The next request head, or None when the connection should close."""
@@ -425,6 +465,10 @@ async def serve_connection(stream: trio.abc.Stream, info: ConnInfo, handle: Hand
             if conn.h11.our_state is not h11.DONE or conn.h11.their_state is not h11.DONE:
                 break
             conn.h11.start_next_cycle()
+            if _perf_counter() - conn.yielded_at > _FAIR_SHARE:
+                # Pipelined requests answered at once never wait for I/O: let the others run.
+                await trio.lowlevel.checkpoint()
+                conn.yielded_at = _perf_counter()
     except ClientGone:
         pass
     finally:
@@ -473,3 +517,19 @@ async def _exchange(conn: _Connection, exchange: Exchange, handle: Handler) -> b
             counters.count_response(exchange.status)
         if conn.access_log is not None and exchange.status:
             conn.access_log.write(AccessRecord.of(exchange, started))
+
+
+def _sender_now(stream: trio.abc.Stream) -> Optional[Callable[[bytes], int]]:
+    """``send(data) -> bytes the kernel took``, never waiting, for a plain
+    TCP stream; None for other streams (they await ``send_all``)."""
+    if not _SIGPIPE_IGNORED or type(stream) is not trio.SocketStream:
+        return None
+    fd = stream.socket.fileno()
+
+    def send(data: bytes) -> int:
+        try:
+            return os.write(fd, data)
+        except BlockingIOError:
+            return 0
+
+    return send
