@@ -64,7 +64,7 @@ import math
 import time
 import weakref
 from dataclasses import dataclass
-from typing import Any, Optional, final
+from typing import Any, Callable, Optional, final
 
 import trio
 
@@ -560,18 +560,18 @@ class _Gate:
             self.active.append(meter)
             timeout = self.limits.timeout if self.depth == 1 else None
             if timeout is not None:
-                own = Deadline.after(timeout, f"a call ran past Limits.timeout={timeout}s",
-                                     f"the call ran longer than Limits.timeout={timeout}s")
-                if deadline is None or own.at < deadline.at:
+                own = Deadline(timeout, lambda: f"a call ran past Limits.timeout={timeout}s",
+                               lambda: f"the call ran longer than Limits.timeout={timeout}s")
+                if deadline is None or own.seconds < deadline.seconds - (own.started - deadline.started):
                     deadline = own
             if deadline is None:
                 return await self._drive_async(fiber, meter, None)
             try:
                 return await self._drive_async(fiber, meter, deadline)
             except _Overdue:
-                self.interrupt(deadline.why)
+                self.interrupt(deadline.why())
                 raise Interrupted(
-                    f"{deadline.message} and was stopped; the instance is now interrupted (instantiate the "
+                    f"{deadline.message()} and was stopped; the instance is now interrupted (instantiate the "
                     "module again to continue)",
                     timeout=deadline.seconds,
                 ) from None
@@ -615,7 +615,7 @@ class _Gate:
                         if deadline is None:
                             value = await fiber.awaitable
                         else:
-                            with trio.move_on_at(deadline.at) as waiting:
+                            with trio.move_on_at(deadline.at()) as waiting:
                                 value = await fiber.awaitable
                             if waiting.cancelled_caught:
                                 raise _Overdue
@@ -635,7 +635,7 @@ class _Gate:
                     raise fiber.trap()
                 # OUT_OF_FUEL, or resumed after a long suspension: the slice is over
                 pacer.observe(fiber.fuel_used - used_at_start, meter.guest_time - time_at_start)
-                if deadline is not None and trio.current_time() >= deadline.at:
+                if deadline is not None and deadline.passed():
                     raise _Overdue
                 await trio.lowlevel.checkpoint()
         except _Overdue:
@@ -652,22 +652,28 @@ class _Gate:
 
 @final
 class Deadline:
-    """When a call (or a run of several) must be over, on trio's clock, and
-    how to say it was not: ``why`` for the interrupted instance,
-    ``message`` for the :class:`Interrupted` error, ``seconds`` its
-    ``timeout``."""
+    """When a call (or a run of several) must be over: ``seconds`` after it
+    was made. ``why`` and ``message`` say it was not, for the interrupted
+    instance and the :class:`Interrupted` error (whose ``timeout`` is
+    ``seconds``); ``message`` is called only then, so it may be costly.
 
-    __slots__ = ("at", "seconds", "why", "message")
+    Strategy: the start is read from ``time.perf_counter`` (cheap); trio's
+    clock is read only when a scope must be made (:meth:`at`)."""
 
-    def __init__(self, at: float, seconds: float, why: str, message: str) -> None:
-        self.at = at
+    __slots__ = ("started", "seconds", "why", "message")
+
+    def __init__(self, seconds: float, why: Callable[[], str], message: Callable[[], str]) -> None:
+        self.started = _perf_counter()
         self.seconds = seconds
         self.why = why
         self.message = message
 
-    @classmethod
-    def after(cls, seconds: float, why: str, message: str) -> "Deadline":
-        return cls(trio.current_time() + seconds, seconds, why, message)
+    def passed(self) -> bool:
+        return _perf_counter() - self.started >= self.seconds
+
+    def at(self) -> float:
+        """The deadline on trio's clock (for ``trio.move_on_at``)."""
+        return trio.current_time() + self.seconds - (_perf_counter() - self.started)
 
 
 class _Overdue(Exception):

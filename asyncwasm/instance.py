@@ -290,8 +290,8 @@ class OneShot:
         than a slice."""
         deadline = None
         if timeout is not None:
-            deadline = Deadline.after(timeout, f"a run ran past its timeout of {timeout:g} s",
-                                      f"the run took longer than its timeout of {timeout:g} s")
+            deadline = Deadline(timeout, lambda: f"a run ran past its timeout of {timeout:g} s",
+                                lambda: f"the run took longer than its timeout of {timeout:g} s")
         raw = _engine.Instance(self.module._compiled, self._externs, **self._sizes)
         gate = _Gate(raw, self.limits, self.module, wasi, self._totals, self._pacer)
         try:

@@ -159,6 +159,9 @@ class Exchange:
             elif name == b"transfer-encoding":
                 self.chunked = True
         self.close_after = False
+        if not self.chunked and not self.declared_length:  # no body: its end is here already
+            self._h11.next_event()  # EndOfMessage
+            self._body_done = True
 
     # -- the request body --------------------------------------------------
 
@@ -195,7 +198,7 @@ class Exchange:
         """Tell a client that sent ``Expect: 100-continue`` to send its body:
         an awaitable that does, or None when there is nothing to tell (reading
         the body does it too)."""
-        if self._h11.they_are_waiting_for_100_continue:
+        if not self._body_done and self._h11.they_are_waiting_for_100_continue:
             return self._conn.send(h11.InformationalResponse(status_code=100, reason=b"Continue", headers=[]))
         return None
 

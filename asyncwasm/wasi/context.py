@@ -83,12 +83,13 @@ class WasiContext:
         self.clocks = Clocks(config.monotonic_ns, config.realtime_ns)
         self.random_bytes: Callable[[int], bytes] = config.random_bytes or os.urandom
         self._preopens = config.preopen_list()
+        self.fds = FdTable(config.max_fds)
+        self.net = NetState(config.net_policy)
         self._open(config.stdin, config.stdout, config.stderr)
 
     def _open(self, stdin: Any, stdout: Any, stderr: Any) -> None:
+        """Fill the (empty) fd table; forget the memory binding."""
         self.memory: Any = _UNBOUND
-        self.fds = FdTable(self.config.max_fds)
-        self.net = NetState(self.config.net_policy)
         try:
             self.fds.put(0, make_stdin(stdin))
             self.fds.put(1, make_output(stdout, "stdout", 1))

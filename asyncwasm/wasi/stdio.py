@@ -137,7 +137,7 @@ class CallbackWriter(Entry):
     def writev(self, buffers: list[memoryview]) -> IoResult:
         data = b"".join(buffers)
         result = self._callback(data)
-        if inspect.isawaitable(result):
+        if result is not None and inspect.isawaitable(result):
             return Later(self._after, result, len(data))
         return len(data)
 
