@@ -70,17 +70,19 @@ class Meter:
     totals that finished calls are :meth:`add`-ed to.
     """
 
-    # Class attributes as the starting values: a driver makes a Meter per
-    # call, and one that never counts anything costs no attribute writes.
-    calls = 0
-    fuel_used = 0
-    host_calls = 0
-    suspensions = 0
-    slices = 0
-    wall_time = 0.0
-    guest_time = 0.0
-    _started: Optional[float] = None
-    _fiber: Any = None
+    __slots__ = ("calls", "fuel_used", "host_calls", "suspensions", "slices", "wall_time", "guest_time",
+                 "_started", "_fiber")  # fmt: skip
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.fuel_used = 0
+        self.host_calls = 0
+        self.suspensions = 0
+        self.slices = 0
+        self.wall_time = 0.0
+        self.guest_time = 0.0
+        self._started: Optional[float] = None
+        self._fiber: Any = None
 
     def start(self, fiber: Any) -> None:
         """A call begins: count it, start the wall clock, follow ``fiber``'s counters."""

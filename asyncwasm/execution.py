@@ -495,7 +495,13 @@ class _Gate:
         woken = self.lot.unpark() if self.lot else ()  # the next waiter, first come first served
         self.holder = woken[0] if woken else None
         self.depth = 0
-        self.update_guard()
+        ref = self._raw
+        if ref is not None and self.holder is None and self.interrupted is None:  # update_guard, inline
+            raw = ref()
+            if raw is not None:
+                raw._guarded = self.fuel_left is not None or self.limits.timeout is not None
+        else:
+            self.update_guard()
 
     # -- calls from another instance's guest (engine: runtime.c "Turns") --------------
 
@@ -547,7 +553,8 @@ class _Gate:
         # (entering then stopping it would interrupt the instance).
         await trio.lowlevel.checkpoint_if_cancelled()
         task = trio.lowlevel.current_task()
-        raw = None if self.holder is not None or self.interrupted is not None else self.raw
+        ref = self._raw
+        raw = ref() if ref is not None and self.holder is None and self.interrupted is None else None
         if raw is not None:
             self.holder = task  # the common case, inline: a free instance
             self.depth = 1

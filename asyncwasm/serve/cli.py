@@ -187,6 +187,11 @@ class Setup:
     def addresses(self) -> list[str]:
         return self.args.listen or [DEFAULT_LISTEN]
 
+    @property
+    def per_worker(self) -> str:
+        """What one worker process runs (for the log)."""
+        return f"{self.args.instances} instances"
+
     def log_fd_limit(self, log: Callable[[str], None]) -> None:
         if self.fd_limit_raised is not None:
             before, after = self.fd_limit_raised
@@ -215,19 +220,25 @@ def parse_workers(text: str) -> int:
     return count
 
 
-def load_setup(args: argparse.Namespace) -> Setup:
-    """Compile the module and check every flag value the command line could
-    not (_Refused: exit 1 for the module, 2 for a bad flag value)."""
+def load_tls(args: argparse.Namespace) -> Optional[TlsConfig]:
+    """The TLS configuration of ``--tls-*`` (socket and handler mode), or
+    None (_Refused, exit 2, for a pair that cannot be used)."""
     if (args.tls_cert is None) != (args.tls_key is None):
         raise _Refused(f"--tls-{'key' if args.tls_key is None else 'cert'} is needed with "
                        f"--tls-{'cert' if args.tls_key is None else 'key'}", EXIT_USAGE)
-    tls = None
-    if args.tls_cert is not None:
-        try:
-            tls = TlsConfig(args.tls_cert, args.tls_key, min_version=args.tls_min_version,
-                            handshake_timeout=args.tls_handshake_timeout)
-        except TlsConfigError as exc:
-            raise _Refused(str(exc), EXIT_USAGE) from None
+    if args.tls_cert is None:
+        return None
+    try:
+        return TlsConfig(args.tls_cert, args.tls_key, min_version=args.tls_min_version,
+                         handshake_timeout=args.tls_handshake_timeout)
+    except TlsConfigError as exc:
+        raise _Refused(str(exc), EXIT_USAGE) from None
+
+
+def load_setup(args: argparse.Namespace) -> Setup:
+    """Compile the module and check every flag value the command line could
+    not (_Refused: exit 1 for the module, 2 for a bad flag value)."""
+    tls = load_tls(args)
     try:
         module = Module.from_file(args.module) if args.module else embedded_module()
         limits = Limits(fuel=args.fuel, max_memory_pages=args.max_memory,

@@ -111,6 +111,7 @@ class RouteRunner:
                                  preopens=route.preopens)
         self.env = self.config.env_bytes()
         self._free: list[_Slot] = []
+        self.slots: list[_Slot] = []  # every slot made (at most max_concurrency), free or in use
         self._waiters = trio.lowlevel.ParkingLot()
         self.admitted = 0  # requests holding one of the max_concurrency places
         self.running = 0   # instances alive now
@@ -121,12 +122,27 @@ class RouteRunner:
         (:class:`CGIError` for a WASI import that does not exist,
         :class:`~asyncwasm.LinkError` for memory above ``max_memory``,
         :class:`OSError` for a dirs entry that cannot be opened)."""
-        slot = _Slot(self)
+        slot = self._new_slot()
         try:
             slot.shot.check()
         finally:
             slot.ctx.close()
         self._free.append(slot)
+
+    def _new_slot(self) -> _Slot:
+        slot = _Slot(self)
+        self.slots.append(slot)
+        return slot
+
+    def guest_totals(self) -> tuple[int, float, int]:
+        """Fuel, seconds in the engine and host calls of every run so far."""
+        fuel, seconds, calls = 0, 0.0, 0
+        for slot in self.slots:
+            stats = slot.shot.statistics()
+            fuel += stats.fuel_used
+            seconds += stats.guest_time
+            calls += stats.host_calls
+        return fuel, seconds, calls
 
     async def admit(self) -> None:
         """Wait for a free instance; :class:`Overloaded` when the queue is
@@ -154,7 +170,7 @@ class RouteRunner:
     async def run(self, env: list[bytes], stdin: Any, stdout: Any, stderr: Any) -> RunResult:
         """Run one instance to the end with this environment and stdio
         (WasiConfig's kinds); exceptions from the stdio callbacks propagate."""
-        slot = self._free.pop() if self._free else _Slot(self)
+        slot = self._free.pop() if self._free else self._new_slot()
         self.running += 1
         ctx = slot.ctx
         try:
@@ -269,6 +285,16 @@ class Gateway:
     @property
     def instances_running(self) -> int:
         return sum(r.running for r in self.runners.values())
+
+    @property
+    def max_instances(self) -> int:
+        """Instances that may run at once, over all routes."""
+        return sum(r.route.max_concurrency for r in self.runners.values())
+
+    def guest_totals(self) -> tuple[int, float, int]:
+        """Fuel, seconds in the engine and host calls of every request so far."""
+        totals = [runner.guest_totals() for runner in self.runners.values()]
+        return sum(t[0] for t in totals), sum(t[1] for t in totals), sum(t[2] for t in totals)
 
     @property
     def requests_waiting(self) -> int:

@@ -30,6 +30,7 @@ wrong one.
 
 from __future__ import annotations
 
+import bisect
 import http
 import os
 import signal
@@ -45,7 +46,7 @@ from .access_log import AccessLog, AccessRecord
 from .cgi import ConnInfo
 
 __all__ = ["HttpLimits", "HttpCounters", "Exchange", "serve_connection", "BodyTooLarge",
-           "BodyTimeout", "ClientGone", "reason_phrase"]
+           "BodyTimeout", "ClientGone", "reason_phrase", "DURATION_BUCKETS"]
 
 _RECEIVE_SIZE = 65536
 # After an error response: how long, and how much, we read what the client
@@ -72,12 +73,19 @@ class HttpLimits:
     idle_timeout: float = 15.0
 
 
+#: Upper bounds (seconds) of the request duration histogram's buckets; a last one is unbounded.
+DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
 @dataclass
 class HttpCounters:
     """Totals a metrics exporter can read at any time (plain ints).
 
     ``responses`` counts by status code; ``requests_active`` and
-    ``connections_active`` are gauges."""
+    ``connections_active`` are gauges. ``durations[i]`` counts requests
+    that took at most ``DURATION_BUCKETS[i]`` seconds and more than the
+    bound before (the last, more than every bound), from the request head
+    to the end of the response; ``duration_sum`` adds them up."""
 
     connections: int = 0
     connections_active: int = 0
@@ -85,11 +93,18 @@ class HttpCounters:
     requests_active: int = 0
     responses: dict[int, int] = field(default_factory=dict)
     bytes_sent: int = 0
+    bytes_received: int = 0
     bad_requests: int = 0
     timeouts: int = 0
+    durations: list[int] = field(default_factory=lambda: [0] * (len(DURATION_BUCKETS) + 1))
+    duration_sum: float = 0.0
 
     def count_response(self, status: int) -> None:
         self.responses[status] = self.responses.get(status, 0) + 1
+
+    def count_duration(self, seconds: float) -> None:
+        self.durations[bisect.bisect_left(DURATION_BUCKETS, seconds)] += 1
+        self.duration_sum += seconds
 
 
 class BodyTooLarge(Exception):
@@ -313,6 +328,7 @@ class _Connection:
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise ClientGone(str(exc) or "the connection broke") from None
         self.yielded_at = _perf_counter()
+        self.counters.bytes_received += len(data)
         self.h11.receive_data(bytes(data))
 
     async def send(self, event: Any) -> None:
@@ -487,7 +503,7 @@ async def _exchange(conn: _Connection, exchange: Exchange, handle: Handler) -> b
     counters = conn.counters
     counters.requests += 1
     counters.requests_active += 1
-    started = time.time()
+    started = _perf_counter()
     try:
         too_big = exchange.declared_length > conn.limits.max_body_bytes
         if too_big:
@@ -517,9 +533,11 @@ async def _exchange(conn: _Connection, exchange: Exchange, handle: Handler) -> b
     finally:
         counters.requests_active -= 1
         if exchange.status:
+            took = _perf_counter() - started
             counters.count_response(exchange.status)
-        if conn.access_log is not None and exchange.status:
-            conn.access_log.write(AccessRecord.of(exchange, started))
+            counters.count_duration(took)
+            if conn.access_log is not None:
+                conn.access_log.write(AccessRecord.of(exchange, time.time() - took))
 
 
 def _sender_now(stream: trio.abc.Stream) -> Optional[Callable[[bytes], int]]:

@@ -58,7 +58,7 @@ from ..hostnet import format_address, open_listener, parse_address
 from .metrics import MetricsEndpoint, Supervision, add_counters, empty_snapshot, local_health, render, snapshot
 from .supervisor import Backoff
 
-__all__ = ["supervise", "worker_main", "Control"]
+__all__ = ["supervise", "worker_main", "Control", "SupervisorLink"]
 
 Log = Callable[[str], None]
 _REQUEST_TIMEOUT = 2.0
@@ -271,8 +271,8 @@ class WorkerPool:
 
     async def run(self) -> int:
         scheme = "https" if self.setup.tls is not None else "http"
-        self.log(f"serving {self.setup.name} with {self.count} worker processes of {self.args.instances} "
-                 f"instances" + (f"; TLS: {self.setup.tls.describe()}" if self.setup.tls else ""))
+        self.log(f"serving {self.setup.name} with {self.count} worker processes of {self.setup.per_worker}"
+                 + (f"; TLS: {self.setup.tls.describe()}" if self.setup.tls else ""))
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._signals, nursery.cancel_scope)
@@ -292,7 +292,7 @@ class WorkerPool:
                 await self._all_ready.wait()
                 for sock in self.listeners:
                     self.log(f"listening on {scheme}://{format_address(sock.getsockname())}/ "
-                             f"({self.count} workers x {self.args.instances} instances)")
+                             f"({self.count} workers x {self.setup.per_worker})")
         finally:
             self.close_listeners()
             for worker in self.workers:
@@ -427,9 +427,54 @@ async def supervise(setup: Any, count: int, log: Log) -> int:
 # -- a worker ---------------------------------------------------------------------------------
 
 
+class SupervisorLink:
+    """A worker's side of its control socket, whatever it serves: once the
+    server is up, :meth:`answer` says ``ready`` and answers ``stats`` and
+    ``health`` with ``snapshot(server)`` and ``health(server)`` (healthy,
+    why, instances running); :meth:`finish` sends the final counters."""
+
+    def __init__(self, control: Control, log: Log, snapshot: Callable[[Any], dict[str, Any]],
+                 health: Callable[[Any], tuple[bool, str, int]]) -> None:
+        self.control = control
+        self.log = log
+        self.snapshot = snapshot
+        self.health = health
+        self.final: dict[str, Any] = {}
+
+    async def answer(self, server: Any) -> None:
+        await self.control.send({"ready": os.getpid()})
+        try:
+            while True:
+                message = await self.control.receive()
+                if message is None:  # the supervisor is gone: stop too
+                    self.log("the supervisor is gone: shutting down")
+                    server.shutdown()
+                    return
+                op = message.get("op")
+                reply: Any = None
+                if op == "stats":
+                    reply = self.snapshot(server)
+                elif op == "health":
+                    healthy, why, running = self.health(server)
+                    reply = {"healthy": healthy, "why": why, "running": running}
+                await self.control.send({"id": message.get("id"), "reply": reply})
+        finally:
+            self.final.update(self.snapshot(server))
+
+    async def finish(self, status: int) -> int:
+        if self.final:
+            try:
+                await self.control.send({"final": self.final})
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+        await self.control.aclose()
+        return status
+
+
 async def worker_main(args: argparse.Namespace, err: TextIO) -> int:
     """A worker process: read the command line from the control socket,
     serve on the inherited listeners, answer the supervisor."""
+    from . import handler_cli
     from .cli import _logger, _Refused, load_setup, serve_one
     from .handoff import Handoff
 
@@ -442,40 +487,18 @@ async def worker_main(args: argparse.Namespace, err: TextIO) -> int:
     worker_args = argparse.Namespace(**config["args"])
     worker_args.env = [tuple(pair) for pair in worker_args.env]
     worker_args.worker_control = None
+    listeners = [socket.socket(fileno=fd) for fd in config["listen_fds"]]
+    if handler_cli.wanted(worker_args):
+        return await handler_cli.serve_worker(worker_args, listeners, control, log)
     try:
         setup = load_setup(worker_args)
     except _Refused as exc:
         log(f"error: {exc}")
         return exc.status
-    listeners = [socket.socket(fileno=fd) for fd in config["listen_fds"]]
     handoff = Handoff(listeners, tls=setup.tls, log=log)
-    final: dict[str, Any] = {}
 
-    async def answer(server: Any) -> None:
-        await control.send({"ready": os.getpid()})
-        try:
-            while True:
-                message = await control.receive()
-                if message is None:  # the supervisor is gone: stop too
-                    log("the supervisor is gone: shutting down")
-                    server.shutdown()
-                    return
-                op = message.get("op")
-                reply: Any = None
-                if op == "stats":
-                    reply = snapshot(server)
-                elif op == "health":
-                    healthy, why = local_health(server)
-                    reply = {"healthy": healthy, "why": why, "running": server.supervisor.running}
-                await control.send({"id": message.get("id"), "reply": reply})
-        finally:
-            final.update(snapshot(server))
+    def health(server: Any) -> tuple[bool, str, int]:
+        return (*local_health(server), server.supervisor.running)
 
-    status = await serve_one(setup, handoff, log, companion=answer)
-    if final:
-        try:
-            await control.send({"final": final})
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
-    await control.aclose()
-    return status
+    link = SupervisorLink(control, log, snapshot, health)
+    return await link.finish(await serve_one(setup, handoff, log, companion=link.answer))
