@@ -20,13 +20,14 @@ import pytest
 import trio
 
 from asyncwasm.serve import HandlerServer, Route, Router, TlsConfig
-from asyncwasm.serve.metrics import (HandlerSource, Supervision, add_counters, empty_snapshot, handler_health,
+from asyncwasm.serve.metrics import (LocalSource, Supervision, add_counters, empty_snapshot, handler_health,
                                      handler_snapshot, render)
 
 from .test_serve_cli import serve as serve_process
 from .test_serve_handler import TOUR
 from .test_serve_metrics import http_get, parse
-from .test_serve_tls import _client_session, _open, _peer_name, _PyOpenSSLStream
+from .test_serve_server import h11_request
+from .test_serve_tls import _client_session, _open, _peer_name, _PyOpenSSLStream, two_pkis
 from .test_serve_workers import _pids
 from .tlscerts import make_pki
 
@@ -113,22 +114,8 @@ async def test_h11_client_over_pyopenssl_keeps_its_connection(pki):
             conn = h11.Connection(h11.CLIENT)
             for size in (0, 1, 16_384, 16_385, 100_000):  # record-sized edges, one connection
                 body = bytes([size % 251]) * size
-                await stream.send_all(conn.send(h11.Request(method="POST", target="/echo", headers=[
-                    ("Host", "x"), ("Content-Length", str(size))])) + conn.send(h11.Data(data=body))
-                    + conn.send(h11.EndOfMessage()))
-                got, status = b"", 0
-                while True:
-                    event = conn.next_event()
-                    if event is h11.NEED_DATA:
-                        conn.receive_data(await stream.receive_some())
-                    elif isinstance(event, h11.Response):
-                        status = event.status_code
-                    elif isinstance(event, h11.Data):
-                        got += event.data
-                    elif isinstance(event, h11.EndOfMessage):
-                        break
-                assert (status, got) == (200, body)
-                conn.start_next_cycle()
+                status, _, echoed = await h11_request(stream, conn, "POST", "/echo", body)
+                assert (status, echoed) == (200, body)
             await stream.aclose()
             stats = server.statistics()
             assert stats.connections == 1 and stats.requests == 5 and stats.tls_handshakes == 1
@@ -171,7 +158,7 @@ async def test_metrics_of_a_handler_server_in_process(pki):
             for path in (b"/env", b"/env", b"/status/404", b"/trap"):
                 await trio.to_thread.run_sync(
                     _https, pki, port, b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % path)
-            source = HandlerSource(server)
+            source = LocalSource(server, handler_snapshot, handler_health)
             values = parse(await source.metrics())
             assert values[("asyncwasm_http_requests_total", (("code", "2xx"),))] == 2
             assert values[("asyncwasm_http_requests_total", (("code", "4xx"),))] == 1
@@ -233,14 +220,7 @@ def _ask_env(conn: ssl.SSLSocket) -> dict[str, str]:
 
 
 def test_sighup_reloads_the_certificate_in_handler_mode(tmp_path):
-    first = make_pki(tmp_path, name="first")
-    second = make_pki(tmp_path, name="second", prefix="second-")
-    bundle = tmp_path / "both-ca.pem"
-    bundle.write_bytes(first.ca.read_bytes() + second.ca.read_bytes())
-    first.ca = second.ca = bundle
-    cert, key = tmp_path / "live-cert.pem", tmp_path / "live-key.pem"
-    cert.write_bytes(first.cert.read_bytes())
-    key.write_bytes(first.key.read_bytes())
+    first, second, cert, key = two_pkis(tmp_path)
     with serve_process(tmp_path, "--handler", TOUR, "--tls-cert", str(cert), "--tls-key", str(key)) as proc:
         port = int(proc.wait_for(r"listening on https://127\.0\.0\.1:(\d+)/")[0].group(1))
         assert "TLS: certificate CN=first" in proc.log

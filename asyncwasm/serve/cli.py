@@ -28,7 +28,7 @@ import os
 import signal
 import sys
 import time
-from typing import Awaitable, Callable, Optional, TextIO
+from typing import Awaitable, Callable, Optional, TextIO, Union
 
 import trio
 
@@ -46,8 +46,10 @@ from .metrics import LocalSource, MetricsEndpoint
 from .server import Server
 from .supervisor import Backoff
 from .tls import MIN_VERSIONS, TlsConfig, TlsConfigError
+from .workers import ServeSetup
 
-__all__ = ["add_arguments", "main", "serve", "serve_one", "load_setup", "parse_workers", "Setup"]
+__all__ = ["add_arguments", "main", "serve", "serve_one", "load_setup", "load_tls", "parse_workers", "Setup",
+           "start_serving", "metrics_endpoint"]
 
 PROG = "asyncwasm serve"
 DEFAULT_LISTEN = "127.0.0.1:8080"
@@ -167,35 +169,23 @@ def _log_fd_budget(instances: int, log: Callable[[str], None]) -> None:
             f"or run fewer instances")
 
 
-class Setup:
+class Setup(ServeSetup):
     """What ``serve`` loaded and checked from its flags before listening."""
 
     def __init__(self, args: argparse.Namespace, module: Module, limits: Limits, policy: NetPolicy,
                  tls: Optional[TlsConfig]) -> None:
-        self.args = args
+        super().__init__(args, tls)
         self.module = module
         self.limits = limits
         self.policy = policy
-        self.tls = tls
-        self.fd_limit_raised: Optional[tuple[int, int]] = None  # (before, after), said once serving
 
     @property
     def name(self) -> str:
         return self.args.module or "the embedded http_server"
 
     @property
-    def addresses(self) -> list[str]:
-        return self.args.listen or [DEFAULT_LISTEN]
-
-    @property
     def per_worker(self) -> str:
-        """What one worker process runs (for the log)."""
         return f"{self.args.instances} instances"
-
-    def log_fd_limit(self, log: Callable[[str], None]) -> None:
-        if self.fd_limit_raised is not None:
-            before, after = self.fd_limit_raised
-            log(f"open-file limit raised from {before} to {after} (the hard limit)")
 
 
 class _Refused(Exception):
@@ -263,10 +253,33 @@ async def serve(args: argparse.Namespace, err: TextIO) -> int:
 
         return await worker_main(args, err)
     log = _logger(err)
+    started = await start_serving(args, load_setup, log)
+    if isinstance(started, int):
+        return started
+    setup = started
+    try:
+        handoff = Handoff.bind(setup.addresses, backlog=args.backlog, tls=setup.tls, log=log)
+    except OSError as exc:
+        log(f"error: cannot listen on {', '.join(setup.addresses)}: {exc.strerror or exc}")
+        return EXIT_FAILURE
+    try:
+        endpoint = metrics_endpoint(args, log)
+    except _Refused as exc:
+        handoff.close()
+        log(f"error: {exc}")
+        return exc.status
+    return await serve_one(setup, handoff, log, endpoint=endpoint)
+
+
+async def start_serving(args: argparse.Namespace, load: Callable[[argparse.Namespace], ServeSetup],
+                        log: Callable[[str], None]) -> Union[ServeSetup, int]:
+    """What both modes do first: raise the open-file limit, check the flags
+    (``load`` them), and with ``--workers`` above 1 supervise the workers
+    until they stop. The setup to serve in this process, or an exit status."""
     before, after = raise_fd_limit()
     try:
         workers = parse_workers(args.workers)
-        setup = load_setup(args)
+        setup = load(args)
     except ValueError as exc:
         log(f"error: {exc}")
         return EXIT_USAGE
@@ -279,20 +292,18 @@ async def serve(args: argparse.Namespace, err: TextIO) -> int:
         from .workers import supervise
 
         return await supervise(setup, workers, log)
+    return setup
+
+
+def metrics_endpoint(args: argparse.Namespace, log: Callable[[str], None]) -> Optional[MetricsEndpoint]:
+    """The ``--metrics`` endpoint, bound, saying "starting" until the server
+    exists; None without the flag (_Refused, exit 2, when it cannot bind)."""
+    if args.metrics is None:
+        return None
     try:
-        handoff = Handoff.bind(setup.addresses, backlog=args.backlog, tls=setup.tls, log=log)
+        return MetricsEndpoint.bind(args.metrics, _NoSource(), log)
     except OSError as exc:
-        log(f"error: cannot listen on {', '.join(setup.addresses)}: {exc.strerror or exc}")
-        return EXIT_FAILURE
-    endpoint = None
-    if args.metrics is not None:
-        try:
-            endpoint = MetricsEndpoint.bind(args.metrics, _NoSource(), log)
-        except OSError as exc:
-            handoff.close()
-            log(f"error: --metrics {args.metrics}: {exc.strerror or exc}")
-            return EXIT_USAGE
-    return await serve_one(setup, handoff, log, endpoint=endpoint)
+        raise _Refused(f"--metrics {args.metrics}: {exc.strerror or exc}", EXIT_USAGE) from None
 
 
 class _NoSource:

@@ -34,7 +34,7 @@ import trio
 
 from .._errors import LinkError, Trap
 from ..flagvalues import parse_count, parse_dir, parse_seconds, parse_size
-from ..hostnet import format_address, open_listener, parse_address, raise_fd_limit
+from ..hostnet import format_address, open_listener, parse_address
 from ..wasi.config import Preopen
 from .access_log import FORMATS, AccessLog
 from .cgi import CGIError
@@ -42,11 +42,11 @@ from .handler_server import HandlerServer
 from .http_conn import HttpLimits
 from .router import DEFAULT_MAX_CONCURRENCY, DEFAULT_TIMEOUT, Route, RouteError, Router, load_routes
 from .tls import TlsConfig
+from .workers import ServeSetup
 
 __all__ = ["add_arguments", "wanted", "main", "serve", "serve_handlers", "serve_worker", "HandlerSetup"]
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
-DEFAULT_LISTEN = "127.0.0.1:8080"
 
 
 def _flag(parse: Callable[[str], object], name: str) -> Callable[[str], object]:
@@ -111,36 +111,20 @@ def _router(args: argparse.Namespace) -> Router:
         raise RouteError(f"--handler: {str(exc).split(': ', 1)[1]}") from None
 
 
-class HandlerSetup:
-    """What handler mode loaded and checked from its flags before listening
-    (what :mod:`.workers`' supervisor needs of it, as of socket mode's Setup)."""
+class HandlerSetup(ServeSetup):
+    """What handler mode loaded and checked from its flags before listening."""
 
     def __init__(self, args: argparse.Namespace, router: Router, tls: Optional[TlsConfig]) -> None:
-        self.args = args
+        super().__init__(args, tls)
         self.router = router
-        self.tls = tls
-        self.fd_limit_raised: Optional[tuple[int, int]] = None
 
     @property
     def name(self) -> str:
-        return args_name(self.args)
-
-    @property
-    def addresses(self) -> list[str]:
-        return self.args.listen or [DEFAULT_LISTEN]
+        return self.args.routes or self.args.handler
 
     @property
     def per_worker(self) -> str:
         return f"handler mode, {len(self.router)} route(s)"
-
-    def log_fd_limit(self, log: Callable[[str], None]) -> None:
-        if self.fd_limit_raised is not None:
-            before, after = self.fd_limit_raised
-            log(f"open-file limit raised from {before} to {after} (the hard limit)")
-
-
-def args_name(args: argparse.Namespace) -> str:
-    return args.routes if args.routes else args.handler
 
 
 def load_handler_setup(args: argparse.Namespace) -> HandlerSetup:
@@ -171,56 +155,27 @@ async def serve(args: argparse.Namespace, err: TextIO) -> int:
     """:func:`main` inside trio: ``err`` receives the log. With ``--workers``
     above 1 this process supervises worker processes (:mod:`.workers`),
     each serving every route on the same listening sockets."""
-    from .cli import _logger, _Refused, parse_workers  # lazily, as in _flag
-    from .metrics import MetricsEndpoint
-    from .workers import supervise
+    from .cli import _logger, _Refused, metrics_endpoint, start_serving  # lazily, as in _flag
 
     log = _logger(err)
-    before, after = raise_fd_limit()
-    try:
-        workers = parse_workers(args.workers)
-        setup = load_handler_setup(args)
-    except ValueError as exc:
-        log(f"error: {exc}")
-        return EXIT_USAGE
-    except _Refused as exc:
-        log(f"error: {exc}")
-        return exc.status
-    if after > before:
-        setup.fd_limit_raised = (before, after)
-    if workers > 1:
-        return await supervise(setup, workers, log)
+    setup = await start_serving(args, load_handler_setup, log)
+    if isinstance(setup, int):
+        return setup
+    assert isinstance(setup, HandlerSetup)
     socks = []
     try:
         for text in setup.addresses:
             socks.append(open_listener(*parse_address(text), backlog=args.backlog))
-    except OSError as exc:
+        endpoint = metrics_endpoint(args, log)
+    except (OSError, _Refused) as exc:
         for sock in socks:
             sock.close()
+        if isinstance(exc, _Refused):
+            log(f"error: {exc}")
+            return exc.status
         log(f"error: cannot listen on {text}: {exc.strerror or exc}")
         return EXIT_FAILURE
-    endpoint = None
-    if args.metrics is not None:
-        try:
-            endpoint = MetricsEndpoint.bind(args.metrics, _Starting(), log)
-        except OSError as exc:
-            for sock in socks:
-                sock.close()
-            log(f"error: --metrics {args.metrics}: {exc.strerror or exc}")
-            return EXIT_USAGE
     return await serve_handlers(setup, socks, log, err, endpoint=endpoint)
-
-
-class _Starting:
-    """The metrics endpoint's source until the server exists."""
-
-    async def metrics(self) -> bytes:
-        await trio.lowlevel.checkpoint()
-        return b""
-
-    async def health(self) -> tuple[bool, str]:
-        await trio.lowlevel.checkpoint()
-        return False, "starting"
 
 
 async def serve_handlers(setup: HandlerSetup, socks: list[socket.socket], log: Callable[[str], None],
@@ -230,7 +185,7 @@ async def serve_handlers(setup: HandlerSetup, socks: list[socket.socket], log: C
     (the only one, or one worker) until a signal; ``endpoint`` serves the
     metrics, ``companion(server)`` runs beside it once it serves."""
     from .cli import _signals  # lazily, as in _flag
-    from .metrics import HandlerSource
+    from .metrics import LocalSource, handler_health, handler_snapshot
 
     args = setup.args
 
@@ -272,7 +227,7 @@ async def serve_handlers(setup: HandlerSetup, socks: list[socket.socket], log: C
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_signals, server, setup.tls, nursery.cancel_scope, log)  # type: ignore[arg-type]  # needs .shutdown()
             if endpoint is not None:
-                endpoint.source = HandlerSource(server)
+                endpoint.source = LocalSource(server, handler_snapshot, handler_health)
                 await nursery.start(endpoint.serve)
                 log(f"metrics on http://{endpoint.address}/metrics, health on /healthz")
             await nursery.start(server.serve, listeners)

@@ -40,7 +40,7 @@ from .supervisor import REASONS
 from .tls_connection import HANDSHAKE_FAILURES
 
 __all__ = ["snapshot", "handler_snapshot", "empty_snapshot", "add_counters", "render", "Supervision",
-           "MetricsSource", "MetricsEndpoint", "LocalSource", "HandlerSource", "local_health", "handler_health"]
+           "MetricsSource", "MetricsEndpoint", "LocalSource", "local_health", "handler_health"]
 
 # Counters of a snapshot (summed over workers, kept for dead ones); the rest are gauges.
 _COUNTERS = ("connections_accepted", "tls_handshakes_ok", "fuel", "guest_seconds", "host_calls",
@@ -292,36 +292,6 @@ class MetricsEndpoint:
         await stream.send_all(data)
 
 
-class LocalSource:
-    """The metrics of a server in this process (``--workers 1``)."""
-
-    def __init__(self, server: Any) -> None:
-        self.server = server
-
-    async def metrics(self) -> bytes:
-        await trio.lowlevel.checkpoint()
-        return render([snapshot(self.server)], Supervision())
-
-    async def health(self) -> tuple[bool, str]:
-        await trio.lowlevel.checkpoint()
-        return local_health(self.server)
-
-
-class HandlerSource:
-    """The metrics of a handler-mode server in this process (``--workers 1``)."""
-
-    def __init__(self, server: Any) -> None:
-        self.server = server
-
-    async def metrics(self) -> bytes:
-        await trio.lowlevel.checkpoint()
-        return render([handler_snapshot(self.server)], Supervision())
-
-    async def health(self) -> tuple[bool, str]:
-        await trio.lowlevel.checkpoint()
-        return handler_health(self.server)
-
-
 def handler_health(server: Any) -> tuple[bool, str]:
     """Healthy while a handler-mode server serves (an instance is made per
     request: there are none to watch between requests)."""
@@ -339,3 +309,23 @@ def local_health(server: Any) -> tuple[bool, str]:
     if running == 0:
         return False, "no instance running"
     return True, f"ok: {running} of {server.supervisor.count} instances running"
+
+
+class LocalSource:
+    """The metrics of a server in this process (``--workers 1``): a socket
+    mode :class:`~asyncwasm.serve.Server` by default, a handler-mode one
+    with ``handler_snapshot, handler_health``."""
+
+    def __init__(self, server: Any, snapshot: Callable[[Any], dict[str, Any]] = snapshot,
+                 health: Callable[[Any], tuple[bool, str]] = local_health) -> None:
+        self.server = server
+        self._snapshot = snapshot
+        self._health = health
+
+    async def metrics(self) -> bytes:
+        await trio.lowlevel.checkpoint()
+        return render([self._snapshot(self.server)], Supervision())
+
+    async def health(self) -> tuple[bool, str]:
+        await trio.lowlevel.checkpoint()
+        return self._health(self.server)

@@ -58,7 +58,7 @@ from ..hostnet import format_address, open_listener, parse_address
 from .metrics import MetricsEndpoint, Supervision, add_counters, empty_snapshot, local_health, render, snapshot
 from .supervisor import Backoff
 
-__all__ = ["supervise", "worker_main", "Control", "SupervisorLink"]
+__all__ = ["supervise", "worker_main", "Control", "SupervisorLink", "ServeSetup"]
 
 Log = Callable[[str], None]
 _REQUEST_TIMEOUT = 2.0
@@ -110,6 +110,38 @@ def _jsonable(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # -- the supervisor --------------------------------------------------------------------------
+
+
+class ServeSetup:
+    """What ``serve`` loaded and checked from its flags before listening, in
+    either mode (socket mode's ``cli.Setup``, ``handler_cli.HandlerSetup``):
+    what the supervisor needs of it."""
+
+    def __init__(self, args: argparse.Namespace, tls: Any) -> None:
+        self.args = args
+        self.tls = tls
+        self.fd_limit_raised: Optional[tuple[int, int]] = None  # (before, after), said once serving
+
+    @property
+    def name(self) -> str:
+        """What is served (for the log)."""
+        raise NotImplementedError
+
+    @property
+    def per_worker(self) -> str:
+        """What one worker process runs (for the log)."""
+        raise NotImplementedError
+
+    @property
+    def addresses(self) -> list[str]:
+        from .cli import DEFAULT_LISTEN
+
+        return self.args.listen or [DEFAULT_LISTEN]
+
+    def log_fd_limit(self, log: Log) -> None:
+        if self.fd_limit_raised is not None:
+            before, after = self.fd_limit_raised
+            log(f"open-file limit raised from {before} to {after} (the hard limit)")
 
 
 class _Worker:
@@ -175,7 +207,7 @@ def _describe_exit(code: int) -> str:
 class WorkerPool:
     """Runs ``count`` workers of ``setup`` (see the module docstring)."""
 
-    def __init__(self, setup: Any, count: int, log: Log) -> None:
+    def __init__(self, setup: ServeSetup, count: int, log: Log) -> None:
         self.setup = setup
         self.args = setup.args
         self.count = count
@@ -411,7 +443,7 @@ class WorkerPool:
                 worker.signal(signal.SIGKILL)
 
 
-async def supervise(setup: Any, count: int, log: Log) -> int:
+async def supervise(setup: ServeSetup, count: int, log: Log) -> int:
     """Serve with ``count`` worker processes until a signal (from
     :func:`asyncwasm.serve.cli.serve`); the exit status."""
     pool = WorkerPool(setup, count, log)
