@@ -33,9 +33,25 @@ from ._errors import (
     Trap,
     ValidationError,
     WasmError,
+    WasmException,
 )
-from ._types import EXTERNREF, F32, F64, FUNCREF, I32, I64, V128, FuncType, GlobalType, MemoryType, TableType, ValType
-from ._engine import Caller, Func, Global, Memory, Table
+from ._types import (
+    EXNREF,
+    EXTERNREF,
+    F32,
+    F64,
+    FUNCREF,
+    I32,
+    I64,
+    V128,
+    FuncType,
+    GlobalType,
+    MemoryType,
+    TableType,
+    TagType,
+    ValType,
+)
+from ._engine import Caller, Func, Global, Memory, Table, Tag
 from ._stats import Statistics
 from .execution import Execution, Limits, execute
 from .instance import Instance
@@ -61,10 +77,12 @@ __all__ = [
     "Memory",
     "Table",
     "Global",
+    "Tag",
     "FuncType",
     "MemoryType",
     "TableType",
     "GlobalType",
+    "TagType",
     "ValType",
     "I32",
     "I64",
@@ -73,6 +91,7 @@ __all__ = [
     "V128",
     "FUNCREF",
     "EXTERNREF",
+    "EXNREF",
     "WasmError",
     "ModuleError",
     "MalformedError",
@@ -80,6 +99,7 @@ __all__ = [
     "LinkError",
     "Trap",
     "FuelExhausted",
+    "WasmException",
     "Exit",
     "Interrupted",
     "Frame",

@@ -2,15 +2,16 @@
 # Python bindings in pyengine.c). Kept by hand: when a method table, getset
 # table or argument list in pyengine.c changes, change this file with it.
 # Wasm values are `Any`: i32/i64 are int, f32/f64 float, v128 int, funcref a
-# Func or None, externref any object (raw mode: bit patterns as int).
+# Func or None, externref any object, exnref a WasmException or None (raw
+# mode: bit patterns as int).
 
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Optional, final
 
 from typing_extensions import Buffer
 
-from ._errors import Trap
-from ._types import ExternType, FuncType, GlobalType, MemoryType, TableType
+from ._errors import Trap, WasmException
+from ._types import ExternType, FuncType, GlobalType, MemoryType, TableType, TagType
 from .instance import Exports
 from .instance import Instance as PublicInstance
 from .wasi import WasiContext
@@ -21,8 +22,10 @@ SUSPEND: int
 OUT_OF_FUEL: int
 TRAP: int
 ERROR: int
+EXCEPTION: int
 #: The trap message of each trap code, indexed by code (0: no trap).
 TRAP_MESSAGES: tuple[str, ...]
+BUILD: str  # e.g. "dispatch=computed-goto simd=sse2"
 
 @final
 class CompiledModule:
@@ -123,20 +126,32 @@ class Global:
     raw: Any
 
 @final
+class Tag:
+    """An exception tag: ``Tag(FuncType([I32], []))``; exceptions match by tag identity."""
+
+    def __init__(self, functype: FuncType) -> None: ...
+    @property
+    def type(self) -> TagType: ...
+
+@final
+class Exn:
+    """A Wasm exception, as an exnref points at it (Python sees a WasmException)."""
+
+@final
 class Instance:
     """The engine's instance (no start function run): see asyncwasm.Instance."""
 
     def __init__(
         self,
         compiled: CompiledModule,
-        externs: Iterable[Func | Memory | Table | Global],
+        externs: Iterable[Func | Memory | Table | Global | Tag],
         *,
         max_memory_pages: int = ...,
         max_table_elements: int = ...,
         max_call_depth: int = ...,
     ) -> None: ...
     @property
-    def exports(self) -> dict[str, Func | Memory | Table | Global]: ...
+    def exports(self) -> dict[str, Func | Memory | Table | Global | Tag]: ...
     @property
     def start(self) -> Optional[Func]: ...
     @property
@@ -170,6 +185,7 @@ class Fiber:
     def resume(self, value: Any, /) -> None: ...
     def throw(self, exc: BaseException, /) -> None: ...
     def trap(self) -> Trap: ...
+    def exception(self) -> WasmException: ...
     def close(self) -> None: ...
     @property
     def results(self) -> tuple[Any, ...]: ...
@@ -187,3 +203,34 @@ class Fiber:
     def host_calls(self) -> int: ...
     @property
     def suspensions(self) -> int: ...
+
+# wasi_sock.c: the C path of the hot WASI socket calls (asyncwasm/wasi/fastpath.py).
+@final
+class SockTable:
+    """The C mirror of one WASI context's socket fds."""
+
+    def __init__(self, poll_wait: Callable[..., Any], send_rest: Callable[..., Any]) -> None: ...
+    def install(self, fd: int, sock: Any, rights: int, fdflags: int, stream: bool, source: Any = None, /) -> None: ...
+    def update(self, fd: int, rights: int, fdflags: int, /) -> None: ...
+    def remove(self, fd: int, /) -> tuple[int, int]: ...
+    def counts(self, fd: int, /) -> tuple[int, int]: ...
+    def clear(self) -> None: ...
+    def bind_memory(self, memory: Optional[Memory], /) -> None: ...
+    def close_epoll(self) -> None: ...
+    def poll_scan(self, args: tuple[int, int, int, int], start: tuple[int, int], fired_until: Optional[int],
+                  /) -> Optional[bool]: ...
+    @staticmethod
+    def configure(errno_map: bytes, probe: Any, /) -> bool: ...
+    @property
+    def epoll_fd(self) -> int: ...
+    @property
+    def idle(self) -> bool: ...
+
+@final
+class SockCall:
+    """A WASI socket function with a C fast path; from Python, calling it calls ``fallback``."""
+
+    def __init__(self, kind: int, table: SockTable, fallback: Callable[..., Any]) -> None: ...
+    def __call__(self, *args: Any) -> Any: ...
+    @property
+    def fallback(self) -> Callable[..., Any]: ...

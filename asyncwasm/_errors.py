@@ -7,6 +7,7 @@
     ├── LinkError            instantiation failed before any code ran
     ├── Trap                 the guest trapped (kind is the spec's message)
     │   └── FuelExhausted    the fuel budget ran out
+    ├── WasmException        a Wasm exception nothing in the guest caught (tag, values)
     ├── Exit                 the guest called proc_exit(code)
     └── Interrupted          the run was cancelled or timed out; the instance is unusable
 """
@@ -14,7 +15,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
+
+if TYPE_CHECKING:
+    from ._engine import Tag
 
 
 class WasmError(Exception):
@@ -135,6 +139,43 @@ class FuelExhausted(Trap):
     def __init__(self, consumed: int, frames: Sequence[Frame] = ()):
         self.consumed = consumed
         super().__init__("fuel exhausted", frames)
+
+
+class WasmException(WasmError):
+    """A WebAssembly exception (Wasm 3.0 exception handling): an instance of
+    ``tag`` (an :class:`asyncwasm.Tag`) carrying ``values``, its payload, as
+    Python values converted by the tag's parameter types.
+
+    A call raises it when the guest throws and nothing in the guest catches
+    the exception; the instance stays usable (an outcome, like a trap). A
+    host function raises it to throw into the guest, where ``try_table`` /
+    ``catch`` clauses of the same tag catch it. Raising one that came from
+    a guest rethrows that very exception (what ``catch_ref`` and
+    ``throw_ref`` see is the same reference), and it is also how an
+    ``exnref`` value looks in Python.
+
+        >>> tag = asyncwasm.Tag(FuncType([I32], []))
+        >>> linker.define("env", "error", tag)               # the guest imports it
+        >>> def check(n: int) -> None:
+        ...     if n < 0:
+        ...         raise asyncwasm.WasmException(tag, [n])   # the guest may catch it
+        >>> try:
+        ...     instance.exports["run"]()
+        ... except asyncwasm.WasmException as exc:
+        ...     if exc.tag is tag:
+        ...         print("uncaught error", exc.values[0])
+    """
+
+    #: The engine's exception object this stands for (None until it is thrown).
+    _exn: Any = None
+
+    def __init__(self, tag: "Tag", values: Sequence[Any] = ()):
+        self.tag = tag
+        self.values = tuple(values)
+        super().__init__(f"uncaught Wasm exception of {tag!r} with values {self.values!r}")
+
+    def __reduce__(self) -> Any:
+        return (type(self), (self.tag, self.values))
 
 
 class Exit(WasmError):

@@ -15,9 +15,13 @@ slice it sees and sizes the next one to last a target time:
 
 The target time comes from the trio side (:func:`slice_target`): with n
 guests running their slices in one trio run, each aims at
-``yield_interval / (2 n)``, never below ``MIN_SLICE_TIME``, so that one
+``yield_interval / (4 n)``, never below ``MIN_SLICE_TIME``, so that one
 round of the event loop, in which every runnable task takes one step, stays
-near ``yield_interval / 2`` however many guests share it.
+near ``yield_interval / 4`` however many guests share it. A task that
+becomes runnable (a sleeper whose time came) waits for the end of the
+round it fell in and runs somewhere in the next, so its lateness is up to
+two rounds: about ``yield_interval / 2`` (2.5 ms by default), and with 100
+spinning guests 100 slice boundaries (about 3 us each) more.
 """
 
 from __future__ import annotations
@@ -28,9 +32,11 @@ import trio
 
 __all__ = ["Pacer", "Crowd", "crowd", "slice_target", "MIN_SLICE_TIME"]
 
-#: Shortest slice aimed at, in seconds: below this the checkpoint itself
-#: (a few microseconds) would cost more than a few percent of run time.
-MIN_SLICE_TIME = 50e-6
+#: Shortest slice aimed at, in seconds: the checkpoint between two slices
+#: costs about 3 us, so at this floor a crowded loop spends about an eighth
+#: of its time switching guests (the price of waking a sleeper within 5 ms
+#: among 100 spinning guests).
+MIN_SLICE_TIME = 20e-6
 #: Fuel of the first slice of an instance: tens of microseconds of pure
 #: Wasm, and still short when every instruction calls a slow host function.
 INITIAL_FUEL = 10_000
@@ -111,5 +117,5 @@ def crowd() -> Crowd:
 def slice_target(yield_interval: float, running: int) -> float:
     """Seconds the next slice should last when ``running`` guests share the
     event loop and each must yield at least every ``yield_interval``."""
-    target = yield_interval / (2 * max(running, 1))
+    target = yield_interval / (4 * max(running, 1))
     return target if target > MIN_SLICE_TIME else MIN_SLICE_TIME

@@ -20,6 +20,9 @@ class ValType(enum.IntEnum):
 
         >>> I32, int(I32), ValType(0x7E), I64.is_ref, FUNCREF.is_ref
         (i32, 127, i64, False, True)
+
+    ``EXNREF`` is a reference to a Wasm exception; Python sees one as the
+    :class:`~asyncwasm.WasmException` it stands for (None is null).
     """
 
     I32 = 0x7F
@@ -29,6 +32,7 @@ class ValType(enum.IntEnum):
     V128 = 0x7B
     FUNCREF = 0x70
     EXTERNREF = 0x6F
+    EXNREF = 0x69
 
     def __str__(self) -> str:
         return self.name.lower()
@@ -37,7 +41,7 @@ class ValType(enum.IntEnum):
 
     @property
     def is_ref(self) -> bool:
-        return self in (ValType.FUNCREF, ValType.EXTERNREF)
+        return self in (ValType.FUNCREF, ValType.EXTERNREF, ValType.EXNREF)
 
 
 I32 = ValType.I32
@@ -47,9 +51,10 @@ F64 = ValType.F64
 V128 = ValType.V128
 FUNCREF = ValType.FUNCREF
 EXTERNREF = ValType.EXTERNREF
+EXNREF = ValType.EXNREF
 
 
-_VALTYPE_NAMES = "I32, I64, F32, F64, V128, FUNCREF or EXTERNREF"
+_VALTYPE_NAMES = "I32, I64, F32, F64, V128, FUNCREF, EXTERNREF or EXNREF"
 
 
 def _valtype(value: Union[ValType, int]) -> ValType:
@@ -158,4 +163,29 @@ class GlobalType:
         return f"global {'mut ' if self.mutable else ''}{self.content}"
 
 
-ExternType = Union[FuncType, TableType, MemoryType, GlobalType]
+@dataclass(frozen=True)
+class TagType:
+    """An exception tag's type: a function type whose params are the
+    payload of the exceptions it makes (it has no results).
+
+        >>> str(TagType(FuncType([I32, F64], [])))
+        'tag [i32 f64]'
+    """
+
+    functype: FuncType
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.functype, FuncType):
+            raise TypeError(f"TagType needs a FuncType, not {type(self.functype).__name__}")
+        if self.functype.results:
+            raise ValueError(f"a tag's function type has no results, not {self.functype}")
+
+    @property
+    def params(self) -> tuple[ValType, ...]:
+        return self.functype.params
+
+    def __str__(self) -> str:
+        return "tag [" + " ".join(map(str, self.functype.params)) + "]"
+
+
+ExternType = Union[FuncType, TableType, MemoryType, GlobalType, TagType]

@@ -3,6 +3,8 @@
     asyncwasm run [options] FILE [ARGS...]   run a WASI program (see asyncwasm.run)
     asyncwasm serve [MODULE] [options]       host a Wasm HTTP server (asyncwasm.serve.cli)
     asyncwasm inspect FILE                   kind, imports, exports and custom sections
+    asyncwasm keygen PATH                    an Ed25519 key pair for signing modules
+    asyncwasm sign --key PATH MODULE         write MODULE.sig (see asyncwasm.signing)
 
 This module only parses flags: each subcommand is one
 ``_cmd_<name>(args, out, err) -> int`` function registered in
@@ -101,6 +103,7 @@ def build_parser(out: TextIO, err: TextIO, *, serve: Any = None) -> argparse.Arg
     )
     inspect.add_argument("file", metavar="FILE", help="a .wasm file (binary format)")
     inspect.set_defaults(command=_cmd_inspect, parser=inspect)
+    _add_signing(commands)
     return parser
 
 
@@ -354,6 +357,51 @@ def _add_serve(commands: "argparse._SubParsersAction[Any]", serve: Any) -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     serve.add_arguments(parser)
     parser.set_defaults(command=lambda args, out, err: serve.main(args))
+
+
+# -- keygen, sign ----------------------------------------------------------
+
+
+def _add_signing(commands: "argparse._SubParsersAction[Any]") -> None:
+    keygen = commands.add_parser(
+        "keygen", help="make an Ed25519 key pair for signing modules",
+        description="Write a new Ed25519 private key to PATH (PEM, mode 0600) and its public key to "
+        "PATH.pub.pem (give that to `asyncwasm serve --trust-key`). Existing files are never "
+        "overwritten. Exits 1 when a file exists or cannot be written.")
+    keygen.add_argument("path", metavar="PATH", help="where to write the private key")
+    keygen.set_defaults(command=_cmd_keygen, parser=keygen)
+    sign = commands.add_parser(
+        "sign", help="sign a module: write MODULE.sig",
+        description="Write MODULE.sig: the Ed25519 signature of MODULE's exact bytes, one line of "
+        "base64, made with the private key from `asyncwasm keygen`. Exits 1 when the key or the "
+        "module cannot be read.")
+    sign.add_argument("--key", required=True, metavar="PATH", help="the private key (PEM)")
+    sign.add_argument("module", metavar="MODULE", help="the .wasm file to sign")
+    sign.set_defaults(command=_cmd_sign, parser=sign)
+
+
+def _cmd_keygen(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .signing import generate_key, load_public_key
+
+    try:
+        private, public = generate_key(args.path)
+    except ValueError as exc:
+        return _fail(err, str(exc))
+    out.write(f"private key {private} (keep it secret), public key {public} "
+              f"(key id {load_public_key(public).id})\n")
+    return EXIT_OK
+
+
+def _cmd_sign(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .signing import key_id, load_private_key, sign_file
+
+    try:
+        written = sign_file(args.key, args.module)
+        signer = key_id(load_private_key(args.key))
+    except ValueError as exc:
+        return _fail(err, str(exc))
+    out.write(f"{written} (key id {signer})\n")
+    return EXIT_OK
 
 
 # -- inspect ---------------------------------------------------------------

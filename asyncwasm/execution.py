@@ -9,6 +9,7 @@ on the heap. ``fiber.run(fuel)`` executes until one of the closed set of
                     ``fiber.resume(value)`` (or ``fiber.throw(exc)``)
     OUT_OF_FUEL  -> the slice is spent: charge the budget, checkpoint, run again
     TRAP         -> raise ``fiber.trap()``
+    EXCEPTION    -> raise ``fiber.exception()`` (a Wasm exception nothing caught)
 
 Both drivers here run slices through the same code (:meth:`_Gate.run_slice`,
 which applies the instance's fuel budget and keeps its statistics):
@@ -73,7 +74,7 @@ from ._errors import FuelExhausted, Interrupted
 from ._pacer import Pacer, crowd, slice_target
 from ._stats import Meter, Statistics
 
-__all__ = ["Limits", "Outcome", "Execution", "execute", "call_async", "run_sync", "DEFAULT_MAX_CALL_DEPTH"]
+__all__ = ["Limits", "Outcome", "Execution", "Waiting", "execute", "call_async", "run_sync", "DEFAULT_MAX_CALL_DEPTH"]
 
 #: Guest call depth allowed when no :class:`Limits` says otherwise.
 DEFAULT_MAX_CALL_DEPTH = 10_000
@@ -91,7 +92,16 @@ _UNLIMITED = 1 << 62
 _SYNC_CHECK_INTERVAL = 0.005
 
 _perf_counter = time.perf_counter
-_DONE, _SUSPEND, _OUT_OF_FUEL, _TRAP = 0, 1, 2, 3
+_DONE, _SUSPEND, _OUT_OF_FUEL, _TRAP, _EXCEPTION = 0, 1, 2, 3, 5
+
+
+class Waiting:
+    """Marks an awaitable that always waits in the event loop (passes a trio
+    schedule point) before it completes, such as a socket wait. After one,
+    the async driver starts a new slice, as after a checkpoint: a guest that
+    waits for I/O between requests never ends a slice on fuel."""
+
+    __slots__ = ()
 
 
 class Outcome(enum.IntEnum):
@@ -99,6 +109,8 @@ class Outcome(enum.IntEnum):
 
     ``ERROR`` is never returned to Python: ``run()`` raises the exception
     (a host function's own error, or :class:`~asyncwasm.Exit`) instead.
+    ``EXCEPTION``: the guest threw a Wasm exception nothing caught
+    (``fiber.exception()`` is the :class:`~asyncwasm.WasmException`).
     """
 
     DONE = 0
@@ -106,6 +118,7 @@ class Outcome(enum.IntEnum):
     OUT_OF_FUEL = 2
     TRAP = 3
     ERROR = 4
+    EXCEPTION = 5
 
 
 def _check_count(name: str, value: Optional[int], minimum: int) -> None:
@@ -436,6 +449,8 @@ class _Gate:
             return fiber.results
         if outcome == _TRAP:
             raise fiber.trap()
+        if outcome == _EXCEPTION:
+            raise fiber.exception()
         # SUSPEND: nothing can await here; the host call (or the wait for
         # another instance's turn) fails with the reason, which ends the fiber.
         fiber.throw(_refuse_awaitable(fiber.awaitable))
@@ -611,19 +626,21 @@ class _Gate:
             while True:  # one slice per iteration
                 used_at_start = fiber.fuel_used
                 time_at_start = meter.guest_time
-                end = used_at_start + max(pacer.fuel_for(slice_target(interval, guests.running)), fiber.fuel_needed)
+                fuel = max(pacer.fuel_for(slice_target(interval, guests.running)), fiber.fuel_needed)
+                end = used_at_start + fuel
                 wall_start = _perf_counter()
                 while True:
                     outcome = self.run_slice(fiber, max(end - fiber.fuel_used, 0), meter)
                     if outcome != _SUSPEND:
                         break
+                    awaitable = fiber.awaitable
                     guests.running -= 1  # waiting for I/O is not competing for the CPU
                     try:
                         if deadline is None:
-                            value = await fiber.awaitable
+                            value = await awaitable
                         else:
                             with trio.move_on_at(deadline.at()) as waiting:
-                                value = await fiber.awaitable
+                                value = await awaitable
                             if waiting.cancelled_caught:
                                 raise _Overdue
                     except _Overdue:
@@ -634,12 +651,17 @@ class _Gate:
                         fiber.resume(value)
                     finally:
                         guests.running += 1
-                    if _perf_counter() - wall_start > interval:
+                    if isinstance(awaitable, Waiting):  # it yielded to the loop: a new slice begins
+                        end = fiber.fuel_used + fuel
+                        wall_start = _perf_counter()
+                    elif _perf_counter() - wall_start > interval:
                         break  # host calls that never yield took the time: checkpoint, then go on
                 if outcome == _DONE:
                     return fiber.results
                 if outcome == _TRAP:
                     raise fiber.trap()
+                if outcome == _EXCEPTION:
+                    raise fiber.exception()
                 # OUT_OF_FUEL, or resumed after a long suspension: the slice is over
                 pacer.observe(fiber.fuel_used - used_at_start, meter.guest_time - time_at_start)
                 if deadline is not None and deadline.passed():
@@ -736,6 +758,8 @@ def run_sync(fiber: Any) -> tuple:
             return fiber.results
         if outcome == _TRAP:
             raise fiber.trap()
+        if outcome == _EXCEPTION:
+            raise fiber.exception()
         if outcome == _SUSPEND:
             raise _refuse_awaitable(fiber.awaitable)
         if outcome != _OUT_OF_FUEL:

@@ -13,10 +13,10 @@ WASI and trio (inside a trio task):
     >>> with await linker.instantiate_async(module) as instance:   # start function may suspend
     ...     await instance.exports["_start"].call_async()
 
-Import matching follows the spec's extern subtyping (Wasm 2.0, section
-"Import Matching"): functions by exact type; tables by element type and
-limits; memories by limits (an existing memory's *current* size is its
-minimum); globals by exact content type and mutability. A missing import
+Import matching follows the spec's extern subtyping ("Import Matching"):
+functions by exact type; tables by element type and limits; memories by
+limits (an existing memory's *current* size is its minimum); globals by
+exact content type and mutability; tags by exact type. A missing import
 raises ``LinkError("unknown import ...")``, a mismatched one
 ``LinkError("incompatible import type ...")`` naming both types.
 """
@@ -25,9 +25,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable, Iterator, Optional, Union, final
 
-from ._engine import Func, Global, Memory, Table
+from ._engine import Func, Global, Memory, Table, Tag
 from ._errors import LinkError
-from ._types import ExternType, FuncType, GlobalType, MemoryType, TableType
+from ._types import ExternType, FuncType, GlobalType, MemoryType, TableType, TagType
 from .module import ImportType, Module
 
 if TYPE_CHECKING:
@@ -37,8 +37,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Linker", "Extern"]
 
-Extern = Union[Func, Memory, Table, Global]
-_EXTERN_CLASSES = (Func, Memory, Table, Global)
+Extern = Union[Func, Memory, Table, Global, Tag]
+_EXTERN_CLASSES = (Func, Memory, Table, Global, Tag)
 
 
 def extern_type(extern: Extern) -> ExternType:
@@ -49,9 +49,9 @@ def extern_type(extern: Extern) -> ExternType:
     if isinstance(extern, Table):
         table = extern.type
         return TableType(table.element, extern.size, table.max)
-    if isinstance(extern, (Func, Global)):
+    if isinstance(extern, (Func, Global, Tag)):
         return extern.type
-    raise TypeError(f"not an extern (Func, Memory, Table or Global): {type(extern).__name__}")
+    raise TypeError(f"not an extern (Func, Memory, Table, Global or Tag): {type(extern).__name__}")
 
 
 def _limits_match(actual_min: int, actual_max: Optional[int], expected_min: int, expected_max: Optional[int]) -> bool:
@@ -75,8 +75,8 @@ def import_matches(expected: ExternType, actual: ExternType) -> bool:
         )
     if isinstance(expected, MemoryType):
         return isinstance(actual, MemoryType) and _limits_match(actual.min, actual.max, expected.min, expected.max)
-    if isinstance(expected, GlobalType):
-        return isinstance(actual, GlobalType) and actual == expected
+    if isinstance(expected, (GlobalType, TagType)):
+        return type(actual) is type(expected) and actual == expected
     raise TypeError(f"not an extern type: {expected!r}")
 
 
@@ -134,15 +134,16 @@ class Linker:
     # -- defining ---------------------------------------------------------
 
     def define(self, module: str, name: str, extern: Extern) -> None:
-        """Make ``extern`` (a Func, Memory, Table or Global) importable as
+        """Make ``extern`` (a Func, Memory, Table, Global or Tag) importable as
         ``module.name``.
 
             >>> linker.define("env", "memory", Memory(MemoryType(1, 16)))
+            >>> linker.define("env", "error", Tag(FuncType([I32], [])))   # an exception tag
         """
         if not isinstance(module, str) or not isinstance(name, str):
             raise TypeError(f"module and name must be str, not {type(module).__name__} and {type(name).__name__}")
         if not isinstance(extern, _EXTERN_CLASSES):
-            raise TypeError(f"can only define a Func, Memory, Table or Global, not {type(extern).__name__}")
+            raise TypeError(f"can only define a Func, Memory, Table, Global or Tag, not {type(extern).__name__}")
         key = (module, name)
         if not self.allow_shadowing and key in self._externs:
             raise ValueError(f"import {_quote(module, name)} is already defined (use Linker(allow_shadowing=True))")

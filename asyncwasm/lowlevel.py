@@ -12,8 +12,11 @@ drivers in :mod:`asyncwasm.execution` use it for you. A driver looks like::
             break                                   # fiber.results
         if outcome == Outcome.TRAP:
             raise fiber.trap()
+        if outcome == Outcome.EXCEPTION:
+            raise fiber.exception()                 # a Wasm exception nothing caught
         if outcome == Outcome.SUSPEND:
-            fiber.resume(await fiber.awaitable)     # or fiber.throw(exc)
+            fiber.resume(await fiber.awaitable)     # or fiber.throw(exc): a WasmException
+                                                    # is thrown into the guest
         # Outcome.OUT_OF_FUEL: a checkpoint, then the next slice
 
 A fiber that is never resumed again is simply dropped: Wasm frames live on the

@@ -40,7 +40,7 @@ from typing import Any, Optional, Sequence, TextIO, Union
 import trio
 
 from ._engine import Func
-from ._errors import Exit, FuelExhausted, LinkError, ModuleError, Trap
+from ._errors import Exit, FuelExhausted, LinkError, ModuleError, Trap, WasmException
 from ._types import FuncType, ValType
 from .execution import Limits
 # The flag-value parsers and parse_address/open_listener stay importable from
@@ -335,6 +335,8 @@ class _Run:
             raise RunError(f"fuel exhausted{where}: the guest used all {config.fuel} units of --fuel") from None
         except Trap as exc:
             raise RunError(f"guest trapped: {_one_line(exc)}") from None
+        except WasmException as exc:
+            raise RunError(_one_line(exc)) from None
         except LinkError as exc:
             raise RunError(f"{config.path}: cannot instantiate: {exc}") from None
         except OSError as exc:  # a preopen or listener the WASI context could not open

@@ -11,6 +11,8 @@ Runs, each in its own process so that one failing does not stop the rest:
 4. crossings.py      Python <-> guest call costs (when present)
 5. http_load.py      requests/second of the hosted HTTP server (when present)
 6. handler_load.py   handler mode (an instance per request) vs trio + h11
+7. simd.py           the kernels' -msimd128 builds against their scalar builds
+8. reload.py         hot reload: publish -> first answer of the new version, req/s during swaps
 
 A benchmark that is not there yet is skipped with a message. Build the
 kernels first: python benchmarks/build.py
@@ -34,6 +36,8 @@ BENCHMARKS = [
     ("crossings.py", [], ["--quick"]),
     ("http_load.py", [], ["--duration", "2", "--warmup", "0.5"]),
     ("handler_load.py", [], ["--quick"]),
+    ("simd.py", [], ["--quick"]),
+    ("reload.py", [], ["--quick"]),
 ]
 
 

@@ -59,6 +59,11 @@ class Kernel:
         return WASM_DIR / f"{self.name}.wasm"
 
     @property
+    def wasm_simd(self) -> Path:
+        """The same kernel built with -msimd128 (clang's vectorizers on)."""
+        return WASM_DIR / f"{self.name}.simd.wasm"
+
+    @property
     def wasm_m3(self) -> Path:
         """The same instructions re-encoded with minimal LEB128s (pywasm3)."""
         return WASM_DIR / f"{self.name}.m3.wasm"

@@ -50,6 +50,8 @@ WASM_FLAGS = COMMON_FLAGS + [
     "--target=wasm32-freestanding", "-g0", "-nostdlib",
     "-Wl,--no-entry", "-Wl,--export=run",
 ]
+# wasm/<name>.simd.wasm: the same, clang's vectorizers targeting Wasm SIMD (benchmarks/simd.py).
+SIMD_FLAGS = ["-msimd128"]
 NATIVE_FLAGS = COMMON_FLAGS + [
     "-fno-tree-loop-distribute-patterns", "-fPIC", "-shared", "-fvisibility=hidden",
 ]
@@ -74,14 +76,14 @@ def zig_version() -> str:
     return run_tool([sys.executable, "-m", "ziglang", "version"]).stdout.strip()
 
 
-def compile_wasm(kernel: Kernel, out_dir: Path) -> Path:
+def compile_wasm(kernel: Kernel, out_dir: Path, simd: bool = False) -> Path:
     """Compile one kernel to out_dir/<name>.wasm and sanity-check it.
 
     The file keeps its final name even in a scratch directory: wasm-ld
     stores the output's file name in the name section.
     """
-    out = out_dir / kernel.wasm.name
-    run_tool(zig_cc() + WASM_FLAGS + ["-o", str(out), str(kernel.source)])
+    out = out_dir / (kernel.wasm_simd if simd else kernel.wasm).name
+    run_tool(zig_cc() + WASM_FLAGS + (SIMD_FLAGS if simd else []) + ["-o", str(out), str(kernel.source)])
     data = out.read_bytes()
     if benchlib.import_count(data):
         raise BuildError(f"{out.name} imports something; kernels must be self-contained")
@@ -155,10 +157,12 @@ def build_wasm(kernels: list[Kernel], verify: bool) -> bool:
             else:
                 how = reencode_for_wasm3(fresh, fresh_m3)
             status_m3 = install(fresh_m3, kernel.wasm_m3, verify)
-            ok &= status not in ("DIFFERS", "MISSING") and status_m3 not in ("DIFFERS", "MISSING")
+            status_simd = install(compile_wasm(kernel, scratch, simd=True), kernel.wasm_simd, verify)
+            ok &= all(s not in ("DIFFERS", "MISSING") for s in (status, status_m3, status_simd))
             code = benchlib.section_size(fresh.read_bytes(), benchlib.CODE_SECTION)
             print(f"  {kernel.wasm.name:18} {fresh.stat().st_size:6} bytes, code {code:5} bytes: {status}; "
-                  f"{kernel.wasm_m3.name} {fresh_m3.stat().st_size} bytes ({how}): {status_m3}")
+                  f"{kernel.wasm_m3.name} {fresh_m3.stat().st_size} bytes ({how}): {status_m3}; "
+                  f"{kernel.wasm_simd.name}: {status_simd}")
     return ok
 
 
@@ -167,6 +171,15 @@ def load_wasmtime(kernel: Kernel):
 
     store = wasmtime.Store()
     module = wasmtime.Module(store.engine, kernel.wasm.read_bytes())
+    run = wasmtime.Instance(store, module, []).exports(store)["run"]
+    return lambda n: run(store, n)
+
+
+def load_wasmtime_simd(kernel: Kernel):
+    import wasmtime
+
+    store = wasmtime.Store()
+    module = wasmtime.Module(store.engine, kernel.wasm_simd.read_bytes())
     run = wasmtime.Instance(store, module, []).exports(store)["run"]
     return lambda n: run(store, n)
 
@@ -189,7 +202,8 @@ def load_native(kernel: Kernel):
 
 def check_builds(kernels: list[Kernel]) -> bool:
     """Run every available build at n_quick; all checksums must agree."""
-    loaders = {"native": load_native, "wasmtime": load_wasmtime, "pywasm3": load_wasm3}
+    loaders = {"native": load_native, "wasmtime": load_wasmtime, "wasmtime-simd": load_wasmtime_simd,
+               "pywasm3": load_wasm3}
     ok = True
     for kernel in kernels:
         n = kernel.n_quick

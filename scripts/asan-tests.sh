@@ -43,13 +43,17 @@ echo "asan-tests: building the engine with ASYNCWASM_SANITIZE=1 in $work/repo" >
     exit 1
 }
 
-# The spec suite is found relative to the repository root, which moved.
+# The spec suites are found relative to the repository root, which moved.
 if [[ -z "${ASYNCWASM_SPEC_DIR:-}" && -d "$repo/../shared/wasm-spec" ]]; then
     export ASYNCWASM_SPEC_DIR="$(cd "$repo/../shared/wasm-spec" && pwd)"
 fi
+if [[ -z "${ASYNCWASM_SPEC3_DIR:-}" && -d "$repo/../shared/wasm-spec-3.0" ]]; then
+    export ASYNCWASM_SPEC3_DIR="$(cd "$repo/../shared/wasm-spec-3.0" && pwd)"
+fi
 
 if [[ $# -eq 0 ]]; then
-    set -- tests/test_module.py tests/test_robustness.py tests/spec
+    set -- tests/test_module.py tests/test_robustness.py tests/spec tests/test_exceptions.py \
+        tests/test_tail_calls.py tests/test_module_features.py tests/test_turns_eh_tail.py
     for extra in "$work"/repo/tests/test_decode*.py "$work"/repo/tests/test_validat*.py; do
         [[ -e "$extra" ]] && set -- "$@" "${extra#"$work/repo/"}"
     done

@@ -61,7 +61,7 @@ CASES: list[tuple[str, Callable[[Module], object], type[BaseException], str]] = 
     ("define names", lambda m: Linker().define(1, "x", Memory(MemoryType(1))), TypeError,
      r"module and name must be str, not int and str"),
     ("define extern", lambda m: Linker().define("a", "x", 3), TypeError,
-     r"can only define a Func, Memory, Table or Global, not int"),
+     r"can only define a Func, Memory, Table, Global or Tag, not int"),
     ("define_func functype", lambda m: Linker().define_func("a", "f", [I32], print), TypeError,
      r"functype must be a FuncType, not list"),
     ("define_func callable", lambda m: Linker().define_func("a", "f", FuncType(), 3), TypeError,

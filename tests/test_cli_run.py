@@ -153,6 +153,14 @@ def test_trap_exits_1_with_one_line(wasm) -> None:
     assert lines[0].startswith("asyncwasm: error: guest trapped: unreachable")
 
 
+def test_uncaught_wasm_exception_exits_1_with_one_line(wasm) -> None:
+    thrower = '(module (memory (export "memory") 1) (tag $e (param i32)) (func (export "_start") (throw $e (i32.const 7))))'
+    status, out, err = run_inprocess(wasm("throw", thrower))
+    assert status == 1 and out == ""
+    assert err.startswith("asyncwasm: error: uncaught Wasm exception of <asyncwasm.Tag tag [i32]") and err.count("\n") == 1
+    assert "values (7,)" in err
+
+
 def test_timeout_stops_a_spinning_guest_with_124(wasm) -> None:
     started = time.monotonic()
     proc = run_cli("--timeout", "0.5", wasm("spin", SPINNER))

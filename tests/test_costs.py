@@ -42,6 +42,22 @@ def test_names_agree_with_the_engine_opcode_table() -> None:
         assert OPCODES[name] == expected, name
 
 
+def test_simd_names_agree_with_the_engine_opcode_table() -> None:
+    simd_def = OPCODES_DEF.with_name("opcodes_simd.def").read_text()
+    rows = re.findall(r'^SIMD_\w+\(\w+,\s*(0x[0-9A-F]+),\s*"([a-z0-9_.]+)"', simd_def, re.M)
+    assert len(rows) == 236  # every fixed-width SIMD instruction of Wasm 2.0
+    for code, name in rows:
+        assert OPCODES[name] == 0xFD00 | int(code, 16), name
+    assert sum(1 for code in OPCODES.values() if code >> 8 == 0xFD) == len(rows)
+
+
+def test_simd_instructions_are_weighted() -> None:
+    add = wat("""(module (func (export "run") (param i32)
+        (drop (i32x4.add (v128.const i32x4 1 2 3 4) (i32x4.splat (local.get 0))))))""")
+    plain = _fuel_used(Module(add), 0)
+    assert _fuel_used(Module(add, costs=CostTable({"i32x4.add": 40, "i32x4.splat": 3})), 0) == plain + 39 + 2
+
+
 def test_weights_change_the_fuel_charged_by_exactly_their_sum() -> None:
     plain = _fuel_used(Module(LOOP), 100)
     weighted = _fuel_used(Module(LOOP, costs=CostTable({"call": 50, "i32.sub": 3})), 100)

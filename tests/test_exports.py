@@ -14,11 +14,11 @@ from asyncwasm import lowlevel
 DOCUMENTED = [
     "Module", "ImportType", "ExportType", "CostTable", "Instance", "Linker", "Limits",
     "WasiConfig", "execute", "Execution", "Statistics",
-    "Func", "Caller", "Memory", "Table", "Global",
-    "FuncType", "MemoryType", "TableType", "GlobalType",
-    "ValType", "I32", "I64", "F32", "F64", "V128", "FUNCREF", "EXTERNREF",
+    "Func", "Caller", "Memory", "Table", "Global", "Tag",
+    "FuncType", "MemoryType", "TableType", "GlobalType", "TagType",
+    "ValType", "I32", "I64", "F32", "F64", "V128", "FUNCREF", "EXTERNREF", "EXNREF",
     "WasmError", "ModuleError", "MalformedError", "ValidationError", "LinkError",
-    "Trap", "FuelExhausted", "Exit", "Interrupted", "Frame",
+    "Trap", "FuelExhausted", "WasmException", "Exit", "Interrupted", "Frame",
     "__version__",
 ]  # fmt: skip
 
@@ -48,7 +48,7 @@ def test_python_classes_are_final(name: str) -> None:
     assert getattr(getattr(asyncwasm, name), "__final__", False), f"{name} is not marked @final"
 
 
-@pytest.mark.parametrize("name", ["Func", "Caller", "Memory", "Table", "Global"])
+@pytest.mark.parametrize("name", ["Func", "Caller", "Memory", "Table", "Global", "Tag"])
 def test_engine_classes_cannot_be_subclassed(name: str) -> None:
     base = getattr(asyncwasm, name)
     with pytest.raises(TypeError):
@@ -58,13 +58,15 @@ def test_engine_classes_cannot_be_subclassed(name: str) -> None:
 def test_value_types_are_the_binary_bytes() -> None:
     assert [int(t) for t in (asyncwasm.I32, asyncwasm.I64, asyncwasm.F32, asyncwasm.F64)] == [0x7F, 0x7E, 0x7D, 0x7C]
     assert (int(asyncwasm.V128), int(asyncwasm.FUNCREF), int(asyncwasm.EXTERNREF)) == (0x7B, 0x70, 0x6F)
+    assert int(asyncwasm.EXNREF) == 0x69 and asyncwasm.EXNREF.is_ref
 
 
 def test_error_hierarchy() -> None:
     assert issubclass(asyncwasm.MalformedError, asyncwasm.ModuleError)
     assert issubclass(asyncwasm.ValidationError, asyncwasm.ModuleError)
     assert issubclass(asyncwasm.FuelExhausted, asyncwasm.Trap)
-    for name in ("ModuleError", "LinkError", "Trap", "Exit", "Interrupted"):
+    assert not issubclass(asyncwasm.WasmException, asyncwasm.Trap)  # an outcome of its own
+    for name in ("ModuleError", "LinkError", "Trap", "WasmException", "Exit", "Interrupted"):
         assert issubclass(getattr(asyncwasm, name), asyncwasm.WasmError)
 
 
@@ -156,7 +158,7 @@ import trio
 import asyncwasm
 from asyncwasm import (
     I32, Caller, Execution, Exit, Func, FuncType, Global, Instance, Interrupted, Limits, Linker, Memory, Module,
-    Statistics, Table, Trap, WasiConfig, lowlevel,
+    Statistics, Table, Tag, TagType, Trap, WasiConfig, WasmException, lowlevel,
 )
 from asyncwasm.interop import GuestBuffer, GuestHeap, HeapError, unpack_ptr_len
 
@@ -211,6 +213,9 @@ def sync_use(data: bytes) -> int:
     linker.define("env", "mem", Memory(asyncwasm.MemoryType(1, 2)))
     linker.define("env", "g", Global(asyncwasm.GlobalType(I32, mutable=True), 7))
     linker.define("env", "t", Table(asyncwasm.TableType(asyncwasm.FUNCREF, 1)))
+    tag = Tag(FuncType([I32], []))
+    linker.define("env", "error", tag)
+    tag_type: TagType = tag.type
     with linker.instantiate(module, limits=Limits(fuel=10_000, timeout=1.0)) as instance:
         run = instance.exports["run"]
         assert isinstance(run, Func)
@@ -226,7 +231,7 @@ def sync_use(data: bytes) -> int:
     fiber = lowlevel.Fiber(added, (1, 2))
     outcome = lowlevel.Outcome(fiber.run(1000))
     return (len(names) + len(sections) + len(kind) + len(head) + len(view) + stats.calls + int(interrupted)
-            + int(outcome) + added.type.params.count(I32) + (result or 0))
+            + int(outcome) + added.type.params.count(I32) + len(tag_type.params) + (result or 0))
 
 
 async def async_use(module: Module) -> int | None:
@@ -237,6 +242,9 @@ async def async_use(module: Module) -> int | None:
         value = await main.call_async(1)
     except Exit as exc:
         return exc.code
+    except WasmException as exc:
+        thrown: Tag = exc.tag
+        return len(exc.values) + len(thrown.type.params)
     except (Trap, Interrupted) as exc:
         print(exc.args)
         return None

@@ -113,12 +113,12 @@ def test_trapping_module_is_restarted_with_backoff(tmp_path):
 
 def test_bad_module_and_bad_address_are_clear_errors(tmp_path):
     missing = tmp_path / "missing.wasm"
-    with serve(tmp_path, str(missing)) as proc:
+    with serve(tmp_path, str(missing), "--no-fallback") as proc:
         assert proc.popen.wait(TIMEOUT) == 1
         assert "missing.wasm" in proc.log and "error" in proc.log
     broken = tmp_path / "broken.wasm"
     broken.write_bytes(b"\0asm\1\0\0\0\xff")
-    with serve(tmp_path, str(broken)) as proc:
+    with serve(tmp_path, str(broken), "--no-fallback") as proc:
         assert proc.popen.wait(TIMEOUT) == 1
         assert "not a valid module" in proc.log
     with serve(tmp_path, "--max-memory", "4MiB") as proc:  # http_server needs more than 16 MiB

@@ -65,8 +65,8 @@ def test_render_sums_workers_and_keeps_dead_workers_counters():
     assert values[("asyncwasm_worker_restarts_total", ())] == 1
     assert values[("asyncwasm_workers", ())] == 2
     assert all(name.startswith("asyncwasm_") for name, _ in values)
-    # Small, fixed label sets only.
-    assert {label for _, labels in values for label, _ in labels} == {"reason"}
+    # Small, fixed label sets only (module_info: one series per version served, none here).
+    assert {label for _, labels in values for label, _ in labels} == {"reason", "outcome"}
 
 
 async def test_health_follows_the_server():

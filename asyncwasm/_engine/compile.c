@@ -41,6 +41,8 @@ void cg_free(codegen *cg) {
     free(cg->const_hash);
     free(cg->pad_at_depth);
     free(cg->pending);
+    free(cg->regions);
+    free(cg->catches);
     cg_init(cg);
 }
 
@@ -178,6 +180,9 @@ bool cg_func_begin(codegen *cg, uint32_t wasm_offset, uint32_t nparam_slots, uin
     cg->nlocal_slots = nlocal_slots;
     cg->nrefs = 0;
     cg->min_ref = 0;
+    cg->nregions = 0;
+    cg->ncatches = 0;
+    cg->nextra = 0;
     clear_pool(cg);
     void *refs = cg->local_refs, *written = cg->local_written;
     bool ok = grow_array(&refs, &cg->local_refs_cap, nlocal_slots, sizeof *cg->local_refs, 64);
@@ -223,7 +228,8 @@ static uint32_t final_slot(const codegen *cg, uint32_t x) {
     switch (x & CG_TAG_MASK) {
     case CG_RESULT: return x & ~CG_TAG_MASK;
     case CG_CONST: return cg->nlocal_slots + (x & ~CG_TAG_MASK);
-    default: return x >= cg->nlocal_slots ? x + cg->nconsts : x;
+    case CG_EXTRA: return cg->nlocal_slots + cg->nconsts + (x & ~CG_TAG_MASK);
+    default: return x >= cg->nlocal_slots ? x + cg->nconsts + cg->nextra : x;
     }
 }
 
@@ -257,13 +263,29 @@ bool cg_func_end(codegen *cg, wasm_code *out, const uint8_t *local_types, uint32
         cg->code[fx[0]] = end == CG_NONE ? 0 : end - fx[2];
     }
     relocate_slots(cg);
+    for (uint32_t i = 0; i < cg->ncatches; i++) {
+        wasm_catch *c = &cg->catches[i];
+        if (c->dst != WASM_NO_SLOT)
+            c->dst = final_slot(cg, c->dst);
+        if (c->exn_dst != WASM_NO_SLOT)
+            c->exn_dst = final_slot(cg, c->exn_dst);
+    }
     uint32_t nzero = cg->nlocal_slots - nparam_slots;
     size_t code_bytes = ((size_t)cg->len * sizeof(uint32_t) + 7) & ~(size_t)7;
     size_t init_bytes = ((size_t)nzero + cg->nconsts) * sizeof(uint64_t);
+    size_t regions_bytes = (size_t)cg->nregions * sizeof(wasm_try_region);
+    size_t catches_bytes = (size_t)cg->ncatches * sizeof(wasm_catch);
     size_t srcmap_bytes = (size_t)cg->nsrc * 2 * sizeof(uint32_t);
-    uint8_t *block = malloc(code_bytes + init_bytes + srcmap_bytes + nlocals);
+    uint8_t *block = malloc(code_bytes + init_bytes + regions_bytes + catches_bytes + srcmap_bytes + nlocals);
     if (!block)
         return cg_oom(cg);
+    /* Regions and catches first: their alignment (4) holds after the 8-aligned parts. */
+    uint8_t *handlers = block + code_bytes + init_bytes;
+    out->regions = cg->nregions ? memcpy(handlers, cg->regions, regions_bytes) : NULL;
+    out->nregions = cg->nregions;
+    out->catches = cg->ncatches ? memcpy(handlers + regions_bytes, cg->catches, catches_bytes) : NULL;
+    out->ncatches = cg->ncatches;
+    init_bytes += regions_bytes + catches_bytes; /* the srcmap and the local types come after */
     uint64_t *init = (uint64_t *)(block + code_bytes);
     memcpy(block, cg->code, (size_t)cg->len * sizeof(uint32_t));
     memset(init, 0, (size_t)nzero * sizeof(uint64_t));
@@ -282,7 +304,7 @@ bool cg_func_end(codegen *cg, wasm_code *out, const uint8_t *local_types, uint32
     out->nparam_slots = nparam_slots;
     out->nlocal_slots = cg->nlocal_slots;
     out->nconst_slots = cg->nconsts;
-    out->max_slots = cg->nlocal_slots + cg->nconsts + max_stack_slots;
+    out->max_slots = cg->nlocal_slots + cg->nconsts + max_stack_slots + cg->nextra;
     return true;
 }
 
@@ -311,6 +333,83 @@ void cg_jump(codegen *cg, cg_label *l) {
 void cg_unreachable(codegen *cg) {
     cg_emit(cg, OP_UNREACHABLE, 0);
     end_chain(cg);
+}
+
+void cg_emit_terminal(codegen *cg, uint32_t op, uint32_t nops, const uint32_t *operands) {
+    uint32_t *w = cg_emit(cg, op, nops);
+    if (!w)
+        return;
+    memcpy(w, operands, sizeof *w * nops);
+    end_chain(cg);
+}
+
+/* ---- Exceptions ---------------------------------------------------------------------
+ * A try region is a range of code whose exceptions its catch clauses see
+ * (engine.h "Exceptions"). Each clause has a landing pad the unwinder
+ * continues at: a JUMP to the handler's label, so that entering the
+ * handler pays its chain's fuel like any branch (and a run stops on the
+ * pad, resumably, when it does not fit), or a RETURN for the function's
+ * label. A try_table's pads follow a SKIP at its start, which jumps over
+ * them (it is in the same chain: nothing is charged); a legacy catch's pad
+ * sits in the dead code right before the catch body. Regions opened in
+ * dead code do not exist: nothing there can throw. */
+
+uint32_t cg_try_begin(codegen *cg, uint32_t next, bool inline_pads) {
+    if (cg->dead || cg->oom)
+        return CG_NONE;
+    void *p = cg->regions;
+    if (!grow_array(&p, &cg->regions_cap, (size_t)cg->nregions + 1, sizeof *cg->regions, 8)) {
+        cg_oom(cg);
+        return CG_NONE;
+    }
+    cg->regions = p;
+    uint32_t r = cg->nregions++;
+    cg->regions[r] = (wasm_try_region){.start = cg->len, .end = cg->len, .next = next};
+    if (inline_pads)
+        cg_emit1(cg, OP_SKIP, 0); /* its length is patched by cg_try_body */
+    return r;
+}
+
+void cg_try_body(codegen *cg, uint32_t region) {
+    if (region == CG_NONE || cg->oom)
+        return;
+    wasm_try_region *r = &cg->regions[region];
+    cg->code[r->start + 1] = cg->len - (r->start + 2); /* the SKIP's operand: the pads' words */
+    r->start = r->end = cg->len;
+}
+
+void cg_try_end(codegen *cg, uint32_t region) {
+    if (region != CG_NONE && !cg->oom)
+        cg->regions[region].end = cg->len;
+}
+
+void cg_region_next(codegen *cg, uint32_t region, uint32_t next) {
+    if (region != CG_NONE && !cg->oom)
+        cg->regions[region].next = next;
+}
+
+void cg_catch(codegen *cg, uint32_t region, uint32_t tag, uint32_t dst, uint32_t exn_dst, cg_label *l) {
+    if (region == CG_NONE || cg->oom)
+        return;
+    void *p = cg->catches;
+    if (!grow_array(&p, &cg->catches_cap, (size_t)cg->ncatches + 1, sizeof *cg->catches, 8)) {
+        cg_oom(cg);
+        return;
+    }
+    cg->catches = p;
+    bool dead = cg->dead;
+    cg->dead = false; /* a pad is reached by the unwinder only */
+    uint32_t pad = cg->len;
+    if (l == NULL) {
+        cg_emit(cg, OP_RETURN, 0);
+    } else {
+        uint32_t *w = cg_emit(cg, OP_JUMP, 2);
+        if (w)
+            set_target(cg, (uint32_t)(w - cg->code), l);
+    }
+    cg->dead = dead || cg->oom;
+    cg->catches[cg->ncatches++] =
+        (wasm_catch){.region = region, .tag = tag, .dst = dst, .exn_dst = exn_dst, .pad = pad};
 }
 
 /* Binds l at the current position, in the current chain. */
@@ -439,26 +538,54 @@ static void clear_pool(codegen *cg) {
     cg->nconsts = 0;
 }
 
-uint32_t cg_const(codegen *cg, uint64_t bits) {
-    enum { HASH_SIZE = POOL_HASH_SIZE };
-    if (!cg->const_hash) {
-        cg->const_hash = calloc(HASH_SIZE, sizeof *cg->const_hash);
-        cg->consts = malloc(sizeof *cg->consts * CG_MAX_CONSTS);
-        if (!cg->const_hash || !cg->consts) {
-            free(cg->const_hash), free(cg->consts);
-            cg->const_hash = NULL, cg->consts = NULL;
-            return CG_NONE; /* the caller emits a CONST instead */
-        }
+/* Allocates the pool at first use; false when out of memory (the caller
+ * then emits a CONST instead). */
+static bool pool_ready(codegen *cg) {
+    if (cg->const_hash)
+        return true;
+    cg->const_hash = calloc(POOL_HASH_SIZE, sizeof *cg->const_hash);
+    cg->consts = malloc(sizeof *cg->consts * CG_MAX_CONSTS);
+    if (!cg->const_hash || !cg->consts) {
+        free(cg->const_hash), free(cg->consts);
+        cg->const_hash = NULL, cg->consts = NULL;
+        return false;
     }
+    return true;
+}
+
+/* Appends `bits` to the pool. Every entry is hashed, duplicates too (a
+ * v128 half may repeat a scalar), so that clear_pool finds each one. */
+static uint32_t pool_append(codegen *cg, uint64_t bits) {
     uint32_t h = pool_hash(bits);
-    for (; cg->const_hash[h]; h = (h + 1) & (HASH_SIZE - 1))
+    while (cg->const_hash[h])
+        h = (h + 1) & (POOL_HASH_SIZE - 1);
+    cg->consts[cg->nconsts++] = bits;
+    cg->const_hash[h] = cg->nconsts;
+    return CG_CONST | (cg->nconsts - 1);
+}
+
+uint32_t cg_const(codegen *cg, uint64_t bits) {
+    if (!pool_ready(cg))
+        return CG_NONE;
+    for (uint32_t h = pool_hash(bits); cg->const_hash[h]; h = (h + 1) & (POOL_HASH_SIZE - 1))
         if (cg->consts[cg->const_hash[h] - 1] == bits)
             return CG_CONST | (cg->const_hash[h] - 1);
     if (cg->nconsts == CG_MAX_CONSTS)
         return CG_NONE;
-    cg->consts[cg->nconsts++] = bits;
-    cg->const_hash[h] = cg->nconsts;
-    return CG_CONST | (cg->nconsts - 1);
+    return pool_append(cg, bits);
+}
+
+uint32_t cg_const128(codegen *cg, uint64_t lo, uint64_t hi) {
+    if (!pool_ready(cg))
+        return CG_NONE;
+    for (uint32_t k = 0; k + 1 < cg->nconsts; k++) /* few per function: a linear search */
+        if (cg->consts[k] == lo && cg->consts[k + 1] == hi)
+            return CG_CONST | k;
+    if (cg->nconsts + 2 > CG_MAX_CONSTS)
+        return CG_NONE;
+    uint32_t loc = pool_append(cg, lo);
+    pool_append(cg, hi);
+    return loc;
 }
 
 /* A COPY right after a COPY (no label between) extends it into a COPY2. */
@@ -496,9 +623,10 @@ void cg_flush_local_refs(codegen *cg, cg_value *stack, uint32_t height) {
     cg->min_ref = height;
 }
 
-/* Whether loc is a pool entry holding zero bits. */
-static bool is_zero_const(const codegen *cg, uint32_t loc) {
-    return (loc & CG_TAG_MASK) == CG_CONST && cg->consts[loc & ~CG_TAG_MASK] == 0;
+/* Whether loc is a pool entry holding zero bits (two entries for a v128). */
+static bool is_zero_const(const codegen *cg, uint32_t loc, uint8_t type) {
+    uint32_t k = loc & ~CG_TAG_MASK;
+    return (loc & CG_TAG_MASK) == CG_CONST && cg->consts[k] == 0 && (type != VT_V128 || cg->consts[k + 1] == 0);
 }
 
 uint32_t cg_local_set(codegen *cg, cg_value *stack, uint32_t height, const cg_value *val, uint32_t slot) {
@@ -511,7 +639,7 @@ uint32_t cg_local_set(codegen *cg, cg_value *stack, uint32_t height, const cg_va
     if (cg->entry_code) { /* F7 */
         bool fresh = slot >= cg->nparam_slots && !cg->local_written[slot];
         cg->local_written[slot] = 1;
-        if (fresh && is_zero_const(cg, val->loc))
+        if (fresh && is_zero_const(cg, val->loc, val->type))
             return val->loc;
     }
     if (val->loc == val->home && cg->result_word != CG_NONE && cg->code[cg->result_word] == val->home) {
@@ -544,12 +672,11 @@ static void emit_return(codegen *cg) {
     cg_emit(cg, OP_RETURN, 0);
 }
 
-/* The operand that names final slot i (a return's destination). */
-static uint32_t result_slot(const codegen *cg, uint32_t i) {
+uint32_t cg_result_slot(const codegen *cg, uint32_t i) {
     return i < cg->nlocal_slots ? i : CG_RESULT | i;
 }
 
-void cg_return(codegen *cg, cg_value *vals, uint32_t n) {
+void cg_return(codegen *cg, const cg_value *vals, uint32_t n) {
     if (cg->dead)
         return;
     uint32_t slots = 0;
@@ -557,23 +684,26 @@ void cg_return(codegen *cg, cg_value *vals, uint32_t n) {
         slots += valtype_slots(vals[i].type);
     uint32_t rw = cg->result_word;
     if (n == 1 && vals[0].loc == vals[0].home && rw != CG_NONE && cg->code[rw] == vals[0].home) {
-        cg->code[rw] = result_slot(cg, 0); /* F6: compute the result in place */
+        cg->code[rw] = cg_result_slot(cg, 0); /* F6: compute the result in place */
         emit_return(cg);
         end_chain(cg);
         return;
     }
-    for (uint32_t i = 0; n > 1 && i < n; i++) {
-        if (vals[i].loc != vals[i].home && final_slot(cg, vals[i].loc) < slots) {
-            cg_materialize(cg, vals, n); /* F5 */
-            break;
-        }
-    }
+    /* F5: when writing a result could clobber another value's location,
+     * every value goes home first. Only the code changes, never `vals`: a
+     * br_if's fall-through still finds its values where they were. */
+    bool via_home = false;
+    for (uint32_t i = 0; n > 1 && i < n; i++)
+        via_home = via_home || (vals[i].loc != vals[i].home && final_slot(cg, vals[i].loc) < slots);
+    for (uint32_t i = 0; via_home && i < n; i++)
+        if (vals[i].loc != vals[i].home)
+            emit_copy(cg, vals[i].type, vals[i].home, vals[i].loc);
     /* A value already in its result slot needs no copy; where a home will
      * end up is not known yet, so a home is always copied. */
     for (uint32_t i = 0, dst = 0; i < n; dst += valtype_slots(vals[i].type), i++) {
-        bool home = vals[i].loc == vals[i].home;
-        if (home || final_slot(cg, vals[i].loc) != dst)
-            emit_copy(cg, vals[i].type, result_slot(cg, dst), vals[i].loc);
+        uint32_t src = via_home ? vals[i].home : vals[i].loc;
+        if (src == vals[i].home || final_slot(cg, src) != dst)
+            emit_copy(cg, vals[i].type, cg_result_slot(cg, dst), src);
     }
     emit_return(cg);
     end_chain(cg);
@@ -649,10 +779,12 @@ static uint32_t chain_op(uint32_t first, uint32_t second, bool right) {
  * and LOAD_SUM_OP forms (0 = none). */
 static const uint16_t load_op_load[OP__COUNT] = {
 #define LOAD_OP(NAME, LOAD, OP, TYPE, ALIGN_LOG2) [OP_##OP] = OP_##LOAD,
+#define SIMD_LOAD_OP(NAME, OP, FUNC) [OP_##OP] = OP_V128_LOAD,
 #include "opcodes.def"
 };
 static const uint16_t load_op_plain[OP__COUNT] = {
 #define LOAD_OP(NAME, LOAD, OP, TYPE, ALIGN_LOG2) [OP_##OP] = OP_##NAME,
+#define SIMD_LOAD_OP(NAME, OP, FUNC) [OP_##OP] = OP_##NAME,
 #include "opcodes.def"
 };
 static const uint16_t load_op_sum[OP__COUNT] = {
@@ -664,6 +796,8 @@ static const uint16_t load_op_sum[OP__COUNT] = {
 static const uint16_t sum_form[OP__COUNT] = {
 #define LOAD_SUM(NAME, BASE, TYPE, ALIGN_LOG2) [OP_##BASE] = OP_##NAME,
 #define STORE_SUM(NAME, BASE, TYPE, ALIGN_LOG2) [OP_##BASE] = OP_##NAME,
+#define SIMD_LOAD_SUM(NAME, BASE, FUNC, ALIGN_LOG2) [OP_##BASE] = OP_##NAME,
+#define SIMD_STORE_SUM(NAME, BASE) [OP_##BASE] = OP_##NAME,
 #include "opcodes.def"
 };
 
@@ -733,6 +867,32 @@ void cg_binary(codegen *cg, uint32_t op, const cg_value *a, const cg_value *b) {
     cg_emit_result(cg, op, 3, ops);
 }
 
+/* SIMD_CHAIN_UNARY rows (F9 for two unary operations), found by linear
+ * search: they are few. */
+static const chain_row unary_chain_rows[] = {
+#define SIMD_CHAIN_UNARY(NAME, FIRST, SECOND, FUNC1, FUNC2) {OP_##NAME, OP_##FIRST, OP_##SECOND, false},
+#include "opcodes.def"
+};
+
+void cg_unary(codegen *cg, uint32_t op, const cg_value *a) {
+    if (cg->dead)
+        return;
+    uint32_t rw = cg->result_word;
+    if (rw != CG_NONE && a->loc == a->home && cg->code[rw] == a->home) {
+        for (size_t i = 0; i < sizeof unary_chain_rows / sizeof unary_chain_rows[0]; i++) {
+            const chain_row *row = &unary_chain_rows[i];
+            if (row->first == cg->code[rw - 1] && row->second == op) {
+                uint32_t ops[2] = {a->home, cg->code[rw + 1]};
+                unemit_last(cg, rw - 1);
+                cg_emit_result(cg, row->op, 2, ops);
+                return;
+            }
+        }
+    }
+    uint32_t ops[2] = {a->home, a->loc};
+    cg_emit_result(cg, op, 2, ops);
+}
+
 /* Whether `addr` was computed by the last instruction, an i32.add that can
  * fold into the access `op` (F6); then removes that add, leaving its two
  * operands in sum[]. */
@@ -770,6 +930,7 @@ static const store_of_row store_of_rows[] = {
 #define STORE_OF(NAME, STORE, OP, TYPE, ALIGN_LOG2) {OP_##NAME, OP_##STORE, OP_##OP},
 #define STORE_OF_CHAIN(NAME, STORE, CHAIN, FIRST, SECOND, TYPE, ALIGN_LOG2) {OP_##NAME, OP_##STORE, OP_##CHAIN},
 #define STORE_OF_CHAIN_R(NAME, STORE, CHAIN, FIRST, SECOND, TYPE, ALIGN_LOG2) {OP_##NAME, OP_##STORE, OP_##CHAIN},
+#define SIMD_STORE_OF(NAME, OP, FUNC) {OP_##NAME, OP_V128_STORE, OP_##OP},
 #include "opcodes.def"
 };
 
@@ -951,7 +1112,7 @@ static void copy_home_values(codegen *cg, uint32_t dst, uint32_t src, const uint
                              bool to_results) {
     for (uint32_t i = 0; i < n; i++) {
         if (to_results)
-            emit_copy(cg, types[i], result_slot(cg, dst), src);
+            emit_copy(cg, types[i], cg_result_slot(cg, dst), src);
         else if (dst != src)
             emit_copy(cg, types[i], dst, src);
         dst += valtype_slots(types[i]);

@@ -25,6 +25,10 @@
 
 #define CG_NONE UINT32_MAX
 
+/* validate_module.c: the module-level rules (everything but the bodies).
+ * Returns false with *err filled. */
+bool wasm_validate_module(wasm_module *m, wasm_error *err);
+
 /* decode.c: re-reads body `func` checking only the binary format. Returns
  * -1 with *err set when the body is malformed, else 0. validate.c calls it
  * after a validation error, because the spec decodes the whole module
@@ -60,11 +64,15 @@ typedef struct {
 
 /* Slot operands while a function compiles ("compile numbering"): params and
  * locals are their final slots; an operand-stack home is nlocal_slots +
- * height and moves up by the pool's size when the function ends; CG_CONST | k
- * is entry k of the constant pool; CG_RESULT | i is the final slot i itself
- * (a return's destinations, which may lie past the locals). cg_func_end
- * rewrites every slot operand to its final slot. Homes stay below
- * CG_MAX_HOME, so the tags never meet a home. */
+ * height and moves up by the pool's and the hidden slots' sizes when the
+ * function ends; CG_CONST | k is entry k of the constant pool; CG_EXTRA | k
+ * is hidden slot k, right after the pool (a legacy catch's exception: below
+ * every operand-stack home, so no callee frame, which starts at one, ever
+ * overlaps it); CG_RESULT | i is the final slot i itself (a return's
+ * destinations, which may lie past the locals). cg_func_end rewrites every
+ * slot operand to its final slot. Homes stay below CG_MAX_HOME, so the tags
+ * never meet a home. */
+#define CG_EXTRA 0x40000000u /* CG_EXTRA | k: hidden slot k, after the pool (exceptions) */
 #define CG_CONST 0x80000000u
 #define CG_RESULT 0xC0000000u
 #define CG_TAG_MASK 0xC0000000u
@@ -79,7 +87,9 @@ typedef struct {
     uint32_t loc;  /* where the value is: home, a local's slot, or CG_CONST | k */
 } cg_value;
 
-enum { CTRL_FUNC, CTRL_BLOCK, CTRL_LOOP, CTRL_IF, CTRL_ELSE };
+/* CTRL_TRY is a legacy try in its body, CTRL_CATCH the same after its
+ * first catch/catch_all (what rethrow may name). */
+enum { CTRL_FUNC, CTRL_BLOCK, CTRL_LOOP, CTRL_IF, CTRL_ELSE, CTRL_TRY_TABLE, CTRL_TRY, CTRL_CATCH };
 
 /* One entry of the validator's control stack. */
 typedef struct {
@@ -93,6 +103,10 @@ typedef struct {
     cg_label label;        /* where a branch to this frame goes */
     cg_label else_label;   /* CTRL_IF: where a false condition goes */
     size_t offset;         /* module byte offset of the opening instruction */
+    uint32_t region;       /* try region covering the code now compiled in this frame, or CG_NONE */
+    uint32_t own_region;   /* CTRL_TRY_TABLE/TRY/CATCH: the region it opened (CG_NONE when dead) */
+    uint32_t exn_slot;     /* CTRL_TRY/CATCH: CG_EXTRA | k, where a catch keeps the exception */
+    bool catch_all;        /* CTRL_CATCH: it has its catch_all */
 } ctrl_frame;
 
 /* A branch carries a loop's params, or a block's results. */
@@ -141,6 +155,12 @@ typedef struct codegen {
     uint32_t pad_cap;
     uint32_t *pending;       /* (word, depth) pairs of targets that need a pad */
     uint32_t pending_cap;    /* pairs */
+    /* Exception handlers of the function (engine.h "Exceptions"). */
+    wasm_try_region *regions;
+    uint32_t nregions, regions_cap;
+    wasm_catch *catches;
+    uint32_t ncatches, catches_cap;
+    uint32_t nextra;         /* hidden slots (CG_EXTRA) in use */
 } codegen;
 
 void cg_init(codegen *cg);
@@ -242,6 +262,8 @@ static inline void cg_note_pop(codegen *cg, const cg_value *val) {
 /* The location of a constant with this slot bit pattern (i32/f32 zero-
  * extended): CG_CONST | k, or CG_NONE when the pool is full. */
 uint32_t cg_const(codegen *cg, uint64_t bits);
+/* The same for a v128: two consecutive pool entries, low half first. */
+uint32_t cg_const128(codegen *cg, uint64_t lo, uint64_t hi);
 
 /* Copies every value of vals[0, n) that is not at home to its home. */
 void cg_materialize(codegen *cg, cg_value *vals, uint32_t n);
@@ -256,6 +278,11 @@ uint32_t cg_local_set(codegen *cg, cg_value *stack, uint32_t height, const cg_va
 /* A binary numeric operation (op a NUMERIC row) of a and b (just popped),
  * result at a's home; fused with the instruction before it when F9 allows. */
 void cg_binary(codegen *cg, uint32_t op, const cg_value *a, const cg_value *b);
+
+/* A unary operation of a (just popped), result at a's home; fused with the
+ * instruction before it when an opcodes_simd.def SIMD_CHAIN_UNARY row
+ * says so (F9). */
+void cg_unary(codegen *cg, uint32_t op, const cg_value *a);
 
 /* A load (op a LOAD row) of the address `addr` (just popped) into its home,
  * or a store of `value` (just popped) there. */
@@ -279,7 +306,29 @@ void cg_place_label(codegen *cg, cg_label *l);
 /* Binds a loop header here: back edges are emitted later. */
 void cg_place_loop(codegen *cg, cg_label *l);
 /* Copies the n result values to slots [0, ...), then RETURN. */
-void cg_return(codegen *cg, cg_value *vals, uint32_t n);
+void cg_return(codegen *cg, const cg_value *vals, uint32_t n);
+/* The operand that names final slot i (a return's destinations). */
+uint32_t cg_result_slot(const codegen *cg, uint32_t i);
+/* An instruction after which nothing runs (THROW, THROW_REF): the chain ends. */
+void cg_emit_terminal(codegen *cg, uint32_t op, uint32_t nops, const uint32_t *operands);
+
+/* ---- exception handling (compile.c "Exceptions") ------------------------- */
+
+/* Opens a try region here, whose `next` is the region `next`; CG_NONE
+ * when the code is dead (nothing in it can throw). With `inline_pads`
+ * (try_table), the landing pads of its clauses (cg_catch) follow in the
+ * code, jumped over, and the region starts after them (cg_try_body). */
+uint32_t cg_try_begin(codegen *cg, uint32_t next, bool inline_pads);
+void cg_try_body(codegen *cg, uint32_t region);
+/* The try body ends here (no effect for CG_NONE). */
+void cg_try_end(codegen *cg, uint32_t region);
+/* Adds a clause to `region`: exceptions of `tag` (WASM_CATCH_ALL: any)
+ * put their payload at slot `dst` and their reference at `exn_dst`
+ * (WASM_NO_SLOT: nowhere), then go to l (NULL: the function's return).
+ * Pads are written in dead code too (a legacy catch follows a jump). */
+void cg_catch(codegen *cg, uint32_t region, uint32_t tag, uint32_t dst, uint32_t exn_dst, cg_label *l);
+/* Region `region` (CG_NONE: none) covers no handler: it passes exceptions on to `next`. */
+void cg_region_next(codegen *cg, uint32_t region, uint32_t next);
 
 /* br_table over `ctrl` (the validator's stack, `depth` frames, innermost
  * last): targets[i] are label depths (the default last, ntargets in all),

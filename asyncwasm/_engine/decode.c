@@ -1,5 +1,8 @@
-/* decode.c -- bytes -> wasm_module: the WebAssembly 2.0 binary format.
+/* decode.c -- bytes -> wasm_module: the WebAssembly 3.0 binary format.
  * https://webassembly.github.io/spec/core/binary/index.html
+ * What the engine cannot run yet (SIMD, GC, typed function references;
+ * memory64 and multi-memory are decoded, then refused by validate.c) is a
+ * validation error "<feature> is not supported yet".
  *
  * Strategy:
  * - One decode_<section> function per section, each reading with the module
@@ -11,7 +14,7 @@
  *   validates and compiles (one pass), and asks wasm_skim_body (below) to
  *   tell malformed bodies from invalid ones when it finds an error.
  * - A few problems the spec classifies as validation errors are visible only
- *   while decoding (non-constant constant expressions, SIMD types). They are
+ *   while decoding (non-constant constant expressions). They are
  *   deferred: the first one is reported after the whole module decoded, so
  *   a malformed module is always reported as malformed.
  */
@@ -23,14 +26,12 @@
 #include "compile.h"
 #include "reader.h"
 
-#define MSG_SIMD "SIMD is not supported yet"
-
 typedef struct {
     wasm_module *m;
     wasm_reader r;       /* over the whole module */
     wasm_error deferred; /* first validation-class problem met while decoding */
     bool has_deferred;
-    bool built[4];       /* index space of EXTERN_* allocated */
+    bool built[EXTERN_KINDS]; /* index space of EXTERN_* allocated */
     uint32_t ndefined_funcs; /* function section count */
     uint32_t ncode;          /* code section count */
     uint32_t ncustoms_cap;
@@ -73,49 +74,72 @@ static void *alloc_items(decoder *d, size_t n, size_t size) {
 
 /* ---- types ------------------------------------------------------------------ */
 
-/* https://webassembly.github.io/spec/core/binary/types.html#value-types */
+/* https://webassembly.github.io/spec/core/binary/types.html#value-types
+ * A type the engine cannot run yet (typed references, GC) is a deferred
+ * validation error. */
 static bool decode_valtype(decoder *d, uint8_t *out) {
     const uint8_t *at = d->r.p;
-    uint8_t b;
-    if (!rd_byte(&d->r, &b))
+    const char *unsupported = NULL;
+    if (!rd_valtype(&d->r, out, &unsupported))
         return false;
-    switch (b) {
-    case VT_I32: case VT_I64: case VT_F32: case VT_F64: case VT_FUNCREF: case VT_EXTERNREF:
-        *out = b;
-        return true;
-    case VT_V128:
-        *out = b;
-        return defer_invalid(d, at, MSG_SIMD ": v128 value type");
-    default:
-        return reader_fail(&d->r, ERR_MALFORMED, at, "malformed value type 0x%02x", b);
-    }
+    return !unsupported || defer_invalid(d, at, "%s: value type 0x%02x", unsupported, *at);
 }
 
 /* https://webassembly.github.io/spec/core/binary/types.html#reference-types */
 static bool decode_reftype(decoder *d, uint8_t *out) {
     const uint8_t *at = d->r.p;
-    uint8_t b;
-    if (!rd_byte(&d->r, &b))
+    const char *unsupported = NULL;
+    if (!rd_reftype(&d->r, out, &unsupported))
         return false;
-    if (b != VT_FUNCREF && b != VT_EXTERNREF)
-        return reader_fail(&d->r, ERR_MALFORMED, at, "malformed reference type 0x%02x", b);
-    *out = b;
-    return true;
+    return !unsupported || defer_invalid(d, at, "%s: reference type 0x%02x", unsupported, *at);
 }
 
-/* https://webassembly.github.io/spec/core/binary/types.html#limits */
+/* https://webassembly.github.io/spec/core/binary/types.html#limits
+ * Flags 0 (min) and 1 (min, max) for 32-bit addresses, 4 and 5 for 64-bit
+ * ones (memory64). */
 static bool decode_limits(decoder *d, wasm_limits *out) {
-    uint64_t flag; /* the spec reads the flag as a 1-bit LEB128 */
-    if (!rd_leb_u(&d->r, 1, &flag) || !rd_u32(&d->r, &out->min))
+    const uint8_t *at = d->r.p;
+    uint8_t flags;
+    if (!rd_byte(&d->r, &flags))
         return false;
-    out->has_max = flag == 1;
+    if (flags != 0 && flags != 1 && flags != 4 && flags != 5)
+        return reader_fail(&d->r, ERR_MALFORMED, at, "malformed limits flags 0x%02x", flags);
+    out->has_max = flags & 1;
+    out->addr64 = flags & 4;
     out->max = 0;
-    return !out->has_max || rd_u32(&d->r, &out->max);
+    return rd_leb_u(&d->r, 64, &out->min) && (!out->has_max || rd_leb_u(&d->r, 64, &out->max));
 }
 
-/* https://webassembly.github.io/spec/core/binary/types.html#table-types */
-static bool decode_tabletype(decoder *d, wasm_tabletype *out) {
-    return decode_reftype(d, &out->elem) && decode_limits(d, &out->limits);
+static bool decode_const_expr(decoder *d, wasm_const_expr *out);
+
+/* https://webassembly.github.io/spec/core/binary/types.html#table-types
+ * A definition may add an initializer for its elements (0x40 0x00 first). */
+static bool decode_tabletype(decoder *d, wasm_tabletype *out, bool definition) {
+    out->init = (wasm_const_expr){.kind = CONST_REF_NULL};
+    if (definition && d->r.p < d->r.end && *d->r.p == 0x40) {
+        const uint8_t *at = d->r.p++;
+        uint8_t zero;
+        if (!rd_byte(&d->r, &zero))
+            return false;
+        if (zero != 0)
+            return fail(d, at, "malformed table type");
+        out->has_init = true;
+    }
+    if (!decode_reftype(d, &out->elem) || !decode_limits(d, &out->limits))
+        return false;
+    out->init.type = out->elem;
+    return !out->has_init || decode_const_expr(d, &out->init);
+}
+
+/* https://webassembly.github.io/spec/core/binary/types.html#tag-types */
+static bool decode_tagtype(decoder *d, wasm_tagtype *out) {
+    const uint8_t *at = d->r.p;
+    uint8_t attribute;
+    if (!rd_byte(&d->r, &attribute))
+        return false;
+    if (attribute != 0)
+        return fail(d, at, "malformed tag attribute");
+    return rd_u32(&d->r, &out->typeidx);
 }
 
 /* https://webassembly.github.io/spec/core/binary/types.html#global-types */
@@ -137,23 +161,14 @@ static bool decode_globaltype(decoder *d, wasm_globaltype *out) {
 /* Skims the immediates of the instruction whose opcode byte(s) `op` (and
  * `sub` for 0xFC) were just read, checking only the binary format.
  * Tracks block nesting in *depth. Returns false with the reader's error
- * set; *simd is set when it stopped at a SIMD instruction it cannot skim. */
+ * set; `unknown` is set when it stopped at an instruction whose encoding
+ * it does not know (GC): that is not malformed, just not skimmable. */
 typedef struct {
     wasm_reader *r;
     bool has_datacount;
     uint32_t depth; /* open blocks, including the function or expression */
-    bool simd;      /* stopped at a 0xFD instruction */
+    bool unknown;   /* stopped at a 0xFB (GC) instruction */
 } skimmer;
-
-static bool skim_zero_byte(skimmer *s) {
-    const uint8_t *at = s->r->p;
-    uint8_t b;
-    if (!rd_byte(s->r, &b))
-        return false;
-    if (b != 0)
-        return reader_fail(s->r, ERR_MALFORMED, at, "zero byte expected");
-    return true;
-}
 
 static bool skim_u32s(skimmer *s, int n) {
     uint32_t v;
@@ -164,17 +179,9 @@ static bool skim_u32s(skimmer *s, int n) {
 }
 
 static bool skim_valtype(skimmer *s) {
-    const uint8_t *at = s->r->p;
-    uint8_t b;
-    if (!rd_byte(s->r, &b))
-        return false;
-    switch (b) {
-    case VT_I32: case VT_I64: case VT_F32: case VT_F64: case VT_V128: case VT_FUNCREF:
-    case VT_EXTERNREF:
-        return true;
-    default:
-        return reader_fail(s->r, ERR_MALFORMED, at, "malformed value type 0x%02x", b);
-    }
+    uint8_t t;
+    const char *unsupported = NULL;
+    return rd_valtype(s->r, &t, &unsupported);
 }
 
 static bool skim_blocktype(skimmer *s) {
@@ -189,6 +196,37 @@ static bool skim_blocktype(skimmer *s) {
     return rd_s33(s->r, &idx);
 }
 
+/* https://webassembly.github.io/spec/core/binary/instructions.html#memory-instructions
+ * The flags hold the alignment; bit 6 says a memory index follows. */
+static bool skim_memarg(skimmer *s) {
+    const uint8_t *at = s->r->p;
+    uint32_t flags;
+    uint64_t offset;
+    if (!rd_u32(s->r, &flags))
+        return false;
+    if (flags >= 0x80)
+        return reader_fail(s->r, ERR_MALFORMED, at, "malformed memop flags 0x%x", flags);
+    return (!(flags & 0x40) || skim_u32s(s, 1)) && rd_leb_u(s->r, 64, &offset);
+}
+
+/* try_table's catch clauses: kind, then a tag (catch, catch_ref) and a label. */
+static bool skim_catches(skimmer *s) {
+    uint32_t n;
+    if (!rd_len(s->r, &n))
+        return false;
+    for (uint32_t i = 0; i < n; i++) {
+        const uint8_t *at = s->r->p;
+        uint8_t kind;
+        if (!rd_byte(s->r, &kind))
+            return false;
+        if (kind > 3)
+            return reader_fail(s->r, ERR_MALFORMED, at, "malformed catch clause 0x%02x", kind);
+        if (!skim_u32s(s, kind < 2 ? 2 : 1))
+            return false;
+    }
+    return true;
+}
+
 static bool skim_fc(skimmer *s, const uint8_t *at) {
     uint32_t sub;
     if (!rd_u32(s->r, &sub))
@@ -196,17 +234,46 @@ static bool skim_fc(skimmer *s, const uint8_t *at) {
     switch (sub) {
     case 0: case 1: case 2: case 3: case 4: case 5: case 6: case 7:
         return true;
-    case 8: /* memory.init */
+    case 8: /* memory.init data memory */
     case 9: /* data.drop */
         if (!s->has_datacount)
             return reader_fail(s->r, ERR_MALFORMED, at, "data count section required");
-        return skim_u32s(s, 1) && (sub == 9 || skim_zero_byte(s));
-    case 10: return skim_zero_byte(s) && skim_zero_byte(s); /* memory.copy */
-    case 11: return skim_zero_byte(s);                      /* memory.fill */
+        return skim_u32s(s, sub == 8 ? 2 : 1);
+    case 10: return skim_u32s(s, 2); /* memory.copy: two memories */
+    case 11: return skim_u32s(s, 1); /* memory.fill */
     case 12: case 14: return skim_u32s(s, 2);               /* table.init, table.copy */
     case 13: case 15: case 16: case 17: return skim_u32s(s, 1);
     default:
         return reader_fail(s->r, ERR_MALFORMED, at, "illegal opcode 0xfc %u", sub);
+    }
+}
+
+/* The immediates after each 0xFD sub-opcode (0: no such instruction). */
+enum { FD_NONE = 1, FD_LANE, FD_MEMARG, FD_MEMARG_LANE, FD_BYTES16 };
+static const uint8_t fd_immediates[256] = {
+#define SIMD_OP(NAME, CODE, TEXT, FUNC, IN1, IN2, OUT) [CODE] = FD_NONE,
+#define SIMD_TERNARY(NAME, CODE, TEXT, FUNC) [CODE] = FD_NONE,
+#define SIMD_LANE_OP(NAME, CODE, TEXT, FUNC, IN1, IN2, OUT, LANES) [CODE] = FD_LANE,
+#define SIMD_LOAD(NAME, CODE, TEXT, FUNC, ALIGN_LOG2) [CODE] = FD_MEMARG,
+#define SIMD_STORE(NAME, CODE, TEXT, ALIGN_LOG2) [CODE] = FD_MEMARG,
+#define SIMD_LOAD_LANE(NAME, CODE, TEXT, ALIGN_LOG2) [CODE] = FD_MEMARG_LANE,
+#define SIMD_STORE_LANE(NAME, CODE, TEXT, ALIGN_LOG2) [CODE] = FD_MEMARG_LANE,
+#define SIMD_CONST(NAME, CODE, TEXT) [CODE] = FD_BYTES16,
+#define SIMD_SHUFFLE(NAME, CODE, TEXT) [CODE] = FD_BYTES16,
+#include "opcodes.def"
+};
+
+/* The immediates of 0xFD instruction `sub` (already read, at `at`). */
+static bool skim_fd(skimmer *s, const uint8_t *at, uint32_t sub) {
+    if (sub >= FD_RELAXED_FIRST && sub <= FD_RELAXED_LAST)
+        return true; /* validate.c refuses relaxed SIMD as not supported yet */
+    switch (sub < 256 ? fd_immediates[sub] : 0) {
+    case FD_NONE: return true;
+    case FD_LANE: return rd_skip(s->r, 1);
+    case FD_MEMARG: return skim_memarg(s);
+    case FD_MEMARG_LANE: return skim_memarg(s) && rd_skip(s->r, 1);
+    case FD_BYTES16: return rd_skip(s->r, 16);
+    default: return reader_fail(s->r, ERR_MALFORMED, at, "illegal opcode 0xfd %u", sub);
     }
 }
 
@@ -215,18 +282,26 @@ static bool skim_fc(skimmer *s, const uint8_t *at) {
 static bool skim_instr(skimmer *s, uint8_t op, const uint8_t *at) {
     wasm_reader *r = s->r;
     switch (op) {
-    case 0x02: case 0x03: case 0x04:
+    case 0x02: case 0x03: case 0x04: case 0x06: /* block, loop, if, try */
         s->depth++;
         return skim_blocktype(s);
+    case 0x1F: /* try_table */
+        s->depth++;
+        return skim_blocktype(s) && skim_catches(s);
     case 0x0B:
         s->depth--;
         return true;
-    case 0x00: case 0x01: case 0x05: case 0x0F: case 0x1A: case 0x1B: case 0xD1:
-        return true;
-    case 0x0C: case 0x0D: case 0x10: case 0x20: case 0x21: case 0x22: case 0x23: case 0x24:
-    case 0x25: case 0x26: case 0xD2:
+    case 0x18: /* delegate l: ends its try */
+        s->depth--;
         return skim_u32s(s, 1);
-    case 0x11:
+    case 0x00: case 0x01: case 0x05: case 0x0A: case 0x0F: case 0x19: case 0x1A: case 0x1B:
+    case 0xD1: case 0xD3: case 0xD4:
+        return true;
+    case 0x07: case 0x08: case 0x09: case 0x0C: case 0x0D: case 0x10: case 0x12: case 0x14: case 0x15:
+    case 0x20: case 0x21: case 0x22: case 0x23: case 0x24: case 0x25: case 0x26: case 0x3F: case 0x40:
+    case 0xD2: case 0xD5: case 0xD6:
+        return skim_u32s(s, 1);
+    case 0x11: case 0x13:
         return skim_u32s(s, 2);
     case 0x0E: { /* br_table: n targets, then the default */
         uint32_t n;
@@ -246,8 +321,6 @@ static bool skim_instr(skimmer *s, uint8_t op, const uint8_t *at) {
                 return false;
         return true;
     }
-    case 0x3F: case 0x40:
-        return skim_zero_byte(s);
     case 0x41: {
         int32_t v;
         return rd_s32(r, &v);
@@ -259,38 +332,63 @@ static bool skim_instr(skimmer *s, uint8_t op, const uint8_t *at) {
     case 0x43: return rd_skip(r, 4);
     case 0x44: return rd_skip(r, 8);
     case 0xD0: {
-        const uint8_t *tat = r->p;
         uint8_t t;
-        if (!rd_byte(r, &t))
-            return false;
-        if (t != VT_FUNCREF && t != VT_EXTERNREF)
-            return reader_fail(r, ERR_MALFORMED, tat, "malformed reference type 0x%02x", t);
-        return true;
+        const char *unsupported = NULL;
+        return rd_heaptype(r, &t, &unsupported);
     }
     case 0xFC:
         return skim_fc(s, at);
-    case 0xFD:
-        s->simd = true;
-        return reader_fail(r, ERR_INVALID, at, MSG_SIMD);
+    case 0xFB:
+        s->unknown = true;
+        return reader_fail(r, ERR_INVALID, at, MSG_GC ": 0xfb-prefixed instruction");
+    case 0xFD: {
+        uint32_t sub;
+        return rd_u32(r, &sub) && skim_fd(s, at, sub);
+    }
     default:
         if (op >= 0x28 && op <= 0x3E)
-            return skim_u32s(s, 2); /* memarg: align, offset */
+            return skim_memarg(s);
         if (op >= 0x45 && op <= 0xC4)
             return true; /* numeric, no immediates */
         return reader_fail(r, ERR_MALFORMED, at, "illegal opcode 0x%02x", op);
     }
 }
 
+/* Appends one instruction to the sequence being built in *out. */
+static bool const_push(decoder *d, wasm_const_expr *out, wasm_const_expr op) {
+    if ((out->nops & (out->nops - 1)) == 0) { /* 0, 1, 2, 4...: grow by doubling */
+        wasm_const_expr *ops = realloc(out->ops, sizeof *ops * (out->nops ? out->nops * 2 : 1));
+        if (!ops)
+            return nomem(d);
+        out->ops = ops;
+    }
+    out->ops[out->nops++] = op;
+    return true;
+}
+
+/* The extended-constant operations (i32/i64 add, sub, mul), by opcode. */
+static uint8_t const_binop(uint8_t op) {
+    switch (op) {
+    case 0x6A: return CONST_I32_ADD;
+    case 0x6B: return CONST_I32_SUB;
+    case 0x6C: return CONST_I32_MUL;
+    case 0x7C: return CONST_I64_ADD;
+    case 0x7D: return CONST_I64_SUB;
+    case 0x7E: return CONST_I64_MUL;
+    default: return CONST_SEQUENCE; /* none */
+    }
+}
+
 /* https://webassembly.github.io/spec/core/valid/instructions.html#constant-expressions
- * Wasm 2.0 constant expressions produce one value, so the one constant
- * instruction is stored; anything else is a (deferred) validation error. */
+ * The constant instructions are kept in order (one instruction is stored
+ * as itself, more as a CONST_SEQUENCE); validate.c types them. Anything
+ * else is a (deferred) validation error. */
 static bool decode_const_expr(decoder *d, wasm_const_expr *out) {
     wasm_reader *r = &d->r;
     skimmer s = {.r = r, .has_datacount = true, .depth = 1};
-    const uint8_t *start = r->p;
-    uint32_t count = 0;
     bool non_const = false;
     memset(out, 0, sizeof *out);
+    out->kind = CONST_SEQUENCE; /* freeable as such while it is built */
     for (;;) {
         const uint8_t *at = r->p;
         uint8_t op;
@@ -298,81 +396,92 @@ static bool decode_const_expr(decoder *d, wasm_const_expr *out) {
             return false;
         if (op == 0x0B && s.depth == 1)
             break;
-        count++;
+        wasm_const_expr item = {.kind = const_binop(op)};
+        bool ok = true;
         switch (op) {
         case 0x41: {
-            int32_t v;
-            if (!rd_s32(r, &v))
-                return false;
-            *out = (wasm_const_expr){.kind = CONST_I32, .type = VT_I32, .bits = {(uint32_t)v, 0}};
-            continue;
+            int32_t v = 0;
+            ok = rd_s32(r, &v);
+            item = (wasm_const_expr){.kind = CONST_I32, .type = VT_I32, .bits = {(uint32_t)v, 0}};
+            break;
         }
         case 0x42: {
-            int64_t v;
-            if (!rd_s64(r, &v))
-                return false;
-            *out = (wasm_const_expr){.kind = CONST_I64, .type = VT_I64, .bits = {(uint64_t)v, 0}};
-            continue;
+            int64_t v = 0;
+            ok = rd_s64(r, &v);
+            item = (wasm_const_expr){.kind = CONST_I64, .type = VT_I64, .bits = {(uint64_t)v, 0}};
+            break;
         }
         case 0x43: {
-            uint32_t v;
-            if (!rd_fixed32(r, &v))
-                return false;
-            *out = (wasm_const_expr){.kind = CONST_F32, .type = VT_F32, .bits = {v, 0}};
-            continue;
+            uint32_t v = 0;
+            ok = rd_fixed32(r, &v);
+            item = (wasm_const_expr){.kind = CONST_F32, .type = VT_F32, .bits = {v, 0}};
+            break;
         }
         case 0x44: {
-            uint64_t v;
-            if (!rd_fixed64(r, &v))
-                return false;
-            *out = (wasm_const_expr){.kind = CONST_F64, .type = VT_F64, .bits = {v, 0}};
-            continue;
+            uint64_t v = 0;
+            ok = rd_fixed64(r, &v);
+            item = (wasm_const_expr){.kind = CONST_F64, .type = VT_F64, .bits = {v, 0}};
+            break;
         }
         case 0xD0: {
-            uint8_t t;
-            if (!decode_reftype(d, &t))
-                return false;
-            *out = (wasm_const_expr){.kind = CONST_REF_NULL, .type = t};
-            continue;
+            uint8_t t = VT_NONE;
+            const char *unsupported = NULL;
+            ok = rd_heaptype(r, &t, &unsupported) &&
+                 (!unsupported || defer_invalid(d, at, "%s: ref.null heap type", unsupported));
+            item = (wasm_const_expr){.kind = CONST_REF_NULL, .type = t};
+            break;
         }
         case 0xD2: {
-            uint32_t f;
-            if (!rd_u32(r, &f))
-                return false;
-            *out = (wasm_const_expr){.kind = CONST_REF_FUNC, .type = VT_FUNCREF, .index = f};
-            continue;
+            uint32_t f = 0;
+            ok = rd_u32(r, &f);
+            item = (wasm_const_expr){.kind = CONST_REF_FUNC, .type = VT_FUNCREF, .index = f};
+            break;
         }
         case 0x23: {
-            uint32_t g;
-            if (!rd_u32(r, &g))
-                return false;
+            uint32_t g = 0;
+            ok = rd_u32(r, &g);
             /* The type is the global's; validate.c checks the index first. */
-            *out = (wasm_const_expr){.kind = CONST_GLOBAL_GET, .type = VT_NONE, .index = g};
-            continue;
+            item = (wasm_const_expr){.kind = CONST_GLOBAL_GET, .type = VT_NONE, .index = g};
+            break;
         }
-        case 0xFD: { /* v128.const: 0xFD 12, then 16 bytes */
+        case 0xFD: { /* v128.const is 0xFD 12, then 16 bytes */
             uint32_t sub;
+            uint64_t lo, hi;
             if (!rd_u32(r, &sub))
                 return false;
-            if (sub != 12)
-                return reader_fail(r, ERR_INVALID, at, MSG_SIMD ": SIMD instruction 0xfd %u", sub);
-            if (!rd_skip(r, 16))
+            if (sub != 12) {
+                if (!non_const)
+                    defer_invalid(d, at, "constant expression required: opcode 0xfd %u", sub);
+                non_const = true;
+                if (!skim_fd(&s, at, sub))
+                    return false;
+                continue;
+            }
+            if (!rd_fixed64(r, &lo) || !rd_fixed64(r, &hi))
                 return false;
-            defer_invalid(d, at, MSG_SIMD ": v128.const");
-            continue;
+            item = (wasm_const_expr){.kind = CONST_V128, .type = VT_V128, .bits = {lo, hi}};
+            break;
         }
+        case 0xFB:
+            return reader_fail(r, ERR_INVALID, at, MSG_GC ": 0xfb-prefixed instruction");
         default:
+            if (item.kind != CONST_SEQUENCE)
+                break; /* an extended-constant operation */
             if (!non_const)
                 defer_invalid(d, at, "constant expression required: opcode 0x%02x", op);
             non_const = true;
             if (!skim_instr(&s, op, at))
                 return false;
+            continue;
         }
+        if (!ok || !const_push(d, out, item))
+            return false;
     }
-    if (!non_const && count != 1)
-        defer_invalid(d, start,
-                      "type mismatch: a constant expression must produce exactly one value, "
-                      "this one has %u instructions", count);
+    if (out->nops == 1) { /* the usual case: the one instruction itself */
+        wasm_const_expr *ops = out->ops;
+        *out = ops[0];
+        free(ops);
+    }
     return true;
 }
 
@@ -423,6 +532,14 @@ static bool build_space(decoder *d, int kind, uint32_t ndefined) {
             if (m->imports[i].kind == EXTERN_GLOBAL)
                 m->globals[k++] = (wasm_global){.type = m->imports[i].desc.global, .imported = true};
         break;
+    case EXTERN_TAG:
+        if (!(m->tags = alloc_items(d, total, sizeof *m->tags)))
+            return false;
+        m->ntags = (uint32_t)total, m->nimported_tags = nimp;
+        for (uint32_t i = 0; i < m->nimports; i++)
+            if (m->imports[i].kind == EXTERN_TAG)
+                m->tags[k++] = m->imports[i].desc.tag;
+        break;
     }
     return true;
 }
@@ -458,6 +575,76 @@ static bool decode_custom(decoder *d, uint32_t size) {
     return true;
 }
 
+/* GC's type forms (rec, sub, struct, array), read for their binary form
+ * only: the module is refused (deferred) as not supported.
+ * https://webassembly.github.io/spec/core/binary/types.html#composite-types */
+enum { FORM_FUNC = -0x20, FORM_STRUCT = -0x21, FORM_ARRAY = -0x22, FORM_SUB = -0x30, FORM_SUB_FINAL = -0x31,
+       FORM_REC = -0x32 };
+
+static bool skim_fieldtype(decoder *d) {
+    uint8_t t;
+    const char *unsupported = NULL;
+    if (d->r.p < d->r.end && (*d->r.p == 0x78 || *d->r.p == 0x77)) /* packed i8, i16 */
+        d->r.p++;
+    else if (!rd_valtype(&d->r, &t, &unsupported))
+        return false;
+    const uint8_t *at = d->r.p;
+    uint8_t mut;
+    if (!rd_byte(&d->r, &mut))
+        return false;
+    return mut <= 1 || fail(d, at, "malformed mutability");
+}
+
+/* A composite type: func, struct or array. */
+static bool skim_comptype(decoder *d, int64_t form, const uint8_t *at) {
+    uint32_t n;
+    uint8_t t;
+    const char *unsupported = NULL;
+    if (form == FORM_ARRAY)
+        return skim_fieldtype(d);
+    if (form != FORM_STRUCT && form != FORM_FUNC)
+        return reader_fail(&d->r, ERR_MALFORMED, at, "malformed type 0x%02x", *at);
+    for (int vec = 0; vec < (form == FORM_FUNC ? 2 : 1); vec++) {
+        if (!rd_len(&d->r, &n))
+            return false;
+        for (uint32_t k = 0; k < n; k++)
+            if (form == FORM_FUNC ? !rd_valtype(&d->r, &t, &unsupported) : !skim_fieldtype(d))
+                return false;
+    }
+    return true;
+}
+
+/* A subtype: sub or sub final (supertype indices, then a composite type), or a composite type. */
+static bool skim_subtype(decoder *d, int64_t form, const uint8_t *at) {
+    uint32_t n, x;
+    if (form != FORM_SUB && form != FORM_SUB_FINAL)
+        return skim_comptype(d, form, at);
+    if (!rd_len(&d->r, &n))
+        return false;
+    for (uint32_t k = 0; k < n; k++)
+        if (!rd_u32(&d->r, &x))
+            return false;
+    const uint8_t *comp_at = d->r.p;
+    int64_t comp;
+    return rd_leb_s(&d->r, 7, &comp) && skim_comptype(d, comp, comp_at);
+}
+
+/* A recursive type: rec (a vector of subtypes), or one subtype. */
+static bool skim_gc_type(decoder *d, int64_t form, const uint8_t *at) {
+    uint32_t n;
+    if (form != FORM_REC)
+        return skim_subtype(d, form, at);
+    if (!rd_len(&d->r, &n))
+        return false;
+    for (uint32_t k = 0; k < n; k++) {
+        const uint8_t *sub_at = d->r.p;
+        int64_t sub;
+        if (!rd_leb_s(&d->r, 7, &sub) || !skim_subtype(d, sub, sub_at))
+            return false;
+    }
+    return true;
+}
+
 /* https://webassembly.github.io/spec/core/binary/modules.html#type-section */
 static bool decode_type(decoder *d) {
     wasm_module *m = d->m;
@@ -471,7 +658,15 @@ static bool decode_type(decoder *d) {
         int64_t form; /* the spec reads it as a signed 7-bit LEB128 */
         if (!rd_leb_s(&d->r, 7, &form))
             return false;
-        if (form != -0x20)
+        if (form == FORM_ARRAY || form == FORM_STRUCT || form == FORM_SUB || form == FORM_SUB_FINAL ||
+            form == FORM_REC) {
+            if (!(ft->params = malloc(1)) || !skim_gc_type(d, form, at))
+                return ft->params ? false : nomem(d);
+            ft->results = ft->params;
+            defer_invalid(d, at, MSG_GC ": type 0x%02x (array, struct, rec or sub)", *at);
+            continue;
+        }
+        if (form != FORM_FUNC)
             return reader_fail(&d->r, ERR_MALFORMED, at, "malformed function type 0x%02x", *at);
         /* Params and results share one block owned through `params`. */
         uint32_t np, nr;
@@ -521,9 +716,10 @@ static bool decode_import(decoder *d) {
         bool ok;
         switch (im->kind) {
         case EXTERN_FUNC: ok = rd_u32(&d->r, &im->desc.typeidx); break;
-        case EXTERN_TABLE: ok = decode_tabletype(d, &im->desc.table); break;
+        case EXTERN_TABLE: ok = decode_tabletype(d, &im->desc.table, false); break;
         case EXTERN_MEMORY: ok = decode_limits(d, &im->desc.memory.limits); break;
         case EXTERN_GLOBAL: ok = decode_globaltype(d, &im->desc.global); break;
+        case EXTERN_TAG: ok = decode_tagtype(d, &im->desc.tag); break;
         default: return reader_fail(&d->r, ERR_MALFORMED, at, "malformed import kind %u", im->kind);
         }
         if (!ok)
@@ -553,7 +749,7 @@ static bool decode_table(decoder *d) {
         return false;
     wasm_tabletype *defined = d->m->tables + d->m->nimported_tables;
     for (uint32_t i = 0; i < n; i++)
-        if (!decode_tabletype(d, &defined[i]))
+        if (!decode_tabletype(d, &defined[i], true))
             return false;
     return true;
 }
@@ -566,6 +762,18 @@ static bool decode_memory(decoder *d) {
     wasm_memtype *defined = d->m->memories + d->m->nimported_memories;
     for (uint32_t i = 0; i < n; i++)
         if (!decode_limits(d, &defined[i].limits))
+            return false;
+    return true;
+}
+
+/* https://webassembly.github.io/spec/core/binary/modules.html#tag-section */
+static bool decode_tag(decoder *d) {
+    uint32_t n;
+    if (!rd_len(&d->r, &n) || !build_space(d, EXTERN_TAG, n))
+        return false;
+    wasm_tagtype *defined = d->m->tags + d->m->nimported_tags;
+    for (uint32_t i = 0; i < n; i++)
+        if (!decode_tagtype(d, &defined[i]))
             return false;
     return true;
 }
@@ -595,7 +803,7 @@ static bool decode_export(decoder *d) {
         const uint8_t *at = d->r.p;
         if (!rd_byte(&d->r, &ex->kind))
             return false;
-        if (ex->kind > EXTERN_GLOBAL)
+        if (ex->kind > EXTERN_TAG)
             return reader_fail(&d->r, ERR_MALFORMED, at, "malformed export kind %u", ex->kind);
         if (!rd_u32(&d->r, &ex->index))
             return false;
@@ -722,6 +930,7 @@ static bool decode_data(decoder *d) {
         return false;
     for (uint32_t i = 0; i < n; i++) {
         wasm_data *ds = &m->datas[i];
+        m->ndatas = i + 1; /* freeable from here on */
         const uint8_t *at = d->r.p;
         uint32_t flags;
         if (!rd_u32(&d->r, &flags))
@@ -748,7 +957,6 @@ static bool decode_data(decoder *d) {
         ds->bytes = d->r.p;
         if (!rd_skip(&d->r, ds->len))
             return false;
-        m->ndatas = i + 1;
     }
     return true;
 }
@@ -812,9 +1020,10 @@ static void decode_names(wasm_module *m) {
 
 /* ---- module ------------------------------------------------------------------------------ */
 
-/* Section ids in the order they must appear (datacount sits before code). */
+/* Section ids in the order they must appear (tag sits after memory,
+ * datacount before code). */
 static int section_rank(uint8_t id) {
-    static const int rank[13] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 10};
+    static const int rank[14] = {0, 1, 2, 3, 4, 5, 7, 8, 9, 10, 12, 13, 11, 6};
     return rank[id];
 }
 
@@ -832,6 +1041,7 @@ static bool decode_section(decoder *d, uint8_t id) {
     case 10: return decode_code(d);
     case 11: return decode_data(d);
     case 12: return decode_datacount(d);
+    case 13: return decode_tag(d);
     }
     return false; /* unreachable: ids are checked by the caller */
 }
@@ -860,7 +1070,7 @@ static bool decode_sections(decoder *d) {
     while (!reader_eof(r)) {
         const uint8_t *id_at = r->p;
         uint8_t id = *r->p++;
-        if (id > 12)
+        if (id > 13)
             return reader_fail(r, ERR_MALFORMED, id_at, "malformed section id %u", id);
         uint32_t size;
         if (!rd_len(r, &size))
@@ -920,7 +1130,7 @@ int wasm_decode(const uint8_t *bytes, size_t len, wasm_module *m, wasm_error *er
     decoder d = {.m = m, .r = {.base = m->bytes, .p = m->bytes, .end = m->bytes + len, .err = err, .func = -1}};
     bool ok = decode_header(&d) && decode_sections(&d) && build_space(&d, EXTERN_FUNC, 0) &&
               build_space(&d, EXTERN_TABLE, 0) && build_space(&d, EXTERN_MEMORY, 0) &&
-              build_space(&d, EXTERN_GLOBAL, 0) && check_counts(&d);
+              build_space(&d, EXTERN_GLOBAL, 0) && build_space(&d, EXTERN_TAG, 0) && check_counts(&d);
     if (!ok)
         return -1;
     if (d.has_deferred) {
@@ -980,7 +1190,7 @@ int wasm_skim_body(const wasm_module *m, uint32_t func, wasm_error *err) {
         }
         uint8_t op = *r.p++;
         if (!skim_instr(&s, op, at))
-            return s.simd ? 0 : -1;
+            return s.unknown ? 0 : -1;
     }
     if (!reader_eof(&r)) {
         reader_failf(&r, ERR_MALFORMED, r.p, "section size mismatch: bytes after the function's end");

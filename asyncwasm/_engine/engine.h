@@ -30,21 +30,28 @@ enum {
     VT_V128 = 0x7B,
     VT_FUNCREF = 0x70,
     VT_EXTERNREF = 0x6F,
+    VT_EXNREF = 0x69, /* Wasm 3.0 exception handling */
 };
 
 /* A v128 takes two 64-bit slots; every other value one. */
 static inline uint32_t valtype_slots(uint8_t t) { return t == VT_V128 ? 2u : 1u; }
-static inline bool valtype_is_ref(uint8_t t) { return t == VT_FUNCREF || t == VT_EXTERNREF; }
+static inline bool valtype_is_ref(uint8_t t) { return t == VT_FUNCREF || t == VT_EXTERNREF || t == VT_EXNREF; }
 
-enum { EXTERN_FUNC = 0, EXTERN_TABLE = 1, EXTERN_MEMORY = 2, EXTERN_GLOBAL = 3 };
+enum { EXTERN_FUNC = 0, EXTERN_TABLE = 1, EXTERN_MEMORY = 2, EXTERN_GLOBAL = 3, EXTERN_TAG = 4 };
+#define EXTERN_KINDS 5
 
 #define WASM_PAGE_SIZE 65536u
 #define WASM_MAX_PAGES 65536u /* 4 GiB, memory32 */
 
+/* Limits are u64 in the Wasm 3.0 binary format; validation bounds them
+ * (65536 pages for a memory32, 2^32-1 elements for a table32). addr64
+ * marks a memory64/table64 (i64 addresses): decoded, refused by validation
+ * until the engine supports memory64. */
 typedef struct {
-    uint32_t min;
-    uint32_t max; /* meaningful only when has_max */
+    uint64_t min;
+    uint64_t max; /* meaningful only when has_max */
     bool has_max;
+    bool addr64;
 } wasm_limits;
 
 typedef struct {
@@ -56,11 +63,6 @@ typedef struct {
 } wasm_functype;
 
 typedef struct {
-    uint8_t elem; /* VT_FUNCREF or VT_EXTERNREF */
-    wasm_limits limits;
-} wasm_tabletype;
-
-typedef struct {
     wasm_limits limits; /* pages */
 } wasm_memtype;
 
@@ -69,13 +71,20 @@ typedef struct {
     bool mutable_;
 } wasm_globaltype;
 
+/* A tag (exception handling): its type is a function type with no results,
+ * whose params are the exception's payload. */
+typedef struct {
+    uint32_t typeidx;
+} wasm_tagtype;
+
 /* UTF-8 name pointing into wasm_module.bytes; not NUL-terminated. */
 typedef struct {
     const char *ptr;
     uint32_t len;
 } wasm_name;
 
-/* Wasm 2.0 constant expression: exactly one instruction, then `end`. */
+/* A constant expression: usually one instruction, then `end`; with Wasm
+ * 3.0's extended constants, a sequence of them (CONST_SEQUENCE). */
 enum {
     CONST_I32,
     CONST_I64,
@@ -84,14 +93,31 @@ enum {
     CONST_V128,
     CONST_REF_NULL,
     CONST_REF_FUNC,   /* index = function index */
-    CONST_GLOBAL_GET, /* index = global index (an imported global in 2.0) */
+    CONST_GLOBAL_GET, /* index = global index */
+    /* Extended constants: replace the two values before by their result. */
+    CONST_I32_ADD,
+    CONST_I32_SUB,
+    CONST_I32_MUL,
+    CONST_I64_ADD,
+    CONST_I64_SUB,
+    CONST_I64_MUL,
+    CONST_SEQUENCE,   /* ops[0, nops), evaluated in order on a stack */
 };
-typedef struct {
+typedef struct wasm_const_expr {
     uint8_t kind;
-    uint8_t type;     /* the value type it produces */
+    uint8_t type;     /* the value type it produces (VT_NONE for global.get until validated) */
     uint32_t index;   /* function or global index */
     uint64_t bits[2]; /* numeric bit pattern (v128: bits[0] = low half) */
+    uint32_t nops;    /* CONST_SEQUENCE: its instructions (owned), none of them a sequence */
+    struct wasm_const_expr *ops;
 } wasm_const_expr;
+
+typedef struct {
+    uint8_t elem; /* a reference type */
+    wasm_limits limits;
+    bool has_init;        /* a defined table with an initializer for its elements */
+    wasm_const_expr init; /* CONST_REF_NULL unless has_init */
+} wasm_tabletype;
 
 enum { SEG_ACTIVE, SEG_PASSIVE, SEG_DECLARATIVE };
 
@@ -120,6 +146,7 @@ typedef struct {
         wasm_tabletype table;
         wasm_memtype memory;
         wasm_globaltype global;
+        wasm_tagtype tag;
     } desc;
 } wasm_import;
 
@@ -143,9 +170,11 @@ typedef struct {
  *   [0, nparam_slots)                 parameters (written by the caller)
  *   [nparam_slots, nlocal_slots)      declared locals   } both set from
  *   [nlocal_slots, + nconst_slots)    constant pool     } frame_init on entry
+ *   [.., + hidden slots)              legacy catches' exceptions ("Exceptions")
  *   [.., max_slots)                   operand stack: the value at operand-stack
  *                                     height h (counted in slots) has its home
- *                                     in slot nlocal_slots + nconst_slots + h.
+ *                                     in slot nlocal_slots + nconst_slots +
+ *                                     hidden slots + h.
  * Instructions name every operand by slot index, resolved at compile time;
  * there is no run-time stack pointer. An operand slot may be a value's home,
  * a local's slot (local.get emits no code) or a pool slot (neither do
@@ -159,7 +188,7 @@ typedef struct {
  * Value representation in a slot: i32/f32 bit pattern in the low 32 bits
  * (upper bits unspecified; readers use only the low half), i64/f64 bit pattern,
  * funcref = (rt_func *) or 0, externref = (PyObject *) or 0, v128 = two slots,
- * low half first.
+ * low half first, at any slot index (SIMD handlers move 16 unaligned bytes).
  *
  * Calls: the caller's arguments sit at their homes [base, base + param_slots)
  * of its frame; the callee's frame starts exactly there (args become its
@@ -185,6 +214,27 @@ typedef struct {
  * Code words: code[0] of every instruction is its opcode (enum wasm_op),
  * followed by the operand words listed in opcodes.def. code[0] of every
  * function is a FUEL.
+ *
+ * Exceptions: THROW (and THROW_REF, a host function raising) hands an
+ * exception to the unwinder (interp.c), which walks the frames innermost
+ * first. In each, the try regions containing the throwing position (the
+ * call instruction, in a caller) are tried innermost first: a region's
+ * catch clauses in order, then its `next` region's. A matching clause writes
+ * the payload at its `dst` slots (and the exception reference at
+ * `exn_dst`), and the run continues at its landing pad: a JUMP to the
+ * handler's label, which pays that chain's fuel like any jump (so a run
+ * may stop right there, resumably), or a RETURN when the label is the
+ * function's. Frames without a match are popped; with none left, the run
+ * ends RUN_EXCEPTION. Legacy try/catch blocks keep the caught exception in
+ * a hidden slot (for rethrow), between the constant pool and the operand
+ * stack (so below every callee's frame): max_slots counts it.
+ *
+ * Tail calls: RETURN_CALL replaces the running frame by the callee's (same
+ * slot base, same return address), so tail recursion runs in constant
+ * frames and slots. A host callee is called as if by the caller (the frame
+ * is gone first: its handlers do not see the callee's exceptions), or
+ * becomes the fiber's host entry when the entry frame tail-calls it.
+ * Nothing runs after a RETURN_CALL in its function.
  */
 enum wasm_op {
 #define INTERNAL(NAME, OPERANDS) OP_##NAME,
@@ -213,7 +263,33 @@ typedef struct {
      * (code word offset, module byte offset of the Wasm instruction). */
     uint32_t *srcmap;
     uint32_t srcmap_len; /* number of pairs */
+    /* Exception handlers ("Exceptions" above), in the order their try opened. */
+    struct wasm_try_region *regions;
+    uint32_t nregions;
+    struct wasm_catch *catches;
+    uint32_t ncatches;
 } wasm_code;
+
+#define WASM_NO_REGION UINT32_MAX
+#define WASM_CATCH_ALL UINT32_MAX
+#define WASM_NO_SLOT UINT32_MAX
+
+/* A try body. Regions are properly nested or disjoint, so the last-opened
+ * region containing a position is the innermost. */
+typedef struct wasm_try_region {
+    uint32_t start, end; /* code offsets [start, end) of the try body */
+    uint32_t next; /* region to try when none of its clauses matches: the enclosing one,
+                      or a delegate's target; WASM_NO_REGION: none in this frame */
+} wasm_try_region;
+
+/* A catch clause; a region's clauses are tried in the order they appear. */
+typedef struct wasm_catch {
+    uint32_t region;  /* the region whose clause it is */
+    uint32_t tag;     /* tag index, or WASM_CATCH_ALL */
+    uint32_t dst;     /* slot of the first payload value */
+    uint32_t exn_dst; /* slot for the exception reference, or WASM_NO_SLOT */
+    uint32_t pad;     /* code offset of the landing pad (a JUMP or a RETURN) */
+} wasm_catch;
 
 typedef struct {
     uint32_t typeidx;
@@ -269,18 +345,22 @@ typedef struct wasm_module {
     uint32_t ncustoms;
     wasm_custom *customs;
 
+    uint32_t ntags, nimported_tags;
+    wasm_tagtype *tags;
+
     /* Functions that may appear in ref.func (the spec's C.refs): every
      * function named in an element segment, an export, or a global init. */
     uint8_t *declared_refs; /* nfuncs bytes, 0 or 1 */
     wasm_name module_name;  /* from the name section; len 0 when absent */
 
     /* Fuel weights for wasm_validate_and_compile (a cost table): entry [op]
-     * for a one-byte opcode, [256 + sub] for a 0xFC-prefixed one, each >= 1;
+     * for a one-byte opcode, [256 + sub] for a 0xFC-prefixed one, [512 + sub]
+     * for a 0xFD-prefixed (SIMD) one, each >= 1;
      * NULL: every instruction costs 1. Borrowed: set only for the compile. */
     const uint16_t *costs;
 } wasm_module;
 
-#define WASM_COST_ENTRIES 512
+#define WASM_COST_ENTRIES 768
 
 /* Errors of decode/validate/compile. `message` starts with the spec
  * testsuite's wording for the rule broken (for example "type mismatch",
@@ -295,8 +375,7 @@ typedef struct {
 } wasm_error;
 
 /* decode.c: parse and check the binary format (every section, LEB128 rules,
- * section order and sizes, UTF-8 names, SIMD rejected with
- * "SIMD is not supported yet"). Function bodies are only located here.
+ * section order and sizes, UTF-8 names). Function bodies are only located here.
  * Returns 0, or -1 with *err filled. On failure *m is left freeable. */
 int wasm_decode(const uint8_t *bytes, size_t len, wasm_module *m, wasm_error *err);
 
@@ -362,9 +441,22 @@ typedef struct rt_func {
     uint32_t index;           /* index in the defining module (diagnostics) */
 } rt_func;
 
+/* A tag: exceptions are matched by tag identity (this struct's address). */
+typedef struct rt_tag {
+    const wasm_functype *type; /* params: the payload; no results */
+    PyObject *owner;           /* the Tag object embedding this struct (borrowed) */
+} rt_tag;
+
+/* An exception: what an exnref points at, seen through rt_exn_get. */
+typedef struct rt_exn {
+    const rt_tag *tag;
+    uint64_t *payload; /* tag->type->param_slots slots; references in it are owned */
+} rt_exn;
+
 typedef struct rt_instance {
     const wasm_module *module;
     rt_func **funcs;     /* module->nfuncs */
+    rt_tag **tags;       /* module->ntags */
     rt_table **tables;   /* module->ntables */
     rt_memory *memory;   /* NULL when the module has none */
     rt_global **globals; /* module->nglobals */
@@ -392,6 +484,7 @@ enum {
     RUN_OUT_OF_FUEL = 2, /* resumable; fiber->fuel_needed says the next charge */
     RUN_TRAP = 3,        /* fiber->trap_* set; fiber is dead */
     RUN_ERROR = 4,       /* a Python exception is set (host bug, Exit); fiber is dead */
+    RUN_EXCEPTION = 5,   /* an uncaught Wasm exception: fiber->exn; fiber is dead */
 };
 
 /* Trap kinds; 0 means "no trap". Messages use the spec testsuite's wording. */
@@ -407,7 +500,8 @@ enum {
     X(TRAP_UNINITIALIZED_ELEMENT, "uninitialized element")              \
     X(TRAP_INDIRECT_CALL_MISMATCH, "indirect call type mismatch")       \
     X(TRAP_STACK_EXHAUSTED, "call stack exhausted")                     \
-    X(TRAP_HOST, "host trap") /* a host function raised asyncwasm.Trap */
+    X(TRAP_HOST, "host trap") /* a host function raised asyncwasm.Trap */ \
+    X(TRAP_NULL_EXNREF, "null exception reference")
 
 enum trap_kind {
 #define X(NAME, TEXT) NAME,
@@ -444,6 +538,11 @@ typedef struct fiber {
     /* RUN_OUT_OF_FUEL: the charge that did not fit. */
     int64_t fuel_needed;
 
+    /* An exception being thrown into the run (a host function raised it
+     * while suspended: fiber_run unwinds from the call), or RUN_EXCEPTION's
+     * uncaught one: an exnref (owned). */
+    void *exn;
+
     /* RUN_TRAP */
     int trap_kind;
     const rt_func *trap_func;
@@ -470,12 +569,28 @@ int fiber_reserve(fiber *f, size_t fp, size_t need);
 /* interp.c: run until done, suspension, trap, error, or the fuel runs out.
  * *fuel is decremented by what was charged. */
 int fiber_run(fiber *f, int64_t *fuel);
+/* How this build runs code, e.g. "dispatch=computed-goto simd=sse2" (the
+ * build variants of scripts/build-variants.sh). */
+const char *interp_build_info(void);
 
 /* runtime.c: call a host function with its arguments at f->stack[base...].
  * Returns 0 with results written at base, RUN_SUSPEND (awaitable stored,
- * pending_* set), RUN_TRAP (trap_* set), or RUN_ERROR (exception set). */
+ * pending_* set), RUN_TRAP (trap_* set), RUN_EXCEPTION (it raised a Wasm
+ * exception: f->exn set) or RUN_ERROR (exception set). */
 int rt_call_host(fiber *f, const rt_func *fn, size_t base);
 
+/* py_exceptions.c: exceptions. An exnref is a pointer to a Python object;
+ * slots own nothing, so the fiber holds every exception that enters its
+ * slots and lets go of those its slots no longer hold (found by scanning
+ * them) as more come. */
+/* A new exception of `tag` with the payload at `payload`, held by f.
+ * NULL: a Python exception (MemoryError) is set. */
+void *rt_exn_new(fiber *f, const rt_tag *tag, const uint64_t *payload);
+/* Delivers a caught exception into f's slots: its payload at `payload` and
+ * the reference itself at `ref` (either NULL: not wanted), keeping what
+ * they refer to alive. -1: MemoryError set. */
+int rt_exn_catch(fiber *f, void *exn, uint64_t *payload, uint64_t *ref);
+const rt_exn *rt_exn_get(const void *exn);
 /* runtime.c: a call from the running instance into `callee`, a Wasm function
  * of another instance, whose frame was just pushed (f->frames[f->depth - 1])
  * and has not run: takes that instance's turn (its one-task rule) and counts
@@ -489,5 +604,10 @@ int rt_enter_instance(fiber *f, const rt_func *callee);
  * return into a function of another instance, or an unwinding): give back
  * the turns they took. f->fuel_used must be current. */
 void rt_leave_instance(fiber *f);
+/* runtime.c: the running frame tail-calls `callee`, a Wasm function of
+ * another instance, and has not been replaced yet: the frame takes that
+ * instance's turn, and gives back the one it took when it was entered.
+ * Returns as rt_enter_instance (RUN_SUSPEND: the call runs again on resume). */
+int rt_tail_enter_instance(fiber *f, const rt_func *callee);
 
 #endif /* ASYNCWASM_ENGINE_H */

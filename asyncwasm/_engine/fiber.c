@@ -78,6 +78,7 @@ static void fiber_clear_outcome(fiber *f)
     f->trap_offset = 0;
     Py_CLEAR(f->trap_exc);
     Py_CLEAR(f->awaitable);
+    Py_CLEAR(f->exn);
     f->pending_type = NULL;
     f->pending_base = 0;
     f->fuel_needed = 0;

@@ -19,12 +19,22 @@
  * Handlers live in the interp_*.inc fragments, one per instruction family;
  * interp_dispatch.h decides how they are reached.
  */
+/* GCC's global CSE hoists values across the handlers of a computed-goto loop
+ * until the loop's own registers no longer fit: with the SIMD handlers in,
+ * `code` was reloaded from the stack on every jump (7% on the strings
+ * kernel). The GCC manual ("Labels as Values") advises -fno-gcse for such
+ * code; this file only. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-gcse")
+#endif
+
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine.h"
 #include "interp_dispatch.h"
 #include "ops_numeric.h"
+#include "ops_simd.h"
 
 /* ---- slot access -------------------------------------------------------------
  * i32/f32 live in the low half of a slot: read only that half, and write the
@@ -152,6 +162,7 @@ static int grow_frames(fiber *f)
 /* rt_call_host returned something other than 0 or RUN_SUSPEND. */
 static int host_call_failed(fiber *f, int r, const uint32_t *ip)
 {
+    if (r == RUN_EXCEPTION) return RUN_EXCEPTION; /* f->exn is set */
     if (r == RUN_TRAP) {
         if (f->trap_kind == TRAP_NONE) f->trap_kind = TRAP_HOST;
         record_trap_site(f, ip);
@@ -163,25 +174,66 @@ static int host_call_failed(fiber *f, int r, const uint32_t *ip)
     return RUN_ERROR;
 }
 
+/* Calls the host function that is f's only frame: its entry, or what the
+ * entry tail-called. */
+static int call_host_entry(fiber *f)
+{
+    f->host_calls++;
+    int r = rt_call_host(f, f->frames[0].func, 0);
+    if (r == 0) return RUN_DONE;
+    if (r == RUN_SUSPEND) {
+        f->suspensions++;
+        return r;
+    }
+    return host_call_failed(f, r, NULL);
+}
+
 /* A fiber whose entry function is a host function: call it once; when that
- * call suspended, the driver has written its results and we are done. */
+ * call suspended, the driver has written its results (or thrown) and we
+ * are done. */
 static int run_host_entry(fiber *f)
 {
     int r;
-    if (f->state == RUN_SUSPEND) {
-        r = RUN_DONE;
-    } else {
-        f->host_calls++;
-        r = rt_call_host(f, f->frames[0].func, 0);
-        if (r == 0)
-            r = RUN_DONE;
-        else if (r == RUN_SUSPEND)
-            f->suspensions++;
-        else
-            r = host_call_failed(f, r, NULL);
-    }
+    if (f->state == RUN_SUSPEND)
+        r = f->exn != NULL ? RUN_EXCEPTION : RUN_DONE;
+    else
+        r = call_host_entry(f);
     f->state = r;
     return r;
+}
+
+/* The running frame tail-calls host function fn, its arguments already at
+ * the frame's base: the frame returns first, then fn is called as if by the
+ * caller's call instruction (its results land where the frame's would
+ * have, and its exceptions skip the gone frame's handlers); when the entry
+ * frame does it, fn becomes the fiber's host entry. fn's Caller (if it
+ * takes one) is the tail-calling frame's instance. Out of fiber_run's way:
+ * a rare path. Returns TAIL_CALLER_GOES_ON (at f->ip in the new top frame),
+ * TAIL_CALLER_UNWINDS (f->exn, thrown at the caller's call, f->ip - 1), or
+ * an outcome that ends the run. */
+enum { TAIL_CALLER_GOES_ON = -1, TAIL_CALLER_UNWINDS = -2 };
+
+static int tail_call_host(fiber *f, const rt_func *fn)
+{
+    const rt_frame *done = &f->frames[f->depth - 1];
+    bool entry = f->depth == 1;
+    if (!entry) f->ip = done->ret_ip;
+    f->host_calls++;
+    int r = rt_call_host(f, fn, done->fp);
+    if (entry) { /* fn is the entry now: a resumed run ends with its results */
+        f->frames[0].func = fn;
+        if (r == 0) return RUN_DONE;
+    } else {
+        f->depth--;
+        rt_leave_instance(f); /* the turn the frame took, if it was a call into another instance */
+        if (r == 0) return TAIL_CALLER_GOES_ON;
+        if (r == RUN_EXCEPTION) return TAIL_CALLER_UNWINDS;
+    }
+    if (r == RUN_SUSPEND) {
+        f->suspensions++;
+        return r;
+    }
+    return host_call_failed(f, r, entry ? NULL : f->ip - 1);
 }
 
 /* fiber_run on a fiber that already finished: report the same outcome again. */
@@ -206,6 +258,63 @@ static inline void init_frame(uint64_t *fp, const wasm_code *code)
         return;
     }
     for (uint32_t i = 0; i < n; i++) dst[i] = src[i];
+}
+
+/* ---- exceptions (engine.h "Exceptions") ------------------------------------------ */
+
+/* The clause that catches `exn` thrown at code offset `pos` of a frame of
+ * `inst` running `code`, or NULL: the innermost region containing pos
+ * (the last opened), then the regions it passes exceptions on to. Each
+ * `next` names an earlier-opened region, so the walk ends. */
+static const wasm_catch *find_catch(const rt_instance *inst, const wasm_code *code, uint32_t pos,
+                                    const rt_exn *exn)
+{
+    uint32_t r = WASM_NO_REGION;
+    for (uint32_t i = code->nregions; i-- > 0;) {
+        if (code->regions[i].start <= pos && pos < code->regions[i].end) {
+            r = i;
+            break;
+        }
+    }
+    for (; r != WASM_NO_REGION; r = code->regions[r].next) {
+        for (uint32_t k = 0; k < code->ncatches; k++) {
+            const wasm_catch *c = &code->catches[k];
+            if (c->region == r && (c->tag == WASM_CATCH_ALL || inst->tags[c->tag] == exn->tag)) return c;
+        }
+    }
+    return NULL;
+}
+
+/* Unwinds f->exn, thrown at `at` in the top frame: pops the frames that do
+ * not catch it and delivers it to the first clause that does. Returns that
+ * clause's landing pad, or NULL with *outcome RUN_EXCEPTION (no frame caught
+ * it; none is left) or RUN_ERROR (a Python exception is set). */
+static const uint32_t *unwind_to_handler(fiber *f, const uint32_t *at, int *outcome)
+{
+    const rt_exn *exn = rt_exn_get(f->exn);
+    while (f->depth > 0) {
+        const rt_frame *frame = &f->frames[f->depth - 1];
+        const wasm_code *code = frame->func->code;
+        const wasm_catch *c =
+            code != NULL ? find_catch(frame->func->inst, code, (uint32_t)(at - code->code), exn) : NULL;
+        if (c != NULL) {
+            uint64_t *fp = f->stack + frame->fp;
+            uint64_t *payload = c->tag == WASM_CATCH_ALL ? NULL : fp + c->dst;
+            uint64_t *ref = c->exn_dst == WASM_NO_SLOT ? NULL : fp + c->exn_dst;
+            if (rt_exn_catch(f, f->exn, payload, ref) != 0) {
+                *outcome = RUN_ERROR;
+                return NULL;
+            }
+            Py_CLEAR(f->exn);
+            return code->code + c->pad;
+        }
+        if (f->depth == 1) break;
+        at = frame->ret_ip - 1; /* inside the caller's call instruction */
+        f->depth--;
+    }
+    f->depth = 0;
+    *outcome = RUN_EXCEPTION;
+    return NULL;
 }
 
 /* ---- bulk table operations (spec: bounds checked before any write) ------------- */
@@ -252,6 +361,12 @@ static int table_init(rt_instance *inst, rt_table *t, uint32_t e, uint32_t d, ui
     return TRAP_NONE;
 }
 
+const char *interp_build_info(void)
+{
+    return INTERP_COMPUTED_GOTO ? (OPS_SSE2 ? "dispatch=computed-goto simd=sse2" : "dispatch=computed-goto simd=portable")
+                                : (OPS_SSE2 ? "dispatch=switch simd=sse2" : "dispatch=switch simd=portable");
+}
+
 /* ---- the loop ------------------------------------------------------------------------ */
 
 int fiber_run(fiber *f, int64_t *fuel_ptr)
@@ -282,9 +397,14 @@ int fiber_run(fiber *f, int64_t *fuel_ptr)
     uint64_t mem_size;
     int64_t fuel = *fuel_ptr, fuel_synced = fuel;
     int outcome = RUN_ERROR, trap_kind = TRAP_NONE;
+    const rt_func *tail_callee = NULL; /* see tail_call_host */
 
     LOAD_MEMORY_CACHE();
     if (UNLIKELY(ip == NULL || *ip >= OP__COUNT)) goto bad_opcode;
+    if (UNLIKELY(f->exn != NULL)) { /* the host call we were suspended in threw */
+        ip = f->ip - 1;
+        goto unwind;
+    }
 
     DISPATCH_BEGIN
 #include "interp_control.inc"
@@ -292,7 +412,47 @@ int fiber_run(fiber *f, int64_t *fuel_ptr)
 #include "interp_memory.inc"
 #include "interp_table.inc"
 #include "interp_numeric.inc"
+#include "interp_exception.inc"
+#include "interp_simd.inc"
     DISPATCH_END
+
+unwind: {
+    /* f->exn is thrown at ip (the throwing instruction or a call) of the top
+     * frame. Python code may have run: the memory cache is reloaded. */
+    const uint32_t *pad = unwind_to_handler(f, ip, &outcome);
+    SYNC_FUEL();
+    rt_leave_instance(f); /* the turns of the popped frames' calls into other instances */
+    if (pad == NULL) EXIT(outcome);
+    const rt_frame *handler = &f->frames[f->depth - 1];
+    code = handler->func->code->code;
+    fp = f->stack + handler->fp;
+    inst = handler->func->inst;
+    LOAD_MEMORY_CACHE();
+    ip = pad;
+    NEXT(0);
+}
+
+tail_call_host: {
+    /* The running frame tail-calls host function tail_callee (TAIL_CALL in
+     * interp_control.inc): see tail_call_host(). */
+    SYNC_FUEL();
+    int r = tail_call_host(f, tail_callee);
+    if (r != TAIL_CALLER_GOES_ON && r != TAIL_CALLER_UNWINDS) {
+        ip = f->ip;
+        EXIT(r);
+    }
+    const rt_frame *caller = &f->frames[f->depth - 1];
+    code = caller->func->code->code;
+    fp = f->stack + caller->fp;
+    inst = caller->func->inst;
+    LOAD_MEMORY_CACHE();
+    ip = f->ip;
+    if (r == TAIL_CALLER_UNWINDS) {
+        ip--; /* inside the caller's call instruction */
+        goto unwind;
+    }
+    NEXT(0);
+}
 
 bad_opcode:
     /* Only reachable with corrupt internal code (a compiler bug). */

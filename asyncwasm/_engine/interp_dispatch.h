@@ -39,7 +39,12 @@
 
 #define DISPATCH_TABLE_BEGIN static const void *const dispatch_table[OP__COUNT] = {
 #define DISPATCH_TABLE_ENTRY(NAME) [OP_##NAME] = &&handler_##NAME,
-#define DISPATCH_TABLE_END };
+/* The table's address in a local that the compiler cannot see through, so
+ * the loop keeps it in a register rather than rebuilding it at every NEXT. */
+#define DISPATCH_TABLE_END                        \
+    };                                            \
+    const void *const *dispatch = dispatch_table; \
+    __asm__("" : "+r"(dispatch));
 
 #define DISPATCH_BEGIN NEXT(0);
 #define DISPATCH_END
@@ -47,7 +52,7 @@
 #define NEXT(n)                          \
     do {                                 \
         ip += (n);                       \
-        goto *dispatch_table[*ip];       \
+        goto *dispatch[*ip];             \
     } while (0)
 
 #else /* switch loop */

@@ -76,6 +76,93 @@ bool wasm_utf8_valid(const uint8_t *s, size_t n) {
     return true;
 }
 
+/* ---- value and reference types ------------------------------------------------ */
+
+/* Heap types are s33: abstract ones are negative (their one-byte form),
+ * a type index is >= 0. */
+enum {
+    HT_NOEXN = 0x74, HT_NOFUNC = 0x73, HT_NOEXTERN = 0x72, HT_NONE = 0x71, HT_FUNC = 0x70,
+    HT_EXTERN = 0x6F, HT_ANY = 0x6E, HT_EQ = 0x6D, HT_I31 = 0x6C, HT_STRUCT = 0x6B, HT_ARRAY = 0x6A,
+    HT_EXN = 0x69,
+};
+
+static bool is_gc_heaptype(uint8_t b) {
+    return (b >= HT_ARRAY && b <= HT_ANY) || (b >= HT_NONE && b <= HT_NOEXN);
+}
+
+bool rd_heaptype(wasm_reader *r, uint8_t *out, const char **unsupported) {
+    const uint8_t *at = r->p;
+    int64_t ht;
+    if (!rd_s33(r, &ht))
+        return false;
+    *out = VT_NONE;
+    if (ht >= 0) {
+        *unsupported = MSG_TYPED_REFS;
+        return true;
+    }
+    uint8_t b = (uint8_t)(ht + 0x80);
+    if (ht < -0x40 || (b != HT_FUNC && b != HT_EXTERN && b != HT_EXN && !is_gc_heaptype(b)))
+        return reader_fail(r, ERR_MALFORMED, at, "malformed reference type: heap type %lld", (long long)ht);
+    if (is_gc_heaptype(b))
+        *unsupported = MSG_GC;
+    else
+        *out = b; /* funcref, externref, exnref have the heap type's byte */
+    return true;
+}
+
+/* The byte b, just read at `at`, starts a reference type: finish reading it. */
+static bool rd_reftype_rest(wasm_reader *r, uint8_t b, uint8_t *out, const char **unsupported) {
+    *out = VT_NONE;
+    switch (b) {
+    case VT_FUNCREF: case VT_EXTERNREF: case VT_EXNREF:
+        *out = b;
+        return true;
+    case 0x63: /* (ref null ht) */
+        return rd_heaptype(r, out, unsupported);
+    case 0x64: { /* (ref ht): non-nullable */
+        uint8_t ignored;
+        if (!rd_heaptype(r, &ignored, unsupported))
+            return false;
+        *out = VT_NONE;
+        *unsupported = MSG_TYPED_REFS;
+        return true;
+    }
+    default: /* only GC shorthands (anyref, nullfuncref, ...) remain */
+        *unsupported = MSG_GC;
+        return true;
+    }
+}
+
+static bool starts_reftype(uint8_t b) {
+    return b == VT_FUNCREF || b == VT_EXTERNREF || b == VT_EXNREF || b == 0x63 || b == 0x64 ||
+           is_gc_heaptype(b);
+}
+
+bool rd_valtype(wasm_reader *r, uint8_t *out, const char **unsupported) {
+    const uint8_t *at = r->p;
+    uint8_t b;
+    if (!rd_byte(r, &b))
+        return false;
+    switch (b) {
+    case VT_I32: case VT_I64: case VT_F32: case VT_F64: case VT_V128:
+        *out = b;
+        return true;
+    }
+    if (!starts_reftype(b))
+        return reader_fail(r, ERR_MALFORMED, at, "malformed value type 0x%02x", b);
+    return rd_reftype_rest(r, b, out, unsupported);
+}
+
+bool rd_reftype(wasm_reader *r, uint8_t *out, const char **unsupported) {
+    const uint8_t *at = r->p;
+    uint8_t b;
+    if (!rd_byte(r, &b))
+        return false;
+    if (!starts_reftype(b))
+        return reader_fail(r, ERR_MALFORMED, at, "malformed reference type 0x%02x", b);
+    return rd_reftype_rest(r, b, out, unsupported);
+}
+
 /* ---- freeing ------------------------------------------------------------------ */
 
 /* code, srcmap and local_types share one allocation (cg_func_end). */
@@ -84,9 +171,27 @@ static void code_free(wasm_code *c) {
     memset(c, 0, sizeof *c);
 }
 
+static void const_expr_free(wasm_const_expr *e) {
+    if (e->kind == CONST_SEQUENCE)
+        free(e->ops);
+    e->ops = NULL;
+    e->nops = 0;
+}
+
 void wasm_module_free(wasm_module *m) {
     if (!m)
         return;
+    for (uint32_t i = m->nimported_globals; m->globals && i < m->nglobals; i++)
+        const_expr_free(&m->globals[i].init);
+    for (uint32_t i = m->nimported_tables; m->tables && i < m->ntables; i++)
+        const_expr_free(&m->tables[i].init);
+    for (uint32_t i = 0; m->elems && i < m->nelems; i++) {
+        const_expr_free(&m->elems[i].offset);
+        for (uint32_t k = 0; m->elems[i].items && k < m->elems[i].count; k++)
+            const_expr_free(&m->elems[i].items[k]);
+    }
+    for (uint32_t i = 0; m->datas && i < m->ndatas; i++)
+        const_expr_free(&m->datas[i].offset);
     if (m->types)
         for (uint32_t i = 0; i < m->ntypes; i++)
             free(m->types[i].params); /* params and results share one block */
@@ -106,6 +211,7 @@ void wasm_module_free(wasm_module *m) {
     free(m->elems);
     free(m->datas);
     free(m->customs);
+    free(m->tags);
     free(m->declared_refs);
     free(m->bytes);
     memset(m, 0, sizeof *m);
@@ -199,6 +305,7 @@ static const char *const op_names[OP__COUNT] = {
 #define LOAD(NAME, CODE, TEXT, TYPE, ALIGN) [OP_##NAME] = TEXT,
 #define STORE(NAME, CODE, TEXT, TYPE, ALIGN) [OP_##NAME] = TEXT,
 #define NUMERIC(NAME, PREFIX, CODE, TEXT, IN1, IN2, OUT) [OP_##NAME] = TEXT,
+#define SIMD(NAME, CODE, TEXT, OPERANDS) [OP_##NAME] = TEXT,
 #include "opcodes.def"
 };
 
@@ -217,6 +324,7 @@ const char *valtype_name(uint8_t t) {
     case VT_V128: return "v128";
     case VT_FUNCREF: return "funcref";
     case VT_EXTERNREF: return "externref";
+    case VT_EXNREF: return "exnref";
     case VT_NONE: return "none";
     default: return "<bad type>";
     }

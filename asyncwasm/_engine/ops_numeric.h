@@ -381,15 +381,40 @@ OPS_INLINE uint64_t f64_sqrt(uint64_t a)
     return f64_bits(sqrt(f64_value(a)));
 }
 
-/* ---- float arithmetic: the hardware's IEEE operations ---------------------------- */
+/* ---- float arithmetic: the hardware's IEEE operations ----------------------------
+ * With NaN operands, x86 answers the NaN of its first source operand. C
+ * compilers treat + and * as commutative and may emit them either way round,
+ * which would make the NaN that comes out depend on register allocation (and
+ * a fused handler differ from the two instructions apart). On x86-64 the asm
+ * pins the order: a + b and a * b with a as the first source. Its operands
+ * may come straight from memory, so it costs what the plain C did. */
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+#define ORDERED_OP(NAME, TYPE, MOV, OP)                                                      \
+    OPS_INLINE TYPE NAME(TYPE a, TYPE b)                                                     \
+    {                                                                                        \
+        TYPE r;                                                                              \
+        __asm__(MOV " %1, %0\n\t" OP " %2, %0" : "=&x"(r) : "xm"(a), "xm"(b));               \
+        return r;                                                                            \
+    }
+ORDERED_OP(f32_add_ordered, float, "movss", "addss")
+ORDERED_OP(f32_mul_ordered, float, "movss", "mulss")
+ORDERED_OP(f64_add_ordered, double, "movsd", "addsd")
+ORDERED_OP(f64_mul_ordered, double, "movsd", "mulsd")
+#undef ORDERED_OP
+#else
+OPS_INLINE float f32_add_ordered(float a, float b) { return a + b; }
+OPS_INLINE float f32_mul_ordered(float a, float b) { return a * b; }
+OPS_INLINE double f64_add_ordered(double a, double b) { return a + b; }
+OPS_INLINE double f64_mul_ordered(double a, double b) { return a * b; }
+#endif
 
-OPS_INLINE uint32_t f32_add(uint32_t a, uint32_t b) { return f32_bits(f32_value(a) + f32_value(b)); }
+OPS_INLINE uint32_t f32_add(uint32_t a, uint32_t b) { return f32_bits(f32_add_ordered(f32_value(a), f32_value(b))); }
 OPS_INLINE uint32_t f32_sub(uint32_t a, uint32_t b) { return f32_bits(f32_value(a) - f32_value(b)); }
-OPS_INLINE uint32_t f32_mul(uint32_t a, uint32_t b) { return f32_bits(f32_value(a) * f32_value(b)); }
+OPS_INLINE uint32_t f32_mul(uint32_t a, uint32_t b) { return f32_bits(f32_mul_ordered(f32_value(a), f32_value(b))); }
 OPS_INLINE uint32_t f32_div(uint32_t a, uint32_t b) { return f32_bits(f32_value(a) / f32_value(b)); }
-OPS_INLINE uint64_t f64_add(uint64_t a, uint64_t b) { return f64_bits(f64_value(a) + f64_value(b)); }
+OPS_INLINE uint64_t f64_add(uint64_t a, uint64_t b) { return f64_bits(f64_add_ordered(f64_value(a), f64_value(b))); }
 OPS_INLINE uint64_t f64_sub(uint64_t a, uint64_t b) { return f64_bits(f64_value(a) - f64_value(b)); }
-OPS_INLINE uint64_t f64_mul(uint64_t a, uint64_t b) { return f64_bits(f64_value(a) * f64_value(b)); }
+OPS_INLINE uint64_t f64_mul(uint64_t a, uint64_t b) { return f64_bits(f64_mul_ordered(f64_value(a), f64_value(b))); }
 OPS_INLINE uint64_t f64_div(uint64_t a, uint64_t b) { return f64_bits(f64_value(a) / f64_value(b)); }
 
 /* ---- min/max: NaN wins (quieted), and -0 < +0 ---------------------------------

@@ -18,7 +18,7 @@ typedef struct {
     PyObject *args;        /* argument tuple: keeps reference arguments alive */
     PyObject *pending_exc; /* throw(): raised by the next run() */
     PyObject *results;     /* cached after DONE */
-    PyObject *trap;        /* cached Trap after TRAP */
+    PyObject *trap;        /* cached Trap after TRAP, WasmException after EXCEPTION */
     int64_t fuel_left;
     bool raw, started, running, awaiting;
 } FiberObject;
@@ -86,10 +86,11 @@ static int Fiber_traverse(FiberObject *self, visitproc visit, void *arg)
     Py_VISIT(self->rf.keepalive);
     Py_VISIT(self->rf.f.awaitable);
     Py_VISIT(self->rf.f.trap_exc);
+    Py_VISIT((PyObject *)self->rf.f.exn);
     Py_VISIT(self->rf.caller);
     Py_VISIT(self->rf.turn_wait);
     for (uint32_t i = 0; i < self->rf.nturns; i++) Py_VISIT(self->rf.turns[i].inst);
-    return 0;
+    return rt_fiber_visit_exns(&self->rf, visit, arg);
 }
 
 /* The pending host call is over (resumed, thrown into, or dropped): its
@@ -111,8 +112,9 @@ static int Fiber_clear(FiberObject *self)
     self->rf.turns = NULL;
     self->rf.turns_cap = 0;
     end_pending_caller(self);
-    fiber_free(&self->rf.f); /* also drops the awaitable and the host trap */
+    fiber_free(&self->rf.f); /* also drops the awaitable, the host trap, the exception */
     Py_CLEAR(self->rf.keepalive);
+    rt_fiber_clear_exns(&self->rf);
     Py_CLEAR(self->func);
     Py_CLEAR(self->args);
     Py_CLEAR(self->pending_exc);
@@ -177,8 +179,9 @@ static PyObject *Fiber_run(FiberObject *self, PyObject *arg)
     Py_LeaveRecursiveCall();
     self->fuel_left = fuel;
     if (outcome == RUN_SUSPEND) self->awaiting = true;
-    if (outcome == RUN_TRAP || outcome == RUN_ERROR) rt_fiber_end_turns(&self->rf);
-    if (outcome == RUN_ERROR || outcome < 0 || outcome > RUN_ERROR) {
+    if (outcome != RUN_SUSPEND && outcome != RUN_OUT_OF_FUEL)
+        rt_fiber_end_turns(&self->rf); /* ended (a tail call may leave the entry frame's turn) */
+    if (outcome == RUN_ERROR || outcome < 0 || outcome > RUN_EXCEPTION) {
         if (!PyErr_Occurred())
             PyErr_Format(PyExc_SystemError, "asyncwasm: run ended with outcome %d and no exception", outcome);
         return NULL;
@@ -224,7 +227,10 @@ static PyObject *Fiber_throw(FiberObject *self, PyObject *exc)
         return NULL;
     }
     int is_trap = PyObject_IsInstance(exc, py_classes.Trap);
-    if (is_trap < 0) return NULL;
+    int is_thrown = is_trap == 0 ? PyObject_IsInstance(exc, py_classes.WasmException) : 0;
+    if (is_trap < 0 || is_thrown < 0) return NULL;
+    void *exn = is_thrown ? rt_exn_from_py(exc) : NULL;
+    if (is_thrown && exn == NULL) return NULL;
     fiber *f = &self->rf.f;
     self->awaiting = false;
     Py_CLEAR(f->awaitable);
@@ -236,6 +242,8 @@ static PyObject *Fiber_throw(FiberObject *self, PyObject *exc)
         f->state = RUN_TRAP;
         f->trap_kind = TRAP_HOST;
         Py_XSETREF(f->trap_exc, Py_NewRef(exc));
+    } else if (exn != NULL) { /* thrown into the guest from the call: the next run() unwinds */
+        Py_XSETREF(f->exn, Py_NewRef((PyObject *)exn));
     } else {
         Py_XSETREF(self->pending_exc, Py_NewRef(exc));
     }
@@ -261,6 +269,17 @@ static PyObject *Fiber_trap(FiberObject *self, PyObject *unused)
         return NULL;
     }
     if (self->trap == NULL) self->trap = make_trap(&self->rf.f);
+    return Py_XNewRef(self->trap);
+}
+
+static PyObject *Fiber_exception(FiberObject *self, PyObject *unused)
+{
+    (void)unused;
+    if (self->rf.f.state != RUN_EXCEPTION) {
+        PyErr_SetString(PyExc_RuntimeError, "the fiber has not ended with an exception");
+        return NULL;
+    }
+    if (self->trap == NULL) self->trap = rt_exn_to_py(self->rf.f.exn);
     return Py_XNewRef(self->trap);
 }
 
@@ -305,13 +324,16 @@ FIBER_COUNTER(suspensions, self->rf.f.suspensions)
 
 static PyMethodDef Fiber_methods[] = {
     {"run", (PyCFunction)Fiber_run, METH_O,
-     "run(fuel) -> outcome\n\n0 DONE, 1 SUSPEND, 2 OUT_OF_FUEL, 3 TRAP; raises on ERROR."},
+     "run(fuel) -> outcome\n\n0 DONE, 1 SUSPEND, 2 OUT_OF_FUEL, 3 TRAP, 5 EXCEPTION; raises on ERROR."},
     {"resume", (PyCFunction)Fiber_resume, METH_O,
      "resume(value)\n\nDeliver the awaited host result (None / value / tuple); the next run() continues."},
     {"throw", (PyCFunction)Fiber_throw, METH_O,
-     "throw(exc)\n\nThe awaited host call raised: a Trap traps the fiber, anything else is\n"
+     "throw(exc)\n\nThe awaited host call raised: a Trap traps the fiber, a WasmException is\n"
+     "thrown into the guest from the call (the next run() unwinds), anything else is\n"
      "raised by the next run()."},
     {"trap", (PyCFunction)Fiber_trap, METH_NOARGS, "trap() -> Trap to raise after a TRAP outcome"},
+    {"exception", (PyCFunction)Fiber_exception, METH_NOARGS,
+     "exception() -> WasmException to raise after an EXCEPTION outcome"},
     {"close", (PyCFunction)Fiber_close, METH_NOARGS,
      "close()\n\nThe fiber will not run again: free its state now. Turns it holds on other\n"
      "instances (it was inside a call into one) are given back; when it stopped mid-run\n"
@@ -337,7 +359,8 @@ PyTypeObject Fiber_Type = {
     .tp_name = "asyncwasm.lowlevel.Fiber",
     .tp_doc = "Fiber(func, args, *, raw=False, max_call_depth=10000, max_stack_slots=1<<20, awaits=True)\n\n"
               "One resumable call: run(fuel) until DONE, SUSPEND (await fiber.awaitable, then\n"
-              "resume()/throw()), OUT_OF_FUEL (run again) or TRAP (raise fiber.trap()).\n"
+              "resume()/throw()), OUT_OF_FUEL (run again), TRAP (raise fiber.trap()) or\n"
+              "EXCEPTION (raise fiber.exception()).\n"
               "awaits=False: the driver is synchronous and refuses awaitables, so a call into\n"
               "an instance another task holds fails at once (busy) instead of suspending.",
     .tp_basicsize = sizeof(FiberObject),

@@ -128,7 +128,9 @@ static void pool_give(rt_fiber *rf)
     }
     Py_CLEAR(rf->f.awaitable);
     Py_CLEAR(rf->f.trap_exc);
+    Py_CLEAR(rf->f.exn);
     Py_CLEAR(rf->keepalive);
+    rt_fiber_clear_exns(rf);
     rf->pending_fn = NULL;
     if (fiber_pool_len < POOL_SIZE && rf->f.stack_cap <= POOL_MAX_STACK_SLOTS) {
         fiber_pool[fiber_pool_len++] = rf;
@@ -152,6 +154,11 @@ static PyObject *sync_outcome(rt_fiber *rf, int outcome, bool raw)
         return NULL;
     case RUN_TRAP: {
         PyObject *exc = make_trap(&rf->f);
+        if (exc != NULL) rt_err_raise(exc);
+        return NULL;
+    }
+    case RUN_EXCEPTION: {
+        PyObject *exc = rt_exn_to_py(rf->f.exn);
         if (exc != NULL) rt_err_raise(exc);
         return NULL;
     }
@@ -308,7 +315,7 @@ static PyObject *Func_call_async(FuncObject *self, PyObject *const *args, Py_ssi
 }
 
 /* Func(functype, callable): a host function. */
-static int host_functype_from_py(PyObject *functype, wasm_functype *out)
+int host_functype_from_py(PyObject *functype, wasm_functype *out)
 {
     PyObject *params = PyObject_GetAttrString(functype, "params");
     PyObject *results = params ? PyObject_GetAttrString(functype, "results") : NULL;

@@ -19,11 +19,12 @@
     do {                                                                               \
         const wasm_module *m_ = (SELF)->rt.module;                                     \
         if (m_ == NULL) break;                                                         \
-        PyObject **arrays_[4] = {(SELF)->funcs, (SELF)->tables, (SELF)->memories,      \
-                                 (SELF)->globals};                                     \
-        uint32_t counts_[4] = {m_->nimported_funcs, m_->ntables, m_->nmemories,        \
-                               m_->nglobals};                                          \
-        for (int k_ = 0; k_ < 4; k_++) {                                               \
+        PyObject **arrays_[EXTERN_KINDS] = {(SELF)->funcs, (SELF)->tables,             \
+                                            (SELF)->memories, (SELF)->globals,         \
+                                            (SELF)->tags};                             \
+        uint32_t counts_[EXTERN_KINDS] = {m_->nimported_funcs, m_->ntables,           \
+                                          m_->nmemories, m_->nglobals, m_->ntags};        \
+        for (int k_ = 0; k_ < EXTERN_KINDS; k_++) {                                    \
             if (arrays_[k_] == NULL) continue;                                         \
             for (uint32_t i_ = 0; i_ < counts_[k_]; i_++) {                            \
                 PyObject **SLOT = &arrays_[k_][i_];                                    \
@@ -49,6 +50,8 @@ static int Instance_clear(InstanceObject *self)
         for (uint32_t i = 0; i < m->ntables; i++) self->rt.tables[i] = NULL;
     if (m != NULL && self->rt.globals != NULL)
         for (uint32_t i = 0; i < m->nglobals; i++) self->rt.globals[i] = NULL;
+    if (m != NULL && self->rt.tags != NULL)
+        for (uint32_t i = 0; i < m->ntags; i++) self->rt.tags[i] = NULL;
     FOR_EACH_EXTERN_SLOT(self, slot, Py_CLEAR(*slot));
     self->guarded = false;
     Py_CLEAR(self->gate);
@@ -71,6 +74,8 @@ static void Instance_dealloc(InstanceObject *self)
     PyMem_Free(self->tables);
     PyMem_Free(self->memories);
     PyMem_Free(self->globals);
+    PyMem_Free(self->rt.tags);
+    PyMem_Free(self->tags);
     Py_CLEAR(self->module);
     Py_TYPE(self)->tp_free((PyObject *)self);
     Py_TRASHCAN_END
@@ -124,6 +129,7 @@ static PyObject *export_object(InstanceObject *self, const wasm_export *e)
     case EXTERN_TABLE: obj = e->index < m->ntables ? self->tables[e->index] : NULL; break;
     case EXTERN_MEMORY: obj = e->index < m->nmemories ? self->memories[e->index] : NULL; break;
     case EXTERN_GLOBAL: obj = e->index < m->nglobals ? self->globals[e->index] : NULL; break;
+    case EXTERN_TAG: obj = e->index < m->ntags ? self->tags[e->index] : NULL; break;
     }
     if (obj == NULL) PyErr_Format(PyExc_SystemError, "asyncwasm: export with a bad index %u", e->index);
     return Py_XNewRef(obj);
@@ -240,7 +246,7 @@ static PyMethodDef Instance_methods[] = {
 };
 
 static PyGetSetDef Instance_getset[] = {
-    {"exports", (getter)Instance_get_exports, NULL, "dict: name -> Func | Memory | Table | Global", NULL},
+    {"exports", (getter)Instance_get_exports, NULL, "dict: name -> Func | Memory | Table | Global | Tag", NULL},
     {"start", (getter)Instance_get_start, NULL, "the start Func (not yet run), or None", NULL},
     {"memory", (getter)Instance_get_memory, NULL, "memory 0, exported or not, or None", NULL},
     {"default_memory", (getter)Instance_get_default_memory, NULL,

@@ -40,6 +40,10 @@ static PyObject *extern_type_of_export(const wasm_module *m, const wasm_export *
         if (e->index < m->nglobals)
             return globaltype_to_py(m->globals[e->index].type.type, m->globals[e->index].type.mutable_);
         break;
+    case EXTERN_TAG:
+        if (e->index < m->ntags && m->tags[e->index].typeidx < m->ntypes)
+            return tagtype_to_py(&m->types[m->tags[e->index].typeidx]);
+        break;
     }
     PyErr_Format(PyExc_SystemError, "asyncwasm: export of kind %u has a bad index %u", e->kind, e->index);
     return NULL;
@@ -61,6 +65,9 @@ static PyObject *extern_type_of_import(const wasm_module *m, const wasm_import *
     }
     case EXTERN_GLOBAL:
         return globaltype_to_py(imp->desc.global.type, imp->desc.global.mutable_);
+    case EXTERN_TAG:
+        if (imp->desc.tag.typeidx < m->ntypes) return tagtype_to_py(&m->types[imp->desc.tag.typeidx]);
+        break;
     }
     PyErr_Format(PyExc_SystemError, "asyncwasm: import of unknown kind %u", imp->kind);
     return NULL;
@@ -206,8 +213,9 @@ const char compile_doc[] = PyDoc_STR(
 "compile(data, costs=None) -> CompiledModule\n\n"
 "Decode, validate and compile a module from a bytes-like object. Raises\n"
 "MalformedError / ValidationError(rule, offset, func) or MemoryError.\n"
-"costs: a cost table, 512 native uint16 weights >= 1 (entry [op] for a\n"
-"one-byte opcode, [256 + sub] for 0xFC sub-opcodes): fuel is charged by\n"
+"costs: a cost table, 768 native uint16 weights >= 1 (entry [op] for a\n"
+"one-byte opcode, [256 + sub] for 0xFC and [512 + sub] for 0xFD\n"
+"sub-opcodes): fuel is charged by\n"
 "weight instead of 1 per instruction. Runs without the GIL.");
 
 PyObject *engine_compile(PyObject *module, PyObject *args, PyObject *kwds)

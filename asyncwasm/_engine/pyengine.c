@@ -1,8 +1,8 @@
 /* pyengine.c -- asyncwasm._engine: the Python face of the C engine.
  *
  * Types: CompiledModule (py_module.c), Func (py_func.c), Memory, Table,
- * Global (py_externs.c), Instance (py_instance.c), Fiber (py_fiber.c),
- * Caller (py_caller.c);
+ * Global (py_externs.c), Tag and Exn (py_exceptions.c), Instance
+ * (py_instance.c), Fiber (py_fiber.c), Caller (py_caller.c);
  * functions: compile(), set_hooks(). This file holds the module itself and
  * the argument and type-conversion helpers the py_*.c files share. The
  * objects embed runtime.c's rt_* structs (layouts in pyengine.h); every
@@ -16,7 +16,7 @@
 
 engine_classes py_classes;
 
-/* ValType members by binary byte (7 of the 256 are set). */
+/* ValType members by binary byte (8 of the 256 are set). */
 static PyObject *valtype_objects[256];
 
 
@@ -261,15 +261,16 @@ static int import_classes(void)
         {errors, "WasmError", &c->WasmError},   {errors, "LinkError", &c->LinkError},
         {errors, "Trap", &c->Trap},             {errors, "MalformedError", &c->MalformedError},
         {errors, "ValidationError", &c->ValidationError}, {errors, "Frame", &c->Frame},
+        {errors, "WasmException", &c->WasmException},
         {types, "FuncType", &c->FuncType},      {types, "MemoryType", &c->MemoryType},
         {types, "TableType", &c->TableType},    {types, "GlobalType", &c->GlobalType},
-        {types, "ValType", &c->ValType},
+        {types, "TagType", &c->TagType},        {types, "ValType", &c->ValType},
     };
     for (size_t i = 0; i < sizeof wanted / sizeof wanted[0]; i++) {
         *wanted[i].out = PyObject_GetAttrString(wanted[i].from, wanted[i].name);
         if (*wanted[i].out == NULL) goto done;
     }
-    static const uint8_t known[] = {VT_I32, VT_I64, VT_F32, VT_F64, VT_V128, VT_FUNCREF, VT_EXTERNREF};
+    static const uint8_t known[] = {VT_I32, VT_I64, VT_F32, VT_F64, VT_V128, VT_FUNCREF, VT_EXTERNREF, VT_EXNREF};
     for (size_t i = 0; i < sizeof known; i++) {
         valtype_objects[known[i]] = PyObject_CallFunction(c->ValType, "i", known[i]);
         if (valtype_objects[known[i]] == NULL) goto done;
@@ -296,23 +297,26 @@ static PyObject *trap_messages_tuple(void)
 PyMODINIT_FUNC PyInit__engine(void)
 {
     if (import_classes() < 0) return NULL;
-    PyTypeObject *types[] = {&CompiledModule_Type, &Func_Type, &Memory_Type, &Table_Type,
-                             &Global_Type, &Instance_Type, &Fiber_Type, &Caller_Type};
+    PyTypeObject *types[] = {&CompiledModule_Type, &Func_Type,     &Memory_Type,    &Table_Type,
+                             &Global_Type,         &Instance_Type, &Fiber_Type,     &Caller_Type,
+                             &SockTable_Type,      &SockCall_Type, &Tag_Type,       &Exn_Type};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (PyType_Ready(types[i]) < 0) return NULL;
     PyObject *m = PyModule_Create(&engine_module);
     if (m == NULL) return NULL;
-    static const char *const names[] = {"CompiledModule", "Func", "Memory", "Table",
-                                        "Global",         "Instance", "Fiber",  "Caller"};
+    static const char *const names[] = {"CompiledModule", "Func",     "Memory",   "Table",
+                                        "Global",         "Instance", "Fiber",    "Caller",
+                                        "SockTable",      "SockCall", "Tag",      "Exn"};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (PyModule_AddObjectRef(m, names[i], (PyObject *)types[i]) < 0) goto fail;
     static const struct {
         const char *name;
         int value;
     } outcomes[] = {{"DONE", RUN_DONE}, {"SUSPEND", RUN_SUSPEND}, {"OUT_OF_FUEL", RUN_OUT_OF_FUEL},
-                    {"TRAP", RUN_TRAP}, {"ERROR", RUN_ERROR}};
+                    {"TRAP", RUN_TRAP}, {"ERROR", RUN_ERROR}, {"EXCEPTION", RUN_EXCEPTION}};
     for (size_t i = 0; i < sizeof outcomes / sizeof outcomes[0]; i++)
         if (PyModule_AddIntConstant(m, outcomes[i].name, outcomes[i].value) < 0) goto fail;
+    if (PyModule_AddStringConstant(m, "BUILD", interp_build_info()) < 0) goto fail;
     PyObject *messages = trap_messages_tuple();
     if (messages == NULL || PyModule_AddObject(m, "TRAP_MESSAGES", messages) < 0) {
         Py_XDECREF(messages);

@@ -23,15 +23,15 @@
 /* ---- classes imported at module init (asyncwasm._errors / _types) ---------- */
 
 typedef struct {
-    PyObject *WasmError, *LinkError, *Trap, *MalformedError, *ValidationError, *Frame;
-    PyObject *FuncType, *MemoryType, *TableType, *GlobalType, *ValType;
+    PyObject *WasmError, *LinkError, *Trap, *MalformedError, *ValidationError, *Frame, *WasmException;
+    PyObject *FuncType, *MemoryType, *TableType, *GlobalType, *TagType, *ValType;
     PyObject *hooks; /* dict filled by set_hooks() */
 } engine_classes;
 
 extern engine_classes py_classes;
 
 extern PyTypeObject CompiledModule_Type, Func_Type, Memory_Type, Table_Type, Global_Type,
-    Instance_Type, Fiber_Type, Caller_Type;
+    Instance_Type, Fiber_Type, Caller_Type, Tag_Type, Exn_Type;
 
 /* ---- object layouts ---------------------------------------------------------- */
 
@@ -77,6 +77,15 @@ typedef struct {
     PyObject *weakrefs;
 } GlobalObject;
 
+/* A tag (py_exceptions.c): its identity is what catch clauses match. */
+typedef struct {
+    PyObject_HEAD
+    rt_tag tag;             /* tag.type = &own_type */
+    wasm_functype own_type; /* params and results in one owned block */
+    PyObject *pytype;       /* cached TagType, or NULL */
+    PyObject *weakrefs;
+} TagObject;
+
 struct InstanceObject {
     PyObject_HEAD
     rt_instance rt;
@@ -90,6 +99,7 @@ struct InstanceObject {
     PyObject **tables;            /* ntables TableObject */
     PyObject **memories;          /* nmemories MemoryObject */
     PyObject **globals;           /* nglobals GlobalObject */
+    PyObject **tags;              /* ntags TagObject */
     bool cleared;                 /* tp_clear ran: the index spaces are gone */
     PyObject *weakrefs;
     /* The Python side's state of this instance (asyncwasm.execution: limits,
@@ -131,6 +141,9 @@ typedef struct rt_fiber {
      * granted, the call instruction runs again and takes it. */
     InstanceObject *turn_wait;
     bool turn_granted;
+    /* Exceptions its slots may hold (owned references; py_exceptions.c). */
+    PyObject **exns;
+    uint32_t nexns, exns_cap, exns_sweep_at;
 } rt_fiber;
 
 static inline rt_fiber *rt_fiber_of(fiber *f)
@@ -244,6 +257,16 @@ void rt_caller_end(PyObject *caller);
  * else NULL (borrowed). */
 PyObject *instance_default_memory(InstanceObject *inst);
 
+/* ---- wasi_sock.c: WASI socket calls in C --------------------------------------------------- */
+
+extern PyTypeObject SockCall_Type, SockTable_Type;
+enum { SOCKCALL_DONE, SOCKCALL_LATER, SOCKCALL_ERROR, SOCKCALL_FALLBACK };
+/* Run a SockCall's C path on the arguments at `args` (one slot each):
+ * DONE (the i32 result written at args[0]), LATER (*later: what the Python
+ * function would have returned: an awaitable), ERROR (exception set), or
+ * FALLBACK (nothing happened: call the Python function). */
+int sockcall_run(PyObject *call, uint64_t *args, PyObject **later);
+
 /* ---- runtime.c: instantiation ------------------------------------------------------- */
 
 /* Fill `self` (module set, everything else zero) from the externs: link the
@@ -278,6 +301,21 @@ PyObject *tabletype_to_py(uint8_t elem, uint32_t min, bool has_max, uint32_t max
 PyObject *memtype_to_py(uint32_t min, bool has_max, uint32_t max);
 PyObject *globaltype_to_py(uint8_t type, bool mutable_);
 
+/* ---- py_exceptions.c: tags, exceptions, asyncwasm.WasmException ----------------------- */
+
+/* An exception as a WasmException (new reference; its _exn is `exn`). */
+PyObject *rt_exn_to_py(void *exn);
+/* The exception a WasmException stands for: its _exn, else one made from
+ * its tag and values (then kept as its _exn). Borrowed (the object holds
+ * it); NULL with TypeError set when it cannot be one. */
+void *rt_exn_from_py(PyObject *exc);
+/* Drop the exceptions a fiber holds (the run is over). */
+void rt_fiber_clear_exns(rt_fiber *rf);
+int rt_fiber_visit_exns(rt_fiber *rf, visitproc visit, void *arg);
+/* A Tag object for a defined tag of type `t` (new reference). */
+PyObject *pyengine_new_tag(const wasm_functype *t);
+PyObject *tagtype_to_py(const wasm_functype *t);
+
 /* ---- py_module.c ---------------------------------------------------------------------- */
 
 extern const char compile_doc[];
@@ -294,6 +332,8 @@ int run_fiber(rt_fiber *rf, int64_t *fuel);
 void raise_start_failed(const fiber *f, const rt_func *fn);
 /* The Trap for a fiber in state RUN_TRAP (new reference). */
 PyObject *make_trap(const fiber *f);
+/* A FuncType object's params and results, as an owned functype (interned). */
+int host_functype_from_py(PyObject *functype, wasm_functype *out);
 /* RuntimeError unless the function can still be called (instance alive, host callable set). */
 int func_check_callable(FuncObject *self);
 

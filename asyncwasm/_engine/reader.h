@@ -40,6 +40,28 @@ void reader_failf(const wasm_reader *r, int kind, const uint8_t *at, const char 
 /* module.c: strict UTF-8 (no overlongs, no surrogates, at most U+10FFFF). */
 bool wasm_utf8_valid(const uint8_t *s, size_t n);
 
+/* module.c: value and reference types of the Wasm 3.0 binary format.
+ * https://webassembly.github.io/spec/core/binary/types.html#reference-types
+ * The one-byte forms, and (ref null func|extern|exn) spelled out with the
+ * 0x63 prefix, are what the engine runs: *out is their VT_* byte (v128
+ * included: callers refuse it while SIMD is missing). Types that only
+ * typed function references or GC can express are read in full, but then
+ * *unsupported names the feature (a "<feature> is not supported yet"
+ * message) and *out is VT_NONE; a caller reports it as a validation error.
+ * Anything else is malformed: false, error set. */
+bool rd_valtype(wasm_reader *r, uint8_t *out, const char **unsupported);
+/* The same for reference types only ("malformed reference type" otherwise). */
+bool rd_reftype(wasm_reader *r, uint8_t *out, const char **unsupported);
+/* A heap type (ref.null's immediate): the reference type it makes nullable. */
+bool rd_heaptype(wasm_reader *r, uint8_t *out, const char **unsupported);
+
+#define MSG_TYPED_REFS "typed function references is not supported yet"
+#define MSG_GC "GC is not supported yet"
+#define MSG_RELAXED_SIMD "relaxed SIMD is not supported yet"
+/* Relaxed SIMD's 0xFD sub-opcodes (none has immediates). */
+#define FD_RELAXED_FIRST 0x100u
+#define FD_RELAXED_LAST 0x113u
+
 static inline size_t reader_offset(const wasm_reader *r, const uint8_t *at) {
     return (size_t)(at - r->base);
 }

@@ -413,6 +413,18 @@ int rt_value_from_py(uint8_t type, PyObject *v, bool raw, uint64_t *slots)
     case VT_EXTERNREF:
         *slots = v == Py_None ? 0 : (uint64_t)(uintptr_t)v;
         return 0;
+    case VT_EXNREF: {
+        if (v == Py_None) {
+            *slots = 0;
+            return 0;
+        }
+        int ok = PyObject_IsInstance(v, py_classes.WasmException);
+        if (ok <= 0) return ok < 0 ? -1 : type_error(type, "WasmException or None", v);
+        void *exn = rt_exn_from_py(v);
+        if (exn == NULL) return -1;
+        *slots = (uint64_t)(uintptr_t)exn;
+        return 0;
+    }
     default:
         PyErr_Format(PyExc_SystemError, "asyncwasm: unknown value type 0x%02x", type);
         return -1;
@@ -451,6 +463,9 @@ PyObject *rt_value_to_py(uint8_t type, const uint64_t *slots, bool raw)
         Py_INCREF(obj);
         return obj;
     }
+    case VT_EXNREF:
+        if (*slots == 0) Py_RETURN_NONE;
+        return rt_exn_to_py((void *)(uintptr_t)*slots);
     default:
         PyErr_Format(PyExc_SystemError, "asyncwasm: unknown value type 0x%02x", type);
         return NULL;
@@ -627,13 +642,40 @@ static inline bool is_awaitable(PyObject *obj)
 }
 
 /* The host function raised: an asyncwasm.Trap traps the guest (the fiber
- * keeps the exception, traceback attached); anything else stays set. */
+ * keeps the exception, traceback attached); an asyncwasm.WasmException is
+ * thrown into the guest; anything else stays set. */
 static int host_raised(fiber *f)
 {
+    if (PyErr_ExceptionMatches(py_classes.WasmException)) {
+        PyObject *exc = rt_err_take();
+        void *exn = rt_exn_from_py(exc);
+        if (exn != NULL) Py_XSETREF(f->exn, Py_NewRef((PyObject *)exn));
+        Py_DECREF(exc);
+        return exn != NULL ? RUN_EXCEPTION : RUN_ERROR;
+    }
     if (!PyErr_ExceptionMatches(py_classes.Trap)) return RUN_ERROR;
     Py_XSETREF(f->trap_exc, rt_err_take());
     f->trap_kind = TRAP_HOST;
     return RUN_TRAP;
+}
+
+/* What a host function returned (`result`, stolen): an awaitable suspends
+ * the fiber, anything else is stored as the call's results. */
+static inline __attribute__((always_inline)) int host_outcome(fiber *f, const rt_func *fn, size_t base,
+                                                              PyObject *result, PyObject *caller)
+{
+    const wasm_functype *type = fn->type;
+    if (is_awaitable(result)) {
+        Py_XSETREF(f->awaitable, result);
+        f->pending_type = type;
+        f->pending_base = base;
+        rt_fiber_of(f)->pending_fn = fn;
+        if (caller != NULL) Py_XSETREF(rt_fiber_of(f)->caller, Py_NewRef(caller)); /* valid until resumed */
+        return RUN_SUSPEND;
+    }
+    int rc = rt_host_result_store(rt_fiber_of(f), fn, result, base);
+    Py_DECREF(result);
+    return rc == 0 ? 0 : RUN_ERROR;
 }
 
 #define HOST_ARGS_ON_STACK 8
@@ -673,17 +715,7 @@ static inline __attribute__((always_inline)) int call_host(fiber *f, const rt_fu
     if (args != small) PyMem_Free(args);
 
     if (result == NULL) return made == n ? host_raised(f) : RUN_ERROR;
-    if (is_awaitable(result)) {
-        Py_XSETREF(f->awaitable, result);
-        f->pending_type = type;
-        f->pending_base = base;
-        rt_fiber_of(f)->pending_fn = fn;
-        if (caller != NULL) Py_XSETREF(rt_fiber_of(f)->caller, Py_NewRef(caller)); /* valid until resumed */
-        return RUN_SUSPEND;
-    }
-    int rc = rt_host_result_store(rt_fiber_of(f), fn, result, base);
-    Py_DECREF(result);
-    return rc == 0 ? 0 : RUN_ERROR;
+    return host_outcome(f, fn, base, result, caller);
 }
 
 /* host_calls and suspensions are counted by the interpreter (interp.c). A
@@ -694,6 +726,14 @@ int rt_call_host(fiber *f, const rt_func *fn, size_t base)
     if (fn->host == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "asyncwasm: the host function was destroyed");
         return RUN_ERROR;
+    }
+    if (Py_IS_TYPE(fn->host, &SockCall_Type)) { /* a WASI socket call with a C path (wasi_sock.c) */
+        PyObject *later = NULL;
+        switch (sockcall_run(fn->host, f->stack + base, &later)) {
+        case SOCKCALL_DONE: return 0;
+        case SOCKCALL_LATER: return host_outcome(f, fn, base, later, NULL);
+        case SOCKCALL_ERROR: return RUN_ERROR;
+        }
     }
     if (!((FuncObject *)fn->owner)->access_caller) return call_host(f, fn, base, NULL);
     PyObject *caller = rt_caller_new(f, fn);
@@ -821,6 +861,26 @@ void rt_leave_instance(fiber *f)
     while (rf->nturns > 0 && rf->turns[rf->nturns - 1].depth >= f->depth) pop_turn(rf, NULL);
 }
 
+int rt_tail_enter_instance(fiber *f, const rt_func *callee)
+{
+    rt_fiber *rf = rt_fiber_of(f);
+    uint32_t depth = f->depth - 1; /* the frame's; push_turn records it */
+    /* Back into the caller's instance: its turn is already the fiber's. */
+    bool to_caller = depth > 0 && f->frames[depth - 1].func->inst == callee->inst;
+    if (!to_caller) {
+        int rc = rt_enter_instance(f, callee);
+        if (rc != 0) return rc;
+    }
+    uint32_t own = rf->nturns - (to_caller ? 0 : 1); /* the frame's own turn is below the new one */
+    if (own > 0 && rf->turns[own - 1].depth == depth) {
+        rt_turn entered;
+        if (!to_caller) entered = rf->turns[--rf->nturns];
+        pop_turn(rf, NULL);
+        if (!to_caller) rf->turns[rf->nturns++] = entered;
+    }
+    return 0;
+}
+
 void rt_fiber_end_turns(rt_fiber *rf)
 {
     bool stopped = rf->f.state == RUN_SUSPEND || rf->f.state == RUN_OUT_OF_FUEL;
@@ -869,9 +929,9 @@ static void raise_trap(int kind)
 
 /* ---- constant expressions ---------------------------------------------------- */
 
-/* `nglobals_ready` globals are initialized; only those may be read. */
-static int eval_const(const InstanceObject *self, uint32_t nglobals_ready,
-                      const wasm_const_expr *e, uint64_t out[2])
+/* One value-producing instruction of a constant expression. */
+static int eval_const_value(const InstanceObject *self, uint32_t nglobals_ready, const wasm_const_expr *e,
+                            uint64_t out[2])
 {
     const rt_instance *rt = &self->rt;
     out[0] = e->bits[0];
@@ -899,6 +959,53 @@ static int eval_const(const InstanceObject *self, uint32_t nglobals_ready,
     return link_error("invalid constant expression (kind %u, index %u)", e->kind, e->index);
 }
 
+/* Extended constants: the two values before, combined (wrapping). */
+static uint64_t eval_const_binop(uint8_t kind, uint64_t a, uint64_t b)
+{
+    switch (kind) {
+    case CONST_I32_ADD: return (uint32_t)(a + b);
+    case CONST_I32_SUB: return (uint32_t)(a - b);
+    case CONST_I32_MUL: return (uint32_t)((uint32_t)a * (uint32_t)b);
+    case CONST_I64_ADD: return a + b;
+    case CONST_I64_SUB: return a - b;
+    default: return a * b; /* CONST_I64_MUL */
+    }
+}
+
+/* `nglobals_ready` globals are initialized; only those may be read. A
+ * sequence (validated: it leaves one value) runs on a small stack. */
+static int eval_const(const InstanceObject *self, uint32_t nglobals_ready,
+                      const wasm_const_expr *e, uint64_t out[2])
+{
+    if (e->kind != CONST_SEQUENCE) return eval_const_value(self, nglobals_ready, e, out);
+    uint64_t small[16][2], (*stack)[2] = small; /* height <= nops */
+    if (e->nops > 16 && (stack = PyMem_Malloc(sizeof *stack * e->nops)) == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    uint32_t height = 0;
+    int rc = 0;
+    for (uint32_t i = 0; rc == 0 && i < e->nops; i++) {
+        const wasm_const_expr *op = &e->ops[i];
+        if (op->kind >= CONST_I32_ADD && op->kind <= CONST_I64_MUL && height >= 2) {
+            height--;
+            stack[height - 1][0] = eval_const_binop(op->kind, stack[height - 1][0], stack[height][0]);
+        } else if (op->kind < CONST_I32_ADD) {
+            rc = eval_const_value(self, nglobals_ready, op, stack[height++]);
+        } else {
+            height = 0; /* validation rules this out */
+            break;
+        }
+    }
+    if (rc == 0 && height != 1) rc = link_error("invalid constant expression (a sequence of %u)", e->nops);
+    if (rc == 0) {
+        out[0] = stack[0][0];
+        out[1] = stack[0][1];
+    }
+    if (stack != small) PyMem_Free(stack);
+    return rc;
+}
+
 /* ---- imports -------------------------------------------------------------------- */
 
 static PyObject *import_name(const wasm_import *imp)
@@ -922,8 +1029,8 @@ static int incompatible(const wasm_import *imp, const char *fmt, ...)
 
 static const char *extern_kind_name(uint8_t kind)
 {
-    static const char *const names[] = {"func", "table", "memory", "global"};
-    return kind < 4 ? names[kind] : "extern";
+    static const char *const names[EXTERN_KINDS] = {"func", "table", "memory", "global", "tag"};
+    return kind < EXTERN_KINDS ? names[kind] : "extern";
 }
 
 /* Spec "import subtyping" for limits: at least the minimum, and a maximum
@@ -960,9 +1067,9 @@ static int link_table(InstanceObject *self, const wasm_import *imp, PyObject *ob
     const wasm_tabletype *want = &imp->desc.table;
     if (t->elemtype != want->elem || !limits_match(t->size, t->has_max, t->declared_max, &want->limits)) {
         char want_max[16] = "", got_max[16] = "";
-        if (want->limits.has_max) snprintf(want_max, sizeof want_max, " %u", want->limits.max);
+        if (want->limits.has_max) snprintf(want_max, sizeof want_max, " %u", (uint32_t)want->limits.max);
         if (t->has_max) snprintf(got_max, sizeof got_max, " %u", t->declared_max);
-        return incompatible(imp, "expected table %u%s %s, got table %u%s %s", want->limits.min, want_max,
+        return incompatible(imp, "expected table %u%s %s, got table %u%s %s", (uint32_t)want->limits.min, want_max,
                             valtype_name(want->elem), t->size, got_max, valtype_name(t->elemtype));
     }
     self->tables[index] = Py_NewRef(obj);
@@ -976,9 +1083,9 @@ static int link_memory(InstanceObject *self, const wasm_import *imp, PyObject *o
     const wasm_limits *want = &imp->desc.memory.limits;
     if (!limits_match(mem->pages, mem->has_max, mem->declared_max, want)) {
         char want_max[16] = "", got_max[16] = "";
-        if (want->has_max) snprintf(want_max, sizeof want_max, " %u", want->max);
+        if (want->has_max) snprintf(want_max, sizeof want_max, " %u", (uint32_t)want->max);
         if (mem->has_max) snprintf(got_max, sizeof got_max, " %u", mem->declared_max);
-        return incompatible(imp, "expected memory %u%s, got memory %u%s", want->min, want_max, mem->pages,
+        return incompatible(imp, "expected memory %u%s, got memory %u%s", (uint32_t)want->min, want_max, mem->pages,
                             got_max);
     }
     self->memories[index] = Py_NewRef(obj);
@@ -998,18 +1105,39 @@ static int link_global(InstanceObject *self, const wasm_import *imp, PyObject *o
     return 0;
 }
 
-static PyTypeObject *const extern_types[4] = {&Func_Type, &Table_Type, &Memory_Type, &Global_Type};
+/* Tags match by exact type; the exceptions they make are told apart by the
+ * tag's identity, so the same Tag object is the instance's tag. */
+static int link_tag(InstanceObject *self, const wasm_import *imp, PyObject *obj, uint32_t index)
+{
+    const wasm_module *m = self->rt.module;
+    rt_tag *tag = &((TagObject *)obj)->tag;
+    const wasm_functype *expected = &m->types[imp->desc.tag.typeidx];
+    if (tag->type->id != expected->id) {
+        PyObject *want = tagtype_to_py(expected);
+        PyObject *got = want ? tagtype_to_py(tag->type) : NULL;
+        if (got != NULL) incompatible(imp, "expected %S, got %S", want, got);
+        Py_XDECREF(want);
+        Py_XDECREF(got);
+        return -1;
+    }
+    self->tags[index] = Py_NewRef(obj);
+    self->rt.tags[index] = tag;
+    return 0;
+}
+
+static PyTypeObject *const extern_types[EXTERN_KINDS] = {&Func_Type, &Table_Type, &Memory_Type, &Global_Type,
+                                                         &Tag_Type};
 
 static int link_imports(InstanceObject *self, PyObject *const *externs, Py_ssize_t n)
 {
     const wasm_module *m = self->rt.module;
     if (n != (Py_ssize_t)m->nimports)
         return link_error("the module has %u imports, got %zd externs", m->nimports, n);
-    uint32_t next[4] = {0, 0, 0, 0}; /* next index in each index space */
+    uint32_t next[EXTERN_KINDS] = {0}; /* next index in each index space */
     for (uint32_t i = 0; i < m->nimports; i++) {
         const wasm_import *imp = &m->imports[i];
         PyObject *obj = externs[i];
-        if (imp->kind > EXTERN_GLOBAL) return link_error("import %u has an unknown kind", i);
+        if (imp->kind >= EXTERN_KINDS) return link_error("import %u has an unknown kind", i);
         if (!Py_IS_TYPE(obj, extern_types[imp->kind]))
             return incompatible(imp, "expected a %s, got %.100s", extern_kind_name(imp->kind),
                                 Py_TYPE(obj)->tp_name);
@@ -1019,12 +1147,13 @@ static int link_imports(InstanceObject *self, PyObject *const *externs, Py_ssize
         case EXTERN_FUNC: rc = link_func(self, imp, obj, index); break;
         case EXTERN_TABLE: rc = link_table(self, imp, obj, index); break;
         case EXTERN_MEMORY: rc = link_memory(self, imp, obj, index); break;
+        case EXTERN_TAG: rc = link_tag(self, imp, obj, index); break;
         default: rc = link_global(self, imp, obj, index); break;
         }
         if (rc < 0) return -1;
     }
     if (next[0] != m->nimported_funcs || next[1] != m->nimported_tables ||
-        next[2] != m->nimported_memories || next[3] != m->nimported_globals)
+        next[2] != m->nimported_memories || next[3] != m->nimported_globals || next[4] != m->nimported_tags)
         return link_error("the module's import counts are inconsistent");
     return 0;
 }
@@ -1054,14 +1183,19 @@ static int define_tables(InstanceObject *self, uint32_t limit)
     const wasm_module *m = self->rt.module;
     for (uint32_t i = m->nimported_tables; i < m->ntables; i++) {
         const wasm_tabletype *tt = &m->tables[i];
-        if (tt->limits.min > limit)
+        /* Validated: 32-bit limits. */
+        uint32_t min = (uint32_t)tt->limits.min, max = (uint32_t)tt->limits.max;
+        if (min > limit)
             return link_error("table %u needs %u elements, above the limit of %u (max_table_elements)",
-                              i, tt->limits.min, limit);
-        PyObject *obj = pyengine_new_table(tt->elem, tt->limits.min, tt->limits.has_max,
-                                           tt->limits.max, limit);
+                              i, min, limit);
+        uint64_t init[2] = {0, 0}; /* its initializer reads imported globals only */
+        if (tt->has_init && eval_const(self, m->nimported_globals, &tt->init, init) < 0) return -1;
+        PyObject *obj = pyengine_new_table(tt->elem, min, tt->limits.has_max, max, limit);
         if (obj == NULL) return -1;
         self->tables[i] = obj;
-        self->rt.tables[i] = &((TableObject *)obj)->tab;
+        rt_table *t = self->rt.tables[i] = &((TableObject *)obj)->tab;
+        for (uint32_t k = 0; init[0] != 0 && k < t->size; k++)
+            rt_ref_store_now(&t->elems[k], t->elemtype, (void *)(uintptr_t)init[0]);
     }
     return 0;
 }
@@ -1071,14 +1205,28 @@ static int define_memories(InstanceObject *self, uint32_t limit)
     const wasm_module *m = self->rt.module;
     for (uint32_t i = m->nimported_memories; i < m->nmemories; i++) {
         const wasm_limits *lim = &m->memories[i].limits;
-        uint32_t cap = rt_memory_cap(lim->has_max, lim->max, limit);
-        if (lim->min > cap)
+        /* Validated: 32-bit limits of at most WASM_MAX_PAGES. */
+        uint32_t min = (uint32_t)lim->min, max = (uint32_t)lim->max;
+        uint32_t cap = rt_memory_cap(lim->has_max, max, limit);
+        if (min > cap)
             return link_error("memory %u needs %u pages, above the limit of %u pages (max_memory_pages)",
-                              i, lim->min, cap);
-        PyObject *obj = pyengine_new_memory(lim->min, lim->has_max, lim->max, limit);
+                              i, min, cap);
+        PyObject *obj = pyengine_new_memory(min, lim->has_max, max, limit);
         if (obj == NULL) return -1;
         self->memories[i] = obj;
         if (i == 0) self->rt.memory = &((MemoryObject *)obj)->mem;
+    }
+    return 0;
+}
+
+static int define_tags(InstanceObject *self)
+{
+    const wasm_module *m = self->rt.module;
+    for (uint32_t i = m->nimported_tags; i < m->ntags; i++) {
+        PyObject *obj = pyengine_new_tag(&m->types[m->tags[i].typeidx]);
+        if (obj == NULL) return -1;
+        self->tags[i] = obj;
+        self->rt.tags[i] = &((TagObject *)obj)->tag;
     }
     return 0;
 }
@@ -1176,6 +1324,8 @@ static int alloc_index_spaces(InstanceObject *self)
     self->tables = alloc_zeroed(m->ntables, sizeof(PyObject *));
     self->memories = alloc_zeroed(m->nmemories, sizeof(PyObject *));
     self->globals = alloc_zeroed(m->nglobals, sizeof(PyObject *));
+    self->rt.tags = alloc_zeroed(m->ntags, sizeof(rt_tag *));
+    self->tags = alloc_zeroed(m->ntags, sizeof(PyObject *));
     return PyErr_Occurred() ? -1 : 0;
 }
 
@@ -1185,14 +1335,14 @@ int rt_instantiate(InstanceObject *self, PyObject *const *externs, Py_ssize_t ne
     const wasm_module *m = &self->module->m;
     self->rt.module = m;
     self->rt.owner = (PyObject *)self;
-    if (m->nmemories > 1) return link_error("multiple memories are not supported");
+    if (m->nmemories > 1) return link_error("multi-memory is not supported yet");
     if (m->nimported_funcs > m->nfuncs || m->nimported_tables > m->ntables ||
         m->nimported_memories > m->nmemories || m->nimported_globals > m->nglobals)
         return link_error("the module's import counts are inconsistent");
     if (alloc_index_spaces(self) < 0) return -1;
     if (link_imports(self, externs, nexterns) < 0) return -1;
     if (define_funcs(self) < 0 || define_tables(self, max_table_elements) < 0 ||
-        define_memories(self, max_memory_pages) < 0 || define_globals(self) < 0)
+        define_memories(self, max_memory_pages) < 0 || define_tags(self) < 0 || define_globals(self) < 0)
         return -1;
     for (uint32_t i = 0; i < m->nelems; i++)
         if (apply_elem(self, i) < 0) return -1;

@@ -1,5 +1,6 @@
-/* validate.c -- module validation, and the spec's operand/control-stack
- * algorithm over each function body, driving compile.c in the same pass.
+/* validate.c -- the spec's operand/control-stack algorithm over each
+ * function body, driving compile.c in the same pass (the module-level
+ * rules come first, from validate_module.c).
  * https://webassembly.github.io/spec/core/valid/index.html
  * https://webassembly.github.io/spec/core/appendix/algorithm.html
  *
@@ -25,13 +26,13 @@
 #include "compile.h"
 #include "reader.h"
 
-#define MSG_SIMD "SIMD is not supported yet"
-
 /* ---- instruction tables (from opcodes.def) -------------------------------------- */
 
-/* Index: the opcode byte, or 0x100 + sub-opcode for 0xFC instructions. */
+/* Index: the opcode byte, 0x100 + sub-opcode for 0xFC instructions, and
+ * 0x200 + sub-opcode for 0xFD (SIMD) ones. */
 #define FC(sub) (0x100 + (sub))
-#define NINSTR FC(18)
+#define FD(sub) (0x200 + (sub))
+#define NINSTR FD(256)
 
 typedef struct {
     uint16_t op;
@@ -60,6 +61,9 @@ static const char *const instr_names[NINSTR] = {
     [0x00] = "unreachable", [0x01] = "nop", [0x02] = "block", [0x03] = "loop", [0x04] = "if",
     [0x05] = "else", [0x0B] = "end", [0x0C] = "br", [0x0D] = "br_if", [0x0E] = "br_table",
     [0x0F] = "return", [0x10] = "call", [0x11] = "call_indirect", [0x1A] = "drop",
+    [0x06] = "try", [0x07] = "catch", [0x08] = "throw", [0x09] = "rethrow", [0x0A] = "throw_ref",
+    [0x12] = "return_call", [0x13] = "return_call_indirect", [0x14] = "call_ref",
+    [0x15] = "return_call_ref", [0x18] = "delegate", [0x19] = "catch_all", [0x1F] = "try_table",
     [0x1B] = "select", [0x1C] = "select", [0x20] = "local.get", [0x21] = "local.set",
     [0x22] = "local.tee", [0x23] = "global.get", [0x24] = "global.set", [0x25] = "table.get",
     [0x26] = "table.set", [0x3F] = "memory.size", [0x40] = "memory.grow", [0x41] = "i32.const",
@@ -71,11 +75,12 @@ static const char *const instr_names[NINSTR] = {
 #define NUMERIC(NAME, PREFIX, CODE, TEXT, IN1, IN2, OUT) [(PREFIX) ? FC(CODE) : (CODE)] = TEXT,
 #define LOAD(NAME, CODE, TEXT, TYPE, ALIGN) [CODE] = TEXT,
 #define STORE(NAME, CODE, TEXT, TYPE, ALIGN) [CODE] = TEXT,
+#define SIMD(NAME, CODE, TEXT, OPERANDS) [FD(CODE)] = TEXT,
 #include "opcodes.def"
 };
 
 /* Stable one-element type lists for single-value block types. */
-static const uint8_t one_type[] = {VT_I32, VT_I64, VT_F32, VT_F64, VT_V128, VT_FUNCREF, VT_EXTERNREF};
+static const uint8_t one_type[] = {VT_I32, VT_I64, VT_F32, VT_F64, VT_V128, VT_FUNCREF, VT_EXTERNREF, VT_EXNREF};
 
 static const uint8_t *single_type(uint8_t t) {
     for (size_t i = 0; i < sizeof one_type; i++)
@@ -146,15 +151,15 @@ static void *grow_buf(validator *v, void *buf, uint32_t *cap, size_t need, size_
 static const char *instr_name(const validator *v) {
     const uint8_t *p = v->instr;
     unsigned idx = p[0];
-    if (idx == 0xFC) {
+    if (idx == 0xFC || idx == 0xFD) {
         wasm_reader r = v->r; /* re-read the sub-opcode; errors impossible, it was read before */
         wasm_error scratch;
         uint32_t sub = NINSTR;
         r.p = p + 1;
         r.err = &scratch;
-        if (!rd_u32(&r, &sub) || sub >= 18)
-            return "0xfc instruction";
-        idx = FC(sub);
+        if (!rd_u32(&r, &sub) || sub >= (idx == 0xFC ? 18u : 256u))
+            return idx == 0xFC ? "0xfc instruction" : "0xfd instruction";
+        idx = idx == 0xFC ? FC(sub) : FD(sub);
     }
     return instr_names[idx] ? instr_names[idx] : "instruction";
 }
@@ -325,19 +330,10 @@ typedef struct {
 } blocktype;
 
 static bool read_valtype(validator *v, uint8_t *out) {
-    const uint8_t *at = v->r.p;
-    uint8_t b;
-    if (!rd_byte(&v->r, &b))
+    const char *unsupported = NULL;
+    if (!rd_valtype(&v->r, out, &unsupported))
         return false;
-    switch (b) {
-    case VT_I32: case VT_I64: case VT_F32: case VT_F64: case VT_FUNCREF: case VT_EXTERNREF:
-        *out = b;
-        return true;
-    case VT_V128:
-        return invalid(v, MSG_SIMD ": v128 in %s", instr_name(v));
-    default:
-        return reader_fail(&v->r, ERR_MALFORMED, at, "malformed value type 0x%02x", b);
-    }
+    return !unsupported || invalid(v, "%s: a type in %s", unsupported, instr_name(v));
 }
 
 /* https://webassembly.github.io/spec/core/binary/instructions.html#control-instructions */
@@ -380,6 +376,10 @@ static bool push_ctrl(validator *v, uint8_t kind, const blocktype *bt) {
     cg_label_init(&f->label);
     cg_label_init(&f->else_label);
     f->offset = reader_offset(&v->r, v->instr);
+    f->region = v->depth > 1 ? f[-1].region : CG_NONE; /* try_table and try open their own */
+    f->own_region = CG_NONE;
+    f->exn_slot = CG_NONE;
+    f->catch_all = false;
     return true;
 }
 
@@ -461,6 +461,11 @@ static bool op_end(validator *v, bool *done) {
     case CTRL_IF:
         cg_place_label(&v->cg, &f->label);
         cg_place_label(&v->cg, &f->else_label);
+        break;
+    case CTRL_TRY_TABLE:
+    case CTRL_TRY: /* a try without catches: its body ends here */
+        cg_try_end(&v->cg, f->own_region);
+        cg_place_label(&v->cg, &f->label);
         break;
     default:
         cg_place_label(&v->cg, &f->label);
@@ -587,7 +592,7 @@ static bool op_return(validator *v) {
     return true;
 }
 
-/* ---- instructions: calls ---------------------------------------------------------------- */
+/* ---- instructions: calls, tail calls ---------------------------------------------------- */
 
 /* Pops a call's arguments, first copied home (F4); *base is the first one's. */
 static bool call_with(validator *v, const wasm_functype *ft, uint32_t *base) {
@@ -598,38 +603,222 @@ static bool call_with(validator *v, const wasm_functype *ft, uint32_t *base) {
     return true;
 }
 
-static bool op_call(validator *v) {
+/* Emits a call (op with its operands) to a function of type ft; a tail
+ * call returns the callee's results, which must be the function's, and
+ * nothing after it runs (engine.h "Tail calls"). */
+static bool emit_call(validator *v, uint32_t op, uint32_t nops, const uint32_t *ops, const wasm_functype *ft,
+                      bool tail) {
+    if (!tail) {
+        uint32_t *w = cg_emit(&v->cg, op, nops);
+        if (w)
+            memcpy(w, ops, sizeof *w * nops);
+        return push_types(v, ft->results, ft->nresults);
+    }
+    const ctrl_frame *fn = &v->ctrl[0];
+    if (ft->nresults != fn->nresults || (ft->nresults && memcmp(ft->results, fn->results, ft->nresults) != 0))
+        return invalid(v, "type mismatch in %s: the callee's results are not the function's", instr_name(v));
+    cg_emit_terminal(&v->cg, op, nops, ops);
+    set_unreachable(v);
+    return true;
+}
+
+/* call f, or the tail call return_call f. */
+static bool op_call(validator *v, bool tail) {
     uint32_t f, base;
     if (!rd_u32(&v->r, &f))
         return false;
     if (f >= v->m->nfuncs)
-        return invalid(v, "unknown function %u in call", f);
+        return invalid(v, "unknown function %u in %s", f, instr_name(v));
     const wasm_functype *ft = &v->m->types[v->m->funcs[f].typeidx];
     if (!call_with(v, ft, &base))
         return false;
-    cg_emit2(&v->cg, OP_CALL, f, base);
-    return push_types(v, ft->results, ft->nresults);
+    uint32_t ops[2] = {f, base};
+    return emit_call(v, tail ? OP_RETURN_CALL : OP_CALL, 2, ops, ft, tail);
 }
 
-static bool op_call_indirect(validator *v) {
+/* call_indirect y x, or the tail call return_call_indirect y x. */
+static bool op_call_indirect(validator *v, bool tail) {
     uint32_t y, x, base;
     if (!rd_u32(&v->r, &y) || !rd_u32(&v->r, &x))
         return false;
     if (x >= v->m->ntables)
-        return invalid(v, "unknown table %u in call_indirect", x);
+        return invalid(v, "unknown table %u in %s", x, instr_name(v));
     if (v->m->tables[x].elem != VT_FUNCREF)
-        return invalid(v, "type mismatch in call_indirect: table %u holds %s, not funcref", x,
+        return invalid(v, "type mismatch in %s: table %u holds %s, not funcref", instr_name(v), x,
                        valtype_name(v->m->tables[x].elem));
     if (y >= v->m->ntypes)
-        return invalid(v, "unknown type %u in call_indirect", y);
+        return invalid(v, "unknown type %u in %s", y, instr_name(v));
     const wasm_functype *ft = &v->m->types[y];
     cg_value elem;
-    if (!pop_val(v, VT_I32, &elem))
+    if (!pop_val(v, VT_I32, &elem) || !call_with(v, ft, &base))
         return false;
-    if (!call_with(v, ft, &base))
+    uint32_t ops[4] = {y, x, elem.loc, base};
+    return emit_call(v, tail ? OP_RETURN_CALL_INDIRECT : OP_CALL_INDIRECT, 4, ops, ft, tail);
+}
+
+/* ---- instructions: exceptions (engine.h "Exceptions", compile.c "Exceptions") -------------- */
+
+static bool read_tag(validator *v, uint32_t *x, const wasm_functype **ft) {
+    if (!rd_u32(&v->r, x))
         return false;
-    cg_emit4(&v->cg, OP_CALL_INDIRECT, y, x, elem.loc, base);
-    return push_types(v, ft->results, ft->nresults);
+    if (*x >= v->m->ntags)
+        return invalid(v, "unknown tag %u in %s", *x, instr_name(v));
+    *ft = &v->m->types[v->m->tags[*x].typeidx];
+    return true;
+}
+
+/* throw x: the payload goes like a call's arguments. */
+static bool op_throw(validator *v) {
+    uint32_t x, base;
+    const wasm_functype *ft;
+    if (!read_tag(v, &x, &ft) || !call_with(v, ft, &base))
+        return false;
+    uint32_t ops[2] = {x, base};
+    cg_emit_terminal(&v->cg, OP_THROW, 2, ops);
+    set_unreachable(v);
+    return true;
+}
+
+static bool op_throw_ref(validator *v) {
+    cg_value ref;
+    if (!pop_val(v, VT_EXNREF, &ref))
+        return false;
+    cg_emit_terminal(&v->cg, OP_THROW_REF, 1, &ref.loc);
+    set_unreachable(v);
+    return true;
+}
+
+/* Opens a try_table's or try's block: like block, in region `region`. */
+static bool open_try(validator *v, uint8_t kind, const blocktype *bt) {
+    cg_flush_local_refs(&v->cg, v->stack, v->height); /* F3 */
+    materialize_top(v, bt->nparams);
+    return pop_types(v, bt->params, bt->nparams) && push_types(v, bt->params, bt->nparams) &&
+           push_ctrl(v, kind, bt);
+}
+
+/* One catch clause of try_table: kind, tag, label (in the context outside
+ * the try_table). The label must take the payload, then the exnref for
+ * catch_ref / catch_all_ref. */
+static bool read_catch(validator *v, uint32_t region) {
+    const uint8_t *at = v->r.p;
+    uint8_t kind;
+    uint32_t x = WASM_CATCH_ALL, l, n, slots;
+    const wasm_functype *ft = NULL;
+    if (!rd_byte(&v->r, &kind))
+        return false;
+    if (kind > 3)
+        return reader_fail(&v->r, ERR_MALFORMED, at, "malformed catch clause 0x%02x", kind);
+    if ((kind < 2 && !read_tag(v, &x, &ft)) || !read_label(v, &l))
+        return false;
+    bool ref = kind & 1;
+    ctrl_frame *t = &v->ctrl[v->depth - 1 - l];
+    const uint8_t *types = ctrl_label_types(t, &n, &slots);
+    uint32_t np = ft ? ft->nparams : 0, payload_slots = ft ? ft->param_slots : 0;
+    bool match = n == np + ref && (np == 0 || memcmp(types, ft->params, np) == 0) &&
+                 (!ref || types[np] == VT_EXNREF);
+    if (!match)
+        return invalid(v, "type mismatch in try_table: catch clause %u does not fit label %u", kind, l);
+    bool to_func = t->kind == CTRL_FUNC;
+    uint32_t dst = to_func ? cg_result_slot(&v->cg, 0) : v->nlocal_slots + t->slot_height;
+    uint32_t exn_dst = !ref ? WASM_NO_SLOT
+                       : to_func ? cg_result_slot(&v->cg, payload_slots) : dst + payload_slots;
+    cg_catch(&v->cg, region, x, dst, exn_dst, to_func ? NULL : &t->label);
+    return true;
+}
+
+/* try_table bt catch* instr* end */
+static bool op_try_table(validator *v) {
+    blocktype bt;
+    uint32_t n;
+    if (!read_blocktype(v, &bt) || !rd_len(&v->r, &n) || !peek_types(v, bt.params, bt.nparams))
+        return false;
+    uint32_t outer = TOP(v)->region;
+    uint32_t region = cg_try_begin(&v->cg, outer, true);
+    for (uint32_t i = 0; i < n; i++)
+        if (!read_catch(v, region))
+            return false;
+    cg_try_body(&v->cg, region);
+    if (!open_try(v, CTRL_TRY_TABLE, &bt))
+        return false;
+    ctrl_frame *f = TOP(v);
+    f->own_region = region;
+    f->region = region != CG_NONE ? region : outer;
+    return true;
+}
+
+/* Legacy: try bt instr* (catch x instr*)* (catch_all instr*)? end, or
+ * try bt instr* delegate l. A catch keeps the exception in a hidden slot
+ * of its own nesting level, for rethrow. */
+static bool op_try(validator *v) {
+    blocktype bt;
+    if (!read_blocktype(v, &bt) || !peek_types(v, bt.params, bt.nparams) || !open_try(v, CTRL_TRY, &bt))
+        return false;
+    ctrl_frame *f = TOP(v);
+    uint32_t level = 0;
+    for (uint32_t i = 0; i + 1 < v->depth; i++)
+        level += v->ctrl[i].kind == CTRL_TRY || v->ctrl[i].kind == CTRL_CATCH;
+    if (level + 1 > v->cg.nextra)
+        v->cg.nextra = level + 1;
+    f->exn_slot = CG_EXTRA | level;
+    f->own_region = cg_try_begin(&v->cg, f->region, false);
+    if (f->own_region != CG_NONE)
+        f->region = f->own_region;
+    return true;
+}
+
+static bool op_catch(validator *v, bool all) {
+    ctrl_frame *f = TOP(v);
+    if ((f->kind != CTRL_TRY && f->kind != CTRL_CATCH) || f->catch_all)
+        return reader_fail(&v->r, ERR_MALFORMED, v->instr, "END opcode expected: %s without try", instr_name(v));
+    uint32_t x = WASM_CATCH_ALL;
+    const wasm_functype *ft = NULL;
+    if (!all && !read_tag(v, &x, &ft))
+        return false;
+    materialize_top(v, f->nresults); /* F3: the end is a join point */
+    if (!check_frame_end(v, f->results, f->nresults))
+        return false;
+    cg_jump(&v->cg, &f->label); /* the try body or the previous catch is done */
+    v->cg.dead = true;
+    if (f->kind == CTRL_TRY) {
+        cg_try_end(&v->cg, f->own_region);
+        f->kind = CTRL_CATCH;
+        f->region = f[-1].region; /* a catch body's exceptions go to the enclosing handlers */
+    }
+    cg_label body;
+    cg_label_init(&body);
+    cg_catch(&v->cg, f->own_region, x, v->nlocal_slots + f->slot_height, f->exn_slot, &body);
+    cg_place_label(&v->cg, &body);
+    f->catch_all = all;
+    f->unreachable = false;
+    truncate_stack(v, f->height, f->slot_height);
+    return all || push_types(v, ft->params, ft->nparams);
+}
+
+/* delegate l ends a try: its exceptions go to the handlers of label l
+ * (counted outside the try), or to the caller for the function's label. */
+static bool op_delegate(validator *v, bool *done) {
+    ctrl_frame *f = TOP(v);
+    uint32_t l;
+    if (f->kind != CTRL_TRY)
+        return reader_fail(&v->r, ERR_MALFORMED, v->instr, "END opcode expected: delegate without try");
+    if (!rd_u32(&v->r, &l))
+        return false;
+    if (l + 1 >= v->depth)
+        return invalid(v, "unknown label %u in delegate: only %u enclosing block(s)", l, v->depth - 1);
+    cg_region_next(&v->cg, f->own_region, v->ctrl[v->depth - 2 - l].region);
+    return op_end(v, done);
+}
+
+static bool op_rethrow(validator *v) {
+    uint32_t l;
+    if (!read_label(v, &l))
+        return false;
+    const ctrl_frame *t = &v->ctrl[v->depth - 1 - l];
+    if (t->kind != CTRL_CATCH)
+        return invalid(v, "invalid rethrow label %u: not a catch block", l);
+    cg_emit_terminal(&v->cg, OP_THROW_REF, 1, &t->exn_slot);
+    set_unreachable(v);
+    return true;
 }
 
 /* ---- instructions: parametric, variables ------------------------------------------------ */
@@ -744,12 +933,12 @@ static bool op_table_get_set(validator *v, uint8_t op) {
 }
 
 static bool op_ref_null(validator *v) {
-    const uint8_t *at = v->r.p;
     uint8_t t;
-    if (!rd_byte(&v->r, &t))
+    const char *unsupported = NULL;
+    if (!rd_heaptype(&v->r, &t, &unsupported))
         return false;
-    if (!valtype_is_ref(t))
-        return reader_fail(&v->r, ERR_MALFORMED, at, "malformed reference type 0x%02x", t);
+    if (unsupported)
+        return invalid(v, "%s: the heap type of ref.null", unsupported);
     uint32_t dst = slot_here(v);
     cg_emit_result(&v->cg, OP_REF_NULL, 1, &dst);
     return push(v, t);
@@ -783,30 +972,47 @@ static bool op_ref_func(validator *v) {
 
 /* ---- instructions: memory ------------------------------------------------------------------ */
 
-static bool need_memory(validator *v) {
-    if (v->m->nmemories == 0)
-        return invalid(v, "unknown memory 0 in %s: the module has no memory", instr_name(v));
+/* A memory index (memory 0 until the engine supports multi-memory). */
+static bool check_memory(validator *v, uint32_t x) {
+    if (x >= v->m->nmemories)
+        return invalid(v, "unknown memory %u in %s: the module has %u", x, instr_name(v), v->m->nmemories);
     return true;
 }
 
-static bool read_zero(validator *v) {
+static bool read_memory(validator *v) {
+    uint32_t x;
+    return rd_u32(&v->r, &x) && check_memory(v, x);
+}
+
+/* https://webassembly.github.io/spec/core/binary/instructions.html#memory-instructions
+ * Flags: the alignment, and bit 6 when a memory index follows; the offset
+ * is a u64, which a memory32 bounds to 2^32-1. */
+static bool read_memarg(validator *v, uint32_t natural, uint32_t *offset) {
     const uint8_t *at = v->r.p;
-    uint8_t b;
-    if (!rd_byte(&v->r, &b))
+    uint32_t flags, x = 0;
+    uint64_t off;
+    if (!rd_u32(&v->r, &flags))
         return false;
-    if (b != 0)
-        return reader_fail(&v->r, ERR_MALFORMED, at, "zero byte expected");
+    if (flags >= 0x80)
+        return reader_fail(&v->r, ERR_MALFORMED, at, "malformed memop flags 0x%x", flags);
+    if (((flags & 0x40) && !rd_u32(&v->r, &x)) || !rd_leb_u(&v->r, 64, &off) || !check_memory(v, x))
+        return false;
+    uint32_t align = flags & 0x3F;
+    if (align > natural)
+        return invalid(v, "alignment must not be larger than natural: %s with 2**%u, natural 2**%u",
+                       instr_name(v), align, natural);
+    if (off > UINT32_MAX)
+        return invalid(v, "offset out of range: %s with offset %llu, memory %u has 32-bit addresses",
+                       instr_name(v), (unsigned long long)off, x);
+    *offset = (uint32_t)off;
     return true;
 }
 
 static bool op_memop(validator *v, uint8_t op) {
     const memop_row *row = &memop_rows[op - 0x28];
-    uint32_t align, offset;
-    if (!rd_u32(&v->r, &align) || !rd_u32(&v->r, &offset) || !need_memory(v))
+    uint32_t offset = 0;
+    if (!read_memarg(v, row->align, &offset))
         return false;
-    if (align > row->align)
-        return invalid(v, "alignment must not be larger than natural: %s with 2**%u, natural 2**%u",
-                       instr_name(v), align, row->align);
     cg_value addr, val;
     if (op >= 0x36) { /* store */
         if (!pop_val(v, row->type, &val) || !pop_val(v, VT_I32, &addr))
@@ -821,7 +1027,7 @@ static bool op_memop(validator *v, uint8_t op) {
 }
 
 static bool op_memory_size_grow(validator *v, uint8_t op) {
-    if (!read_zero(v) || !need_memory(v))
+    if (!read_memory(v))
         return false;
     if (op == 0x3F) {
         uint32_t dst = slot_here(v);
@@ -875,8 +1081,8 @@ static bool op_prefix_fc(validator *v) {
     if (sub < 8)
         return op_numeric(v, &numeric_rows[FC(sub)]);
     switch (sub) {
-    case 8: /* memory.init x 0 */
-        if (!rd_u32(&v->r, &x) || !read_zero(v) || !need_datacount(v) || !need_memory(v) ||
+    case 8: /* memory.init x memory */
+        if (!rd_u32(&v->r, &x) || !rd_u32(&v->r, &y) || !need_datacount(v) || !check_memory(v, y) ||
             !check_data_index(v, x) || !pop3_i32(v, d))
             return false;
         cg_emit4(&v->cg, OP_MEMORY_INIT, x, d[0], d[1], d[2]);
@@ -886,13 +1092,13 @@ static bool op_prefix_fc(validator *v) {
             return false;
         cg_emit1(&v->cg, OP_DATA_DROP, x);
         return true;
-    case 10: /* memory.copy 0 0 */
-        if (!read_zero(v) || !read_zero(v) || !need_memory(v) || !pop3_i32(v, d))
+    case 10: /* memory.copy dst-memory src-memory */
+        if (!read_memory(v) || !read_memory(v) || !pop3_i32(v, d))
             return false;
         cg_emit3(&v->cg, OP_MEMORY_COPY, d[0], d[1], d[2]);
         return true;
-    case 11: /* memory.fill 0 */
-        if (!read_zero(v) || !need_memory(v) || !pop3_i32(v, d))
+    case 11: /* memory.fill memory */
+        if (!read_memory(v) || !pop3_i32(v, d))
             return false;
         cg_emit3(&v->cg, OP_MEMORY_FILL, d[0], d[1], d[2]);
         return true;
@@ -1009,15 +1215,12 @@ static bool op_const(validator *v, uint8_t op) {
 
 static bool read_local_type(validator *v, uint8_t *out) {
     const uint8_t *at = v->r.p;
-    uint8_t b;
-    if (!rd_byte(&v->r, &b))
+    const char *unsupported = NULL;
+    if (!rd_valtype(&v->r, out, &unsupported))
         return false;
-    if (b == VT_V128)
-        return wasm_error_set(v->err, ERR_INVALID, reader_offset(&v->r, at), v->func,
-                              MSG_SIMD ": v128 local");
-    if (!single_type(b))
-        return reader_fail(&v->r, ERR_MALFORMED, at, "malformed value type 0x%02x", b);
-    *out = b;
+    if (unsupported)
+        return wasm_error_set(v->err, ERR_INVALID, reader_offset(&v->r, at), v->func, "%s: a local's type",
+                              unsupported);
     return true;
 }
 
@@ -1034,7 +1237,8 @@ static bool read_locals(validator *v, const wasm_functype *ft) {
     for (uint32_t i = 0; i < ngroups; i++) {
         uint32_t n;
         uint8_t t;
-        if (!rd_u32(r, &n) || !rd_byte(r, &t))
+        const char *unsupported;
+        if (!rd_u32(r, &n) || !rd_valtype(r, &t, &unsupported))
             return false;
         declared += n;
     }
@@ -1087,14 +1291,14 @@ static bool body_ran_out(validator *v) {
 #define MAX_FUNC_COST 0x7FFFFFFFu
 
 /* The fuel weight of the instruction at v->r.p: 1, or its cost table entry.
- * A 0xFC sub-opcode is peeked with a scratch error: if it is malformed, the
- * real read reports it right after. */
+ * A 0xFC or 0xFD sub-opcode is peeked with a scratch error: if it is
+ * malformed, the real read reports it right after. */
 static uint32_t instr_cost(const validator *v) {
     const uint16_t *costs = v->m->costs;
     if (costs == NULL)
         return 1;
     uint8_t op = *v->r.p;
-    if (op != 0xFC)
+    if (op != 0xFC && op != 0xFD)
         return costs[op];
     wasm_error scratch;
     wasm_reader peek = v->r;
@@ -1103,8 +1307,10 @@ static uint32_t instr_cost(const validator *v) {
     uint32_t sub;
     if (!rd_u32(&peek, &sub))
         return 1;
-    return costs[256 + (sub < 256 ? sub : 255)];
+    return costs[(op == 0xFC ? 256 : 512) + (sub < 256 ? sub : 255)];
 }
+
+#include "validate_simd.inc"
 
 static bool compile_instructions(validator *v) {
     wasm_reader *r = &v->r;
@@ -1136,8 +1342,22 @@ static bool compile_instructions(validator *v) {
         case 0x0D: ok = op_br_if(v); break;
         case 0x0E: ok = op_br_table(v); break;
         case 0x0F: ok = op_return(v); break;
-        case 0x10: ok = op_call(v); break;
-        case 0x11: ok = op_call_indirect(v); break;
+        case 0x10: ok = op_call(v, false); break;
+        case 0x11: ok = op_call_indirect(v, false); break;
+        case 0x12: ok = op_call(v, true); break;
+        case 0x13: ok = op_call_indirect(v, true); break;
+        case 0x06: ok = op_try(v); break;
+        case 0x07: ok = op_catch(v, false); break;
+        case 0x19: ok = op_catch(v, true); break;
+        case 0x18: ok = op_delegate(v, &done); break;
+        case 0x08: ok = op_throw(v); break;
+        case 0x09: ok = op_rethrow(v); break;
+        case 0x0A: ok = op_throw_ref(v); break;
+        case 0x1F: ok = op_try_table(v); break;
+        case 0x14: case 0x15: case 0xD4: case 0xD5: case 0xD6:
+            ok = invalid(v, MSG_TYPED_REFS ": %s", instr_name(v));
+            break;
+        case 0xD3: case 0xFB: ok = invalid(v, MSG_GC ": opcode 0x%02x", op); break;
         case 0x1A: ok = pop(v, VT_NONE); break;
         case 0x1B: ok = op_select(v, false); break;
         case 0x1C: ok = op_select(v, true); break;
@@ -1150,7 +1370,7 @@ static bool compile_instructions(validator *v) {
         case 0xD1: ok = op_ref_is_null(v); break;
         case 0xD2: ok = op_ref_func(v); break;
         case 0xFC: ok = op_prefix_fc(v); break;
-        case 0xFD: ok = invalid(v, MSG_SIMD ": 0xfd-prefixed instruction"); break;
+        case 0xFD: ok = op_prefix_fd(v); break;
         default:
             if (op >= 0x28 && op <= 0x3E)
                 ok = op_memop(v, op);
@@ -1195,243 +1415,6 @@ static bool compile_function(validator *v, uint32_t fidx) {
     return true;
 }
 
-/* ---- module-level rules ------------------------------------------------------------------------ */
-
-static bool module_invalid(validator *v, size_t offset, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static bool module_invalid(validator *v, size_t offset, const char *fmt, ...) {
-    wasm_error *e = v->err;
-    e->kind = ERR_INVALID;
-    e->offset = offset;
-    e->func = -1;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(e->message, sizeof e->message, fmt, ap);
-    va_end(ap);
-    return false;
-}
-
-static size_t name_offset(const wasm_module *m, wasm_name n) {
-    return (size_t)((const uint8_t *)n.ptr - m->bytes);
-}
-
-/* https://webassembly.github.io/spec/core/valid/types.html#limits */
-static bool check_limits(validator *v, const wasm_limits *l, uint64_t bound, const char *what,
-                         uint32_t index, size_t offset) {
-    if (bound && (l->min > bound || (l->has_max && l->max > bound)))
-        return module_invalid(v, offset, "memory size must be at most 65536 pages (4GiB): %s %u", what,
-                              index);
-    if (l->has_max && l->min > l->max)
-        return module_invalid(v, offset,
-                              "size minimum must not be greater than maximum: %s %u has %u > %u", what,
-                              index, l->min, l->max);
-    return true;
-}
-
-static bool check_typeidx(validator *v, uint32_t typeidx, uint32_t func, size_t offset) {
-    if (typeidx >= v->m->ntypes)
-        return module_invalid(v, offset, "unknown type %u: function %u", typeidx, func);
-    return true;
-}
-
-/* Where a constant expression sits, for messages (formatted only on error). */
-typedef struct {
-    const char *fmt; /* printf format taking `a` then `b` */
-    uint32_t a, b;
-    size_t offset;
-} const_site;
-
-/* https://webassembly.github.io/spec/core/valid/instructions.html#constant-expressions */
-static bool check_const(validator *v, const wasm_const_expr *e, uint8_t want, const const_site *site) {
-    wasm_module *m = v->m;
-    uint8_t t = e->type;
-    const char *rule = NULL;
-    if (e->kind == CONST_GLOBAL_GET) {
-        /* Wasm 2.0: only imported globals are visible to constant expressions. */
-        if (e->index >= m->nimported_globals)
-            rule = "unknown global";
-        else if (m->globals[e->index].type.mutable_)
-            rule = "constant expression required: it reads mutable global";
-        else
-            t = m->globals[e->index].type.type;
-    } else if (e->kind == CONST_REF_FUNC && e->index >= m->nfuncs) {
-        rule = "unknown function";
-    }
-    if (!rule && t == want)
-        return true;
-    char what[96];
-    snprintf(what, sizeof what, site->fmt, site->a, site->b);
-    if (rule)
-        return module_invalid(v, site->offset, "%s %u in %s", rule, e->index, what);
-    return module_invalid(v, site->offset, "type mismatch: %s must be %s, the constant expression is %s",
-                          what, valtype_name(want), valtype_name(t));
-}
-
-static bool check_imports_and_spaces(validator *v) {
-    wasm_module *m = v->m;
-    for (uint32_t i = 0; i < m->nimports; i++) {
-        const wasm_import *im = &m->imports[i];
-        size_t at = name_offset(m, im->module);
-        bool ok = true;
-        if (im->kind == EXTERN_FUNC && im->desc.typeidx >= m->ntypes)
-            ok = module_invalid(v, at, "unknown type %u: import %u", im->desc.typeidx, i);
-        else if (im->kind == EXTERN_TABLE)
-            ok = check_limits(v, &im->desc.table.limits, 0, "imported table", i, at);
-        else if (im->kind == EXTERN_MEMORY)
-            ok = check_limits(v, &im->desc.memory.limits, WASM_MAX_PAGES, "imported memory", i, at);
-        if (!ok)
-            return false;
-    }
-    size_t funcs_at = wasm_section_offset(m, 3);
-    for (uint32_t i = m->nimported_funcs; i < m->nfuncs; i++)
-        if (!check_typeidx(v, m->funcs[i].typeidx, i, funcs_at))
-            return false;
-    size_t tables_at = wasm_section_offset(m, 4);
-    for (uint32_t i = m->nimported_tables; i < m->ntables; i++)
-        if (!check_limits(v, &m->tables[i].limits, 0, "table", i, tables_at))
-            return false;
-    size_t mems_at = wasm_section_offset(m, 5);
-    for (uint32_t i = m->nimported_memories; i < m->nmemories; i++)
-        if (!check_limits(v, &m->memories[i].limits, WASM_MAX_PAGES, "memory", i, mems_at))
-            return false;
-    if (m->nmemories > 1)
-        return module_invalid(v, mems_at, "multiple memories: %u declared, Wasm 2.0 allows one",
-                              m->nmemories);
-    return true;
-}
-
-static bool check_globals(validator *v) {
-    wasm_module *m = v->m;
-    const_site site = {"the initializer of global %u", 0, 0, wasm_section_offset(m, 6)};
-    for (uint32_t i = m->nimported_globals; i < m->nglobals; i++) {
-        site.a = i;
-        if (!check_const(v, &m->globals[i].init, m->globals[i].type.type, &site))
-            return false;
-    }
-    return true;
-}
-
-static bool check_elems(validator *v) {
-    wasm_module *m = v->m;
-    size_t at = wasm_section_offset(m, 9);
-    for (uint32_t i = 0; i < m->nelems; i++) {
-        const wasm_elem *e = &m->elems[i];
-        if (e->mode == SEG_ACTIVE) {
-            if (e->table >= m->ntables)
-                return module_invalid(v, at, "unknown table %u in elem segment %u", e->table, i);
-            const_site site = {"the offset of elem segment %u", i, 0, at};
-            if (!check_const(v, &e->offset, VT_I32, &site))
-                return false;
-            if (m->tables[e->table].elem != e->elemtype)
-                return module_invalid(v, at, "type mismatch: elem segment %u holds %s, table %u %s", i,
-                                      valtype_name(e->elemtype), e->table,
-                                      valtype_name(m->tables[e->table].elem));
-        }
-        const_site site = {"item %u of elem segment %u", 0, i, at};
-        for (uint32_t k = 0; k < e->count; k++) {
-            site.a = k;
-            if (!check_const(v, &e->items[k], e->elemtype, &site))
-                return false;
-        }
-    }
-    return true;
-}
-
-static bool check_datas(validator *v) {
-    wasm_module *m = v->m;
-    for (uint32_t i = 0; i < m->ndatas; i++) {
-        const wasm_data *d = &m->datas[i];
-        size_t at = (size_t)(d->bytes - m->bytes);
-        if (d->mode != SEG_ACTIVE)
-            continue;
-        if (d->memory >= m->nmemories)
-            return module_invalid(v, at, "unknown memory %u in data segment %u", d->memory, i);
-        const_site site = {"the offset of data segment %u", i, 0, at};
-        if (!check_const(v, &d->offset, VT_I32, &site))
-            return false;
-    }
-    return true;
-}
-
-/* C.refs: functions that ref.func may name. */
-static bool collect_declared_refs(validator *v) {
-    wasm_module *m = v->m;
-    free(m->declared_refs);
-    m->declared_refs = calloc(m->nfuncs ? m->nfuncs : 1, 1);
-    if (!m->declared_refs)
-        return wasm_error_set(v->err, ERR_NOMEM, 0, -1, "out of memory");
-    for (uint32_t i = 0; i < m->nelems; i++)
-        for (uint32_t k = 0; k < m->elems[i].count; k++)
-            if (m->elems[i].items[k].kind == CONST_REF_FUNC)
-                m->declared_refs[m->elems[i].items[k].index] = 1;
-    for (uint32_t i = m->nimported_globals; i < m->nglobals; i++)
-        if (m->globals[i].init.kind == CONST_REF_FUNC)
-            m->declared_refs[m->globals[i].init.index] = 1;
-    for (uint32_t i = 0; i < m->nexports; i++) /* indices checked later, by check_exports */
-        if (m->exports[i].kind == EXTERN_FUNC && m->exports[i].index < m->nfuncs)
-            m->declared_refs[m->exports[i].index] = 1;
-    return true;
-}
-
-static uint32_t name_hash(wasm_name n) {
-    uint32_t h = 2166136261u;
-    for (uint32_t i = 0; i < n.len; i++)
-        h = (h ^ (uint8_t)n.ptr[i]) * 16777619u;
-    return h;
-}
-
-static bool check_exports(validator *v) {
-    wasm_module *m = v->m;
-    static const char *const kinds[] = {"function", "table", "memory", "global"};
-    for (uint32_t i = 0; i < m->nexports; i++) {
-        const wasm_export *ex = &m->exports[i];
-        uint32_t limit = ex->kind == EXTERN_FUNC    ? m->nfuncs
-                         : ex->kind == EXTERN_TABLE  ? m->ntables
-                         : ex->kind == EXTERN_MEMORY ? m->nmemories
-                                                     : m->nglobals;
-        if (ex->index >= limit)
-            return module_invalid(v, name_offset(m, ex->name), "unknown %s %u in export %u",
-                                  kinds[ex->kind], ex->index, i);
-    }
-    /* Duplicate names: an open-addressing set of export indices. */
-    uint32_t cap = 16;
-    while (cap < (uint64_t)m->nexports * 2)
-        cap *= 2;
-    uint32_t *set = malloc(cap * sizeof *set);
-    if (!set)
-        return wasm_error_set(v->err, ERR_NOMEM, 0, -1, "out of memory");
-    memset(set, 0xFF, cap * sizeof *set);
-    bool ok = true;
-    for (uint32_t i = 0; ok && i < m->nexports; i++) {
-        wasm_name n = m->exports[i].name;
-        uint32_t j = name_hash(n) & (cap - 1);
-        for (; set[j] != UINT32_MAX; j = (j + 1) & (cap - 1)) {
-            wasm_name o = m->exports[set[j]].name;
-            if (o.len == n.len && memcmp(o.ptr, n.ptr, n.len) == 0) {
-                ok = module_invalid(v, name_offset(m, n), "duplicate export name \"%.*s\"",
-                                    (int)(n.len > 64 ? 64 : n.len), n.ptr);
-                break;
-            }
-        }
-        set[j] = i;
-    }
-    free(set);
-    return ok;
-}
-
-static bool check_start(validator *v) {
-    wasm_module *m = v->m;
-    if (!m->has_start)
-        return true;
-    size_t at = wasm_section_offset(m, 8);
-    if (m->start >= m->nfuncs)
-        return module_invalid(v, at, "unknown function %u as the start function", m->start);
-    const wasm_functype *ft = &m->types[m->funcs[m->start].typeidx];
-    if (ft->nparams || ft->nresults)
-        return module_invalid(v, at, "start function %u must have type [] -> []", m->start);
-    return true;
-}
-
 /* ---- driver ------------------------------------------------------------------------------------ */
 
 /* The spec decodes the whole module before validating: after a validation
@@ -1463,8 +1446,7 @@ int wasm_validate_and_compile(wasm_module *m, wasm_error *err) {
     v.m = m;
     v.err = err;
     cg_init(&v.cg);
-    bool ok = check_imports_and_spaces(&v) && check_globals(&v) && check_elems(&v) && check_datas(&v) &&
-              collect_declared_refs(&v) && check_exports(&v) && check_start(&v);
+    bool ok = wasm_validate_module(m, err);
     uint32_t func = m->nimported_funcs; /* bodies before this one are known well-formed */
     for (; ok && func < m->nfuncs; func++)
         if (!compile_function(&v, func))

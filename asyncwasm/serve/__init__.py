@@ -6,9 +6,19 @@
     >>> server = Server(asyncwasm.Module.from_file("app.wasm"), handoff, instances=8)
     >>> await server.run()            # until server.shutdown()
 
+Hot reload: a :class:`ModuleSource` (a path or URL, trusted signers, watch
+or poll) instead of a module; each new version is swapped in without
+dropping a connection:
+
+    >>> source = ModuleSource("https://example.org/app.wasm", trust_keys=["ops.pub.pem"], poll=60)
+    >>> server = Server(source, handoff, instances=8, log=print)
+
 - :mod:`.handoff`: one host accept loop handing connections to idle instances;
 - :mod:`.supervisor`: N instances kept running, restarted with back-off;
-- :mod:`.server`: the two together, with graceful shutdown;
+- :mod:`.generation`: one module version's instances (a swap runs two);
+- :mod:`.server`: the two together, with zero-drop swaps and graceful shutdown;
+- :mod:`.source`, :mod:`.fetch`, :mod:`.reload`: module delivery (a file
+  or an http(s) URL, signatures, watch/poll, reloads);
 - :mod:`.tls`, :mod:`.tls_connection`: TLS termination (pyOpenSSL), a
   connection the guest sees as one plaintext socket;
 - :mod:`.metrics`: Prometheus metrics and the health check;
@@ -33,9 +43,10 @@ Handler mode (CGI/1.1: a fresh instance of a WASI command per request):
 from .handler_server import HandlerServer, HandlerStatistics
 from .handoff import Handoff
 from .router import Route, RouteError, Router, load_routes
-from .server import Server
+from .server import Server, SwapFailed
+from .source import ModuleSource, Refused, Version
 from .supervisor import Backoff, Supervisor
 from .tls import TlsConfig
 
-__all__ = ["Handoff", "Server", "Supervisor", "Backoff", "TlsConfig"]
+__all__ = ["Handoff", "Server", "SwapFailed", "Supervisor", "Backoff", "TlsConfig", "ModuleSource", "Version", "Refused"]
 __all__ += ["Router", "Route", "RouteError", "load_routes", "HandlerServer", "HandlerStatistics"]

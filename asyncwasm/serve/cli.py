@@ -6,17 +6,21 @@
     asyncwasm serve --listen 0.0.0.0:443 --tls-cert chain.pem --tls-key key.pem --workers auto \
                     --metrics 127.0.0.1:9090         # production: TLS, every core, Prometheus
 
-MODULE is a WASI command (``_start``) that serves connections by calling
+SOURCE is a WASI command (``_start``) that serves connections by calling
 ``sock_accept`` on the pre-opened listener at fd 3 (netmods/http_server is
-one; it is the default). The module is compiled once; each instance gets its
-own memory and WASI context. The host accepts and hands each connection to
-an idle instance. An instance that traps or exits is restarted after a
-back-off delay. SIGINT/SIGTERM: stop accepting, let in-flight connections
-finish within --grace seconds, then stop; a second signal stops at once.
-SIGHUP reloads the TLS certificate and key. Logs go to stderr, one line per
-event. Exit status: 0 after a signal, 1 when the module or the listen
-address cannot be used, 2 for a bad flag value (a certificate that cannot
-be read or does not match its key, --workers 0, a metrics port in use).
+one; it is the default): a path or an http(s) URL, signed when --trust-key
+is given, swapped for each new version without dropping a connection
+(--watch, --poll, SIGHUP, POST /reload on the --metrics port). The module
+is compiled once; each instance gets its own memory and WASI context. The
+host accepts and hands each connection to an idle instance. An instance
+that traps or exits is restarted after a back-off delay. SIGINT/SIGTERM:
+stop accepting, let in-flight connections finish within --grace seconds,
+then stop; a second signal stops at once. SIGHUP reloads the TLS
+certificate and key, and checks SOURCE for a new version. Logs go to
+stderr, one line per event. Exit status: 0 after a signal, 1 when the
+module (with --no-fallback) or the listen address cannot be used, 2 for a
+bad flag value (a certificate or key that cannot be read or does not
+match, --workers 0, a metrics port in use).
 """
 
 from __future__ import annotations
@@ -32,24 +36,24 @@ from typing import Awaitable, Callable, Optional, TextIO, Union
 
 import trio
 
-from .._errors import LinkError, ModuleError, Trap
+from .._errors import LinkError, Trap
 from ..execution import Limits
 from ..module import Module
 from ..wasi.netpolicy import NetPolicy
-from .embedded import embedded_module
 from ..cli import flag_type
 from ..hostnet import fd_limit, open_fds, parse_address, raise_fd_limit, usable_cpus
 from ..flagvalues import parse_count, parse_seconds, parse_size, size_to_pages
-from . import handler_cli
+from . import delivery_cli, handler_cli
 from .handoff import Handoff
 from .metrics import LocalSource, MetricsEndpoint
-from .server import Server
+from .server import Server, compile_version
+from .source import ModuleSource, Refused, Version
 from .supervisor import Backoff
 from .tls import MIN_VERSIONS, TlsConfig, TlsConfigError
 from .workers import ServeSetup
 
 __all__ = ["add_arguments", "main", "serve", "serve_one", "load_setup", "load_tls", "parse_workers", "Setup",
-           "start_serving", "metrics_endpoint"]
+           "make_server", "start_serving", "metrics_endpoint"]
 
 PROG = "asyncwasm serve"
 DEFAULT_LISTEN = "127.0.0.1:8080"
@@ -86,8 +90,9 @@ def _env(text: str) -> tuple[str, str]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``serve`` flags (``asyncwasm serve --help``)."""
-    parser.add_argument("module", nargs="?", metavar="MODULE",
-                        help="the .wasm server to host (default: the embedded http_server)")
+    parser.add_argument("module", nargs="?", metavar="SOURCE",
+                        help="the .wasm server to host: a path or an http(s) URL (default: the embedded "
+                             "http_server)")
     parser.add_argument("--listen", action="append", type=_address, metavar="HOST:PORT",
                         help=f"address to listen on; repeatable, all feed the same instances "
                              f"(default {DEFAULT_LISTEN}; port 0 picks a free port)")
@@ -113,6 +118,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--restart-delay", type=_seconds, default=0.1, metavar="SECONDS",
                         help="first restart delay; doubles per consecutive failure up to 30 s (default 0.1)")
     _add_production_arguments(parser)
+    delivery_cli.add_arguments(parser)
     # Handler mode (--routes / --handler): its own flags and entry point.
     handler_cli.add_arguments(parser)
 
@@ -139,6 +145,10 @@ def _add_production_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     """Run the server described by parsed ``args`` until a signal; the exit status."""
     if handler_cli.wanted(args):
+        if delivery_cli.used_flags(args):
+            _logger(sys.stderr)(f"error: {', '.join(delivery_cli.used_flags(args))}: module delivery serves a "
+                                f"SOURCE in socket mode, not --handler/--routes")
+            return EXIT_USAGE
         return handler_cli.main(args)
     return trio.run(serve, args, sys.stderr)
 
@@ -170,18 +180,23 @@ def _log_fd_budget(instances: int, log: Callable[[str], None]) -> None:
 
 
 class Setup(ServeSetup):
-    """What ``serve`` loaded and checked from its flags before listening."""
+    """What ``serve`` loaded and checked from its flags before listening:
+    the module's ``source`` (None: the embedded module), or the ``version``
+    to serve (the embedded one; a worker's, given by its supervisor)."""
 
-    def __init__(self, args: argparse.Namespace, module: Module, limits: Limits, policy: NetPolicy,
-                 tls: Optional[TlsConfig]) -> None:
+    delivered = True
+
+    def __init__(self, args: argparse.Namespace, source: Optional[ModuleSource], limits: Limits,
+                 policy: NetPolicy, tls: Optional[TlsConfig]) -> None:
         super().__init__(args, tls)
-        self.module = module
+        self.source = source
+        self.version: Optional[Version] = None if source else delivery_cli.embedded_version()
         self.limits = limits
         self.policy = policy
 
     @property
     def name(self) -> str:
-        return self.args.module or "the embedded http_server"
+        return self.source.location if self.source else self.version.origin if self.version else "?"
 
     @property
     def per_worker(self) -> str:
@@ -225,24 +240,32 @@ def load_tls(args: argparse.Namespace) -> Optional[TlsConfig]:
         raise _Refused(str(exc), EXIT_USAGE) from None
 
 
-def load_setup(args: argparse.Namespace) -> Setup:
-    """Compile the module and check every flag value the command line could
-    not (_Refused: exit 1 for the module, 2 for a bad flag value)."""
+def load_setup(args: argparse.Namespace, *, source: bool = True) -> Setup:
+    """Check every flag value the command line could not (_Refused: exit 2
+    for a bad flag value); the module is loaded later (:meth:`Server.load`).
+    ``source=False``: the module comes from elsewhere (a worker's supervisor)."""
     tls = load_tls(args)
     try:
-        module = Module.from_file(args.module) if args.module else embedded_module()
+        module_source = delivery_cli.make_source(args) if source else None
+    except ValueError as exc:
+        raise _Refused(str(exc), EXIT_USAGE) from None
+    try:
         limits = Limits(fuel=args.fuel, max_memory_pages=args.max_memory,
                         **({} if args.yield_interval is None else {"yield_interval": args.yield_interval}))
         policy = NetPolicy(connect=args.allow_connect, dns=args.allow_dns)
-    except OSError as exc:
-        raise _Refused(f"{args.module}: {exc.strerror or exc}", EXIT_FAILURE) from None
-    except ModuleError as exc:
-        raise _Refused(f"{args.module}: not a valid module: {exc}", EXIT_FAILURE) from None
     except (TypeError, ValueError) as exc:
         raise _Refused(str(exc), EXIT_FAILURE) from None
-    if "_start" not in {e.name for e in module.exports}:
-        raise _Refused(f"{args.module}: the module exports no _start (serve runs WASI commands)", EXIT_FAILURE)
-    return Setup(args, module, limits, policy, tls)
+    return Setup(args, module_source, limits, policy, tls)
+
+
+def make_server(setup: Setup, module: Union[Module, ModuleSource], handoff: Handoff, log: Callable[[str], None],
+                version: Optional[Version] = None) -> Server:
+    """The :class:`Server` the flags describe."""
+    args = setup.args
+    return Server(module, handoff, instances=args.instances, limits=setup.limits, env=dict(args.env),
+                  net_policy=setup.policy, grace=args.grace, drain=args.drain, start_timeout=args.start_timeout,
+                  backoff=Backoff(initial=args.restart_delay, maximum=max(30.0, args.restart_delay)), log=log,
+                  version=version)
 
 
 async def serve(args: argparse.Namespace, err: TextIO) -> int:
@@ -257,6 +280,7 @@ async def serve(args: argparse.Namespace, err: TextIO) -> int:
     if isinstance(started, int):
         return started
     setup = started
+    assert isinstance(setup, Setup)
     try:
         handoff = Handoff.bind(setup.addresses, backlog=args.backlog, tls=setup.tls, log=log)
     except OSError as exc:
@@ -317,6 +341,10 @@ class _NoSource:
         await trio.lowlevel.checkpoint()
         return False, "starting"
 
+    async def reload(self) -> tuple[int, str]:
+        await trio.lowlevel.checkpoint()
+        return 503, "starting"
+
 
 async def serve_one(setup: Setup, handoff: Handoff, log: Callable[[str], None], *,
                     endpoint: Optional[MetricsEndpoint] = None,
@@ -325,18 +353,29 @@ async def serve_one(setup: Setup, handoff: Handoff, log: Callable[[str], None], 
     one worker); ``endpoint`` serves its metrics, ``companion(server)`` runs
     beside it once every instance is up (cancelled when it stops)."""
     args = setup.args
-    server = Server(setup.module, handoff, instances=args.instances, limits=setup.limits, env=dict(args.env),
-                    net_policy=setup.policy, grace=args.grace,
-                    backoff=Backoff(initial=args.restart_delay, maximum=max(30.0, args.restart_delay)), log=log)
+    version = setup.version
     try:
-        await server.check()
-    except (LinkError, Trap, OSError) as exc:
+        if version is not None:
+            server = make_server(setup, await compile_version(version), handoff, log, version)
+            await server.check()
+        else:
+            assert setup.source is not None
+            server = make_server(setup, setup.source, handoff, log)
+            await server.load()
+            version = server.version
+    except (LinkError, Trap, OSError, Refused) as exc:
         handoff.close()
         if endpoint is not None:
             endpoint.sock.close()
-        log(f"error: cannot instantiate {setup.name}: {exc}")
+        if isinstance(exc, Refused):
+            log(f"error: cannot serve {setup.name}: refused ({exc.outcome}): {exc}")
+        else:
+            log(f"error: cannot instantiate {setup.name}: {exc}")
         return EXIT_FAILURE
-    log(f"serving {setup.name} (compiled once)" + (f"; TLS: {setup.tls.describe()}" if setup.tls else ""))
+    assert version is not None
+    setup.version = version = version.without_data()
+    log(f"serving {version.origin} ({version.describe()}, compiled once)"
+        + (f"; TLS: {setup.tls.describe()}" if setup.tls else ""))
     setup.log_fd_limit(log)
     _log_fd_budget(args.instances, log)
     async with trio.open_nursery() as nursery:
@@ -366,7 +405,6 @@ async def serve_one(setup: Setup, handoff: Handoff, log: Callable[[str], None], 
 def reload_tls(tls: Optional[TlsConfig], log: Callable[[str], None]) -> None:
     """SIGHUP: read the certificate and key again (new connections only)."""
     if tls is None:
-        log("SIGHUP: nothing to reload (no --tls-cert)")
         return
     problem = tls.reload()
     if problem is None:
@@ -383,6 +421,9 @@ async def _signals(server: Server, tls: Optional[TlsConfig], scope: trio.CancelS
             name = signal.Signals(signum).name
             if signum == signal.SIGHUP:
                 reload_tls(tls, log)
+                reload = getattr(server, "reload", None)  # a HandlerServer has no module source
+                if not (reload is not None and reload("SIGHUP")) and tls is None:
+                    log("SIGHUP: nothing to reload (no --tls-cert, no SOURCE)")
             elif first is None:
                 first = signum
                 log(f"{name}: shutting down gracefully (again to stop at once)")

@@ -34,9 +34,19 @@ Connections are handed over as fd entries the host made (plain
 the guest closes them: :meth:`Handoff.statistics` counts connections
 accepted and open, handshakes, and bytes each way.
 
-Generations (hot reload) plug in at one place: the accept loop asks
-:meth:`Handoff._wanted` whether a guest needs a connection and gives it to
-:meth:`Handoff._deliver`; both look at this handoff's own guests today.
+Generations (hot reload): the guests' side is a :class:`Gate`, one per
+generation of a server (one compiled module version and its instances);
+each generation's guests get their own gate as their listener. The accept
+loop serves the *current* gate only: it accepts while that gate's guests
+wait (:meth:`Handoff._wanted`) and gives it each connection
+(:meth:`Handoff._deliver`). :meth:`Handoff.switch` makes another gate
+current, moving the connections accepted but not yet taken, so none is
+lost; an older gate's guests keep what they hold and never get another
+connection (their listener stops looking ready). A gate counts the
+connections its guests hold (:attr:`Gate.open`, for draining) and the
+tasks that have waited in it (:attr:`Gate.arrived`, for readiness). The
+handoff itself is a :class:`ConnectionSource` for its current gate, so a
+single generation needs no gate of its own.
 
 Exception: a guest that never parks, because it polls many connections with
 non-blocking sockets and always has one ready (netmods' http_server_poll),
@@ -61,7 +71,7 @@ from ..wasi.sockets import SocketEntry, close_socket
 from .tls import TlsConfig
 from .tls_connection import HANDSHAKE_FAILURES, Handshakes, TlsEntry
 
-__all__ = ["Handoff", "HANDSHAKE_FAILURES"]
+__all__ = ["Handoff", "Gate", "HANDSHAKE_FAILURES"]
 
 # accept(2) errors that concern one connection or a passing shortage, not the listener.
 _TRANSIENT = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.ECONNABORTED, errno.EPROTO,
@@ -70,9 +80,116 @@ _TRANSIENT = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.ECO
 _LISTENER_GONE = {errno.EINVAL, errno.EBADF}
 
 
+class Gate:
+    """One generation's guests' side of a :class:`Handoff` (implements
+    :class:`asyncwasm.wasi.sockets.ConnectionSource`): the connections
+    handed to them, and how many of them wait for one.
+
+    ``open``: connections its guests took and have not closed yet;
+    ``arrived``: the tasks that have waited for a connection here at least
+    once (a guest that got that far is ready to serve)."""
+
+    def __init__(self, handoff: "Handoff") -> None:
+        self.handoff = handoff
+        self.listener = handoff.listener
+        self._pending: collections.deque[SocketEntry] = collections.deque()
+        self.waiting = 0  #: guests waiting for a connection now (idle instances)
+        self.open = 0
+        self.arrived: set[trio.lowlevel.Task] = set()
+        self._arrived = trio.lowlevel.ParkingLot()  # guests wait here
+        self._changed = trio.lowlevel.ParkingLot()  # wait_until waits here
+        self._watchers: list[Callable[[], None]] = []  # guests polling their listener (watch)
+
+    @property
+    def accepting(self) -> bool:
+        """Whether connections may still come: this is the handoff's current gate, and it accepts."""
+        return self.handoff.gate is self and not self.handoff.stopped
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def take(self, backlog: bool = False) -> Optional[SocketEntry]:
+        """A pending connection, or None. With ``backlog`` (a guest that
+        cannot park: non-blocking ``sock_accept``), when none is pending,
+        one straight from a listening socket's accept queue, if any, while
+        this gate is current (with TLS its handshake starts, and the
+        connection is pending once done)."""
+        if self._pending:
+            entry: Optional[SocketEntry] = self._pending.popleft()
+        elif backlog and self.accepting:
+            entry = self.handoff._from_backlog()
+        else:
+            return None
+        if entry is not None:
+            self.open += 1
+            entry.add_close_hook(self._released)
+        return entry
+
+    def _released(self) -> None:
+        self.open -= 1
+        self._changed.unpark_all()
+
+    def _arrive(self) -> None:
+        """A guest waits for a connection: count it, and wake the accept loops if it needs one."""
+        self.waiting += 1
+        self.arrived.add(trio.lowlevel.current_task())
+        self._changed.unpark_all()
+        if self.accepting and self.waiting > len(self._pending):
+            self.handoff._demand.unpark_all()  # every listener's loop: any of them may have the connection
+
+    async def wait(self) -> None:
+        self._arrive()
+        try:
+            await self._arrived.park()
+        except BaseException:
+            # Cancelled, perhaps just after being picked for a connection:
+            # pass it on, or it would wait for the next arrival.
+            if self._pending:
+                self._arrived.unpark()
+            raise
+        finally:
+            self.waiting -= 1
+
+    def watch(self, wake: Callable[[], None]) -> Callable[[], None]:
+        """:meth:`wait` for a guest that waits for more than a connection
+        (``poll_oneoff`` over its listener and its connections) without
+        blocking: it counts as waiting, and ``wake()`` is called whenever a
+        connection is handed over, until the returned function is called."""
+        self._arrive()
+        self._watchers.append(wake)
+
+        def stop() -> None:
+            self.waiting -= 1
+            self._watchers.remove(wake)
+
+        return stop
+
+    async def wait_until(self, condition: Callable[[], bool]) -> None:
+        """Return once ``condition()`` holds; it is looked at again whenever
+        a guest waits or a connection closes."""
+        while not condition():
+            await self._changed.park()
+
+    def _deliver(self, entry: SocketEntry) -> None:
+        self._pending.append(entry)
+        self._arrived.unpark()
+        for wake in self._watchers:
+            wake()
+
+    def _release_pending(self) -> None:
+        while self._pending:
+            self._pending.popleft().release()
+
+    def __repr__(self) -> str:
+        state = "current" if self.handoff.gate is self else "retired"
+        return f"<Gate {state}: {self.waiting} waiting, {len(self._pending)} pending, {self.open} open>"
+
+
 class Handoff:
     """Connections accepted by the host, handed to guests that wait for one
-    (implements :class:`asyncwasm.wasi.sockets.ConnectionSource`).
+    (implements :class:`asyncwasm.wasi.sockets.ConnectionSource`, for its
+    current :class:`Gate`).
 
     ``listeners`` are listening sockets this object owns (closed by
     :meth:`close`); the first is what guests see as their listener's
@@ -90,18 +207,16 @@ class Handoff:
         self.tls = tls
         self.max_handshakes = max_handshakes
         self.log = log
-        self._pending: collections.deque[SocketEntry] = collections.deque()
-        self.waiting = 0  #: guests waiting for a connection now (idle instances)
+        self.gate = Gate(self)  #: where new connections go
         self.accepted = 0  #: connections accepted so far
         self.handshaking = 0  #: TLS handshakes under way
         self.handshakes = Handshakes(tls, log)  # counted and logged the same way in handler mode
         self._live: set[SocketEntry] = set()  # handed over or pending, until the guest closes them
         self._closed_bytes = [0, 0]  # received, sent by connections already closed
-        self._arrived = trio.lowlevel.ParkingLot()  # guests wait here
         self._demand = trio.lowlevel.ParkingLot()  # the accept loop waits here
         self._stop: Optional[trio.CancelScope] = None
         self._nursery: Optional[trio.Nursery] = None
-        self._stopped = False
+        self.stopped = False  #: stop_accepting() was called
         self.closed = False
 
     @classmethod
@@ -133,29 +248,55 @@ class Handoff:
         """``https`` with TLS, else ``http`` (for the log)."""
         return "https" if self.tls is not None else "http"
 
-    def addresses(self) -> list[tuple]:
+    def addresses(self) -> list[tuple[Any, ...]]:
         """The bound addresses (``getsockname()``) of every listener."""
         return [sock.getsockname() for sock in self.listeners]
 
-    # -- the guest side (ConnectionSource) ------------------------------------
+    # -- the guest side (ConnectionSource), for the current gate ----------------
+    @property
+    def waiting(self) -> int:
+        """Guests of the current gate waiting for a connection now."""
+        return self.gate.waiting
+
     @property
     def pending(self) -> int:
-        return len(self._pending)
+        return self.gate.pending
+
+    @property
+    def accepting(self) -> bool:
+        return not self.stopped
 
     def take(self, backlog: bool = False) -> Optional[SocketEntry]:
-        """A pending connection, or None. With ``backlog`` (a guest that
-        cannot park: non-blocking ``sock_accept``), when none is pending,
-        one straight from a listening socket's accept queue, if any (with
-        TLS its handshake starts, and the connection is pending once done)."""
-        if self._pending:
-            return self._pending.popleft()
-        if backlog and not self._stopped:
-            for sock in self.listeners:
-                try:
-                    conn, peer = sock.accept()
-                except OSError:  # BlockingIOError, ECONNABORTED...: try the next one
-                    continue
-                return self._accepted(conn, peer)
+        return self.gate.take(backlog)
+
+    async def wait(self) -> None:
+        await self.gate.wait()
+
+    def watch(self, wake: Callable[[], None]) -> Callable[[], None]:
+        return self.gate.watch(wake)
+
+    def switch(self, gate: Gate) -> Gate:
+        """Make ``gate`` the current one (new connections go to its guests)
+        and return the previous one. The connections accepted but not yet
+        taken move with the switch; the previous gate's guests keep the
+        connections they hold."""
+        previous, self.gate = self.gate, gate
+        while previous._pending:
+            gate._deliver(previous._pending.popleft())
+        previous._changed.unpark_all()
+        self._demand.unpark_all()
+        return previous
+
+    def _from_backlog(self) -> Optional[SocketEntry]:
+        """A connection straight from a listening socket's accept queue, or None."""
+        if self.stopped:
+            return None
+        for sock in self.listeners:
+            try:
+                conn, peer = sock.accept()
+            except OSError:  # BlockingIOError, ECONNABORTED...: try the next one
+                continue
+            return self._accepted(conn, peer)
         return None
 
     def _accepted(self, conn: socket.socket, peer: Any) -> Optional[SocketEntry]:
@@ -193,7 +334,7 @@ class Handoff:
             self._demand.unpark_all()
         if connection is None:
             return
-        if self._stopped:
+        if self.stopped:
             connection.close()
             return
         self._deliver(self._track(TlsEntry(connection)))
@@ -210,28 +351,13 @@ class Handoff:
         return {"accepted": self.accepted, "active": len(self._live), "handshakes_ok": self.handshakes_ok,
                 "handshakes_failed": dict(self.handshakes_failed), "received": received, "sent": sent}
 
-    async def wait(self) -> None:
-        self.waiting += 1
-        if self.waiting > len(self._pending):
-            self._demand.unpark_all()  # every listener's loop: any of them may have the connection
-        try:
-            await self._arrived.park()
-        except BaseException:
-            # Cancelled, perhaps just after being picked for a connection:
-            # pass it on, or it would wait for the next arrival.
-            if self._pending:
-                self._arrived.unpark()
-            raise
-        finally:
-            self.waiting -= 1
-
     # -- the host side -------------------------------------------------------
     async def accept_loop(self) -> None:
         """Accept while guests wait, until :meth:`stop_accepting`; one task
         per listening socket (they share the guests), and one per TLS
         handshake under way."""
         with trio.CancelScope() as self._stop:
-            if self._stopped:
+            if self.stopped:
                 return
             try:
                 async with trio.open_nursery() as nursery:
@@ -242,14 +368,14 @@ class Handoff:
                 self._nursery = None
 
     def _wanted(self) -> bool:
-        """Whether the loop should accept now: a guest waits for a
-        connection that is not there yet (and handshakes have room)."""
-        return self.waiting > len(self._pending) and self.handshaking < self.max_handshakes
+        """Whether the loop should accept now: a guest of the current gate
+        waits for a connection that is not there yet (and handshakes have room)."""
+        gate = self.gate
+        return gate.waiting > len(gate._pending) and self.handshaking < self.max_handshakes
 
     def _deliver(self, entry: SocketEntry) -> None:
-        """Give a new connection to the waiting guests."""
-        self._pending.append(entry)
-        self._arrived.unpark()
+        """Give a new connection to the current gate's waiting guests."""
+        self.gate._deliver(entry)
 
     async def _accept_from(self, sock: socket.socket) -> None:
         while True:
@@ -279,7 +405,7 @@ class Handoff:
     def stop_accepting(self) -> None:
         """Stop the accept loop and close the listening sockets (new
         connections are refused); connections already handed over go on."""
-        self._stopped = True
+        self.stopped = True
         if self._stop is not None:
             self._stop.cancel()
         for sock in self.listeners:
@@ -291,7 +417,7 @@ class Handoff:
     @property
     def idle(self) -> bool:
         """No connection waits to be taken."""
-        return not self._pending
+        return not self.gate.pending
 
     def close(self) -> None:
         """Stop accepting and close connections nobody took."""
@@ -299,9 +425,8 @@ class Handoff:
             return
         self.closed = True
         self.stop_accepting()
-        while self._pending:
-            self._pending.popleft().release()
+        self.gate._release_pending()
 
     def __repr__(self) -> str:
-        return f"<Handoff {self.addresses() if not self._stopped else 'stopped'}: {self.waiting} waiting>"
+        return f"<Handoff {self.addresses() if not self.stopped else 'stopped'}: {self.waiting} waiting>"
 

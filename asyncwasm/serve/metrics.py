@@ -19,14 +19,17 @@ histogram with fixed buckets) to the common ones.
 
 The endpoint is a tiny HTTP/1.1 server (trio + h11) in the serving process
 or the workers' supervisor: ``GET /metrics``, ``GET /healthz`` (200 while
-every worker has live instances, else 503 with the reason), anything else
-404. Each request has a 10 s budget.
+every worker has live instances, else 503 with the reason), ``POST
+/reload`` (check the module source now; see :func:`reload_status`),
+anything else 404. Reading a request and writing the answer have a 10 s
+budget each; a reload's answer waits for it up to 60 s (then 202: still
+under way).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Callable, Iterable, Optional, Protocol
 
 import h11
 import trio
@@ -36,16 +39,18 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from ..hostnet import format_address, open_listener, parse_address
 from .http_conn import DURATION_BUCKETS
+from .source import OUTCOMES
 from .supervisor import REASONS
 from .tls_connection import HANDSHAKE_FAILURES
 
 __all__ = ["snapshot", "handler_snapshot", "empty_snapshot", "add_counters", "render", "Supervision",
-           "MetricsSource", "MetricsEndpoint", "LocalSource", "local_health", "handler_health"]
+           "MetricsSource", "MetricsEndpoint", "LocalSource", "local_health", "handler_health", "reload_status",
+           "reload_answer"]
 
 # Counters of a snapshot (summed over workers, kept for dead ones); the rest are gauges.
 _COUNTERS = ("connections_accepted", "tls_handshakes_ok", "fuel", "guest_seconds", "host_calls",
              "received_bytes", "sent_bytes", "http_duration_sum")
-_COUNTER_GROUPS = ("tls_handshake_failures", "instance_restarts", "http_requests")
+_COUNTER_GROUPS = ("tls_handshake_failures", "instance_restarts", "module_reloads", "http_requests")
 _GAUGES = ("connections_active", "instances_running", "http_requests_active", "http_requests_waiting")
 #: Handler mode's ``code`` label: the status class of a response.
 STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
@@ -56,20 +61,30 @@ def empty_snapshot() -> dict[str, Any]:
     return {"connections_accepted": 0, "connections_active": 0, "tls_handshakes_ok": 0,
             "tls_handshake_failures": dict.fromkeys(HANDSHAKE_FAILURES, 0), "instances": 0,
             "instances_running": 0, "instance_restarts": dict.fromkeys(REASONS, 0), "fuel": 0,
-            "guest_seconds": 0.0, "host_calls": 0, "received_bytes": 0, "sent_bytes": 0}
+            "guest_seconds": 0.0, "host_calls": 0, "received_bytes": 0, "sent_bytes": 0,
+            "module_reloads": dict.fromkeys(OUTCOMES, 0), "module": None}
+
+
+def module_info(version: Any) -> Any:
+    """What ``asyncwasm_module_info`` says of a :class:`~asyncwasm.serve.source.Version` (None: nothing)."""
+    if version is None:
+        return None
+    return {"sha256": version.sha256, "source": version.origin, "signer": version.signer or ""}
 
 
 def snapshot(server: Any) -> dict[str, Any]:
     """The counters of one :class:`~asyncwasm.serve.Server` (and its handoff)."""
     connections = server.handoff.statistics()
     fuel, seconds, calls = server.guest_totals()
-    supervisor = server.supervisor
+    reloader = server.reloader
     return {"connections_accepted": connections["accepted"], "connections_active": connections["active"],
             "tls_handshakes_ok": connections["handshakes_ok"],
-            "tls_handshake_failures": connections["handshakes_failed"], "instances": supervisor.count,
-            "instances_running": supervisor.running, "instance_restarts": dict(supervisor.restarts_by_reason),
+            "tls_handshake_failures": connections["handshakes_failed"], "instances": server.instances,
+            "instances_running": server.running, "instance_restarts": server.restarts_by_reason(),
             "fuel": fuel, "guest_seconds": seconds, "host_calls": calls,
-            "received_bytes": connections["received"], "sent_bytes": connections["sent"]}
+            "received_bytes": connections["received"], "sent_bytes": connections["sent"],
+            "module_reloads": dict(reloader.counts) if reloader is not None else {},
+            "module": module_info(server.version)}
 
 
 def handler_snapshot(server: Any) -> dict[str, Any]:
@@ -121,6 +136,7 @@ class Supervision:
     workers_running: int = 1
     worker_restarts: int = 0
     retired: dict[str, Any] = field(default_factory=empty_snapshot)
+    reloads: dict[str, int] = field(default_factory=dict)  # the supervisor's reload attempts, by outcome
 
 
 class _Samples:
@@ -168,7 +184,10 @@ def _families(total: dict[str, Any], supervision: Supervision) -> list[Metric]:
         counter("received_bytes", "Bytes received on connections (TLS records included).",
                 total["received_bytes"]),
         counter("sent_bytes", "Bytes sent on connections (TLS records included).", total["sent_bytes"]),
-        *(_handler_families(total, counter, gauge, by) if "http_requests" in total else []),
+        # handler mode has no module delivery: its own families instead
+        *(_handler_families(total, counter, gauge, by) if "http_requests" in total else [
+            by("module_reloads", "Module reload attempts, by outcome.", "outcome", total["module_reloads"]),
+            _module_info(total["modules"])]),
     ]
 
 
@@ -193,16 +212,32 @@ def _handler_families(total: dict[str, Any], counter: Any, gauge: Any, by: Any) 
     ]
 
 
+def _module_info(modules: dict[tuple[str, str, str], int]) -> Metric:
+    family = GaugeMetricFamily("asyncwasm_module_info", "The module version served (sha256, where it came "
+                               "from, the id of its signing key); the value is how many processes serve it.",
+                               labels=["sha256", "source", "signer"])
+    for labels in sorted(modules):
+        family.add_metric(list(labels), modules[labels])
+    return family
+
+
 def render(samples: list[dict[str, Any]], supervision: Supervision) -> bytes:
     """Prometheus text for the live workers' ``samples`` plus what
     ``supervision`` adds: counters summed with the dead workers', gauges
     over the live ones."""
     total = empty_snapshot()
     add_counters(total, supervision.retired)
+    add_counters(total, {"module_reloads": supervision.reloads})
+    modules: dict[tuple[str, str, str], int] = {}
     for sample in samples:
         add_counters(total, sample)
         for name in _GAUGES:
             total[name] = total.get(name, 0) + sample.get(name, 0)
+        info = sample.get("module")
+        if info:
+            labels = (info["sha256"], info["source"], info["signer"])
+            modules[labels] = modules.get(labels, 0) + 1
+    total["modules"] = modules
     total["instances"] = sum(sample.get("instances", 0) for sample in samples)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Samples(_families(total, supervision)))  # type: ignore[arg-type]
@@ -210,16 +245,39 @@ def render(samples: list[dict[str, Any]], supervision: Supervision) -> bytes:
 
 
 class MetricsSource(Protocol):
-    """What the endpoint serves: ``metrics()`` (Prometheus text) and
-    ``health()`` (healthy?, one line)."""
+    """What the endpoint serves: ``metrics()`` (Prometheus text),
+    ``health()`` (healthy?, one line) and ``reload()`` (HTTP status, one
+    line: see :func:`reload_answer`)."""
 
     async def metrics(self) -> bytes: ...
 
     async def health(self) -> tuple[bool, str]: ...
 
+    async def reload(self) -> tuple[int, str]: ...
+
 
 _REQUEST_TIMEOUT = 10.0
+_RELOAD_WAIT = 60.0
 _MAX_REQUEST = 16384
+
+
+def reload_status(outcome: str) -> int:
+    """The ``POST /reload`` status of a reload outcome: 200 when the
+    newest version serves (``swapped``, ``unchanged``), 502 when the source
+    could not be fetched, 422 when the version was refused (``signature``,
+    ``invalid``, ``rolled_back``)."""
+    if outcome in ("swapped", "unchanged"):
+        return 200
+    return 502 if outcome == "fetch_failed" else 422
+
+
+async def reload_answer(reloader: Any) -> tuple[int, str]:
+    """``POST /reload`` on a :class:`~asyncwasm.serve.reload.Reloader` (None: no source: 404)."""
+    if reloader is None:
+        await trio.lowlevel.checkpoint()
+        return 404, "no module source to reload (the embedded module, or handler mode)"
+    attempt = await reloader.check_now("POST /reload")
+    return reload_status(attempt.outcome), attempt.line
 
 
 class MetricsEndpoint:
@@ -253,14 +311,19 @@ class MetricsEndpoint:
             await listener.aclose()
 
     async def _connection(self, stream: trio.SocketStream) -> None:
-        with trio.move_on_after(_REQUEST_TIMEOUT):
-            try:
-                await self._answer(stream)
-            except (trio.BrokenResourceError, trio.ClosedResourceError, h11.ProtocolError):
-                pass
+        try:
+            with trio.move_on_after(_REQUEST_TIMEOUT):
+                request = await self._read_request(stream)
+            if request is not None:
+                conn, event = request
+                status, body, kind = await self._respond(event)
+                with trio.move_on_after(_REQUEST_TIMEOUT):
+                    await self._send(stream, conn, event, status, body, kind)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, h11.ProtocolError):
+            pass
         await stream.aclose()
 
-    async def _answer(self, stream: trio.SocketStream) -> None:
+    async def _read_request(self, stream: trio.SocketStream) -> Optional[tuple[h11.Connection, h11.Request]]:
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_REQUEST)
         while True:
             event = conn.next_event()
@@ -268,22 +331,33 @@ class MetricsEndpoint:
                 data = await stream.receive_some(_MAX_REQUEST)
                 conn.receive_data(data)
                 if not data and conn.their_state is not h11.DONE:
-                    return
+                    return None
                 continue
             if isinstance(event, h11.Request):
-                break
-            return
+                return conn, event
+            return None
+
+    async def _respond(self, event: h11.Request) -> tuple[int, bytes, bytes]:
         self.requests += 1
         target = event.target.split(b"?", 1)[0]
+        if target == b"/reload":
+            if event.method != b"POST":
+                return 405, b"POST /reload\n", b"text/plain"
+            with trio.move_on_after(_RELOAD_WAIT):
+                status, line = await self.source.reload()
+                return status, line.encode() + b"\n", b"text/plain"
+            return 202, b"reload under way (see the log)\n", b"text/plain"
         if event.method not in (b"GET", b"HEAD"):
-            status, body, kind = 405, b"only GET\n", b"text/plain"
-        elif target == b"/metrics":
-            status, body, kind = 200, await self.source.metrics(), CONTENT_TYPE_LATEST.encode()
-        elif target == b"/healthz":
+            return 405, b"only GET\n", b"text/plain"
+        if target == b"/metrics":
+            return 200, await self.source.metrics(), CONTENT_TYPE_LATEST.encode()
+        if target == b"/healthz":
             healthy, why = await self.source.health()
-            status, body, kind = (200 if healthy else 503), why.encode() + b"\n", b"text/plain"
-        else:
-            status, body, kind = 404, b"try /metrics or /healthz\n", b"text/plain"
+            return (200 if healthy else 503), why.encode() + b"\n", b"text/plain"
+        return 404, b"try /metrics or /healthz\n", b"text/plain"
+
+    async def _send(self, stream: trio.SocketStream, conn: h11.Connection, event: h11.Request, status: int,
+                    body: bytes, kind: bytes) -> None:
         headers = [(b"Content-Type", kind), (b"Content-Length", b"%d" % len(body)), (b"Connection", b"close")]
         data = conn.send(h11.Response(status_code=status, headers=headers))
         if event.method != b"HEAD":
@@ -305,10 +379,10 @@ def local_health(server: Any) -> tuple[bool, str]:
     """Healthy while the server runs instances and is not shutting down."""
     if server.shutting_down:
         return False, "shutting down"
-    running = server.supervisor.running
+    running = server.current.supervisor.running if server.current is not None else 0
     if running == 0:
         return False, "no instance running"
-    return True, f"ok: {running} of {server.supervisor.count} instances running"
+    return True, f"ok: {running} of {server.instances} instances running"
 
 
 class LocalSource:
@@ -329,3 +403,6 @@ class LocalSource:
     async def health(self) -> tuple[bool, str]:
         await trio.lowlevel.checkpoint()
         return self._health(self.server)
+
+    async def reload(self) -> tuple[int, str]:
+        return await reload_answer(getattr(self.server, "reloader", None))

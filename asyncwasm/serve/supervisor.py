@@ -110,10 +110,12 @@ class Supervisor:
     ``running`` is how many instances are up right now; ``restarts`` counts
     restarts since the start, ``restarts_by_reason`` the same by why the
     life ended (see :data:`REASONS`). :meth:`stop_restarting` lets lives that end from now
-    on stay ended (used while shutting down)."""
+    on stay ended (used while shutting down). ``announce=False`` leaves first
+    starts and final stops out of the log (a generation built by a reload
+    says it started in one line of its own); restarts are always logged."""
 
     def __init__(self, life: Life, count: int, *, backoff: Backoff = Backoff(),
-                 log: Callable[[str], None] = lambda line: None) -> None:
+                 log: Callable[[str], None] = lambda line: None, announce: bool = True) -> None:
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise ValueError(f"instance count must be an int >= 1, not {count!r}")
         self.life = life
@@ -126,7 +128,8 @@ class Supervisor:
         self.restarting = True
         self._all_started = trio.Event()
         self._started_once = 0
-        self._log_each = count <= LOG_EACH
+        self.announce = announce
+        self._log_each = announce and count <= LOG_EACH
         self._stopped = 0
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -140,7 +143,7 @@ class Supervisor:
                 await self._all_started.wait()
                 task_status.started()
         finally:
-            if self._stopped and not self._log_each:
+            if self._stopped and self.announce and not self._log_each:
                 self.log(f"{self._stopped} instances stopped")
 
     def stop_restarting(self) -> None:
@@ -149,7 +152,7 @@ class Supervisor:
     def _first_start_done(self) -> None:
         self._started_once += 1
         if self._started_once == self.count:
-            if not self._log_each:
+            if self.announce and not self._log_each:
                 up = f"{self.running} of {self.count}" if self.running < self.count else str(self.count)
                 self.log(f"{up} instances started")
             self._all_started.set()

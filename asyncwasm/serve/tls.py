@@ -29,10 +29,16 @@ Rules:
   pair keeps the old context and returns why. Sessions already open keep
   the context they started with.
 - Errors of a session are :class:`TlsError` (one line: what the peer did).
+
+The client side (fetching modules over https, :mod:`.fetch`) uses the same
+session in connect state: :func:`client_context` verifies the peer's chain
+against the system's trust store or a CA file, and :func:`check_hostname`
+matches the leaf certificate to the host name after the handshake.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Any, Optional, Sequence, Union
 
@@ -41,7 +47,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
 
-__all__ = ["TlsConfig", "TlsConfigError", "TlsError", "TlsSession", "MIN_VERSIONS"]
+__all__ = ["TlsConfig", "TlsConfigError", "TlsError", "TlsSession", "MIN_VERSIONS", "client_context",
+           "check_hostname"]
 
 #: ``--tls-min-version`` values.
 MIN_VERSIONS = {"1.2": SSL.TLS1_2_VERSION, "1.3": SSL.TLS1_3_VERSION}
@@ -69,6 +76,14 @@ def _first_line(exc: BaseException) -> str:
         return "; ".join(str(entry[-1]) for entry in exc.args[0] if entry)
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 def _read(path: str, what: str) -> bytes:
@@ -159,15 +174,72 @@ class TlsConfig:
         return f"<TlsConfig {self.cert} (CN={self.subject}) min {self.min_version}>"
 
 
+def client_context(ca_file: Optional[str] = None) -> SSL.Context:
+    """A client context that verifies the server's chain: against
+    ``ca_file`` (PEM, one or more CA certificates) when given, else the
+    system's trust store. TLS >= 1.2, ALPN ``http/1.1``. The host name is
+    checked after the handshake (:func:`check_hostname`).
+    :class:`TlsConfigError` when ``ca_file`` cannot be used."""
+    context = SSL.Context(SSL.TLS_CLIENT_METHOD)
+    context.set_options(SSL.OP_NO_COMPRESSION | SSL.OP_NO_RENEGOTIATION)
+    context.set_min_proto_version(SSL.TLS1_2_VERSION)
+    context.set_verify(SSL.VERIFY_PEER, lambda conn, cert, errno, depth, ok: bool(ok))
+    if ca_file is not None:
+        _read(ca_file, "CA file")  # a readable file, named in the error otherwise
+        try:
+            context.load_verify_locations(ca_file)
+        except SSL.Error as exc:
+            raise TlsConfigError(f"{ca_file}: not a PEM CA certificate file: {_first_line(exc)}") from None
+    else:
+        context.set_default_verify_paths()
+    context.set_alpn_protos([b"http/1.1"])
+    return context
+
+
+def check_hostname(cert: x509.Certificate, host: str) -> None:
+    """TlsError unless ``cert`` names ``host`` in its subjectAltName (RFC
+    6125: a DNS name, case-insensitive, a ``*`` only as the whole leftmost
+    label, matching one label; an IP address only an IP entry; the common
+    name is not used)."""
+    try:
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        raise TlsError(f"the certificate has no subjectAltName, so it cannot name {host}") from None
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        address = None
+    if address is not None:
+        if address in names.get_values_for_type(x509.IPAddress):
+            return
+    else:
+        wanted = host.rstrip(".").lower().split(".")
+        for name in names.get_values_for_type(x509.DNSName):
+            labels = name.rstrip(".").lower().split(".")
+            if len(labels) != len(wanted):
+                continue
+            first_ok = labels[0] == wanted[0] or (labels[0] == "*" and len(labels) > 2)
+            if first_ok and labels[1:] == wanted[1:]:
+                return
+    raise TlsError(f"the certificate does not name {host}")
+
+
 class TlsSession:
-    """One server-side TLS connection without I/O (see the module docstring).
+    """One TLS connection without I/O (see the module docstring): the server
+    side, or with ``server_hostname`` the client side (SNI sent for a name,
+    not for an address).
 
     ``received``/``sent`` count ciphertext bytes through :meth:`receive` and
     :meth:`take_outgoing`."""
 
-    def __init__(self, context: SSL.Context) -> None:
+    def __init__(self, context: SSL.Context, *, server_hostname: Optional[str] = None) -> None:
         self._conn = SSL.Connection(context, None)
-        self._conn.set_accept_state()
+        if server_hostname is None:
+            self._conn.set_accept_state()
+        else:
+            if not _is_address(server_hostname):
+                self._conn.set_tlsext_host_name(server_hostname.encode("idna"))
+            self._conn.set_connect_state()
         # Ciphertext arrived since a read last found no whole record: only
         # then can a read give anything (pyOpenSSL says "nothing" with an
         # exception, which costs more than the read).
@@ -228,6 +300,11 @@ class TlsSession:
     def looks_like_plain_http(self) -> bool:
         """The peer's first bytes are an HTTP request line, not a ClientHello."""
         return bool(_HTTP_METHOD.match(self.first_bytes))
+
+    def peer_certificate(self) -> Optional[x509.Certificate]:
+        """The peer's leaf certificate (after the handshake), or None."""
+        cert = self._conn.get_peer_certificate()
+        return None if cert is None else cert.to_cryptography()
 
     @property
     def alpn(self) -> Optional[str]:

@@ -40,7 +40,9 @@ from . import args, clock, environ, fs, paths, poll, proc, random, sched, sock, 
 from .abi import RIGHTS_WRITING
 from .clock import Clocks
 from .config import WasiConfig
-from .decl import REGISTRY, bind
+from . import fastpath
+from .decl import REGISTRY, HostFunction, bind
+from .fastpath import SockMirror
 from .fdtable import DirEntry, FdTable
 from .memory import GuestMemory
 from .sock import candidates
@@ -83,7 +85,14 @@ class WasiContext:
         self.clocks = Clocks(config.monotonic_ns, config.realtime_ns)
         self.random_bytes: Callable[[int], bytes] = config.random_bytes or os.urandom
         self._preopens = config.preopen_list()
+        # The engine's C path for the hot socket calls (see .fastpath); not
+        # with a trace, which must see every call.
+        self._mirror: Optional[SockMirror] = None
+        if fastpath.AVAILABLE and config.trace is None:
+            native_clocks = config.monotonic_ns is None and config.realtime_ns is None
+            self._mirror = SockMirror(self, native_clocks)
         self.fds = FdTable(config.max_fds)
+        self.fds.mirror = self._mirror
         self.net = NetState(config.net_policy)
         self._open(config.stdin, config.stdout, config.stderr)
 
@@ -131,8 +140,11 @@ class WasiContext:
         passes them) and return the errno; one that would block returns an
         awaitable of the errno instead. ``proc_exit`` raises
         :class:`asyncwasm.Exit`."""
-        trace = self.config.trace
-        return {name: (function.functype, bind(function, self, trace)) for name, function in REGISTRY.items()}
+        return {name: (function.functype, self._bound(function)) for name, function in REGISTRY.items()}
+
+    def _bound(self, function: HostFunction) -> Callable[..., Any]:
+        call = bind(function, self, self.config.trace)
+        return call if self._mirror is None else self._mirror.wrap(function.name, call)
 
     def import_for(self, name: str, functype: FuncType) -> Optional[tuple[FuncType, Callable[..., Any]]]:
         """The ``wasi_snapshot_preview1`` function to link to an import
@@ -147,7 +159,7 @@ class WasiContext:
         preview1 call; an 8-argument ``sock_recv_from`` gets V2."""
         for function in candidates(name):
             if function.functype == functype:
-                return function.functype, bind(function, self, self.config.trace)
+                return function.functype, self._bound(function)
         return None
 
     def listener_addresses(self) -> dict[int, Any]:
@@ -163,6 +175,8 @@ class WasiContext:
         """Give the context the instance's memory (an ``asyncwasm.Memory`` or
         anything with a ``view()`` returning a writable buffer)."""
         self.memory = GuestMemory(memory)
+        if self._mirror is not None:
+            self._mirror.bind_memory(memory)
 
     def close(self) -> None:
         """Close every fd the guest still has open (sockets too: a guest task
@@ -174,6 +188,8 @@ class WasiContext:
                 self.fds.close_all()
             finally:
                 self.net.close()
+                if self._mirror is not None:
+                    self._mirror.close()
 
     def __enter__(self) -> "WasiContext":
         return self

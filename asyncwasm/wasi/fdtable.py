@@ -29,7 +29,7 @@ import select
 import socket
 import stat
 import termios
-from typing import Awaitable, Callable, Optional, Union
+from typing import Awaitable, Callable, Optional, Protocol, Union
 
 import trio
 
@@ -504,8 +504,22 @@ class DirEntry(OsEntry):
         self.listing: Optional[list[tuple[bytes, int, int]]] = None
 
 
+class Mirror(Protocol):
+    """What an :class:`FdTable` tells about its entries (:class:`~.fastpath.SockMirror`)."""
+
+    def install(self, fd: int, entry: Entry) -> None: ...
+
+    def remove(self, fd: int, entry: Entry) -> None: ...
+
+
 class FdTable:
-    """Guest fd number -> :class:`Entry`, with rights checks on lookup."""
+    """Guest fd number -> :class:`Entry`, with rights checks on lookup.
+
+    ``mirror`` (set by the context when the engine's C path is available,
+    :mod:`.fastpath`) hears of every entry opened (``install(fd, entry)``)
+    and of every entry leaving, before it is closed (``remove(fd, entry)``)."""
+
+    mirror: Optional["Mirror"] = None
 
     def __init__(self, max_fds: int = 1024) -> None:
         self.max_fds = max_fds
@@ -545,6 +559,8 @@ class FdTable:
         if fd in self._entries:
             raise ValueError(f"fd {fd} is already open")
         self._entries[fd] = entry
+        if self.mirror is not None:
+            self.mirror.install(fd, entry)
 
     def add(self, entry: Entry) -> int:
         """Install ``entry`` at the lowest free number (``MFILE`` when full;
@@ -556,12 +572,16 @@ class FdTable:
         while fd in self._entries:
             fd += 1
         self._entries[fd] = entry
+        if self.mirror is not None:
+            self.mirror.install(fd, entry)
         return fd
 
     def close(self, fd: int) -> None:
         entry = self._entries.pop(fd, None)
         if entry is None:
             raise WasiError(Errno.BADF)
+        if self.mirror is not None:
+            self.mirror.remove(fd, entry)
         entry.release()
 
     def renumber(self, fd: int, to: int) -> None:
@@ -571,14 +591,21 @@ class FdTable:
         if fd == to:
             return
         old = self._entries[to]
-        self._entries[to] = self._entries.pop(fd)
+        moved = self._entries[to] = self._entries.pop(fd)
+        if self.mirror is not None:
+            self.mirror.remove(to, old)
+            self.mirror.remove(fd, moved)
+            self.mirror.install(to, moved)
         old.release()
 
     def close_all(self) -> None:
-        entries = list(self._entries.values())
+        entries = list(self._entries.items())
         self._entries.clear()
+        if self.mirror is not None:
+            for fd, entry in entries:
+                self.mirror.remove(fd, entry)
         failure: Optional[BaseException] = None
-        for entry in entries:
+        for _, entry in entries:
             try:
                 entry.release()
             except BaseException as exc:  # close the others anyway, then report the first failure

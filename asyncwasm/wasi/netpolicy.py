@@ -36,6 +36,14 @@ Rule syntax (strings, or :class:`AddressRule` values):
 
 IPv4-mapped IPv6 addresses (``::ffff:a.b.c.d``) are matched as the IPv4
 address they carry, so an IPv6 socket cannot reach around IPv4 rules.
+Rules are matched against where the kernel really goes or listens:
+
+- connecting to the unspecified address (``0.0.0.0``, ``::``) reaches this
+  host, so it is judged as loopback (``127.0.0.1``, ``::1``): a rule for
+  ``0.0.0.0`` is no way to reach local services without a loopback rule;
+- binding an IPv6 socket to ``::`` listens on every IPv4 address too (the
+  guests' IPv6 sockets are dual-stack), so it needs the listen rules to
+  allow both ``::`` and ``0.0.0.0`` on that port.
 """
 
 from __future__ import annotations
@@ -57,6 +65,10 @@ IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 _ALL_V4 = ipaddress.ip_network("0.0.0.0/0")
 _ALL_V6 = ipaddress.ip_network("::/0")
 _ALL_PORTS = (0, 65535)
+_V4_ANY = ipaddress.IPv4Address("0.0.0.0")
+_V6_ANY = ipaddress.IPv6Address("::")
+_V4_LOOPBACK = ipaddress.IPv4Address("127.0.0.1")
+_V6_LOOPBACK = ipaddress.IPv6Address("::1")
 
 
 def normalize_ip(address: Union[str, bytes, IPAddress]) -> IPAddress:
@@ -180,10 +192,15 @@ class NetPolicy:
     # -- questions (pure) ----------------------------------------------------
     def allows_listen(self, ip: Union[str, IPAddress], port: int) -> bool:
         address = normalize_ip(ip)
-        return any(rule.matches(address, port) for rule in self.listen)
+        addresses = [address]
+        if address == _V6_ANY:  # dual-stack: also every IPv4 address
+            addresses.append(_V4_ANY)
+        return all(any(rule.matches(a, port) for rule in self.listen) for a in addresses)
 
     def allows_connect(self, ip: Union[str, IPAddress], port: int) -> bool:
         address = normalize_ip(ip)
+        if address.is_unspecified:  # the kernel connects to this host
+            address = _V4_LOOPBACK if address.version == 4 else _V6_LOOPBACK
         return any(rule.matches(address, port) for rule in self.connect)
 
     # -- checks used by the host functions (log, then ACCES) -----------------

@@ -133,10 +133,14 @@ class SocketEntry(Entry):
     because the host socket itself never blocks."""
 
     is_socket = True
-    #: Bytes received and sent through this entry (a peek is not counted);
-    #: class defaults, so an entry that moves no data stores nothing.
-    received = 0
-    sent = 0
+    # Bytes received and sent on the Python path (a peek is not counted);
+    # class defaults, so an entry that moves no data stores nothing.
+    _received = 0
+    _sent = 0
+    #: (mirror, guest fd) while the engine's C path has this fd
+    #: (:mod:`.fastpath`), which counts its bytes and must see changes of
+    #: rights and flags; None otherwise.
+    native: Optional[tuple[Any, int]] = None
 
     def __init__(self, sock: socket.socket, *, rights_base: int, fdflags: int = 0, preopened: bool = False) -> None:
         self.sock: Optional[socket.socket] = None  # set last: a failed constructor must not own sock
@@ -154,7 +158,45 @@ class SocketEntry(Entry):
 
     @property
     def nonblocking(self) -> bool:
-        return bool(self.fdflags & _NONBLOCK)  # a plain int: this is on every call's path
+        return bool(self._fdflags & _NONBLOCK)  # a plain int: this is on every call's path
+
+    # -- state the C path mirrors ---------------------------------------------------
+    @property
+    def received(self) -> int:
+        """Bytes received through this entry (a peek is not counted)."""
+        native = self.native
+        return self._received + (native[0].counts(native[1])[0] if native is not None else 0)
+
+    @property
+    def sent(self) -> int:
+        """Bytes sent through this entry."""
+        native = self.native
+        return self._sent + (native[0].counts(native[1])[1] if native is not None else 0)
+
+    def count_bytes(self, received: int, sent: int) -> None:
+        """Add bytes moved elsewhere (the C path's, when it forgets the fd)."""
+        self._received += received
+        self._sent += sent
+
+    @property
+    def fdflags(self) -> int:  # type: ignore[override]
+        return self._fdflags
+
+    @fdflags.setter
+    def fdflags(self, value: int) -> None:
+        self._fdflags = value
+        if self.native is not None:
+            self.native[0].update(self)
+
+    @property
+    def rights_base(self) -> int:  # type: ignore[override]
+        return self._rights_base
+
+    @rights_base.setter
+    def rights_base(self, value: int) -> None:
+        self._rights_base = value
+        if self.native is not None:
+            self.native[0].update(self)
 
     def host_socket(self) -> socket.socket:
         """The host socket (``BADF`` once closed), for calls without waiting
@@ -207,13 +249,13 @@ class SocketEntry(Entry):
             if self.is_stream and len(buffers) == 1:  # the common case, without recvmsg's tuple
                 n = sock.recv_into(buffers[0], 0, flags)
                 if not flags:
-                    self.received += n
+                    self._received += n
                 return n, 0, None
             n, _, msg_flags, address = sock.recvmsg_into(buffers, 0, flags)
         except BlockingIOError:
             return None
         if not flags:
-            self.received += n
+            self._received += n
         return n, msg_flags, address
 
     def recv(self, buffers: list[memoryview], flags: int = 0, *, waitall: bool = False) -> Pending[RecvResult]:
@@ -228,7 +270,7 @@ class SocketEntry(Entry):
             try:  # the common case, inline: one buffer, data there
                 n = sock.recv_into(buffers[0], 0, flags)
                 if not flags:
-                    self.received += n
+                    self._received += n
                 return n, 0, None
             except BlockingIOError:
                 pass
@@ -283,7 +325,7 @@ class SocketEntry(Entry):
                 n = sock.sendmsg(buffers, (), _MSG_NOSIGNAL, address)
         except BlockingIOError:
             return None
-        self.sent += n
+        self._sent += n
         return n
 
     def send(self, buffers: list[memoryview], address: Any = None) -> Pending[int]:
@@ -295,12 +337,12 @@ class SocketEntry(Entry):
             return 0
         n = self._try_send(buffers, address)
         if n is None:
-            return self.wait_or_again(lambda: self._send_wait(buffers, address, 0))
+            return self.wait_or_again(lambda: self.send_wait(buffers, address, 0))
         if n >= total or not self.is_stream or self.nonblocking:
             return n
-        return Later(self._send_wait, buffers, address, n)
+        return Later(self.send_wait, buffers, address, n)
 
-    async def _send_wait(self, buffers: list[memoryview], address: Any, done: int) -> int:
+    async def send_wait(self, buffers: list[memoryview], address: Any, done: int) -> int:
         total = _capacity(buffers)
         while True:
             try:
@@ -472,15 +514,24 @@ class ConnectionSource(Protocol):
     connection is one), or None;
     ``wait()`` returns when one may be pending, counting the caller as an
     idle guest meanwhile (the source accepts only while guests wait);
+    ``watch(wake)`` is ``wait()`` without blocking, for a guest that waits
+    for its connections too (``poll_oneoff``): it counts as waiting and
+    ``wake()`` is called when one may be pending, until the returned
+    function is called;
     ``pending`` counts connections ready to take; ``listener`` is a
-    listening socket whose address the guest sees."""
+    listening socket whose address the guest sees; ``accepting`` is False
+    once no connection will come any more (a retired generation's
+    listener: the listening socket goes on serving others)."""
 
     listener: socket.socket
     pending: int
+    accepting: bool
 
     def take(self, backlog: bool = False) -> Optional[Union[socket.socket, "SocketEntry"]]: ...
 
     async def wait(self) -> None: ...
+
+    def watch(self, wake: Callable[[], None]) -> Callable[[], None]: ...
 
 
 class HandedListenerEntry(SocketEntry):
@@ -562,6 +613,8 @@ class HandedListenerEntry(SocketEntry):
         self._check_open()
         if self.source.pending:
             return (1, 0)
+        if not self.source.accepting:
+            return None
         fd = self.sock.fileno()  # type: ignore[union-attr]
         if fd < 0:
             return None  # the source stopped accepting

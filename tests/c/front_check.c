@@ -39,6 +39,29 @@ static const uint8_t is_memop[OP__COUNT] = {
 #include "opcodes.def"
 };
 
+/* Bit k set: operand k of the instruction is a v128 (two slots). */
+#define V128_BIT(T, K) ((VT_##T == VT_V128) << (K))
+static const uint8_t v128_operands[OP__COUNT] = {
+    [OP_COPY128] = 3, [OP_SELECT128] = 7, [OP_GLOBAL_GET128] = 1, [OP_GLOBAL_SET128] = 2,
+#define SIMD_OP(NAME, CODE, TEXT, FUNC, IN1, IN2, OUT) \
+    [OP_##NAME] = V128_BIT(OUT, 0) | V128_BIT(IN1, 1) | V128_BIT(IN2, 2),
+#define SIMD_LANE_OP(NAME, CODE, TEXT, FUNC, IN1, IN2, OUT, LANES) \
+    [OP_##NAME] = V128_BIT(OUT, 0) | V128_BIT(IN1, 1) | V128_BIT(IN2, 2),
+#define SIMD_TERNARY(NAME, CODE, TEXT, FUNC) [OP_##NAME] = 15,
+#define SIMD_LOAD(NAME, CODE, TEXT, FUNC, ALIGN_LOG2) [OP_##NAME] = 1,
+#define SIMD_STORE(NAME, CODE, TEXT, ALIGN_LOG2) [OP_##NAME] = 2,
+#define SIMD_LOAD_LANE(NAME, CODE, TEXT, ALIGN_LOG2) [OP_##NAME] = 5,
+#define SIMD_STORE_LANE(NAME, CODE, TEXT, ALIGN_LOG2) [OP_##NAME] = 2,
+#define SIMD_CONST(NAME, CODE, TEXT) [OP_##NAME] = 1,
+#define SIMD_SHUFFLE(NAME, CODE, TEXT) [OP_##NAME] = 7,
+#define SIMD_LOAD_OP(NAME, OP, FUNC) [OP_##NAME] = 3,
+#define SIMD_STORE_OF(NAME, OP, FUNC) [OP_##NAME] = 6,
+#define SIMD_LOAD_SUM(NAME, BASE, FUNC, ALIGN_LOG2) [OP_##NAME] = 1,
+#define SIMD_STORE_SUM(NAME, BASE) [OP_##NAME] = 4,
+#define SIMD_CHAIN_UNARY(NAME, FIRST, SECOND, FUNC1, FUNC2) [OP_##NAME] = 3,
+#include "opcodes.def"
+};
+
 /* Operand letters of `op` (see opcodes.def). */
 static const char *operand_letters(uint32_t op) {
     if (internal_operands[op])
@@ -147,6 +170,8 @@ static int verify_code(const wasm_module *m, uint32_t func) {
             case 's': /* a call's base may sit at the top: no arguments, no results */
                 ok = x < c->max_slots || (x == c->max_slots && w == pc + (op == OP_CALL ? 2 : 4) &&
                                           (op == OP_CALL || op == OP_CALL_INDIRECT));
+                if (v128_operands[op] & (1u << (w - pc - 1))) /* a v128: both slots in the frame */
+                    ok = ok && x + 1 < c->max_slots;
                 w++;
                 break;
             case 't': ok = x < len && start[x]; w++; break;

@@ -10,9 +10,6 @@ expectation class and per file, how many modules got the right outcome:
                and pass the internal-code verifier
     malformed  binary ``assert_malformed``: must fail with ERR_MALFORMED
     invalid    ``assert_invalid``: must fail with ERR_INVALID
-    simd       any module of a simd_*.json script: must not crash; must either
-               compile, or be rejected with "SIMD is not supported yet", or
-               get its expected class
 
 It also counts how many error messages start with the suite's text.
 
@@ -24,7 +21,7 @@ Usage (from the repository root)::
     python tests/c/front_check.py --dump F.wasm 3 # disassemble function 3
     python tests/c/front_check.py --bench F.wasm  # compile throughput
 
-Exit status is 0 when every non-SIMD expectation holds and nothing crashed.
+Exit status is 0 when every expectation holds and nothing crashed.
 """
 
 from __future__ import annotations
@@ -41,10 +38,9 @@ from typing import Dict, List, Optional, Tuple
 
 ROOT = Path(__file__).resolve().parents[2]
 ENGINE = ROOT / "asyncwasm" / "_engine"
-SOURCES = ["decode.c", "validate.c", "compile.c", "module.c"]
+SOURCES = ["decode.c", "validate.c", "validate_module.c", "compile.c", "module.c"]
 SPEC = Path(os.environ.get("WASM_SPEC_DIR", ROOT.parent / "shared" / "wasm-spec")) / "json"
 BUILD = ROOT / "build" / "front_check"
-SIMD_MESSAGE = "SIMD is not supported yet"
 
 Entry = Tuple[str, str, str, str]  # expect, path, text, script
 
@@ -73,7 +69,6 @@ def manifest_entries() -> List[Entry]:
     entries: List[Entry] = []
     for js in sorted(SPEC.glob("*.json")):
         script = js.stem
-        simd = script.startswith("simd_")
         for cmd in json.loads(js.read_text())["commands"]:
             kind = cmd["type"]
             expect: Optional[str] = None
@@ -86,9 +81,6 @@ def manifest_entries() -> List[Entry]:
             if expect is None or not cmd.get("filename", "").endswith(".wasm"):
                 continue
             text = cmd.get("text", "")
-            if simd:
-                text = expect  # remember the original class in the text field
-                expect = "simd"
             entries.append((expect, str(SPEC / cmd["filename"]), text, script))
     return entries
 
@@ -135,10 +127,6 @@ def judge(expect: str, text: str, kind: str, msg: str) -> str:
     """Returns "pass", "wrong" or "crash"."""
     if kind == "crash":
         return "crash"
-    if expect == "simd":
-        if kind == "ok" or kind == text or (kind == "invalid" and msg.startswith(SIMD_MESSAGE)):
-            return "pass"
-        return "wrong"
     return "pass" if kind == expect else "wrong"
 
 
@@ -146,7 +134,6 @@ def report(entries: List[Entry], results: Dict[int, Tuple[str, str]], verbose: b
     per_class = collections.defaultdict(collections.Counter)
     per_file = collections.defaultdict(collections.Counter)
     text_match = collections.Counter()
-    simd_outcome = collections.Counter()
     failures = []
     for i, (expect, path, text, script) in enumerate(entries):
         kind, msg = results.get(i, ("crash", "no result"))
@@ -159,17 +146,14 @@ def report(entries: List[Entry], results: Dict[int, Tuple[str, str]], verbose: b
                 text_match["match"] += 1
             elif kind == expect and verbose:
                 print(f"  text: {Path(path).name}: expected {text!r}, got {msg!r}")
-        if expect == "simd":
-            simd_outcome["SIMD-rejected" if msg.startswith(SIMD_MESSAGE) else kind] += 1
         if verdict != "pass":
             failures.append((script, Path(path).name, expect, text, kind, msg))
 
     print(f"{'class':<10} {'passed':>7} {'wrong':>6} {'crashed':>8}")
-    for expect in ("ok", "malformed", "invalid", "simd"):
+    for expect in ("ok", "malformed", "invalid"):
         c = per_class[expect]
         print(f"{expect:<10} {c['pass']:>7} {c['wrong']:>6} {c['crash']:>8}")
     print(f"messages starting with the suite's text: {text_match['match']}/{text_match['total']}")
-    print("simd outcomes: " + ", ".join(f"{k} {n}" for k, n in sorted(simd_outcome.items())))
     bad_files = [s for s, c in sorted(per_file.items()) if c["wrong"] or c["crash"]]
     if bad_files:
         print("files with failures (passed/wrong/crashed):")
@@ -178,9 +162,7 @@ def report(entries: List[Entry], results: Dict[int, Tuple[str, str]], verbose: b
             print(f"  {s}: {c['pass']}/{c['wrong']}/{c['crash']}")
     for script, name, expect, text, kind, msg in failures[:60]:
         print(f"FAIL {name}: expected {expect} ({text!r}), got {kind}: {msg[:300]}")
-    non_simd_ok = all(per_class[e]["wrong"] == 0 and per_class[e]["crash"] == 0
-                      for e in ("ok", "malformed", "invalid"))
-    return non_simd_ok and per_class["simd"]["crash"] == 0
+    return all(per_class[e]["wrong"] == 0 and per_class[e]["crash"] == 0 for e in ("ok", "malformed", "invalid"))
 
 
 def main(argv: Optional[List[str]] = None) -> int:

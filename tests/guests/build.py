@@ -17,6 +17,14 @@ Guests and toolchains:
   wins: ``$RUSTC``, ``rustc`` on PATH, then ``/usr/bin/rustc`` (Debian:
   ``apt-get install rustc libstd-rust-dev-wasm32``); native: that rustc, else
   any (unoptimized).
+- ``cxx/*.cpp``: C++ with Wasm exception handling, ``python -m ziglang c++
+  --target=wasm32-wasi -fwasm-exceptions -mexception-handling``, twice: the
+  legacy instructions (try/catch/rethrow, clang's default) into ``NAME.wasm``
+  and the current ones (try_table/throw_ref) into ``NAME-exnref.wasm``. Zig
+  ships libc++abi built without exceptions, so the exception runtime
+  (libc++abi's cxa_exception.cpp and cxa_personality.cpp, libunwind's
+  Unwind-wasm.c, from zig's own source tree, and the ``__cpp_exception``
+  tag) is compiled with them; native: g++.
 
 A guest that is not a WASI command (a reactor or a library of exports, like
 the GuestHeap guests) says so in a comment line of its source, ``//
@@ -64,15 +72,18 @@ def _rust_flags(source: pathlib.Path) -> list[str]:
 
 
 def source_of(name: str) -> pathlib.Path:
-    """The source of guest ``name``: ``name.c``, ``zig/name.zig`` or ``rust/name.rs``."""
-    for candidate in (HERE / f"{name}.c", HERE / "zig" / f"{name}.zig", HERE / "rust" / f"{name}.rs"):
+    """The source of guest ``name``: ``name.c``, ``zig/name.zig``, ``rust/name.rs`` or ``cxx/name.cpp``."""
+    candidates = (HERE / f"{name}.c", HERE / "zig" / f"{name}.zig", HERE / "rust" / f"{name}.rs",
+                  HERE / "cxx" / f"{name}.cpp")  # fmt: skip
+    for candidate in candidates:
         if candidate.exists():
             return candidate
-    raise FileNotFoundError(f"no guest named {name!r} (looked for {name}.c, zig/{name}.zig, rust/{name}.rs)")
+    raise FileNotFoundError(f"no guest named {name!r} (looked for {', '.join(str(c.relative_to(HERE)) for c in candidates)})")
 
 
 def all_sources() -> list[pathlib.Path]:
-    return sorted(HERE.glob("*.c")) + sorted(HERE.glob("zig/*.zig")) + sorted(HERE.glob("rust/*.rs"))
+    return (sorted(HERE.glob("*.c")) + sorted(HERE.glob("zig/*.zig")) + sorted(HERE.glob("rust/*.rs"))
+            + sorted(HERE.glob("cxx/*.cpp")))  # fmt: skip
 
 
 # -- toolchains -------------------------------------------------------------------
@@ -130,9 +141,54 @@ def rustc_version(rustc: str) -> str:
     return subprocess.run([rustc, "--version"], check=True, capture_output=True, text=True).stdout.strip()
 
 
-def native_compiler() -> Optional[str]:
-    """Path of the host C compiler used by :func:`build_native` (gcc), or None."""
-    return shutil.which("gcc")
+def native_compiler(cxx: bool = False) -> Optional[str]:
+    """Path of the host C (gcc) or C++ (g++) compiler used by :func:`build_native`, or None."""
+    return shutil.which("g++" if cxx else "gcc")
+
+
+# -- C++ with Wasm exceptions -----------------------------------------------------
+
+CXX_FLAGS = ["--target=wasm32-wasi", "-O2", "-s", "-Wall", "-Wextra", "-Werror", "-fwasm-exceptions",
+             "-mexception-handling"]  # fmt: skip
+#: The current instructions (try_table, throw_ref) instead of the legacy ones.
+CXX_EXNREF_FLAGS = ["-mllvm", "-wasm-use-legacy-eh=false"]
+# The tag C++ exceptions are thrown with (libunwind's Unwind-wasm.c throws it).
+CPP_EXCEPTION_TAG = ".globl __cpp_exception\n.tagtype __cpp_exception i32\n__cpp_exception:\n"
+
+
+def _exception_runtime(work: pathlib.Path, extra: list[str], quiet: bool) -> list[pathlib.Path]:
+    """Objects of the C++ exception runtime built with Wasm exceptions."""
+    import ziglang
+
+    lib = pathlib.Path(ziglang.__file__).parent / "lib"
+    defines = ["-D_LIBCXXABI_BUILDING_LIBRARY", "-D_LIBCPP_BUILDING_LIBRARY", "-D_LIBUNWIND_HIDE_SYMBOLS",
+               "-D_LIBCXXABI_HAS_NO_THREADS", "-D_LIBUNWIND_HAS_NO_THREADS"]  # fmt: skip
+    includes = [f"-I{lib / 'libcxxabi' / 'include'}", f"-I{lib / 'libunwind' / 'include'}", f"-I{lib / 'libcxx' / 'src'}"]
+    flags = ["--target=wasm32-wasi", "-O2", "-fwasm-exceptions", "-mexception-handling", *extra, *defines, *includes]
+    objects = []
+    for source, language in ((lib / "libcxxabi" / "src" / "cxa_exception.cpp", "c++"),
+                             (lib / "libcxxabi" / "src" / "cxa_personality.cpp", "c++"),
+                             (lib / "libunwind" / "src" / "Unwind-wasm.c", "cc")):  # fmt: skip
+        obj = work / (source.stem + ".o")
+        std = ["-std=c++20"] if language == "c++" else []
+        _run([*_zig(), language, *flags, *std, "-c", str(source), "-o", str(obj)], quiet)
+        objects.append(obj)
+    tag = work / "cpp_exception_tag.s"
+    tag.write_text(CPP_EXCEPTION_TAG, encoding="ascii")
+    _run([*_zig(), "cc", "--target=wasm32-wasi", "-mexception-handling", "-c", str(tag), "-o", str(work / "tag.o")],
+         quiet)  # fmt: skip
+    return [*objects, work / "tag.o"]
+
+
+def _build_cxx(source: pathlib.Path, output: pathlib.Path, quiet: bool) -> pathlib.Path:
+    """NAME.wasm (legacy instructions) and NAME-exnref.wasm (current ones)."""
+    import tempfile
+
+    for target, extra in ((output, []), (output.with_name(output.stem + "-exnref.wasm"), CXX_EXNREF_FLAGS)):
+        with tempfile.TemporaryDirectory() as work:
+            runtime = _exception_runtime(pathlib.Path(work), extra, quiet)
+            _run([*_zig(), "c++", *CXX_FLAGS, *extra, str(source), *map(str, runtime), "-o", str(target)], quiet)
+    return output
 
 
 # -- building ---------------------------------------------------------------------
@@ -164,6 +220,8 @@ def build(source: pathlib.Path, output: Optional[pathlib.Path] = None, quiet: bo
     elif source.suffix == ".zig":
         cmd = [*_zig(), "build-exe", "-target", "wasm32-wasi", *ZIG_FLAGS, *extra, str(source),
                f"-femit-bin={output}"]  # fmt: skip
+    elif source.suffix == ".cpp":
+        return _build_cxx(source, output, quiet)
     elif source.suffix == ".rs":
         toolchain = rust_wasm_toolchain()
         if toolchain is None:
@@ -186,10 +244,10 @@ def build_native(name: str, output: pathlib.Path) -> pathlib.Path:
     Raises :class:`ToolchainMissing` (a RuntimeError) when the compiler is
     missing, RuntimeError with the compiler's message when it fails."""
     source = source_of(name)
-    if source.suffix == ".c":
-        compiler = native_compiler()
+    if source.suffix in (".c", ".cpp"):
+        compiler = native_compiler(cxx=source.suffix == ".cpp")
         if compiler is None:
-            raise ToolchainMissing("gcc not found on PATH; cannot build the native reference program")
+            raise ToolchainMissing(f"{'g++' if source.suffix == '.cpp' else 'gcc'} not found on PATH; cannot build the native reference program")
         cmd = [compiler, *NATIVE_FLAGS, str(source), "-o", str(output)]
     elif source.suffix == ".zig":
         cmd = [*_zig(), "build-exe", *ZIG_NATIVE_FLAGS, str(source), f"-femit-bin={output}"]

