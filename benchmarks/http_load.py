@@ -481,12 +481,17 @@ def check_target(port: int, echo: Optional[int], tls: bool = False) -> None:
 
 
 def median_result(results: list[Result]) -> Result:
-    """The round with the median requests/s (its latencies with it); the
-    spread of all rounds goes in ``extra`` and the note."""
+    """The round with the median requests/s (its latencies with it), with
+    the median of every round's server CPU per request (each round's own
+    figure, so it need not come from the same round); the spread of all
+    rounds goes in ``extra`` and the note."""
     ordered = sorted(results, key=lambda r: r.rps)
     middle = ordered[len(ordered) // 2]
     if len(results) > 1:
         middle.extra["rounds_rps"] = [round(r.rps) for r in results]
+        cpu = sorted(r.cpu_us_per_request for r in results)
+        middle.extra["rounds_cpu_us_per_request"] = [round(r.cpu_us_per_request, 2) for r in results]
+        middle.cpu_us_per_request = cpu[len(cpu) // 2]
         if not middle.note:
             middle.note = f"median of {len(results)}: {ordered[0].rps:.0f}..{ordered[-1].rps:.0f}"
     return middle

@@ -1,5 +1,6 @@
 """The serve path measured inside one process: CPU per request, host calls,
-suspensions and slices per request, and (optionally) a profile.
+suspensions and slices per request, the server's own latency, and
+(optionally) a profile.
 
     python benchmarks/serve_inprocess.py                        # 32 instances of http_server, wrk -c32, 3 s
     python benchmarks/serve_inprocess.py --poll -c 1000         # one http_server_poll instance, 1,000 connections
@@ -15,11 +16,15 @@ whatever else loads the machine. Answer times (``answer_p50_ms``...) are
 the server's own latency, measured in the engine: from the kernel's arrival
 time of a request to the hand-over of its answer
 (:func:`asyncwasm.wasi.fastpath.answer_times`), so a slow or descheduled
-load generator does not count; the bucket bounds are 25 % apart.
+load generator does not count; the bucket bounds are 25 % apart. They
+still include the server's own waits for a CPU, which ``runqueue_share``
+tells (the time its threads were runnable but not running, from
+schedstat, over the wall time; ``cpu_share`` is the CPU it used).
 ``--rate`` makes every wrk connection pause before each request so that
-about that many requests per second are offered. ``--latency`` adds the server's own view
-of latency: how late the event loop runs (a trio task sleeping 1 ms,
-lateness p50/p99), which is what a request waits for beyond its own work.
+about that many requests per second are offered (below saturation).
+``--latency`` adds how late the event loop runs (a trio task sleeping
+1 ms, lateness p50/p99). The heap is frozen after start-up, as
+``asyncwasm serve`` does.
 """
 
 from __future__ import annotations
@@ -45,11 +50,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
 from asyncwasm import Module  # noqa: E402
-from http_load import _WRK_DELAY_LUA, rate_delay_ms  # noqa: E402
 from asyncwasm.serve.embedded import embedded_module  # noqa: E402
 from asyncwasm.serve.handoff import Handoff  # noqa: E402
 from asyncwasm.serve.server import Server  # noqa: E402
 from asyncwasm.wasi.fastpath import answer_percentile, answer_times  # noqa: E402
+from http_load import _WRK_DELAY_LUA, rate_delay_ms  # noqa: E402
 
 
 def _runqueue_wait() -> float:

@@ -95,6 +95,7 @@ typedef struct {
     uint32_t seen;         /* the call (table->epoch) that last subscribed to it */
     uint32_t ready;        /* epoll events reported by this call's epoll_wait */
     bool stamped;          /* SO_TIMESTAMPNS set (answer times) */
+    uint32_t arrived_in;   /* the answer_times period `arrived` belongs to */
     int64_t arrived;       /* answer times: when the unanswered data arrived (CLOCK_REALTIME ns); 0: none */
 } sock_slot;
 
@@ -452,6 +453,7 @@ static int64_t clock_ns(clockid_t id);
 /* Bucket 0: under 1 us; bucket 1 + 4 e + q: [2^e (1 + q/4), 2^e (1 + (q+1)/4)) us. */
 #define ANSWER_BUCKETS 100
 static bool answers_on;
+static uint32_t answers_period; /* bumped by every answer_times call: older arrivals are not counted */
 static uint64_t answer_counts[ANSWER_BUCKETS];
 
 static void count_answer(int64_t ns)
@@ -496,15 +498,18 @@ static int do_recv(SockTableObject *t, uint64_t *args, uint32_t fd, uint32_t iov
     int flags = MSG_DONTWAIT | (riflags & RIFLAG_RECV_PEEK ? MSG_PEEK : 0);
     ssize_t n;
     struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n_iov};
-    char control[CMSG_SPACE(sizeof(struct timespec))];
+    union {
+        char buf[CMSG_SPACE(sizeof(struct timespec))];
+        struct cmsghdr align;
+    } control;
     if (answers_on && !s->stamped) {
         int one = 1;
         s->stamped = setsockopt(host, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one) == 0;
     }
     do {
         if (answers_on) {
-            msg.msg_control = control;
-            msg.msg_controllen = sizeof control;
+            msg.msg_control = control.buf;
+            msg.msg_controllen = sizeof control.buf;
         }
         n = n_iov == 1 && !answers_on ? recv(host, iov[0].iov_base, iov[0].iov_len, flags)
                                       : recvmsg(host, &msg, flags);
@@ -519,7 +524,10 @@ static int do_recv(SockTableObject *t, uint64_t *args, uint32_t fd, uint32_t iov
         return SOCKCALL_DONE;
     }
     if (!(flags & MSG_PEEK)) s->received += (uint64_t)n;
-    if (answers_on && n > 0 && s->arrived == 0) s->arrived = arrival_ns(&msg);
+    if (answers_on && n > 0 && (s->arrived == 0 || s->arrived_in != answers_period)) {
+        s->arrived = arrival_ns(&msg);
+        s->arrived_in = answers_period;
+    }
     store_u32(&m, ro_datalen, (uint32_t)n);
     if (ro_flags != ~UINT64_C(0))
         store_u16(&m, ro_flags, n_iov > 1 && (msg.msg_flags & MSG_TRUNC) ? ROFLAG_RECV_DATA_TRUNCATED : 0);
@@ -557,7 +565,7 @@ static int do_send(SockTableObject *t, uint64_t *args, uint32_t fd, uint32_t iov
         return SOCKCALL_DONE;
     }
     s->sent += (uint64_t)n;
-    if (answers_on && s->arrived != 0) {
+    if (answers_on && s->arrived != 0 && s->arrived_in == answers_period) {
         count_answer(clock_ns(CLOCK_REALTIME) - s->arrived);
         s->arrived = 0;
     }
@@ -878,6 +886,7 @@ static PyObject *SockTable_answer_times(PyObject *Py_UNUSED(cls), PyObject *on)
     }
     memset(answer_counts, 0, sizeof answer_counts);
     answers_on = flag;
+    answers_period++;
     return counts;
 }
 
