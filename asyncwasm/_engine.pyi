@@ -53,6 +53,9 @@ def compile(data: Buffer, costs: Optional[Buffer] = None) -> CompiledModule:
 def set_hooks(**hooks: Callable[..., Any]) -> None:
     """Register the Python callables the C types delegate to (``call_async``)."""
 
+def release_memory_pool() -> int:
+    """Unmap the reservations kept from freed memories for reuse; returns how many."""
+
 @final
 class Func:
     """A host function (``Func(functype, callable)``) or a Wasm function of an instance."""
@@ -175,6 +178,8 @@ class Instance:
     def default_memory(self) -> Optional[Memory]: ...
     @property
     def module(self) -> CompiledModule: ...
+    def release(self) -> None:
+        """Drop what the instance holds now (as the cyclic GC would); calls then raise RuntimeError."""
     _gate: Any
     _guarded: bool
     @property
@@ -234,6 +239,8 @@ class SockTable:
                   /) -> Optional[bool]: ...
     @staticmethod
     def configure(errno_map: bytes, probe: Any, /) -> bool: ...
+    @staticmethod
+    def answer_times(on: bool, /) -> tuple[int, ...]: ...
     @property
     def epoll_fd(self) -> int: ...
     @property

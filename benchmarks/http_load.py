@@ -5,6 +5,7 @@
     python benchmarks/http_load.py --tool trio --concurrency 16 --duration 3
     python benchmarks/http_load.py --targets asyncwasm,h11 --json results/http.json
     python benchmarks/http_load.py --rounds 3             # interleaved rounds, medians (noisy machines)
+    python benchmarks/http_load.py -c 1000 --rate 10000 --targets asyncwasm-poll,native-poll   # latency below saturation
 
 Targets, each a separate server process on 127.0.0.1, loaded one after the
 other by the same load generator in one run:
@@ -30,6 +31,13 @@ connections, each sending the next request as soon as the previous answer
 is complete, for ``duration`` seconds after a warm-up; every response is
 checked (status 200 and body). Requests are ``GET /`` unless ``--echo
 BYTES`` asks for ``POST /echo`` with a body of that size.
+
+With ``--rate`` every connection pauses before each request (wrk's
+``delay`` hook) so that the offered load is about that many requests/s:
+below saturation the latency is the server's answer time. Without it, wrk
+sends as fast as answers come, and with many connections the latency is
+mostly queueing: a closed loop of C connections at X requests/s waits
+C / X seconds per request on average (Little's law), whoever is slow.
 
 Reports requests/s, p50 and p99 latency, and the ratios the performance
 issue sets targets for: asyncwasm / h11 (target >= 1.5) and asyncwasm /
@@ -260,12 +268,29 @@ def _is_tls(target: str) -> bool:
     return target == "asyncwasm-tls"
 
 
+# Each connection waits this many ms before each request (wrk's delay hook):
+# an offered load of connections / delay requests per ms.
+_WRK_DELAY_LUA = """function delay()
+  return %d
+end
+"""
+
+
+def rate_delay_ms(concurrency: int, rate: float) -> int:
+    """The pause per connection (ms, at least 1) that offers about ``rate``
+    requests/s over ``concurrency`` connections."""
+    return max(1, round(concurrency / rate * 1000))
+
+
 def run_wrk(target: str, port: int, args: argparse.Namespace) -> Result:
     url = f"{'https' if _is_tls(target) else 'http'}://127.0.0.1:{port}/"
     base = ["wrk", "-t1", f"-c{args.concurrency}", "--latency"]
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
         if args.echo is not None:
             script.write(_WRK_LUA % (args.echo // 16 + 1, args.echo))
+        if args.rate is not None:
+            script.write(_WRK_DELAY_LUA % rate_delay_ms(args.concurrency, args.rate))
+        if args.echo is not None or args.rate is not None:
             script.flush()
             base += ["-s", script.name]
         if args.warmup > 0:
@@ -456,12 +481,17 @@ def check_target(port: int, echo: Optional[int], tls: bool = False) -> None:
 
 
 def median_result(results: list[Result]) -> Result:
-    """The round with the median requests/s (its latencies with it); the
-    spread of all rounds goes in ``extra`` and the note."""
+    """The round with the median requests/s (its latencies with it), with
+    the median of every round's server CPU per request (each round's own
+    figure, so it need not come from the same round); the spread of all
+    rounds goes in ``extra`` and the note."""
     ordered = sorted(results, key=lambda r: r.rps)
     middle = ordered[len(ordered) // 2]
     if len(results) > 1:
         middle.extra["rounds_rps"] = [round(r.rps) for r in results]
+        cpu = sorted(r.cpu_us_per_request for r in results)
+        middle.extra["rounds_cpu_us_per_request"] = [round(r.cpu_us_per_request, 2) for r in results]
+        middle.cpu_us_per_request = cpu[len(cpu) // 2]
         if not middle.note:
             middle.note = f"median of {len(results)}: {ordered[0].rps:.0f}..{ordered[-1].rps:.0f}"
     return middle
@@ -511,6 +541,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--duration", "-d", type=float, default=5.0, help="seconds per target (default 5)")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds before measuring (default 1)")
     parser.add_argument("--echo", type=int, metavar="BYTES", help="POST /echo with a body of BYTES instead of GET /")
+    parser.add_argument("--rate", type=float, metavar="REQ_PER_S",
+                        help="offered load instead of as fast as possible: each connection pauses "
+                             "connections/rate before each request (wrk only; latency then is the "
+                             "server's answer time below saturation, not queueing in the load generator)")
     parser.add_argument("--rounds", type=int, default=1,
                         help="run every target this many times, interleaved; report the median (default 1)")
     parser.add_argument("--quick", action="store_true", help="2 s per target, 0.5 s warm-up")
@@ -523,12 +557,17 @@ def main(argv: Optional[list[str]] = None) -> int:
         tool = "wrk" if shutil.which("wrk") else "trio"
     elif tool == "wrk" and not shutil.which("wrk"):
         parser.error("wrk is not installed (apt-get install wrk), use --tool trio")
+    if args.rate is not None and (tool != "wrk" or not args.rate > 0):
+        parser.error("--rate needs wrk and a rate > 0")
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     for target in targets:
         if target not in TARGETS:
             parser.error(f"unknown target {target!r} (known: {', '.join(TARGETS)})")
     print(f"# {tool}, {args.concurrency} keep-alive connections, {args.duration:g} s per target, "
-          f"{'GET /' if args.echo is None else f'POST /echo {args.echo} B'}, {os.cpu_count()} CPUs", flush=True)
+          f"{'GET /' if args.echo is None else f'POST /echo {args.echo} B'}, {os.cpu_count()} CPUs"
+          + (f", offered {args.rate:g} req/s (a {rate_delay_ms(args.concurrency, args.rate)} ms pause "
+             "per connection)" if args.rate is not None else "")
+          + f", load average {os.getloadavg()[0]:.1f}", flush=True)
     rounds: dict[str, list[Result]] = {target: [] for target in targets}
     for round_ in range(args.rounds):
         for target in targets:  # interleaved, so a noisy minute hits every target alike
@@ -544,6 +583,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     results = [median_result(rounds[target]) for target in targets]
     print()
     print_table(results)
+    print(f"load average after the run: {os.getloadavg()[0]:.1f}")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps([asdict(r) for r in results], indent=2))

@@ -144,6 +144,57 @@ async def test_recv_and_send_run_in_c_and_count_their_bytes():
         assert entry.native is None and (entry.received, entry.sent) == (7, 6)
 
 
+async def test_answer_times_run_from_a_requests_arrival_to_the_answer():
+    fastpath.answer_times(False)  # empty, off
+    with _EngineGuest() as guest:
+        client, fd = await _pair(guest)
+        args, where = _recv_args(guest, 16)
+        ptr, length = guest.put(b"ok")
+        iovs, count = guest.iovecs([(ptr, length)])
+        out = guest.alloc(4)
+        await _arrived(client, b"off")  # not counted while off
+        assert guest.call("sock_recv", fd, *args) == Errno.SUCCESS
+        assert guest.call("sock_send", fd, iovs, count, 0, out) == Errno.SUCCESS
+        with trio.fail_after(TIMEOUT):
+            assert await client.receive_some(64) == b"ok"
+        assert fastpath.answer_times(True) == []
+        try:
+            # The kernel starts time-stamping a socket's packets a little
+            # after it is asked (the first recv turns it on): warm up.
+            for _ in range(20):
+                await _arrived(client, b"warm")
+                assert guest.call("sock_recv", fd, *args) == Errno.SUCCESS
+                assert guest.call("sock_send", fd, iovs, count, 0, out) == Errno.SUCCESS
+                with trio.fail_after(TIMEOUT):
+                    assert await client.receive_some(64) == b"ok"
+                if fastpath.answer_times(True):
+                    break
+            else:
+                pytest.fail("the kernel never time-stamped the connection's packets")
+            for _ in range(3):
+                await _arrived(client, b"ping")  # arrives, then sits 20 ms in the queue
+                assert guest.call("sock_recv", fd, *args) == Errno.SUCCESS
+                assert guest.received(where) == (b"ping", 0)
+                assert guest.call("sock_send", fd, iovs, count, 0, out) == Errno.SUCCESS
+                assert guest.call("sock_send", fd, iovs, count, 0, out) == Errno.SUCCESS  # a second send: no answer
+            assert guest.call("sock_recv", fd, *args) == Errno.AGAIN
+            got = b""
+            with trio.fail_after(TIMEOUT):
+                while len(got) < 12:
+                    got += await client.receive_some(64)
+            assert got == b"ok" * 6
+            histogram = fastpath.answer_times(True)
+        finally:
+            fastpath.answer_times(False)
+        assert sum(n for _, _, n in histogram) == 3
+        assert all(low < high for low, high, _ in histogram)
+        assert histogram[0][1] >= 0.016 and histogram[-1][0] < 1.0  # the 20 ms in the kernel's queue count
+        median = fastpath.answer_percentile(histogram, 0.5)
+        assert 0.016 <= median <= 1.25 and median in {high for _, high, _ in histogram}
+        assert fastpath.answer_percentile([], 0.5) != fastpath.answer_percentile([], 0.5)  # nan
+        assert fastpath.answer_times(False) == []  # read and emptied
+
+
 async def test_nonblocking_empty_recv_is_again_and_a_blocking_one_waits():
     with _EngineGuest() as guest:
         client, fd = await _pair(guest)

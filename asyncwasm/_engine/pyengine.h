@@ -11,7 +11,9 @@
  *                (rt_ref_store: funcref -> rt_func.owner, externref -> object).
  *   Fiber     -> its entry Func, its argument tuple, and `keepalive`: objects
  *                from Python that operand-stack slots point to.
- * Instances and Funcs form cycles, so both support the cyclic GC.
+ * An instance does not own the Func objects of its own functions (they own
+ * it), so those form no cycle; tables and globals that hold its functions
+ * do, and both types support the cyclic GC.
  */
 #ifndef ASYNCWASM_PYENGINE_H
 #define ASYNCWASM_PYENGINE_H
@@ -95,7 +97,11 @@ struct InstanceObject {
     rt_instance rt;
     CompiledModuleObject *module; /* strong; set once the arrays below exist */
     rt_func *defined_funcs;       /* nfuncs - nimported_funcs */
-    PyObject **funcs;             /* nfuncs: imported Func, or Func made on demand (NULL until then) */
+    /* nfuncs: the imported Func (owned), or the Func made on demand for one of
+     * its own functions (borrowed: the Func owns the instance, and its
+     * dealloc empties the slot; so an instance and its Funcs form no cycle
+     * and die by reference count), NULL until then. */
+    PyObject **funcs;
     PyObject **tables;            /* ntables TableObject */
     PyObject **memories;          /* nmemories MemoryObject */
     PyObject **globals;           /* nglobals GlobalObject */
@@ -192,7 +198,11 @@ static inline void rt_err_raise(PyObject *exc)
  * commit `min_pages`. The caller checked min_pages <= that cap. -1: MemoryError set. */
 int rt_memory_init(rt_memory *m, uint32_t min_pages, bool has_max, uint32_t declared_max,
                    uint32_t limit_pages);
+/* Free: the reservation is kept for the next memory of its size (a few are,
+ * contents discarded) or unmapped. */
 void rt_memory_free(rt_memory *m);
+/* Unmap the kept reservations; returns how many there were. */
+int rt_memory_pool_release(void);
 /* Cap of a memory: min(declared max or WASM_MAX_PAGES, limit). */
 uint32_t rt_memory_cap(bool has_max, uint32_t declared_max, uint32_t limit_pages);
 

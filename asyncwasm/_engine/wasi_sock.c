@@ -30,6 +30,13 @@
  *   SockCall: a WASI function with a C fast path (kind + table); called
  *     from Python it is the Python function it wraps (`fallback`).
  *
+ * Answer times (SockTable.answer_times, for benchmarks; off by default):
+ * while on, receives ask the kernel when the data arrived (SO_TIMESTAMPNS)
+ * and the first send on that socket after a receive counts the time from
+ * the request's arrival to the answer's hand-over to the kernel in a
+ * log-scale histogram: the server's own latency, whatever the client's
+ * machine adds.
+ *
  * Host fds are read from the socket objects at every call (the object's fd
  * is -1 once Python closed it), so a stale mirror can never reach a reused
  * fd number. Linux only (epoll); elsewhere every call falls back.
@@ -87,6 +94,9 @@ typedef struct {
     uint32_t want;         /* events this poll_oneoff call subscribes to */
     uint32_t seen;         /* the call (table->epoch) that last subscribed to it */
     uint32_t ready;        /* epoll events reported by this call's epoll_wait */
+    bool stamped;          /* SO_TIMESTAMPNS set (answer times) */
+    uint32_t arrived_in;   /* the answer_times period `arrived` belongs to */
+    int64_t arrived;       /* answer times: when the unanswered data arrived (CLOCK_REALTIME ns); 0: none */
 } sock_slot;
 
 typedef struct {
@@ -249,6 +259,8 @@ static PyObject *SockTable_install(SockTableObject *t, PyObject *const *args, Py
     s->received = s->sent = 0;
     s->gen++;
     s->want = s->seen = s->ready = 0;
+    s->stamped = false;
+    s->arrived = 0;
     Py_RETURN_NONE;
 }
 
@@ -434,6 +446,41 @@ static inline sock_slot *stream_with(SockTableObject *t, uint32_t fd, uint64_t r
     return *host >= 0 ? s : NULL;
 }
 
+/* ---- answer times ------------------------------------------------------------------------ */
+
+static int64_t clock_ns(clockid_t id);
+
+/* Bucket 0: under 1 us; bucket 1 + 4 e + q: [2^e (1 + q/4), 2^e (1 + (q+1)/4)) us. */
+#define ANSWER_BUCKETS 100
+static bool answers_on;
+static uint32_t answers_period; /* bumped by every answer_times call: older arrivals are not counted */
+static uint64_t answer_counts[ANSWER_BUCKETS];
+
+static void count_answer(int64_t ns)
+{
+    uint64_t us = ns > 0 ? (uint64_t)ns / 1000 : 0;
+    int bucket = 0;
+    if (us > 0) {
+        int e = 63 - __builtin_clzll(us);
+        int q = e >= 2 ? (int)((us >> (e - 2)) & 3) : (int)((us << (2 - e)) & 3);
+        bucket = 1 + 4 * e + q;
+    }
+    answer_counts[bucket < ANSWER_BUCKETS ? bucket : ANSWER_BUCKETS - 1]++;
+}
+
+/* When the data a recvmsg returned arrived (SCM_TIMESTAMPNS), 0 if not told. */
+static int64_t arrival_ns(struct msghdr *msg)
+{
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c != NULL; c = CMSG_NXTHDR(msg, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+            struct timespec ts;
+            memcpy(&ts, CMSG_DATA(c), sizeof ts);
+            return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+        }
+    }
+    return 0;
+}
+
 /* sock_recv / fd_read: a receive that returns now. `ro_flags` is ~0u for fd_read. */
 static int do_recv(SockTableObject *t, uint64_t *args, uint32_t fd, uint32_t iovs, uint32_t niovs,
                    uint32_t riflags, uint32_t ro_datalen, uint64_t ro_flags)
@@ -451,8 +498,21 @@ static int do_recv(SockTableObject *t, uint64_t *args, uint32_t fd, uint32_t iov
     int flags = MSG_DONTWAIT | (riflags & RIFLAG_RECV_PEEK ? MSG_PEEK : 0);
     ssize_t n;
     struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n_iov};
+    union {
+        char buf[CMSG_SPACE(sizeof(struct timespec))];
+        struct cmsghdr align;
+    } control;
+    if (answers_on && !s->stamped) {
+        int one = 1;
+        s->stamped = setsockopt(host, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one) == 0;
+    }
     do {
-        n = n_iov == 1 ? recv(host, iov[0].iov_base, iov[0].iov_len, flags) : recvmsg(host, &msg, flags);
+        if (answers_on) {
+            msg.msg_control = control.buf;
+            msg.msg_controllen = sizeof control.buf;
+        }
+        n = n_iov == 1 && !answers_on ? recv(host, iov[0].iov_base, iov[0].iov_len, flags)
+                                      : recvmsg(host, &msg, flags);
     } while (n < 0 && errno == EINTR);
     if (n < 0) {
         if (errno != EAGAIN && errno != EWOULDBLOCK) {
@@ -464,6 +524,10 @@ static int do_recv(SockTableObject *t, uint64_t *args, uint32_t fd, uint32_t iov
         return SOCKCALL_DONE;
     }
     if (!(flags & MSG_PEEK)) s->received += (uint64_t)n;
+    if (answers_on && n > 0 && (s->arrived == 0 || s->arrived_in != answers_period)) {
+        s->arrived = arrival_ns(&msg);
+        s->arrived_in = answers_period;
+    }
     store_u32(&m, ro_datalen, (uint32_t)n);
     if (ro_flags != ~UINT64_C(0))
         store_u16(&m, ro_flags, n_iov > 1 && (msg.msg_flags & MSG_TRUNC) ? ROFLAG_RECV_DATA_TRUNCATED : 0);
@@ -501,6 +565,10 @@ static int do_send(SockTableObject *t, uint64_t *args, uint32_t fd, uint32_t iov
         return SOCKCALL_DONE;
     }
     s->sent += (uint64_t)n;
+    if (answers_on && s->arrived != 0 && s->arrived_in == answers_period) {
+        count_answer(clock_ns(CLOCK_REALTIME) - s->arrived);
+        s->arrived = 0;
+    }
     if ((size_t)n == total || nonblocking) {
         store_u32(&m, so_datalen, (uint32_t)n);
         set_result(args, WASI_SUCCESS);
@@ -802,6 +870,26 @@ static PyObject *SockTable_poll_scan(SockTableObject *t, PyObject *const *pyargs
     return PyBool_FromLong(rc == SOCKCALL_DONE);
 }
 
+static PyObject *SockTable_answer_times(PyObject *Py_UNUSED(cls), PyObject *on)
+{
+    int flag = PyObject_IsTrue(on);
+    if (flag < 0) return NULL;
+    PyObject *counts = PyTuple_New(ANSWER_BUCKETS);
+    if (counts == NULL) return NULL;
+    for (int i = 0; i < ANSWER_BUCKETS; i++) {
+        PyObject *n = PyLong_FromUnsignedLongLong(answer_counts[i]);
+        if (n == NULL) {
+            Py_DECREF(counts);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(counts, i, n);
+    }
+    memset(answer_counts, 0, sizeof answer_counts);
+    answers_on = flag;
+    answers_period++;
+    return counts;
+}
+
 #endif /* __linux__ */
 
 /* ---- SockCall --------------------------------------------------------------------------------- */
@@ -929,6 +1017,9 @@ static PyMethodDef SockTable_methods[] = {
     {"close_epoll", (PyCFunction)SockTable_close_epoll, METH_NOARGS,
      "close the epoll set (after trio.lowlevel.notify_closing on epoll_fd)"},
 #ifdef __linux__
+    {"answer_times", (PyCFunction)SockTable_answer_times, METH_O | METH_STATIC,
+     "answer_times(on) -> counts: turn the answer-time histogram on or off; its counts so far, emptied "
+     "(fastpath.answer_times)"},
     {"poll_scan", (PyCFunction)(void (*)(void))SockTable_poll_scan, METH_FASTCALL,
      "poll_scan(args, start, fired_until) -> True (done), False (not ready) or None (ask Python)"},
 #endif

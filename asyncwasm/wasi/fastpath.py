@@ -47,7 +47,7 @@ from .decl import _settle
 from .later import Later
 from .sockets import HandedListenerEntry, SocketEntry
 
-__all__ = ["AVAILABLE", "KINDS", "SockMirror"]
+__all__ = ["AVAILABLE", "KINDS", "SockMirror", "answer_times", "answer_percentile"]
 
 #: WASI function -> the SockCall kind of its C path (wasi_sock.c ``enum sock_kind``).
 KINDS = {"sock_recv": 0, "sock_send": 1, "fd_read": 2, "fd_write": 3, "poll_oneoff": 4}
@@ -70,6 +70,41 @@ def _configure() -> bool:
 
 #: Whether the engine's C path can run on this platform (Linux, CPython's socket layout).
 AVAILABLE = _configure()
+
+
+def answer_times(on: bool) -> list[tuple[float, float, int]]:
+    """Turn the engine's answer-time histogram on or off (for benchmarks;
+    process-wide, off by default) and return what it counted since the last
+    call, emptied: ``(low, high, count)`` per non-empty bucket (seconds,
+    four buckets per doubling). An answer time runs from the kernel's arrival
+    time of a request's first bytes received by the C path (SO_TIMESTAMPNS)
+    to the first send on that socket after it: the server's own latency,
+    without the client's.
+
+        >>> answer_times(True)           # start counting
+        >>> ...                          # load the server
+        >>> answer_percentile(answer_times(False), 0.99)   # seconds"""
+    counts = _engine.SockTable.answer_times(on) if AVAILABLE else ()
+    return [(_bucket_floor(i), _bucket_floor(i + 1), n) for i, n in enumerate(counts) if n]
+
+
+def _bucket_floor(bucket: int) -> float:
+    if bucket == 0:
+        return 0.0
+    e, q = divmod(bucket - 1, 4)
+    return (1 << e) * (1 + q / 4) * 1e-6
+
+
+def answer_percentile(histogram: list[tuple[float, float, int]], fraction: float) -> float:
+    """The upper bound (seconds) of the bucket that holds the ``fraction``
+    quantile of :func:`answer_times`' histogram (nan when empty)."""
+    total = sum(n for _, _, n in histogram)
+    seen = 0
+    for _, high, n in histogram:
+        seen += n
+        if seen >= fraction * total:
+            return high
+    return float("nan")
 
 
 class SockMirror:
