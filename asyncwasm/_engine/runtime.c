@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "pyengine.h"
 
@@ -39,7 +40,8 @@ uint32_t rt_memory_cap(bool has_max, uint32_t declared_max, uint32_t limit_pages
  * protect and unmap a reservation each time, and the kernel also builds new
  * page tables for every fresh mapping: most of an instantiation's cost. A
  * freed memory's reservation is kept instead (a few, LIFO) with its contents
- * discarded at once (MADV_DONTNEED: private anonymous pages read as zeros
+ * cleared at once (pool_clear: the pages in use zeroed in place, the others
+ * discarded with MADV_DONTNEED: private anonymous pages read as zeros
  * afterwards, swapped-out ones included), and the next memory of the same
  * reservation size takes it over, adjusting the accessible part. */
 
@@ -80,11 +82,49 @@ static uint8_t *pool_take_reservation(size_t reserve, uint32_t pages)
     return NULL;
 }
 
-/* Keep a reservation for reuse, its contents discarded; false when it cannot be. */
+/* Clearing a kept reservation in place: a short run dirties a few host
+ * pages (a handler's stack top, its data), and discarding them means the
+ * next run faults each one in again, zero-filled by the kernel. Instead the
+ * pages mincore() reports resident are zeroed here and stay mapped (at most
+ * POOL_KEEP_RESIDENT bytes per reservation), and only the runs between them
+ * are discarded. Every accessible page is thus either zeroed or discarded:
+ * one that mincore() missed (swapped out) is discarded, one it reported
+ * that was swapped out since comes back in and is zeroed. */
+#define POOL_KEEP_RESIDENT (1u << 20)
+#define POOL_SCAN_PAGES 8192 /* host pages scanned at most (32 MiB of 4 KiB pages) */
+
+static bool discard(uint8_t *from, uint8_t *to)
+{
+    return to <= from || madvise(from, (size_t)(to - from), MADV_DONTNEED) == 0;
+}
+
+static bool pool_clear(uint8_t *base, uint32_t pages)
+{
+    static size_t host_page;
+    if (host_page == 0) host_page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t len = pages_bytes(pages);
+    size_t count = len / host_page;
+    unsigned char resident[POOL_SCAN_PAGES];
+    if (count > POOL_SCAN_PAGES || mincore(base, len, resident) != 0) return discard(base, base + len);
+    size_t kept = 0;
+    for (size_t i = 0; i < count; i++) kept += resident[i] & 1;
+    if (kept * host_page > POOL_KEEP_RESIDENT) return discard(base, base + len);
+    uint8_t *gone_from = base; /* start of the current run of pages to discard */
+    for (size_t i = 0; i < count; i++) {
+        if (!(resident[i] & 1)) continue;
+        uint8_t *page = base + i * host_page;
+        if (!discard(gone_from, page)) return false;
+        memset(page, 0, host_page);
+        gone_from = page + host_page;
+    }
+    return discard(gone_from, base + len);
+}
+
+/* Keep a reservation for reuse, its contents cleared; false when it cannot be. */
 static bool pool_give_reservation(uint8_t *base, size_t reserved, uint32_t pages)
 {
     if (memory_pool_len >= MEMORY_POOL_SIZE) return false;
-    if (pages > 0 && madvise(base, pages_bytes(pages), MADV_DONTNEED) != 0) return false;
+    if (pages > 0 && !pool_clear(base, pages)) return false;
     memory_pool[memory_pool_len++] = (pooled_reservation){base, reserved, pages};
     return true;
 }
