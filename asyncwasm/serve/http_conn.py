@@ -351,11 +351,14 @@ class Exchange:
 
     async def end(self) -> None:
         """Complete the response."""
+        rest = self.end_now()
+        if rest is not None:
+            await rest
+
+    def end_now(self) -> Optional[Awaitable[None]]:
+        """:meth:`end` as :meth:`send_head_now` does it."""
         out = self._end()
-        if out:
-            rest = self._conn.send_bytes_now(out)
-            if rest is not None:
-                await rest
+        return self._conn.send_bytes_now(out) if out else None
 
     async def respond(self, status: int, body: bytes = b"", headers: Optional[list[tuple[bytes, bytes]]] = None,
                       *, close: bool = False) -> None:
