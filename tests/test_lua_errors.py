@@ -25,6 +25,8 @@ from types import ModuleType
 
 import pytest
 
+from asyncwasm import Exit, Linker, Module, WasiConfig
+
 REPO = Path(__file__).resolve().parents[1]
 HANDLERS = REPO / "netmods" / "handlers"
 LUA_WASM = HANDLERS / "lua" / "lua.wasm"
@@ -61,6 +63,20 @@ def test_errors_script_gives_the_expected_output() -> None:
     assert done.stdout == (SCRIPTS / "errors.out").read_bytes()
     assert done.stderr == (SCRIPTS / "errors.err").read_bytes()
     assert done.returncode == 1  # the script ends with an uncaught error, as lua.c reports it
+
+
+async def test_errors_script_through_the_python_api() -> None:
+    stdout, stderr = bytearray(), bytearray()
+    linker = Linker()
+    linker.define_wasi(WasiConfig(argv=["lua", "/lua/errors.lua"], preopens=[(str(SCRIPTS), "/lua", True)],
+                                  stdout=stdout, stderr=stderr))  # fmt: skip
+    with await linker.instantiate_async(Module.from_file(str(LUA_WASM))) as instance:
+        with pytest.raises(Exit) as exited:
+            await instance.exports["_start"].call_async()
+    assert exited.value.code == 1
+    # The chunk name is the path the script was opened by.
+    assert bytes(stdout) == (SCRIPTS / "errors.out").read_bytes().replace(b"errors.lua:", b"/lua/errors.lua:")
+    assert bytes(stderr) == (SCRIPTS / "errors.err").read_bytes().replace(b"errors.lua:", b"/lua/errors.lua:")
 
 
 def test_an_uncaught_error_object_is_reported_by_its_tostring() -> None:
