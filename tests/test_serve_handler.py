@@ -218,6 +218,29 @@ async def test_lua_interpreter_runs_a_script_as_the_handler():
                    for line in served.log)
 
 
+async def test_lua_handler_catches_an_error_with_pcall_and_answers():
+    async with _serving() as served:
+        stream = await served.connect()
+        async with stream:
+            await stream.send_all(b"POST /lua/caught?x=1 HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n"
+                                  b"Connection: close\r\n\r\n")
+            await trio.sleep(0.2)  # the guest waits for the body in io.read, inside pcall's Wasm try
+            await stream.send_all(b"still read")
+            received = bytearray()
+            while chunk := await stream.receive_some(65536):
+                received += chunk
+        head, _, body = bytes(received).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 ") and b"x-handler: lua" in head.lower()
+        assert body == (b"lua Lua 5.4 POST /lua/caught\nquery x=1\nbody 10 bytes, 2 words\n"
+                        b"caught false /app/handler.lua:30: attempt to index a nil value (local 'missing')\n")
+        assert not any("/lua/..." in line for line in served.log)  # nothing on stderr
+        # The same instance slot then fails uncaught: 500, the message and Lua's traceback in the log.
+        status, _, _ = await _get(served, "/lua/error")
+        assert status == 500
+        assert any("/lua/...: lua: /app/handler.lua:26: asked to fail" in line for line in served.log)
+        assert any("/lua/...: stack traceback:" in line for line in served.log)
+
+
 # -- connections ----------------------------------------------------------------------------
 
 

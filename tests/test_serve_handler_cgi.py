@@ -136,6 +136,8 @@ def test_parser_limits_and_end_of_output():
     parser = ResponseParser(max_head_bytes=100)
     with pytest.raises(CGIError, match="longer than 100"):
         parser.feed(b"X-Long: " + b"a" * 200)
+    with pytest.raises(CGIError, match="longer than 100"):  # the whole block in one write, too
+        ResponseParser(max_head_bytes=100).feed(b"X-Long: " + b"a" * 200 + b"\n\nbody")
     unfinished = ResponseParser()
     unfinished.feed(b"Content-Type: text/plain\n")
     with pytest.raises(CGIError, match="before the empty line"):

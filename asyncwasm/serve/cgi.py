@@ -218,6 +218,11 @@ class ResponseParser:
     def feed(self, data: bytes) -> bytes:
         if self.head is not None:
             return data
+        if not self._pending and data[:1] != b"\n" and data[:2] != b"\r\n":  # the whole block may be here
+            match = _BLANK_LINE.search(data)
+            if match is not None and match.start() <= self.max_head_bytes:
+                self.head = parse_head(data[:match.start()])
+                return data[match.end():]
         scan_from = max(0, len(self._pending) - 2)  # the empty line may have begun in the last bytes
         self._pending += data
         if self._pending[:1] == b"\n" or self._pending[:2] == b"\r\n":

@@ -144,11 +144,17 @@ class RouteRunner:
             calls += stats.host_calls
         return fuel, seconds, calls
 
+    def admit_now(self) -> bool:
+        """Take a place if one is free now (no waiting); pair a True with :meth:`leave`."""
+        if self.admitted < self.route.max_concurrency:
+            self.admitted += 1
+            return True
+        return False
+
     async def admit(self) -> None:
         """Wait for a free instance; :class:`Overloaded` when the queue is
         full or the wait lasts the route's timeout. Pair with :meth:`leave`."""
-        if self.admitted < self.route.max_concurrency:
-            self.admitted += 1
+        if self.admit_now():
             return
         if self.waiting >= self.route.max_queue:
             raise Overloaded(f"{self.route.max_concurrency} instance(s) busy, {self.waiting} request(s) waiting")
@@ -318,7 +324,8 @@ class Gateway:
                 return
             runner = self.runners[match.route.path]
             try:
-                await runner.admit()
+                if not runner.admit_now():
+                    await runner.admit()
             except Overloaded as exc:
                 self.log(f"[{exchange.id}] {match.route.path}: 503: {exc}")
                 await exchange.respond_error(503, "busy, try again", headers=[(b"Retry-After", b"%d" % RETRY_AFTER)])
@@ -365,7 +372,9 @@ class Gateway:
         if exchange.head_sent:
             if result.outcome is Outcome.OK:
                 try:
-                    await exchange.end()
+                    rest = exchange.end_now()
+                    if rest is not None:
+                        await rest
                 except h11.LocalProtocolError as exc:  # less body than its Content-Length
                     self.log(f"{_tag(exchange, route)}: {exc} (the handler's Content-Length): closing the connection")
                     raise

@@ -21,11 +21,24 @@ Rule (size): a head over ``max_header_bytes`` is answered 431, a body over
 as the chunks pass it); malformed HTTP gets 400. All three close the
 connection.
 
-Rule (framing): h11 frames responses: ``Content-Length`` when the response
-head has one, else chunked (close-delimited for HTTP/1.0 clients). If a
-response cannot be completed (the handler failed after its head was sent),
-the connection is closed, so the client sees a truncated body, never a
-wrong one.
+Rule (framing): ``Content-Length`` when the response head has one, else
+chunked (close-delimited for HTTP/1.0 clients); no body for ``HEAD``, 204
+and 304. ``Connection: close`` goes out, and the connection closes after
+the response, when the client asked for it, spoke HTTP/1.0, still waits for
+a ``100 Continue``, or the server is shutting down. If a response cannot be
+completed (the handler failed after its head was sent, or wrote more or less
+than its ``Content-Length``: :class:`h11.LocalProtocolError`), the
+connection is closed, so the client sees a truncated body, never a wrong
+one.
+
+Strategy (speed): h11 parses requests (and writes the error pages sent
+outside any request), but responses are serialized here, directly: h11's
+per-event machinery (header normalisation and validation, its state
+machine) costs more per request than a whole handler run. The framing rules
+above are h11's own (``h11._connection._clean_up_response_headers_for_sending``);
+one regular expression checks the header block. After each response the
+connection starts a fresh ``h11.Connection`` with the bytes already
+received (pipelined requests), since h11 never saw the response.
 """
 
 from __future__ import annotations
@@ -33,6 +46,7 @@ from __future__ import annotations
 import bisect
 import http
 import os
+import re
 import signal
 import time
 import traceback
@@ -139,6 +153,15 @@ def http_date() -> bytes:
     return value
 
 
+# A response's header lines as the writer makes them: names are tokens,
+# values hold no control byte but tab; with one LF per field, no value can
+# smuggle in a line of its own (response splitting).
+_HEADER_LINES = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+: [\t\x20-\x7e\x80-\xff]*\r\n)*")
+_REASON = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
+# Body framings of a response.
+_NO_BODY, _LENGTH, _CHUNKED, _UNTIL_CLOSE = range(4)
+
+
 class Exchange:
     """One request, as a handler sees it: read the body with
     :meth:`receive_body`, answer with :meth:`send_head` then
@@ -146,7 +169,9 @@ class Exchange:
 
     Attributes: ``request`` (the h11.Request), ``headers`` (its fields as a
     list of lower-case name, value pairs), ``info`` (the connection),
-    ``id`` (a request id for logs), ``head_sent``, ``status``."""
+    ``id`` (a request id for logs), ``head_sent``, ``status``,
+    ``keep_alive`` (whether the connection may carry another request after
+    this one; settled when the head goes out)."""
 
     def __init__(self, conn: "_Connection", request: h11.Request, number: int) -> None:
         self._conn = conn
@@ -161,11 +186,13 @@ class Exchange:
         self.finished = False
         self._pending = b""
         self._body_done = False
-        self._no_body = request.method == b"HEAD"
+        self._framing = _NO_BODY
+        self._left = 0          # body bytes the response's Content-Length still owes
         # h11's Headers is a Sequence read item by item: list it once
         self.headers: list[tuple[bytes, bytes]] = list(request.headers)
         self.chunked = False
         self.declared_length = 0  # Content-Length, 0 when none
+        self.keep_alive = request.http_version >= b"1.1"  # HTTP/1.0: one request (as h11 does it)
         self.head_size = len(request.method) + len(request.target) + 12  # about the head's bytes as it came
         for name, value in self.headers:
             self.head_size += len(name) + len(value) + 4
@@ -173,6 +200,9 @@ class Exchange:
                 self.declared_length = int(value)
             elif name == b"transfer-encoding":
                 self.chunked = True
+            elif name == b"connection" and b"close" in value.lower() and any(
+                    token.strip() == b"close" for token in value.lower().split(b",")):
+                self.keep_alive = False
         self.close_after = False
         if not self.chunked and not self.declared_length:  # no body: its end is here already
             self._h11.next_event()  # EndOfMessage
@@ -213,7 +243,7 @@ class Exchange:
         """Tell a client that sent ``Expect: 100-continue`` to send its body:
         an awaitable that does, or None when there is nothing to tell (reading
         the body does it too)."""
-        if not self._body_done and self._h11.they_are_waiting_for_100_continue:
+        if not self._body_done and not self.head_sent and self._h11.they_are_waiting_for_100_continue:
             return self._conn.send(h11.InformationalResponse(status_code=100, reason=b"Continue", headers=[]))
         return None
 
@@ -234,23 +264,71 @@ class Exchange:
     # -- the response ------------------------------------------------------
 
     def _response(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:
+        """The head's bytes; settles the framing and ``keep_alive``.
+        :class:`h11.LocalProtocolError` for a head that is no valid HTTP."""
+        if self.head_sent:
+            raise h11.LocalProtocolError("the response head was sent already")
+        length = None
+        for name, value in headers:
+            if len(name) == 14 and name.lower() == b"content-length":
+                if not value.isdigit() or (length is not None and int(value) != length):
+                    raise h11.LocalProtocolError(f"bad Content-Length {value[:40]!r}")
+                length = int(value)
+        lines = b"".join([b"%s: %s\r\n" % field for field in headers])
+        if (not 100 <= status <= 999 or not _HEADER_LINES.fullmatch(lines) or lines.count(b"\n") != len(headers)
+                or not _REASON.fullmatch(reason)):
+            raise h11.LocalProtocolError("the response head is not valid HTTP")
+        if self._h11.they_are_waiting_for_100_continue:
+            self.close_after = True  # the client may send the body still, or never: do not wait to find out
+        keep_alive = self.keep_alive and not self.close_after and not self._conn.closing()
+        if self.request.method == b"HEAD" or status in (204, 304):
+            framing = _NO_BODY
+            if length is None and status not in (204, 304) and self.request.http_version >= b"1.1":
+                lines += b"Transfer-Encoding: chunked\r\n"  # what a GET would have had
+        elif length is not None:
+            framing = _LENGTH
+            self._left = length
+        elif self.request.http_version >= b"1.1":
+            framing = _CHUNKED
+            lines += b"Transfer-Encoding: chunked\r\n"
+        else:  # an HTTP/1.0 client knows no chunks: the end of the body is the end of the connection
+            framing = _UNTIL_CLOSE
+            keep_alive = False
+        if not keep_alive:
+            lines += b"Connection: close\r\n"
+        self.keep_alive = keep_alive
+        self._framing = framing
         self.status = status
         self.head_sent = True
-        all_headers = [(b"Date", http_date()), *headers]
-        if self.close_after or self._conn.closing():
-            all_headers.append((b"Connection", b"close"))
-        return self._h11.send(h11.Response(status_code=status, reason=reason or reason_phrase(status),
-                                           headers=all_headers))
+        return b"HTTP/1.1 %d %s\r\nDate: %s\r\n%s\r\n" % (
+            status, reason or reason_phrase(status), http_date(), lines)
 
     def _data(self, data: bytes) -> bytes:
-        if self._no_body or not data or self.status in (204, 304):
+        framing = self._framing
+        if framing == _NO_BODY or not data:
             return b""
         self.body_bytes += len(data)
-        return self._h11.send(h11.Data(data=data))
+        if framing == _CHUNKED:
+            return b"%x\r\n%s\r\n" % (len(data), data)
+        if framing == _LENGTH:
+            self._left -= len(data)
+            if self._left < 0:
+                raise h11.LocalProtocolError("Too much data for declared Content-Length")
+        return data
+
+    def _end(self) -> bytes:
+        self.finished = True
+        if self._framing == _CHUNKED:
+            return b"0\r\n\r\n"
+        if self._framing == _LENGTH and self._left:
+            raise h11.LocalProtocolError("Too little data for declared Content-Length")
+        return b""
 
     async def send_head(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]],
                         body: bytes = b"") -> None:
-        """Send the response head (and the first body bytes)."""
+        """Send the response head (and the first body bytes). ``headers``
+        leave out ``Date``, ``Transfer-Encoding`` and ``Connection``: the
+        connection sets them."""
         await self._conn.send_bytes(self._response(status, reason, headers) + self._data(body))
 
     def send_head_now(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]],
@@ -273,12 +351,14 @@ class Exchange:
 
     async def end(self) -> None:
         """Complete the response."""
-        self.finished = True
-        out = self._h11.send(h11.EndOfMessage())
-        if out:
-            rest = self._conn.send_bytes_now(out)
-            if rest is not None:
-                await rest
+        rest = self.end_now()
+        if rest is not None:
+            await rest
+
+    def end_now(self) -> Optional[Awaitable[None]]:
+        """:meth:`end` as :meth:`send_head_now` does it."""
+        out = self._end()
+        return self._conn.send_bytes_now(out) if out else None
 
     async def respond(self, status: int, body: bytes = b"", headers: Optional[list[tuple[bytes, bytes]]] = None,
                       *, close: bool = False) -> None:
@@ -289,8 +369,7 @@ class Exchange:
         extra = [(b"Content-Type", b"text/plain; charset=utf-8"), (b"Content-Length", b"%d" % len(body)),
                  *(headers or [])]
         out = self._response(status, b"", extra) + self._data(body)
-        self.finished = True
-        await self._conn.send_bytes(out + self._h11.send(h11.EndOfMessage()))
+        await self._conn.send_bytes(out + self._end())
 
     async def respond_error(self, status: int, message: str = "", *,
                             headers: Optional[list[tuple[bytes, bytes]]] = None, close: bool = False) -> None:
@@ -354,6 +433,16 @@ class _Connection:
                 return None
             data = data[sent:]
         return self.send_bytes(data)
+
+    def next_cycle(self) -> None:
+        """Ready for the next request: h11 never saw the response (see the
+        module docstring), so a fresh parser takes over what was received."""
+        data, closed = self.h11.trailing_data
+        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=self.limits.max_header_bytes)
+        if data:
+            self.h11.receive_data(data)
+        if closed:
+            self.h11.receive_data(b"")
 
     async def next_request(self, first: bool) -> Optional[h11.Request]:
         """The next request head, or None when the connection should close."""
@@ -479,11 +568,9 @@ async def serve_connection(stream: trio.abc.Stream, info: ConnInfo, handle: Hand
                 counters.bad_requests += 1
                 await conn.error_response(431, "the request head is too large")
                 break
-            if not await _exchange(conn, exchange, handle):
+            if not await _exchange(conn, exchange, handle) or not exchange.keep_alive:
                 break
-            if conn.h11.our_state is not h11.DONE or conn.h11.their_state is not h11.DONE:
-                break
-            conn.h11.start_next_cycle()
+            conn.next_cycle()
             if _perf_counter() - conn.yielded_at > _FAIR_SHARE:
                 # Pipelined requests answered at once never wait for I/O: let the others run.
                 await trio.lowlevel.checkpoint()

@@ -3,7 +3,8 @@
 --              dirs = [ { host = "app", guest = "/app", readonly = true } ]
 -- Answers with what it was asked: the method, the path, the query decoded
 -- into sorted key=value pairs, the body's length and its words counted.
--- PATH_INFO /error raises an error (the host answers 500 and logs it).
+-- PATH_INFO /error raises an error (the host answers 500 and logs it);
+-- /caught raises one inside pcall and answers 200 with its message.
 
 local function decode(s)
   s = s:gsub("+", " ")
@@ -24,8 +25,16 @@ local path = (os.getenv("SCRIPT_NAME") or "") .. (os.getenv("PATH_INFO") or "")
 if os.getenv("PATH_INFO") == "/error" then
   error("asked to fail")
 end
+local caught
+if os.getenv("PATH_INFO") == "/caught" then
+  local ok, message = pcall(function() local missing = nil; return missing.field end)
+  caught = tostring(ok) .. " " .. message
+end
 
-local body = io.read("a") or ""
+-- Read inside pcall: a read that waits for the client suspends the guest
+-- inside a Wasm try block (Lua's setjmp).
+local ok, body = pcall(io.read, "a")
+body = ok and body or ""
 local words = 0
 for _ in body:gmatch("%S+") do words = words + 1 end
 
@@ -34,6 +43,7 @@ local lines = {
   "query " .. table.concat(query_pairs(os.getenv("QUERY_STRING") or ""), " "),
   "body " .. #body .. " bytes, " .. words .. " words",
 }
+if caught then lines[#lines + 1] = "caught " .. caught end
 local text = table.concat(lines, "\n") .. "\n"
 io.write("Content-Type: text/plain\r\n",
          "Content-Length: ", #text, "\r\n",
