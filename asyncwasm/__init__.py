@@ -51,7 +51,7 @@ from ._types import (
     TagType,
     ValType,
 )
-from ._engine import Caller, Func, Global, Memory, Table, Tag
+from ._engine import Caller, Func, Global, Memory, MemoryBudget, Table, Tag
 from ._stats import Statistics
 from .execution import Execution, Limits, execute
 from .instance import Instance
@@ -75,6 +75,7 @@ __all__ = [
     "Func",
     "Caller",
     "Memory",
+    "MemoryBudget",
     "Table",
     "Global",
     "Tag",

@@ -70,6 +70,7 @@ from typing import Any, Callable, Optional, final
 import trio
 
 from . import _engine
+from ._engine import MemoryBudget
 from ._errors import FuelExhausted, Interrupted
 from ._pacer import Pacer, crowd, slice_target
 from ._stats import Meter, Statistics
@@ -145,7 +146,7 @@ class Limits:
     """Resource caps for one instance. ``None`` means the engine's default.
 
         >>> Limits(max_memory_pages=16, fuel=10_000_000, timeout=2.0)
-        Limits(max_memory_pages=16, max_table_elements=None, max_call_depth=None, fuel=10000000, timeout=2.0, yield_interval=0.005)
+        Limits(max_memory_pages=16, max_table_elements=None, max_call_depth=None, fuel=10000000, timeout=2.0, yield_interval=0.005, memory_budget=None)
 
     - ``max_memory_pages``: cap on each defined memory, in 64 KiB pages. A
       memory whose declared minimum is above it fails to instantiate;
@@ -164,6 +165,11 @@ class Limits:
     - ``yield_interval``: the longest a CPU-bound guest runs between two
       trio checkpoints in ``call_async`` (the slices adapt to the guest's
       speed and to how many guests share the event loop).
+    - ``memory_budget``: a :class:`~asyncwasm.MemoryBudget` that the
+      instance's memories join, shared with every instance given the same
+      one: ``memory.grow`` past what is left returns -1 to the guest, and a
+      memory whose minimum does not fit fails to instantiate (LinkError).
+      The instance gives its pages back when it is freed.
     """
 
     max_memory_pages: Optional[int] = None
@@ -172,6 +178,7 @@ class Limits:
     fuel: Optional[int] = None
     timeout: Optional[float] = None
     yield_interval: float = DEFAULT_YIELD_INTERVAL
+    memory_budget: Optional[MemoryBudget] = None
 
     def __post_init__(self) -> None:
         _check_count("max_memory_pages", self.max_memory_pages, 0)
@@ -188,6 +195,8 @@ class Limits:
         if self.yield_interval is None:
             raise TypeError("Limits.yield_interval must be a number of seconds, not None")
         _check_seconds("yield_interval", self.yield_interval)
+        if self.memory_budget is not None and not isinstance(self.memory_budget, MemoryBudget):
+            raise TypeError(f"Limits.memory_budget must be an asyncwasm.MemoryBudget, not {type(self.memory_budget).__name__}")
 
     @property
     def call_depth(self) -> int:

@@ -14,7 +14,7 @@ import os
 import re
 from typing import Any, Optional
 
-__all__ = ["PAGE_SIZE", "MAX_PAGES", "parse_size", "parse_count", "parse_seconds", "size_to_pages",
+__all__ = ["PAGE_SIZE", "MAX_PAGES", "parse_size", "format_size", "parse_count", "parse_seconds", "size_to_pages",
            "parse_dir", "parse_env"]
 
 PAGE_SIZE = 65536
@@ -36,6 +36,19 @@ def parse_size(text: str) -> int:
         raise ValueError(f"bad size {text!r}: use bytes or a unit, e.g. 65536, 64KiB, 16MiB, 1GiB")
     number, unit, _ = match.groups()
     return int(number) * _UNITS[unit.lower()]
+
+
+def format_size(size: float) -> str:
+    """A byte count for people, in the units :func:`parse_size` reads.
+
+        >>> format_size(512), format_size(65536), format_size(3 << 29)
+        ('512 B', '64 KiB', '1.5 GiB')
+    """
+    for unit in ("TiB", "GiB", "MiB", "KiB"):
+        scale = _UNITS[unit[0].lower()]
+        if size >= scale:
+            return f"{size / scale:.3g} {unit}"
+    return f"{size:.0f} B"
 
 
 def parse_count(text: str, minimum: int = 0) -> int:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Iterator, Optional, Sequence, final
+from typing import TYPE_CHECKING, Any, Iterator, Optional, Sequence, final
 
 from . import _engine
 from ._pacer import Pacer
@@ -276,7 +276,7 @@ class OneShot:
         self.limits = limits
         self.export = export
         self._externs = list(externs)
-        self._sizes = _engine_sizes(limits)
+        self._sizes = _engine_limits(limits)
         self._totals = Meter()
         self._pacer = Pacer()  # the guest's speed, learned over the runs
 
@@ -322,15 +322,16 @@ class OneShot:
 
 
 def _new_engine_instance(module: Module, externs: Sequence[Extern], limits: Limits) -> _engine.Instance:
-    return _engine.Instance(module._compiled, externs, **_engine_sizes(limits))
+    return _engine.Instance(module._compiled, externs, **_engine_limits(limits))
 
 
-def _engine_sizes(limits: Limits) -> dict[str, int]:
-    """``_engine.Instance``'s size arguments for ``limits``."""
+def _engine_limits(limits: Limits) -> dict[str, Any]:
+    """``_engine.Instance``'s size and budget arguments for ``limits``."""
     return {
         "max_memory_pages": _or(limits.max_memory_pages, DEFAULT_MAX_MEMORY_PAGES),
         "max_table_elements": _or(limits.max_table_elements, DEFAULT_MAX_TABLE_ELEMENTS),
         "max_call_depth": limits.call_depth,
+        "memory_budget": limits.memory_budget,
     }
 
 

@@ -14,7 +14,7 @@ from asyncwasm import lowlevel
 DOCUMENTED = [
     "Module", "ImportType", "ExportType", "CostTable", "Instance", "Linker", "Limits",
     "WasiConfig", "execute", "Execution", "Statistics",
-    "Func", "Caller", "Memory", "Table", "Global", "Tag",
+    "Func", "Caller", "Memory", "MemoryBudget", "Table", "Global", "Tag",
     "FuncType", "MemoryType", "TableType", "GlobalType", "TagType",
     "ValType", "I32", "I64", "F32", "F64", "V128", "FUNCREF", "EXTERNREF", "EXNREF",
     "WasmError", "ModuleError", "MalformedError", "ValidationError", "LinkError",
@@ -48,7 +48,7 @@ def test_python_classes_are_final(name: str) -> None:
     assert getattr(getattr(asyncwasm, name), "__final__", False), f"{name} is not marked @final"
 
 
-@pytest.mark.parametrize("name", ["Func", "Caller", "Memory", "Table", "Global", "Tag"])
+@pytest.mark.parametrize("name", ["Func", "Caller", "Memory", "MemoryBudget", "Table", "Global", "Tag"])
 def test_engine_classes_cannot_be_subclassed(name: str) -> None:
     base = getattr(asyncwasm, name)
     with pytest.raises(TypeError):

@@ -10,6 +10,7 @@ itself."""
 
 from __future__ import annotations
 
+import gc
 import http.client
 import os
 import pathlib
@@ -26,7 +27,7 @@ import asyncwasm
 from asyncwasm import Limits, Linker, Module
 from asyncwasm.serve import Handoff, Server
 from asyncwasm.serve.embedded import embedded_module
-from asyncwasm.wasi import WasiConfig
+from asyncwasm.wasi import WasiConfig, fastpath
 from asyncwasm.wasi.netpolicy import NetPolicy
 
 from .wat import wat
@@ -256,6 +257,28 @@ async def test_1000_keep_alive_connections_on_http_server_poll():
                 await stream.aclose()
             nursery.cancel_scope.cancel()
     instance.close()
+
+
+@pytest.mark.parametrize("c_path", [True, False], ids=["c-path", "python-path"])
+async def test_a_poll_server_is_counted_once_however_often_it_polls_its_listener(c_path, monkeypatch):
+    """Readiness counts guests, not the tasks they wait from: through the
+    Python poll path a poll server waits on its listener from a new task
+    every round (regression: the gate kept every one of them, found by
+    scripts/soak.py as RSS growing by about 5 KiB per connection for the
+    life of the server); the C path's mirror stands for its guest."""
+    monkeypatch.setattr(fastpath, "AVAILABLE", fastpath.AVAILABLE and c_path)
+    async with trio.open_nursery() as nursery:
+        hosted = await start_server(nursery, netmod("http_server_poll"), instances=2)
+        generation = hosted.server.current
+        with trio.fail_after(TIMEOUT):
+            await generation.gate.wait_until(lambda: generation.ready)
+            for _ in range(50):  # each connection is another poll round, another waiting task
+                stream = await trio.open_tcp_stream("127.0.0.1", hosted.port)
+                async with stream:
+                    assert (await h11_request(stream, h11.Connection(h11.CLIENT), "GET", "/"))[0] == 200
+        gc.collect()
+        assert len(generation.gate.arrived) == 2
+        nursery.cancel_scope.cancel()
 
 
 SPIN = wat("""

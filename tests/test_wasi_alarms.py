@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import trio
 import trio.testing
 
@@ -51,6 +54,30 @@ async def test_cleared_alarms_do_not_pile_up(autojump_clock):
     for _ in range(10_000):  # a wait per request, each ended by readiness before its deadline
         alarms.clear(alarms.set(far, lambda: None))
     assert len(alarms) == 1 and len(alarms._heap) <= 2 + 64 + 1  # rebuilt as it grows: bounded by the live ones
+
+
+class _Waiter:
+    def on_time(self) -> None:
+        pass
+
+
+async def test_alarms_let_go_of_their_callbacks_when_cleared_or_gone_off(autojump_clock):
+    """A cleared alarm's callback (a guest's socket mirror, and through it
+    the guest's instance) is freed at once, not at its deadline; the timer
+    task holds none while asleep (regression: MemoryBudget pages held by
+    finished guests until their polls' timeouts passed)."""
+    alarms = Alarms.current()
+    far = trio.current_time() + 3600
+    cleared, fired = _Waiter(), _Waiter()
+    alarms.clear(alarms.set(far, cleared.on_time))
+    alarms.set(trio.current_time() + 1, fired.on_time)
+    for _ in range(200):  # enough clears for a rebuild of the heap while the timer sleeps
+        alarms.clear(alarms.set(far, _Waiter().on_time))
+    refs = [weakref.ref(cleared), weakref.ref(fired)]
+    del cleared, fired
+    await trio.sleep(2)
+    gc.collect()
+    assert [ref() for ref in refs] == [None, None]
 
 
 async def test_the_timer_task_sleeps_without_alarms_and_wakes_for_a_new_one(autojump_clock):

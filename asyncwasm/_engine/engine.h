@@ -402,6 +402,16 @@ const char *valtype_name(uint8_t t);
  * and globals own a reference to their Python object (see rt_ref_store);
  * operand-stack slots do not. */
 
+/* Pages that many memories may hold together (`asyncwasm serve
+ * --max-total-memory`): memory.grow past it returns -1, like a memory's own
+ * cap. Memories join one when they are made and give their pages back when
+ * freed; everything runs with the GIL held, so plain counters do. */
+typedef struct rt_memory_budget {
+    uint64_t max_pages;
+    uint64_t used_pages;
+    uint64_t refused;   /* grows refused because the budget was spent */
+} rt_memory_budget;
+
 typedef struct rt_memory {
     uint8_t *base;      /* start of the reservation; never moves (contract 6) */
     uint64_t size;      /* accessible bytes = pages * WASM_PAGE_SIZE */
@@ -410,6 +420,8 @@ typedef struct rt_memory {
     bool has_max;       /* declared max present (for import matching) */
     uint32_t declared_max;
     size_t reserved;    /* bytes of address space reserved */
+    rt_memory_budget *budget; /* NULL: none; holds this memory's pages while set */
+    uint64_t refused;   /* grows refused, by the cap or the budget (for the host's log) */
 } rt_memory;
 
 typedef struct rt_table {
@@ -467,6 +479,8 @@ typedef struct rt_instance {
 
 /* memory.grow / table.grow semantics: return the old size, or -1. */
 int64_t rt_memory_grow(rt_memory *m, uint32_t delta_pages);
+/* Put a memory's pages on `b` (it must have none yet); -1 when they do not fit. */
+int rt_memory_join_budget(rt_memory *m, rt_memory_budget *b);
 int64_t rt_table_grow(rt_table *t, uint32_t delta, void *init);
 
 /* Store a reference into a table element or global, keeping the Python

@@ -11,13 +11,30 @@
 /* Memory                                                                     */
 /* ========================================================================== */
 
-PyObject *pyengine_new_memory(uint32_t min, bool has_max, uint32_t max, uint32_t limit)
+PyObject *pyengine_new_memory(uint32_t min, bool has_max, uint32_t max, uint32_t limit, PyObject *budget)
 {
+    if (budget == Py_None) budget = NULL;
+    if (budget != NULL && !PyObject_TypeCheck(budget, &MemoryBudget_Type)) {
+        PyErr_Format(PyExc_TypeError, "memory budget must be an asyncwasm.MemoryBudget or None, not %.100s",
+                     Py_TYPE(budget)->tp_name);
+        return NULL;
+    }
     MemoryObject *self = (MemoryObject *)Memory_Type.tp_alloc(&Memory_Type, 0);
     if (self == NULL) return NULL;
     if (rt_memory_init(&self->mem, min, has_max, max, limit) < 0) {
         Py_DECREF(self);
         return NULL;
+    }
+    if (budget != NULL) {
+        rt_memory_budget *b = &((MemoryBudgetObject *)budget)->budget;
+        if (rt_memory_join_budget(&self->mem, b) < 0) {
+            PyErr_Format(py_classes.LinkError,
+                         "memory of %u pages does not fit in the memory budget (%llu of %llu pages in use)", min,
+                         (unsigned long long)b->used_pages, (unsigned long long)b->max_pages);
+            Py_DECREF(self);
+            return NULL;
+        }
+        self->budget = Py_NewRef(budget);
     }
     return (PyObject *)self;
 }
@@ -25,21 +42,22 @@ PyObject *pyengine_new_memory(uint32_t min, bool has_max, uint32_t max, uint32_t
 static PyObject *Memory_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     (void)type;
-    static char *kwlist[] = {"memtype", "limit_pages", NULL};
-    PyObject *memtype, *plimit = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|$O:Memory", kwlist, &memtype, &plimit)) return NULL;
+    static char *kwlist[] = {"memtype", "limit_pages", "budget", NULL};
+    PyObject *memtype, *plimit = Py_None, *budget = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|$OO:Memory", kwlist, &memtype, &plimit, &budget)) return NULL;
     if (require_type(memtype, py_classes.MemoryType, "Memory()") < 0) return NULL;
     uint32_t min, max, limit = WASM_MAX_PAGES;
     bool has_max;
     if (limits_from_py(memtype, WASM_MAX_PAGES, &min, &has_max, &max) < 0) return NULL;
     if (plimit != Py_None && u32_arg(plimit, "limit_pages", WASM_MAX_PAGES, &limit) < 0) return NULL;
-    return pyengine_new_memory(min, has_max, max, limit);
+    return pyengine_new_memory(min, has_max, max, limit, budget);
 }
 
 static void Memory_dealloc(MemoryObject *self)
 {
     if (self->weakrefs != NULL) PyObject_ClearWeakRefs((PyObject *)self);
-    rt_memory_free(&self->mem);
+    rt_memory_free(&self->mem); /* gives the pages back to the budget first */
+    Py_CLEAR(self->budget);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -85,6 +103,12 @@ static PyObject *Memory_grow(MemoryObject *self, PyObject *arg)
     uint32_t delta;
     if (u32_arg(arg, "delta", UINT32_MAX, &delta) < 0) return NULL;
     int64_t old = rt_memory_grow(&self->mem, delta);
+    const rt_memory_budget *b = self->mem.budget;
+    if (old < 0 && b != NULL && (uint64_t)self->mem.pages + delta <= self->mem.max_pages) {
+        raise_wasm_error("memory.grow by %u pages refused: the memory budget has %llu of %llu pages left", delta,
+                         (unsigned long long)(b->max_pages - b->used_pages), (unsigned long long)b->max_pages);
+        return NULL;
+    }
     if (old < 0) {
         raise_wasm_error("memory.grow by %u pages refused: size %u pages, maximum %u pages", delta,
                          self->mem.pages, self->mem.max_pages);
@@ -143,10 +167,25 @@ static PyMethodDef Memory_methods[] = {
     {NULL},
 };
 
+static PyObject *Memory_get_refused_grows(MemoryObject *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromUnsignedLongLong(self->mem.refused);
+}
+
+static PyObject *Memory_get_budget(MemoryObject *self, void *closure)
+{
+    (void)closure;
+    return Py_NewRef(self->budget != NULL ? self->budget : Py_None);
+}
+
 static PyGetSetDef Memory_getset[] = {
     {"type", (getter)Memory_get_type, NULL, "MemoryType(current pages, declared max)", NULL},
     {"size", (getter)Memory_get_size, NULL, "size in 64 KiB pages", NULL},
     {"data_len", (getter)Memory_get_data_len, NULL, "size in bytes", NULL},
+    {"refused_grows", (getter)Memory_get_refused_grows, NULL,
+     "grows refused so far (the memory's cap or its budget), memory.grow and Memory.grow alike", NULL},
+    {"budget", (getter)Memory_get_budget, NULL, "the MemoryBudget its pages count against, or None", NULL},
     {NULL},
 };
 
@@ -164,7 +203,7 @@ PyTypeObject Memory_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "asyncwasm.Memory",
     .tp_repr = extern_repr,
-    .tp_doc = "Memory(memtype, *, limit_pages=None)\n\n"
+    .tp_doc = "Memory(memtype, *, limit_pages=None, budget=None)\n\n"
               "A linear memory. Its address never moves, so memoryviews stay valid\n"
               "across grow:  m = Memory(MemoryType(1)); v = m.view(); m.grow(1)",
     .tp_basicsize = sizeof(MemoryObject),
@@ -175,6 +214,80 @@ PyTypeObject Memory_Type = {
     .tp_as_buffer = &Memory_as_buffer,
     .tp_methods = Memory_methods,
     .tp_getset = Memory_getset,
+};
+
+/* ========================================================================== */
+/* MemoryBudget                                                               */
+/* ========================================================================== */
+
+static PyObject *MemoryBudget_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"max_pages", NULL};
+    PyObject *pmax;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O:MemoryBudget", kwlist, &pmax)) return NULL;
+    uint64_t max_pages;
+    if (PyBool_Check(pmax) || !PyLong_Check(pmax)) {
+        PyErr_Format(PyExc_TypeError, "max_pages must be an int, not %.100s", Py_TYPE(pmax)->tp_name);
+        return NULL;
+    }
+    max_pages = PyLong_AsUnsignedLongLong(pmax);
+    if (max_pages == (uint64_t)-1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        PyErr_SetString(PyExc_ValueError, "max_pages must be an int >= 0 below 2**64");
+        return NULL;
+    }
+    MemoryBudgetObject *self = (MemoryBudgetObject *)type->tp_alloc(type, 0);
+    if (self != NULL) self->budget.max_pages = max_pages;
+    return (PyObject *)self;
+}
+
+static PyObject *MemoryBudget_get_max_pages(MemoryBudgetObject *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromUnsignedLongLong(self->budget.max_pages);
+}
+
+static PyObject *MemoryBudget_get_used_pages(MemoryBudgetObject *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromUnsignedLongLong(self->budget.used_pages);
+}
+
+static PyObject *MemoryBudget_get_refused(MemoryBudgetObject *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromUnsignedLongLong(self->budget.refused);
+}
+
+static PyObject *MemoryBudget_repr(MemoryBudgetObject *self)
+{
+    return PyUnicode_FromFormat("<asyncwasm.MemoryBudget %llu of %llu pages in use, %llu refused>",
+                                (unsigned long long)self->budget.used_pages,
+                                (unsigned long long)self->budget.max_pages,
+                                (unsigned long long)self->budget.refused);
+}
+
+static PyGetSetDef MemoryBudget_getset[] = {
+    {"max_pages", (getter)MemoryBudget_get_max_pages, NULL, "pages the memories may hold together", NULL},
+    {"used_pages", (getter)MemoryBudget_get_used_pages, NULL, "pages they hold now", NULL},
+    {"refused", (getter)MemoryBudget_get_refused, NULL,
+     "grows and new memories refused so far because the budget was spent", NULL},
+    {NULL},
+};
+
+PyTypeObject MemoryBudget_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "asyncwasm.MemoryBudget",
+    .tp_repr = (reprfunc)MemoryBudget_repr,
+    .tp_doc = "MemoryBudget(max_pages)\n\n"
+              "Linear memory, in 64 KiB pages, that all the memories made with it may\n"
+              "hold together: memory.grow past it returns -1 to the guest (as past a\n"
+              "memory's own cap) and a memory that does not fit is a LinkError.\n"
+              "Share one through Limits(memory_budget=...) between instances.",
+    .tp_basicsize = sizeof(MemoryBudgetObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = MemoryBudget_new,
+    .tp_getset = MemoryBudget_getset,
 };
 
 /* ========================================================================== */

@@ -84,10 +84,10 @@ static void Instance_dealloc(InstanceObject *self)
 static PyObject *Instance_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"compiled", "externs", "max_memory_pages", "max_table_elements", "max_call_depth",
-                             NULL};
-    PyObject *compiled, *externs, *pmem = NULL, *ptab = NULL, *pdepth = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O|$OOO:Instance", kwlist, &CompiledModule_Type, &compiled,
-                                     &externs, &pmem, &ptab, &pdepth))
+                             "memory_budget", NULL};
+    PyObject *compiled, *externs, *pmem = NULL, *ptab = NULL, *pdepth = NULL, *budget = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O|$OOOO:Instance", kwlist, &CompiledModule_Type, &compiled,
+                                     &externs, &pmem, &ptab, &pdepth, &budget))
         return NULL;
     uint32_t max_pages = WASM_MAX_PAGES, max_elems = DEFAULT_MAX_TABLE_ELEMENTS, depth = DEFAULT_MAX_CALL_DEPTH;
     if (pmem != NULL && u32_arg(pmem, "max_memory_pages", WASM_MAX_PAGES, &max_pages) < 0) return NULL;
@@ -104,7 +104,7 @@ static PyObject *Instance_new(PyTypeObject *type, PyObject *args, PyObject *kwds
         self->module = (CompiledModuleObject *)Py_NewRef(compiled);
         self->max_call_depth = depth;
         PyObject *const *items = PySequence_Fast_ITEMS(seq);
-        if (rt_instantiate(self, items, PySequence_Fast_GET_SIZE(seq), max_pages, max_elems) < 0)
+        if (rt_instantiate(self, items, PySequence_Fast_GET_SIZE(seq), max_pages, max_elems, budget) < 0)
             Py_CLEAR(self);
     }
     Py_DECREF(seq);
@@ -265,7 +265,7 @@ PyTypeObject Instance_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "asyncwasm._engine.Instance",
     .tp_doc = "Instance(compiled, externs, *, max_memory_pages=65536, max_table_elements=10_000_000,\n"
-              "         max_call_depth=10000)\n\n"
+              "         max_call_depth=10000, memory_budget=None)\n\n"
               "Links one extern per import (in import order), creates memories, tables and\n"
               "globals, applies active segments. Does not run the start function.",
     .tp_basicsize = sizeof(InstanceObject),

@@ -299,14 +299,16 @@ PyMODINIT_FUNC PyInit__engine(void)
     if (import_classes() < 0) return NULL;
     PyTypeObject *types[] = {&CompiledModule_Type, &Func_Type,     &Memory_Type,    &Table_Type,
                              &Global_Type,         &Instance_Type, &Fiber_Type,     &Caller_Type,
-                             &SockTable_Type,      &SockCall_Type, &Tag_Type,       &Exn_Type};
+                             &SockTable_Type,      &SockCall_Type, &Tag_Type,       &Exn_Type,
+                             &MemoryBudget_Type};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (PyType_Ready(types[i]) < 0) return NULL;
     PyObject *m = PyModule_Create(&engine_module);
     if (m == NULL) return NULL;
     static const char *const names[] = {"CompiledModule", "Func",     "Memory",   "Table",
                                         "Global",         "Instance", "Fiber",    "Caller",
-                                        "SockTable",      "SockCall", "Tag",      "Exn"};
+                                        "SockTable",      "SockCall", "Tag",      "Exn",
+                                        "MemoryBudget"};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (PyModule_AddObjectRef(m, names[i], (PyObject *)types[i]) < 0) goto fail;
     static const struct {

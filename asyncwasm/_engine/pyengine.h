@@ -31,7 +31,7 @@ typedef struct {
 extern engine_classes py_classes;
 
 extern PyTypeObject CompiledModule_Type, Func_Type, Memory_Type, Table_Type, Global_Type,
-    Instance_Type, Fiber_Type, Caller_Type, Tag_Type, Exn_Type;
+    Instance_Type, Fiber_Type, Caller_Type, Tag_Type, Exn_Type, MemoryBudget_Type;
 
 /* ---- object layouts ---------------------------------------------------------- */
 
@@ -62,8 +62,14 @@ typedef struct {
 typedef struct {
     PyObject_HEAD
     rt_memory mem;
+    PyObject *budget;   /* the MemoryBudgetObject behind mem.budget (owned), or NULL */
     PyObject *weakrefs;
 } MemoryObject;
+
+typedef struct {
+    PyObject_HEAD
+    rt_memory_budget budget;
+} MemoryBudgetObject;
 
 typedef struct {
     PyObject_HEAD
@@ -273,7 +279,7 @@ int sockcall_run(PyObject *call, uint64_t *args, PyObject **later);
  * imports, create the defined externs, apply the active segments. -1 with
  * LinkError / Trap / MemoryError set. */
 int rt_instantiate(InstanceObject *self, PyObject *const *externs, Py_ssize_t nexterns,
-                   uint32_t max_memory_pages, uint32_t max_table_elements);
+                   uint32_t max_memory_pages, uint32_t max_table_elements, PyObject *memory_budget);
 
 /* ---- pyengine.c: limits and helpers shared by the py_*.c files ------------------------ */
 
@@ -345,7 +351,9 @@ PyObject *pyengine_instance_func(InstanceObject *inst, uint32_t index);
 PyObject *pyengine_funcref_to_py(const rt_func *fn);
 PyObject *pyengine_functype_to_py(const wasm_functype *t);
 PyObject *pyengine_valtype_to_py(uint8_t t);
-PyObject *pyengine_new_memory(uint32_t min, bool has_max, uint32_t max, uint32_t limit);
+/* A new Memory; `budget`: a MemoryBudget its pages count against, or NULL/None
+ * (LinkError when its initial pages do not fit). */
+PyObject *pyengine_new_memory(uint32_t min, bool has_max, uint32_t max, uint32_t limit, PyObject *budget);
 PyObject *pyengine_new_table(uint8_t elemtype, uint32_t min, bool has_max, uint32_t max, uint32_t limit);
 PyObject *pyengine_new_global(uint8_t type, bool mutable_);
 

@@ -215,6 +215,8 @@ int rt_memory_init(rt_memory *m, uint32_t min_pages, bool has_max, uint32_t decl
 
 void rt_memory_free(rt_memory *m)
 {
+    if (m->budget != NULL) m->budget->used_pages -= m->pages;
+    m->budget = NULL;
     if (m->base != NULL && !pool_give_reservation(m->base, m->reserved, m->pages))
         munmap(m->base, m->reserved);
     m->base = NULL;
@@ -227,14 +229,34 @@ void rt_memory_free(rt_memory *m)
 int64_t rt_memory_grow(rt_memory *m, uint32_t delta_pages)
 {
     uint32_t old = m->pages;
+    rt_memory_budget *budget = m->budget;
     if (delta_pages == 0) return old;
-    if ((uint64_t)old + delta_pages > m->max_pages || m->base == NULL) return -1;
+    if ((uint64_t)old + delta_pages > m->max_pages || m->base == NULL) goto refused;
+    if (budget != NULL && budget->used_pages + delta_pages > budget->max_pages) {
+        budget->refused++;
+        goto refused;
+    }
     size_t from = (size_t)old * WASM_PAGE_SIZE;
     size_t len = (size_t)delta_pages * WASM_PAGE_SIZE;
-    if (mprotect(m->base + from, len, PROT_READ | PROT_WRITE) != 0) return -1;
+    if (mprotect(m->base + from, len, PROT_READ | PROT_WRITE) != 0) goto refused;
     m->pages = old + delta_pages;
     m->size = (uint64_t)m->pages * WASM_PAGE_SIZE;
+    if (budget != NULL) budget->used_pages += delta_pages;
     return old;
+refused:
+    m->refused++;
+    return -1;
+}
+
+int rt_memory_join_budget(rt_memory *m, rt_memory_budget *b)
+{
+    if (b->used_pages + m->pages > b->max_pages) {
+        b->refused++;
+        return -1;
+    }
+    b->used_pages += m->pages;
+    m->budget = b;
+    return 0;
 }
 
 /* ========================================================================== */
@@ -1275,7 +1297,7 @@ static int define_tables(InstanceObject *self, uint32_t limit)
     return 0;
 }
 
-static int define_memories(InstanceObject *self, uint32_t limit)
+static int define_memories(InstanceObject *self, uint32_t limit, PyObject *budget)
 {
     const wasm_module *m = self->rt.module;
     for (uint32_t i = m->nimported_memories; i < m->nmemories; i++) {
@@ -1286,7 +1308,7 @@ static int define_memories(InstanceObject *self, uint32_t limit)
         if (min > cap)
             return link_error("memory %u needs %u pages, above the limit of %u pages (max_memory_pages)",
                               i, min, cap);
-        PyObject *obj = pyengine_new_memory(min, lim->has_max, max, limit);
+        PyObject *obj = pyengine_new_memory(min, lim->has_max, max, limit, budget);
         if (obj == NULL) return -1;
         self->memories[i] = obj;
         if (i == 0) self->rt.memory = &((MemoryObject *)obj)->mem;
@@ -1405,7 +1427,7 @@ static int alloc_index_spaces(InstanceObject *self)
 }
 
 int rt_instantiate(InstanceObject *self, PyObject *const *externs, Py_ssize_t nexterns,
-                   uint32_t max_memory_pages, uint32_t max_table_elements)
+                   uint32_t max_memory_pages, uint32_t max_table_elements, PyObject *memory_budget)
 {
     const wasm_module *m = &self->module->m;
     self->rt.module = m;
@@ -1417,7 +1439,8 @@ int rt_instantiate(InstanceObject *self, PyObject *const *externs, Py_ssize_t ne
     if (alloc_index_spaces(self) < 0) return -1;
     if (link_imports(self, externs, nexterns) < 0) return -1;
     if (define_funcs(self) < 0 || define_tables(self, max_table_elements) < 0 ||
-        define_memories(self, max_memory_pages) < 0 || define_tags(self) < 0 || define_globals(self) < 0)
+        define_memories(self, max_memory_pages, memory_budget) < 0 || define_tags(self) < 0 ||
+        define_globals(self) < 0)
         return -1;
     for (uint32_t i = 0; i < m->nelems; i++)
         if (apply_elem(self, i) < 0) return -1;

@@ -37,12 +37,13 @@ from typing import Awaitable, Callable, Optional, TextIO, Union
 import trio
 
 from .._errors import LinkError, Trap
+from .._engine import MemoryBudget
 from ..execution import Limits
 from ..module import Module
 from ..wasi.netpolicy import NetPolicy
 from ..cli import flag_type
 from ..hostnet import fd_limit, open_fds, parse_address, raise_fd_limit, usable_cpus
-from ..flagvalues import parse_count, parse_seconds, parse_size, size_to_pages
+from ..flagvalues import PAGE_SIZE, format_size, parse_count, parse_seconds, parse_size, size_to_pages
 from . import delivery_cli, handler_cli
 from .handoff import Handoff
 from .metrics import LocalSource, MetricsEndpoint
@@ -72,6 +73,13 @@ def _address(text: str) -> str:
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _size_pages(text: str) -> int:
@@ -107,6 +115,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "an instance that runs out is restarted")
     parser.add_argument("--max-memory", type=_size_pages, metavar="SIZE",
                         help="most linear memory per instance, e.g. 64MiB (as asyncwasm run)")
+    parser.add_argument("--max-total-memory", type=_size, metavar="SIZE",
+                        help="most linear memory of all instances together, e.g. 8GiB: past it memory.grow "
+                             "returns -1 (logged); with --workers, each worker gets an equal share")
+    parser.add_argument("--max-fds", type=_count, default=1024, metavar="N",
+                        help="fds each instance may hold, its connections included (default 1024); "
+                             "a server that holds many connections itself needs more")
+    parser.add_argument("--max-output-rate", type=_size, default=1 << 20, metavar="SIZE",
+                        help="bytes a second each instance may write to stdout and stderr; past it its "
+                             "writes wait (logged); 0: no limit (default 1MiB)")
     parser.add_argument("--yield-interval", type=_positive_seconds, default=None, metavar="SECONDS",
                         help="longest a busy instance runs before letting the others run "
                              "(default: the runtime's, 0.005); larger: less switching, more latency")
@@ -179,6 +196,13 @@ def _log_fd_budget(instances: int, log: Callable[[str], None]) -> None:
             f"or run fewer instances")
 
 
+def _log_memory_budget(limits: Limits, log: Callable[[str], None]) -> None:
+    budget = limits.memory_budget
+    if budget is not None:
+        log(f"memory budget: {format_size(budget.max_pages * PAGE_SIZE)} of linear memory for all instances "
+            f"of this process")
+
+
 class Setup(ServeSetup):
     """What ``serve`` loaded and checked from its flags before listening:
     the module's ``source`` (None: the embedded module), or the ``version``
@@ -240,17 +264,19 @@ def load_tls(args: argparse.Namespace) -> Optional[TlsConfig]:
         raise _Refused(str(exc), EXIT_USAGE) from None
 
 
-def load_setup(args: argparse.Namespace, *, source: bool = True) -> Setup:
+def load_setup(args: argparse.Namespace, *, source: bool = True, share: int = 1) -> Setup:
     """Check every flag value the command line could not (_Refused: exit 2
     for a bad flag value); the module is loaded later (:meth:`Server.load`).
-    ``source=False``: the module comes from elsewhere (a worker's supervisor)."""
+    ``source=False``: the module comes from elsewhere (a worker's supervisor);
+    ``share``: the processes that divide ``--max-total-memory`` (the workers)."""
     tls = load_tls(args)
     try:
         module_source = delivery_cli.make_source(args) if source else None
     except ValueError as exc:
         raise _Refused(str(exc), EXIT_USAGE) from None
     try:
-        limits = Limits(fuel=args.fuel, max_memory_pages=args.max_memory,
+        budget = None if args.max_total_memory is None else MemoryBudget(args.max_total_memory // PAGE_SIZE // share)
+        limits = Limits(fuel=args.fuel, max_memory_pages=args.max_memory, memory_budget=budget,
                         **({} if args.yield_interval is None else {"yield_interval": args.yield_interval}))
         policy = NetPolicy(connect=args.allow_connect, dns=args.allow_dns)
     except (TypeError, ValueError) as exc:
@@ -265,7 +291,7 @@ def make_server(setup: Setup, module: Union[Module, ModuleSource], handoff: Hand
     return Server(module, handoff, instances=args.instances, limits=setup.limits, env=dict(args.env),
                   net_policy=setup.policy, grace=args.grace, drain=args.drain, start_timeout=args.start_timeout,
                   backoff=Backoff(initial=args.restart_delay, maximum=max(30.0, args.restart_delay)), log=log,
-                  version=version)
+                  version=version, max_output_rate=args.max_output_rate or None, max_fds=args.max_fds)
 
 
 async def serve(args: argparse.Namespace, err: TextIO) -> int:
@@ -315,6 +341,9 @@ async def start_serving(args: argparse.Namespace, load: Callable[[argparse.Names
     if workers > 1:
         from .workers import supervise
 
+        if args.max_total_memory is not None:
+            log(f"memory budget: {format_size(args.max_total_memory)} across {workers} workers, "
+                f"{format_size(args.max_total_memory // workers)} each")
         return await supervise(setup, workers, log)
     return setup
 
@@ -378,6 +407,7 @@ async def serve_one(setup: Setup, handoff: Handoff, log: Callable[[str], None], 
         + (f"; TLS: {setup.tls.describe()}" if setup.tls else ""))
     setup.log_fd_limit(log)
     _log_fd_budget(args.instances, log)
+    _log_memory_budget(setup.limits, log)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_signals, server, setup.tls, nursery.cancel_scope, log)
         if endpoint is not None:

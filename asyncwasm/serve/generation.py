@@ -55,6 +55,8 @@ class Settings:
     stdout: object = "inherit"
     stderr: object = "inherit"
     backoff: Backoff = Backoff()
+    max_output_rate: Optional[int] = None  # bytes/s of stdout+stderr per instance (WasiConfig's)
+    max_fds: int = 1024  # fds per instance (WasiConfig's): a poll server's connections at once
 
 
 def make_linker(module: Module, listeners: list[Any], settings: Settings) -> Linker:
@@ -63,7 +65,8 @@ def make_linker(module: Module, listeners: list[Any], settings: Settings) -> Lin
     env.update(settings.env)
     config = WasiConfig(argv=settings.argv or [module.name or "server"], env=env,
                         listeners=listeners, net_policy=settings.net_policy,
-                        stdout=settings.stdout, stderr=settings.stderr)
+                        stdout=settings.stdout, stderr=settings.stderr, max_output_rate=settings.max_output_rate,
+                        max_fds=settings.max_fds)
     linker = Linker()
     linker.define_wasi(config)
     return linker
@@ -98,7 +101,7 @@ class Generation:
         self.linker = make_linker(module, [gate], settings)
         self.supervisor = Supervisor(self._life, settings.instances, backoff=settings.backoff, log=self.log,
                                      announce=number == 1)
-        self.instances: set[Instance] = set()
+        self.instances: dict[Instance, int] = {}  # running instance -> its index
         # fuel, guest seconds and host calls of the lives that ended
         self.retired = [0, 0.0, 0]
         self.scope = trio.CancelScope()
@@ -113,7 +116,7 @@ class Generation:
         except Exception as exc:
             await self._failed_while_starting(index, exc)
             raise
-        self.instances.add(instance)
+        self.instances[instance] = index
         try:
             started()
             start = instance.exports["_start"]
@@ -125,7 +128,7 @@ class Generation:
         else:
             await self._failed_while_starting(index, None)
         finally:
-            self.instances.discard(instance)
+            self.instances.pop(instance, None)
             stats = instance.statistics()
             self.retired[0] += stats.fuel_used
             self.retired[1] += stats.guest_time

@@ -44,7 +44,7 @@ current, moving the connections accepted but not yet taken, so none is
 lost; an older gate's guests keep what they hold and never get another
 connection (their listener stops looking ready). A gate counts the
 connections its guests hold (:attr:`Gate.open`, for draining) and the
-tasks that have waited in it (:attr:`Gate.arrived`, for readiness). The
+guests that have waited in it (:attr:`Gate.arrived`, for readiness). The
 handoff itself is a :class:`ConnectionSource` for its current gate, so a
 single generation needs no gate of its own.
 
@@ -61,6 +61,7 @@ from __future__ import annotations
 import collections
 import errno
 import socket
+import weakref
 from typing import Any, Callable, Iterable, Optional, Sequence
 
 import trio
@@ -86,8 +87,14 @@ class Gate:
     handed to them, and how many of them wait for one.
 
     ``open``: connections its guests took and have not closed yet;
-    ``arrived``: the tasks that have waited for a connection here at least
-    once (a guest that got that far is ready to serve)."""
+    ``arrived``: the guests that have waited for a connection here at least
+    once (a guest that got that far is ready to serve), held weakly: each
+    is the ``waiter`` that :meth:`wait` or :meth:`watch` was given (a
+    guest's listener entry or socket mirror, one per instance), else the
+    waiting task. Not the task always: a guest that polls its listener
+    among other fds through the Python poll path waits from a new task
+    each round, and a set of those grew by one task per round for the
+    life of the server."""
 
     def __init__(self, handoff: "Handoff") -> None:
         self.handoff = handoff
@@ -95,7 +102,7 @@ class Gate:
         self._pending: collections.deque[SocketEntry] = collections.deque()
         self.waiting = 0  #: guests waiting for a connection now (idle instances)
         self.open = 0
-        self.arrived: set[trio.lowlevel.Task] = set()
+        self.arrived: "weakref.WeakSet[object]" = weakref.WeakSet()
         self._arrived = trio.lowlevel.ParkingLot()  # guests wait here
         self._changed = trio.lowlevel.ParkingLot()  # wait_until waits here
         self._watchers: list[Callable[[], None]] = []  # guests polling their listener (watch)
@@ -130,16 +137,16 @@ class Gate:
         self.open -= 1
         self._changed.unpark_all()
 
-    def _arrive(self) -> None:
+    def _arrive(self, waiter: object) -> None:
         """A guest waits for a connection: count it, and wake the accept loops if it needs one."""
         self.waiting += 1
-        self.arrived.add(trio.lowlevel.current_task())
+        self.arrived.add(waiter if waiter is not None else trio.lowlevel.current_task())
         self._changed.unpark_all()
         if self.accepting and self.waiting > len(self._pending):
             self.handoff._demand.unpark_all()  # every listener's loop: any of them may have the connection
 
-    async def wait(self) -> None:
-        self._arrive()
+    async def wait(self, waiter: object = None) -> None:
+        self._arrive(waiter)
         try:
             await self._arrived.park()
         except BaseException:
@@ -151,12 +158,12 @@ class Gate:
         finally:
             self.waiting -= 1
 
-    def watch(self, wake: Callable[[], None]) -> Callable[[], None]:
+    def watch(self, wake: Callable[[], None], waiter: object = None) -> Callable[[], None]:
         """:meth:`wait` for a guest that waits for more than a connection
         (``poll_oneoff`` over its listener and its connections) without
         blocking: it counts as waiting, and ``wake()`` is called whenever a
         connection is handed over, until the returned function is called."""
-        self._arrive()
+        self._arrive(waiter)
         self._watchers.append(wake)
 
         def stop() -> None:
@@ -269,11 +276,11 @@ class Handoff:
     def take(self, backlog: bool = False) -> Optional[SocketEntry]:
         return self.gate.take(backlog)
 
-    async def wait(self) -> None:
-        await self.gate.wait()
+    async def wait(self, waiter: object = None) -> None:
+        await self.gate.wait(waiter)
 
-    def watch(self, wake: Callable[[], None]) -> Callable[[], None]:
-        return self.gate.watch(wake)
+    def watch(self, wake: Callable[[], None], waiter: object = None) -> Callable[[], None]:
+        return self.gate.watch(wake, waiter)
 
     def switch(self, gate: Gate) -> Gate:
         """Make ``gate`` the current one (new connections go to its guests)

@@ -42,7 +42,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import math
-from typing import Any, Callable, Mapping, Optional, Union
+from typing import Any, Callable, Iterator, Mapping, Optional, Union
 
 import trio
 
@@ -51,6 +51,8 @@ from ..execution import Limits
 from ..hostnet import format_address
 from ..module import Module
 from ..wasi.netpolicy import NetPolicy
+from ..wasi.fdbudget import process_fd_budget
+from .containment import Life, Watch
 from .generation import Generation, Settings, check_instantiable
 from .handoff import Gate, Handoff
 from .source import ModuleSource, Refused, Version
@@ -122,14 +124,21 @@ class Server:
     ``stdout``/``stderr``: the guests' output (default: the host's);
     ``grace``: seconds in-flight requests get at shutdown;
     ``drain``: seconds a replaced generation keeps its connections;
-    ``start_timeout``: seconds a new generation has to be ready."""
+    ``start_timeout``: seconds a new generation has to be ready;
+    ``max_output_rate``: bytes a second each instance may write to stdout
+    and stderr (then its writes wait; default: no limit);
+    ``max_fds``: fds each instance may hold (then MFILE; a server that
+    holds its connections itself, like netmods' http_server_poll, serves
+    at most about that many at once).
+    :attr:`watch` logs what the limits refuse (:mod:`.containment`)."""
 
     def __init__(self, module: Union[Module, ModuleSource], handoff: Handoff, *, instances: int = 1,
                  limits: Optional[Limits] = None, env: Optional[Mapping[str, str]] = None,
                  argv: Optional[list[str]] = None, net_policy: Optional[NetPolicy] = None,
                  stdout: object = "inherit", stderr: object = "inherit", grace: float = 5.0,
                  drain: float = 30.0, start_timeout: float = 30.0, backoff: Backoff = Backoff(),
-                 log: Callable[[str], None] = lambda line: None, version: Optional[Version] = None) -> None:
+                 log: Callable[[str], None] = lambda line: None, version: Optional[Version] = None,
+                 max_output_rate: Optional[int] = None, max_fds: int = 1024) -> None:
         for name, value in (("grace", grace), ("drain", drain)):
             if math.isnan(value) or value < 0:
                 raise ValueError(f"{name} must be >= 0 seconds, not {value!r}")
@@ -144,11 +153,12 @@ class Server:
         self.limits = limits = server_limits(limits)
         self.settings = Settings(instances=instances, limits=limits, env=dict(env or {}), argv=argv,
                                  net_policy=net_policy or NetPolicy(), stdout=stdout, stderr=stderr,
-                                 backoff=backoff)
+                                 backoff=backoff, max_output_rate=max_output_rate, max_fds=max_fds)
         self.grace = grace
         self.drain = drain
         self.start_timeout = start_timeout
         self.log = log
+        self.watch = Watch(log, memory_budget=limits.memory_budget, fd_budget=process_fd_budget())
         self.generations: list[Generation] = []  # starting, serving and draining; the serving one is `current`
         self.current: Optional[Generation] = None
         self.reloader: Any = None  # a Reloader, when the module comes from a source
@@ -184,6 +194,12 @@ class Server:
             for reason, count in generation.restarts().items():
                 totals[reason] += count
         return totals
+
+    def lives(self) -> Iterator[Life]:
+        """Every running instance: (its generation's log, index, Instance)."""
+        for generation in self.generations:
+            for instance, index in list(generation.instances.items()):
+                yield generation.log, index, instance
 
     def guest_totals(self) -> tuple[int, float, int]:
         """(fuel consumed, seconds in the engine, host calls) of every life
@@ -271,6 +287,7 @@ class Server:
                              f"({self.settings.instances} instances)")
                 if self.reloader is not None:
                     nursery.start_soon(self.reloader.run)
+                nursery.start_soon(self.watch.run, self.lives)
                 task_status.started()
                 await self._shutdown.wait()
                 await self._shut_down(nursery)

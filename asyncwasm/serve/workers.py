@@ -706,7 +706,7 @@ async def worker_main(args: argparse.Namespace, err: TextIO) -> int:
     if handler_cli.wanted(worker_args):
         return await handler_cli.serve_worker(worker_args, listeners, control, log)
     try:
-        setup = load_setup(worker_args, source=False)
+        setup = load_setup(worker_args, source=False, share=config["workers"])
         setup.version = _read_version(config["version"])
     except _Refused as exc:
         log(f"error: {exc}")

@@ -22,7 +22,12 @@ a system task.
 Strategy: cleared alarms stay in the heap (a clear is an O(1) mark) until
 they come first or until the heap holds twice as many cleared as set
 alarms; then it is rebuilt, so its size stays within a constant of the
-waits in progress and clearing costs amortized O(1).
+waits in progress and clearing costs amortized O(1). The heap holds
+(deadline, number) only and the callbacks sit in a dict by number, so a
+clear lets go of its callback at once: a cleared alarm's ``on_time`` (a
+guest's socket mirror, and through it the guest's instance and memory)
+must not live on until its deadline, perhaps minutes after the guest
+ended (regression: ``MemoryBudget`` pages held by finished guests).
 """
 
 from __future__ import annotations
@@ -46,9 +51,9 @@ class Alarms:
     __slots__ = ("_heap", "_live", "_counter", "_scope", "_started")
 
     def __init__(self) -> None:
-        # (deadline, number, callback): a number cleared from _live is a cleared alarm
-        self._heap: list[tuple[float, int, Callable[[], None]]] = []
-        self._live: set[int] = set()
+        # (deadline, number): a number not in _live is a cleared alarm
+        self._heap: list[tuple[float, int]] = []
+        self._live: dict[int, Callable[[], None]] = {}  # number -> on_time
         self._counter = 0
         self._scope: Optional[trio.CancelScope] = None  # the timer task's sleep
         self._started = False
@@ -67,8 +72,8 @@ class Alarms:
         """Call ``on_time()`` once trio's clock reaches ``deadline``; a handle for :meth:`clear`."""
         self._counter += 1
         number = self._counter
-        heapq.heappush(self._heap, (deadline, number, on_time))
-        self._live.add(number)
+        heapq.heappush(self._heap, (deadline, number))
+        self._live[number] = on_time
         if not self._started:
             self._started = True
             trio.lowlevel.spawn_system_task(self._run, name="asyncwasm.alarms")
@@ -78,7 +83,7 @@ class Alarms:
 
     def clear(self, handle: int) -> None:
         """Forget an alarm (nothing if it went off already)."""
-        self._live.discard(handle)
+        self._live.pop(handle, None)
         if len(self._heap) > 2 * len(self._live) + _SLACK:
             self._heap = [entry for entry in self._heap if entry[1] in self._live]
             heapq.heapify(self._heap)
@@ -88,7 +93,7 @@ class Alarms:
         return len(self._live)
 
     async def _run(self) -> None:
-        heap, live = self._heap, self._live
+        live = self._live
         while True:
             heap = self._heap  # clear() may have rebuilt it
             while heap and heap[0][1] not in live:
@@ -99,10 +104,10 @@ class Alarms:
             now = trio.current_time()
             heap = self._heap
             while heap and heap[0][0] <= now:
-                _, number, on_time = heapq.heappop(heap)
-                if number in live:
-                    live.discard(number)
+                on_time = live.pop(heapq.heappop(heap)[1], None)
+                if on_time is not None:
                     on_time()
+            on_time = None  # no callback held while asleep
 
 
 _ALARMS: "trio.lowlevel.RunVar[Alarms]" = trio.lowlevel.RunVar("asyncwasm.alarms")

@@ -50,6 +50,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
+from .fdbudget import FdBudget
 from .netpolicy import NetPolicy
 from .sockets import check_listener_spec
 
@@ -105,6 +106,13 @@ class WasiConfig:
       call (``errno`` is None when the call raised, e.g. ``proc_exit``);
       :func:`asyncwasm.wasi.format_call` renders one line.
     - ``max_fds``: most guest fds open at once (then ``MFILE``).
+    - ``fd_budget``: the :class:`~asyncwasm.wasi.fdbudget.FdBudget` that
+      the guest's own opens (files, sockets) count against, shared with
+      other contexts (then ``NFILE``); default: the process's
+      (:func:`~asyncwasm.wasi.fdbudget.process_fd_budget`).
+    - ``max_output_rate``: bytes a second the guest may write to stdout and
+      stderr together (:class:`~asyncwasm.wasi.stdio.OutputLimit`: past it
+      its writes wait; nothing is buffered); None: no limit.
     """
 
     argv: Sequence[StrOrBytes] = ()
@@ -121,6 +129,8 @@ class WasiConfig:
     random_bytes: Optional[Callable[[int], bytes]] = None
     trace: Optional[Callable[[str, dict, Optional[int]], None]] = None
     max_fds: int = 1024
+    fd_budget: Optional[FdBudget] = None
+    max_output_rate: Optional[int] = None
 
     # -- conveniences (wasmtime-py vocabulary) ------------------------------
 
@@ -187,3 +197,8 @@ class WasiConfig:
             raise TypeError(f"net_policy must be a NetPolicy, not {type(self.net_policy).__name__}")
         if isinstance(self.max_fds, bool) or not isinstance(self.max_fds, int) or self.max_fds < 3:
             raise ValueError(f"max_fds must be an int >= 3, not {self.max_fds!r}")
+        rate = self.max_output_rate
+        if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int) or rate < 1):
+            raise ValueError(f"max_output_rate must be an int >= 1 (bytes per second) or None, not {rate!r}")
+        if self.fd_budget is not None and not isinstance(self.fd_budget, FdBudget):
+            raise TypeError(f"fd_budget must be an FdBudget, not {type(self.fd_budget).__name__}")

@@ -43,11 +43,12 @@ from .config import WasiConfig
 from . import fastpath
 from .decl import REGISTRY, HostFunction, bind
 from .fastpath import SockMirror
+from .fdbudget import process_fd_budget
 from .fdtable import DirEntry, FdTable
 from .memory import GuestMemory
 from .sock import candidates
 from .sockets import NetState, listener_entry
-from .stdio import make_output, make_stdin
+from .stdio import OutputLimit, make_output, make_stdin
 
 __all__ = ["WasiContext", "WASI_MODULE"]
 
@@ -91,7 +92,7 @@ class WasiContext:
         if fastpath.AVAILABLE and config.trace is None:
             native_clocks = config.monotonic_ns is None and config.realtime_ns is None
             self._mirror = SockMirror(self, native_clocks)
-        self.fds = FdTable(config.max_fds)
+        self.fds = FdTable(config.max_fds, config.fd_budget or process_fd_budget())
         self.fds.mirror = self._mirror
         self.net = NetState(config.net_policy)
         self._open(config.stdin, config.stdout, config.stderr)
@@ -103,6 +104,10 @@ class WasiContext:
             self.fds.put(0, make_stdin(stdin))
             self.fds.put(1, make_output(stdout, "stdout", 1))
             self.fds.put(2, make_output(stderr, "stderr", 2))
+            self.output_limit = None if self.config.max_output_rate is None else OutputLimit(self.config.max_output_rate)
+            if self.output_limit is not None:
+                for fd in (1, 2):
+                    self.output_limit.wrap(self.fds.get(fd))
             for number, preopen in enumerate(self._preopens, start=3):
                 self.fds.put(number, _open_preopen(preopen.host_path, preopen.guest_path, preopen.readonly))
             for number, listener in enumerate(self.config.listeners, start=3 + len(self._preopens)):

@@ -223,7 +223,7 @@ class SockMirror:
         per request."""
         epfd = self.table.epoll_fd
         self._fired = False
-        stops = [source.watch(self._wake) for source in set(self._sources.values())] if listeners else []
+        stops = [source.watch(self._wake, self) for source in set(self._sources.values())] if listeners else []
         alarms = alarm = None
         if deadline is not None:
             alarms = Alarms.current()

@@ -45,6 +45,7 @@ from .abi import (
     Filetype,
     WasiError,
 )
+from .fdbudget import FdBudget
 from .later import Later
 
 IoResult = Union[int, Awaitable[int]]
@@ -517,13 +518,26 @@ class FdTable:
 
     ``mirror`` (set by the context when the engine's C path is available,
     :mod:`.fastpath`) hears of every entry opened (``install(fd, entry)``)
-    and of every entry leaving, before it is closed (``remove(fd, entry)``)."""
+    and of every entry leaving, before it is closed (``remove(fd, entry)``).
+
+    Two limits (:mod:`.fdbudget`): ``max_fds`` entries (``MFILE``), and
+    ``budget``'s slots for what the guest opens by itself (``NFILE``);
+    :attr:`refused` counts the refusals of each."""
 
     mirror: Optional["Mirror"] = None
+    # Refusals so far; class-level zeros until the first one (tables are many and mostly idle).
+    refused_mfile = 0
+    refused_nfile = 0
 
-    def __init__(self, max_fds: int = 1024) -> None:
+    def __init__(self, max_fds: int = 1024, budget: Optional[FdBudget] = None) -> None:
         self.max_fds = max_fds
+        self.budget = budget
         self._entries: dict[int, Entry] = {}
+
+    @property
+    def refused(self) -> dict[str, int]:
+        """Opens refused so far, by errno name: ``{"MFILE": n, "NFILE": m}``."""
+        return {"MFILE": self.refused_mfile, "NFILE": self.refused_nfile}
 
     def __contains__(self, fd: int) -> bool:
         return fd in self._entries
@@ -562,24 +576,52 @@ class FdTable:
         if self.mirror is not None:
             self.mirror.install(fd, entry)
 
-    def add(self, entry: Entry) -> int:
-        """Install ``entry`` at the lowest free number (``MFILE`` when full;
-        the entry is then closed)."""
+    def check_room(self, budgeted: bool = True) -> None:
+        """Raise (and count) ``MFILE`` when the table is full, ``NFILE`` when
+        a ``budgeted`` entry would find no slot in the budget: what opening
+        calls ask before they open anything."""
         if len(self._entries) >= self.max_fds:
-            entry.release()
+            self.refused_mfile += 1
             raise WasiError(Errno.MFILE)
+        if budgeted and self.budget is not None:
+            try:
+                self.budget.check()
+            except WasiError:
+                self.refused_nfile += 1
+                raise
+
+    def add(self, entry: Entry, budgeted: bool = True) -> int:
+        """Install ``entry`` at the lowest free number; ``budgeted``: it
+        takes a slot of the budget until closed (a connection from a
+        pre-opened listener does not). ``MFILE``/``NFILE`` as
+        :meth:`check_room` says, the entry then closed."""
+        try:
+            self.check_room(budgeted)
+        except WasiError:
+            entry.release()
+            raise
         fd = 0
         while fd in self._entries:
             fd += 1
         self._entries[fd] = entry
+        if budgeted and self.budget is not None:
+            self.budget.take()
+            entry.budget_slot = self.budget  # given back when the entry leaves the table
         if self.mirror is not None:
             self.mirror.install(fd, entry)
         return fd
+
+    @staticmethod
+    def _unbudget(entry: Entry) -> None:
+        budget = entry.__dict__.pop("budget_slot", None)
+        if budget is not None:
+            budget.give()
 
     def close(self, fd: int) -> None:
         entry = self._entries.pop(fd, None)
         if entry is None:
             raise WasiError(Errno.BADF)
+        self._unbudget(entry)
         if self.mirror is not None:
             self.mirror.remove(fd, entry)
         entry.release()
@@ -592,6 +634,7 @@ class FdTable:
             return
         old = self._entries[to]
         moved = self._entries[to] = self._entries.pop(fd)
+        self._unbudget(old)
         if self.mirror is not None:
             self.mirror.remove(to, old)
             self.mirror.remove(fd, moved)
@@ -601,6 +644,8 @@ class FdTable:
     def close_all(self) -> None:
         entries = list(self._entries.items())
         self._entries.clear()
+        for _, entry in entries:
+            self._unbudget(entry)
         if self.mirror is not None:
             for fd, entry in entries:
                 self.mirror.remove(fd, entry)

@@ -209,7 +209,8 @@ def path_open(
     cannot hand down is NOTCAPABLE. CREAT needs PATH_CREATE_FILE and TRUNC
     PATH_FILESTAT_SET_SIZE on the directory. Opening a directory for writing
     is ISDIR. Errnos: BADF, NOTDIR, NOTCAPABLE, INVAL (unknown flag bits),
-    NOENT, EXIST, ISDIR, LOOP, MFILE, NXIO (FIFO without reader), FAULT."""
+    NOENT, EXIST, ISDIR, LOOP, MFILE, NFILE (the process's fd budget:
+    :mod:`.fdbudget`), NXIO (FIFO without reader), FAULT."""
     directory = ctx.fds.get_dir(fd, Rights.PATH_OPEN)
     follow = _follow(dirflags)
     if oflags & ~OFLAGS_ALL or fdflags & ~FDFLAGS_ALL:
@@ -224,6 +225,7 @@ def path_open(
     name = _path(ctx, path, path_len)
     split_path(name)  # NOENT/INVAL/NOTCAPABLE before touching the host
     ctx.memory.check(opened_fd, 4)
+    ctx.fds.check_room()  # MFILE/NFILE before anything is opened
     with Beneath(directory.fd) as walk:
         host_fd = walk.open(name, _open_flags(oflags, fdflags, base), 0o666, follow=follow)
     try:

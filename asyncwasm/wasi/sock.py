@@ -142,22 +142,24 @@ def roflags(msg_flags: int) -> int:
     return _TRUNCATED if msg_flags & _MSG_TRUNC else 0
 
 
-def _store_accepted(ctx: Any, conn: socket.socket, fdflags: int, ro_fd: int) -> int:
+def _store_accepted(ctx: Any, conn: socket.socket, fdflags: int, ro_fd: int, budgeted: bool) -> int:
     entry = accepted_entry(conn, fdflags)
-    ctx.memory.store_u32(ro_fd, ctx.fds.add(entry))
+    ctx.memory.store_u32(ro_fd, ctx.fds.add(entry, budgeted))
     return Errno.SUCCESS
 
 
 def accept(ctx: Any, fd: int, flags: int, ro_fd: int) -> ErrnoResult:
-    """``sock_accept`` of both ABIs: the new connection gets ``flags & NONBLOCK``."""
+    """``sock_accept`` of both ABIs: the new connection gets ``flags & NONBLOCK``.
+    On a listener the guest made itself it takes a slot of the fd budget
+    (:mod:`.fdbudget`); on a pre-opened one it does not."""
     entry = socket_at(ctx, fd, Rights.SOCK_ACCEPT)
     if flags & ~FDFLAGS_ALL:
         raise WasiError(Errno.INVAL)
     ctx.memory.check(ro_fd, 4)
-    if len(ctx.fds) >= ctx.fds.max_fds:
-        raise WasiError(Errno.MFILE)  # before accepting: the connection stays queued
+    budgeted = not getattr(entry, "preopened", False)
+    ctx.fds.check_room(budgeted)  # before accepting: the connection stays queued
     fdflags = flags & int(Fdflags.NONBLOCK)
-    return pending(entry.accept(), lambda conn: _store_accepted(ctx, conn, fdflags, ro_fd))
+    return pending(entry.accept(), lambda conn: _store_accepted(ctx, conn, fdflags, ro_fd, budgeted))
 
 
 # -- WASI preview1 -----------------------------------------------------------------------
@@ -170,7 +172,7 @@ def sock_accept(ctx: Any, fd: int, flags: int, ro_fd: int) -> ErrnoResult:
     socket non-blocking (other defined bits are ignored). Waits (awaitable)
     on a blocking listener with no pending connection.
     Errnos: BADF, NOTSOCK, NOTCAPABLE (no SOCK_ACCEPT), INVAL (unknown flag
-    bits, or ``fd`` not listening), FAULT, MFILE, AGAIN (NONBLOCK listener)."""
+    bits, or ``fd`` not listening), FAULT, MFILE, NFILE, AGAIN (NONBLOCK listener)."""
     return accept(ctx, fd, flags, ro_fd)
 
 

@@ -512,12 +512,13 @@ class ConnectionSource(Protocol):
     ``take()`` gives a pending connection (the caller owns it): a host
     socket, or a :class:`SocketEntry` the host built for it (a TLS
     connection is one), or None;
-    ``wait()`` returns when one may be pending, counting the caller as an
-    idle guest meanwhile (the source accepts only while guests wait);
-    ``watch(wake)`` is ``wait()`` without blocking, for a guest that waits
-    for its connections too (``poll_oneoff``): it counts as waiting and
-    ``wake()`` is called when one may be pending, until the returned
-    function is called;
+    ``wait(waiter)`` returns when one may be pending, counting the caller
+    as an idle guest meanwhile (the source accepts only while guests wait;
+    ``waiter``, the guest's listener entry, says which guest it is);
+    ``watch(wake, waiter)`` is ``wait(waiter)`` without blocking, for a
+    guest that waits for its connections too (``poll_oneoff``): it counts
+    as waiting and ``wake()`` is called when one may be pending, until the
+    returned function is called;
     ``pending`` counts connections ready to take; ``listener`` is a
     listening socket whose address the guest sees; ``accepting`` is False
     once no connection will come any more (a retired generation's
@@ -529,9 +530,9 @@ class ConnectionSource(Protocol):
 
     def take(self, backlog: bool = False) -> Optional[Union[socket.socket, "SocketEntry"]]: ...
 
-    async def wait(self) -> None: ...
+    async def wait(self, waiter: object = None) -> None: ...
 
-    def watch(self, wake: Callable[[], None]) -> Callable[[], None]: ...
+    def watch(self, wake: Callable[[], None], waiter: object = None) -> Callable[[], None]: ...
 
 
 class HandedListenerEntry(SocketEntry):
@@ -602,7 +603,7 @@ class HandedListenerEntry(SocketEntry):
     async def _accept_wait(self) -> Union[socket.socket, SocketEntry]:
         with trio.move_on_after(self._timeout(SockOpt.RCVTIMEO) or float("inf")):
             while True:
-                await self.source.wait()
+                await self.source.wait(self)
                 self._check_open()
                 conn = self.source.take()
                 if conn is not None:
@@ -625,7 +626,7 @@ class HandedListenerEntry(SocketEntry):
         return None  # a listener never becomes writable
 
     async def wait_readable(self) -> None:
-        await self.source.wait()
+        await self.source.wait(self)
 
     def try_recv(self, buffers: list[memoryview], flags: int) -> Optional[RecvResult]:
         raise WasiError(Errno.NOTCONN)

@@ -21,12 +21,13 @@ from __future__ import annotations
 import inspect
 import io
 import os
+import time
 from typing import Any, Callable, Optional
 
 import trio
 
 from .abi import Errno, Eventrwflags, Rights, WasiError
-from .fdtable import Entry, IoResult, OsEntry, Readiness
+from .fdtable import Entry, IoResult, OsEntry, Readiness, trim
 from .later import Later
 
 _READ_RIGHTS = int(Rights.FD_READ | Rights.FD_FDSTAT_SET_FLAGS | Rights.FD_FILESTAT_GET | Rights.POLL_FD_READWRITE)
@@ -322,6 +323,95 @@ def make_output(spec: Any, which: str, host_fd: int) -> Entry:
     return _refuse(which, spec)
 
 
+class OutputLimit:
+    """At most ``rate`` bytes a second through the entries it :meth:`wrap`s
+    (a context's fds 1 and 2 together), in bursts of up to one second's
+    worth. A write past it is cut short to what is left, or, when less than
+    50 ms worth is left, waits (an awaitable: only its own guest waits)
+    until that much fits; a NONBLOCK fd gets ``AGAIN``. Nothing is buffered, so a guest that writes without end
+    costs the host neither memory nor the other guests' time.
+
+        >>> limit = OutputLimit(1 << 20)
+        >>> limit.wrap(entry)                 # its writes now pass the limit
+        >>> limit.written, limit.waits        # bytes let through; writes that had to wait
+
+    ``waited`` is the seconds writes were held back in all (what a host
+    logs to say a guest was throttled)."""
+
+    __slots__ = ("rate", "_clock", "_tokens", "_stamp", "written", "waits", "waited")
+
+    def __init__(self, rate: int, clock: Callable[[], float] = time.monotonic) -> None:
+        if isinstance(rate, bool) or not isinstance(rate, int) or rate < 1:
+            raise ValueError(f"output rate must be an int >= 1 (bytes per second), not {rate!r}")
+        self.rate = rate
+        self._clock = clock
+        self._tokens = float(rate)
+        self._stamp: Optional[float] = None
+        self.written = 0
+        self.waits = 0
+        self.waited = 0.0
+
+    def _allowed(self) -> int:
+        """Bytes that may go now (the bucket refilled first)."""
+        now = self._clock()
+        if self._stamp is not None:
+            self._tokens = min(float(self.rate), self._tokens + (now - self._stamp) * self.rate)
+        self._stamp = now
+        return int(self._tokens)
+
+    def _spend(self, n: int) -> None:
+        self._tokens -= n
+        self.written += n
+
+    def wrap(self, entry: Entry) -> None:
+        """Make ``entry``'s writes (``writev``, and ``pwrite`` where it has
+        a position) pass the limit; everything else about it (kind, rights,
+        readiness) stays."""
+        entry.writev = _Limited(self, entry, entry.writev)  # type: ignore[method-assign]
+        if entry.seekable:
+            entry.pwrite = _Limited(self, entry, entry.pwrite)  # type: ignore[method-assign]
+
+    def _step(self, wanted: int) -> int:
+        """The least a write may take: all of it, or 50 ms worth (so a guest
+        past the limit sleeps in steps instead of spinning on tiny writes)."""
+        return min(wanted, max(1, self.rate // 20))
+
+    def write(self, entry: Entry, write: Callable[..., IoResult], buffers: list[memoryview], *rest: Any) -> IoResult:
+        """``write(buffers, *rest)`` as far as the limit lets it now, or an
+        awaitable that waits until a step of it fits."""
+        wanted = _capacity(buffers)
+        allowed = self._allowed() if wanted else 0
+        if allowed < self._step(wanted):
+            return entry.wait_or_again(lambda: self._write_later(write, buffers, rest))
+        n = min(wanted, allowed)
+        self._spend(n)
+        return write(trim(buffers, n), *rest)
+
+    async def _write_later(self, write: Callable[..., IoResult], buffers: list[memoryview], rest: tuple) -> int:
+        wanted = _capacity(buffers)
+        self.waits += 1
+        while (allowed := self._allowed()) < self._step(wanted):
+            pause = (self._step(wanted) - self._tokens) / self.rate
+            self.waited += pause
+            await trio.sleep(pause)
+        n = min(wanted, allowed)
+        self._spend(n)
+        result = write(trim(buffers, n), *rest)
+        return await result if not isinstance(result, int) else result
+
+
+class _Limited:
+    """An entry's write method behind an :class:`OutputLimit`."""
+
+    __slots__ = ("limit", "entry", "write")
+
+    def __init__(self, limit: OutputLimit, entry: Entry, write: Callable[..., IoResult]) -> None:
+        self.limit, self.entry, self.write = limit, entry, write
+
+    def __call__(self, buffers: list[memoryview], *rest: Any) -> IoResult:
+        return self.limit.write(self.entry, self.write, buffers, *rest)
+
+
 def _refuse(which: str, spec: Any) -> Any:
     raise TypeError(
         f"WasiConfig.{which}: unsupported value {type(spec).__name__}; use None, 'inherit', "
@@ -330,5 +420,5 @@ def _refuse(which: str, spec: Any) -> Any:
     )
 
 
-__all__ = ["make_stdin", "make_output", "NullEntry", "BytesSource", "PyReader", "PyWriter",
+__all__ = ["make_stdin", "make_output", "OutputLimit", "NullEntry", "BytesSource", "PyReader", "PyWriter",
            "CallbackWriter", "CallbackReader", "TrioReader", "TrioWriter"]

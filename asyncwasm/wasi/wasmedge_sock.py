@@ -139,8 +139,7 @@ def _sock_open(ctx: Any, af: int, socktype: int, ro_fd: int) -> ErrnoResult:
         raise WasiError(Errno.NOSYS)  # WasmEdge without --allow-af-unix
     if af not in _FAMILIES or socktype not in _TYPES:
         raise WasiError(Errno.INVAL)
-    if len(ctx.fds) >= ctx.fds.max_fds:
-        raise WasiError(Errno.MFILE)
+    ctx.fds.check_room()
     fd = ctx.fds.add(socket_entry_for_guest(_FAMILIES[af], _TYPES[socktype]))
     ctx.memory.store_u32(ro_fd, fd)
     return Errno.SUCCESS
@@ -151,7 +150,7 @@ def sock_open(ctx: Any, af: int, socktype: int, ro_fd: int) -> ErrnoResult:
     """Open a socket; writes its fd (u32) at ``ro_fd``. ``af``: INET4 = 1,
     INET6 = 2 (AF_UNIX = 3 gives NOSYS); ``socktype``: DGRAM = 1, STREAM = 2.
     Needs no policy: the socket can do nothing until bind/connect pass it.
-    Errnos: INVAL, NOSYS, FAULT, MFILE."""
+    Errnos: INVAL, NOSYS, FAULT, MFILE, NFILE (the process's fd budget)."""
     return _sock_open(ctx, af, socktype, ro_fd)
 
 

@@ -19,6 +19,22 @@ Three engines run every plan:
   and every host import an ``async def`` that checkpoints, so each host call
   suspends the fiber and resumes it from the event loop.
 
+Types come from asyncwasm: the plan carries every export's type as
+asyncwasm's ``Module`` reports it (the module is valid, so both engines see
+the same types), and the wasmtime side never asks wasmtime-py for a value
+type: wasmtime-py aborts the process when it reflects on a type holding
+v128. Where wasmtime must say a type (a funcref result's function type), it
+is read through the C API, comparing each value type with prototypes
+(``wasmtime_wasm_valtype_equal``), which knows v128. v128 values pass
+through the value union's ``v128`` bytes (little-endian, as asyncwasm's
+128-bit integers).
+
+Adding a proposal (the Wasm 3.0 set): its feature name goes into
+``wasmtools.FEATURES``; a new value type gets a row in ``VALUE_KINDS`` and a
+case in ``argument``, ``WasmtimeEngine._to_raw`` and ``_from_raw``; a new
+trap a row in both trap tables; new kinds of export (tags) are ignored by
+``export_types`` until they have state worth comparing.
+
 Strategy for what cannot be compared:
 
 - Traps are compared by kind through ``TRAP_KINDS``. wasmtime reports an
@@ -46,7 +62,9 @@ Strategy for what cannot be compared:
   (wasmtime reports it as a trap without a code). exnref values are not
   compared: wasmtime-py aborts the process when it reflects on an exnref
   type, so every export whose type holds one (``Plan.skip``) is neither
-  called nor read, in every engine.
+  called nor read, in every engine. A funcref to a function whose type
+  holds exnref is compared like any other (its type named through the C
+  API, against an exnref prototype copied from a tiny module).
 """
 
 from __future__ import annotations
@@ -92,6 +110,10 @@ WASMTIME_TRAPS = {
     "NULL_REFERENCE": "null reference",
     "OUT_OF_FUEL": "out of fuel",
 }
+
+#: The value types the runner passes and compares (asyncwasm's names).
+NUMERIC_KINDS = ("i32", "i64", "f32", "f64", "v128")
+VALUE_KINDS = NUMERIC_KINDS + ("funcref", "externref")
 
 #: Fuel budgets per module (see "Termination" above).
 WASMTIME_FUEL = 2_000_000
@@ -180,6 +202,9 @@ class Host:
         "tick": ((), ()),
     }
 
+    #: The imported globals' and table's value types (names as in ``_state``).
+    KINDS = {"host.g_i32": "i32", "host.g_i64": "i64", "host.g_f64": "f64", "host.table": "funcref"}
+
     @staticmethod
     def memory_image() -> bytes:
         """Initial contents of the imported memory's first bytes."""
@@ -198,8 +223,21 @@ _FLOATS = {
 }
 
 
+def _v128_argument(rng: random.Random) -> int:
+    """Lanes of one shape, each an edge value (or all random bits)."""
+    roll = rng.random()
+    if roll < 0.25:
+        return rng.getrandbits(128)
+    width, pool = rng.choice(((8, (0, 1, 0x7F, 0x80, 0xFF)), (16, (0, 1, 0x7FFF, 0x8000, 0xFFFF)), (32, _INTERESTING[32]),
+                              (64, _INTERESTING[64]), (32, _FLOATS[32]), (64, _FLOATS[64])))
+    lanes = [rng.choice(pool) if rng.random() < 0.8 else rng.getrandbits(width) for _ in range(128 // width)]
+    return sum(lane << (i * width) for i, lane in enumerate(lanes))
+
+
 def argument(rng: random.Random, kind: str) -> Any:
     """A deterministic argument: an edge value or a random bit pattern."""
+    if kind == "v128":
+        return _v128_argument(rng)
     if kind in ("i32", "i64", "f32", "f64"):
         width = int(kind[1:])
         pool = _FLOATS[width] if kind[0] == "f" else _INTERESTING[width]
@@ -222,26 +260,60 @@ class Call:
     args: tuple  # raw: bit patterns, None, or an externref host object number
 
 
-@dataclass
+#: An export's type as the runner needs it: ("func", params, results),
+#: ("global", content), ("table", element) or ("memory",), types named as
+#: asyncwasm names them.
+ExportType = tuple
+
+
+def export_types(data: bytes) -> dict[str, ExportType]:
+    """Every export of ``data`` and its type, from asyncwasm's ``Module``
+    (raises ``asyncwasm.ModuleError`` when asyncwasm rejects the module)."""
+    import asyncwasm as aw
+
+    types: dict[str, ExportType] = {}
+    for export in aw.Module(data).exports:
+        t = export.type
+        if isinstance(t, aw.FuncType):
+            types[export.name] = ("func", tuple(str(p) for p in t.params), tuple(str(r) for r in t.results))
+        elif isinstance(t, aw.GlobalType):
+            types[export.name] = ("global", str(t.content))
+        elif isinstance(t, aw.TableType):
+            types[export.name] = ("table", str(t.element))
+        elif isinstance(t, aw.MemoryType):
+            types[export.name] = ("memory",)
+    return types
+
+
+@dataclass(frozen=True)
 class Plan:
-    calls: list[Call]
+    exports: dict[str, ExportType]  # every export's type, in export order, but those in skip
+    calls: tuple[Call, ...]
     skip: frozenset[str] = frozenset()  # exports never called or read (exnref types)
 
+    def func(self, name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(params, results) of the exported function ``name``."""
+        _, params, results = self.exports[name]
+        return params, results
 
-def make_plan(exports: list[tuple[str, tuple[str, ...]]], seed: int, rounds: int = 2,
-              skip: frozenset[str] = frozenset()) -> Plan:
-    """Every exported function not in ``skip``, in export order, ``rounds`` times."""
+    def prefix(self, n: int) -> "Plan":
+        """The same plan with only its first ``n`` calls."""
+        return Plan(self.exports, self.calls[:n], self.skip)
+
+
+def make_plan(exports: dict[str, ExportType], seed: int, rounds: int = 2) -> Plan:
+    """Every exported function but those in ``Plan.skip``, in export order, ``rounds`` times."""
     rng = random.Random(seed)
-    exports = [(name, params) for name, params in exports if name not in skip]
-    calls = [Call(name, tuple(argument(rng, p) for p in params)) for _ in range(rounds) for name, params in exports]
-    return Plan(calls, skip)
+    skip = frozenset(name for name, t in exports.items() if holds_exnref(t))
+    exports = {name: t for name, t in exports.items() if name not in skip}
+    funcs = [(name, t[1]) for name, t in exports.items() if t[0] == "func"]
+    calls = tuple(Call(name, tuple(argument(rng, p) for p in params)) for _ in range(rounds) for name, params in funcs)
+    return Plan(exports, calls, skip)
 
 
-def holds_exnref(externtype: Any) -> bool:
-    """Whether an asyncwasm extern type mentions exnref (see Plan.skip)."""
-    types = [getattr(externtype, a, None) for a in ("content", "element")]
-    types += list(getattr(externtype, "params", ())) + list(getattr(externtype, "results", ()))
-    return any(str(t) == "exnref" for t in types if t is not None)
+def holds_exnref(t: ExportType) -> bool:
+    """Whether an export's type mentions exnref (see Plan.skip)."""
+    return any(part == "exnref" or (isinstance(part, tuple) and "exnref" in part) for part in t)
 
 
 @dataclass(frozen=True)
@@ -328,12 +400,6 @@ class AsyncwasmEngine:
         self.suspensions = 0
         self.skip: frozenset[str] = frozenset()  # the running plan's
 
-    def exports(self, data: bytes) -> list[tuple[str, str, Any]]:
-        import asyncwasm
-
-        module = asyncwasm.Module(data)
-        return [(e.name, type(e.type).__name__, e.type) for e in module.exports]
-
     def _linker(self, host: Host) -> tuple[Any, dict[str, Any]]:
         import asyncwasm as aw
 
@@ -402,11 +468,11 @@ class AsyncwasmEngine:
         externrefs = {1: HostObject(1), 2: HostObject(2)}
         for call in plan.calls:
             func = instance.exports[call.export]
-            params = [str(t) for t in func.type.params]
+            params, kinds = plan.func(call.export)
             args = tuple(externrefs.get(a) if p == "externref" else a for p, a in zip(params, call.args))
             try:
                 results = await self._call(func, args)
-                outcome = ("ok", tuple(self._value(str(t), v) for t, v in zip(func.type.results, results)))
+                outcome = ("ok", tuple(self._value(kind, v) for kind, v in zip(kinds, results)))
             except (asyncwasm.Trap, _SlicedFuelExhausted) as exc:
                 outcome = ("trap", self._trap_kind(exc))
             except asyncwasm.WasmException:
@@ -467,7 +533,7 @@ class AsyncwasmEngine:
 
     @staticmethod
     def _value(kind: str, value: Any) -> tuple:
-        if kind in ("i32", "i64", "f32", "f64"):
+        if kind in NUMERIC_KINDS:
             return (kind, value)
         if kind == "externref":
             return (kind, None if value is None else getattr(value, "n", repr(value)))
@@ -517,17 +583,47 @@ class WasmtimeEngine:
         config.wasm_exceptions = True
         config.wasm_tail_call = True
         self.engine = wasmtime.Engine(config)
-        t = wasmtime.ValType
-        self.kinds = [(t.i32(), "i32"), (t.i64(), "i64"), (t.f32(), "f32"), (t.f64(), "f64"), (t.funcref(), "funcref"), (t.externref(), "externref")]
+        ffi = wasmtime._ffi
+        # Owned prototypes for reading value types through the C API (see
+        # the module docstring): never freed, one set per engine.
+        self.prototypes = [
+            (ffi.wasm_valtype_new(ffi.WASM_I32), "i32"), (ffi.wasm_valtype_new(ffi.WASM_I64), "i64"),
+            (ffi.wasm_valtype_new(ffi.WASM_F32), "f32"), (ffi.wasm_valtype_new(ffi.WASM_F64), "f64"),
+            (ffi.wasmtime_wasm_valtype_v128(), "v128"),
+            (ffi.wasm_valtype_new(ffi.WASM_FUNCREF), "funcref"), (ffi.wasm_valtype_new(ffi.WASM_ANYREF), "externref"),
+            (self._exnref_prototype(), "exnref"),
+        ]
+
+    def _exnref_prototype(self) -> Any:
+        """An owned ``wasm_valtype_t *`` for exnref: the wasm C API has no
+        constructor for it, so it is copied from a function type that holds
+        one (the parameter of a tiny module's export)."""
+        wt, ffi = self.wt, self.wt._ffi
+        store = wt.Store(self.engine)
+        module = wt.Module(self.engine, '(module (func (export "p") (param exnref)))')
+        func = wt.Instance(store, module, []).exports(store)["p"]
+        functype = ffi.wasmtime_func_type(store._context(), ctypes.byref(func._func))
+        try:
+            return ffi.wasm_valtype_copy(ffi.wasm_functype_params(functype).contents.data[0])
+        finally:
+            ffi.wasm_functype_delete(functype)
 
     def kind(self, valtype: Any) -> str:
-        for vt, name in self.kinds:
-            if valtype == vt:
+        """asyncwasm's name of a ``wasm_valtype_t *`` (never reflected on by wasmtime-py)."""
+        for prototype, name in self.prototypes:
+            if self.wt._ffi.wasmtime_wasm_valtype_equal(valtype, prototype):
                 return name
-        raise ValueError(f"unexpected value type {valtype}")
+        raise ValueError("unexpected value type")
 
-    def functype(self, functype: Any) -> tuple:
-        return (tuple(self.kind(t) for t in functype.params), tuple(self.kind(t) for t in functype.results))
+    def functype(self, store: Any, func: Any) -> tuple:
+        """(params, results) of a wasmtime ``Func``, read through the C API."""
+        ffi = self.wt._ffi
+        functype = ffi.wasmtime_func_type(store._context(), ctypes.byref(func._func))
+        try:
+            vecs = (ffi.wasm_functype_params(functype).contents, ffi.wasm_functype_results(functype).contents)
+            return tuple(tuple(self.kind(vec.data[i]) for i in range(vec.size)) for vec in vecs)
+        finally:
+            ffi.wasm_functype_delete(functype)
 
     def _linker_imports(self, store: Any, module: Any, host: Host) -> tuple[list[Any], dict[str, Any]]:
         wt = self.wt
@@ -573,14 +669,15 @@ class WasmtimeEngine:
                 outcome = (LINK_ERROR,)
         exports = {}
         if instance is not None:
-            exports = {e.name: instance.exports(store)[e.name] for e in module.exports if e.name not in plan.skip}
-        trace.steps.append(Step("instantiate", outcome, self._state(store, exports, imported, host)))
+            exports = {name: instance.exports(store)[name] for name in plan.exports}
+        kinds = {**{name: t[1] for name, t in plan.exports.items() if t[0] in ("global", "table")}, **Host.KINDS}
+        trace.steps.append(Step("instantiate", outcome, self._state(store, exports, imported, kinds, host)))
         if instance is None:
             return trace
         externrefs = {1: HostObject(1), 2: HostObject(2)}
         for call in plan.calls:
             func = exports[call.export]
-            params, results = self.functype(func.type(store))
+            params, results = plan.func(call.export)
             args = tuple(externrefs.get(a) if p == "externref" else a for p, a in zip(params, call.args))
             try:
                 values = self._call(store, func, params, results, args)
@@ -591,7 +688,7 @@ class WasmtimeEngine:
                 if not _thrown(exc):
                     raise
                 outcome = UNCAUGHT
-            trace.steps.append(Step(f"call {call.export!r}{call.args}", outcome, self._state(store, exports, imported, host)))
+            trace.steps.append(Step(f"call {call.export!r}{call.args}", outcome, self._state(store, exports, imported, kinds, host)))
         return trace
 
     def _trap_outcome(self, exc: BaseException) -> tuple:
@@ -617,6 +714,9 @@ class WasmtimeEngine:
         elif kind in ("i64", "f64"):
             raw.kind = ffi.WASMTIME_I64.value if kind == "i64" else ffi.WASMTIME_F64.value
             raw.of.i64 = signed(value, 64)
+        elif kind == "v128":
+            raw.kind = ffi.WASMTIME_V128.value
+            raw.of.v128 = ffi.wasmtime_v128.from_buffer_copy(value.to_bytes(16, "little"))
         else:
             valtype = self.wt.ValType.externref() if kind == "externref" else self.wt.ValType.funcref()
             return self.wt.Val._convert_to_raw(store, valtype, value)
@@ -627,6 +727,8 @@ class WasmtimeEngine:
             return (kind, raw.of.i32 & M32)
         if kind in ("i64", "f64"):
             return (kind, raw.of.i64 & M64)
+        if kind == "v128":
+            return (kind, int.from_bytes(bytes(raw.of.v128), "little"))
         value = self.wt.Val._from_raw(store, raw).value
         return self._ref(store, kind, value)
 
@@ -635,7 +737,7 @@ class WasmtimeEngine:
             return (kind, None)
         if kind == "externref":
             return (kind, getattr(value, "n", repr(value)))
-        return (kind, self.functype(value.type(store)))
+        return (kind, self.functype(store, value))
 
     def _call(self, store: Any, func: Any, params: tuple, results: tuple, args: tuple) -> tuple:
         ffi = self.wt._ffi
@@ -653,14 +755,16 @@ class WasmtimeEngine:
                 raise self.wt.WasmtimeError._from_ptr(error)
         return tuple(self._from_raw(store, kind, results_raw[i]) for i, kind in enumerate(results))
 
-    def _state(self, store: Any, exports: dict[str, Any], imported: dict[str, Any], host: Host) -> tuple:
+    def _state(self, store: Any, exports: dict[str, Any], imported: dict[str, Any], kinds: dict[str, str], host: Host) -> tuple:
+        """What asyncwasm's ``_state`` reports; ``kinds``: each global's and
+        table's value type by name (from the plan: wasmtime-py is not asked)."""
         wt = self.wt
         ffi = wt._ffi
         state: list[tuple] = []
         externs = list(exports.items()) + [(f"host.{k}", v) for k, v in imported.items()]
         for name, extern in externs:
             if isinstance(extern, wt.Global):
-                kind = self.kind(extern.type(store).content)
+                kind = kinds[name]
                 raw = ffi.wasmtime_val_t()
                 ffi.wasmtime_global_get(store._context(), ctypes.byref(extern._global), ctypes.byref(raw))
                 state.append((name, self._from_raw(store, kind, raw)))
@@ -669,7 +773,7 @@ class WasmtimeEngine:
                 data = ctypes.string_at(extern.data_ptr(store), size) if size else b""
                 state.append((name, extern.size(store), Contents(data)))
             elif isinstance(extern, wt.Table):
-                kind = self.kind(extern.type(store).element)
+                kind = kinds[name]
                 size = extern.size(store)
                 state.append((name, size, tuple(self._table_get(store, extern, kind, i) for i in range(size))))
         state.append(("host calls", tuple(host.log)))

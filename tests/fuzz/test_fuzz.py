@@ -88,6 +88,85 @@ def test_agreement_on_a_module_with_every_kind_of_state() -> None:
     assert status == campaign.AGREE, detail
 
 
+SIMD_STATE = """(module
+  (import "host" "add" (func $add (param i32 i32) (result i32)))
+  (global $v (export "v") (mut v128) (v128.const i32x4 1 2 3 4))
+  (table (export "t") 2 funcref)
+  (elem (i32.const 0) $f)
+  (memory (export "m") 1)
+  (func $f (export "f") (param v128 i32) (result v128 i64)
+    (global.set $v (i16x8.add_sat_s (local.get 0) (global.get $v)))
+    (v128.store (i32.const 16) (i8x16.swizzle (local.get 0) (global.get $v)))
+    (i32x4.add (local.get 0) (i32x4.splat (call $add (local.get 1) (i32.const 1))))
+    (i64x2.extract_lane 1 (local.get 0)))
+  (func (export "ref") (result funcref) (ref.func $f)))"""
+
+
+def test_v128_passes_through_both_engines() -> None:
+    """v128 arguments, results, globals and a funcref to a v128 function
+    (whose type wasmtime-py cannot reflect on) agree bit for bit."""
+    assert _check(SIMD_STATE) == (campaign.AGREE, "")
+    plan = differential.make_plan(differential.export_types(wat(SIMD_STATE)), seed=3)
+    wide = [a for call in plan.calls for a in call.args if isinstance(a, int) and a >> 64]
+    assert wide, "v128 arguments use their upper half"
+
+
+EXNREF_FUNCREF = """(module
+  (type $handler (func (param exnref) (result exnref)))
+  (func $f (type $handler) (local.get 0))
+  (table (export "t") 1 funcref)
+  (elem (i32.const 0) $f)
+  (global (export "g") funcref (ref.func $f))
+  (func (export "ref") (result funcref) (ref.func $f)))"""
+
+
+def test_a_funcref_to_an_exnref_function_agrees() -> None:
+    """A funcref value (global, table slot, result) whose function's type
+    holds exnref: wasmtime names that type through the C API too
+    (regression: SIMD and exceptions fuzzed together, seed 18)."""
+    assert _check(EXNREF_FUNCREF) == (campaign.AGREE, "")
+
+
+def test_a_wrong_v128_lane_is_a_disagreement(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = differential.AsyncwasmEngine._call
+
+    async def flip_top_lane(self: differential.AsyncwasmEngine, func: object, args: tuple) -> tuple:
+        results = await real(self, func, args)
+        return (results[0] ^ (1 << 127), *results[1:]) if len(results) == 2 else results
+
+    monkeypatch.setattr(differential.AsyncwasmEngine, "_call", flip_top_lane)
+    status, detail = _check(SIMD_STATE)
+    assert status == campaign.DISAGREE and "call 'f'" in detail and "v128" in detail
+
+
+NAN_PAYLOADS = """(module
+  (global (export "g") (mut v128) (v128.const i64x2 0 0))
+  (func (export "f") (param v128) (result v128)
+    (global.set 0 (f64x2.promote_low_f32x4 (v128.const i32x4 0x7f800001 0xffa00000 0 0)))
+    (f32x4.mul (v128.const i32x4 0x7fa00000 0xffc00001 0 0) (local.get 0))))"""
+
+
+def test_simd_nans_are_compared_behind_a_canonicalization(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The spec lets engines differ on these NaN bits (and they do); the
+    runner canonicalizes them, and only them."""
+    assert _check(NAN_PAYLOADS) == (campaign.AGREE, "")
+    monkeypatch.setattr(wasmtools, "canonicalize_simd_nans", lambda data: data)
+    status, detail = _check(NAN_PAYLOADS)
+    assert status == campaign.DISAGREE and "call 'f'" in detail
+
+
+def test_canonicalization_only_where_smith_left_none() -> None:
+    text = wasmtools.to_text(wasmtools.canonicalize_simd_nans(wat(NAN_PAYLOADS)))
+    assert text.count("f32x4.eq") == 1 and text.count("f64x2.eq") == 1 and "call 1" in text and "call 2" in text
+    assert wasmtools.canonicalize_simd_nans(wat(SIMD_STATE)) == wat(SIMD_STATE)  # no float operation
+    modules = (campaign.generate(1, case) for case in range(100))
+    data = next(m for m in modules if m is not None and "f32x4.eq" in wasmtools.to_text(m))  # with smith's canonicalizations
+    smith_ops = [op for op in wasmtools.to_text(data).split() if op in wasmtools.NAN_OPEN_SIMD]
+    rewritten = wasmtools.to_text(wasmtools.canonicalize_simd_nans(data)).split()
+    assert sum(op in wasmtools.NAN_OPEN_SIMD for op in rewritten) == len(smith_ops)  # moved, none added or lost
+    assert wasmtools.validate(wasmtools.canonicalize_simd_nans(data))[0]
+
+
 def test_a_wrong_result_is_a_disagreement(monkeypatch: pytest.MonkeyPatch) -> None:
     real = differential.AsyncwasmEngine._call
 
@@ -133,9 +212,12 @@ def test_validation_level_is_the_feature_list() -> None:
     assert wasmtools.validate(wat("(module (tag) (func try (throw 0) catch_all end))"))[0]  # legacy form
     assert wasmtools.validate(wat('(module (func (result i32 i64) i32.const 1 i64.const 2))'))[0]
     assert wasmtools.validate(wat('(module (func (result v128) v128.const i64x2 0 0))'))[0]
-    assert "simd" in wasmtools.FEATURES and "simd" not in wasmtools.GENERATED
+    relaxed = wat('(module (func (result v128) v128.const i64x2 0 0 v128.const i64x2 0 0 i8x16.relaxed_swizzle))')
+    assert not wasmtools.validate(relaxed)[0]
+    assert wasmtools.GENERATED == wasmtools.FEATURES and "simd" in wasmtools.FEATURES
     options = wasmtools.smith_options()
-    assert options[options.index("--simd-enabled") + 1] == "false"
+    assert options[options.index("--simd-enabled") + 1] == "true"
+    assert options[options.index("--relaxed-simd-enabled") + 1] == "false"
     assert options[options.index("--bulk-memory-enabled") + 1] == "true"
 
 
