@@ -260,11 +260,11 @@ static void relocate_slots(codegen *cg) {
  * word is skipped), so no jump target or code offset moves. Never across
  * a place where code can be entered other than by falling through: a jump
  * target (word 't', br_table's targets), the end of a SKIP, a landing pad,
- * a try region's bounds, the function's start. The members cannot trap,
- * jump, call or stop the run, so a pair computes, charges (fuel is counted
- * per Wasm instruction when compiling) and resumes exactly as the two
- * apart. A pair keeps the first's srcmap pair (one per instruction): no
- * trap ever asks where it is. */
+ * a try region's bounds, the function's start. The members cannot jump,
+ * call or stop the run, so a pair computes, charges (fuel is counted per
+ * Wasm instruction when compiling) and resumes exactly as the two apart;
+ * only the first may trap (before the second has run), and the pair keeps
+ * its srcmap pair (one per instruction), so a trap names the first. */
 
 typedef struct {
     uint16_t op, first, second;
