@@ -161,6 +161,10 @@ typedef struct codegen {
     wasm_catch *catches;
     uint32_t ncatches, catches_cap;
     uint32_t nextra;         /* hidden slots (CG_EXTRA) in use */
+    /* Pairs (compile.c "Pairs"): per code word, whether code can enter there
+     * other than by falling through. */
+    uint8_t *entry;
+    uint32_t entry_cap;
 } codegen;
 
 void cg_init(codegen *cg);
