@@ -27,8 +27,8 @@ _SCRIPTS3 = [f"{s}.wast" for s in _SUITE3.script_names()] or ["spec-suite-3.0-mi
 _NOT_YET = {
     "wasm2-nosimd": set(),
     "wasm2": set(),
-    "nonGC3": {"memory64", "multi-memory"},
-    "wasm3": {"memory64", "multi-memory", "GC", "typed function references", "relaxed SIMD"},
+    "nonGC3": set(),
+    "wasm3": {"GC", "typed function references", "relaxed SIMD"},
 }
 
 
