@@ -516,6 +516,8 @@ class WasmtimeEngine:
         config.consume_fuel = True
         config.wasm_exceptions = True
         config.wasm_tail_call = True
+        config.wasm_multi_memory = True
+        config.wasm_memory64 = True
         self.engine = wasmtime.Engine(config)
         t = wasmtime.ValType
         self.kinds = [(t.i32(), "i32"), (t.i64(), "i64"), (t.f32(), "f32"), (t.f64(), "f64"), (t.funcref(), "funcref"), (t.externref(), "externref")]

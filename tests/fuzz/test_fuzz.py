@@ -127,8 +127,9 @@ def test_wasmtime_running_out_of_fuel_is_incomparable_not_a_pass() -> None:
 
 def test_validation_level_is_the_feature_list() -> None:
     """What asyncwasm does not claim is invalid at the fuzzers' level."""
-    assert not wasmtools.validate(wat("(module (memory 1) (memory 1))"))[0]  # multi-memory: not yet
-    assert not wasmtools.validate(wat("(module (memory i64 1))"))[0]  # memory64: not yet
+    assert not wasmtools.validate(wat("(module (type (struct)))"))[0]  # GC: not yet
+    assert wasmtools.validate(wat("(module (memory 1) (memory 1))"))[0]  # multi-memory
+    assert wasmtools.validate(wat("(module (memory i64 1) (table i64 1 funcref))"))[0]  # memory64
     assert wasmtools.validate(wat("(module (global i32 (i32.add (i32.const 1) (i32.const 2))))"))[0]
     assert wasmtools.validate(wat("(module (tag) (func try (throw 0) catch_all end))"))[0]  # legacy form
     assert wasmtools.validate(wat('(module (func (result i32 i64) i32.const 1 i64.const 2))'))[0]
@@ -137,6 +138,8 @@ def test_validation_level_is_the_feature_list() -> None:
     options = wasmtools.smith_options()
     assert options[options.index("--simd-enabled") + 1] == "false"
     assert options[options.index("--bulk-memory-enabled") + 1] == "true"
+    assert options[options.index("--memory64-enabled") + 1] == "true"
+    assert int(wasmtools.SMITH_SHAPE["--max-memories"]) > 1  # multi-memory is generated
 
 
 def test_cases_are_reproducible() -> None:
