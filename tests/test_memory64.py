@@ -5,10 +5,13 @@ memory64, address64, load64, memory_trap64, memory_grow64, bulk64, table64,
 table_*64, call_indirect64, ...); these tests check what the engine promises
 beyond it: bounds checks that cannot wrap, addressing beyond 4 GiB in the
 guest and from Python, reservations capped by the policy, and the Python
-types.
+types, and a wasm64 program built by a real toolchain.
 """
 
 from __future__ import annotations
+
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -25,6 +28,9 @@ from asyncwasm import (
     Trap,
 )
 
+from asyncwasm.lowlevel import Fiber, Outcome
+
+from .guests import build as guest_build
 from .test_engine_runtime import vm_kib
 from .wat import wat
 
@@ -216,3 +222,30 @@ def test_python_types_carry_the_address_type() -> None:
         MemoryType((1 << 48) + 1, is_64=True)
     with pytest.raises(ValueError):
         MemoryType(65537)  # a memory32 stays within 4 GiB
+
+
+GUEST = Path(__file__).resolve().parent / "guests" / "mem64.wasm"
+GUEST_ARGS = (0, 1, 1000, 20_000)
+
+
+def test_a_wasm64_program_built_by_zig_matches_its_native_build(tmp_path: Path) -> None:
+    """tests/guests/mem64.c, built by zig cc for wasm64 (64-bit pointers, a
+    heap grown with i64 memory.grow): the same checksums as a gcc build,
+    called directly and run in fuel slices of a few units."""
+    try:
+        native = guest_build.build_native("mem64", tmp_path / "mem64")
+    except guest_build.ToolchainMissing as e:
+        pytest.skip(str(e))
+    out = subprocess.run([str(native), *map(str, GUEST_ARGS)], capture_output=True, text=True, timeout=60, check=True)
+    want = [int(line) for line in out.stdout.split()]
+    module = Module.from_file(GUEST)
+    assert module.exports[0].type.is_64
+    instance = Linker().instantiate(module)
+    assert [instance.exports["run"](n) & U64 for n in GUEST_ARGS] == want
+    assert instance.exports["heap_pages"]() > module.exports[0].type.min  # it grew its heap
+    fiber = Fiber(Linker().instantiate(module).exports["run"], (300,))
+    runs = 0
+    while (outcome := fiber.run(max(5, fiber.fuel_needed))) == Outcome.OUT_OF_FUEL:
+        runs += 1
+    out = subprocess.run([str(native), "300"], capture_output=True, text=True, timeout=60, check=True)
+    assert outcome == Outcome.DONE and fiber.results[0] & U64 == int(out.stdout) and runs > 1000
