@@ -972,7 +972,7 @@ static bool limits_match(const wasm_limits *actual, const wasm_limits *expected)
     return actual->has_max && actual->max <= expected->max;
 }
 
-/* " 64-bit" for a memory64/table64, for messages. */
+/* " i64" for a memory64/table64 (its type as the text format writes it), for messages. */
 static const char *addr_text(bool addr64) { return addr64 ? " i64" : ""; }
 
 static int link_func(InstanceObject *self, const wasm_import *imp, PyObject *obj, uint32_t index)
