@@ -130,10 +130,8 @@ static inline uint8_t *mem_at(const rt_memory *m, uint64_t addr_slot, uint64_t o
     return m->base + ea;
 }
 
-/* Access size in bytes of each load/store row (an _X row's `op` word). */
+/* Access size in bytes of each SIMD access row (a SIMD _X row's `op` word). */
 static const uint8_t access_bytes[OP__COUNT] = {
-#define LOAD(NAME, CODE, TEXT, TYPE, ALIGN_LOG2) [OP_##NAME] = 1u << (ALIGN_LOG2),
-#define STORE(NAME, CODE, TEXT, TYPE, ALIGN_LOG2) [OP_##NAME] = 1u << (ALIGN_LOG2),
 #define SIMD_LOAD(NAME, CODE, TEXT, FUNC, ALIGN_LOG2) [OP_##NAME] = 1u << (ALIGN_LOG2),
 #define SIMD_STORE(NAME, CODE, TEXT, ALIGN_LOG2) [OP_##NAME] = 1u << (ALIGN_LOG2),
 #define SIMD_LOAD_LANE(NAME, CODE, TEXT, ALIGN_LOG2) [OP_##NAME] = 1u << (ALIGN_LOG2),

@@ -47,13 +47,14 @@ static const numeric_row numeric_rows[NINSTR] = {
 
 typedef struct {
     uint16_t op;
+    uint16_t any; /* its LOAD_ANY/STORE_ANY row, for any other memory than the fast one */
     uint8_t type;
     uint8_t align; /* natural alignment, log2 */
 } memop_row;
 
 static const memop_row memop_rows[0x3F - 0x28] = {
-#define LOAD(NAME, CODE, TEXT, TYPE, ALIGN) [(CODE) - 0x28] = {OP_##NAME, VT_##TYPE, ALIGN},
-#define STORE(NAME, CODE, TEXT, TYPE, ALIGN) [(CODE) - 0x28] = {OP_##NAME, VT_##TYPE, ALIGN},
+#define LOAD(NAME, CODE, TEXT, TYPE, ALIGN) [(CODE) - 0x28] = {OP_##NAME, OP_##NAME##_X, VT_##TYPE, ALIGN},
+#define STORE(NAME, CODE, TEXT, TYPE, ALIGN) [(CODE) - 0x28] = {OP_##NAME, OP_##NAME##_X, VT_##TYPE, ALIGN},
 #include "opcodes.def"
 };
 
@@ -1031,11 +1032,10 @@ static bool read_memarg(validator *v, uint32_t natural, uint32_t *mem, uint64_t 
     return true;
 }
 
-/* A load or store of any memory but the fast one: OP_LOAD_X/OP_STORE_X (and
- * their SIMD forms) name the memory, the access row `op` and the 64-bit
- * offset; `extra` is a lane index (lane rows). A load's operands are
- * (dst, addr, [vec,] ...) with dst the address's home, a store's
- * (addr, value, ...). */
+/* A SIMD load or store of any memory but the fast one: the _X row `xop`
+ * names the memory, the access row `op` and the 64-bit offset; `extra` is
+ * a lane index (lane rows). A load's operands are (dst, addr, [vec,] ...)
+ * with dst the address's home, a store's (addr, value, ...). */
 static void emit_access_x(validator *v, uint32_t xop, bool load, const cg_value *addr, const uint32_t *more,
                           uint32_t nmore, uint32_t mem, uint32_t op, uint64_t offset, bool lane,
                           uint32_t lane_index) {
@@ -1072,18 +1072,23 @@ static bool op_memop(validator *v, uint8_t op) {
     if (op >= 0x36) { /* store */
         if (!pop_val(v, row->type, &val) || !pop_val(v, at, &addr))
             return false;
-        if (fast)
+        if (fast) {
             cg_store(&v->cg, row->op, &addr, &val, (uint32_t)offset);
-        else
-            emit_access_x(v, OP_STORE_X, false, &addr, &val.loc, 1, mem, row->op, offset, false, 0);
+        } else {
+            uint32_t *w = cg_emit(&v->cg, row->any, 5);
+            if (w)
+                w[0] = addr.loc, w[1] = val.loc, w[2] = mem, w[3] = (uint32_t)offset, w[4] = (uint32_t)(offset >> 32);
+        }
         return true;
     }
     if (!pop_val(v, at, &addr))
         return false;
-    if (fast)
+    if (fast) {
         cg_load(&v->cg, row->op, &addr, (uint32_t)offset);
-    else
-        emit_access_x(v, OP_LOAD_X, true, &addr, NULL, 0, mem, row->op, offset, false, 0);
+    } else {
+        uint32_t ops[5] = {addr.home, addr.loc, mem, (uint32_t)offset, (uint32_t)(offset >> 32)};
+        cg_emit_result(&v->cg, row->any, 5, ops);
+    }
     return push(v, row->type);
 }
 
