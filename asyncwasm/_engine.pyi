@@ -53,6 +53,9 @@ def compile(data: Buffer, costs: Optional[Buffer] = None) -> CompiledModule:
 def set_hooks(**hooks: Callable[..., Any]) -> None:
     """Register the Python callables the C types delegate to (``call_async``)."""
 
+def release_memory_pool() -> int:
+    """Unmap the reservations kept from freed memories for reuse; returns how many."""
+
 @final
 class Func:
     """A host function (``Func(functype, callable)``) or a Wasm function of an instance."""
@@ -157,6 +160,8 @@ class Instance:
     def default_memory(self) -> Optional[Memory]: ...
     @property
     def module(self) -> CompiledModule: ...
+    def release(self) -> None:
+        """Drop what the instance holds now (as the cyclic GC would); calls then raise RuntimeError."""
     _gate: Any
     _guarded: bool
     @property

@@ -63,8 +63,9 @@ import enum
 import inspect
 import math
 import time
+import weakref
 from dataclasses import dataclass
-from typing import Any, Optional, final
+from typing import Any, Callable, Optional, final
 
 import trio
 
@@ -263,35 +264,77 @@ class _Gate:
     instance is *guarded*, synchronous calls of its functions come to
     :meth:`call_sync` instead of the C fast path. Guarded = it has a fuel
     budget or a timeout, a task holds it, or it was interrupted.
+
+    Rule (lifetime): the engine instance owns its gate, and every other
+    reference from the gate is weak or points away from the instance
+    (module, limits, WASI context): an instance and its Python side form
+    no reference cycle, so they die by reference count the moment the last
+    Func, Instance or Caller goes. The :class:`~asyncwasm.Instance` the gate
+    serves (:attr:`instance`) is kept weakly; when nobody holds it any more
+    and a Caller asks for it, an equivalent one is made over the same
+    engine instance and gate.
+
+    Strategy (speed): the parking lot and the pacer are made on first need
+    (a second task waiting; the first slice), so a short-lived instance
+    pays for neither until it uses them.
     """
 
-    __slots__ = ("raw", "instance", "limits", "pacer", "totals", "holder", "depth", "lot", "running",
-                 "interrupted", "fuel_left", "fuel_used", "active", "__weakref__")  # fmt: skip
+    __slots__ = ("_raw", "_owner", "module", "wasi", "limits", "call_depth", "pacer", "totals", "holder", "depth",
+                 "lot", "running", "interrupted", "fuel_left", "fuel_used", "active", "__weakref__")  # fmt: skip
 
-    def __init__(self, raw: Any, limits: Limits, instance: Any = None) -> None:
-        self.raw = raw  # the _engine.Instance, or None for a lone host function
-        self.instance = instance  # the asyncwasm.Instance (what Caller.instance gives)
+    def __init__(self, raw: Any, limits: Limits, module: Any = None, wasi: Any = None,
+                 totals: Optional[Meter] = None, pacer: Optional[Pacer] = None) -> None:
+        """The gate of ``raw`` (attached to it at once), or of a lone host
+        function (``raw`` None). A OneShot passes its own ``totals`` (its
+        runs' sum) and ``pacer`` (what one run learned of the guest's speed
+        serves the next)."""
+        self._owner: Optional[weakref.ref] = None  # the asyncwasm.Instance, see `instance`
+        self.module = module  # the asyncwasm.Module (None: made without asyncwasm.Instance)
+        self.wasi = wasi  # the instance's own WasiContext, or None
         self.limits = limits
-        self.pacer = Pacer()
-        self.totals = Meter()  # finished calls that went through this module
+        self.call_depth = limits.call_depth
+        self.pacer = pacer  # made by the first slice when None
+        self.totals = Meter() if totals is None else totals  # finished calls that went through this module
         self.holder: Optional[trio.lowlevel.Task] = None  # task running an async call
         self.depth = 0  # async calls of `holder` in progress (re-entry nests)
-        self.lot = trio.lowlevel.ParkingLot()  # tasks waiting their turn
+        self.lot: Optional[trio.lowlevel.ParkingLot] = None  # tasks waiting their turn, once one waits
         self.running = 0  # fiber.run() calls in progress on this thread (sync re-entry nests)
         self.interrupted: Optional[str] = None  # why, once interrupted
         self.fuel_left = limits.fuel  # None: no budget
         self.fuel_used = 0  # charged to the budget so far
         self.active: list[Meter] = []  # calls in progress, for statistics()
+        if raw is None:
+            self._raw = None
+        else:
+            self._raw = weakref.ref(raw)  # the _engine.Instance
+            raw._gate = self
+            raw._guarded = limits.fuel is not None or limits.timeout is not None  # see update_guard
 
-    def attach(self) -> None:
-        """Become the gate of ``raw`` and guard it if the limits need it."""
-        if self.raw is not None:
-            self.raw._gate = self
-            self.update_guard()
+    @property
+    def raw(self) -> Any:
+        """The engine instance, or None (a lone host function's gate, or the instance is gone)."""
+        ref = self._raw
+        return None if ref is None else ref()
+
+    @property
+    def instance(self) -> Any:
+        """The :class:`~asyncwasm.Instance` of this gate (what ``Caller.instance``
+        gives), or None for an engine instance made without one."""
+        owner = None if self._owner is None else self._owner()
+        if owner is None:
+            raw = self.raw
+            if raw is None or self.module is None:
+                return None
+            from .instance import Instance
+
+            owner = Instance._over(raw, self)  # nobody holds the first: nobody can tell them apart
+            self._owner = weakref.ref(owner)
+        return owner
 
     def update_guard(self) -> None:
-        if self.raw is not None:
-            self.raw._guarded = bool(
+        raw = self.raw
+        if raw is not None:
+            raw._guarded = bool(
                 self.interrupted is not None
                 or self.holder is not None
                 or self.fuel_left is not None
@@ -313,7 +356,8 @@ class _Gate:
             self.update_guard()
 
     def statistics(self) -> Statistics:
-        fast = self.raw._fast_counters if self.raw is not None else (0, 0, 0)
+        raw = self.raw
+        fast = raw._fast_counters if raw is not None else (0, 0, 0)
         if not self.active:
             return self.totals.snapshot(fast=fast)
         now = Meter()  # finished calls plus the ones running now
@@ -366,7 +410,7 @@ class _Gate:
         self.check_usable()
         if self.holder is not None and self.running == 0 and self.holder is not _current_task():
             raise _busy("a synchronous call")
-        fiber = _engine.Fiber(func, args, raw=raw, max_call_depth=self.limits.call_depth, awaits=False)
+        fiber = _engine.Fiber(func, args, raw=raw, max_call_depth=self.call_depth, awaits=False)
         meter = Meter()
         meter.start(fiber)
         self.active.append(meter)
@@ -381,6 +425,8 @@ class _Gate:
         timeout = self.limits.timeout if self.running == 0 else None  # the outermost call is timed
         deadline = None if timeout is None else _perf_counter() + timeout
         pacer = self.pacer
+        if pacer is None:
+            pacer = self.pacer = Pacer()
         try:
             while True:
                 # Finite slices even without limits: signals (Ctrl-C) are
@@ -435,6 +481,8 @@ class _Gate:
                 "other tasks) for an instance this task holds; the call fails instead of waiting forever"
             )
         _waiting_for[task] = self
+        if self.lot is None:
+            self.lot = trio.lowlevel.ParkingLot()
         try:
             await self.lot.park()  # release() hands the instance to us
         finally:
@@ -466,7 +514,13 @@ class _Gate:
         woken = self.lot.unpark() if self.lot else ()  # the next waiter, first come first served
         self.holder = woken[0] if woken else None
         self.depth = 0
-        self.update_guard()
+        ref = self._raw
+        if ref is not None and self.holder is None and self.interrupted is None:  # update_guard, inline
+            raw = ref()
+            if raw is not None:
+                raw._guarded = self.fuel_left is not None or self.limits.timeout is not None
+        else:
+            self.update_guard()
 
     # -- calls from another instance's guest (engine: runtime.c "Turns") --------------
 
@@ -493,7 +547,7 @@ class _Gate:
         if holder is None:
             self.holder = task
             self.depth = 1
-            self.raw._guarded = True
+            self.update_guard()
             return True
         if holder is task or self.running:
             self.depth += 1
@@ -509,32 +563,44 @@ class _Gate:
         if held:
             self.release()
 
-    async def call_async(self, func: Any, args: tuple, meter: Meter) -> tuple:
+    async def call_async(self, func: Any, args: tuple, meter: Meter, deadline: Optional[Deadline] = None) -> tuple:
+        """``func(*args)`` driven in the current task (see :func:`call_async`).
+
+        ``deadline``: the call ends with :class:`Interrupted` once it passes
+        (as ``Limits.timeout`` does; the sooner of the two applies)."""
         # A call made in an already-cancelled scope must not enter the guest
         # (entering then stopping it would interrupt the instance).
         await trio.lowlevel.checkpoint_if_cancelled()
         task = trio.lowlevel.current_task()
-        if self.holder is None and self.interrupted is None and self.raw is not None:
+        ref = self._raw
+        raw = ref() if ref is not None and self.holder is None and self.interrupted is None else None
+        if raw is not None:
             self.holder = task  # the common case, inline: a free instance
             self.depth = 1
-            self.raw._guarded = True
+            raw._guarded = True
         else:
             await self.acquire(task)
         try:
-            fiber = _engine.Fiber(func, args, max_call_depth=self.limits.call_depth)
+            fiber = _engine.Fiber(func, args, max_call_depth=self.call_depth)
             meter.start(fiber)
             self.active.append(meter)
             timeout = self.limits.timeout if self.depth == 1 else None
-            if timeout is None:
-                return await self._drive_async(fiber, meter)
-            with trio.move_on_after(timeout):
-                return await self._drive_async(fiber, meter)
-            self.interrupted = f"a call ran past Limits.timeout={timeout}s"
-            raise Interrupted(
-                f"the call ran longer than Limits.timeout={timeout}s and was stopped; the instance is now "
-                "interrupted (instantiate the module again to continue)",
-                timeout=timeout,
-            )
+            if timeout is not None:
+                own = Deadline(timeout, lambda: f"a call ran past Limits.timeout={timeout}s",
+                               lambda: f"the call ran longer than Limits.timeout={timeout}s")
+                if deadline is None or own.seconds < deadline.seconds - (own.started - deadline.started):
+                    deadline = own
+            if deadline is None:
+                return await self._drive_async(fiber, meter, None)
+            try:
+                return await self._drive_async(fiber, meter, deadline)
+            except _Overdue:
+                self.interrupt(deadline.why())
+                raise Interrupted(
+                    f"{deadline.message()} and was stopped; the instance is now interrupted (instantiate the "
+                    "module again to continue)",
+                    timeout=deadline.seconds,
+                ) from None
         finally:
             if meter in self.active:
                 self.active.remove(meter)
@@ -542,14 +608,21 @@ class _Gate:
             self.totals.add(meter)
             self.release()
 
-    async def _drive_async(self, fiber: Any, meter: Meter) -> tuple:
+    async def _drive_async(self, fiber: Any, meter: Meter, deadline: Optional[Deadline]) -> tuple:
         """Slices and checkpoints until the fiber is done.
 
         The fuel of a slice spans the host calls that suspend within it: an
         awaitable that completes without a checkpoint must not let the
         guest run on forever. The pacer learns from run time only (time
-        spent awaiting is not the guest's speed)."""
+        spent awaiting is not the guest's speed).
+
+        ``deadline`` is checked where a cancel scope would act: at the end
+        of each slice, and by a scope around each suspended host call (made
+        only when one suspends); past it, :class:`_Overdue`. So a call that
+        neither suspends nor outlasts a slice pays for no scope at all."""
         pacer = self.pacer
+        if pacer is None:
+            pacer = self.pacer = Pacer()
         interval = self.limits.yield_interval
         guests = crowd()
         guests.running += 1
@@ -567,7 +640,15 @@ class _Gate:
                     awaitable = fiber.awaitable
                     guests.running -= 1  # waiting for I/O is not competing for the CPU
                     try:
-                        value = await awaitable
+                        if deadline is None:
+                            value = await awaitable
+                        else:
+                            with trio.move_on_at(deadline.at()) as waiting:
+                                value = await awaitable
+                            if waiting.cancelled_caught:
+                                raise _Overdue
+                    except _Overdue:
+                        raise
                     except Exception as exc:  # the host function's error: raised inside the guest
                         fiber.throw(exc)
                     else:
@@ -587,7 +668,12 @@ class _Gate:
                     raise fiber.exception()
                 # OUT_OF_FUEL, or resumed after a long suspension: the slice is over
                 pacer.observe(fiber.fuel_used - used_at_start, meter.guest_time - time_at_start)
+                if deadline is not None and deadline.passed():
+                    raise _Overdue
                 await trio.lowlevel.checkpoint()
+        except _Overdue:
+            fiber.close()  # the caller interrupts the instance, saying why
+            raise
         except BaseException as exc:
             if _stops_mid_run(exc, fiber):
                 self.interrupt(f"a call was stopped mid-run by {type(exc).__name__}")
@@ -595,6 +681,36 @@ class _Gate:
             raise
         finally:
             guests.running -= 1
+
+
+@final
+class Deadline:
+    """When a call (or a run of several) must be over: ``seconds`` after it
+    was made. ``why`` and ``message`` say it was not, for the interrupted
+    instance and the :class:`Interrupted` error (whose ``timeout`` is
+    ``seconds``); ``message`` is called only then, so it may be costly.
+
+    Strategy: the start is read from ``time.perf_counter`` (cheap); trio's
+    clock is read only when a scope must be made (:meth:`at`)."""
+
+    __slots__ = ("started", "seconds", "why", "message")
+
+    def __init__(self, seconds: float, why: Callable[[], str], message: Callable[[], str]) -> None:
+        self.started = _perf_counter()
+        self.seconds = seconds
+        self.why = why
+        self.message = message
+
+    def passed(self) -> bool:
+        return _perf_counter() - self.started >= self.seconds
+
+    def at(self) -> float:
+        """The deadline on trio's clock (for ``trio.move_on_at``)."""
+        return trio.current_time() + self.seconds - (_perf_counter() - self.started)
+
+
+class _Overdue(Exception):
+    """A driven call passed its :class:`Deadline` (internal)."""
 
 
 #: Tasks waiting for an instance's turn, and the gate each waits for (to see deadlocks).

@@ -16,19 +16,22 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Iterator, Optional, final
+from typing import TYPE_CHECKING, Iterator, Optional, Sequence, final
 
 from . import _engine
+from ._pacer import Pacer
 from ._stats import Meter, Statistics
-from .execution import DEFAULT_MAX_MEMORY_PAGES, DEFAULT_MAX_TABLE_ELEMENTS, Limits, _Gate
+from ._types import FuncType
+from .execution import DEFAULT_MAX_MEMORY_PAGES, DEFAULT_MAX_TABLE_ELEMENTS, Deadline, Limits, _Gate
 from .linker import Extern, Linker, _check_module
 from .module import Module
 
 if TYPE_CHECKING:
     from .wasi import WasiContext
 
-__all__ = ["Instance", "Exports"]
+__all__ = ["Instance", "Exports", "OneShot"]
 
 
 @final
@@ -98,13 +101,14 @@ class Instance:
             instance.exports["_start"]()
     """
 
-    __slots__ = ("_module", "_limits", "_raw", "_exports", "_gate", "_wasi", "__weakref__")
+    __slots__ = ("_raw", "_gate", "_exports", "__weakref__")
 
     def __init__(self, module: Module, linker: Optional[Linker] = None, *, limits: Optional[Limits] = None) -> None:
         self._setup(module, linker, limits)
         try:
-            if self._raw.start is not None:
-                self._gate.call_sync(self._raw.start, ())
+            start = self._raw.start
+            if start is not None:
+                self._gate.call_sync(start, ())
         except BaseException:
             self.close()
             raise
@@ -115,11 +119,22 @@ class Instance:
         self = cls.__new__(cls)
         self._setup(module, linker, limits)
         try:
-            if self._raw.start is not None:
-                await self._gate.call_async(self._raw.start, (), Meter())
+            start = self._raw.start
+            if start is not None:
+                await self._gate.call_async(start, (), Meter())
         except BaseException:
             self.close()
             raise
+        return self
+
+    @classmethod
+    def _over(cls, raw: _engine.Instance, gate: _Gate) -> "Instance":
+        """An Instance for an engine instance and gate that already exist
+        (what ``Caller.instance`` gives when nobody holds the first one)."""
+        self = cls.__new__(cls)
+        self._raw = raw
+        self._gate = gate
+        self._exports = None
         return self
 
     def _setup(self, module: Module, linker: Optional[Linker], limits: Optional[Limits]) -> None:
@@ -129,54 +144,49 @@ class Instance:
         limits = Limits() if limits is None else limits
         if not isinstance(limits, Limits):
             raise TypeError(f"limits must be an asyncwasm.Limits or None, not {type(limits).__name__}")
-        self._wasi = None
-        externs, self._wasi = (linker if linker is not None else Linker())._link(module)
+        self._gate = None  # close() before the gate exists
+        externs, wasi = (linker if linker is not None else Linker())._link(module)
         try:
-            raw = _engine.Instance(
-                module._compiled,
-                externs,
-                max_memory_pages=_or(limits.max_memory_pages, DEFAULT_MAX_MEMORY_PAGES),
-                max_table_elements=_or(limits.max_table_elements, DEFAULT_MAX_TABLE_ELEMENTS),
-                max_call_depth=limits.call_depth,
-            )
-            self._module = module
-            self._limits = limits
-            self._raw = raw
-            engine_exports = raw.exports
-            self._exports = Exports({e.name: engine_exports[e.name] for e in module.exports})
-            self._gate = _Gate(raw, limits, self)
-            self._gate.attach()
-            if self._wasi is not None:
+            raw = _new_engine_instance(module, externs, limits)
+            gate = _Gate(raw, limits, module, wasi)
+            if wasi is not None:
                 # WASI functions reach guest memory through the context: bind it
                 # before the start function can call one.
                 memory = raw.default_memory
                 if memory is not None:
-                    self._wasi.bind(memory)
+                    wasi.bind(memory)
         except BaseException:
-            if self._wasi is not None:
-                self._wasi.close()
+            if wasi is not None:
+                wasi.close()
             raise
+        self._raw = raw
+        self._gate = gate
+        self._exports = None
+        gate._owner = weakref.ref(self)
 
     @property
     def module(self) -> Module:
         """The module this is an instance of."""
-        return self._module
+        return self._gate.module
 
     @property
     def limits(self) -> Limits:
         """The limits this instance was created with."""
-        return self._limits
+        return self._gate.limits
 
     @property
     def exports(self) -> Exports:
         """The exports by name: ``instance.exports["memory"]``."""
-        return self._exports
+        exports = self._exports
+        if exports is None:
+            exports = self._exports = Exports(self._raw.exports)
+        return exports
 
     @property
     def wasi(self) -> Optional["WasiContext"]:
         """This instance's WASI context (fds, sockets, args), or None when it
         was not linked with ``Linker.define_wasi`` or imports nothing from WASI."""
-        return self._wasi
+        return self._gate.wasi
 
     @property
     def interrupted(self) -> bool:
@@ -198,9 +208,9 @@ class Instance:
         context's fds and sockets (a guest task still waiting on one of them
         wakes with an error). Idempotent; the instance's exports stay usable
         for code that does not need WASI."""
-        wasi = getattr(self, "_wasi", None)
-        if wasi is not None:
-            wasi.close()
+        gate = getattr(self, "_gate", None)
+        if gate is not None and gate.wasi is not None:
+            gate.wasi.close()
 
     def __enter__(self) -> "Instance":
         return self
@@ -209,9 +219,119 @@ class Instance:
         self.close()
 
     def __repr__(self) -> str:
-        label = f" {self._module.name!r}" if self._module.name else ""
+        module = self._gate.module
+        label = f" {module.name!r}" if module.name else ""
         state = " (interrupted)" if self.interrupted else ""
-        return f"<asyncwasm.Instance{label}: {len(self._exports)} exports{state}>"
+        return f"<asyncwasm.Instance{label}: {len(module.exports)} exports{state}>"
+
+
+@final
+class OneShot:
+    """Fresh instances of one module, each made, run once and destroyed: the
+    fast path for an instance per job (HTTP handler mode makes one per
+    request).
+
+        >>> shot = OneShot(module, linker.resolve(module), limits=Limits(fuel=10**8))
+        >>> ctx.renew(env=[b"NAME=value"], stdout=out.append)   # a WasiContext whose functions
+        >>> await shot.run(wasi=ctx)                             # ... the externs are
+        >>> shot.statistics().calls                              # totals over every run
+        2
+
+    ``externs`` are the module's imports, resolved once (as
+    :meth:`Linker.resolve` gives them); ``export`` is the function each run
+    calls (a WASI command's ``_start``). :meth:`run` blocks (in the current
+    trio task) until the instance's start function, then ``export``, have
+    run; it raises what :meth:`Func.call_async` would (:class:`Trap`,
+    :class:`Exit`, :class:`FuelExhausted`, :class:`Interrupted`, a host
+    function's error, :class:`trio.Cancelled`) and :class:`LinkError` when
+    the module cannot be instantiated (a memory over ``limits``).
+
+    Rule: every run gets a new instance with the limits (the fuel budget is
+    per run); nothing of one run is visible to the next. Once the run is
+    over the instance is released (``_engine.Instance.release``): its
+    memory's reservation goes back to the engine's pool at once, even when
+    a table of its own functions would keep it in a reference cycle, and a
+    Func of it that escaped (a funcref handed to a host function) raises
+    :class:`RuntimeError` when called afterwards.
+
+    Strategy (speed): no linking per run (the externs are checked by the
+    engine's own import matching), no :class:`Instance` object (one is made
+    only if a host function asks its Caller for it; its ``statistics()``
+    are then this OneShot's totals), the gate, fiber and meters of
+    :meth:`Func.call_async`, and an instance free of reference cycles: a
+    run leaves nothing for the cyclic garbage collector.
+    """
+
+    __slots__ = ("module", "limits", "export", "_externs", "_sizes", "_totals", "_pacer")
+
+    def __init__(self, module: Module, externs: Sequence[Extern], *, limits: Optional[Limits] = None,
+                 export: str = "_start") -> None:
+        _check_module(module, "OneShot()")
+        limits = Limits() if limits is None else limits
+        if not isinstance(limits, Limits):
+            raise TypeError(f"limits must be an asyncwasm.Limits or None, not {type(limits).__name__}")
+        if not any(e.name == export and isinstance(e.type, FuncType) for e in module.exports):
+            raise ValueError(f"the module exports no function named {export!r}")
+        self.module = module
+        self.limits = limits
+        self.export = export
+        self._externs = list(externs)
+        self._sizes = _engine_sizes(limits)
+        self._totals = Meter()
+        self._pacer = Pacer()  # the guest's speed, learned over the runs
+
+    async def run(self, *, wasi: Optional["WasiContext"] = None, timeout: Optional[float] = None) -> None:
+        """Instantiate, run the start function and ``export``, release.
+        ``wasi``: the context the externs' WASI functions use; it is bound
+        to the new instance's memory (and neither renewed nor closed here).
+        ``timeout``: seconds for the whole run, after which it stops with
+        :class:`Interrupted` (``timeout`` set); unlike a cancel scope around
+        the call, it costs nothing unless the guest waits or runs longer
+        than a slice."""
+        deadline = None
+        if timeout is not None:
+            deadline = Deadline(timeout, lambda: f"a run ran past its timeout of {timeout:g} s",
+                                lambda: f"the run took longer than its timeout of {timeout:g} s")
+        raw = _engine.Instance(self.module._compiled, self._externs, **self._sizes)
+        gate = _Gate(raw, self.limits, self.module, wasi, self._totals, self._pacer)
+        try:
+            if wasi is not None:
+                memory = raw.default_memory
+                if memory is not None:
+                    wasi.bind(memory)
+            start = raw.start
+            if start is not None:
+                await gate.call_async(start, (), Meter(), deadline)
+            await gate.call_async(raw.exports[self.export], (), Meter(), deadline)
+        finally:
+            if gate.holder is None and not gate.running:  # nothing runs in it any more
+                raw.release()
+
+    def check(self) -> None:
+        """Instantiate once without running anything: raises the
+        :class:`LinkError` every run would (a memory over the limits)."""
+        _new_engine_instance(self.module, self._externs, self.limits).release()
+
+    def statistics(self) -> Statistics:
+        """Totals over every run so far (start functions included)."""
+        return self._totals.snapshot()
+
+    def __repr__(self) -> str:
+        label = f" {self.module.name!r}" if self.module.name else ""
+        return f"<asyncwasm.OneShot{label} {self.export}: {self._totals.calls} calls>"
+
+
+def _new_engine_instance(module: Module, externs: Sequence[Extern], limits: Limits) -> _engine.Instance:
+    return _engine.Instance(module._compiled, externs, **_engine_sizes(limits))
+
+
+def _engine_sizes(limits: Limits) -> dict[str, int]:
+    """``_engine.Instance``'s size arguments for ``limits``."""
+    return {
+        "max_memory_pages": _or(limits.max_memory_pages, DEFAULT_MAX_MEMORY_PAGES),
+        "max_table_elements": _or(limits.max_table_elements, DEFAULT_MAX_TABLE_ELEMENTS),
+        "max_call_depth": limits.call_depth,
+    }
 
 
 def _or(value: Optional[int], default: int) -> int:

@@ -165,46 +165,37 @@ async def breakdown(reps: int) -> dict[str, float]:
         ResponseParser().feed(b"Content-Type: text/plain\r\nContent-Length: 21\r\n\r\n" + BODY)
 
     slot = runner._free[-1]
-    ctx, linker = slot.ctx, slot.linker
+    ctx, shot = slot.ctx, slot.shot
 
     def renew() -> None:
         ctx.renew(env=env, stdin=b"", stdout=out.append, stderr=None)
 
-    instances: list[Any] = []
-
-    async def instantiate() -> None:
-        instances.append(await linker.instantiate_async(runner.module, limits=runner.limits))
-
-    async def run_start() -> None:
-        instance = instances.pop()
-        ctx.bind(instance.exports["memory"])
-        await instance.exports["_start"].call_async()
-        instances.append(instance)
+    async def run_once() -> None:
+        await shot.run(wasi=ctx)
 
     def teardown() -> None:
-        instances.pop().close()
         ctx.close()
 
     async def split_steps(reps_: int) -> dict[str, float]:
-        sums = {"renew WASI context": 0.0, "instantiate": 0.0, "run _start": 0.0, "teardown": 0.0}
+        sums = {"renew WASI context": 0.0, "instantiate + run _start + release (OneShot.run)": 0.0,
+                "teardown (context close)": 0.0}
         clock = time.thread_time
         for _ in range(reps_):
             t0 = clock()
             renew()
             t1 = clock()
-            await instantiate()
+            await run_once()
             t2 = clock()
-            await run_start()
-            t3 = clock()
             teardown()
-            t4 = clock()
-            for key, value in zip(sums, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+            t3 = clock()
+            for key, value in zip(sums, (t1 - t0, t2 - t1, t3 - t2)):
                 sums[key] += value
         return {key: value / reps_ * 1e6 for key, value in sums.items()}
 
     result = {"h11 parse + serialize": await _per_call(h11_cycle, reps),
               "CGI environment": await _per_call(environ, reps),
               "CGI output parse": await _per_call(parse_output, reps)}
+    result["of which: engine instantiate + release"] = await _per_call(shot.check, reps)
     await split_steps(200)  # warm
     result.update(await split_steps(reps))
     result["RouteRunner.run (instantiate + run + teardown)"] = await _per_call(

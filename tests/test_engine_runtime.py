@@ -11,6 +11,7 @@ import gc
 import sys
 import traceback
 import warnings
+import weakref
 
 import pytest
 
@@ -131,6 +132,7 @@ def test_memory_limits():
 
 
 def test_memory_reserves_only_up_to_its_cap():
+    E.release_memory_pool()  # reservations kept from freed memories would be reused
     before = vm_kib("VmSize")
     small = E.Memory(MemoryType(1), limit_pages=16)
     grown = vm_kib("VmSize") - before
@@ -138,6 +140,28 @@ def test_memory_reserves_only_up_to_its_cap():
     big = E.Memory(MemoryType(1))
     assert vm_kib("VmSize") - before >= 4 * 1024 * 1024  # 4 GiB of address space, uncommitted
     del small, big
+
+
+def test_reused_reservation_starts_zeroed_with_its_own_size():
+    E.release_memory_pool()
+    first = E.Memory(MemoryType(3), limit_pages=16)
+    for page in range(3):
+        first.write(page * PAGE + 100, b"secret")
+    del first  # its reservation is kept for the next 16-page memory
+    before = vm_kib("VmSize")
+    second = E.Memory(MemoryType(1), limit_pages=16)
+    assert vm_kib("VmSize") == before  # reused, not mapped anew
+    assert second.size == 1
+    assert second.read(100, 6) == bytes(6)  # the old contents are gone
+    with pytest.raises(IndexError):
+        second.read(PAGE + 100, 6)
+    assert second.grow(2) == 1
+    assert second.read(PAGE + 100, 6) == bytes(6) and second.read(2 * PAGE + 100, 6) == bytes(6)
+    third = E.Memory(MemoryType(5), limit_pages=16)  # none pooled: a new reservation
+    assert third.size == 5 and third.read(4 * PAGE, 4) == bytes(4)
+    del second, third
+    assert E.release_memory_pool() == 2
+    assert E.release_memory_pool() == 0
 
 
 def test_guest_memory_grow_respects_max_memory_pages():
@@ -743,6 +767,23 @@ def test_dropped_instances_are_freed():
     before = rss_kib()
     churn(2000)
     assert rss_kib() - before < 4 * 1024
+
+
+def test_instance_and_its_funcs_die_by_reference_count():
+    compiled = compile_wat("""(module (memory (export "m") 1) (func (export "f") (result i32) i32.const 5)
+                                (func (export "g") (result funcref) ref.func 0) (elem declare func 0))""")
+    gc.disable()
+    try:
+        inst = E.Instance(compiled, [])
+        f = inst.exports["f"]
+        assert inst.exports["g"]() is f  # the cached Func while it lives
+        ref = weakref.ref(inst)
+        del inst
+        assert ref() is not None and f() == 5  # the Func keeps its instance alive
+        del f
+        assert ref() is None  # no cycle: freed at once, without the collector
+    finally:
+        gc.enable()
 
 
 def test_instance_is_collected_when_unreachable():

@@ -436,20 +436,26 @@ def _request(conn: ssl.SSLSocket) -> bytes:
     return reply
 
 
-def test_sighup_reloads_the_certificate_for_new_connections(tmp_path):
-    import signal
-
-    from .test_serve_cli import serve as serve_process
-
+def two_pkis(tmp_path):
+    """Two certificates (CN first, second) from different CAs that a client
+    trusts both of, and the live cert and key files, holding the first."""
     first = make_pki(tmp_path, name="first")
     second = make_pki(tmp_path, name="second", prefix="second-")
-    # Both leaves signed by different CAs: the client trusts both.
     bundle = tmp_path / "both-ca.pem"
     bundle.write_bytes(first.ca.read_bytes() + second.ca.read_bytes())
     first.ca = second.ca = bundle
     cert, key = tmp_path / "live-cert.pem", tmp_path / "live-key.pem"
     cert.write_bytes(first.cert.read_bytes())
     key.write_bytes(first.key.read_bytes())
+    return first, second, cert, key
+
+
+def test_sighup_reloads_the_certificate_for_new_connections(tmp_path):
+    import signal
+
+    from .test_serve_cli import serve as serve_process
+
+    first, second, cert, key = two_pkis(tmp_path)
     with serve_process(tmp_path, "--instances", "2", "--tls-cert", str(cert), "--tls-key", str(key)) as proc:
         port = int(proc.wait_for(r"listening on https://127\.0\.0\.1:(\d+)/")[0].group(1))
         assert "TLS: certificate CN=first" in proc.log

@@ -409,7 +409,8 @@ PyObject *pyengine_instance_func(InstanceObject *inst, uint32_t index)
     if (inst->funcs[index] == NULL) {
         FuncObject *f = new_wasm_func(inst, inst->rt.funcs[index]);
         if (f == NULL) return NULL;
-        inst->funcs[index] = (PyObject *)f;
+        inst->funcs[index] = (PyObject *)f; /* borrowed: Func_dealloc empties it */
+        return (PyObject *)f;
     }
     return Py_NewRef(inst->funcs[index]);
 }
@@ -444,6 +445,9 @@ static void Func_dealloc(FuncObject *self)
     PyObject_GC_UnTrack(self);
     if (self->weakrefs != NULL) PyObject_ClearWeakRefs((PyObject *)self);
     Func_clear(self);
+    InstanceObject *inst = self->instance;
+    if (inst != NULL && inst->funcs != NULL && inst->funcs[self->fn->index] == (PyObject *)self)
+        inst->funcs[self->fn->index] = NULL; /* the instance's borrowed cache entry */
     Py_CLEAR(self->instance);
     PyMem_Free(self->own_type.params);
     Py_TYPE(self)->tp_free((PyObject *)self);

@@ -11,8 +11,10 @@
 /* Instance                                                                   */
 /* ========================================================================== */
 
-/* Visit or clear each object of the index spaces; counts come from the
- * module, arrays may be missing on a half-built instance. */
+/* Visit or clear each object of the index spaces that the instance owns:
+ * counts come from the module, arrays may be missing on a half-built
+ * instance. Func objects of its own functions are not owned (see
+ * InstanceObject.funcs), only the imported ones. */
 #define FOR_EACH_EXTERN_SLOT(SELF, SLOT, BODY)                                         \
     do {                                                                               \
         const wasm_module *m_ = (SELF)->rt.module;                                     \
@@ -20,8 +22,8 @@
         PyObject **arrays_[EXTERN_KINDS] = {(SELF)->funcs, (SELF)->tables,             \
                                             (SELF)->memories, (SELF)->globals,         \
                                             (SELF)->tags};                             \
-        uint32_t counts_[EXTERN_KINDS] = {m_->nfuncs, m_->ntables, m_->nmemories,      \
-                                          m_->nglobals, m_->ntags};                    \
+        uint32_t counts_[EXTERN_KINDS] = {m_->nimported_funcs, m_->ntables,           \
+                                          m_->nmemories, m_->nglobals, m_->ntags};        \
         for (int k_ = 0; k_ < EXTERN_KINDS; k_++) {                                    \
             if (arrays_[k_] == NULL) continue;                                         \
             for (uint32_t i_ = 0; i_ < counts_[k_]; i_++) {                            \
@@ -230,6 +232,24 @@ static PyObject *Instance_get_fast_counters(InstanceObject *self, void *closure)
                          (unsigned long long)self->fast_fuel_used, (unsigned long long)self->fast_host_calls);
 }
 
+static PyObject *Instance_release(InstanceObject *self, PyObject *unused)
+{
+    (void)unused;
+    Instance_clear(self);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef Instance_methods[] = {
+    {"release", (PyCFunction)Instance_release, METH_NOARGS,
+     "release()\n\n"
+     "Drop everything the instance holds now, as the cyclic GC would: memories,\n"
+     "tables, globals, imported functions, the gate. Calls into it raise\n"
+     "RuntimeError afterwards. For an owner that knows nothing else runs or\n"
+     "will run the instance (a cycle through a table of its own functions\n"
+     "is then freed at once, not at the next collection)."},
+    {NULL},
+};
+
 static PyGetSetDef Instance_getset[] = {
     {"exports", (getter)Instance_get_exports, NULL, "dict: name -> Func | Memory | Table | Global | Tag", NULL},
     {"start", (getter)Instance_get_start, NULL, "the start Func (not yet run), or None", NULL},
@@ -260,5 +280,6 @@ PyTypeObject Instance_Type = {
     .tp_dealloc = (destructor)Instance_dealloc,
     .tp_traverse = (traverseproc)Instance_traverse,
     .tp_clear = (inquiry)Instance_clear,
+    .tp_methods = Instance_methods,
     .tp_getset = Instance_getset,
 };

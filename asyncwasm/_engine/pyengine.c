@@ -251,9 +251,22 @@ static PyObject *engine_set_hooks(PyObject *module, PyObject *args, PyObject *kw
     Py_RETURN_NONE;
 }
 
+PyDoc_STRVAR(release_memory_pool_doc,
+"release_memory_pool() -> int\n\n"
+"Unmap the address space kept from freed memories for reuse (a few\n"
+"reservations, their contents already discarded); returns how many.");
+
+static PyObject *engine_release_memory_pool(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    return PyLong_FromLong(rt_memory_pool_release());
+}
+
 static PyMethodDef engine_methods[] = {
     {"compile", (PyCFunction)(void (*)(void))engine_compile, METH_VARARGS | METH_KEYWORDS, compile_doc},
     {"set_hooks", (PyCFunction)(void (*)(void))engine_set_hooks, METH_VARARGS | METH_KEYWORDS, set_hooks_doc},
+    {"release_memory_pool", engine_release_memory_pool, METH_NOARGS, release_memory_pool_doc},
     {NULL},
 };
 

@@ -11,7 +11,9 @@
  *                (rt_ref_store: funcref -> rt_func.owner, externref -> object).
  *   Fiber     -> its entry Func, its argument tuple, and `keepalive`: objects
  *                from Python that operand-stack slots point to.
- * Instances and Funcs form cycles, so both support the cyclic GC.
+ * An instance does not own the Func objects of its own functions (they own
+ * it), so those form no cycle; tables and globals that hold its functions
+ * do, and both types support the cyclic GC.
  */
 #ifndef ASYNCWASM_PYENGINE_H
 #define ASYNCWASM_PYENGINE_H
@@ -89,7 +91,11 @@ struct InstanceObject {
     rt_instance rt;
     CompiledModuleObject *module; /* strong; set once the arrays below exist */
     rt_func *defined_funcs;       /* nfuncs - nimported_funcs */
-    PyObject **funcs;             /* nfuncs: imported Func, or Func made on demand (NULL until then) */
+    /* nfuncs: the imported Func (owned), or the Func made on demand for one of
+     * its own functions (borrowed: the Func owns the instance, and its
+     * dealloc empties the slot; so an instance and its Funcs form no cycle
+     * and die by reference count), NULL until then. */
+    PyObject **funcs;
     PyObject **tables;            /* ntables TableObject */
     PyObject **memories;          /* nmemories MemoryObject */
     PyObject **globals;           /* nglobals GlobalObject */
@@ -182,10 +188,15 @@ static inline void rt_err_raise(PyObject *exc)
 
 /* ---- runtime.c: memories and tables -------------------------------------------- */
 
-/* Reserve address space for rt_memory_cap pages and commit the minimum.
+/* Reserve address space for rt_memory_cap pages (or take over a kept
+ * reservation of that size) and commit the minimum.
  * -1: ValueError (minimum above the cap) or MemoryError set. */
 int rt_memory_init(rt_memory *m, const wasm_limits *type, uint64_t limit_pages);
+/* Free: the reservation is kept for the next memory of its size (a few are,
+ * contents discarded) or unmapped. */
 void rt_memory_free(rt_memory *m);
+/* Unmap the kept reservations; returns how many there were. */
+int rt_memory_pool_release(void);
 /* Cap of a memory: min(declared max or the address type's maximum, limit). */
 uint64_t rt_memory_cap(const wasm_limits *type, uint64_t limit_pages);
 

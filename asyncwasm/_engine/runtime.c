@@ -35,6 +35,71 @@ uint64_t rt_memory_cap(const wasm_limits *type, uint64_t limit_pages)
     return cap;
 }
 
+/* ---- reservations kept for reuse ------------------------------------------------
+ * Short-lived instances (an instance per HTTP request) would otherwise map,
+ * protect and unmap a reservation each time, and the kernel also builds new
+ * page tables for every fresh mapping: most of an instantiation's cost. A
+ * freed memory's reservation is kept instead (a few, LIFO) with its contents
+ * discarded at once (MADV_DONTNEED: private anonymous pages read as zeros
+ * afterwards, swapped-out ones included), and the next memory of the same
+ * reservation size takes it over, adjusting the accessible part. */
+
+#define MEMORY_POOL_SIZE 16
+
+typedef struct {
+    uint8_t *base;
+    size_t reserved;
+    uint64_t pages; /* accessible pages (PROT_READ | PROT_WRITE), all zero */
+} pooled_reservation;
+
+static pooled_reservation memory_pool[MEMORY_POOL_SIZE];
+static int memory_pool_len;
+
+static size_t pages_bytes(uint64_t pages)
+{
+    return (size_t)pages * WASM_PAGE_SIZE;
+}
+
+/* A pooled reservation of `reserve` bytes with `pages` accessible, or NULL. */
+static uint8_t *pool_take_reservation(size_t reserve, uint64_t pages)
+{
+    for (int i = memory_pool_len - 1; i >= 0; i--) {
+        pooled_reservation r = memory_pool[i];
+        if (r.reserved != reserve) continue;
+        memory_pool[i] = memory_pool[--memory_pool_len];
+        int rc = 0;
+        if (r.pages > pages)
+            rc = mprotect(r.base + pages_bytes(pages), pages_bytes(r.pages - pages), PROT_NONE);
+        else if (r.pages < pages)
+            rc = mprotect(r.base + pages_bytes(r.pages), pages_bytes(pages - r.pages), PROT_READ | PROT_WRITE);
+        if (rc != 0) {
+            munmap(r.base, r.reserved);
+            return NULL;
+        }
+        return r.base;
+    }
+    return NULL;
+}
+
+/* Keep a reservation for reuse, its contents discarded; false when it cannot be. */
+static bool pool_give_reservation(uint8_t *base, size_t reserved, uint64_t pages)
+{
+    if (memory_pool_len >= MEMORY_POOL_SIZE) return false;
+    if (pages > 0 && madvise(base, pages_bytes(pages), MADV_DONTNEED) != 0) return false;
+    memory_pool[memory_pool_len++] = (pooled_reservation){base, reserved, pages};
+    return true;
+}
+
+int rt_memory_pool_release(void)
+{
+    int released = memory_pool_len;
+    while (memory_pool_len > 0) {
+        pooled_reservation r = memory_pool[--memory_pool_len];
+        munmap(r.base, r.reserved);
+    }
+    return released;
+}
+
 int rt_memory_init(rt_memory *m, const wasm_limits *type, uint64_t limit_pages)
 {
     uint64_t cap = rt_memory_cap(type, limit_pages);
@@ -50,6 +115,15 @@ int rt_memory_init(rt_memory *m, const wasm_limits *type, uint64_t limit_pages)
     /* At least one page of address space, so base is never NULL (pointer
      * arithmetic on NULL is undefined even for an empty memory). */
     size_t reserve = (size_t)(cap ? cap : 1) * WASM_PAGE_SIZE;
+    m->max_pages = cap;
+    m->reserved = reserve;
+    uint8_t *reused = pool_take_reservation(reserve, type->min);
+    if (reused != NULL) {
+        m->base = reused;
+        m->pages = type->min;
+        m->size = pages_bytes(type->min);
+        return 0;
+    }
     void *base = mmap(NULL, reserve, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (base == MAP_FAILED) {
         PyErr_Format(PyExc_MemoryError, "cannot reserve %zu bytes of address space for a memory",
@@ -57,8 +131,6 @@ int rt_memory_init(rt_memory *m, const wasm_limits *type, uint64_t limit_pages)
         return -1;
     }
     m->base = base;
-    m->reserved = reserve;
-    m->max_pages = cap;
     if (type->min > 0 && rt_memory_grow(m, type->min) < 0) {
         rt_memory_free(m);
         PyErr_Format(PyExc_MemoryError, "cannot commit %llu pages of memory", (unsigned long long)type->min);
@@ -69,7 +141,8 @@ int rt_memory_init(rt_memory *m, const wasm_limits *type, uint64_t limit_pages)
 
 void rt_memory_free(rt_memory *m)
 {
-    if (m->base != NULL) munmap(m->base, m->reserved);
+    if (m->base != NULL && !pool_give_reservation(m->base, m->reserved, m->pages))
+        munmap(m->base, m->reserved);
     m->base = NULL;
     m->reserved = 0;
     m->size = 0;

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import NamedTuple, Optional, Sequence
 from urllib.parse import unquote_to_bytes
 
 from .. import __version__
@@ -57,7 +57,7 @@ _FIELD_VALUE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
 _HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding",
                          b"te", b"trailer", b"upgrade"})
 _BLANK_LINE = re.compile(rb"\n\r?\n")
-_SERVER_SOFTWARE = SERVER_SOFTWARE.encode()
+_SERVER_SOFTWARE_VAR = b"SERVER_SOFTWARE=" + SERVER_SOFTWARE.encode()
 
 
 class BadRequest(ValueError):
@@ -68,8 +68,7 @@ class CGIError(ValueError):
     """The handler's output is not a CGI response (the server answers 500)."""
 
 
-@dataclass(frozen=True)
-class RequestMeta:
+class RequestMeta(NamedTuple):
     """What the environment is made of: h11's request fields as bytes."""
 
     method: bytes
@@ -137,30 +136,36 @@ def cgi_environ(request: RequestMeta, *, script_name: bytes, path_info: bytes, q
             http[key] += (b"; " if key == b"HTTP_COOKIE" else b", ") + value
         else:
             http[key] = value
-    env: dict[bytes, bytes] = {}
-    for item in extra:
-        key, _, value = item.partition(b"=")
-        env[key] = value
-    env[b"GATEWAY_INTERFACE"] = b"CGI/1.1"
-    env[b"SERVER_SOFTWARE"] = _SERVER_SOFTWARE
-    env[b"SERVER_PROTOCOL"] = b"HTTP/" + request.http_version
-    env[b"SERVER_NAME"] = _host_name(host) or request_host(conn.local[0])
-    env[b"SERVER_PORT"] = b"%d" % conn.local[1]
-    env[b"REQUEST_METHOD"] = request.method
-    env[b"REQUEST_URI"] = request.target
-    env[b"SCRIPT_NAME"] = script_name
-    env[b"PATH_INFO"] = path_info
-    env[b"QUERY_STRING"] = query
-    env[b"REMOTE_ADDR"] = conn.remote[0].encode()
-    env[b"REMOTE_PORT"] = b"%d" % conn.remote[1]
+    env = [
+        b"GATEWAY_INTERFACE=CGI/1.1",
+        _SERVER_SOFTWARE_VAR,
+        b"SERVER_PROTOCOL=HTTP/" + request.http_version,
+        b"SERVER_NAME=" + (_host_name(host) or request_host(conn.local[0])),
+        b"SERVER_PORT=%d" % conn.local[1],
+        b"REQUEST_METHOD=" + request.method,
+        b"REQUEST_URI=" + request.target,
+        b"SCRIPT_NAME=" + script_name,
+        b"PATH_INFO=" + path_info,
+        b"QUERY_STRING=" + query,
+        b"REMOTE_ADDR=" + conn.remote[0].encode(),
+        b"REMOTE_PORT=%d" % conn.remote[1],
+    ]
     if conn.https:
-        env[b"HTTPS"] = b"on"
+        env.append(b"HTTPS=on")
     if content_type is not None:
-        env[b"CONTENT_TYPE"] = content_type
+        env.append(b"CONTENT_TYPE=" + content_type)
     if content_length is not None and not request.chunked:
-        env[b"CONTENT_LENGTH"] = content_length
-    env.update(http)
-    return [key + b"=" + value for key, value in env.items()]
+        env.append(b"CONTENT_LENGTH=" + content_length)
+    for key, value in http.items():
+        env.append(key + b"=" + value)
+    if not extra:
+        return env
+    # The route's variables come first; a meta-variable of the same name wins.
+    merged: dict[bytes, bytes] = {}
+    for item in (*extra, *env):
+        key, _, value = item.partition(b"=")
+        merged[key] = value
+    return [key + b"=" + value for key, value in merged.items()]
 
 
 def request_host(address: str) -> bytes:

@@ -50,8 +50,10 @@ from .server import Server, compile_version
 from .source import ModuleSource, Refused, Version
 from .supervisor import Backoff
 from .tls import MIN_VERSIONS, TlsConfig, TlsConfigError
+from .workers import ServeSetup
 
-__all__ = ["add_arguments", "main", "serve", "serve_one", "load_setup", "parse_workers", "Setup", "make_server"]
+__all__ = ["add_arguments", "main", "serve", "serve_one", "load_setup", "load_tls", "parse_workers", "Setup",
+           "make_server", "start_serving", "metrics_endpoint"]
 
 PROG = "asyncwasm serve"
 DEFAULT_LISTEN = "127.0.0.1:8080"
@@ -177,33 +179,28 @@ def _log_fd_budget(instances: int, log: Callable[[str], None]) -> None:
             f"or run fewer instances")
 
 
-class Setup:
+class Setup(ServeSetup):
     """What ``serve`` loaded and checked from its flags before listening:
     the module's ``source`` (None: the embedded module), or the ``version``
     to serve (the embedded one; a worker's, given by its supervisor)."""
 
+    delivered = True
+
     def __init__(self, args: argparse.Namespace, source: Optional[ModuleSource], limits: Limits,
                  policy: NetPolicy, tls: Optional[TlsConfig]) -> None:
-        self.args = args
+        super().__init__(args, tls)
         self.source = source
         self.version: Optional[Version] = None if source else delivery_cli.embedded_version()
         self.limits = limits
         self.policy = policy
-        self.tls = tls
-        self.fd_limit_raised: Optional[tuple[int, int]] = None  # (before, after), said once serving
 
     @property
     def name(self) -> str:
         return self.source.location if self.source else self.version.origin if self.version else "?"
 
     @property
-    def addresses(self) -> list[str]:
-        return self.args.listen or [DEFAULT_LISTEN]
-
-    def log_fd_limit(self, log: Callable[[str], None]) -> None:
-        if self.fd_limit_raised is not None:
-            before, after = self.fd_limit_raised
-            log(f"open-file limit raised from {before} to {after} (the hard limit)")
+    def per_worker(self) -> str:
+        return f"{self.args.instances} instances"
 
 
 class _Refused(Exception):
@@ -228,20 +225,26 @@ def parse_workers(text: str) -> int:
     return count
 
 
+def load_tls(args: argparse.Namespace) -> Optional[TlsConfig]:
+    """The TLS configuration of ``--tls-*`` (socket and handler mode), or
+    None (_Refused, exit 2, for a pair that cannot be used)."""
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise _Refused(f"--tls-{'key' if args.tls_key is None else 'cert'} is needed with "
+                       f"--tls-{'cert' if args.tls_key is None else 'key'}", EXIT_USAGE)
+    if args.tls_cert is None:
+        return None
+    try:
+        return TlsConfig(args.tls_cert, args.tls_key, min_version=args.tls_min_version,
+                         handshake_timeout=args.tls_handshake_timeout)
+    except TlsConfigError as exc:
+        raise _Refused(str(exc), EXIT_USAGE) from None
+
+
 def load_setup(args: argparse.Namespace, *, source: bool = True) -> Setup:
     """Check every flag value the command line could not (_Refused: exit 2
     for a bad flag value); the module is loaded later (:meth:`Server.load`).
     ``source=False``: the module comes from elsewhere (a worker's supervisor)."""
-    if (args.tls_cert is None) != (args.tls_key is None):
-        raise _Refused(f"--tls-{'key' if args.tls_key is None else 'cert'} is needed with "
-                       f"--tls-{'cert' if args.tls_key is None else 'key'}", EXIT_USAGE)
-    tls = None
-    if args.tls_cert is not None:
-        try:
-            tls = TlsConfig(args.tls_cert, args.tls_key, min_version=args.tls_min_version,
-                            handshake_timeout=args.tls_handshake_timeout)
-        except TlsConfigError as exc:
-            raise _Refused(str(exc), EXIT_USAGE) from None
+    tls = load_tls(args)
     try:
         module_source = delivery_cli.make_source(args) if source else None
     except ValueError as exc:
@@ -273,10 +276,34 @@ async def serve(args: argparse.Namespace, err: TextIO) -> int:
 
         return await worker_main(args, err)
     log = _logger(err)
+    started = await start_serving(args, load_setup, log)
+    if isinstance(started, int):
+        return started
+    setup = started
+    assert isinstance(setup, Setup)
+    try:
+        handoff = Handoff.bind(setup.addresses, backlog=args.backlog, tls=setup.tls, log=log)
+    except OSError as exc:
+        log(f"error: cannot listen on {', '.join(setup.addresses)}: {exc.strerror or exc}")
+        return EXIT_FAILURE
+    try:
+        endpoint = metrics_endpoint(args, log)
+    except _Refused as exc:
+        handoff.close()
+        log(f"error: {exc}")
+        return exc.status
+    return await serve_one(setup, handoff, log, endpoint=endpoint)
+
+
+async def start_serving(args: argparse.Namespace, load: Callable[[argparse.Namespace], ServeSetup],
+                        log: Callable[[str], None]) -> Union[ServeSetup, int]:
+    """What both modes do first: raise the open-file limit, check the flags
+    (``load`` them), and with ``--workers`` above 1 supervise the workers
+    until they stop. The setup to serve in this process, or an exit status."""
     before, after = raise_fd_limit()
     try:
         workers = parse_workers(args.workers)
-        setup = load_setup(args)
+        setup = load(args)
     except ValueError as exc:
         log(f"error: {exc}")
         return EXIT_USAGE
@@ -289,20 +316,18 @@ async def serve(args: argparse.Namespace, err: TextIO) -> int:
         from .workers import supervise
 
         return await supervise(setup, workers, log)
+    return setup
+
+
+def metrics_endpoint(args: argparse.Namespace, log: Callable[[str], None]) -> Optional[MetricsEndpoint]:
+    """The ``--metrics`` endpoint, bound, saying "starting" until the server
+    exists; None without the flag (_Refused, exit 2, when it cannot bind)."""
+    if args.metrics is None:
+        return None
     try:
-        handoff = Handoff.bind(setup.addresses, backlog=args.backlog, tls=setup.tls, log=log)
+        return MetricsEndpoint.bind(args.metrics, _NoSource(), log)
     except OSError as exc:
-        log(f"error: cannot listen on {', '.join(setup.addresses)}: {exc.strerror or exc}")
-        return EXIT_FAILURE
-    endpoint = None
-    if args.metrics is not None:
-        try:
-            endpoint = MetricsEndpoint.bind(args.metrics, _NoSource(), log)
-        except OSError as exc:
-            handoff.close()
-            log(f"error: --metrics {args.metrics}: {exc.strerror or exc}")
-            return EXIT_USAGE
-    return await serve_one(setup, handoff, log, endpoint=endpoint)
+        raise _Refused(f"--metrics {args.metrics}: {exc.strerror or exc}", EXIT_USAGE) from None
 
 
 class _NoSource:
@@ -396,7 +421,8 @@ async def _signals(server: Server, tls: Optional[TlsConfig], scope: trio.CancelS
             name = signal.Signals(signum).name
             if signum == signal.SIGHUP:
                 reload_tls(tls, log)
-                if not server.reload("SIGHUP") and tls is None:
+                reload = getattr(server, "reload", None)  # a HandlerServer has no module source
+                if not (reload is not None and reload("SIGHUP")) and tls is None:
                     log("SIGHUP: nothing to reload (no --tls-cert, no SOURCE)")
             elif first is None:
                 first = signum

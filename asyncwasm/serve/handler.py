@@ -36,9 +36,10 @@ from typing import Any, Callable, Optional
 import h11
 import trio
 
+from .._engine import Func
 from .._errors import Exit, FuelExhausted, Interrupted, LinkError, Trap
 from ..execution import Limits
-from ..linker import Linker
+from ..instance import OneShot
 from ..wasi import WasiConfig
 from ..wasi.context import WASI_MODULE, WasiContext
 from .cgi import BadRequest, CGIError, RequestMeta, ResponseParser, cgi_environ, decode_path, split_target
@@ -77,19 +78,24 @@ class RunResult:
     detail: str = ""
 
 
+_OK = RunResult(Outcome.OK)
+
+
 class _Slot:
-    """A WASI context with its import functions bound, in a Linker."""
+    """A WASI context with the module's imports bound to it, and the
+    :class:`~asyncwasm.instance.OneShot` that runs instances with them."""
 
     def __init__(self, runner: "RouteRunner") -> None:
         self.ctx = WasiContext(runner.config)
-        self.linker = Linker()
-        for imp in runner.route.module.imports:  # type: ignore[union-attr]
+        externs = []
+        for imp in runner.module.imports:
             found = self.ctx.import_for(imp.name, imp.type)  # type: ignore[arg-type]
             if found is None:
                 self.ctx.close()
                 raise CGIError(f"the module imports {WASI_MODULE}.{imp.name} {imp.type}, "
                                "which WASI does not provide")
-            self.linker.define_func(WASI_MODULE, imp.name, *found)
+            externs.append(Func(*found))
+        self.shot = OneShot(runner.module, externs, limits=runner.limits)
 
 
 class RouteRunner:
@@ -105,6 +111,7 @@ class RouteRunner:
                                  preopens=route.preopens)
         self.env = self.config.env_bytes()
         self._free: list[_Slot] = []
+        self.slots: list[_Slot] = []  # every slot made (at most max_concurrency), free or in use
         self._waiters = trio.lowlevel.ParkingLot()
         self.admitted = 0  # requests holding one of the max_concurrency places
         self.running = 0   # instances alive now
@@ -115,11 +122,27 @@ class RouteRunner:
         (:class:`CGIError` for a WASI import that does not exist,
         :class:`~asyncwasm.LinkError` for memory above ``max_memory``,
         :class:`OSError` for a dirs entry that cannot be opened)."""
-        slot = _Slot(self)
-        instance = await slot.linker.instantiate_async(self.module, limits=self.limits)  # type: ignore[arg-type]
-        instance.close()
-        slot.ctx.close()
+        slot = self._new_slot()
+        try:
+            slot.shot.check()
+        finally:
+            slot.ctx.close()
         self._free.append(slot)
+
+    def _new_slot(self) -> _Slot:
+        slot = _Slot(self)
+        self.slots.append(slot)
+        return slot
+
+    def guest_totals(self) -> tuple[int, float, int]:
+        """Fuel, seconds in the engine and host calls of every run so far."""
+        fuel, seconds, calls = 0, 0.0, 0
+        for slot in self.slots:
+            stats = slot.shot.statistics()
+            fuel += stats.fuel_used
+            seconds += stats.guest_time
+            calls += stats.host_calls
+        return fuel, seconds, calls
 
     async def admit(self) -> None:
         """Wait for a free instance; :class:`Overloaded` when the queue is
@@ -147,38 +170,30 @@ class RouteRunner:
     async def run(self, env: list[bytes], stdin: Any, stdout: Any, stderr: Any) -> RunResult:
         """Run one instance to the end with this environment and stdio
         (WasiConfig's kinds); exceptions from the stdio callbacks propagate."""
-        slot = self._free.pop() if self._free else _Slot(self)
+        slot = self._free.pop() if self._free else self._new_slot()
         self.running += 1
         ctx = slot.ctx
-        instance = None
         try:
             ctx.renew(env=env, stdin=stdin, stdout=stdout, stderr=stderr)
-            with trio.move_on_after(self.route.timeout):
-                try:
-                    instance = await slot.linker.instantiate_async(self.module, limits=self.limits)  # type: ignore[arg-type]
-                except LinkError as exc:
-                    return RunResult(Outcome.FAILED, f"cannot instantiate: {exc}")
-                memory = instance.exports.get("memory")
-                if memory is not None:
-                    ctx.bind(memory)
-                try:
-                    await instance.exports["_start"].call_async()  # type: ignore[union-attr]
-                except Exit as exc:
-                    if exc.code != 0:
-                        return RunResult(Outcome.FAILED, f"exited with status {exc.code}")
-                except FuelExhausted:
-                    return RunResult(Outcome.FUEL, f"fuel exhausted ({self.route.fuel} units)")
-                except Interrupted as exc:
-                    return RunResult(Outcome.FAILED, str(exc).splitlines()[0])
-                except Trap as exc:
-                    return RunResult(Outcome.FAILED, f"trapped: {str(exc).splitlines()[0]}")
-                return RunResult(Outcome.OK)
-            return RunResult(Outcome.TIMEOUT, f"ran past the route's timeout ({self.route.timeout:g} s)")
+            try:
+                await slot.shot.run(wasi=ctx, timeout=self.route.timeout)
+            except Exit as exc:
+                if exc.code != 0:
+                    return RunResult(Outcome.FAILED, f"exited with status {exc.code}")
+            except FuelExhausted:
+                return RunResult(Outcome.FUEL, f"fuel exhausted ({self.route.fuel} units)")
+            except Interrupted as exc:
+                if exc.timeout is not None:
+                    return RunResult(Outcome.TIMEOUT, f"ran past the route's timeout ({self.route.timeout:g} s)")
+                return RunResult(Outcome.FAILED, str(exc).splitlines()[0])
+            except Trap as exc:
+                return RunResult(Outcome.FAILED, f"trapped: {str(exc).splitlines()[0]}")
+            except LinkError as exc:
+                return RunResult(Outcome.FAILED, f"cannot instantiate: {exc}")
+            return _OK
         finally:
             self.running -= 1
             ctx.close()
-            if instance is not None:
-                instance.close()
             self._free.append(slot)
 
 
@@ -189,11 +204,16 @@ _CONTROLS = {c: "?" for c in [*range(0x20), 0x7F] if c != 0x09}
 class _StderrLines:
     """A guest's stderr as log lines: ``[id] /route: text``."""
 
-    def __init__(self, log: Callable[[str], None], tag: str) -> None:
+    def __init__(self, log: Callable[[str], None], exchange: Exchange, route: Route) -> None:
         self.log = log
-        self.tag = tag
+        self.exchange = exchange
+        self.route = route
         self.partial = b""
         self.total = 0
+
+    @property
+    def tag(self) -> str:
+        return _tag(self.exchange, self.route)
 
     def __call__(self, data: bytes) -> None:
         if self.total >= MAX_STDERR_BYTES:
@@ -227,7 +247,7 @@ class _Output:
 
     def write(self, data: bytes) -> Any:
         if self.exchange.head_sent:
-            return self.exchange.send_body(data)
+            return self.exchange.send_body_now(data)
         if self.redirect is not None:
             return None  # a local redirect's body is not sent
         body = self.parser.feed(data)
@@ -237,7 +257,12 @@ class _Output:
         if head.local_redirect is not None:
             self.redirect = head.local_redirect
             return None
-        return self.exchange.send_head(head.status, head.reason, head.headers, body)
+        return self.exchange.send_head_now(head.status, head.reason, head.headers, body)
+
+
+def _tag(exchange: Exchange, route: Route) -> str:
+    """How log lines name a request: ``[17] /api/...``."""
+    return f"[{exchange.id}] {route.path}"
 
 
 class Gateway:
@@ -260,6 +285,16 @@ class Gateway:
     @property
     def instances_running(self) -> int:
         return sum(r.running for r in self.runners.values())
+
+    @property
+    def max_instances(self) -> int:
+        """Instances that may run at once, over all routes."""
+        return sum(r.route.max_concurrency for r in self.runners.values())
+
+    def guest_totals(self) -> tuple[int, float, int]:
+        """Fuel, seconds in the engine and host calls of every request so far."""
+        totals = [runner.guest_totals() for runner in self.runners.values()]
+        return sum(t[0] for t in totals), sum(t[1] for t in totals), sum(t[2] for t in totals)
 
     @property
     def requests_waiting(self) -> int:
@@ -303,36 +338,39 @@ class Gateway:
         await exchange.respond_error(500, "too many local redirects")
 
     async def _run(self, exchange: Exchange, runner: RouteRunner, env: list[bytes], *, with_body: bool) -> Optional[bytes]:
-        tag = f"[{exchange.id}] {runner.route.path}"
+        route = runner.route
         output = _Output(exchange, self.max_head_bytes)
-        stderr = _StderrLines(self.log, tag)
+        stderr = _StderrLines(self.log, exchange, route)
         stdin = exchange.receive_body if with_body else b""
         if with_body:  # the handler is chosen and may start: let an Expect: 100-continue client send
-            await exchange.send_continue()
+            go_on = exchange.send_continue()
+            if go_on is not None:
+                await go_on
         try:
             result = await runner.run(env, stdin, output.write, stderr)
         except CGIError as exc:
             result = RunResult(Outcome.FAILED, f"bad CGI response: {exc}")
         except BodyTooLarge as exc:
-            await self._fail(exchange, tag, 413, str(exc))
+            await self._fail(exchange, _tag(exchange, route), 413, str(exc))
             return None
         except BodyTimeout as exc:
-            await self._fail(exchange, tag, 408, str(exc))
+            await self._fail(exchange, _tag(exchange, route), 408, str(exc))
             return None
         except h11.LocalProtocolError as exc:  # more body than its Content-Length
-            self.log(f"{tag}: {exc} (the handler's Content-Length): closing the connection")
+            self.log(f"{_tag(exchange, route)}: {exc} (the handler's Content-Length): closing the connection")
             raise
         finally:
-            stderr.flush()
+            if stderr.partial:
+                stderr.flush()
         if exchange.head_sent:
             if result.outcome is Outcome.OK:
                 try:
                     await exchange.end()
                 except h11.LocalProtocolError as exc:  # less body than its Content-Length
-                    self.log(f"{tag}: {exc} (the handler's Content-Length): closing the connection")
+                    self.log(f"{_tag(exchange, route)}: {exc} (the handler's Content-Length): closing the connection")
                     raise
             else:
-                self.log(f"{tag}: {result.detail} after the response began: closing the connection")
+                self.log(f"{_tag(exchange, route)}: {result.detail} after the response began: closing the connection")
             return None
         if result.outcome is Outcome.OK:
             if output.redirect is not None:
@@ -342,7 +380,7 @@ class Gateway:
             except CGIError as exc:
                 result = RunResult(Outcome.FAILED, f"bad CGI response: {exc}")
         status = {Outcome.FUEL: 503, Outcome.TIMEOUT: 504}.get(result.outcome, 500)
-        await self._fail(exchange, tag, status, result.detail)
+        await self._fail(exchange, _tag(exchange, route), status, result.detail)
         return None
 
     async def _fail(self, exchange: Exchange, tag: str, status: int, why: str) -> None:

@@ -10,7 +10,11 @@ serve`` by :mod:`.cli`, which hands over to :func:`main` when ``--routes`` or
 ``--handler`` is given; ``--listen``, ``--env``, ``--fuel``, ``--max-memory``,
 ``--grace``, ``--backlog`` and ``--yield-interval`` keep their meaning (per
 request where they are per instance in socket mode; with ``--routes`` the
-file says the rest).
+file says the rest), and so do the production flags: ``--tls-*`` (TLS in
+front of every route, ``HTTPS=on``, SIGHUP reloads the pair),
+``--workers`` (worker processes on the same listening sockets, each
+serving every route) and ``--metrics`` (handler mode's own families
+besides the common ones, see :mod:`.metrics`).
 
 Exit status: 0 after a signal, 1 when the server cannot start (a port in
 use), 2 for a bad command line or routes file (one line naming the file,
@@ -22,25 +26,27 @@ from __future__ import annotations
 import argparse
 import functools
 import gc
+import socket
 import sys
-from typing import Callable, Optional, TextIO
+from typing import Any, Awaitable, Callable, Optional, TextIO
 
 import trio
 
 from .._errors import LinkError, Trap
 from ..flagvalues import parse_count, parse_dir, parse_seconds, parse_size
-from ..hostnet import parse_address
+from ..hostnet import format_address, open_listener, parse_address
 from ..wasi.config import Preopen
 from .access_log import FORMATS, AccessLog
 from .cgi import CGIError
 from .handler_server import HandlerServer
 from .http_conn import HttpLimits
 from .router import DEFAULT_MAX_CONCURRENCY, DEFAULT_TIMEOUT, Route, RouteError, Router, load_routes
+from .tls import TlsConfig
+from .workers import ServeSetup
 
-__all__ = ["add_arguments", "wanted", "main", "serve"]
+__all__ = ["add_arguments", "wanted", "main", "serve", "serve_handlers", "serve_worker", "HandlerSetup"]
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
-DEFAULT_LISTEN = "127.0.0.1:8080"
 
 
 def _flag(parse: Callable[[str], object], name: str) -> Callable[[str], object]:
@@ -105,68 +111,152 @@ def _router(args: argparse.Namespace) -> Router:
         raise RouteError(f"--handler: {str(exc).split(': ', 1)[1]}") from None
 
 
-async def serve(args: argparse.Namespace, err: TextIO) -> int:
-    """:func:`main` inside trio: ``err`` receives the log."""
-    from .cli import _logger, _signals  # lazily, as in _flag
+class HandlerSetup(ServeSetup):
+    """What handler mode loaded and checked from its flags before listening."""
 
-    log = _logger(err)
+    def __init__(self, args: argparse.Namespace, router: Router, tls: Optional[TlsConfig]) -> None:
+        super().__init__(args, tls)
+        self.router = router
+
+    @property
+    def name(self) -> str:
+        return self.args.routes or self.args.handler
+
+    @property
+    def per_worker(self) -> str:
+        return f"handler mode, {len(self.router)} route(s)"
+
+
+def load_handler_setup(args: argparse.Namespace) -> HandlerSetup:
+    """The routes and the TLS pair (``_Refused``: one line, exit 2)."""
+    from .cli import _Refused, load_tls  # lazily, as in _flag
+
     if args.module:
-        log(f"error: {args.module}: handler mode takes its module from --handler or --routes, "
-            "not as MODULE")
-        return EXIT_USAGE
+        raise _Refused(f"{args.module}: handler mode takes its module from --handler or --routes, "
+                       "not as MODULE", EXIT_USAGE)
     try:
         router = _router(args)
     except RouteError as exc:
-        log(f"error: {exc}")
-        return EXIT_USAGE
-    access_stream: Optional[TextIO] = None
+        raise _Refused(str(exc), EXIT_USAGE) from None
+    return HandlerSetup(args, router, load_tls(args))
+
+
+def _open_access_log(args: argparse.Namespace, err: TextIO) -> tuple[Optional[AccessLog], Optional[TextIO]]:
+    """The access log of ``--access-log`` and the file to close after; OSError."""
+    if args.access_log == "-":
+        return AccessLog(err, args.access_log_format), None
+    if args.access_log:
+        stream = open(args.access_log, "a", encoding="utf-8", buffering=1)
+        return AccessLog(stream, args.access_log_format), stream
+    return None, None
+
+
+async def serve(args: argparse.Namespace, err: TextIO) -> int:
+    """:func:`main` inside trio: ``err`` receives the log. With ``--workers``
+    above 1 this process supervises worker processes (:mod:`.workers`),
+    each serving every route on the same listening sockets."""
+    from .cli import _logger, _Refused, metrics_endpoint, start_serving  # lazily, as in _flag
+
+    log = _logger(err)
+    setup = await start_serving(args, load_handler_setup, log)
+    if isinstance(setup, int):
+        return setup
+    assert isinstance(setup, HandlerSetup)
+    socks = []
     try:
-        if args.access_log == "-":
-            access_log: Optional[AccessLog] = AccessLog(err, args.access_log_format)
-        elif args.access_log:
-            access_stream = open(args.access_log, "a", encoding="utf-8", buffering=1)
-            access_log = AccessLog(access_stream, args.access_log_format)
-        else:
-            access_log = None
+        for text in setup.addresses:
+            socks.append(open_listener(*parse_address(text), backlog=args.backlog))
+        endpoint = metrics_endpoint(args, log)
+    except (OSError, _Refused) as exc:
+        for sock in socks:
+            sock.close()
+        if isinstance(exc, _Refused):
+            log(f"error: {exc}")
+            return exc.status
+        log(f"error: cannot listen on {text}: {exc.strerror or exc}")
+        return EXIT_FAILURE
+    return await serve_handlers(setup, socks, log, err, endpoint=endpoint)
+
+
+async def serve_handlers(setup: HandlerSetup, socks: list[socket.socket], log: Callable[[str], None],
+                         err: TextIO, *, endpoint: Any = None,
+                         companion: Optional[Callable[[HandlerServer], Awaitable[None]]] = None) -> int:
+    """Serve the routes on the listening sockets ``socks`` in this process
+    (the only one, or one worker) until a signal; ``endpoint`` serves the
+    metrics, ``companion(server)`` runs beside it once it serves."""
+    from .cli import _signals  # lazily, as in _flag
+    from .metrics import LocalSource, handler_health, handler_snapshot
+
+    args = setup.args
+
+    def close_all() -> None:
+        for sock in socks:
+            sock.close()
+        if endpoint is not None:
+            endpoint.sock.close()
+
+    try:
+        access_log, access_stream = _open_access_log(args, err)
     except OSError as exc:
+        close_all()
         log(f"error: --access-log {args.access_log}: {exc.strerror or exc}")
         return EXIT_FAILURE
     try:
         limits = HttpLimits(max_header_bytes=args.max_header_bytes, max_body_bytes=args.max_body_bytes,
                             read_timeout=args.read_timeout, idle_timeout=args.idle_timeout)
-        server = HandlerServer(router, limits=limits, access_log=access_log, log=log, grace=args.grace,
-                               yield_interval=args.yield_interval)
+        server = HandlerServer(setup.router, limits=limits, access_log=access_log, log=log, grace=args.grace,
+                               yield_interval=args.yield_interval, tls=setup.tls)
         try:
             await server.check()
         except (CGIError, LinkError, Trap, OSError) as exc:
+            close_all()
             log(f"error: cannot run a handler: {exc}")
             return EXIT_FAILURE
         # What start-up made (modules, routes, bound imports) lives until the
-        # end: keep the cyclic GC, which every request's instance wakes,
-        # from scanning it again and again.
+        # end: keep the cyclic GC from scanning it again and again.
         gc.freeze()
-        listeners = []
-        for text in args.listen or [DEFAULT_LISTEN]:
-            host, port = parse_address(text)
-            try:
-                listeners += await trio.open_tcp_listeners(port, host=host, backlog=args.backlog)
-            except OSError as exc:
-                log(f"error: cannot listen on {text}: {exc.strerror or exc}")
-                for listener in listeners:
-                    await listener.aclose()
-                return EXIT_FAILURE
+        router = setup.router
         log(f"handler mode: {len(router)} route(s): "
-            + ", ".join(f"{r.path} -> {(r.argv or [r.name])[0]}" for r in router) + " (compiled once)")
-        for listener in listeners:
-            host, port = listener.socket.getsockname()[:2]
-            shown = f"[{host}]" if ":" in host else host
-            log(f"listening on http://{shown}:{port}/")
+            + ", ".join(f"{r.path} -> {(r.argv or [r.name])[0]}" for r in router) + " (compiled once)"
+            + (f"; TLS: {setup.tls.describe()}" if setup.tls else ""))
+        setup.log_fd_limit(log)
+        scheme = "https" if setup.tls else "http"
+        for sock in socks:
+            log(f"listening on {scheme}://{format_address(sock.getsockname())}/")
+        listeners = [trio.SocketListener(trio.socket.from_stdlib_socket(sock)) for sock in socks]
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_signals, server, None, nursery.cancel_scope, log)  # type: ignore[arg-type]  # needs .shutdown()
-            await server.serve(listeners)
+            nursery.start_soon(_signals, server, setup.tls, nursery.cancel_scope, log)  # type: ignore[arg-type]  # needs .shutdown()
+            if endpoint is not None:
+                endpoint.source = LocalSource(server, handler_snapshot, handler_health)
+                await nursery.start(endpoint.serve)
+                log(f"metrics on http://{endpoint.address}/metrics, health on /healthz")
+            await nursery.start(server.serve, listeners)
+            if companion is not None:
+                nursery.start_soon(companion, server)
+            await server.stopped.wait()
             nursery.cancel_scope.cancel()
         log("stopped")
         return EXIT_OK
     finally:
         if access_stream is not None:
             access_stream.close()
+
+
+async def serve_worker(args: argparse.Namespace, socks: list[socket.socket], control: Any,
+                       log: Callable[[str], None]) -> int:
+    """A worker process of handler mode (see :func:`.workers.worker_main`)."""
+    from .cli import _Refused
+    from .metrics import handler_health, handler_snapshot
+    from .workers import SupervisorLink
+
+    try:
+        setup = load_handler_setup(args)
+    except _Refused as exc:
+        log(f"error: {exc}")
+        return exc.status
+
+    def health(server: HandlerServer) -> tuple[bool, str, int]:
+        return (*handler_health(server), server.gateway.instances_running)
+
+    link = SupervisorLink(control, log, handler_snapshot, health)
+    return await link.finish(await serve_handlers(setup, socks, log, sys.stderr, companion=link.answer))

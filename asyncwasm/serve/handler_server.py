@@ -7,9 +7,16 @@
     ...     server.shutdown()                      # graceful: see below
 
 It runs inside any trio program: :meth:`serve_tcp` binds and serves,
-:meth:`serve` takes ``trio.abc.Listener`` objects (a TLS listener too), and
-:meth:`serve_stream` answers one already-open ``trio.abc.Stream``.
+:meth:`serve` takes ``trio.abc.Listener`` objects, and :meth:`serve_stream`
+answers one already-open ``trio.abc.Stream`` (a TLS stream too).
 :meth:`statistics` reads the counters at any time.
+
+TLS (``tls=TlsConfig(...)``): every accepted connection first completes
+its handshake within the configuration's timeout, as socket mode's do
+(:class:`~.tls_connection.Handshakes`: counted by outcome, failures logged
+at most ten lines per ten seconds, a plain-HTTP client answered with a
+plain 400); only then does its first request reach a handler, which sees
+``HTTPS=on``. :meth:`TlsConfig.reload` (SIGHUP) applies to new connections.
 
 Graceful shutdown (:meth:`shutdown`): the listeners close, connections
 waiting for their next request close at once, requests in flight get
@@ -19,10 +26,11 @@ then everything left is cancelled.
 
 from __future__ import annotations
 
+import errno
 import itertools
 import math
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
 import trio
@@ -32,6 +40,11 @@ from .cgi import ConnInfo
 from .handler import Gateway
 from .http_conn import HttpCounters, HttpLimits, serve_connection
 from .router import Router
+from .tls import TlsConfig
+from .tls_connection import Handshakes
+
+# accept(2) on a listener shut down (EINVAL: the workers' supervisor did it) or closed (EBADF).
+_LISTENER_GONE = {errno.EINVAL, errno.EBADF}
 
 __all__ = ["HandlerServer", "HandlerStatistics", "conn_info"]
 
@@ -51,6 +64,9 @@ class HandlerStatistics:
     timeouts: int
     instances_running: int
     requests_waiting: int
+    accepted: int = 0  # TCP connections accepted (TLS handshakes that failed included)
+    tls_handshakes: int = 0
+    tls_handshake_failures: dict[str, int] = field(default_factory=dict)  # by reason
 
 
 def conn_info(stream: trio.abc.Stream, https: Optional[bool] = None) -> ConnInfo:
@@ -81,11 +97,13 @@ class HandlerServer:
     ``limits``: header/body sizes and timeouts; ``access_log``: an
     :class:`~.access_log.AccessLog` or None; ``log``: one line per event
     (handler stderr, failures); ``grace``: seconds in-flight requests get at
-    shutdown; ``yield_interval``: as :class:`~asyncwasm.Limits`'."""
+    shutdown; ``yield_interval``: as :class:`~asyncwasm.Limits`'; ``tls``:
+    terminate TLS on every connection :meth:`serve` accepts."""
 
     def __init__(self, router: Router, *, limits: HttpLimits = HttpLimits(),
                  access_log: Optional[AccessLog] = None, log: Callable[[str], None] = lambda line: None,
-                 grace: float = 5.0, yield_interval: Optional[float] = None) -> None:
+                 grace: float = 5.0, yield_interval: Optional[float] = None,
+                 tls: Optional[TlsConfig] = None) -> None:
         if math.isnan(grace) or grace < 0:
             raise ValueError(f"grace must be >= 0 seconds, not {grace!r}")
         self.router = router
@@ -96,6 +114,9 @@ class HandlerServer:
         self.gateway = Gateway(router, log=log, yield_interval=yield_interval,
                                max_head_bytes=limits.max_header_bytes)
         self.counters = HttpCounters()
+        self.tls = tls
+        self.handshakes = Handshakes(tls, log) if tls is not None else None
+        self.accepted = 0  # TCP connections accepted
         self._ids = itertools.count(1).__next__
         self._closing = False
         self._shutdown = trio.Event()
@@ -108,11 +129,18 @@ class HandlerServer:
         of that route would fail with (see :meth:`.handler.RouteRunner.check`)."""
         await self.gateway.check()
 
+    @property
+    def closing(self) -> bool:
+        """True once :meth:`shutdown` was called."""
+        return self._closing
+
     def statistics(self) -> HandlerStatistics:
         c = self.counters
+        handshakes = self.handshakes
         return HandlerStatistics(c.connections, c.connections_active, c.requests, c.requests_active,
                                  dict(c.responses), c.bytes_sent, c.bad_requests, c.timeouts,
-                                 self.gateway.instances_running, self.gateway.requests_waiting)
+                                 self.gateway.instances_running, self.gateway.requests_waiting, self.accepted,
+                                 handshakes.ok if handshakes else 0, dict(handshakes.failed) if handshakes else {})
 
     def shutdown(self) -> None:
         """Begin the graceful shutdown (idempotent)."""
@@ -175,8 +203,27 @@ class HandlerServer:
             except (trio.ClosedResourceError, trio.BrokenResourceError):
                 return
             except OSError as exc:  # EMFILE and friends: wait, do not spin
+                if exc.errno in _LISTENER_GONE:
+                    return
                 self.log(f"accept failed: {exc}; retrying in 0.1 s")
                 await trio.sleep(0.1)
                 continue
-            connections.start_soon(self.serve_stream, stream)
+            self.accepted += 1
+            if self.handshakes is None:
+                connections.start_soon(self.serve_stream, stream)
+            else:
+                connections.start_soon(self._serve_tls, stream)
+
+    async def _serve_tls(self, stream: trio.abc.Stream) -> None:
+        """Complete the handshake on an accepted TCP stream, then serve it."""
+        assert self.handshakes is not None and isinstance(stream, trio.SocketStream)
+        sock = socket.socket(fileno=stream.socket.detach())  # the TLS connection works on the socket itself
+        try:
+            peer, local = sock.getpeername(), sock.getsockname()
+        except OSError:  # the client is gone already
+            sock.close()
+            return
+        connection = await self.handshakes.complete(sock, peer)
+        if connection is not None:
+            await self.serve_stream(connection, ConnInfo((peer[0], peer[1]), (local[0], local[1]), https=True))
 

@@ -65,19 +65,13 @@ from typing import Any, Callable, Iterable, Optional, Sequence
 
 import trio
 
-from ..hostnet import format_address, open_listener, parse_address
+from ..hostnet import open_listener, parse_address
 from ..wasi.abi import RIGHTS_SOCKET
 from ..wasi.sockets import SocketEntry, close_socket
 from .tls import TlsConfig
-from .tls_connection import HandshakeFailed, TlsConnection, TlsEntry
+from .tls_connection import HANDSHAKE_FAILURES, Handshakes, TlsEntry
 
 __all__ = ["Handoff", "Gate", "HANDSHAKE_FAILURES"]
-
-#: Why a TLS handshake failed (``Handoff.handshakes_failed`` keys).
-HANDSHAKE_FAILURES = ("timeout", "plain_http", "aborted", "protocol")
-# At most this many handshake failures are logged per window; the rest are counted.
-_FAILURE_LOG_LINES = 10
-_FAILURE_LOG_WINDOW = 10.0
 
 # accept(2) errors that concern one connection or a passing shortage, not the listener.
 _TRANSIENT = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.ECONNABORTED, errno.EPROTO,
@@ -216,11 +210,9 @@ class Handoff:
         self.gate = Gate(self)  #: where new connections go
         self.accepted = 0  #: connections accepted so far
         self.handshaking = 0  #: TLS handshakes under way
-        self.handshakes_ok = 0
-        self.handshakes_failed = dict.fromkeys(HANDSHAKE_FAILURES, 0)
+        self.handshakes = Handshakes(tls, log)  # counted and logged the same way in handler mode
         self._live: set[SocketEntry] = set()  # handed over or pending, until the guest closes them
         self._closed_bytes = [0, 0]  # received, sent by connections already closed
-        self._failure_window = (-_FAILURE_LOG_WINDOW, 0, 0)  # start, logged, not logged
         self._demand = trio.lowlevel.ParkingLot()  # the accept loop waits here
         self._stop: Optional[trio.CancelScope] = None
         self._nursery: Optional[trio.Nursery] = None
@@ -242,6 +234,14 @@ class Handoff:
                 sock.close()
             raise
         return cls(socks, **options)
+
+    @property
+    def handshakes_ok(self) -> int:
+        return self.handshakes.ok
+
+    @property
+    def handshakes_failed(self) -> dict[str, int]:
+        return self.handshakes.failed
 
     @property
     def scheme(self) -> str:
@@ -327,40 +327,17 @@ class Handoff:
         self._closed_bytes[1] += entry.sent
 
     async def _handshake(self, conn: socket.socket, peer: Any) -> None:
-        assert self.tls is not None
-        connection = TlsConnection(conn, self.tls.session())
         try:
-            await connection.handshake(self.tls.handshake_timeout)
-        except HandshakeFailed as exc:
-            self.handshakes_failed[exc.reason] += 1
-            self._log_failure(peer, exc)
-            connection.fail(exc)
-            return
-        except BaseException:  # cancelled: the handoff stopped
-            connection.fail(HandshakeFailed("aborted", "the server is shutting down"))
-            raise
+            connection = await self.handshakes.complete(conn, peer)
         finally:
             self.handshaking -= 1
             self._demand.unpark_all()
-        self.handshakes_ok += 1
+        if connection is None:
+            return
         if self.stopped:
             connection.close()
             return
         self._deliver(self._track(TlsEntry(connection)))
-
-    def _log_failure(self, peer: Any, exc: HandshakeFailed) -> None:
-        start, logged, hidden = self._failure_window
-        now = trio.current_time()
-        if now - start >= _FAILURE_LOG_WINDOW:
-            if hidden:
-                self.log(f"TLS: {hidden} more handshake failure(s) not logged in {_FAILURE_LOG_WINDOW:g} s")
-            start, logged, hidden = now, 0, 0
-        if logged < _FAILURE_LOG_LINES:
-            self.log(f"TLS handshake from {format_address(peer)} failed: {exc}")
-            logged += 1
-        else:
-            hidden += 1
-        self._failure_window = (start, logged, hidden)
 
     def statistics(self) -> dict[str, Any]:
         """Counters for metrics: ``accepted``, ``active`` (connections

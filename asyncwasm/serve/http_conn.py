@@ -30,7 +30,10 @@ wrong one.
 
 from __future__ import annotations
 
+import bisect
 import http
+import os
+import signal
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -43,7 +46,7 @@ from .access_log import AccessLog, AccessRecord
 from .cgi import ConnInfo
 
 __all__ = ["HttpLimits", "HttpCounters", "Exchange", "serve_connection", "BodyTooLarge",
-           "BodyTimeout", "ClientGone", "reason_phrase"]
+           "BodyTimeout", "ClientGone", "reason_phrase", "DURATION_BUCKETS"]
 
 _RECEIVE_SIZE = 65536
 # After an error response: how long, and how much, we read what the client
@@ -51,6 +54,13 @@ _RECEIVE_SIZE = 65536
 # that would destroy the response in flight ("lingering close").
 _LINGER_SECONDS = 1.0
 _LINGER_BYTES = 256 * 1024
+# Longest a connection runs requests without letting other tasks run (seconds).
+_FAIR_SHARE = 0.001
+_perf_counter = time.perf_counter
+# Plain sockets are written without waiting when the kernel takes the bytes
+# (os.write, which would raise SIGPIPE where the signal is not ignored, as
+# Python ignores it unless embedded otherwise).
+_SIGPIPE_IGNORED = signal.getsignal(signal.SIGPIPE) == signal.SIG_IGN
 
 
 @dataclass(frozen=True)
@@ -63,12 +73,19 @@ class HttpLimits:
     idle_timeout: float = 15.0
 
 
+#: Upper bounds (seconds) of the request duration histogram's buckets; a last one is unbounded.
+DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
 @dataclass
 class HttpCounters:
     """Totals a metrics exporter can read at any time (plain ints).
 
     ``responses`` counts by status code; ``requests_active`` and
-    ``connections_active`` are gauges."""
+    ``connections_active`` are gauges. ``durations[i]`` counts requests
+    that took at most ``DURATION_BUCKETS[i]`` seconds and more than the
+    bound before (the last, more than every bound), from the request head
+    to the end of the response; ``duration_sum`` adds them up."""
 
     connections: int = 0
     connections_active: int = 0
@@ -76,11 +93,18 @@ class HttpCounters:
     requests_active: int = 0
     responses: dict[int, int] = field(default_factory=dict)
     bytes_sent: int = 0
+    bytes_received: int = 0
     bad_requests: int = 0
     timeouts: int = 0
+    durations: list[int] = field(default_factory=lambda: [0] * (len(DURATION_BUCKETS) + 1))
+    duration_sum: float = 0.0
 
     def count_response(self, status: int) -> None:
         self.responses[status] = self.responses.get(status, 0) + 1
+
+    def count_duration(self, seconds: float) -> None:
+        self.durations[bisect.bisect_left(DURATION_BUCKETS, seconds)] += 1
+        self.duration_sum += seconds
 
 
 class BodyTooLarge(Exception):
@@ -95,11 +119,11 @@ class ClientGone(Exception):
     """The client closed or broke the connection."""
 
 
+_REASONS = {status.value: status.phrase.encode() for status in http.HTTPStatus}
+
+
 def reason_phrase(status: int) -> bytes:
-    try:
-        return http.HTTPStatus(status).phrase.encode()
-    except ValueError:
-        return b""
+    return _REASONS.get(status, b"")
 
 
 _date_cache: dict[int, bytes] = {}
@@ -140,8 +164,19 @@ class Exchange:
         self._no_body = request.method == b"HEAD"
         # h11's Headers is a Sequence read item by item: list it once
         self.headers: list[tuple[bytes, bytes]] = list(request.headers)
-        self.chunked = any(name == b"transfer-encoding" for name, _ in self.headers)
+        self.chunked = False
+        self.declared_length = 0  # Content-Length, 0 when none
+        self.head_size = len(request.method) + len(request.target) + 12  # about the head's bytes as it came
+        for name, value in self.headers:
+            self.head_size += len(name) + len(value) + 4
+            if name == b"content-length":
+                self.declared_length = int(value)
+            elif name == b"transfer-encoding":
+                self.chunked = True
         self.close_after = False
+        if not self.chunked and not self.declared_length:  # no body: its end is here already
+            self._h11.next_event()  # EndOfMessage
+            self._body_done = True
 
     # -- the request body --------------------------------------------------
 
@@ -174,14 +209,18 @@ class Exchange:
         chunk, self._pending = self._pending[:max_bytes], self._pending[max_bytes:]
         return chunk
 
-    async def send_continue(self) -> None:
-        """Tell a client that sent ``Expect: 100-continue`` to send its body
-        (nothing otherwise); reading the body does it too."""
-        if self._h11.they_are_waiting_for_100_continue:
-            await self._conn.send(h11.InformationalResponse(status_code=100, reason=b"Continue", headers=[]))
+    def send_continue(self) -> Optional[Awaitable[None]]:
+        """Tell a client that sent ``Expect: 100-continue`` to send its body:
+        an awaitable that does, or None when there is nothing to tell (reading
+        the body does it too)."""
+        if not self._body_done and self._h11.they_are_waiting_for_100_continue:
+            return self._conn.send(h11.InformationalResponse(status_code=100, reason=b"Continue", headers=[]))
+        return None
 
     async def _body_later(self, max_bytes: int) -> bytes:
-        await self.send_continue()
+        go_on = self.send_continue()
+        if go_on is not None:
+            await go_on
         while True:
             with trio.move_on_after(self._conn.limits.read_timeout):
                 await self._conn.receive()
@@ -198,7 +237,7 @@ class Exchange:
         self.status = status
         self.head_sent = True
         all_headers = [(b"Date", http_date()), *headers]
-        if self.close_after or self._conn.closing:
+        if self.close_after or self._conn.closing():
             all_headers.append((b"Connection", b"close"))
         return self._h11.send(h11.Response(status_code=status, reason=reason or reason_phrase(status),
                                            headers=all_headers))
@@ -214,18 +253,32 @@ class Exchange:
         """Send the response head (and the first body bytes)."""
         await self._conn.send_bytes(self._response(status, reason, headers) + self._data(body))
 
+    def send_head_now(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]],
+                      body: bytes = b"") -> Optional[Awaitable[None]]:
+        """:meth:`send_head` without waiting when the transport takes it all
+        at once: None then, else an awaitable that sends the rest (await it
+        before sending more)."""
+        return self._conn.send_bytes_now(self._response(status, reason, headers) + self._data(body))
+
     async def send_body(self, data: bytes) -> None:
         """Send more body bytes (waits while the client is slow to read)."""
         out = self._data(data)
         if out:
             await self._conn.send_bytes(out)
 
+    def send_body_now(self, data: bytes) -> Optional[Awaitable[None]]:
+        """:meth:`send_body` as :meth:`send_head_now` does it."""
+        out = self._data(data)
+        return self._conn.send_bytes_now(out) if out else None
+
     async def end(self) -> None:
         """Complete the response."""
         self.finished = True
         out = self._h11.send(h11.EndOfMessage())
         if out:
-            await self._conn.send_bytes(out)
+            rest = self._conn.send_bytes_now(out)
+            if rest is not None:
+                await rest
 
     async def respond(self, status: int, body: bytes = b"", headers: Optional[list[tuple[bytes, bytes]]] = None,
                       *, close: bool = False) -> None:
@@ -262,20 +315,20 @@ class _Connection:
         self.counters = counters
         self.access_log = access_log
         self.next_id = next_id
-        self._closing = closing
+        self.closing = closing  # () -> whether the server is shutting down
         self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_header_bytes)
         self.idle = idle if idle is not None else set()
         self.log = log
-
-    @property
-    def closing(self) -> bool:
-        return self._closing()
+        self._send_now = _sender_now(stream)
+        self.yielded_at = _perf_counter()  # when the task last let others run (see serve_connection)
 
     async def receive(self) -> None:
         try:
-            data = await self.stream.receive_some(_RECEIVE_SIZE)
+            data = await self.stream.receive_some(_RECEIVE_SIZE)  # a checkpoint
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise ClientGone(str(exc) or "the connection broke") from None
+        self.yielded_at = _perf_counter()
+        self.counters.bytes_received += len(data)
         self.h11.receive_data(bytes(data))
 
     async def send(self, event: Any) -> None:
@@ -288,12 +341,27 @@ class _Connection:
             raise ClientGone(str(exc) or "the connection broke") from None
         self.counters.bytes_sent += len(data)
 
+    def send_bytes_now(self, data: bytes) -> Optional[Awaitable[None]]:
+        """Send what the kernel takes now; None when that was all of ``data``,
+        else an awaitable sending the rest (``send_all``)."""
+        if self._send_now is not None and data:
+            try:
+                sent = self._send_now(data)
+            except OSError as exc:
+                raise ClientGone(exc.strerror or str(exc)) from None
+            self.counters.bytes_sent += sent
+            if sent == len(data):
+                return None
+            data = data[sent:]
+        return self.send_bytes(data)
+
     async def next_request(self, first: bool) -> Optional[h11.Request]:
         """The next request head, or None when the connection should close."""
         h11conn = self.h11
-        if not h11conn.trailing_data[0]:  # nothing buffered: the idle wait
+        event = h11conn.next_event()  # a pipelined request may be here already: no timer needed
+        if event is h11.NEED_DATA and not h11conn.trailing_data[0]:  # nothing buffered: the idle wait
             with trio.move_on_after(self.limits.read_timeout if first else self.limits.idle_timeout) as scope:
-                if self.closing:
+                if self.closing():
                     return None
                 self.idle.add(scope)
                 try:
@@ -302,7 +370,7 @@ class _Connection:
                     self.idle.discard(scope)
             if scope.cancelled_caught:
                 return None
-        event = h11conn.next_event()  # often the whole head is here already: no timer needed
+            event = h11conn.next_event()  # often the whole head came in one piece
         if event is h11.NEED_DATA:
             with trio.move_on_after(self.limits.read_timeout) as scope:
                 while event is h11.NEED_DATA:
@@ -314,9 +382,6 @@ class _Connection:
                 return None
         if type(event) is not h11.Request:
             return None  # ConnectionClosed
-        if _head_size(event) > self.limits.max_header_bytes:
-            # h11 bounds only a head that arrives in pieces
-            raise h11.RemoteProtocolError("the request head is too large", error_status_hint=431)
         return event
 
     async def error_response(self, status: int, message: str) -> None:
@@ -409,11 +474,20 @@ async def serve_connection(stream: trio.abc.Stream, info: ConnInfo, handle: Hand
                 clean = conn.h11.their_state in (h11.IDLE, h11.DONE, h11.CLOSED, h11.MUST_CLOSE)
                 break
             exchange = Exchange(conn, request, next_id())
+            if exchange.head_size > limits.max_header_bytes:
+                # h11 bounds only a head that arrives in pieces
+                counters.bad_requests += 1
+                await conn.error_response(431, "the request head is too large")
+                break
             if not await _exchange(conn, exchange, handle):
                 break
             if conn.h11.our_state is not h11.DONE or conn.h11.their_state is not h11.DONE:
                 break
             conn.h11.start_next_cycle()
+            if _perf_counter() - conn.yielded_at > _FAIR_SHARE:
+                # Pipelined requests answered at once never wait for I/O: let the others run.
+                await trio.lowlevel.checkpoint()
+                conn.yielded_at = _perf_counter()
     except ClientGone:
         pass
     finally:
@@ -429,9 +503,9 @@ async def _exchange(conn: _Connection, exchange: Exchange, handle: Handler) -> b
     counters = conn.counters
     counters.requests += 1
     counters.requests_active += 1
-    started = time.time()
+    started = _perf_counter()
     try:
-        too_big = _declared_length(exchange.headers) > conn.limits.max_body_bytes
+        too_big = exchange.declared_length > conn.limits.max_body_bytes
         if too_big:
             await exchange.respond_error(413, f"the body is over {conn.limits.max_body_bytes} bytes", close=True)
         else:
@@ -459,18 +533,24 @@ async def _exchange(conn: _Connection, exchange: Exchange, handle: Handler) -> b
     finally:
         counters.requests_active -= 1
         if exchange.status:
+            took = _perf_counter() - started
             counters.count_response(exchange.status)
-        if conn.access_log is not None and exchange.status:
-            conn.access_log.write(AccessRecord.of(exchange, started))
+            counters.count_duration(took)
+            if conn.access_log is not None:
+                conn.access_log.write(AccessRecord.of(exchange, time.time() - took))
 
 
-def _head_size(request: h11.Request) -> int:
-    """About the bytes of a request head as it came (request line, fields)."""
-    return len(request.method) + len(request.target) + 12 + sum(len(n) + len(v) + 4 for n, v in request.headers)
+def _sender_now(stream: trio.abc.Stream) -> Optional[Callable[[bytes], int]]:
+    """``send(data) -> bytes the kernel took``, never waiting, for a plain
+    TCP stream; None for other streams (they await ``send_all``)."""
+    if not _SIGPIPE_IGNORED or type(stream) is not trio.SocketStream:
+        return None
+    fd = stream.socket.fileno()
 
+    def send(data: bytes) -> int:
+        try:
+            return os.write(fd, data)
+        except BlockingIOError:
+            return 0
 
-def _declared_length(headers: list[tuple[bytes, bytes]]) -> int:
-    for name, value in headers:
-        if name == b"content-length":
-            return int(value)
-    return 0
+    return send

@@ -7,12 +7,15 @@ and a health check at ``/healthz``.
     >>> nursery.start_soon(endpoint.serve)
 
 Strategy: every worker process (or the only one) reduces its state to a
-:func:`snapshot`, a dict of numbers that crosses process boundaries as
-JSON. :func:`render` sums the snapshots of all workers, adds what the
+:func:`snapshot` (socket mode) or a :func:`handler_snapshot` (handler
+mode), a dict of numbers that crosses process boundaries as JSON. :func:`render` sums the snapshots of all workers, adds what the
 supervisor counts itself (worker restarts, and the counters of workers
 that died, so every sum stays monotonic), and writes the result with
 ``prometheus_client``'s exposition code. Names start with ``asyncwasm_``;
-labels are small, fixed sets (a result, a reason), never per connection.
+labels are small, fixed sets (a reason, a status class), never per
+connection, path or route. Handler mode adds its own families (requests by
+status class, requests in flight and waiting, a request duration
+histogram with fixed buckets) to the common ones.
 
 The endpoint is a tiny HTTP/1.1 server (trio + h11) in the serving process
 or the workers' supervisor: ``GET /metrics``, ``GET /healthz`` (200 while
@@ -30,21 +33,27 @@ from typing import Any, Callable, Iterable, Optional, Protocol
 
 import h11
 import trio
-from prometheus_client.core import CollectorRegistry, CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (CollectorRegistry, CounterMetricFamily, GaugeMetricFamily,
+                                    HistogramMetricFamily, Metric)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from ..hostnet import format_address, open_listener, parse_address
-from .handoff import HANDSHAKE_FAILURES
+from .http_conn import DURATION_BUCKETS
 from .source import OUTCOMES
 from .supervisor import REASONS
+from .tls_connection import HANDSHAKE_FAILURES
 
-__all__ = ["snapshot", "empty_snapshot", "add_counters", "render", "Supervision", "MetricsSource",
-           "MetricsEndpoint", "LocalSource", "local_health", "reload_status", "reload_answer"]
+__all__ = ["snapshot", "handler_snapshot", "empty_snapshot", "add_counters", "render", "Supervision",
+           "MetricsSource", "MetricsEndpoint", "LocalSource", "local_health", "handler_health", "reload_status",
+           "reload_answer"]
 
 # Counters of a snapshot (summed over workers, kept for dead ones); the rest are gauges.
 _COUNTERS = ("connections_accepted", "tls_handshakes_ok", "fuel", "guest_seconds", "host_calls",
-             "received_bytes", "sent_bytes")
-_COUNTER_GROUPS = ("tls_handshake_failures", "instance_restarts", "module_reloads")
+             "received_bytes", "sent_bytes", "http_duration_sum")
+_COUNTER_GROUPS = ("tls_handshake_failures", "instance_restarts", "module_reloads", "http_requests")
+_GAUGES = ("connections_active", "instances_running", "http_requests_active", "http_requests_waiting")
+#: Handler mode's ``code`` label: the status class of a response.
+STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
 
 
 def empty_snapshot() -> dict[str, Any]:
@@ -78,13 +87,43 @@ def snapshot(server: Any) -> dict[str, Any]:
             "module": module_info(server.version)}
 
 
+def handler_snapshot(server: Any) -> dict[str, Any]:
+    """The counters of one :class:`~asyncwasm.serve.HandlerServer`: the
+    common ones (connections, TLS, instances, guest work, bytes: HTTP bytes,
+    plaintext under TLS) and handler mode's (``http_*``)."""
+    stats = server.statistics()
+    counters = server.counters
+    gateway = server.gateway
+    classes = dict.fromkeys(STATUS_CLASSES, 0)
+    for status, count in stats.responses.items():
+        key = f"{status // 100}xx"
+        if key in classes:
+            classes[key] += count
+    fuel, seconds, calls = gateway.guest_totals()
+    return {"connections_accepted": stats.accepted, "connections_active": stats.connections_active,
+            "tls_handshakes_ok": stats.tls_handshakes,
+            "tls_handshake_failures": dict(dict.fromkeys(HANDSHAKE_FAILURES, 0), **stats.tls_handshake_failures),
+            "instances": gateway.max_instances, "instances_running": stats.instances_running,
+            "instance_restarts": dict.fromkeys(REASONS, 0), "fuel": fuel, "guest_seconds": seconds,
+            "host_calls": calls, "received_bytes": counters.bytes_received, "sent_bytes": counters.bytes_sent,
+            "http_requests": classes, "http_requests_active": stats.requests_active,
+            "http_requests_waiting": stats.requests_waiting, "http_duration_buckets": list(counters.durations),
+            "http_duration_sum": counters.duration_sum}
+
+
 def add_counters(total: dict[str, Any], sample: dict[str, Any]) -> None:
     """Add the counters (not the gauges) of ``sample`` to ``total``."""
     for name in _COUNTERS:
-        total[name] += sample.get(name, 0)
+        total[name] = total.get(name, 0) + sample.get(name, 0)
     for group in _COUNTER_GROUPS:
         for key, value in sample.get(group, {}).items():
-            total[group][key] = total[group].get(key, 0) + value
+            counts = total.setdefault(group, {})
+            counts[key] = counts.get(key, 0) + value
+    buckets = sample.get("http_duration_buckets")
+    if buckets is not None:
+        into = total.setdefault("http_duration_buckets", [0] * len(buckets))
+        for index, count in enumerate(buckets):
+            into[index] += count
 
 
 @dataclass
@@ -145,8 +184,31 @@ def _families(total: dict[str, Any], supervision: Supervision) -> list[Metric]:
         counter("received_bytes", "Bytes received on connections (TLS records included).",
                 total["received_bytes"]),
         counter("sent_bytes", "Bytes sent on connections (TLS records included).", total["sent_bytes"]),
-        by("module_reloads", "Module reload attempts, by outcome.", "outcome", total["module_reloads"]),
-        _module_info(total["modules"]),
+        # handler mode has no module delivery: its own families instead
+        *(_handler_families(total, counter, gauge, by) if "http_requests" in total else [
+            by("module_reloads", "Module reload attempts, by outcome.", "outcome", total["module_reloads"]),
+            _module_info(total["modules"])]),
+    ]
+
+
+def _handler_families(total: dict[str, Any], counter: Any, gauge: Any, by: Any) -> list[Metric]:
+    requests = dict(dict.fromkeys(STATUS_CLASSES, 0), **total["http_requests"])
+    buckets = total.get("http_duration_buckets") or [0] * (len(DURATION_BUCKETS) + 1)
+    cumulative, running = [], 0
+    for bound, count in zip([*(f"{b:g}" for b in DURATION_BUCKETS), "+Inf"], buckets):
+        running += count
+        cumulative.append((bound, running))
+    duration = HistogramMetricFamily(
+        "asyncwasm_http_request_duration_seconds",
+        "Seconds from a request's head to the end of its response (handler mode).",
+        buckets=cumulative, sum_value=total.get("http_duration_sum", 0.0))
+    return [
+        by("http_requests", "Requests answered (handler mode), by status class.", "code", requests),
+        gauge("http_requests_active", "Requests in progress now (handler mode).",
+              total.get("http_requests_active", 0)),
+        gauge("http_requests_waiting", "Requests waiting for a free instance of their route (handler mode).",
+              total.get("http_requests_waiting", 0)),
+        duration,
     ]
 
 
@@ -169,8 +231,8 @@ def render(samples: list[dict[str, Any]], supervision: Supervision) -> bytes:
     modules: dict[tuple[str, str, str], int] = {}
     for sample in samples:
         add_counters(total, sample)
-        for name in ("connections_active", "instances_running"):
-            total[name] += sample.get(name, 0)
+        for name in _GAUGES:
+            total[name] = total.get(name, 0) + sample.get(name, 0)
         info = sample.get("module")
         if info:
             labels = (info["sha256"], info["source"], info["signer"])
@@ -213,7 +275,7 @@ async def reload_answer(reloader: Any) -> tuple[int, str]:
     """``POST /reload`` on a :class:`~asyncwasm.serve.reload.Reloader` (None: no source: 404)."""
     if reloader is None:
         await trio.lowlevel.checkpoint()
-        return 404, "no module source to reload (serving the embedded module)"
+        return 404, "no module source to reload (the embedded module, or handler mode)"
     attempt = await reloader.check_now("POST /reload")
     return reload_status(attempt.outcome), attempt.line
 
@@ -304,22 +366,13 @@ class MetricsEndpoint:
         await stream.send_all(data)
 
 
-class LocalSource:
-    """The metrics of a server in this process (``--workers 1``)."""
-
-    def __init__(self, server: Any) -> None:
-        self.server = server
-
-    async def metrics(self) -> bytes:
-        await trio.lowlevel.checkpoint()
-        return render([snapshot(self.server)], Supervision())
-
-    async def health(self) -> tuple[bool, str]:
-        await trio.lowlevel.checkpoint()
-        return local_health(self.server)
-
-    async def reload(self) -> tuple[int, str]:
-        return await reload_answer(self.server.reloader)
+def handler_health(server: Any) -> tuple[bool, str]:
+    """Healthy while a handler-mode server serves (an instance is made per
+    request: there are none to watch between requests)."""
+    if server.closing:
+        return False, "shutting down"
+    gateway = server.gateway
+    return True, f"ok: {len(gateway.runners)} route(s), {gateway.instances_running} instance(s) running"
 
 
 def local_health(server: Any) -> tuple[bool, str]:
@@ -330,3 +383,26 @@ def local_health(server: Any) -> tuple[bool, str]:
     if running == 0:
         return False, "no instance running"
     return True, f"ok: {running} of {server.instances} instances running"
+
+
+class LocalSource:
+    """The metrics of a server in this process (``--workers 1``): a socket
+    mode :class:`~asyncwasm.serve.Server` by default, a handler-mode one
+    with ``handler_snapshot, handler_health``."""
+
+    def __init__(self, server: Any, snapshot: Callable[[Any], dict[str, Any]] = snapshot,
+                 health: Callable[[Any], tuple[bool, str]] = local_health) -> None:
+        self.server = server
+        self._snapshot = snapshot
+        self._health = health
+
+    async def metrics(self) -> bytes:
+        await trio.lowlevel.checkpoint()
+        return render([self._snapshot(self.server)], Supervision())
+
+    async def health(self) -> tuple[bool, str]:
+        await trio.lowlevel.checkpoint()
+        return self._health(self.server)
+
+    async def reload(self) -> tuple[int, str]:
+        return await reload_answer(getattr(self.server, "reloader", None))

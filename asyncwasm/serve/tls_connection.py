@@ -39,17 +39,18 @@ from __future__ import annotations
 import errno
 import math
 import socket
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import trio
 
+from ..hostnet import format_address
 from ..wasi.abi import RIGHTS_SOCKET, Errno, Eventrwflags, SockOpt, WasiError
 from ..wasi.fdtable import Readiness
 from ..wasi.later import Later
 from ..wasi.sockets import RecvResult, SocketEntry, close_socket
 from .tls import TlsError, TlsSession
 
-__all__ = ["TlsConnection", "TlsEntry", "HandshakeFailed", "PLAIN_HTTP_REPLY"]
+__all__ = ["TlsConnection", "TlsEntry", "HandshakeFailed", "Handshakes", "HANDSHAKE_FAILURES", "PLAIN_HTTP_REPLY"]
 
 PLAINTEXT_LIMIT = 65536
 CIPHERTEXT_LIMIT = 131072
@@ -64,6 +65,13 @@ PLAIN_HTTP_REPLY = (b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nCo
                     b"Content-Length: 47\r\n\r\nThis port speaks HTTPS: use an https:// URL.\r\n\r\n")
 
 
+#: Why a TLS handshake failed (:attr:`HandshakeFailed.reason`, the keys of ``Handshakes.failed``).
+HANDSHAKE_FAILURES = ("timeout", "plain_http", "aborted", "protocol")
+# At most this many handshake failures are logged per window; the rest are counted.
+_FAILURE_LOG_LINES = 10
+_FAILURE_LOG_WINDOW = 10.0
+
+
 class HandshakeFailed(Exception):
     """The handshake did not complete; ``reason`` is one of ``timeout``,
     ``plain_http``, ``aborted``, ``protocol``; the message one line."""
@@ -71,6 +79,58 @@ class HandshakeFailed(Exception):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class Handshakes:
+    """The server side of every TLS handshake of one server (socket mode's
+    handoff, handler mode's connections): each completes within the
+    configuration's timeout, is counted (``ok``, ``failed`` by reason), and
+    a failure is logged, at most ten lines per ten seconds (a scan or a
+    flood of plain-HTTP clients cannot fill the log), then closed: a plain
+    400 for a plain-HTTP client, the TLS alert for the rest.
+
+        >>> handshakes = Handshakes(tls_config, log)
+        >>> connection = await handshakes.complete(sock, peer)   # None: failed, counted, closed
+    """
+
+    def __init__(self, tls: Any, log: Callable[[str], None] = lambda line: None) -> None:
+        self.tls = tls
+        self.log = log
+        self.ok = 0
+        self.failed = dict.fromkeys(HANDSHAKE_FAILURES, 0)
+        self._window = (-_FAILURE_LOG_WINDOW, 0, 0)  # start, logged, not logged
+
+    async def complete(self, sock: socket.socket, peer: Any) -> Optional["TlsConnection"]:
+        """The connection once its handshake is done (``sock`` is now its);
+        None when it failed. Cancelled: the connection is closed, and the
+        cancellation goes on."""
+        connection = TlsConnection(sock, self.tls.session())
+        try:
+            await connection.handshake(self.tls.handshake_timeout)
+        except HandshakeFailed as exc:
+            self.failed[exc.reason] += 1
+            self._log_failure(peer, exc)
+            connection.fail(exc)
+            return None
+        except BaseException:  # cancelled: the server stops
+            connection.fail(HandshakeFailed("aborted", "the server is shutting down"))
+            raise
+        self.ok += 1
+        return connection
+
+    def _log_failure(self, peer: Any, exc: HandshakeFailed) -> None:
+        start, logged, hidden = self._window
+        now = trio.current_time()
+        if now - start >= _FAILURE_LOG_WINDOW:
+            if hidden:
+                self.log(f"TLS: {hidden} more handshake failure(s) not logged in {_FAILURE_LOG_WINDOW:g} s")
+            start, logged, hidden = now, 0, 0
+        if logged < _FAILURE_LOG_LINES:
+            self.log(f"TLS handshake from {format_address(peer)} failed: {exc}")
+            logged += 1
+        else:
+            hidden += 1
+        self._window = (start, logged, hidden)
 
 
 class TlsConnection(trio.abc.Stream):

@@ -64,7 +64,7 @@ import signal
 import socket
 import sys
 import tempfile
-from typing import Any, Callable, Optional, TextIO
+from typing import Any, Awaitable, Callable, Optional, TextIO
 
 import trio
 
@@ -74,7 +74,7 @@ from .metrics import (MetricsEndpoint, Supervision, add_counters, empty_snapshot
 from .source import Refused, Version
 from .supervisor import Backoff
 
-__all__ = ["supervise", "worker_main", "Control"]
+__all__ = ["supervise", "worker_main", "Control", "SupervisorLink", "ServeSetup"]
 
 Log = Callable[[str], None]
 _REQUEST_TIMEOUT = 2.0
@@ -127,6 +127,42 @@ def _jsonable(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # -- the supervisor --------------------------------------------------------------------------
+
+
+class ServeSetup:
+    """What ``serve`` loaded and checked from its flags before listening, in
+    either mode (socket mode's ``cli.Setup``, ``handler_cli.HandlerSetup``):
+    what the supervisor needs of it."""
+
+    def __init__(self, args: argparse.Namespace, tls: Any) -> None:
+        self.args = args
+        self.tls = tls
+        self.fd_limit_raised: Optional[tuple[int, int]] = None  # (before, after), said once serving
+
+    #: The workers serve a module version the supervisor checks and hands
+    #: them (socket mode's module delivery), else they load what they serve.
+    delivered = False
+
+    @property
+    def name(self) -> str:
+        """What is served (for the log)."""
+        raise NotImplementedError
+
+    @property
+    def per_worker(self) -> str:
+        """What one worker process runs (for the log)."""
+        raise NotImplementedError
+
+    @property
+    def addresses(self) -> list[str]:
+        from .cli import DEFAULT_LISTEN
+
+        return self.args.listen or [DEFAULT_LISTEN]
+
+    def log_fd_limit(self, log: Log) -> None:
+        if self.fd_limit_raised is not None:
+            before, after = self.fd_limit_raised
+            log(f"open-file limit raised from {before} to {after} (the hard limit)")
 
 
 class _Worker:
@@ -194,7 +230,7 @@ def _describe_exit(code: int) -> str:
 class WorkerPool:
     """Runs ``count`` workers of ``setup`` (see the module docstring)."""
 
-    def __init__(self, setup: Any, count: int, log: Log) -> None:
+    def __init__(self, setup: ServeSetup, count: int, log: Log) -> None:
         self.setup = setup
         self.args = setup.args
         self.count = count
@@ -379,9 +415,9 @@ class WorkerPool:
     async def run(self) -> int:
         scheme = "https" if self.setup.tls is not None else "http"
         version = self.version
-        assert version is not None
-        self.log(f"serving {version.origin} ({version.describe()}) with {self.count} worker processes of "
-                 f"{self.args.instances} instances" + (f"; TLS: {self.setup.tls.describe()}" if self.setup.tls else ""))
+        what = f"{version.origin} ({version.describe()})" if version is not None else self.setup.name
+        self.log(f"serving {what} with {self.count} worker processes of {self.setup.per_worker}"
+                 + (f"; TLS: {self.setup.tls.describe()}" if self.setup.tls else ""))
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -404,7 +440,7 @@ class WorkerPool:
                 await self._all_ready.wait()
                 for sock in self.listeners:
                     self.log(f"listening on {scheme}://{format_address(sock.getsockname())}/ "
-                             f"({self.count} workers x {self.args.instances} instances)")
+                             f"({self.count} workers x {self.setup.per_worker})")
         finally:
             self.close_listeners()
             for worker in self.workers:
@@ -432,9 +468,9 @@ class WorkerPool:
         finally:
             theirs.close()
         worker = _Worker(index, process, Control(ours))
-        assert self.version is not None
         await worker.control.send({"args": _jsonable(self.args), "index": index, "listen_fds": fds,
-                                   "workers": self.count, "version": self._publish(self.version)})
+                                   "workers": self.count,
+                                   "version": self._publish(self.version) if self.version is not None else None})
         return worker
 
     async def _slot(self, index: int) -> None:
@@ -530,7 +566,7 @@ class WorkerPool:
                 worker.signal(signal.SIGKILL)
 
 
-async def supervise(setup: Any, count: int, log: Log) -> int:
+async def supervise(setup: ServeSetup, count: int, log: Log) -> int:
     """Serve with ``count`` worker processes until a signal (from
     :func:`asyncwasm.serve.cli.serve`); the exit status."""
     pool = WorkerPool(setup, count, log)
@@ -540,7 +576,7 @@ async def supervise(setup: Any, count: int, log: Log) -> int:
             message, status = problem
             log(f"error: {message}")
             return status
-        refusal = await _load(pool, setup, log)
+        refusal = await _load(pool, setup, log) if setup.delivered else None
         if refusal is not None:
             pool.close_listeners()
             if pool.endpoint is not None:
@@ -589,9 +625,70 @@ async def _load(pool: WorkerPool, setup: Any, log: Log) -> Optional[str]:
 # -- a worker ---------------------------------------------------------------------------------
 
 
+class SupervisorLink:
+    """A worker's side of its control socket, whatever it serves: once the
+    server is up, :meth:`answer` says ``ready`` (with the ``ready`` fields)
+    and answers ``stats`` and ``health`` with ``snapshot(server)`` and
+    ``health(server)`` (healthy, why, instances running), and any other op
+    in ``ops`` with ``await ops[op](server, message)``, each in its own task
+    (a reload's prepare takes long: stats and health go on meanwhile);
+    :meth:`finish` sends the final counters."""
+
+    def __init__(self, control: Control, log: Log, snapshot: Callable[[Any], dict[str, Any]],
+                 health: Callable[[Any], tuple[bool, str, int]],
+                 ops: Optional[dict[str, Callable[[Any, dict[str, Any]], Awaitable[Any]]]] = None,
+                 ready: Optional[dict[str, Any]] = None) -> None:
+        self.control = control
+        self.log = log
+        self.snapshot = snapshot
+        self.health = health
+        self.ops = ops or {}
+        self.ready = ready or {}
+        self.final: dict[str, Any] = {}
+
+    async def answer(self, server: Any) -> None:
+        await self.control.send({"ready": os.getpid(), **self.ready})
+        try:
+            async with trio.open_nursery() as nursery:
+                while True:
+                    message = await self.control.receive()
+                    if message is None:  # the supervisor is gone: stop too
+                        self.log("the supervisor is gone: shutting down")
+                        server.shutdown()
+                        return
+                    nursery.start_soon(self._handle, server, message)
+        finally:
+            self.final.update(self.snapshot(server))
+
+    async def _handle(self, server: Any, message: dict[str, Any]) -> None:
+        op = message.get("op")
+        reply: Any = None
+        if op == "stats":
+            reply = self.snapshot(server)
+        elif op == "health":
+            healthy, why, running = self.health(server)
+            reply = {"healthy": healthy, "why": why, "running": running}
+        elif op in self.ops:
+            reply = await self.ops[op](server, message)
+        try:
+            await self.control.send({"id": message.get("id"), "reply": reply})
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
+    async def finish(self, status: int) -> int:
+        if self.final:
+            try:
+                await self.control.send({"final": self.final})
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+        await self.control.aclose()
+        return status
+
+
 async def worker_main(args: argparse.Namespace, err: TextIO) -> int:
     """A worker process: read the command line from the control socket,
     serve on the inherited listeners, answer the supervisor."""
+    from . import handler_cli
     from .cli import _logger, _Refused, load_setup, serve_one
     from .handoff import Handoff
     from .server import SwapFailed, compile_version
@@ -605,6 +702,9 @@ async def worker_main(args: argparse.Namespace, err: TextIO) -> int:
     worker_args = argparse.Namespace(**config["args"])
     worker_args.env = [tuple(pair) for pair in worker_args.env]
     worker_args.worker_control = None
+    listeners = [socket.socket(fileno=fd) for fd in config["listen_fds"]]
+    if handler_cli.wanted(worker_args):
+        return await handler_cli.serve_worker(worker_args, listeners, control, log)
     try:
         setup = load_setup(worker_args, source=False)
         setup.version = _read_version(config["version"])
@@ -614,14 +714,12 @@ async def worker_main(args: argparse.Namespace, err: TextIO) -> int:
     except ValueError as exc:
         log(f"error: {exc}")
         return 1
-    listeners = [socket.socket(fileno=fd) for fd in config["listen_fds"]]
     handoff = Handoff(listeners, tls=setup.tls, log=log)
-    final: dict[str, Any] = {}
     prepared: list[Any] = []  # the generation prepared for a reload, until commit or abort
 
-    async def prepare(server: Any, info: dict[str, Any]) -> dict[str, Any]:
+    async def prepare(server: Any, message: dict[str, Any]) -> dict[str, Any]:
         try:
-            version = await trio.to_thread.run_sync(_read_version, info)
+            version = await trio.to_thread.run_sync(_read_version, message.get("version") or {})
             module = await compile_version(version)
             prepared.append(await server.prepare(module, version))
         except ValueError as exc:
@@ -632,57 +730,27 @@ async def worker_main(args: argparse.Namespace, err: TextIO) -> int:
             return {"ok": False, "outcome": "rolled_back", "reason": str(exc)}
         return {"ok": True, "generation": prepared[-1].number}
 
-    async def finish(server: Any, op: str) -> dict[str, Any]:
+    async def commit(server: Any, message: dict[str, Any]) -> dict[str, Any]:
         if not prepared:
             return {"ok": False, "reason": "nothing prepared"}
         generation = prepared.pop()
-        if op == "abort":
-            await server.abort(generation)
-            return {"ok": True}
         server.commit(generation)
         version = generation.version
         log(f"serving {version.origin} ({version.describe()}) in generation {generation.number}")
         return {"ok": True, "generation": generation.number}
 
-    async def handle(server: Any, message: dict[str, Any]) -> None:
-        op = message.get("op")
-        reply: Any = None
-        if op == "stats":
-            reply = snapshot(server)
-        elif op == "health":
-            healthy, why = local_health(server)
-            reply = {"healthy": healthy, "why": why, "running": server.running}
-        elif op == "prepare":
-            reply = await prepare(server, message.get("version") or {})
-        elif op in ("commit", "abort"):
-            reply = await finish(server, op)
-        try:
-            await control.send({"id": message.get("id"), "reply": reply})
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
+    async def abort(server: Any, message: dict[str, Any]) -> dict[str, Any]:
+        if not prepared:
+            return {"ok": False, "reason": "nothing prepared"}
+        await server.abort(prepared.pop())
+        return {"ok": True}
 
-    async def answer(server: Any) -> None:
-        await control.send({"ready": os.getpid(), "serves": setup.version.sha256 if setup.version else None})
-        try:
-            async with trio.open_nursery() as nursery:  # a prepare takes long: stats and health go on meanwhile
-                while True:
-                    message = await control.receive()
-                    if message is None:  # the supervisor is gone: stop too
-                        log("the supervisor is gone: shutting down")
-                        server.shutdown()
-                        return
-                    nursery.start_soon(handle, server, message)
-        finally:
-            final.update(snapshot(server))
+    def health(server: Any) -> tuple[bool, str, int]:
+        return (*local_health(server), server.running)
 
-    status = await serve_one(setup, handoff, log, companion=answer)
-    if final:
-        try:
-            await control.send({"final": final})
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
-    await control.aclose()
-    return status
+    link = SupervisorLink(control, log, snapshot, health, ops={"prepare": prepare, "commit": commit, "abort": abort},
+                          ready={"serves": setup.version.sha256 if setup.version else None})
+    return await link.finish(await serve_one(setup, handoff, log, companion=link.answer))
 
 
 def _read_version(info: dict[str, Any]) -> Version:

@@ -63,6 +63,9 @@ class _Unbound:
                    "or WasiContext.bind(memory) was not called)")
 
 
+_UNBOUND = _Unbound()
+
+
 class WasiContext:
     """The WASI state of one instance, built from a :class:`WasiConfig`.
 
@@ -88,13 +91,14 @@ class WasiContext:
         if fastpath.AVAILABLE and config.trace is None:
             native_clocks = config.monotonic_ns is None and config.realtime_ns is None
             self._mirror = SockMirror(self, native_clocks)
+        self.fds = FdTable(config.max_fds)
+        self.fds.mirror = self._mirror
+        self.net = NetState(config.net_policy)
         self._open(config.stdin, config.stdout, config.stderr)
 
     def _open(self, stdin: Any, stdout: Any, stderr: Any) -> None:
-        self.memory: Any = _Unbound()
-        self.fds = FdTable(self.config.max_fds)
-        self.fds.mirror = self._mirror
-        self.net = NetState(self.config.net_policy)
+        """Fill the (empty) fd table; forget the memory binding."""
+        self.memory: Any = _UNBOUND
         try:
             self.fds.put(0, make_stdin(stdin))
             self.fds.put(1, make_output(stdout, "stdout", 1))

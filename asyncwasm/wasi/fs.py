@@ -49,11 +49,14 @@ def _check_offset(value: int, errno: Errno = Errno.INVAL) -> int:
     return value
 
 
+_SUCCESS = int(Errno.SUCCESS)  # a plain int goes back to the engine as is (see decl.bind)
+
+
 def _after_io(ctx: Any, result: Any, out_ptr: int) -> ErrnoResult:
     """Store a byte count at ``out_ptr`` now, or once an awaitable finishes."""
     if isinstance(result, int):
         ctx.memory.store_u32(out_ptr, result)
-        return Errno.SUCCESS
+        return _SUCCESS
     return Later(_store_later, ctx, result, out_ptr)
 
 

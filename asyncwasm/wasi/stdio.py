@@ -137,7 +137,7 @@ class CallbackWriter(Entry):
     def writev(self, buffers: list[memoryview]) -> IoResult:
         data = b"".join(buffers)
         result = self._callback(data)
-        if inspect.isawaitable(result):
+        if result is not None and inspect.isawaitable(result):
             return Later(self._after, result, len(data))
         return len(data)
 
@@ -279,10 +279,10 @@ def make_stdin(spec: Any) -> Entry:
         return _host_fd_entry(0, reading=True, borrow=True)
     if isinstance(spec, (bytes, bytearray, memoryview)):
         return BytesSource(bytes(spec), _READ_RIGHTS)
+    if callable(spec) and not hasattr(spec, "read"):  # before the (slower) ABC check below
+        return CallbackReader(spec, _READ_RIGHTS)
     if isinstance(spec, trio.abc.ReceiveStream):
         return TrioReader(spec, _READ_RIGHTS)
-    if callable(spec) and not hasattr(spec, "read"):
-        return CallbackReader(spec, _READ_RIGHTS)
     if isinstance(spec, io.TextIOBase):
         spec = getattr(spec, "buffer", None) or _refuse("stdin", spec)
     if hasattr(spec, "read") or hasattr(spec, "readinto"):
