@@ -123,8 +123,8 @@ def test_reservation_is_capped_like_a_memory32() -> None:
     small = Memory(MemoryType(1, 16, is_64=True))
     assert vm_kib("VmSize") - before <= 2 * 1024  # 1 MiB, its declared maximum
     unbounded = Linker().instantiate(Module(wat('(module (memory (export "m") i64 1))')))
-    grown = vm_kib("VmSize") - before
-    assert 4 * 1024 * 1024 <= grown <= 5 * 1024 * 1024
+    grown = vm_kib("VmSize") - before  # other mappings may come and go meanwhile (allocators): +-64 MiB
+    assert 4 * 1024 * 1024 - 65536 <= grown <= 4 * 1024 * 1024 + 65536
     assert unbounded.exports["m"].grow(65535) == 1  # up to 4 GiB under the default policy ...
     with pytest.raises(Exception, match="refused"):
         unbounded.exports["m"].grow(1)  # ... and not a page more
