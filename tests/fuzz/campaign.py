@@ -182,7 +182,8 @@ class Checker:
             return DISAGREE, f"asyncwasm rejects a module wasm-tools validates: {exc}"
         funcs = [(name, tuple(str(p) for p in t.params)) for name, kind, t in exports if kind == "FuncType"]
         skip = frozenset(name for name, _, t in exports if differential.holds_exnref(t))
-        plan = differential.make_plan(funcs, seed=_subseed(seed, case, "plan"), skip=skip)
+        plan = differential.make_plan(funcs, seed=_subseed(seed, case, "plan"), skip=skip,
+                                      funcref_types=not differential.types_mention_exnref(data))
         reference = await self.reference.run(data, plan)
         cut = differential.incomparable_from(reference)
         stopped = ""
@@ -194,7 +195,7 @@ class Checker:
             stopped = f"wasmtime ran out of {'stack' if out_of_stack else 'fuel'} at {reference.steps[cut].what}"
             if cut == 0 and not out_of_stack:
                 return INCOMPARABLE, stopped
-            plan = differential.Plan(plan.calls[: cut if out_of_stack else cut - 1], plan.skip)
+            plan = differential.Plan(plan.calls[: cut if out_of_stack else cut - 1], plan.skip, plan.funcref_types)
         engines = [differential.AsyncwasmEngine()]
         if self.sliced:
             engines.append(differential.AsyncwasmEngine(sliced=True, seed=_subseed(seed, case, "slices")))

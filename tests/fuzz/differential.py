@@ -40,8 +40,11 @@ Strategy for what cannot be compared:
   unit per instruction each), so asyncwasm running out where wasmtime did
   not is a disagreement (an asyncwasm loop that should have ended).
 - funcref values are compared by null-ness and function type (the two
-  engines' function identities are not comparable); externref values by
-  which host object they are.
+  engines' function identities are not comparable), or by null-ness only
+  when a function type of the module mentions exnref (``Plan.funcref_types``:
+  wasmtime-py aborts the process when it reflects on such a type, and a
+  table may hold any function); externref values by which host object they
+  are.
 - Exceptions (Wasm 3.0): an uncaught one is the outcome ``("exception",)``
   (wasmtime reports it as a trap without a code). exnref values are not
   compared: wasmtime-py aborts the process when it reflects on an exnref
@@ -226,15 +229,55 @@ class Call:
 class Plan:
     calls: list[Call]
     skip: frozenset[str] = frozenset()  # exports never called or read (exnref types)
+    funcref_types: bool = True  # funcrefs compared by function type (no exnref in any)
 
 
 def make_plan(exports: list[tuple[str, tuple[str, ...]]], seed: int, rounds: int = 2,
-              skip: frozenset[str] = frozenset()) -> Plan:
+              skip: frozenset[str] = frozenset(), funcref_types: bool = True) -> Plan:
     """Every exported function not in ``skip``, in export order, ``rounds`` times."""
     rng = random.Random(seed)
     exports = [(name, params) for name, params in exports if name not in skip]
     calls = [Call(name, tuple(argument(rng, p) for p in params)) for _ in range(rounds) for name, params in exports]
-    return Plan(calls, skip)
+    return Plan(calls, skip, funcref_types)
+
+
+#: i32 i64 f32 f64 v128 funcref externref
+_REFLECTABLE = frozenset((0x7F, 0x7E, 0x7D, 0x7C, 0x7B, 0x70, 0x6F))
+
+
+def types_mention_exnref(data: bytes) -> bool:
+    """Whether a function type in the module's type section mentions exnref;
+    True also for anything but plain function types of the value types
+    wasmtime-py can reflect on (conservative: funcrefs are then compared by
+    null-ness only)."""
+    def leb(at: int) -> tuple[int, int]:
+        value = shift = 0
+        while True:
+            byte = data[at]
+            value |= (byte & 0x7F) << shift
+            at += 1
+            shift += 7
+            if byte < 0x80:
+                return value, at
+    at = 8
+    while at < len(data):
+        section = data[at]
+        size, body = leb(at + 1)
+        if section == 1:
+            count, at = leb(body)
+            for _ in range(count):
+                if data[at] != 0x60:
+                    return True
+                at += 1
+                for _ in range(2):  # params, results
+                    n, at = leb(at)
+                    types = data[at : at + n]
+                    if any(t not in _REFLECTABLE for t in types):
+                        return True
+                    at += n
+            return False
+        at = body + size
+    return False
 
 
 def holds_exnref(externtype: Any) -> bool:
@@ -378,6 +421,7 @@ class AsyncwasmEngine:
 
         trace = Trace(self.name)
         self.skip = plan.skip
+        self.funcref_types = plan.funcref_types
         host = Host()
         linker, imported = self._linker(host)
         module = asyncwasm.Module(data)
@@ -465,14 +509,15 @@ class AsyncwasmEngine:
             return HOST_TRAP
         return ASYNCWASM_TRAPS.get(kind, f"unknown asyncwasm trap {kind!r}")
 
-    @staticmethod
-    def _value(kind: str, value: Any) -> tuple:
+    def _value(self, kind: str, value: Any) -> tuple:
         if kind in ("i32", "i64", "f32", "f64"):
             return (kind, value)
         if kind == "externref":
             return (kind, None if value is None else getattr(value, "n", repr(value)))
         if kind == "funcref":
-            return (kind, None if value is None else _aw_functype(value.type))
+            if value is None:
+                return (kind, None)
+            return (kind, _aw_functype(value.type) if self.funcref_types else "func")
         return (kind, repr(value))
 
     def _state(self, instance: Any, imported: dict[str, Any], host: Host) -> tuple:
@@ -553,6 +598,7 @@ class WasmtimeEngine:
     async def run(self, data: bytes, plan: Plan) -> Trace:
         wt = self.wt
         trace = Trace(self.name)
+        self.funcref_types = plan.funcref_types
         store = wt.Store(self.engine)
         store.set_fuel(WASMTIME_FUEL)
         module = wt.Module(self.engine, data)
@@ -637,7 +683,7 @@ class WasmtimeEngine:
             return (kind, None)
         if kind == "externref":
             return (kind, getattr(value, "n", repr(value)))
-        return (kind, self.functype(value.type(store)))
+        return (kind, self.functype(value.type(store)) if self.funcref_types else "func")
 
     def _call(self, store: Any, func: Any, params: tuple, results: tuple, args: tuple) -> tuple:
         ffi = self.wt._ffi
