@@ -106,26 +106,29 @@ def _check_limits(min: int, max: Optional[int], bound: int, what: str) -> None:
 
 @dataclass(frozen=True)
 class MemoryType:
-    """A linear memory type; sizes in 64 KiB pages, ``max`` None for none.
+    """A linear memory type; sizes in 64 KiB pages, ``max`` None for none;
+    ``is_64`` for a memory64 (i64 addresses, up to 2**48 pages).
 
-        >>> str(MemoryType(1, 16)), MemoryType(1).max
-        ('memory 1 16', None)
+        >>> str(MemoryType(1, 16)), MemoryType(1).max, str(MemoryType(1, is_64=True))
+        ('memory 1 16', None, 'memory i64 1')
     """
 
     min: int
     max: Optional[int] = None
+    is_64: bool = False
 
     def __post_init__(self) -> None:
-        _check_limits(self.min, self.max, 65536, "memory")
+        _check_limits(self.min, self.max, 1 << 48 if self.is_64 else 65536, "memory")
 
     def __str__(self) -> str:
-        return f"memory {self.min}" + ("" if self.max is None else f" {self.max}")
+        return "memory" + (" i64" if self.is_64 else "") + f" {self.min}" + ("" if self.max is None else f" {self.max}")
 
 
 @dataclass(frozen=True)
 class TableType:
     """A table type: element type (FUNCREF or EXTERNREF), minimum and
-    optional maximum number of elements.
+    optional maximum number of elements; ``is_64`` for a table64 (i64
+    indices).
 
         >>> str(TableType(FUNCREF, 10, 20))
         'table 10 20 funcref'
@@ -134,15 +137,17 @@ class TableType:
     element: ValType
     min: int
     max: Optional[int] = None
+    is_64: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "element", _valtype(self.element))
         if not self.element.is_ref:
             raise ValueError(f"table element type must be a reference type, not {self.element}")
-        _check_limits(self.min, self.max, 0xFFFFFFFF, "table")
+        _check_limits(self.min, self.max, (1 << 64) - 1 if self.is_64 else 0xFFFFFFFF, "table")
 
     def __str__(self) -> str:
-        return f"table {self.min}" + ("" if self.max is None else f" {self.max}") + f" {self.element}"
+        limits = ("i64 " if self.is_64 else "") + f"{self.min}" + ("" if self.max is None else f" {self.max}")
+        return f"table {limits} {self.element}"
 
 
 @dataclass(frozen=True)

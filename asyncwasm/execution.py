@@ -81,6 +81,7 @@ __all__ = ["Limits", "Outcome", "Execution", "Waiting", "execute", "call_async",
 DEFAULT_MAX_CALL_DEPTH = 10_000
 #: The engine's default caps (see ``_engine.Instance``).
 DEFAULT_MAX_MEMORY_PAGES = 65_536
+MAX_MEMORY64_PAGES = 1 << 48
 DEFAULT_MAX_TABLE_ELEMENTS = 10_000_000
 #: Default of ``Limits.yield_interval``: a CPU-bound guest reaches a trio
 #: checkpoint at least this often (seconds).
@@ -150,7 +151,10 @@ class Limits:
 
     - ``max_memory_pages``: cap on each defined memory, in 64 KiB pages. A
       memory whose declared minimum is above it fails to instantiate;
-      ``memory.grow`` beyond it returns -1 to the guest.
+      ``memory.grow`` beyond it returns -1 to the guest. Each memory
+      reserves address space for min(its declared maximum, this cap) pages.
+      Default 65536 (4 GiB); above that only a memory64 can use it (up to
+      2**48).
     - ``max_table_elements``: the same for defined tables.
     - ``max_call_depth``: guest frames per call before the
       ``"call stack exhausted"`` trap (every call, fast path included).
@@ -182,8 +186,8 @@ class Limits:
 
     def __post_init__(self) -> None:
         _check_count("max_memory_pages", self.max_memory_pages, 0)
-        if self.max_memory_pages is not None and self.max_memory_pages > DEFAULT_MAX_MEMORY_PAGES:
-            raise ValueError(f"Limits.max_memory_pages must be <= {DEFAULT_MAX_MEMORY_PAGES}")
+        if self.max_memory_pages is not None and self.max_memory_pages > MAX_MEMORY64_PAGES:
+            raise ValueError(f"Limits.max_memory_pages must be <= {MAX_MEMORY64_PAGES}")
         _check_count("max_table_elements", self.max_table_elements, 0)
         if self.max_table_elements is not None and self.max_table_elements > 0xFFFF_FFFF:
             raise ValueError("Limits.max_table_elements must be < 2**32")

@@ -45,10 +45,10 @@ def extern_type(extern: Extern) -> ExternType:
     """The type an extern has *now*: a memory's or table's minimum is its
     current size, which is what import matching compares."""
     if isinstance(extern, Memory):
-        return MemoryType(extern.size, extern.type.max)
+        return MemoryType(extern.size, extern.type.max, extern.type.is_64)
     if isinstance(extern, Table):
         table = extern.type
-        return TableType(table.element, extern.size, table.max)
+        return TableType(table.element, extern.size, table.max, table.is_64)
     if isinstance(extern, (Func, Global, Tag)):
         return extern.type
     raise TypeError(f"not an extern (Func, Memory, Table, Global or Tag): {type(extern).__name__}")
@@ -71,10 +71,15 @@ def import_matches(expected: ExternType, actual: ExternType) -> bool:
         return (
             isinstance(actual, TableType)
             and actual.element == expected.element
+            and actual.is_64 == expected.is_64
             and _limits_match(actual.min, actual.max, expected.min, expected.max)
         )
     if isinstance(expected, MemoryType):
-        return isinstance(actual, MemoryType) and _limits_match(actual.min, actual.max, expected.min, expected.max)
+        return (
+            isinstance(actual, MemoryType)
+            and actual.is_64 == expected.is_64
+            and _limits_match(actual.min, actual.max, expected.min, expected.max)
+        )
     if isinstance(expected, (GlobalType, TagType)):
         return type(actual) is type(expected) and actual == expected
     raise TypeError(f"not an extern type: {expected!r}")

@@ -7,7 +7,7 @@
     >>> [str(i) for i in module.imports]
     ['wasi_snapshot_preview1.fd_write: func [i32 i32 i32 i32] -> [i32]', ...]
     >>> module.exports[0]
-    ExportType(name='memory', type=MemoryType(min=2, max=None))
+    ExportType(name='memory', type=MemoryType(min=2, max=None, is_64=False))
 
 Compiling runs the engine's stages once, in order (decode, then validate and
 compile every function body); instantiating the same Module many times, from

@@ -45,7 +45,8 @@ CASES: list[tuple[str, Callable[[Module], object], type[BaseException], str]] = 
     # Limits
     ("Limits fuel type", lambda m: Limits(fuel="10"), TypeError, r"Limits\.fuel must be an int or None, not str"),
     ("Limits fuel range", lambda m: Limits(fuel=-1), ValueError, r"Limits\.fuel must be >= 0, not -1"),
-    ("Limits pages range", lambda m: Limits(max_memory_pages=70_000), ValueError, r"max_memory_pages must be <= 65536"),
+    ("Limits pages range", lambda m: Limits(max_memory_pages=(1 << 48) + 1), ValueError,
+     r"max_memory_pages must be <= 281474976710656"),
     ("Limits depth", lambda m: Limits(max_call_depth=0), ValueError, r"max_call_depth must be >= 1"),
     ("Limits bool", lambda m: Limits(max_call_depth=True), TypeError, r"max_call_depth must be an int or None, not bool"),
     ("Limits timeout", lambda m: Limits(timeout=0), ValueError, r"Limits\.timeout must be > 0 seconds"),

@@ -128,7 +128,7 @@ def test_memory_limits():
     with pytest.raises(ValueError):
         E.Memory(MemoryType(3), limit_pages=2)
     with pytest.raises(ValueError):
-        E.Memory(MemoryType(1), limit_pages=65537)
+        E.Memory(MemoryType(1), limit_pages=(1 << 48) + 1)
 
 
 def test_memory_reserves_only_up_to_its_cap():

@@ -304,7 +304,7 @@ def test_max_call_depth_applies_to_start() -> None:
     ("kwargs", "error"),
     [
         ({"max_memory_pages": -1}, ValueError),
-        ({"max_memory_pages": 65537}, ValueError),
+        ({"max_memory_pages": (1 << 48) + 1}, ValueError),
         ({"max_memory_pages": 1.5}, TypeError),
         ({"max_table_elements": True}, TypeError),
         ({"max_call_depth": 0}, ValueError),

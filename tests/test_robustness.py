@@ -7,7 +7,10 @@ damage aims at SIMD instructions: the bytes after an 0xFD prefix
 (sub-opcode, memarg, lane index, immediates). Mutants of the SIMD scripts
 that still compile are also instantiated and every export run on zero
 arguments with a small fuel budget: that may trap or run out of fuel,
-nothing else. The seed is fixed, so a failure names a case that reproduces.
+nothing else; so are mutants of the 3.0 scripts at the nonGC3 level
+(multi-memory, memory64, exceptions, tail calls), whose accesses to other
+memories and 64-bit ones take their own instructions. The seed is fixed,
+so a failure names a case that reproduces.
 
 The long variant is opt-in:
 
@@ -22,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from asyncwasm import Func, Limits, LinkError, Module, ModuleError, Trap, ValType
+from asyncwasm import Func, Limits, LinkError, Module, ModuleError, Trap, ValType, WasmException
 
 from .spec import harness
 
@@ -72,7 +75,8 @@ def _zero(t: ValType) -> object:
 
 def _run_exports(module: Module) -> None:
     """Instantiate against the spectest host and call every exported
-    function on zeros; traps (fuel included) and link errors are fine."""
+    function on zeros; traps (fuel included), uncaught Wasm exceptions and
+    link errors are fine."""
     try:
         instance = harness.make_linker().instantiate(module, limits=Limits(fuel=20_000))
     except (LinkError, Trap):
@@ -81,14 +85,22 @@ def _run_exports(module: Module) -> None:
         if isinstance(export, Func):
             try:
                 export(*(_zero(t) for t in export.type.params))
-            except Trap:
+            except (Trap, WasmException):
                 pass
 
 
-def _fuzz(cases: int, seed: int, only_simd: bool = False) -> list[str]:
+def _is_non_gc_3_0(path: Path) -> bool:
+    """A module of a 3.0 script at the nonGC3 level (3.0 features, no GC)."""
+    return harness.suite("3.0").level(path.name.split(".")[0]) == "nonGC3" and path.name.endswith(".wasm")
+
+
+def _fuzz(cases: int, seed: int, only_simd: bool = False, only_3_0: bool = False) -> list[str]:
     paths = harness.valid_module_paths() + harness.valid_module_paths("3.0")
     if only_simd:
         paths = [p for p in paths if p.name.startswith("simd_")]
+    if only_3_0:
+        three = set(harness.valid_module_paths("3.0"))
+        paths = [p for p in paths if p in three and _is_non_gc_3_0(p)]
     if not paths:
         pytest.skip(harness.missing_reason() or "no valid modules in the spec suite")
     modules: dict[Path, bytes] = {}
@@ -102,7 +114,7 @@ def _fuzz(cases: int, seed: int, only_simd: bool = False) -> list[str]:
         damage, damaged = _damaged(rng, data)
         try:
             module = Module(damaged)
-            if only_simd:
+            if only_simd or only_3_0:
                 _run_exports(module)
         except ModuleError:
             pass
@@ -137,6 +149,14 @@ def test_damaged_simd_modules_compile_and_run_or_fail_cleanly() -> None:
     assert not failures, "\n".join(failures[:50])
 
 
+def test_damaged_3_0_modules_compile_and_run_or_fail_cleanly() -> None:
+    """Multi-memory and memory64 modules among them: damage to a memory
+    index, an offset or a limit must give a ModuleError, a LinkError or a
+    trap, never a crash or a read outside a memory."""
+    failures = _fuzz(cases=3000, seed=SEED + 4, only_3_0=True)
+    assert not failures, "\n".join(failures[:50])
+
+
 def test_simd_damage_hits_simd_instructions() -> None:
     rng = random.Random(SEED)
     data = bytes(8) + bytes([0x41, 0x00, 0xFD, 0x0F, 0x1A, 0x0B, 0x0B, 0x0B])  # ... i8x16.splat drop end
@@ -150,6 +170,7 @@ def test_damaged_modules_soak() -> None:
     """python -m pytest -m slow tests/test_robustness.py"""
     failures = _fuzz(cases=1_000_000, seed=SEED + 1)
     failures += _fuzz(cases=200_000, seed=SEED + 3, only_simd=True)
+    failures += _fuzz(cases=200_000, seed=SEED + 5, only_3_0=True)
     assert not failures, "\n".join(failures[:50])
 
 

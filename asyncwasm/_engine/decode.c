@@ -1,8 +1,7 @@
 /* decode.c -- bytes -> wasm_module: the WebAssembly 3.0 binary format.
  * https://webassembly.github.io/spec/core/binary/index.html
- * What the engine cannot run yet (SIMD, GC, typed function references;
- * memory64 and multi-memory are decoded, then refused by validate.c) is a
- * validation error "<feature> is not supported yet".
+ * What the engine cannot run yet (GC, typed function references, relaxed
+ * SIMD) is a validation error "<feature> is not supported yet".
  *
  * Strategy:
  * - One decode_<section> function per section, each reading with the module

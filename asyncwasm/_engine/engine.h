@@ -42,11 +42,11 @@ enum { EXTERN_FUNC = 0, EXTERN_TABLE = 1, EXTERN_MEMORY = 2, EXTERN_GLOBAL = 3, 
 
 #define WASM_PAGE_SIZE 65536u
 #define WASM_MAX_PAGES 65536u /* 4 GiB, memory32 */
+#define WASM_MAX_PAGES64 (1ull << 48) /* memory64: 2^64 bytes */
 
 /* Limits are u64 in the Wasm 3.0 binary format; validation bounds them
- * (65536 pages for a memory32, 2^32-1 elements for a table32). addr64
- * marks a memory64/table64 (i64 addresses): decoded, refused by validation
- * until the engine supports memory64. */
+ * (65536 pages for a memory32, 2^48 for a memory64, 2^32-1 elements for a
+ * table32). addr64 marks a memory64/table64: its addresses are i64. */
 typedef struct {
     uint64_t min;
     uint64_t max; /* meaningful only when has_max */
@@ -415,10 +415,11 @@ typedef struct rt_memory_budget {
 typedef struct rt_memory {
     uint8_t *base;      /* start of the reservation; never moves (contract 6) */
     uint64_t size;      /* accessible bytes = pages * WASM_PAGE_SIZE */
-    uint32_t pages;
-    uint32_t max_pages; /* min(declared max, policy limit, reservation) */
+    uint64_t pages;
+    uint64_t max_pages; /* min(declared max, policy limit, reservation) */
     bool has_max;       /* declared max present (for import matching) */
-    uint32_t declared_max;
+    bool addr64;        /* a memory64: i64 addresses */
+    uint64_t declared_max;
     size_t reserved;    /* bytes of address space reserved */
     rt_memory_budget *budget; /* NULL: none; holds this memory's pages while set */
     uint64_t refused;   /* grows refused, by the cap or the budget (for the host's log) */
@@ -426,10 +427,11 @@ typedef struct rt_memory {
 
 typedef struct rt_table {
     uint8_t elemtype;
+    bool addr64;       /* a table64: i64 indices */
     uint32_t size;
     uint32_t max;      /* min(declared max, policy limit) */
     bool has_max;
-    uint32_t declared_max;
+    uint64_t declared_max;
     void **elems;      /* size entries: rt_func * / PyObject * / NULL */
     uint32_t capacity;
 } rt_table;
@@ -470,7 +472,8 @@ typedef struct rt_instance {
     rt_func **funcs;     /* module->nfuncs */
     rt_tag **tags;       /* module->ntags */
     rt_table **tables;   /* module->ntables */
-    rt_memory *memory;   /* NULL when the module has none */
+    rt_memory **memories; /* module->nmemories */
+    rt_memory *memory;   /* memory 0 (the interpreter's cached one), or NULL */
     rt_global **globals; /* module->nglobals */
     uint8_t *elem_dropped; /* module->nelems */
     uint8_t *data_dropped; /* module->ndatas */
@@ -478,7 +481,7 @@ typedef struct rt_instance {
 } rt_instance;
 
 /* memory.grow / table.grow semantics: return the old size, or -1. */
-int64_t rt_memory_grow(rt_memory *m, uint32_t delta_pages);
+int64_t rt_memory_grow(rt_memory *m, uint64_t delta_pages);
 /* Put a memory's pages on `b` (it must have none yet); -1 when they do not fit. */
 int rt_memory_join_budget(rt_memory *m, rt_memory_budget *b);
 int64_t rt_table_grow(rt_table *t, uint32_t delta, void *init);

@@ -107,6 +107,38 @@
         LOAD_MEMORY_CACHE();          \
     } while (0)
 
+/* ---- any memory (the _X rows of interp_memory.inc) -------------------------------
+ * Rule (spec, "Memory Instructions", with memory64): an address operand is
+ * the memory's address type, so a memory32 reads the low 32 bits of its
+ * slot, a memory64 all 64. The effective address ea = addr + offset is
+ * computed in 64 bits and checked for wrapping (ea < offset), then an access
+ * of w bytes is in bounds iff ea <= size and w <= size - ea: no sum that
+ * could wrap is ever formed, so no address is misread as in bounds. */
+
+/* An address or length operand of memory m. */
+static inline uint64_t mem_operand(const rt_memory *m, uint64_t slot) { return m->addr64 ? slot : (uint32_t)slot; }
+
+/* Whether [start, start + n) lies in memory m (or in a segment of `size` bytes). */
+static inline bool range_ok(uint64_t start, uint64_t n, uint64_t size) { return start <= size && n <= size - start; }
+
+/* The host address of the w-byte access at addr + offset in memory m, or
+ * NULL when it is out of bounds. */
+static inline uint8_t *mem_at(const rt_memory *m, uint64_t addr_slot, uint64_t offset, unsigned w)
+{
+    uint64_t ea = mem_operand(m, addr_slot) + offset;
+    if (UNLIKELY(ea < offset || !range_ok(ea, w, m->size))) return NULL;
+    return m->base + ea;
+}
+
+/* Access size in bytes of each SIMD access row (a SIMD _X row's `op` word). */
+static const uint8_t access_bytes[OP__COUNT] = {
+#define SIMD_LOAD(NAME, CODE, TEXT, FUNC, ALIGN_LOG2) [OP_##NAME] = 1u << (ALIGN_LOG2),
+#define SIMD_STORE(NAME, CODE, TEXT, ALIGN_LOG2) [OP_##NAME] = 1u << (ALIGN_LOG2),
+#define SIMD_LOAD_LANE(NAME, CODE, TEXT, ALIGN_LOG2) [OP_##NAME] = 1u << (ALIGN_LOG2),
+#define SIMD_STORE_LANE(NAME, CODE, TEXT, ALIGN_LOG2) [OP_##NAME] = 1u << (ALIGN_LOG2),
+#include "opcodes.def"
+};
+
 /* ---- cold helpers ---------------------------------------------------------------- */
 
 /* Module byte offset of the instruction at code word `offset`: the last source

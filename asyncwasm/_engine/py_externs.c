@@ -11,7 +11,7 @@
 /* Memory                                                                     */
 /* ========================================================================== */
 
-PyObject *pyengine_new_memory(uint32_t min, bool has_max, uint32_t max, uint32_t limit, PyObject *budget)
+PyObject *pyengine_new_memory(const wasm_limits *type, uint64_t limit, PyObject *budget)
 {
     if (budget == Py_None) budget = NULL;
     if (budget != NULL && !PyObject_TypeCheck(budget, &MemoryBudget_Type)) {
@@ -21,7 +21,7 @@ PyObject *pyengine_new_memory(uint32_t min, bool has_max, uint32_t max, uint32_t
     }
     MemoryObject *self = (MemoryObject *)Memory_Type.tp_alloc(&Memory_Type, 0);
     if (self == NULL) return NULL;
-    if (rt_memory_init(&self->mem, min, has_max, max, limit) < 0) {
+    if (rt_memory_init(&self->mem, type, limit) < 0) {
         Py_DECREF(self);
         return NULL;
     }
@@ -29,7 +29,8 @@ PyObject *pyengine_new_memory(uint32_t min, bool has_max, uint32_t max, uint32_t
         rt_memory_budget *b = &((MemoryBudgetObject *)budget)->budget;
         if (rt_memory_join_budget(&self->mem, b) < 0) {
             PyErr_Format(py_classes.LinkError,
-                         "memory of %u pages does not fit in the memory budget (%llu of %llu pages in use)", min,
+                         "memory of %llu pages does not fit in the memory budget (%llu of %llu pages in use)",
+                         (unsigned long long)self->mem.pages,
                          (unsigned long long)b->used_pages, (unsigned long long)b->max_pages);
             Py_DECREF(self);
             return NULL;
@@ -46,11 +47,11 @@ static PyObject *Memory_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     PyObject *memtype, *plimit = Py_None, *budget = Py_None;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|$OO:Memory", kwlist, &memtype, &plimit, &budget)) return NULL;
     if (require_type(memtype, py_classes.MemoryType, "Memory()") < 0) return NULL;
-    uint32_t min, max, limit = WASM_MAX_PAGES;
-    bool has_max;
-    if (limits_from_py(memtype, WASM_MAX_PAGES, &min, &has_max, &max) < 0) return NULL;
-    if (plimit != Py_None && u32_arg(plimit, "limit_pages", WASM_MAX_PAGES, &limit) < 0) return NULL;
-    return pyengine_new_memory(min, has_max, max, limit, budget);
+    wasm_limits lim;
+    uint64_t limit = WASM_MAX_PAGES;
+    if (limits_from_py(memtype, WASM_MAX_PAGES, WASM_MAX_PAGES64, &lim) < 0) return NULL;
+    if (plimit != Py_None && u64_arg(plimit, "limit_pages", WASM_MAX_PAGES64, &limit) < 0) return NULL;
+    return pyengine_new_memory(&lim, limit, budget);
 }
 
 static void Memory_dealloc(MemoryObject *self)
@@ -100,18 +101,20 @@ static PyObject *Memory_write(MemoryObject *self, PyObject *const *args, Py_ssiz
 
 static PyObject *Memory_grow(MemoryObject *self, PyObject *arg)
 {
-    uint32_t delta;
-    if (u32_arg(arg, "delta", UINT32_MAX, &delta) < 0) return NULL;
+    uint64_t delta;
+    if (u64_arg(arg, "delta", self->mem.addr64 ? UINT64_MAX : UINT32_MAX, &delta) < 0) return NULL;
     int64_t old = rt_memory_grow(&self->mem, delta);
     const rt_memory_budget *b = self->mem.budget;
     if (old < 0 && b != NULL && (uint64_t)self->mem.pages + delta <= self->mem.max_pages) {
-        raise_wasm_error("memory.grow by %u pages refused: the memory budget has %llu of %llu pages left", delta,
+        raise_wasm_error("memory.grow by %llu pages refused: the memory budget has %llu of %llu pages left",
+                         (unsigned long long)delta,
                          (unsigned long long)(b->max_pages - b->used_pages), (unsigned long long)b->max_pages);
         return NULL;
     }
     if (old < 0) {
-        raise_wasm_error("memory.grow by %u pages refused: size %u pages, maximum %u pages", delta,
-                         self->mem.pages, self->mem.max_pages);
+        raise_wasm_error("memory.grow by %llu pages refused: size %llu pages, maximum %llu pages",
+                         (unsigned long long)delta, (unsigned long long)self->mem.pages,
+                         (unsigned long long)self->mem.max_pages);
         return NULL;
     }
     return PyLong_FromLongLong(old);
@@ -140,13 +143,14 @@ static PyBufferProcs Memory_as_buffer = {
 static PyObject *Memory_get_type(MemoryObject *self, void *closure)
 {
     (void)closure;
-    return memtype_to_py(self->mem.pages, self->mem.has_max, self->mem.declared_max);
+    wasm_limits now = {self->mem.pages, self->mem.declared_max, self->mem.has_max, self->mem.addr64};
+    return memtype_to_py(&now);
 }
 
 static PyObject *Memory_get_size(MemoryObject *self, void *closure)
 {
     (void)closure;
-    return PyLong_FromUnsignedLong(self->mem.pages);
+    return PyLong_FromUnsignedLongLong(self->mem.pages);
 }
 
 static PyObject *Memory_get_data_len(MemoryObject *self, void *closure)
@@ -294,11 +298,11 @@ PyTypeObject MemoryBudget_Type = {
 /* Table                                                                      */
 /* ========================================================================== */
 
-PyObject *pyengine_new_table(uint8_t elemtype, uint32_t min, bool has_max, uint32_t max, uint32_t limit)
+PyObject *pyengine_new_table(uint8_t elemtype, const wasm_limits *type, uint32_t limit)
 {
     TableObject *self = (TableObject *)Table_Type.tp_alloc(&Table_Type, 0);
     if (self == NULL) return NULL;
-    if (rt_table_init(&self->tab, elemtype, min, has_max, max, limit, NULL) < 0) {
+    if (rt_table_init(&self->tab, elemtype, type, limit, NULL) < 0) {
         Py_DECREF(self);
         return NULL;
     }
@@ -312,8 +316,8 @@ static PyObject *Table_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|O$O:Table", kwlist, &tabletype, &init, &plimit))
         return NULL;
     if (require_type(tabletype, py_classes.TableType, "Table()") < 0) return NULL;
-    uint32_t min, max, limit = DEFAULT_MAX_TABLE_ELEMENTS;
-    bool has_max;
+    uint32_t limit = DEFAULT_MAX_TABLE_ELEMENTS;
+    wasm_limits lim;
     uint8_t elem;
     PyObject *pelem = PyObject_GetAttrString(tabletype, "element");
     if (pelem == NULL) return NULL;
@@ -324,13 +328,13 @@ static PyObject *Table_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_ValueError, "a table's element type must be funcref or externref");
         return NULL;
     }
-    if (limits_from_py(tabletype, UINT32_MAX, &min, &has_max, &max) < 0) return NULL;
+    if (limits_from_py(tabletype, UINT32_MAX, UINT64_MAX, &lim) < 0) return NULL;
     if (plimit != Py_None && u32_arg(plimit, "limit_elements", UINT32_MAX, &limit) < 0) return NULL;
     uint64_t slot = 0;
     if (rt_value_from_py(elem, init, false, &slot) < 0) return NULL;
     TableObject *self = (TableObject *)type->tp_alloc(type, 0);
     if (self == NULL) return NULL;
-    if (rt_table_init(&self->tab, elem, min, has_max, max, limit, (void *)(uintptr_t)slot) < 0) {
+    if (rt_table_init(&self->tab, elem, &lim, limit, (void *)(uintptr_t)slot) < 0) {
         Py_DECREF(self);
         return NULL;
     }
@@ -412,7 +416,8 @@ static PyObject *Table_grow(TableObject *self, PyObject *const *args, Py_ssize_t
 static PyObject *Table_get_type(TableObject *self, void *closure)
 {
     (void)closure;
-    return tabletype_to_py(self->tab.elemtype, self->tab.size, self->tab.has_max, self->tab.declared_max);
+    wasm_limits now = {self->tab.size, self->tab.declared_max, self->tab.has_max, self->tab.addr64};
+    return tabletype_to_py(self->tab.elemtype, &now);
 }
 
 static PyObject *Table_get_size(TableObject *self, void *closure)

@@ -48,6 +48,8 @@ static int Instance_clear(InstanceObject *self)
     const wasm_module *m = self->rt.module;
     if (m != NULL && self->rt.tables != NULL)
         for (uint32_t i = 0; i < m->ntables; i++) self->rt.tables[i] = NULL;
+    if (m != NULL && self->rt.memories != NULL)
+        for (uint32_t i = 0; i < m->nmemories; i++) self->rt.memories[i] = NULL;
     if (m != NULL && self->rt.globals != NULL)
         for (uint32_t i = 0; i < m->nglobals; i++) self->rt.globals[i] = NULL;
     if (m != NULL && self->rt.tags != NULL)
@@ -66,6 +68,7 @@ static void Instance_dealloc(InstanceObject *self)
     Instance_clear(self);
     PyMem_Free(self->rt.funcs);
     PyMem_Free(self->rt.tables);
+    PyMem_Free(self->rt.memories);
     PyMem_Free(self->rt.globals);
     PyMem_Free(self->rt.elem_dropped);
     PyMem_Free(self->rt.data_dropped);
@@ -89,8 +92,10 @@ static PyObject *Instance_new(PyTypeObject *type, PyObject *args, PyObject *kwds
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O|$OOOO:Instance", kwlist, &CompiledModule_Type, &compiled,
                                      &externs, &pmem, &ptab, &pdepth, &budget))
         return NULL;
-    uint32_t max_pages = WASM_MAX_PAGES, max_elems = DEFAULT_MAX_TABLE_ELEMENTS, depth = DEFAULT_MAX_CALL_DEPTH;
-    if (pmem != NULL && u32_arg(pmem, "max_memory_pages", WASM_MAX_PAGES, &max_pages) < 0) return NULL;
+    uint64_t max_pages = WASM_MAX_PAGES;
+    uint32_t max_elems = DEFAULT_MAX_TABLE_ELEMENTS, depth = DEFAULT_MAX_CALL_DEPTH;
+    /* Above 65536 pages only a memory64 can use it. */
+    if (pmem != NULL && u64_arg(pmem, "max_memory_pages", WASM_MAX_PAGES64, &max_pages) < 0) return NULL;
     if (ptab != NULL && u32_arg(ptab, "max_table_elements", UINT32_MAX, &max_elems) < 0) return NULL;
     if (pdepth != NULL && u32_arg(pdepth, "max_call_depth", UINT32_MAX, &depth) < 0) return NULL;
     if (depth == 0) {

@@ -27,13 +27,13 @@ static PyObject *extern_type_of_export(const wasm_module *m, const wasm_export *
     case EXTERN_TABLE:
         if (e->index < m->ntables) {
             const wasm_tabletype *t = &m->tables[e->index];
-            return tabletype_to_py(t->elem, t->limits.min, t->limits.has_max, t->limits.max);
+            return tabletype_to_py(t->elem, &t->limits);
         }
         break;
     case EXTERN_MEMORY:
         if (e->index < m->nmemories) {
             const wasm_limits *l = &m->memories[e->index].limits;
-            return memtype_to_py(l->min, l->has_max, l->max);
+            return memtype_to_py(l);
         }
         break;
     case EXTERN_GLOBAL:
@@ -57,11 +57,11 @@ static PyObject *extern_type_of_import(const wasm_module *m, const wasm_import *
         break;
     case EXTERN_TABLE: {
         const wasm_tabletype *t = &imp->desc.table;
-        return tabletype_to_py(t->elem, t->limits.min, t->limits.has_max, t->limits.max);
+        return tabletype_to_py(t->elem, &t->limits);
     }
     case EXTERN_MEMORY: {
         const wasm_limits *l = &imp->desc.memory.limits;
-        return memtype_to_py(l->min, l->has_max, l->max);
+        return memtype_to_py(l);
     }
     case EXTERN_GLOBAL:
         return globaltype_to_py(imp->desc.global.type, imp->desc.global.mutable_);

@@ -37,21 +37,33 @@ int raise_wasm_error(const char *fmt, ...)
     return -1;
 }
 
-/* An int argument in 0..max. */
+/* An int argument in 0..max (u32_arg: max at most UINT32_MAX). */
 int u32_arg(PyObject *obj, const char *name, uint64_t max, uint32_t *out)
+{
+    uint64_t v;
+    if (u64_arg(obj, name, max < UINT32_MAX ? max : UINT32_MAX, &v) < 0) return -1;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+int u64_arg(PyObject *obj, const char *name, uint64_t max, uint64_t *out)
 {
     if (!PyLong_Check(obj)) {
         PyErr_Format(PyExc_TypeError, "%s must be an int, not %.100s", name, Py_TYPE(obj)->tp_name);
         return -1;
     }
-    int overflow;
-    long long v = PyLong_AsLongLongAndOverflow(obj, &overflow);
-    if (v == -1 && PyErr_Occurred()) return -1;
-    if (overflow != 0 || v < 0 || (unsigned long long)v > max) {
+    unsigned long long v = PyLong_AsUnsignedLongLong(obj);
+    bool outside = false; /* negative or above 2^64-1 */
+    if (v == (unsigned long long)-1 && PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_OverflowError)) return -1;
+        PyErr_Clear();
+        outside = true;
+    }
+    if (outside || v > max) {
         PyErr_Format(PyExc_ValueError, "%s must be in 0..%llu", name, (unsigned long long)max);
         return -1;
     }
-    *out = (uint32_t)v;
+    *out = v;
     return 0;
 }
 
@@ -141,21 +153,33 @@ PyObject *pyengine_functype_to_py(const wasm_functype *t)
     return ft;
 }
 
-PyObject *tabletype_to_py(uint8_t elem, uint32_t min, bool has_max, uint32_t max)
+/* A MemoryType/TableType's keyword arguments: min, max and is_64. */
+static PyObject *limits_kwargs(const wasm_limits *l)
+{
+    return Py_BuildValue("{sKsNsO}", "min", (unsigned long long)l->min, "max",
+                         l->has_max ? PyLong_FromUnsignedLongLong(l->max) : Py_NewRef(Py_None), "is_64",
+                         l->addr64 ? Py_True : Py_False);
+}
+
+PyObject *tabletype_to_py(uint8_t elem, const wasm_limits *l)
 {
     PyObject *vt = pyengine_valtype_to_py(elem);
-    PyObject *mx = vt ? optional_u32(has_max, max) : NULL;
-    PyObject *tt = mx ? PyObject_CallFunction(py_classes.TableType, "OkO", vt, (unsigned long)min, mx) : NULL;
+    PyObject *args = vt ? PyTuple_Pack(1, vt) : NULL;
+    PyObject *kw = args ? limits_kwargs(l) : NULL;
+    PyObject *tt = kw ? PyObject_Call(py_classes.TableType, args, kw) : NULL;
     Py_XDECREF(vt);
-    Py_XDECREF(mx);
+    Py_XDECREF(args);
+    Py_XDECREF(kw);
     return tt;
 }
 
-PyObject *memtype_to_py(uint32_t min, bool has_max, uint32_t max)
+PyObject *memtype_to_py(const wasm_limits *l)
 {
-    PyObject *mx = optional_u32(has_max, max);
-    PyObject *mt = mx ? PyObject_CallFunction(py_classes.MemoryType, "kO", (unsigned long)min, mx) : NULL;
-    Py_XDECREF(mx);
+    PyObject *args = PyTuple_New(0);
+    PyObject *kw = args ? limits_kwargs(l) : NULL;
+    PyObject *mt = kw ? PyObject_Call(py_classes.MemoryType, args, kw) : NULL;
+    Py_XDECREF(args);
+    Py_XDECREF(kw);
     return mt;
 }
 
@@ -179,23 +203,31 @@ int require_type(PyObject *obj, PyObject *cls, const char *who)
     return ok == 1 ? 0 : -1;
 }
 
-/* min/max attributes of a MemoryType/TableType-like object. */
-int limits_from_py(PyObject *type, uint64_t bound, uint32_t *min, bool *has_max, uint32_t *max)
+/* min/max/is_64 attributes of a MemoryType/TableType-like object; min and
+ * max at most `bound32` (32-bit addresses) or `bound64` (is_64). */
+int limits_from_py(PyObject *type, uint64_t bound32, uint64_t bound64, wasm_limits *out)
 {
     PyObject *pmin = PyObject_GetAttrString(type, "min");
     PyObject *pmax = pmin ? PyObject_GetAttrString(type, "max") : NULL;
+    PyObject *p64 = pmax ? PyObject_GetAttrString(type, "is_64") : NULL;
     int rc = -1;
-    if (pmax != NULL && u32_arg(pmin, "minimum", bound, min) == 0) {
-        *has_max = pmax != Py_None;
-        *max = 0;
-        if (!*has_max || u32_arg(pmax, "maximum", bound, max) == 0) rc = 0;
-        if (rc == 0 && *has_max && *max < *min) {
+    memset(out, 0, sizeof *out);
+    int is64 = p64 ? PyObject_IsTrue(p64) : -1;
+    if (is64 >= 0) {
+        uint64_t bound = is64 ? bound64 : bound32;
+        out->addr64 = is64;
+        out->has_max = pmax != Py_None;
+        if (u64_arg(pmin, "minimum", bound, &out->min) == 0 &&
+            (!out->has_max || u64_arg(pmax, "maximum", bound, &out->max) == 0))
+            rc = 0;
+        if (rc == 0 && out->has_max && out->max < out->min) {
             PyErr_SetString(PyExc_ValueError, "maximum is below the minimum");
             rc = -1;
         }
     }
     Py_XDECREF(pmin);
     Py_XDECREF(pmax);
+    Py_XDECREF(p64);
     return rc;
 }
 

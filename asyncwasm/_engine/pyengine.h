@@ -194,22 +194,21 @@ static inline void rt_err_raise(PyObject *exc)
 
 /* ---- runtime.c: memories and tables -------------------------------------------- */
 
-/* Reserve address space for min(declared max or 65536, limit_pages) pages and
- * commit `min_pages`. The caller checked min_pages <= that cap. -1: MemoryError set. */
-int rt_memory_init(rt_memory *m, uint32_t min_pages, bool has_max, uint32_t declared_max,
-                   uint32_t limit_pages);
+/* Reserve address space for rt_memory_cap pages (or take over a kept
+ * reservation of that size) and commit the minimum.
+ * -1: ValueError (minimum above the cap) or MemoryError set. */
+int rt_memory_init(rt_memory *m, const wasm_limits *type, uint64_t limit_pages);
 /* Free: the reservation is kept for the next memory of its size (a few are,
  * contents discarded) or unmapped. */
 void rt_memory_free(rt_memory *m);
 /* Unmap the kept reservations; returns how many there were. */
 int rt_memory_pool_release(void);
-/* Cap of a memory: min(declared max or WASM_MAX_PAGES, limit). */
-uint32_t rt_memory_cap(bool has_max, uint32_t declared_max, uint32_t limit_pages);
+/* Cap of a memory: min(declared max or the address type's maximum, limit). */
+uint64_t rt_memory_cap(const wasm_limits *type, uint64_t limit_pages);
 
 /* size = min, every element `init` (an owned reference is taken per element).
  * max = min(declared max, limit). -1: MemoryError set. */
-int rt_table_init(rt_table *t, uint8_t elemtype, uint32_t min, bool has_max,
-                  uint32_t declared_max, uint32_t limit, void *init);
+int rt_table_init(rt_table *t, uint8_t elemtype, const wasm_limits *type, uint32_t limit, void *init);
 /* Drop every element's reference (GC clear), keeping the size. */
 void rt_table_release(rt_table *t);
 void rt_table_free(rt_table *t);
@@ -279,7 +278,7 @@ int sockcall_run(PyObject *call, uint64_t *args, PyObject **later);
  * imports, create the defined externs, apply the active segments. -1 with
  * LinkError / Trap / MemoryError set. */
 int rt_instantiate(InstanceObject *self, PyObject *const *externs, Py_ssize_t nexterns,
-                   uint32_t max_memory_pages, uint32_t max_table_elements, PyObject *memory_budget);
+                   uint64_t max_memory_pages, uint32_t max_table_elements, PyObject *memory_budget);
 
 /* ---- pyengine.c: limits and helpers shared by the py_*.c files ------------------------ */
 
@@ -291,20 +290,22 @@ int rt_instantiate(InstanceObject *self, PyObject *const *externs, Py_ssize_t ne
 int raise_wasm_error(const char *fmt, ...);
 /* An int argument in 0..max (TypeError / ValueError naming `name`). */
 int u32_arg(PyObject *obj, const char *name, uint64_t max, uint32_t *out);
+int u64_arg(PyObject *obj, const char *name, uint64_t max, uint64_t *out);
 /* Positional argument count of a METH_FASTCALL method. */
 int check_nargs(const char *name, Py_ssize_t nargs, Py_ssize_t min, Py_ssize_t max);
 /* A non-negative int offset/length; too large or negative is an IndexError. */
 int index_arg(PyObject *obj, const char *name, uint64_t *out);
 /* TypeError unless `obj` is an instance of the asyncwasm._types class `cls`. */
 int require_type(PyObject *obj, PyObject *cls, const char *who);
-/* min/max attributes of a MemoryType/TableType-like object, each <= bound. */
-int limits_from_py(PyObject *type, uint64_t bound, uint32_t *min, bool *has_max, uint32_t *max);
+/* min/max/is_64 attributes of a MemoryType/TableType-like object, each <=
+ * bound32 (32-bit addresses) or bound64 (is_64). */
+int limits_from_py(PyObject *type, uint64_t bound32, uint64_t bound64, wasm_limits *out);
 int valtype_from_py(PyObject *obj, uint8_t *out);
 /* C values as asyncwasm._types objects (new references). */
 PyObject *name_to_py(wasm_name name);
 PyObject *optional_u32(bool present, uint32_t value);
-PyObject *tabletype_to_py(uint8_t elem, uint32_t min, bool has_max, uint32_t max);
-PyObject *memtype_to_py(uint32_t min, bool has_max, uint32_t max);
+PyObject *tabletype_to_py(uint8_t elem, const wasm_limits *l);
+PyObject *memtype_to_py(const wasm_limits *l);
 PyObject *globaltype_to_py(uint8_t type, bool mutable_);
 
 /* ---- py_exceptions.c: tags, exceptions, asyncwasm.WasmException ----------------------- */
@@ -353,8 +354,8 @@ PyObject *pyengine_functype_to_py(const wasm_functype *t);
 PyObject *pyengine_valtype_to_py(uint8_t t);
 /* A new Memory; `budget`: a MemoryBudget its pages count against, or NULL/None
  * (LinkError when its initial pages do not fit). */
-PyObject *pyengine_new_memory(uint32_t min, bool has_max, uint32_t max, uint32_t limit, PyObject *budget);
-PyObject *pyengine_new_table(uint8_t elemtype, uint32_t min, bool has_max, uint32_t max, uint32_t limit);
+PyObject *pyengine_new_memory(const wasm_limits *type, uint64_t limit, PyObject *budget);
+PyObject *pyengine_new_table(uint8_t elemtype, const wasm_limits *type, uint32_t limit);
 PyObject *pyengine_new_global(uint8_t type, bool mutable_);
 
 #endif /* ASYNCWASM_PYENGINE_H */

@@ -25,13 +25,14 @@ _Thread_local rt_fiber *rt_running;
  * address space only; grow makes pages accessible with mprotect. The base
  * never moves, so memoryviews and the interpreter's cached base stay valid. */
 
-uint32_t rt_memory_cap(bool has_max, uint32_t declared_max, uint32_t limit_pages)
+uint64_t rt_memory_cap(const wasm_limits *type, uint64_t limit_pages)
 {
-    uint32_t cap = has_max ? declared_max : WASM_MAX_PAGES;
+    uint64_t cap = type->has_max ? type->max : type->addr64 ? WASM_MAX_PAGES64 : WASM_MAX_PAGES;
+    if (!type->addr64 && cap > WASM_MAX_PAGES) cap = WASM_MAX_PAGES;
     if (cap > limit_pages) cap = limit_pages;
-    /* On 32-bit hosts a 4 GiB reservation cannot exist; keep half the space. */
-    if ((uint64_t)cap * WASM_PAGE_SIZE > (uint64_t)(SIZE_MAX / 2))
-        cap = (uint32_t)((SIZE_MAX / 2) / WASM_PAGE_SIZE);
+    /* Keep at most half the address space (a 4 GiB reservation cannot
+     * exist on a 32-bit host). */
+    if (cap > (uint64_t)(SIZE_MAX / 2) / WASM_PAGE_SIZE) cap = (uint64_t)(SIZE_MAX / 2) / WASM_PAGE_SIZE;
     return cap;
 }
 
@@ -50,19 +51,19 @@ uint32_t rt_memory_cap(bool has_max, uint32_t declared_max, uint32_t limit_pages
 typedef struct {
     uint8_t *base;
     size_t reserved;
-    uint32_t pages; /* accessible pages (PROT_READ | PROT_WRITE), all zero */
+    uint64_t pages; /* accessible pages (PROT_READ | PROT_WRITE), all zero */
 } pooled_reservation;
 
 static pooled_reservation memory_pool[MEMORY_POOL_SIZE];
 static int memory_pool_len;
 
-static size_t pages_bytes(uint32_t pages)
+static size_t pages_bytes(uint64_t pages)
 {
     return (size_t)pages * WASM_PAGE_SIZE;
 }
 
 /* A pooled reservation of `reserve` bytes with `pages` accessible, or NULL. */
-static uint8_t *pool_take_reservation(size_t reserve, uint32_t pages)
+static uint8_t *pool_take_reservation(size_t reserve, uint64_t pages)
 {
     for (int i = memory_pool_len - 1; i >= 0; i--) {
         pooled_reservation r = memory_pool[i];
@@ -129,7 +130,7 @@ static void hot_learn(hot_set *set, uint8_t *base, size_t count, size_t host_pag
     }
 }
 
-static bool pool_clear(uint8_t *base, uint32_t pages)
+static bool pool_clear(uint8_t *base, uint64_t pages)
 {
     static size_t host_page;
     if (host_page == 0) host_page = (size_t)sysconf(_SC_PAGESIZE);
@@ -156,7 +157,7 @@ static bool pool_clear(uint8_t *base, uint32_t pages)
 }
 
 /* Keep a reservation for reuse, its contents cleared; false when it cannot be. */
-static bool pool_give_reservation(uint8_t *base, size_t reserved, uint32_t pages)
+static bool pool_give_reservation(uint8_t *base, size_t reserved, uint64_t pages)
 {
     if (memory_pool_len >= MEMORY_POOL_SIZE) return false;
     if (pages > 0 && !pool_clear(base, pages)) return false;
@@ -174,16 +175,16 @@ int rt_memory_pool_release(void)
     return released;
 }
 
-int rt_memory_init(rt_memory *m, uint32_t min_pages, bool has_max, uint32_t declared_max,
-                   uint32_t limit_pages)
+int rt_memory_init(rt_memory *m, const wasm_limits *type, uint64_t limit_pages)
 {
-    uint32_t cap = rt_memory_cap(has_max, declared_max, limit_pages);
+    uint64_t cap = rt_memory_cap(type, limit_pages);
     memset(m, 0, sizeof *m);
-    m->has_max = has_max;
-    m->declared_max = declared_max;
-    if (min_pages > cap) {
-        PyErr_Format(PyExc_ValueError, "memory minimum of %u pages exceeds its limit of %u pages",
-                     min_pages, cap);
+    m->has_max = type->has_max;
+    m->declared_max = type->max;
+    m->addr64 = type->addr64;
+    if (type->min > cap) {
+        PyErr_Format(PyExc_ValueError, "memory minimum of %llu pages exceeds its limit of %llu pages",
+                     (unsigned long long)type->min, (unsigned long long)cap);
         return -1;
     }
     /* At least one page of address space, so base is never NULL (pointer
@@ -191,11 +192,11 @@ int rt_memory_init(rt_memory *m, uint32_t min_pages, bool has_max, uint32_t decl
     size_t reserve = (size_t)(cap ? cap : 1) * WASM_PAGE_SIZE;
     m->max_pages = cap;
     m->reserved = reserve;
-    uint8_t *reused = pool_take_reservation(reserve, min_pages);
+    uint8_t *reused = pool_take_reservation(reserve, type->min);
     if (reused != NULL) {
         m->base = reused;
-        m->pages = min_pages;
-        m->size = pages_bytes(min_pages);
+        m->pages = type->min;
+        m->size = pages_bytes(type->min);
         return 0;
     }
     void *base = mmap(NULL, reserve, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -205,9 +206,9 @@ int rt_memory_init(rt_memory *m, uint32_t min_pages, bool has_max, uint32_t decl
         return -1;
     }
     m->base = base;
-    if (min_pages > 0 && rt_memory_grow(m, min_pages) < 0) {
+    if (type->min > 0 && rt_memory_grow(m, type->min) < 0) {
         rt_memory_free(m);
-        PyErr_Format(PyExc_MemoryError, "cannot commit %u pages of memory", min_pages);
+        PyErr_Format(PyExc_MemoryError, "cannot commit %llu pages of memory", (unsigned long long)type->min);
         return -1;
     }
     return 0;
@@ -226,13 +227,15 @@ void rt_memory_free(rt_memory *m)
     m->max_pages = 0;
 }
 
-int64_t rt_memory_grow(rt_memory *m, uint32_t delta_pages)
+int64_t rt_memory_grow(rt_memory *m, uint64_t delta_pages)
 {
-    uint32_t old = m->pages;
+    uint64_t old = m->pages;
     rt_memory_budget *budget = m->budget;
-    if (delta_pages == 0) return old;
-    if ((uint64_t)old + delta_pages > m->max_pages || m->base == NULL) goto refused;
-    if (budget != NULL && budget->used_pages + delta_pages > budget->max_pages) {
+    if (delta_pages == 0) return (int64_t)old;
+    /* max_pages - old cannot wrap (pages <= max_pages), nor max - used for the
+     * budget (used <= max); delta may be any u64. */
+    if (delta_pages > m->max_pages - old || m->base == NULL) goto refused;
+    if (budget != NULL && delta_pages > budget->max_pages - budget->used_pages) {
         budget->refused++;
         goto refused;
     }
@@ -240,9 +243,9 @@ int64_t rt_memory_grow(rt_memory *m, uint32_t delta_pages)
     size_t len = (size_t)delta_pages * WASM_PAGE_SIZE;
     if (mprotect(m->base + from, len, PROT_READ | PROT_WRITE) != 0) goto refused;
     m->pages = old + delta_pages;
-    m->size = (uint64_t)m->pages * WASM_PAGE_SIZE;
+    m->size = m->pages * WASM_PAGE_SIZE;
     if (budget != NULL) budget->used_pages += delta_pages;
-    return old;
+    return (int64_t)old;
 refused:
     m->refused++;
     return -1;
@@ -250,7 +253,7 @@ refused:
 
 int rt_memory_join_budget(rt_memory *m, rt_memory_budget *b)
 {
-    if (b->used_pages + m->pages > b->max_pages) {
+    if (m->pages > b->max_pages - b->used_pages) {
         b->refused++;
         return -1;
     }
@@ -331,19 +334,20 @@ static int table_reserve(rt_table *t, uint32_t size)
     return 0;
 }
 
-int rt_table_init(rt_table *t, uint8_t elemtype, uint32_t min, bool has_max,
-                  uint32_t declared_max, uint32_t limit, void *init)
+int rt_table_init(rt_table *t, uint8_t elemtype, const wasm_limits *type, uint32_t limit, void *init)
 {
     memset(t, 0, sizeof *t);
     t->elemtype = elemtype;
-    t->has_max = has_max;
-    t->declared_max = declared_max;
-    t->max = has_max && declared_max < limit ? declared_max : limit;
-    if (min > t->max) {
-        PyErr_Format(PyExc_ValueError, "table minimum of %u elements exceeds its limit of %u",
-                     min, t->max);
+    t->addr64 = type->addr64;
+    t->has_max = type->has_max;
+    t->declared_max = type->max;
+    t->max = type->has_max && type->max < limit ? (uint32_t)type->max : limit;
+    if (type->min > t->max) {
+        PyErr_Format(PyExc_ValueError, "table minimum of %llu elements exceeds its limit of %u",
+                     (unsigned long long)type->min, t->max);
         return -1;
     }
+    uint32_t min = (uint32_t)type->min;
     if (rt_table_grow(t, min, init) < 0) {
         PyErr_Format(PyExc_MemoryError, "cannot allocate a table of %u elements", min);
         return -1;
@@ -1130,15 +1134,17 @@ static const char *extern_kind_name(uint8_t kind)
     return kind < EXTERN_KINDS ? names[kind] : "extern";
 }
 
-/* Spec "import subtyping" for limits: at least the minimum, and a maximum
- * within the declared one when one is declared. */
-static bool limits_match(uint32_t actual_min, bool actual_has_max, uint32_t actual_max,
-                         const wasm_limits *expected)
+/* Spec "import subtyping" for limits: the same address type, at least the
+ * minimum, and a maximum within the declared one when one is declared. */
+static bool limits_match(const wasm_limits *actual, const wasm_limits *expected)
 {
-    if (actual_min < expected->min) return false;
+    if (actual->addr64 != expected->addr64 || actual->min < expected->min) return false;
     if (!expected->has_max) return true;
-    return actual_has_max && actual_max <= expected->max;
+    return actual->has_max && actual->max <= expected->max;
 }
+
+/* " i64" for a memory64/table64 (its type as the text format writes it), for messages. */
+static const char *addr_text(bool addr64) { return addr64 ? " i64" : ""; }
 
 static int link_func(InstanceObject *self, const wasm_import *imp, PyObject *obj, uint32_t index)
 {
@@ -1162,12 +1168,14 @@ static int link_table(InstanceObject *self, const wasm_import *imp, PyObject *ob
 {
     rt_table *t = &((TableObject *)obj)->tab;
     const wasm_tabletype *want = &imp->desc.table;
-    if (t->elemtype != want->elem || !limits_match(t->size, t->has_max, t->declared_max, &want->limits)) {
-        char want_max[16] = "", got_max[16] = "";
-        if (want->limits.has_max) snprintf(want_max, sizeof want_max, " %u", (uint32_t)want->limits.max);
-        if (t->has_max) snprintf(got_max, sizeof got_max, " %u", t->declared_max);
-        return incompatible(imp, "expected table %u%s %s, got table %u%s %s", (uint32_t)want->limits.min, want_max,
-                            valtype_name(want->elem), t->size, got_max, valtype_name(t->elemtype));
+    wasm_limits got = {t->size, t->declared_max, t->has_max, t->addr64};
+    if (t->elemtype != want->elem || !limits_match(&got, &want->limits)) {
+        char want_max[24] = "", got_max[24] = "";
+        if (want->limits.has_max) snprintf(want_max, sizeof want_max, " %llu", (unsigned long long)want->limits.max);
+        if (t->has_max) snprintf(got_max, sizeof got_max, " %llu", (unsigned long long)t->declared_max);
+        return incompatible(imp, "expected table%s %llu%s %s, got table%s %u%s %s", addr_text(want->limits.addr64),
+                            (unsigned long long)want->limits.min, want_max, valtype_name(want->elem),
+                            addr_text(t->addr64), t->size, got_max, valtype_name(t->elemtype));
     }
     self->tables[index] = Py_NewRef(obj);
     self->rt.tables[index] = t;
@@ -1178,14 +1186,17 @@ static int link_memory(InstanceObject *self, const wasm_import *imp, PyObject *o
 {
     rt_memory *mem = &((MemoryObject *)obj)->mem;
     const wasm_limits *want = &imp->desc.memory.limits;
-    if (!limits_match(mem->pages, mem->has_max, mem->declared_max, want)) {
-        char want_max[16] = "", got_max[16] = "";
-        if (want->has_max) snprintf(want_max, sizeof want_max, " %u", (uint32_t)want->max);
-        if (mem->has_max) snprintf(got_max, sizeof got_max, " %u", mem->declared_max);
-        return incompatible(imp, "expected memory %u%s, got memory %u%s", (uint32_t)want->min, want_max, mem->pages,
-                            got_max);
+    wasm_limits got = {mem->pages, mem->declared_max, mem->has_max, mem->addr64};
+    if (!limits_match(&got, want)) {
+        char want_max[24] = "", got_max[24] = "";
+        if (want->has_max) snprintf(want_max, sizeof want_max, " %llu", (unsigned long long)want->max);
+        if (mem->has_max) snprintf(got_max, sizeof got_max, " %llu", (unsigned long long)mem->declared_max);
+        return incompatible(imp, "expected memory%s %llu%s, got memory%s %llu%s", addr_text(want->addr64),
+                            (unsigned long long)want->min, want_max, addr_text(mem->addr64),
+                            (unsigned long long)mem->pages, got_max);
     }
     self->memories[index] = Py_NewRef(obj);
+    self->rt.memories[index] = mem;
     if (index == 0) self->rt.memory = mem;
     return 0;
 }
@@ -1280,14 +1291,12 @@ static int define_tables(InstanceObject *self, uint32_t limit)
     const wasm_module *m = self->rt.module;
     for (uint32_t i = m->nimported_tables; i < m->ntables; i++) {
         const wasm_tabletype *tt = &m->tables[i];
-        /* Validated: 32-bit limits. */
-        uint32_t min = (uint32_t)tt->limits.min, max = (uint32_t)tt->limits.max;
-        if (min > limit)
-            return link_error("table %u needs %u elements, above the limit of %u (max_table_elements)",
-                              i, min, limit);
+        if (tt->limits.min > limit)
+            return link_error("table %u needs %llu elements, above the limit of %u (max_table_elements)", i,
+                              (unsigned long long)tt->limits.min, limit);
         uint64_t init[2] = {0, 0}; /* its initializer reads imported globals only */
         if (tt->has_init && eval_const(self, m->nimported_globals, &tt->init, init) < 0) return -1;
-        PyObject *obj = pyengine_new_table(tt->elem, min, tt->limits.has_max, max, limit);
+        PyObject *obj = pyengine_new_table(tt->elem, &tt->limits, limit);
         if (obj == NULL) return -1;
         self->tables[i] = obj;
         rt_table *t = self->rt.tables[i] = &((TableObject *)obj)->tab;
@@ -1297,21 +1306,20 @@ static int define_tables(InstanceObject *self, uint32_t limit)
     return 0;
 }
 
-static int define_memories(InstanceObject *self, uint32_t limit, PyObject *budget)
+static int define_memories(InstanceObject *self, uint64_t limit, PyObject *budget)
 {
     const wasm_module *m = self->rt.module;
     for (uint32_t i = m->nimported_memories; i < m->nmemories; i++) {
         const wasm_limits *lim = &m->memories[i].limits;
-        /* Validated: 32-bit limits of at most WASM_MAX_PAGES. */
-        uint32_t min = (uint32_t)lim->min, max = (uint32_t)lim->max;
-        uint32_t cap = rt_memory_cap(lim->has_max, max, limit);
-        if (min > cap)
-            return link_error("memory %u needs %u pages, above the limit of %u pages (max_memory_pages)",
-                              i, min, cap);
-        PyObject *obj = pyengine_new_memory(min, lim->has_max, max, limit, budget);
+        uint64_t cap = rt_memory_cap(lim, limit);
+        if (lim->min > cap)
+            return link_error("memory %u needs %llu pages, above the limit of %llu pages (max_memory_pages)", i,
+                              (unsigned long long)lim->min, (unsigned long long)cap);
+        PyObject *obj = pyengine_new_memory(lim, limit, budget);
         if (obj == NULL) return -1;
         self->memories[i] = obj;
-        if (i == 0) self->rt.memory = &((MemoryObject *)obj)->mem;
+        self->rt.memories[i] = &((MemoryObject *)obj)->mem;
+        if (i == 0) self->rt.memory = self->rt.memories[i];
     }
     return 0;
 }
@@ -1365,8 +1373,8 @@ static int apply_elem(InstanceObject *self, uint32_t index)
     rt_table *t = self->rt.tables[seg->table];
     uint64_t offset[2];
     if (eval_const(self, m->nglobals, &seg->offset, offset) < 0) return -1;
-    uint32_t start = (uint32_t)offset[0];
-    if ((uint64_t)start + seg->count > t->size) {
+    uint64_t start = t->addr64 ? offset[0] : (uint32_t)offset[0];
+    if (start > t->size || seg->count > t->size - start) {
         raise_trap(TRAP_OOB_TABLE);
         return -1;
     }
@@ -1385,13 +1393,13 @@ static int apply_data(InstanceObject *self, uint32_t index)
     const wasm_module *m = self->rt.module;
     const wasm_data *seg = &m->datas[index];
     if (seg->mode != SEG_ACTIVE) return 0;
-    if (seg->memory != 0 || self->rt.memory == NULL)
+    if (seg->memory >= m->nmemories)
         return link_error("data segment %u names memory %u", index, seg->memory);
-    rt_memory *mem = self->rt.memory;
+    rt_memory *mem = self->rt.memories[seg->memory];
     uint64_t offset[2];
     if (eval_const(self, m->nglobals, &seg->offset, offset) < 0) return -1;
-    uint32_t start = (uint32_t)offset[0];
-    if ((uint64_t)start + seg->len > mem->size) {
+    uint64_t start = mem->addr64 ? offset[0] : (uint32_t)offset[0];
+    if (start > mem->size || seg->len > mem->size - start) {
         raise_trap(TRAP_OOB_MEMORY);
         return -1;
     }
@@ -1413,6 +1421,7 @@ static int alloc_index_spaces(InstanceObject *self)
     const wasm_module *m = self->rt.module;
     self->rt.funcs = alloc_zeroed(m->nfuncs, sizeof(rt_func *));
     self->rt.tables = alloc_zeroed(m->ntables, sizeof(rt_table *));
+    self->rt.memories = alloc_zeroed(m->nmemories, sizeof(rt_memory *));
     self->rt.globals = alloc_zeroed(m->nglobals, sizeof(rt_global *));
     self->rt.elem_dropped = alloc_zeroed(m->nelems, 1);
     self->rt.data_dropped = alloc_zeroed(m->ndatas, 1);
@@ -1427,12 +1436,11 @@ static int alloc_index_spaces(InstanceObject *self)
 }
 
 int rt_instantiate(InstanceObject *self, PyObject *const *externs, Py_ssize_t nexterns,
-                   uint32_t max_memory_pages, uint32_t max_table_elements, PyObject *memory_budget)
+                   uint64_t max_memory_pages, uint32_t max_table_elements, PyObject *memory_budget)
 {
     const wasm_module *m = &self->module->m;
     self->rt.module = m;
     self->rt.owner = (PyObject *)self;
-    if (m->nmemories > 1) return link_error("multi-memory is not supported yet");
     if (m->nimported_funcs > m->nfuncs || m->nimported_tables > m->ntables ||
         m->nimported_memories > m->nmemories || m->nimported_globals > m->nglobals)
         return link_error("the module's import counts are inconsistent");

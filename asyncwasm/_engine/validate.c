@@ -47,13 +47,14 @@ static const numeric_row numeric_rows[NINSTR] = {
 
 typedef struct {
     uint16_t op;
+    uint16_t any; /* its LOAD_ANY/STORE_ANY row, for any other memory than the fast one */
     uint8_t type;
     uint8_t align; /* natural alignment, log2 */
 } memop_row;
 
 static const memop_row memop_rows[0x3F - 0x28] = {
-#define LOAD(NAME, CODE, TEXT, TYPE, ALIGN) [(CODE) - 0x28] = {OP_##NAME, VT_##TYPE, ALIGN},
-#define STORE(NAME, CODE, TEXT, TYPE, ALIGN) [(CODE) - 0x28] = {OP_##NAME, VT_##TYPE, ALIGN},
+#define LOAD(NAME, CODE, TEXT, TYPE, ALIGN) [(CODE) - 0x28] = {OP_##NAME, OP_##NAME##_X, VT_##TYPE, ALIGN},
+#define STORE(NAME, CODE, TEXT, TYPE, ALIGN) [(CODE) - 0x28] = {OP_##NAME, OP_##NAME##_X, VT_##TYPE, ALIGN},
 #include "opcodes.def"
 };
 
@@ -636,6 +637,17 @@ static bool op_call(validator *v, bool tail) {
     return emit_call(v, tail ? OP_RETURN_CALL : OP_CALL, 2, ops, ft, tail);
 }
 
+/* A table64's i64 index operand (at `loc`, home `home`), narrowed for the
+ * table instructions, which take u32 indices: INDEX64 saturates it into its
+ * home (every index >= 2^32-1 is out of bounds of any table the engine can
+ * hold, so it traps as the full value would). Returns the slot to name. */
+static uint32_t table_index(validator *v, bool addr64, uint32_t loc, uint32_t home) {
+    if (!addr64)
+        return loc;
+    cg_emit2(&v->cg, OP_INDEX64, home, loc);
+    return home;
+}
+
 /* call_indirect y x, or the tail call return_call_indirect y x. */
 static bool op_call_indirect(validator *v, bool tail) {
     uint32_t y, x, base;
@@ -649,10 +661,11 @@ static bool op_call_indirect(validator *v, bool tail) {
     if (y >= v->m->ntypes)
         return invalid(v, "unknown type %u in %s", y, instr_name(v));
     const wasm_functype *ft = &v->m->types[y];
+    bool x64 = v->m->tables[x].limits.addr64;
     cg_value elem;
-    if (!pop_val(v, VT_I32, &elem) || !call_with(v, ft, &base))
+    if (!pop_val(v, x64 ? VT_I64 : VT_I32, &elem) || !call_with(v, ft, &base))
         return false;
-    uint32_t ops[4] = {y, x, elem.loc, base};
+    uint32_t ops[4] = {y, x, table_index(v, x64, elem.loc, elem.home), base};
     return emit_call(v, tail ? OP_RETURN_CALL_INDIRECT : OP_CALL_INDIRECT, 4, ops, ft, tail);
 }
 
@@ -918,17 +931,18 @@ static bool op_table_get_set(validator *v, uint8_t op) {
     if (!read_table(v, &x))
         return false;
     uint8_t t = v->m->tables[x].elem;
+    bool x64 = v->m->tables[x].limits.addr64;
     cg_value idx, val;
     if (op == 0x25) { /* table.get */
-        if (!pop_val(v, VT_I32, &idx))
+        if (!pop_val(v, x64 ? VT_I64 : VT_I32, &idx))
             return false;
-        uint32_t ops[3] = {idx.home, idx.loc, x};
+        uint32_t ops[3] = {idx.home, table_index(v, x64, idx.loc, idx.home), x};
         cg_emit_result(&v->cg, OP_TABLE_GET, 3, ops);
         return push(v, t);
     }
-    if (!pop_val(v, t, &val) || !pop_val(v, VT_I32, &idx))
+    if (!pop_val(v, t, &val) || !pop_val(v, x64 ? VT_I64 : VT_I32, &idx))
         return false;
-    cg_emit3(&v->cg, OP_TABLE_SET, x, idx.loc, val.loc);
+    cg_emit3(&v->cg, OP_TABLE_SET, x, table_index(v, x64, idx.loc, idx.home), val.loc);
     return true;
 }
 
@@ -972,86 +986,147 @@ static bool op_ref_func(validator *v) {
 
 /* ---- instructions: memory ------------------------------------------------------------------ */
 
-/* A memory index (memory 0 until the engine supports multi-memory). */
+/* A memory index. */
 static bool check_memory(validator *v, uint32_t x) {
     if (x >= v->m->nmemories)
         return invalid(v, "unknown memory %u in %s: the module has %u", x, instr_name(v), v->m->nmemories);
     return true;
 }
 
-static bool read_memory(validator *v) {
-    uint32_t x;
-    return rd_u32(&v->r, &x) && check_memory(v, x);
+static bool read_memory(validator *v, uint32_t *x) {
+    return rd_u32(&v->r, x) && check_memory(v, *x);
+}
+
+/* The type of memory x's addresses: i64 for a memory64. */
+static uint8_t memory_addr_type(const validator *v, uint32_t x) {
+    return v->m->memories[x].limits.addr64 ? VT_I64 : VT_I32;
+}
+
+/* Whether memory x is reached by the fast instructions (the rows without
+ * _X), which use the interpreter's cached memory: memory 0 with 32-bit
+ * addresses. Any other memory goes through the _X rows, which name it. */
+static bool fast_memory(const validator *v, uint32_t x) {
+    return x == 0 && !v->m->memories[0].limits.addr64;
 }
 
 /* https://webassembly.github.io/spec/core/binary/instructions.html#memory-instructions
  * Flags: the alignment, and bit 6 when a memory index follows; the offset
  * is a u64, which a memory32 bounds to 2^32-1. */
-static bool read_memarg(validator *v, uint32_t natural, uint32_t *offset) {
+static bool read_memarg(validator *v, uint32_t natural, uint32_t *mem, uint64_t *offset) {
     const uint8_t *at = v->r.p;
-    uint32_t flags, x = 0;
-    uint64_t off;
+    uint32_t flags;
+    *mem = 0;
     if (!rd_u32(&v->r, &flags))
         return false;
     if (flags >= 0x80)
         return reader_fail(&v->r, ERR_MALFORMED, at, "malformed memop flags 0x%x", flags);
-    if (((flags & 0x40) && !rd_u32(&v->r, &x)) || !rd_leb_u(&v->r, 64, &off) || !check_memory(v, x))
+    if (((flags & 0x40) && !rd_u32(&v->r, mem)) || !rd_leb_u(&v->r, 64, offset) || !check_memory(v, *mem))
         return false;
     uint32_t align = flags & 0x3F;
     if (align > natural)
         return invalid(v, "alignment must not be larger than natural: %s with 2**%u, natural 2**%u",
                        instr_name(v), align, natural);
-    if (off > UINT32_MAX)
+    if (*offset > UINT32_MAX && memory_addr_type(v, *mem) == VT_I32)
         return invalid(v, "offset out of range: %s with offset %llu, memory %u has 32-bit addresses",
-                       instr_name(v), (unsigned long long)off, x);
-    *offset = (uint32_t)off;
+                       instr_name(v), (unsigned long long)*offset, *mem);
     return true;
+}
+
+/* A SIMD load or store of any memory but the fast one: the _X row `xop`
+ * names the memory, the access row `op` and the 64-bit offset; `extra` is
+ * a lane index (lane rows). A load's operands are (dst, addr, [vec,] ...)
+ * with dst the address's home, a store's (addr, value, ...). */
+static void emit_access_x(validator *v, uint32_t xop, bool load, const cg_value *addr, const uint32_t *more,
+                          uint32_t nmore, uint32_t mem, uint32_t op, uint64_t offset, bool lane,
+                          uint32_t lane_index) {
+    uint32_t ops[9], n = 0;
+    if (load)
+        ops[n++] = addr->home;
+    ops[n++] = addr->loc;
+    for (uint32_t i = 0; i < nmore; i++)
+        ops[n++] = more[i];
+    ops[n++] = mem;
+    ops[n++] = op;
+    ops[n++] = (uint32_t)offset;
+    ops[n++] = (uint32_t)(offset >> 32);
+    if (lane)
+        ops[n++] = lane_index;
+    if (load) {
+        cg_emit_result(&v->cg, xop, n, ops);
+    } else {
+        uint32_t *w = cg_emit(&v->cg, xop, n);
+        if (w)
+            memcpy(w, ops, sizeof *w * n);
+    }
 }
 
 static bool op_memop(validator *v, uint8_t op) {
     const memop_row *row = &memop_rows[op - 0x28];
-    uint32_t offset = 0;
-    if (!read_memarg(v, row->align, &offset))
+    uint32_t mem;
+    uint64_t offset;
+    if (!read_memarg(v, row->align, &mem, &offset))
         return false;
+    uint8_t at = memory_addr_type(v, mem);
+    bool fast = fast_memory(v, mem);
     cg_value addr, val;
     if (op >= 0x36) { /* store */
-        if (!pop_val(v, row->type, &val) || !pop_val(v, VT_I32, &addr))
+        if (!pop_val(v, row->type, &val) || !pop_val(v, at, &addr))
             return false;
-        cg_store(&v->cg, row->op, &addr, &val, offset);
+        if (fast) {
+            cg_store(&v->cg, row->op, &addr, &val, (uint32_t)offset);
+        } else {
+            uint32_t *w = cg_emit(&v->cg, row->any, 5);
+            if (w)
+                w[0] = addr.loc, w[1] = val.loc, w[2] = mem, w[3] = (uint32_t)offset, w[4] = (uint32_t)(offset >> 32);
+        }
         return true;
     }
-    if (!pop_val(v, VT_I32, &addr))
+    if (!pop_val(v, at, &addr))
         return false;
-    cg_load(&v->cg, row->op, &addr, offset);
+    if (fast) {
+        cg_load(&v->cg, row->op, &addr, (uint32_t)offset);
+    } else {
+        uint32_t ops[5] = {addr.home, addr.loc, mem, (uint32_t)offset, (uint32_t)(offset >> 32)};
+        cg_emit_result(&v->cg, row->any, 5, ops);
+    }
     return push(v, row->type);
 }
 
 static bool op_memory_size_grow(validator *v, uint8_t op) {
-    if (!read_memory(v))
+    uint32_t x;
+    if (!read_memory(v, &x))
         return false;
+    uint8_t at = memory_addr_type(v, x);
+    bool fast = fast_memory(v, x);
     if (op == 0x3F) {
-        uint32_t dst = slot_here(v);
-        cg_emit_result(&v->cg, OP_MEMORY_SIZE, 1, &dst);
-        return push(v, VT_I32);
+        uint32_t ops[2] = {slot_here(v), x};
+        cg_emit_result(&v->cg, fast ? OP_MEMORY_SIZE : OP_MEMORY_SIZE_X, fast ? 1 : 2, ops);
+        return push(v, at);
     }
     cg_value delta;
-    if (!pop_val(v, VT_I32, &delta))
+    if (!pop_val(v, at, &delta))
         return false;
-    uint32_t ops[2] = {delta.home, delta.loc};
-    cg_emit_result(&v->cg, OP_MEMORY_GROW, 2, ops);
-    return push(v, VT_I32);
+    uint32_t ops[3] = {delta.home, delta.loc, x};
+    cg_emit_result(&v->cg, fast ? OP_MEMORY_GROW : OP_MEMORY_GROW_X, fast ? 2 : 3, ops);
+    return push(v, at);
 }
 
-/* Pops three i32 operands (d, s, n style); loc[i] is where operand i is. */
-static bool pop3_i32(validator *v, uint32_t loc[3]) {
+/* Pops three operands of types t[0..2] (d, s, n style); loc[i] is where
+ * operand i is, home[i] its home. */
+static bool pop3(validator *v, const uint8_t t[3], uint32_t loc[3], uint32_t home[3]) {
     cg_value x;
     for (int i = 2; i >= 0; i--) {
-        if (!pop_val(v, VT_I32, &x))
+        if (!pop_val(v, t[i], &x))
             return false;
         loc[i] = x.loc;
+        if (home)
+            home[i] = x.home;
     }
     return true;
 }
+
+/* The smaller of two address types: the type of a length between them. */
+static uint8_t min_addr_type(uint8_t a, uint8_t b) { return a == VT_I64 && b == VT_I64 ? VT_I64 : VT_I32; }
 
 /* memory.init and data.drop are malformed without a data count section.
  * A module with no data segments at all needs none: its bodies name no
@@ -1081,28 +1156,55 @@ static bool op_prefix_fc(validator *v) {
     if (sub < 8)
         return op_numeric(v, &numeric_rows[FC(sub)]);
     switch (sub) {
-    case 8: /* memory.init x memory */
+    case 8: { /* memory.init x memory: [at i32 i32] -> [] */
         if (!rd_u32(&v->r, &x) || !rd_u32(&v->r, &y) || !need_datacount(v) || !check_memory(v, y) ||
-            !check_data_index(v, x) || !pop3_i32(v, d))
+            !check_data_index(v, x))
             return false;
-        cg_emit4(&v->cg, OP_MEMORY_INIT, x, d[0], d[1], d[2]);
+        uint8_t t[3] = {memory_addr_type(v, y), VT_I32, VT_I32};
+        if (!pop3(v, t, d, NULL))
+            return false;
+        if (fast_memory(v, y)) {
+            cg_emit4(&v->cg, OP_MEMORY_INIT, x, d[0], d[1], d[2]);
+        } else {
+            uint32_t *w = cg_emit(&v->cg, OP_MEMORY_INIT_X, 5);
+            if (w)
+                w[0] = x, w[1] = d[0], w[2] = d[1], w[3] = d[2], w[4] = y;
+        }
         return true;
+    }
     case 9: /* data.drop x */
         if (!rd_u32(&v->r, &x) || !need_datacount(v) || !check_data_index(v, x))
             return false;
         cg_emit1(&v->cg, OP_DATA_DROP, x);
         return true;
-    case 10: /* memory.copy dst-memory src-memory */
-        if (!read_memory(v) || !read_memory(v) || !pop3_i32(v, d))
+    case 10: { /* memory.copy dst-memory src-memory: [at_dst at_src min(at_dst, at_src)] -> [] */
+        if (!read_memory(v, &x) || !read_memory(v, &y))
             return false;
-        cg_emit3(&v->cg, OP_MEMORY_COPY, d[0], d[1], d[2]);
-        return true;
-    case 11: /* memory.fill memory */
-        if (!read_memory(v) || !pop3_i32(v, d))
+        uint8_t tx = memory_addr_type(v, x), ty = memory_addr_type(v, y), t[3] = {tx, ty, min_addr_type(tx, ty)};
+        if (!pop3(v, t, d, NULL))
             return false;
-        cg_emit3(&v->cg, OP_MEMORY_FILL, d[0], d[1], d[2]);
+        if (fast_memory(v, x) && fast_memory(v, y)) {
+            cg_emit3(&v->cg, OP_MEMORY_COPY, d[0], d[1], d[2]);
+        } else {
+            uint32_t *w = cg_emit(&v->cg, OP_MEMORY_COPY_X, 5);
+            if (w)
+                w[0] = d[0], w[1] = d[1], w[2] = d[2], w[3] = x, w[4] = y;
+        }
         return true;
-    case 12: { /* table.init elem table */
+    }
+    case 11: { /* memory.fill memory: [at i32 at] -> [] */
+        if (!read_memory(v, &x))
+            return false;
+        uint8_t t[3] = {memory_addr_type(v, x), VT_I32, memory_addr_type(v, x)};
+        if (!pop3(v, t, d, NULL))
+            return false;
+        if (fast_memory(v, x))
+            cg_emit3(&v->cg, OP_MEMORY_FILL, d[0], d[1], d[2]);
+        else
+            cg_emit4(&v->cg, OP_MEMORY_FILL_X, d[0], d[1], d[2], x);
+        return true;
+    }
+    case 12: { /* table.init elem table: [at i32 i32] -> [] */
         if (!rd_u32(&v->r, &y) || !read_table(v, &x))
             return false;
         if (y >= v->m->nelems)
@@ -1110,8 +1212,12 @@ static bool op_prefix_fc(validator *v) {
         if (v->m->elems[y].elemtype != v->m->tables[x].elem)
             return invalid(v, "type mismatch in table.init: elem segment %u holds %s, table %u %s", y,
                            valtype_name(v->m->elems[y].elemtype), x, valtype_name(v->m->tables[x].elem));
-        if (!pop3_i32(v, d))
+        bool x64 = v->m->tables[x].limits.addr64;
+        uint8_t t[3] = {x64 ? VT_I64 : VT_I32, VT_I32, VT_I32};
+        uint32_t home[3];
+        if (!pop3(v, t, d, home))
             return false;
+        d[0] = table_index(v, x64, d[0], home[0]);
         uint32_t *w = cg_emit(&v->cg, OP_TABLE_INIT, 5);
         if (w)
             w[0] = x, w[1] = y, w[2] = d[0], w[3] = d[1], w[4] = d[2];
@@ -1122,40 +1228,62 @@ static bool op_prefix_fc(validator *v) {
             return false;
         cg_emit1(&v->cg, OP_ELEM_DROP, x);
         return true;
-    case 14: { /* table.copy dst src */
+    case 14: { /* table.copy dst src: [at_dst at_src min(at_dst, at_src)] -> [] */
         if (!read_table(v, &x) || !read_table(v, &y))
             return false;
         if (v->m->tables[x].elem != v->m->tables[y].elem)
             return invalid(v, "type mismatch in table.copy: table %u holds %s, table %u %s", x,
                            valtype_name(v->m->tables[x].elem), y, valtype_name(v->m->tables[y].elem));
-        if (!pop3_i32(v, d))
+        uint8_t tx = v->m->tables[x].limits.addr64 ? VT_I64 : VT_I32;
+        uint8_t ty = v->m->tables[y].limits.addr64 ? VT_I64 : VT_I32;
+        uint8_t t[3] = {tx, ty, min_addr_type(tx, ty)};
+        uint32_t home[3];
+        if (!pop3(v, t, d, home))
             return false;
+        for (int i = 0; i < 3; i++)
+            d[i] = table_index(v, t[i] == VT_I64, d[i], home[i]);
         uint32_t *w = cg_emit(&v->cg, OP_TABLE_COPY, 5);
         if (w)
             w[0] = x, w[1] = y, w[2] = d[0], w[3] = d[1], w[4] = d[2];
         return true;
     }
-    case 15: { /* table.grow x: [t i32] -> [i32] */
+    case 15: { /* table.grow x: [t at] -> [at] */
         cg_value delta, init;
-        if (!read_table(v, &x) || !pop_val(v, VT_I32, &delta) || !pop_val(v, v->m->tables[x].elem, &init))
-            return false;
-        uint32_t ops[4] = {init.home, init.loc, delta.loc, x};
-        cg_emit_result(&v->cg, OP_TABLE_GROW, 4, ops);
-        return push(v, VT_I32);
-    }
-    case 16: { /* table.size x */
         if (!read_table(v, &x))
             return false;
+        bool x64 = v->m->tables[x].limits.addr64;
+        if (!pop_val(v, x64 ? VT_I64 : VT_I32, &delta) || !pop_val(v, v->m->tables[x].elem, &init))
+            return false;
+        uint32_t ops[4] = {init.home, init.loc, table_index(v, x64, delta.loc, delta.home), x};
+        cg_emit_result(&v->cg, OP_TABLE_GROW, 4, ops);
+        if (x64) { /* the old size or -1, as an i64 */
+            uint32_t widen[2] = {init.home, init.home};
+            cg_emit_result(&v->cg, OP_GROW64, 2, widen);
+        }
+        return push(v, x64 ? VT_I64 : VT_I32);
+    }
+    case 16: { /* table.size x: [] -> [at] */
+        if (!read_table(v, &x))
+            return false;
+        bool x64 = v->m->tables[x].limits.addr64;
         uint32_t ops[2] = {slot_here(v), x};
         cg_emit_result(&v->cg, OP_TABLE_SIZE, 2, ops);
-        return push(v, VT_I32);
+        if (x64) {
+            uint32_t widen[2] = {ops[0], ops[0]};
+            cg_emit_result(&v->cg, OP_I64_EXTEND_I32_U, 2, widen);
+        }
+        return push(v, x64 ? VT_I64 : VT_I32);
     }
-    case 17: { /* table.fill x: [i32 t i32] -> [] */
+    case 17: { /* table.fill x: [at t at] -> [] */
         cg_value n, val, start;
-        if (!read_table(v, &x) || !pop_val(v, VT_I32, &n) || !pop_val(v, v->m->tables[x].elem, &val) ||
-            !pop_val(v, VT_I32, &start))
+        if (!read_table(v, &x))
             return false;
-        cg_emit4(&v->cg, OP_TABLE_FILL, x, start.loc, val.loc, n.loc);
+        bool x64 = v->m->tables[x].limits.addr64;
+        uint8_t at = x64 ? VT_I64 : VT_I32;
+        if (!pop_val(v, at, &n) || !pop_val(v, v->m->tables[x].elem, &val) || !pop_val(v, at, &start))
+            return false;
+        cg_emit4(&v->cg, OP_TABLE_FILL, x, table_index(v, x64, start.loc, start.home), val.loc,
+                 table_index(v, x64, n.loc, n.home));
         return true;
     }
     default:

@@ -6,9 +6,8 @@
  * Rules:
  * - Errors start with the spec testsuite's wording, then detail; items that
  *   keep no byte offset of their own report their section's.
- * - What the engine cannot run yet is refused here with "<feature> is not
- *   supported yet": memory64 (i64 address types) and multi-memory. Their
- *   decoding is complete (decode.c), so supporting them starts here.
+ * - Memories and tables have an address type (limits.addr64): i64 for a
+ *   memory64/table64, whose limits and segment offsets are checked with it.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -17,9 +16,6 @@
 
 #include "compile.h"
 #include "reader.h"
-
-#define MSG_MEMORY64 "memory64 is not supported yet"
-#define MSG_MULTI_MEMORY "multi-memory is not supported yet"
 
 typedef struct {
     wasm_module *m;
@@ -45,15 +41,17 @@ static size_t name_offset(const wasm_module *m, wasm_name n) {
     return (size_t)((const uint8_t *)n.ptr - m->bytes);
 }
 
-/* https://webassembly.github.io/spec/core/valid/types.html#limits */
+/* https://webassembly.github.io/spec/core/valid/types.html#limits
+ * A memory32 has at most 2^16 pages, a memory64 2^48; a table32 at most
+ * 2^32-1 elements, a table64 any u64. */
 static bool check_limits(checker *c, const wasm_limits *l, bool memory, const char *what, uint32_t index,
                          size_t offset) {
-    if (l->addr64)
-        return module_invalid(c, offset, MSG_MEMORY64 ": %s %u has 64-bit addresses", what, index);
     unsigned long long min = l->min, max = l->max;
-    if (memory && (min > WASM_MAX_PAGES || (l->has_max && max > WASM_MAX_PAGES)))
+    if (memory && !l->addr64 && (min > WASM_MAX_PAGES || (l->has_max && max > WASM_MAX_PAGES)))
         return module_invalid(c, offset, "memory size must be at most 65536 pages (4GiB): %s %u", what, index);
-    if (!memory && (min > UINT32_MAX || (l->has_max && max > UINT32_MAX)))
+    if (memory && l->addr64 && (min > WASM_MAX_PAGES64 || (l->has_max && max > WASM_MAX_PAGES64)))
+        return module_invalid(c, offset, "memory size must be at most 2^48 pages: %s %u", what, index);
+    if (!memory && !l->addr64 && (min > UINT32_MAX || (l->has_max && max > UINT32_MAX)))
         return module_invalid(c, offset, "table size must be at most 2^32-1 elements: %s %u", what, index);
     if (l->has_max && min > max)
         return module_invalid(c, offset, "size minimum must not be greater than maximum: %s %u has %llu > %llu",
@@ -186,8 +184,6 @@ static bool check_definitions(checker *c) {
     for (uint32_t i = m->nimported_memories; i < m->nmemories; i++)
         if (!check_limits(c, &m->memories[i].limits, true, "memory", i, mems_at))
             return false;
-    if (m->nmemories > 1)
-        return module_invalid(c, mems_at, MSG_MULTI_MEMORY ": %u memories declared", m->nmemories);
     size_t tags_at = wasm_section_offset(m, 13);
     for (uint32_t i = m->nimported_tags; i < m->ntags; i++)
         if (!check_tagtype(c, &m->tags[i], "tag", i, tags_at))
@@ -216,7 +212,7 @@ static bool check_elems(checker *c) {
             if (e->table >= m->ntables)
                 return module_invalid(c, at, "unknown table %u in elem segment %u", e->table, i);
             const_site site = {"the offset of elem segment %u", i, 0, at, m->nglobals};
-            if (!check_const(c, &e->offset, VT_I32, &site))
+            if (!check_const(c, &e->offset, m->tables[e->table].limits.addr64 ? VT_I64 : VT_I32, &site))
                 return false;
             if (m->tables[e->table].elem != e->elemtype)
                 return module_invalid(c, at, "type mismatch: elem segment %u holds %s, table %u %s", i,
@@ -242,7 +238,7 @@ static bool check_datas(checker *c) {
         if (d->memory >= m->nmemories)
             return module_invalid(c, at, "unknown memory %u in data segment %u", d->memory, i);
         const_site site = {"the offset of data segment %u", i, 0, at, m->nglobals};
-        if (!check_const(c, &d->offset, VT_I32, &site))
+        if (!check_const(c, &d->offset, m->memories[d->memory].limits.addr64 ? VT_I64 : VT_I32, &site))
             return false;
     }
     return true;

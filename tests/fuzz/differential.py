@@ -56,8 +56,9 @@ Strategy for what cannot be compared:
   unit per instruction each), so asyncwasm running out where wasmtime did
   not is a disagreement (an asyncwasm loop that should have ended).
 - funcref values are compared by null-ness and function type (the two
-  engines' function identities are not comparable); externref values by
-  which host object they are.
+  engines' function identities are not comparable; wasmtime's function
+  types are read through its C API, which names exnref too); externref
+  values by which host object they are.
 - Exceptions (Wasm 3.0): an uncaught one is the outcome ``("exception",)``
   (wasmtime reports it as a trap without a code). exnref values are not
   compared: wasmtime-py aborts the process when it reflects on an exnref
@@ -582,6 +583,8 @@ class WasmtimeEngine:
         config.consume_fuel = True
         config.wasm_exceptions = True
         config.wasm_tail_call = True
+        config.wasm_multi_memory = True
+        config.wasm_memory64 = True
         self.engine = wasmtime.Engine(config)
         ffi = wasmtime._ffi
         # Owned prototypes for reading value types through the C API (see

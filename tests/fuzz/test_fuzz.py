@@ -69,6 +69,15 @@ def _check(text: str) -> tuple[str, str]:
     return trio.run(campaign.Checker().differential, 0, 0, wat(text))
 
 
+def test_a_table_holding_a_function_of_an_exnref_type_is_compared() -> None:
+    """wasmtime-py aborts the process when it reflects on an exnref type (a
+    table of one once killed a campaign's worker, and the campaign waited
+    forever): the runner reads wasmtime's function types through the C API."""
+    text = '(module (table (export "t") 2 funcref) (elem (i32.const 1) $f) (func $f (param exnref)))'
+    status, detail = _check(text)
+    assert status == campaign.AGREE, detail
+
+
 def test_agreement_on_a_module_with_every_kind_of_state() -> None:
     status, detail = _check(
         """(module
@@ -206,8 +215,9 @@ def test_wasmtime_running_out_of_fuel_is_incomparable_not_a_pass() -> None:
 
 def test_validation_level_is_the_feature_list() -> None:
     """What asyncwasm does not claim is invalid at the fuzzers' level."""
-    assert not wasmtools.validate(wat("(module (memory 1) (memory 1))"))[0]  # multi-memory: not yet
-    assert not wasmtools.validate(wat("(module (memory i64 1))"))[0]  # memory64: not yet
+    assert not wasmtools.validate(wat("(module (type (struct)))"))[0]  # GC: not yet
+    assert wasmtools.validate(wat("(module (memory 1) (memory 1))"))[0]  # multi-memory
+    assert wasmtools.validate(wat("(module (memory i64 1) (table i64 1 funcref))"))[0]  # memory64
     assert wasmtools.validate(wat("(module (global i32 (i32.add (i32.const 1) (i32.const 2))))"))[0]
     assert wasmtools.validate(wat("(module (tag) (func try (throw 0) catch_all end))"))[0]  # legacy form
     assert wasmtools.validate(wat('(module (func (result i32 i64) i32.const 1 i64.const 2))'))[0]
@@ -219,6 +229,8 @@ def test_validation_level_is_the_feature_list() -> None:
     assert options[options.index("--simd-enabled") + 1] == "true"
     assert options[options.index("--relaxed-simd-enabled") + 1] == "false"
     assert options[options.index("--bulk-memory-enabled") + 1] == "true"
+    assert options[options.index("--memory64-enabled") + 1] == "true"
+    assert int(wasmtools.SMITH_SHAPE["--max-memories"]) > 1  # multi-memory is generated
 
 
 def test_cases_are_reproducible() -> None:

@@ -35,6 +35,8 @@ FEATURES: tuple[str, ...] = (
     "legacy-exceptions",
     "tail-call",
     "extended-const",
+    "multi-memory",
+    "memory64",
 )
 
 #: Proposals in FEATURES that smith must not generate yet, each with the
@@ -98,11 +100,12 @@ SMITH_FUEL = 400
 #: engine's compile time and memory snapshots cheap, large enough for
 #: interesting bodies.
 SMITH_SHAPE: dict[str, str] = {
-    "--max-memories": "1",  # multi-memory is a 3.0 proposal
+    "--max-memories": "3",  # above 1: multi-memory (wasm-smith has no switch of its own for it)
     "--max-tables": "3",
     "--max-funcs": "30",
     "--max-instructions": "120",
     "--max-memory32-bytes": str(4 * 65536),
+    "--max-memory64-bytes": str(4 * 65536),
     "--memory-max-size-required": "true",  # memory.grow stays bounded
     "--max-table-elements": "200",
     "--table-max-size-required": "true",

@@ -82,6 +82,9 @@ _REVERSED_BY_3_0 = {
         "binary.wast:857 binary.wast:877 binary.wast:897 binary.wast:916 binary.wast:935 binary.wast:955 "
         "binary.wast:974 binary.wast:993 binary.wast:1011 binary.wast:1029"
     ),
+    "Wasm 3.0 allows several memories (multi-memory)": (
+        "imports.wast:483 imports.wast:487 imports.wast:491 memory.wast:10 memory.wast:11"
+    ),
     "Wasm 3.0 constant expressions may read defined immutable globals": (
         "data.wast:85 data.wast:89 elem.wast:152 elem.wast:156 global.wast:352 global.wast:356"
     ),
@@ -445,6 +448,7 @@ def make_linker() -> Any:
     linker.define("spectest", "global_f32", Global(GlobalType(F32), f32_666_6))
     linker.define("spectest", "global_f64", Global(GlobalType(F64), f64_666_6))
     linker.define("spectest", "table", Table(TableType(FUNCREF, 10, 20)))
+    linker.define("spectest", "table64", Table(TableType(FUNCREF, 10, 20, is_64=True)))
     linker.define("spectest", "memory", Memory(MemoryType(1, 2)))
     return linker
 

@@ -27,8 +27,8 @@ _SCRIPTS3 = [f"{s}.wast" for s in _SUITE3.script_names()] or ["spec-suite-3.0-mi
 _NOT_YET = {
     "wasm2-nosimd": set(),
     "wasm2": set(),
-    "nonGC3": {"memory64", "multi-memory"},
-    "wasm3": {"memory64", "multi-memory", "GC", "typed function references", "relaxed SIMD"},
+    "nonGC3": set(),
+    "wasm3": {"GC", "typed function references", "relaxed SIMD"},
 }
 
 
@@ -68,11 +68,13 @@ def test_spec3_script(script: str, mode: str) -> None:
 
 
 def test_3_0_features_run_in_both_modes() -> None:
-    """The exception and tail-call scripts run every command, and the sliced
-    mode stops and resumes inside them (throws, catches, tail calls)."""
+    """The exception, tail-call, multi-memory and memory64 scripts run every
+    command, and the sliced mode stops and resumes inside them (throws,
+    catches, tail calls, accesses to other memories and 64-bit ones)."""
     if _MISSING3:
         pytest.skip(_MISSING3)
-    for name in ("throw", "throw_ref", "return_call", "try_table"):
+    for name in ("throw", "throw_ref", "return_call", "try_table", "address64", "memory_copy1", "load2",
+                 "table_copy64"):
         report = harness.run_script(name, "sliced", suite_name="3.0")
         assert not report.failures
         assert report.slices.runs > report.slices.calls, name
