@@ -10,16 +10,20 @@ memory.copy crosses memories, and limits apply to every memory.
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 
 from asyncwasm import (
     Caller,
     FuncType,
     I32,
+    Instance,
     LinkError,
     Limits,
     Linker,
     Memory,
+    MemoryBudget,
     MemoryType,
     Module,
     Trap,
@@ -219,3 +223,27 @@ def test_a_caller_sees_the_memory_exported_as_memory() -> None:
         (func (export "go") (call $peek (i32.const 0))))"""))
     linker.instantiate(module).exports["go"]()
     assert seen == [b"m1"]
+
+
+def test_a_memory_budget_counts_every_memory_of_every_address_type():
+    """One MemoryBudget holds the pages of all of an instance's memories,
+    32- and 64-bit alike: grows of any of them draw on it, a grow past it
+    is -1 on that memory only, and every page comes back with the instance."""
+    module = Module(wat("""
+      (module
+        (memory $a (export "a") 1 8)
+        (memory $b (export "b") i64 2 8)
+        (func (export "grow_a") (param i32) (result i32) (memory.grow $a (local.get 0)))
+        (func (export "grow_b") (param i64) (result i64) (memory.grow $b (local.get 0))))"""))
+    budget = MemoryBudget(6)
+    instance = Instance(module, limits=Limits(memory_budget=budget))
+    exports = instance.exports
+    assert budget.used_pages == 3 and exports["a"].budget is budget and exports["b"].budget is budget
+    assert exports["grow_b"](2) == 2 and budget.used_pages == 5
+    assert exports["grow_a"](2) == -1 and exports["a"].refused_grows == 1  # 1 page left, 2 asked
+    assert exports["grow_a"](1) == 1 and budget.used_pages == 6
+    assert exports["grow_b"](1) == -1 and budget.refused == 2
+    assert (exports["a"].size, exports["b"].size) == (2, 4)
+    del instance, exports
+    gc.collect()
+    assert budget.used_pages == 0
