@@ -285,8 +285,8 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         args.parser.error("the following arguments are required: FILE")
     try:
         pages = None if args.max_memory is None else size_to_pages(args.max_memory)
-    except ValueError as exc:
-        return _fail(err, f"--max-memory: {exc}")
+    except ValueError as exc:  # a bad flag value: a usage error, like the parser's own
+        args.parser.error(f"argument --max-memory: {exc}")
     config = RunConfig(
         path=args.file,
         args=args.args,

@@ -72,6 +72,7 @@ import trio
 from . import _engine
 from ._engine import MemoryBudget
 from ._errors import FuelExhausted, Interrupted
+from .flagvalues import MAX_PAGES64
 from ._pacer import Pacer, crowd, slice_target
 from ._stats import Meter, Statistics
 
@@ -81,7 +82,6 @@ __all__ = ["Limits", "Outcome", "Execution", "Waiting", "execute", "call_async",
 DEFAULT_MAX_CALL_DEPTH = 10_000
 #: The engine's default caps (see ``_engine.Instance``).
 DEFAULT_MAX_MEMORY_PAGES = 65_536
-MAX_MEMORY64_PAGES = 1 << 48
 DEFAULT_MAX_TABLE_ELEMENTS = 10_000_000
 #: Default of ``Limits.yield_interval``: a CPU-bound guest reaches a trio
 #: checkpoint at least this often (seconds).
@@ -186,8 +186,8 @@ class Limits:
 
     def __post_init__(self) -> None:
         _check_count("max_memory_pages", self.max_memory_pages, 0)
-        if self.max_memory_pages is not None and self.max_memory_pages > MAX_MEMORY64_PAGES:
-            raise ValueError(f"Limits.max_memory_pages must be <= {MAX_MEMORY64_PAGES}")
+        if self.max_memory_pages is not None and self.max_memory_pages > MAX_PAGES64:
+            raise ValueError(f"Limits.max_memory_pages must be <= {MAX_PAGES64}")
         _check_count("max_table_elements", self.max_table_elements, 0)
         if self.max_table_elements is not None and self.max_table_elements > 0xFFFF_FFFF:
             raise ValueError("Limits.max_table_elements must be < 2**32")

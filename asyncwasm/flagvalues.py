@@ -15,10 +15,12 @@ import re
 from typing import Any, Optional
 
 __all__ = ["PAGE_SIZE", "MAX_PAGES", "parse_size", "format_size", "parse_count", "parse_seconds", "size_to_pages",
-           "parse_dir", "parse_env"]
+           "MAX_PAGES64", "parse_dir", "parse_env"]
 
 PAGE_SIZE = 65536
+#: Pages a 32-bit memory can have (4 GiB), and a memory64 (2^64 bytes).
 MAX_PAGES = 65536
+MAX_PAGES64 = 1 << 48
 
 _SIZE = re.compile(r"(\d+)\s*([kmgt]?)(i?b?)", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
@@ -83,13 +85,15 @@ def parse_seconds(text: str, *, allow_zero: bool = False) -> float:
 
 def size_to_pages(size: int) -> int:
     """Whole 64 KiB pages that fit in ``size`` bytes (a cap is never rounded up).
+    A cap above 4 GiB applies to memory64 memories; a 32-bit memory stops at
+    4 GiB whatever the cap.
 
         >>> size_to_pages(16 << 20), size_to_pages(100_000)
         (256, 1)
     """
     pages = size // PAGE_SIZE
-    if pages > MAX_PAGES:
-        raise ValueError(f"{size} bytes is more than a 32-bit memory can hold (4GiB, {MAX_PAGES} pages)")
+    if pages > MAX_PAGES64:
+        raise ValueError(f"{size} bytes is more than a memory can hold (2^64 bytes, {MAX_PAGES64} pages)")
     return pages
 
 

@@ -457,8 +457,9 @@ def test_sizes() -> None:
     assert [run.parse_size(s) for s in ("65536", "64KiB", "64k", "16MiB", "16MB", "1GiB", "1g")] == [
         65536, 65536, 65536, 16 << 20, 16 << 20, 1 << 30, 1 << 30]
     assert run.size_to_pages(100_000) == 1
-    with pytest.raises(ValueError):
-        run.size_to_pages(8 << 30)
+    assert run.size_to_pages(8 << 30) == 1 << 17  # above 4 GiB: a cap for memory64 memories
+    with pytest.raises(ValueError, match="more than a memory can hold"):
+        run.size_to_pages(1 << 64 | 1 << 16)
 
 
 def test_stats_go_to_stderr() -> None:

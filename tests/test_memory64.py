@@ -251,3 +251,37 @@ def test_a_wasm64_program_built_by_zig_matches_its_native_build(tmp_path: Path) 
         runs += 1
     out = subprocess.run([str(native), "300"], capture_output=True, text=True, timeout=60, check=True)
     assert outcome == Outcome.DONE and fiber.results[0] & U64 == int(out.stdout) and runs > 1000
+
+
+def test_run_max_memory_above_4_gib_caps_a_memory64(tmp_path: Path) -> None:
+    """``asyncwasm run --max-memory`` takes caps above 4 GiB: they apply to a
+    memory64 (a grow to 4 GiB + 64 KiB succeeds under 5GiB and is refused
+    under 4GiB), while a 32-bit memory still stops at 4 GiB."""
+    from .test_cli_run import run_cli
+
+    module = tmp_path / "grow64.wasm"
+    module.write_bytes(wat('(module (memory i64 0) '
+                           '(func (export "grow") (param i64) (result i64) (memory.grow (local.get 0))))'))
+    wanted = (1 << 16) + 1  # pages: one past what a 32-bit memory can have
+    above = run_cli("--max-memory", "5GiB", "--invoke", "grow", module, wanted)
+    if above.returncode != 0 and b"cannot reserve" in above.stderr:  # pragma: no cover - depends on the machine
+        pytest.skip(f"cannot reserve 5 GiB of address space here: {above.stderr.decode().strip()}")
+    assert (above.returncode, above.stdout.split()) == (0, [b"0"]), above.stderr
+    below = run_cli("--max-memory", "4GiB", "--invoke", "grow", module, wanted)
+    assert (below.returncode, below.stdout.split()) == (0, [b"-1"]), below.stderr
+    huge = run_cli("--max-memory", "20000000TiB", "--invoke", "grow", module, 1)
+    assert huge.returncode == 2 and b"more than a memory can hold" in huge.stderr
+
+
+def test_a_wasm64_wasi_import_is_a_link_error() -> None:
+    """WASI preview1 is a 32-bit interface: a wasm64 program importing it with
+    i64 pointers gets a LinkError naming the import, not a guest that reads
+    truncated pointers."""
+    from asyncwasm import WasiConfig
+
+    module = Module(wat('(module (import "wasi_snapshot_preview1" "fd_write" '
+                        '(func (param i64 i64 i64 i64) (result i32))) (memory (export "memory") i64 1))'))
+    linker = Linker()
+    linker.define_wasi(WasiConfig())
+    with pytest.raises(LinkError, match="fd_write"):
+        linker.instantiate(module)
