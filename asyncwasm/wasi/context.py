@@ -48,7 +48,7 @@ from .fdtable import DirEntry, FdTable
 from .memory import GuestMemory
 from .sock import candidates
 from .sockets import NetState, listener_entry
-from .stdio import OutputLimit, make_output, make_stdin
+from .stdio import OutputLimit, make_output, make_stdin, renew_stdio
 
 __all__ = ["WasiContext", "WASI_MODULE"]
 
@@ -95,15 +95,21 @@ class WasiContext:
         self.fds = FdTable(config.max_fds, config.fd_budget or process_fd_budget())
         self.fds.mirror = self._mirror
         self.net = NetState(config.net_policy)
+        # fds 0-2 as opened, and those of them still at their fd when the
+        # context closed: renew() makes them new in place (stdio.renew_stdio).
+        self._stdio: tuple[Any, ...] = ()
+        self._spare: tuple[Any, ...] = (None, None, None)
         self._open(config.stdin, config.stdout, config.stderr)
 
     def _open(self, stdin: Any, stdout: Any, stderr: Any) -> None:
         """Fill the (empty) fd table; forget the memory binding."""
         self.memory: Any = _UNBOUND
+        spare, self._spare = self._spare, (None, None, None)
         try:
-            self.fds.put(0, make_stdin(stdin))
-            self.fds.put(1, make_output(stdout, "stdout", 1))
-            self.fds.put(2, make_output(stderr, "stderr", 2))
+            self._stdio = (renew_stdio(spare[0], stdin, 0), renew_stdio(spare[1], stdout, 1),
+                           renew_stdio(spare[2], stderr, 2))
+            for fd, entry in enumerate(self._stdio):
+                self.fds.put(fd, entry)
             self.output_limit = None if self.config.max_output_rate is None else OutputLimit(self.config.max_output_rate)
             if self.output_limit is not None:
                 for fd in (1, 2):
@@ -189,6 +195,10 @@ class WasiContext:
         Idempotent."""
         if not self._closed:
             self._closed = True
+            if self.output_limit is None:  # (a limit wraps the entries' writes)
+                fds = self.fds
+                self._spare = tuple(entry if fd in fds and fds.get(fd) is entry else None
+                                    for fd, entry in enumerate(self._stdio))
             try:
                 self.fds.close_all()
             finally:
