@@ -48,7 +48,7 @@ from .fdtable import DirEntry, FdTable
 from .memory import GuestMemory
 from .sock import candidates
 from .sockets import NetState, listener_entry
-from .stdio import OutputLimit, make_output, make_stdin, renew_stdio
+from .stdio import OutputLimit, make_stdio, renew_stdio
 
 __all__ = ["WasiContext", "WASI_MODULE"]
 
@@ -95,25 +95,36 @@ class WasiContext:
         self.fds = FdTable(config.max_fds, config.fd_budget or process_fd_budget())
         self.fds.mirror = self._mirror
         self.net = NetState(config.net_policy)
-        # fds 0-2 as opened, and those of them still at their fd when the
-        # context closed: renew() makes them new in place (stdio.renew_stdio).
-        self._stdio: tuple[Any, ...] = ()
-        self._spare: tuple[Any, ...] = (None, None, None)
+        # The in-memory fds 0-2 a run may leave for the next (renew_stdio),
+        # and those the last close kept in the table.
+        self._renewable: list[Any] = []
+        self._kept: list[Any] = []
         self._open(config.stdin, config.stdout, config.stderr)
 
     def _open(self, stdin: Any, stdout: Any, stderr: Any) -> None:
-        """Fill the (empty) fd table; forget the memory binding."""
+        """Fill the fd table (empty, but for stdio entries the last close
+        kept); forget the memory binding."""
         self.memory: Any = _UNBOUND
-        spare, self._spare = self._spare, (None, None, None)
+        kept, self._kept = self._kept, []
+        fds = self.fds
         try:
-            self._stdio = (renew_stdio(spare[0], stdin, 0), renew_stdio(spare[1], stdout, 1),
-                           renew_stdio(spare[2], stderr, 2))
-            for fd, entry in enumerate(self._stdio):
-                self.fds.put(fd, entry)
+            renewable = []
+            for fd, spec in enumerate((stdin, stdout, stderr)):
+                entry = kept[fd] if kept else None
+                if entry is not None:
+                    if renew_stdio(entry, spec, fd):
+                        renewable.append(entry)
+                        continue
+                    fds.close(fd)
+                entry = make_stdio(spec, fd)
+                fds.put(fd, entry)
+                renewable.append(entry if hasattr(entry, "renew") else None)
             self.output_limit = None if self.config.max_output_rate is None else OutputLimit(self.config.max_output_rate)
             if self.output_limit is not None:
+                renewable = []  # (its wrapper stays on an entry)
                 for fd in (1, 2):
                     self.output_limit.wrap(self.fds.get(fd))
+            self._renewable = renewable
             for number, preopen in enumerate(self._preopens, start=3):
                 self.fds.put(number, _open_preopen(preopen.host_path, preopen.guest_path, preopen.readonly))
             for number, listener in enumerate(self.config.listeners, start=3 + len(self._preopens)):
@@ -192,15 +203,12 @@ class WasiContext:
     def close(self) -> None:
         """Close every fd the guest still has open (sockets too: a guest task
         still waiting on one wakes with BADF) and the networking state.
-        Idempotent."""
+        Idempotent. (In-memory stdio entries the guest left at fds 0-2 stay
+        in the table, closed, for :meth:`renew` to make new in place.)"""
         if not self._closed:
             self._closed = True
-            if self.output_limit is None:  # (a limit wraps the entries' writes)
-                fds = self.fds
-                self._spare = tuple(entry if fd in fds and fds.get(fd) is entry else None
-                                    for fd, entry in enumerate(self._stdio))
             try:
-                self.fds.close_all()
+                self._kept = self.fds.close_all(self._renewable)
             finally:
                 self.net.close()
                 if self._mirror is not None:

@@ -310,21 +310,21 @@ def _file_descriptor(obj: Any) -> Optional[int]:
         return None
 
 
-def renew_stdio(entry: Optional[Entry], spec: Any, fd: int) -> Entry:
-    """The entry for fd ``fd`` (0-2) with stdio value ``spec``: ``entry``
-    itself, made as new in place (rights, flags, data, position, callback),
-    when it is of the kind ``spec`` gives, else a new one from
-    :func:`make_stdin`/:func:`make_output`. ``entry``: one of these made
-    for that fd, that stayed at that fd until the table closed it (the
-    context checks), or None. Only in-memory kinds renew (their close frees
-    nothing but their payload), and ``renew`` resets all a guest can change
-    about them, so the next guest sees nothing of the last one's.
+def renew_stdio(entry: Entry, spec: Any, fd: int) -> bool:
+    """Make ``entry``, the in-memory entry of fd ``fd`` (0-2) of a
+    context's last run, the entry ``spec`` would give, in place (rights,
+    flags, data, position, callback); False when ``spec`` is of another
+    kind (make a new entry). Only the in-memory kinds renew: they hold no
+    host resource, and ``renew`` resets all a guest can change about them,
+    so the next guest sees nothing of the last one's.
 
-    Why: handler mode renews a context per request; three entries fewer to
-    make and collect per request."""
-    renew = getattr(entry, "renew", None)  # None for entries of other kinds, and for no entry
-    if renew is not None and renew(spec, _READ_RIGHTS if fd == 0 else _WRITE_RIGHTS):
-        return entry
+    Why: handler mode renews a context per request; three entries it need
+    not make, put into the table and take out again per request."""
+    return entry.renew(spec, _READ_RIGHTS if fd == 0 else _WRITE_RIGHTS)  # type: ignore[attr-defined]
+
+
+def make_stdio(spec: Any, fd: int) -> Entry:
+    """The entry of fd ``fd`` (0-2) for a WasiConfig stdin/stdout/stderr value."""
     return make_stdin(spec) if fd == 0 else make_output(spec, ("stdout", "stderr")[fd - 1], fd)
 
 
@@ -478,5 +478,5 @@ def _refuse(which: str, spec: Any) -> Any:
     )
 
 
-__all__ = ["make_stdin", "make_output", "renew_stdio", "OutputLimit", "NullEntry", "BytesSource", "PyReader", "PyWriter",
+__all__ = ["make_stdin", "make_output", "make_stdio", "renew_stdio", "OutputLimit", "NullEntry", "BytesSource", "PyReader", "PyWriter",
            "CallbackWriter", "CallbackReader", "TrioReader", "TrioWriter"]
