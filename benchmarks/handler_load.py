@@ -223,6 +223,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         args.duration, args.warmup = 2.0, 0.5
     args.echo = None
     args.instances = None
+    args.rate = None  # (http_load.py's --rate: an open-loop load; this one is closed-loop)
     tool = args.tool
     if tool == "auto":
         tool = "wrk" if http_load.shutil.which("wrk") else "trio"

@@ -95,6 +95,10 @@ def test_split_head_takes_a_whole_block_or_leaves_it_to_the_parser():
     assert split_head(b"X-A: " + b"a" * 200 + b"\n\n", 100) is None
     with pytest.raises(CGIError, match="colon"):
         split_head(b"no colon\n\n")
+    with pytest.raises(CGIError, match="colon"):  # a malformed block is refused every time
+        split_head(b"no colon\n\n")
+    again, rest = split_head(b"Status: 201 Made\nX-A: 1\n\nmore")
+    assert (again.status, again.headers, rest) == (201, [(b"X-A", b"1")], b"more")
 
 
 def test_targets_and_paths():

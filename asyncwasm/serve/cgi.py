@@ -297,13 +297,29 @@ def split_head(data: bytes, max_head_bytes: int = MAX_HEAD_BYTES) -> Optional[tu
     """The head and the body bytes of output whose first write holds the
     whole header block (most handlers: no :class:`ResponseParser` needed),
     or None when it does not (feed a parser); :class:`CGIError` for a
-    malformed block."""
+    malformed block. The head may be one made for an earlier output of the
+    same block (read it, do not change it)."""
     if data[:1] == b"\n" or data[:2] == b"\r\n":
         return None  # the parser says why that is wrong
     match = _BLANK_LINE.search(data)
     if match is None or match.start() > max_head_bytes:
         return None
-    return parse_head(data[:match.start()]), data[match.end():]
+    block = data[:match.start()]
+    head = _heads.get(block)
+    if head is None:
+        head = parse_head(block)
+        if len(block) <= _MAX_CACHED_BLOCK:
+            if len(_heads) >= _MAX_CACHED_HEADS:
+                _heads.clear()
+            _heads[block] = head
+    return head, data[match.end():]
+
+
+# Header blocks parsed lately: a handler mostly writes the same block every
+# time. split_head's heads may be shared: read them, do not change them.
+_heads: dict[bytes, ResponseHead] = {}
+_MAX_CACHED_HEADS = 256
+_MAX_CACHED_BLOCK = 1024
 
 
 def parse_head(block: bytes) -> ResponseHead:
