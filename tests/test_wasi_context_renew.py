@@ -174,3 +174,30 @@ def test_a_closed_context_keeps_no_stdio_callback_alive():
         del sink
         gc.collect()
         assert gone() is None
+
+
+def test_close_all_keeps_stdio_in_place_and_closes_the_rest_even_when_a_hook_fails():
+    from asyncwasm.wasi.fdtable import Entry, FdTable
+    from asyncwasm.wasi.stdio import NullEntry
+
+    closed: list[str] = []
+
+    class Other(Entry):
+        def close(self) -> None:
+            closed.append("other")
+
+    table = FdTable()
+    stdin, stdout, moved = NullEntry(0), NullEntry(0), NullEntry(0)
+    for fd, entry in enumerate([stdin, stdout, moved, Other(0)]):
+        table.put(fd, entry)
+
+    def failing_hook() -> None:
+        raise RuntimeError("hook failed")
+
+    stdin.add_close_hook(failing_hook)
+    with pytest.raises(RuntimeError, match="hook failed"):
+        table.close_all([stdin, stdout, NullEntry(0)])   # fd 2 holds another entry: it closes
+    assert closed == ["other"]
+    assert len(table) == 2 and table.get(0) is stdin and table.get(1) is stdout
+    assert "close_hooks" not in stdin.__dict__                # released: its hooks ran
+    assert table.close_all([stdin, stdout]) == [stdin, stdout]

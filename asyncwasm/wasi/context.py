@@ -145,7 +145,9 @@ class WasiContext:
         instance after another (HTTP handler mode: an instance per request)
         binds them once instead of once per instance. Nothing of the previous
         instance survives: fds, sockets, pollers and the memory binding are
-        new. Only call it once the previous instance is done.
+        new (in-memory stdio entries still at fds 0-2 are reset in place,
+        every field a guest can change). Only call it once the previous
+        instance is done.
 
             >>> ctx.renew(env=[b"REQUEST_METHOD=GET"], stdin=b"", stdout=out)
             >>> instance = linker.instantiate(module)     # linker holds ctx's imports

@@ -649,23 +649,21 @@ class FdTable:
         what stayed (None where nothing did)."""
         table = self._entries
         kept = [entry if entry is not None and table.get(fd) is entry else None for fd, entry in enumerate(keep)]
-        for entry in kept:
-            if entry is not None:
-                entry.release()
-        if len(table) == len(kept) - kept.count(None):
-            return kept  # nothing else was open
-        entries = [(fd, entry) for fd, entry in table.items() if fd >= len(kept) or kept[fd] is not entry]
-        table.clear()
-        for fd, entry in enumerate(kept):
-            if entry is not None:
-                table[fd] = entry
-        for _, entry in entries:
-            self._unbudget(entry)
-        if self.mirror is not None:
-            for fd, entry in entries:
-                self.mirror.remove(fd, entry)
+        closing = [entry for entry in kept if entry is not None]
+        if len(table) > len(closing):  # more than the kept ones were open
+            entries = [(fd, entry) for fd, entry in table.items() if fd >= len(kept) or kept[fd] is not entry]
+            table.clear()
+            for fd, entry in enumerate(kept):
+                if entry is not None:
+                    table[fd] = entry
+            for _, entry in entries:
+                self._unbudget(entry)
+            if self.mirror is not None:
+                for fd, entry in entries:
+                    self.mirror.remove(fd, entry)
+            closing += [entry for _, entry in entries]
         failure: Optional[BaseException] = None
-        for _, entry in entries:
+        for entry in closing:
             try:
                 entry.release()
             except BaseException as exc:  # close the others anyway, then report the first failure
