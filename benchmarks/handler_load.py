@@ -138,7 +138,7 @@ async def _per_call(step: Callable[[], Any], reps: int, batch: int = 50) -> floa
 
 async def breakdown(reps: int) -> dict[str, float]:
     from asyncwasm.serve import Route, Router
-    from asyncwasm.serve.cgi import ConnInfo, RequestMeta, ResponseParser, cgi_environ
+    from asyncwasm.serve.cgi import ConnEnviron, ConnInfo, RequestMeta, cgi_environ, split_head
     from asyncwasm.serve.handler import RouteRunner
 
     runner = RouteRunner(Router([Route("/...", str(MINIMAL))]).routes[0])
@@ -158,11 +158,13 @@ async def breakdown(reps: int) -> dict[str, float]:
                                                                       (b"Content-Length", b"21")]))
         conn.send(h11.Data(data=BODY)), conn.send(h11.EndOfMessage())
 
+    base = ConnEnviron(conn_info, b"", runner.env)  # made once per connection and route, as the gateway does
+
     def environ() -> None:
-        cgi_environ(meta, script_name=b"", path_info=b"/", query=b"", conn=conn_info, extra=runner.env)
+        base.environ(meta.method, meta.target, meta.headers, meta.http_version, False, b"/", b"")
 
     def parse_output() -> None:
-        ResponseParser().feed(b"Content-Type: text/plain\r\nContent-Length: 21\r\n\r\n" + BODY)
+        split_head(b"Content-Type: text/plain\r\nContent-Length: 21\r\n\r\n" + BODY)
 
     slot = runner._free[-1]
     ctx, shot = slot.ctx, slot.shot
@@ -221,6 +223,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         args.duration, args.warmup = 2.0, 0.5
     args.echo = None
     args.instances = None
+    args.rate = None  # (http_load.py's --rate: an open-loop load; this one is closed-loop)
     tool = args.tool
     if tool == "auto":
         tool = "wrk" if http_load.shutil.which("wrk") else "trio"

@@ -175,6 +175,29 @@ async def test_c_handler_sees_method_path_query_and_headers():
         assert status == 200 and _env_lines(body)["PATH_INFO"] == "/env"
 
 
+async def test_requests_on_one_connection_see_only_their_own_environment():
+    routes = _routes(other=Route("/other/...", TOUR, env={"OTHER": "1"}))
+    async with _serving(routes) as served:
+        stream = await served.connect()
+        async with stream:
+            client = Client(stream)
+            _, _, body = await client.request("POST", "/c/env?first=1", b"abc",
+                                              headers=[("X-Trace", "abc"), ("Content-Type", "text/x")])
+            first = _env_lines(body)
+            assert first["HTTP_X_TRACE"] == "abc" and first["CONTENT_LENGTH"] == "3"
+            assert first["QUERY_STRING"] == "first=1" and first["ROUTE_ENV"] == "from the route"
+            _, _, body = await client.request("GET", "/other/env")  # another route, same connection
+            other = _env_lines(body)
+            assert (other["SCRIPT_NAME"], other["PATH_INFO"], other["OTHER"]) == ("/other", "/env", "1")
+            assert "ROUTE_ENV" not in other and "HTTP_X_TRACE" not in other
+            _, _, body = await client.request("GET", "/c/env")
+            second = _env_lines(body)
+        assert "HTTP_X_TRACE" not in second and "CONTENT_LENGTH" not in second and "CONTENT_TYPE" not in second
+        assert (second["REQUEST_METHOD"], second["QUERY_STRING"], second["SCRIPT_NAME"]) == ("GET", "", "/c")
+        assert second["REMOTE_PORT"] == first["REMOTE_PORT"] and second["ROUTE_ENV"] == "from the route"
+        assert len(body.splitlines()) == len(_env_lines(body))  # every variable once
+
+
 async def test_request_body_streams_to_stdin_and_back():
     async with _serving() as served:
         payload = os.urandom(300_000)

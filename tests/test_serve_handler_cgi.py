@@ -9,8 +9,8 @@ import pathlib
 import pytest
 
 from asyncwasm.serve.access_log import AccessLog, AccessRecord
-from asyncwasm.serve.cgi import (BadRequest, CGIError, ConnInfo, RequestMeta, ResponseParser, cgi_environ,
-                                 decode_path, split_target)
+from asyncwasm.serve.cgi import (BadRequest, CGIError, ConnEnviron, ConnInfo, RequestMeta, ResponseParser, cgi_environ,
+                                 decode_path, split_head, split_target)
 from asyncwasm.serve.router import Route, RouteError, Router, load_routes, remove_dot_segments
 
 HANDLERS = pathlib.Path(__file__).resolve().parent.parent / "netmods" / "handlers"
@@ -64,6 +64,41 @@ def test_route_env_is_overridden_by_meta_variables():
     env = _env(RequestMeta(b"GET", b"/", [], b"1.0"), extra=[b"APP_MODE=prod", b"REQUEST_METHOD=PUT"])
     assert env[b"APP_MODE"] == b"prod" and env[b"REQUEST_METHOD"] == b"GET"
     assert env[b"SERVER_PROTOCOL"] == b"HTTP/1.0"
+
+
+def test_one_connection_environ_serves_many_requests_each_its_own():
+    base = ConnEnviron(CONN, b"/api", [b"APP=1", b"REMOTE_ADDR=spoof", b"HTTP_X_MODE=route", b"PATH_INFO=x"])
+    fixed = list(base.fixed)
+    first = base.environ(b"POST", b"/api/a?q=1", [(b"x-mode", b"request"), (b"content-length", b"3"),
+                                                  (b"x-one", b"1")], b"1.1", False, b"/a", b"q=1")
+    second = base.environ(b"GET", b"/api/b", [], b"1.0", False, b"/b", b"")
+    assert base.fixed == fixed  # requests add to a copy
+    for env in (first, second):
+        keys = [item.partition(b"=")[0] for item in env]
+        assert len(keys) == len(set(keys))  # each variable once
+    first_env, second_env = (dict(item.split(b"=", 1) for item in env) for env in (first, second))
+    assert first_env[b"HTTP_X_MODE"] == b"request" and first_env[b"HTTP_X_ONE"] == b"1"
+    assert first_env[b"CONTENT_LENGTH"] == b"3" and first_env[b"PATH_INFO"] == b"/a"
+    assert second_env[b"HTTP_X_MODE"] == b"route"  # the route's value when the request has none
+    assert b"HTTP_X_ONE" not in second_env and b"CONTENT_LENGTH" not in second_env
+    assert (second_env[b"REQUEST_METHOD"], second_env[b"PATH_INFO"], second_env[b"QUERY_STRING"]) == (b"GET", b"/b", b"")
+    assert second_env[b"SERVER_NAME"] == b"10.0.0.1" and second_env[b"SERVER_PROTOCOL"] == b"HTTP/1.0"
+    assert first_env[b"REMOTE_ADDR"] == second_env[b"REMOTE_ADDR"] == b"10.0.0.2"
+    assert first_env[b"APP"] == b"1" and first_env[b"SCRIPT_NAME"] == b"/api"
+
+
+def test_split_head_takes_a_whole_block_or_leaves_it_to_the_parser():
+    head, body = split_head(b"Status: 201 Made\nX-A: 1\n\nbody")
+    assert (head.status, head.reason, head.headers, body) == (201, b"Made", [(b"X-A", b"1")], b"body")
+    assert split_head(b"X-A: 1\n") is None                      # no empty line yet
+    assert split_head(b"\nbody") is None                        # the parser says what is wrong
+    assert split_head(b"X-A: " + b"a" * 200 + b"\n\n", 100) is None
+    with pytest.raises(CGIError, match="colon"):
+        split_head(b"no colon\n\n")
+    with pytest.raises(CGIError, match="colon"):  # a malformed block is refused every time
+        split_head(b"no colon\n\n")
+    again, rest = split_head(b"Status: 201 Made\nX-A: 1\n\nmore")
+    assert (again.status, again.headers, rest) == (201, [(b"X-A", b"1")], b"more")
 
 
 def test_targets_and_paths():

@@ -83,3 +83,121 @@ def test_renew_starts_over_with_nothing_left(tmp_path):
         assert guest.ctx.env == [b"A=1"]                         # default: the config's
         with pytest.raises(Trap, match="memory"):
             guest.write(1, b"no memory bound yet")
+
+
+def _callback_stdio(seen: dict[str, list]) -> dict:
+    """Callable stdio (as handler mode passes) recording into ``seen``."""
+    chunks = [b"first request's body", b""]
+    return {"stdin": lambda n: chunks.pop(0) if chunks else b"",
+            "stdout": seen.setdefault("out", []).append, "stderr": seen.setdefault("err", []).append}
+
+
+def test_renew_reuses_stdio_entries_with_nothing_of_the_last_run():
+    first: dict[str, list] = {}
+    with FakeGuest(wasi.WasiConfig()) as guest:
+        ctx = guest.ctx
+        ctx.renew(**_callback_stdio(first))
+        ctx.bind(guest.memory)
+        entries = [ctx.fds.get(fd) for fd in range(3)]
+        assert guest.read_fd(0, 5) == (Errno.SUCCESS, b"first")   # the rest waits as lookahead
+        nonblock = int(wasi.abi.Fdflags.NONBLOCK | wasi.abi.Fdflags.APPEND)
+        for fd in range(3):
+            assert guest.call("fd_fdstat_set_flags", fd, nonblock) == Errno.SUCCESS
+            assert guest.call("fd_fdstat_set_rights", fd, 0, 0) == Errno.SUCCESS
+        ctx.close()
+        assert first["out"] == [] and first["err"] == []
+
+        second: list[bytes] = []
+        errors: list[bytes] = []
+        ctx.renew(stdin=lambda n: b"second", stdout=second.append, stderr=errors.append)
+        ctx.bind(guest.memory)
+        assert all(ctx.fds.get(fd) is entry for fd, entry in enumerate(entries))  # renewed in place
+        for fd in range(3):
+            _, (filetype, flags, base, inheriting) = guest.fdstat(fd)
+            assert flags == 0 and base != 0 and inheriting == 0
+        assert guest.read_fd(0, 100) == (Errno.SUCCESS, b"second")  # none of the first body's lookahead
+        assert guest.write(1, b"out") == (Errno.SUCCESS, 3)
+        assert guest.write(2, b"err") == (Errno.SUCCESS, 3)
+        assert (second, errors) == ([b"out"], [b"err"])
+        assert first["out"] == [] and first["err"] == []              # the old callbacks hear nothing
+
+
+def test_renew_after_eof_and_bytes_stdin_starts_at_the_beginning():
+    with FakeGuest(wasi.WasiConfig()) as guest:
+        ctx = guest.ctx
+        ctx.renew(stdin=b"one")
+        ctx.bind(guest.memory)
+        assert guest.read_fd(0, 10) == (Errno.SUCCESS, b"one")
+        ctx.renew(stdin=b"two!")
+        ctx.bind(guest.memory)
+        assert guest.read_fd(0, 10) == (Errno.SUCCESS, b"two!")
+        ctx.renew(stdin=lambda n: b"")                             # end of file at once
+        ctx.bind(guest.memory)
+        assert guest.read_fd(0, 10) == (Errno.SUCCESS, b"")
+        ctx.renew(stdin=lambda n: b"again")                        # the end of file is not remembered
+        ctx.bind(guest.memory)
+        assert guest.read_fd(0, 10) == (Errno.SUCCESS, b"again")
+
+
+def test_renew_after_the_guest_closed_or_moved_stdio_opens_new_entries():
+    with FakeGuest(wasi.WasiConfig()) as guest:
+        ctx = guest.ctx
+        old_out: list[bytes] = []
+        ctx.renew(stdin=b"x", stdout=old_out.append, stderr=old_out.append)
+        ctx.bind(guest.memory)
+        moved = ctx.fds.get(1)
+        assert guest.call("fd_renumber", 1, 2) == Errno.SUCCESS     # stdout now at 2, 1 closed
+        assert guest.call("fd_close", 0) == Errno.SUCCESS
+        out: list[bytes] = []
+        err: list[bytes] = []
+        ctx.renew(stdin=b"y", stdout=out.append, stderr=err.append)
+        ctx.bind(guest.memory)
+        assert ctx.fds.get(2) is not moved                          # not reused at another fd
+        assert guest.read_fd(0, 10) == (Errno.SUCCESS, b"y")
+        assert guest.write(1, b"1") == (Errno.SUCCESS, 1) and guest.write(2, b"2") == (Errno.SUCCESS, 1)
+        assert (out, err, old_out) == ([b"1"], [b"2"], [])
+
+
+def test_a_closed_context_keeps_no_stdio_callback_alive():
+    import gc
+    import weakref
+
+    class Sink:
+        def __call__(self, data: bytes) -> None:
+            pass
+
+    sink = Sink()
+    gone = weakref.ref(sink)
+    with FakeGuest(wasi.WasiConfig()) as guest:
+        guest.ctx.renew(stdin=b"", stdout=sink, stderr=sink)
+        guest.ctx.close()
+        del sink
+        gc.collect()
+        assert gone() is None
+
+
+def test_close_all_keeps_stdio_in_place_and_closes_the_rest_even_when_a_hook_fails():
+    from asyncwasm.wasi.fdtable import Entry, FdTable
+    from asyncwasm.wasi.stdio import NullEntry
+
+    closed: list[str] = []
+
+    class Other(Entry):
+        def close(self) -> None:
+            closed.append("other")
+
+    table = FdTable()
+    stdin, stdout, moved = NullEntry(0), NullEntry(0), NullEntry(0)
+    for fd, entry in enumerate([stdin, stdout, moved, Other(0)]):
+        table.put(fd, entry)
+
+    def failing_hook() -> None:
+        raise RuntimeError("hook failed")
+
+    stdin.add_close_hook(failing_hook)
+    with pytest.raises(RuntimeError, match="hook failed"):
+        table.close_all([stdin, stdout, NullEntry(0)])   # fd 2 holds another entry: it closes
+    assert closed == ["other"]
+    assert len(table) == 2 and table.get(0) is stdin and table.get(1) is stdout
+    assert "close_hooks" not in stdin.__dict__                # released: its hooks ran
+    assert table.close_all([stdin, stdout]) == [stdin, stdout]

@@ -45,7 +45,7 @@ from urllib.parse import unquote_to_bytes
 from .. import __version__
 
 __all__ = ["RequestMeta", "ConnInfo", "BadRequest", "CGIError", "ResponseHead", "ResponseParser",
-           "cgi_environ", "split_target", "SERVER_SOFTWARE", "MAX_HEAD_BYTES"]
+           "cgi_environ", "ConnEnviron", "split_head", "split_target", "SERVER_SOFTWARE", "MAX_HEAD_BYTES"]
 
 SERVER_SOFTWARE = f"asyncwasm/{__version__}"
 #: Most bytes of CGI header lines a handler may write before its empty line.
@@ -116,56 +116,102 @@ def cgi_environ(request: RequestMeta, *, script_name: bytes, path_info: bytes, q
     ``extra`` (the route's own variables, which the meta-variables override).
 
     ``script_name``/``path_info`` are the route prefix and the rest of the
-    decoded path; ``query`` the raw query string."""
-    host = b""
-    http: dict[bytes, bytes] = {}
-    content_type = content_length = None
-    for name, value in request.headers:
-        if name == b"host":
-            host = value
-        elif name == b"content-type":
-            content_type = value
-            continue
-        elif name == b"content-length":
-            content_length = value
-            continue
-        if name == b"proxy" or not name.replace(b"-", b"").isalnum():
-            continue
-        key = b"HTTP_" + name.upper().replace(b"-", b"_")
-        if key in http:  # a repeated field: one variable
-            http[key] += (b"; " if key == b"HTTP_COOKIE" else b", ") + value
-        else:
-            http[key] = value
-    env = [
-        b"GATEWAY_INTERFACE=CGI/1.1",
-        _SERVER_SOFTWARE_VAR,
-        b"SERVER_PROTOCOL=HTTP/" + request.http_version,
-        b"SERVER_NAME=" + (_host_name(host) or request_host(conn.local[0])),
-        b"SERVER_PORT=%d" % conn.local[1],
-        b"REQUEST_METHOD=" + request.method,
-        b"REQUEST_URI=" + request.target,
-        b"SCRIPT_NAME=" + script_name,
-        b"PATH_INFO=" + path_info,
-        b"QUERY_STRING=" + query,
-        b"REMOTE_ADDR=" + conn.remote[0].encode(),
-        b"REMOTE_PORT=%d" % conn.remote[1],
-    ]
-    if conn.https:
-        env.append(b"HTTPS=on")
-    if content_type is not None:
-        env.append(b"CONTENT_TYPE=" + content_type)
-    if content_length is not None and not request.chunked:
-        env.append(b"CONTENT_LENGTH=" + content_length)
-    for key, value in http.items():
-        env.append(key + b"=" + value)
-    if not extra:
-        return env
-    # The route's variables come first; a meta-variable of the same name wins.
-    merged: dict[bytes, bytes] = {}
-    for item in (*extra, *env):
-        key, _, value = item.partition(b"=")
-        merged[key] = value
-    return [key + b"=" + value for key, value in merged.items()]
+    decoded path; ``query`` the raw query string. (A server answering many
+    requests of one connection and route makes the :class:`ConnEnviron`
+    once and calls its :meth:`~ConnEnviron.environ` per request.)"""
+    return ConnEnviron(conn, script_name, extra).environ(
+        request.method, request.target, request.headers, request.http_version, request.chunked, path_info, query)
+
+
+# The meta-variables that are the same for every request of one connection
+# and route (ConnEnviron.fixed), and those made per request: a route's own
+# variable of one of these names is overridden by the request's.
+_CONN_KEYS = frozenset({b"GATEWAY_INTERFACE", b"SERVER_SOFTWARE", b"SERVER_PORT", b"REMOTE_ADDR",
+                        b"REMOTE_PORT", b"HTTPS", b"SCRIPT_NAME"})
+_REQUEST_KEYS = frozenset({b"SERVER_PROTOCOL", b"SERVER_NAME", b"REQUEST_METHOD", b"REQUEST_URI",
+                           b"PATH_INFO", b"QUERY_STRING", b"CONTENT_TYPE", b"CONTENT_LENGTH"})
+
+
+_HOST, _CONTENT_TYPE, _CONTENT_LENGTH = b"HTTP_HOST", b"CONTENT_TYPE", b"CONTENT_LENGTH"
+# Header name -> its variable (b"" for none); the names requests use, learned.
+_HEADER_KEYS: dict[bytes, bytes] = {b"host": _HOST, b"content-type": _CONTENT_TYPE,
+                                    b"content-length": _CONTENT_LENGTH}
+_MAX_HEADER_KEYS = 512
+
+
+def _header_key(name: bytes) -> bytes:
+    """The variable of a (lower-case) header name: ``HTTP_<NAME>``, or
+    b"" for ``Proxy`` and names with anything but letters, digits and ``-``."""
+    key = b"" if name == b"proxy" or not name.replace(b"-", b"").isalnum() else b"HTTP_" + name.upper().replace(b"-", b"_")
+    if len(_HEADER_KEYS) < _MAX_HEADER_KEYS:  # (a client inventing names cannot grow it without end)
+        _HEADER_KEYS[name] = key
+    return key
+
+
+class ConnEnviron:
+    """The CGI environment of one connection and route, with the variables
+    every request of it shares made once: :meth:`environ` adds a request's.
+
+        >>> base = ConnEnviron(conn, b"/api", route_env)
+        >>> env = base.environ(b"GET", b"/api/x?a=1", headers, b"1.1", False, b"/x", b"a=1")
+
+    ``extra`` (the route's own variables) come first; a meta-variable of
+    the same name wins."""
+
+    __slots__ = ("script_name", "fixed", "local_name", "_merge")
+
+    def __init__(self, conn: ConnInfo, script_name: bytes, extra: Sequence[bytes] = ()) -> None:
+        self.script_name = script_name
+        self.local_name = request_host(conn.local[0])
+        keys = [item.partition(b"=")[0] for item in extra]
+        fixed = [item for key, item in zip(keys, extra) if key not in _CONN_KEYS]
+        fixed += [b"GATEWAY_INTERFACE=CGI/1.1", _SERVER_SOFTWARE_VAR, b"SERVER_PORT=%d" % conn.local[1],
+                  b"REMOTE_ADDR=" + conn.remote[0].encode(), b"REMOTE_PORT=%d" % conn.remote[1],
+                  b"SCRIPT_NAME=" + script_name]
+        if conn.https:
+            fixed.append(b"HTTPS=on")
+        self.fixed = fixed
+        # Only a route variable that a request's variable may override needs a merge per request.
+        self._merge = any(key in _REQUEST_KEYS or key.startswith(b"HTTP_") for key in keys)
+
+    def environ(self, method: bytes, target: bytes, headers: Sequence[tuple[bytes, bytes]], http_version: bytes,
+                chunked: bool, path_info: bytes, query: bytes) -> list[bytes]:
+        """The whole environment of one request (``headers``: lower-case
+        names, as h11 gives them; ``chunked``: no ``CONTENT_LENGTH``)."""
+        host = b""
+        variables: dict[bytes, bytes] = {}
+        for name, value in headers:
+            key = _HEADER_KEYS.get(name)
+            if key is None:
+                key = _header_key(name)
+            if key in variables:  # a repeated field: one variable
+                if key is _HOST or key is _CONTENT_TYPE or key is _CONTENT_LENGTH:
+                    variables[key] = value
+                else:
+                    variables[key] += (b"; " if key == b"HTTP_COOKIE" else b", ") + value
+            else:
+                variables[key] = value
+            if key is _HOST:
+                host = value
+        variables.pop(b"", None)  # the headers no variable may carry
+        if chunked:
+            variables.pop(_CONTENT_LENGTH, None)
+        env = self.fixed + [
+            b"SERVER_PROTOCOL=HTTP/" + http_version,
+            b"SERVER_NAME=" + (_host_name(host) or self.local_name),
+            b"REQUEST_METHOD=" + method,
+            b"REQUEST_URI=" + target,
+            b"PATH_INFO=" + path_info,
+            b"QUERY_STRING=" + query,
+        ]
+        env += [key + b"=" + value for key, value in variables.items()]
+        if not self._merge:
+            return env
+        merged: dict[bytes, bytes] = {}
+        for item in env:
+            key, _, value = item.partition(b"=")
+            merged[key] = value
+        return [key + b"=" + value for key, value in merged.items()]
 
 
 def request_host(address: str) -> bytes:
@@ -218,11 +264,11 @@ class ResponseParser:
     def feed(self, data: bytes) -> bytes:
         if self.head is not None:
             return data
-        if not self._pending and data[:1] != b"\n" and data[:2] != b"\r\n":  # the whole block may be here
-            match = _BLANK_LINE.search(data)
-            if match is not None and match.start() <= self.max_head_bytes:
-                self.head = parse_head(data[:match.start()])
-                return data[match.end():]
+        if not self._pending:
+            whole = split_head(data, self.max_head_bytes)
+            if whole is not None:
+                self.head, body = whole
+                return body
         scan_from = max(0, len(self._pending) - 2)  # the empty line may have begun in the last bytes
         self._pending += data
         if self._pending[:1] == b"\n" or self._pending[:2] == b"\r\n":
@@ -245,6 +291,35 @@ class ResponseParser:
             if not self._pending:
                 raise CGIError("the handler wrote nothing (a CGI response needs at least one header line)")
             raise CGIError("the output ended before the empty line that ends the header block")
+
+
+def split_head(data: bytes, max_head_bytes: int = MAX_HEAD_BYTES) -> Optional[tuple[ResponseHead, bytes]]:
+    """The head and the body bytes of output whose first write holds the
+    whole header block (most handlers: no :class:`ResponseParser` needed),
+    or None when it does not (feed a parser); :class:`CGIError` for a
+    malformed block. The head may be one made for an earlier output of the
+    same block (read it, do not change it)."""
+    if data[:1] == b"\n" or data[:2] == b"\r\n":
+        return None  # the parser says why that is wrong
+    match = _BLANK_LINE.search(data)
+    if match is None or match.start() > max_head_bytes:
+        return None
+    block = data[:match.start()]
+    head = _heads.get(block)
+    if head is None:
+        head = parse_head(block)
+        if len(block) <= _MAX_CACHED_BLOCK:
+            if len(_heads) >= _MAX_CACHED_HEADS:
+                _heads.clear()
+            _heads[block] = head
+    return head, data[match.end():]
+
+
+# Header blocks parsed lately: a handler mostly writes the same block every
+# time. split_head's heads may be shared: read them, do not change them.
+_heads: dict[bytes, ResponseHead] = {}
+_MAX_CACHED_HEADS = 256
+_MAX_CACHED_BLOCK = 1024
 
 
 def parse_head(block: bytes) -> ResponseHead:

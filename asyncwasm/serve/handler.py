@@ -6,7 +6,7 @@
 Per request (RFC 3875): the route's module (compiled once) is instantiated,
 ``_start`` runs with the CGI meta-variables as its environment, the request
 body streams on its stdin and its stdout becomes the response: the header
-block is parsed by :class:`~.cgi.ResponseParser`, and the response head
+block is parsed (:mod:`.cgi`), and the response head
 goes out as soon as the block is complete, then each later write as it
 comes. A write waits while the client is slow to read, so a guest never
 runs ahead of its client and a response of any size takes constant memory.
@@ -24,7 +24,11 @@ Strategy (speed): the WASI functions a module imports are bound once per
 each request takes a free slot, renews its context (fresh fds, stdio and
 environment: nothing of the previous request survives) and instantiates
 the module through it. Slots are made on demand, at most
-``max_concurrency`` per route.
+``max_concurrency`` per route. The CGI variables a connection's requests
+to one route share are made once (:class:`~.cgi.ConnEnviron`, kept in the
+exchange's ``conn_cache``), and a run makes a header parser only when its
+first write does not hold the whole header block, log lines only when it
+writes to stderr.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from ..execution import Limits
 from ..instance import OneShot
 from ..wasi import WasiConfig
 from ..wasi.context import WASI_MODULE, WasiContext
-from .cgi import BadRequest, CGIError, RequestMeta, ResponseParser, cgi_environ, decode_path, split_target
+from .cgi import BadRequest, CGIError, ConnEnviron, ResponseParser, decode_path, split_head, split_target
 from .http_conn import BodyTimeout, BodyTooLarge, Exchange
 from .router import Route, Router, remove_dot_segments
 
@@ -243,27 +247,57 @@ class _StderrLines:
             self.partial = b""
 
 
-class _Output:
-    """The stdout side of one run: CGI header block, then the body, to the exchange."""
+class _Request:
+    """One run's stdio sides: :meth:`write` (stdout: the CGI header block,
+    then the body, to the exchange) and :meth:`error` (stderr: log lines).
 
-    def __init__(self, exchange: Exchange, max_head_bytes: int) -> None:
+    Strategy (speed): one object per run; the parser is made only when the
+    first write does not hold the whole header block, the log lines only
+    when the handler writes to stderr."""
+
+    __slots__ = ("exchange", "route", "log", "max_head_bytes", "parser", "head_seen", "redirect", "stderr")
+
+    def __init__(self, exchange: Exchange, route: Route, log: Callable[[str], None], max_head_bytes: int) -> None:
         self.exchange = exchange
-        self.parser = ResponseParser(max_head_bytes)
+        self.route = route
+        self.log = log
+        self.max_head_bytes = max_head_bytes
+        self.parser: Optional[ResponseParser] = None
+        self.head_seen = False
         self.redirect: Optional[bytes] = None
+        self.stderr: Optional[_StderrLines] = None
 
     def write(self, data: bytes) -> Any:
-        if self.exchange.head_sent:
-            return self.exchange.send_body_now(data)
-        if self.redirect is not None:
+        exchange = self.exchange
+        if exchange.head_sent:
+            return exchange.send_body_now(data)
+        if self.head_seen:
             return None  # a local redirect's body is not sent
-        body = self.parser.feed(data)
-        head = self.parser.head
-        if head is None:
-            return None
+        parser = self.parser
+        whole = split_head(data, self.max_head_bytes) if parser is None else None
+        if whole is None:
+            if parser is None:
+                parser = self.parser = ResponseParser(self.max_head_bytes)
+            body = parser.feed(data)
+            head = parser.head
+            if head is None:
+                return None
+        else:
+            head, body = whole
+        self.head_seen = True
         if head.local_redirect is not None:
             self.redirect = head.local_redirect
             return None
-        return self.exchange.send_head_now(head.status, head.reason, head.headers, body)
+        return exchange.send_head_now(head.status, head.reason, head.headers, body)
+
+    def finish(self) -> None:
+        """The handler is done and no head came: :class:`CGIError` saying why."""
+        (self.parser or ResponseParser(self.max_head_bytes)).finish()
+
+    def error(self, data: bytes) -> None:
+        if self.stderr is None:
+            self.stderr = _StderrLines(self.log, self.exchange, self.route)
+        self.stderr(data)
 
 
 def _tag(exchange: Exchange, route: Route) -> str:
@@ -309,15 +343,16 @@ class Gateway:
     async def handle(self, exchange: Exchange) -> None:
         """Answer one request (the ``handle`` of :func:`~.http_conn.serve_connection`)."""
         request = exchange.request
-        meta = RequestMeta(request.method, request.target, exchange.headers, request.http_version,
-                           exchange.chunked)
+        method, target, headers, chunked = request.method, request.target, exchange.headers, exchange.chunked
         for hop in range(MAX_LOCAL_REDIRECTS + 1):
-            try:
-                path, query = split_target(meta.target)
-                path = remove_dot_segments(decode_path(path))
-            except BadRequest as exc:
-                await exchange.respond_error(400, str(exc), close=True)
-                return
+            path, _, query = target.partition(b"?")
+            if path[:1] != b"/" or b"%" in path or b"." in path or b"\0" in path:  # else all three are no-ops
+                try:
+                    path, query = split_target(target)
+                    path = remove_dot_segments(decode_path(path))
+                except BadRequest as exc:
+                    await exchange.respond_error(400, str(exc), close=True)
+                    return
             match = self.router.match(path)
             if match is None:
                 await exchange.respond_error(404)
@@ -331,30 +366,32 @@ class Gateway:
                 await exchange.respond_error(503, "busy, try again", headers=[(b"Retry-After", b"%d" % RETRY_AFTER)])
                 return
             try:
-                env = cgi_environ(meta, script_name=match.script_name, path_info=match.path_info, query=query,
-                                  conn=exchange.info, extra=runner.env)
+                base = exchange.conn_cache.get(runner)  # the variables every request of this connection and route shares
+                if base is None or base.script_name != match.script_name:
+                    base = exchange.conn_cache[runner] = ConnEnviron(exchange.info, match.script_name, runner.env)
+                env = base.environ(method, target, headers, request.http_version, chunked, match.path_info, query)
                 redirect = await self._run(exchange, runner, env, with_body=hop == 0)
             finally:
                 runner.leave()
             if redirect is None:
                 return
             # RFC 3875 6.2.2: answer as if the client had asked for that URL.
-            meta = RequestMeta(b"GET", redirect, [(n, v) for n, v in meta.headers
-                                                  if n not in (b"content-length", b"content-type",
-                                                               b"transfer-encoding")], meta.http_version)
+            method, target, chunked = b"GET", redirect, False
+            headers = [(n, v) for n, v in headers if n not in (b"content-length", b"content-type", b"transfer-encoding")]
         await exchange.respond_error(500, "too many local redirects")
 
     async def _run(self, exchange: Exchange, runner: RouteRunner, env: list[bytes], *, with_body: bool) -> Optional[bytes]:
         route = runner.route
-        output = _Output(exchange, self.max_head_bytes)
-        stderr = _StderrLines(self.log, exchange, route)
-        stdin = exchange.receive_body if with_body else b""
+        run = _Request(exchange, route, self.log, self.max_head_bytes)
         if with_body:  # the handler is chosen and may start: let an Expect: 100-continue client send
+            stdin: Any = exchange.receive_body
             go_on = exchange.send_continue()
             if go_on is not None:
                 await go_on
+        else:
+            stdin = b""
         try:
-            result = await runner.run(env, stdin, output.write, stderr)
+            result = await runner.run(env, stdin, run.write, run.error)
         except CGIError as exc:
             result = RunResult(Outcome.FAILED, f"bad CGI response: {exc}")
         except BodyTooLarge as exc:
@@ -367,8 +404,8 @@ class Gateway:
             self.log(f"{_tag(exchange, route)}: {exc} (the handler's Content-Length): closing the connection")
             raise
         finally:
-            if stderr.partial:
-                stderr.flush()
+            if run.stderr is not None and run.stderr.partial:
+                run.stderr.flush()
         if exchange.head_sent:
             if result.outcome is Outcome.OK:
                 try:
@@ -382,10 +419,10 @@ class Gateway:
                 self.log(f"{_tag(exchange, route)}: {result.detail} after the response began: closing the connection")
             return None
         if result.outcome is Outcome.OK:
-            if output.redirect is not None:
-                return output.redirect
+            if run.redirect is not None:
+                return run.redirect
             try:
-                output.parser.finish()
+                run.finish()
             except CGIError as exc:
                 result = RunResult(Outcome.FAILED, f"bad CGI response: {exc}")
         status = {Outcome.FUEL: 503, Outcome.TIMEOUT: 504}.get(result.outcome, 500)

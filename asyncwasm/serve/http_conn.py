@@ -171,13 +171,15 @@ class Exchange:
     list of lower-case name, value pairs), ``info`` (the connection),
     ``id`` (a request id for logs), ``head_sent``, ``status``,
     ``keep_alive`` (whether the connection may carry another request after
-    this one; settled when the head goes out)."""
+    this one; settled when the head goes out), ``conn_cache`` (a dict the
+    handler may keep data in for the connection's later requests)."""
 
     def __init__(self, conn: "_Connection", request: h11.Request, number: int) -> None:
         self._conn = conn
         self._h11 = conn.h11
         self.request = request
         self.info = conn.info
+        self.conn_cache = conn.cache
         self.id = number
         self.head_sent = False
         self.status = 0
@@ -398,6 +400,7 @@ class _Connection:
         self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_header_bytes)
         self.idle = idle if idle is not None else set()
         self.log = log
+        self.cache: dict[Any, Any] = {}  # Exchange.conn_cache
         self._send_now = _sender_now(stream)
         self.yielded_at = _perf_counter()  # when the task last let others run (see serve_connection)
 

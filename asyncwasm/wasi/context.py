@@ -48,7 +48,7 @@ from .fdtable import DirEntry, FdTable
 from .memory import GuestMemory
 from .sock import candidates
 from .sockets import NetState, listener_entry
-from .stdio import OutputLimit, make_output, make_stdin
+from .stdio import OutputLimit, make_stdio, renew_stdio
 
 __all__ = ["WasiContext", "WASI_MODULE"]
 
@@ -95,19 +95,36 @@ class WasiContext:
         self.fds = FdTable(config.max_fds, config.fd_budget or process_fd_budget())
         self.fds.mirror = self._mirror
         self.net = NetState(config.net_policy)
+        # The in-memory fds 0-2 a run may leave for the next (renew_stdio),
+        # and those the last close kept in the table.
+        self._renewable: list[Any] = []
+        self._kept: list[Any] = []
         self._open(config.stdin, config.stdout, config.stderr)
 
     def _open(self, stdin: Any, stdout: Any, stderr: Any) -> None:
-        """Fill the (empty) fd table; forget the memory binding."""
+        """Fill the fd table (empty, but for stdio entries the last close
+        kept); forget the memory binding."""
         self.memory: Any = _UNBOUND
+        kept, self._kept = self._kept, []
+        fds = self.fds
         try:
-            self.fds.put(0, make_stdin(stdin))
-            self.fds.put(1, make_output(stdout, "stdout", 1))
-            self.fds.put(2, make_output(stderr, "stderr", 2))
+            renewable = []
+            for fd, spec in enumerate((stdin, stdout, stderr)):
+                entry = kept[fd] if kept else None
+                if entry is not None:
+                    if renew_stdio(entry, spec, fd):
+                        renewable.append(entry)
+                        continue
+                    fds.close(fd)
+                entry = make_stdio(spec, fd)
+                fds.put(fd, entry)
+                renewable.append(entry if hasattr(entry, "renew") else None)
             self.output_limit = None if self.config.max_output_rate is None else OutputLimit(self.config.max_output_rate)
             if self.output_limit is not None:
+                renewable = []  # (its wrapper stays on an entry)
                 for fd in (1, 2):
                     self.output_limit.wrap(self.fds.get(fd))
+            self._renewable = renewable
             for number, preopen in enumerate(self._preopens, start=3):
                 self.fds.put(number, _open_preopen(preopen.host_path, preopen.guest_path, preopen.readonly))
             for number, listener in enumerate(self.config.listeners, start=3 + len(self._preopens)):
@@ -128,7 +145,9 @@ class WasiContext:
         instance after another (HTTP handler mode: an instance per request)
         binds them once instead of once per instance. Nothing of the previous
         instance survives: fds, sockets, pollers and the memory binding are
-        new. Only call it once the previous instance is done.
+        new (in-memory stdio entries still at fds 0-2 are reset in place,
+        every field a guest can change). Only call it once the previous
+        instance is done.
 
             >>> ctx.renew(env=[b"REQUEST_METHOD=GET"], stdin=b"", stdout=out)
             >>> instance = linker.instantiate(module)     # linker holds ctx's imports
@@ -186,11 +205,12 @@ class WasiContext:
     def close(self) -> None:
         """Close every fd the guest still has open (sockets too: a guest task
         still waiting on one wakes with BADF) and the networking state.
-        Idempotent."""
+        Idempotent. (In-memory stdio entries the guest left at fds 0-2 stay
+        in the table, closed, for :meth:`renew` to make new in place.)"""
         if not self._closed:
             self._closed = True
             try:
-                self.fds.close_all()
+                self._kept = self.fds.close_all(self._renewable)
             finally:
                 self.net.close()
                 if self._mirror is not None:

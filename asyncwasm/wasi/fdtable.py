@@ -29,7 +29,7 @@ import select
 import socket
 import stat
 import termios
-from typing import Awaitable, Callable, Optional, Protocol, Union
+from typing import Awaitable, Callable, Optional, Protocol, Sequence, Union
 
 import trio
 
@@ -641,19 +641,33 @@ class FdTable:
             self.mirror.install(to, moved)
         old.release()
 
-    def close_all(self) -> None:
-        entries = list(self._entries.items())
-        self._entries.clear()
-        for _, entry in entries:
-            self._unbudget(entry)
-        if self.mirror is not None:
-            for fd, entry in entries:
-                self.mirror.remove(fd, entry)
+    def close_all(self, keep: Sequence[Optional[Entry]] = ()) -> list[Optional[Entry]]:
+        """Close every entry. ``keep[fd]``, if it is still the entry at
+        ``fd``, is released (close hooks, ``close``) but stays in the table,
+        to be renewed in place: only for entries with no host resource and
+        never budgeted or mirrored (a context's in-memory stdio). Returns
+        what stayed (None where nothing did)."""
+        table = self._entries
+        kept = [entry if entry is not None and table.get(fd) is entry else None for fd, entry in enumerate(keep)]
+        closing = [entry for entry in kept if entry is not None]
+        if len(table) > len(closing):  # more than the kept ones were open
+            entries = [(fd, entry) for fd, entry in table.items() if fd >= len(kept) or kept[fd] is not entry]
+            table.clear()
+            for fd, entry in enumerate(kept):
+                if entry is not None:
+                    table[fd] = entry
+            for _, entry in entries:
+                self._unbudget(entry)
+            if self.mirror is not None:
+                for fd, entry in entries:
+                    self.mirror.remove(fd, entry)
+            closing += [entry for _, entry in entries]
         failure: Optional[BaseException] = None
-        for _, entry in entries:
+        for entry in closing:
             try:
                 entry.release()
             except BaseException as exc:  # close the others anyway, then report the first failure
                 failure = failure or exc
         if failure is not None:
             raise failure
+        return kept

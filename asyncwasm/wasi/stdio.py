@@ -40,6 +40,10 @@ _FILE_EXTRA = int(Rights.FD_SEEK | Rights.FD_TELL | Rights.FD_ADVISE | Rights.FD
 _RECEIVE_SIZE = 65536
 
 
+def _closed(*args: Any) -> Any:
+    raise WasiError(Errno.BADF)
+
+
 def _scatter(data: bytes, buffers: list[memoryview]) -> int:
     """Copy ``data`` into ``buffers`` in order; returns the bytes copied."""
     done = 0
@@ -59,6 +63,12 @@ def _capacity(buffers: list[memoryview]) -> int:
 class NullEntry(Entry):
     """``None`` stdio: reads see end of file, writes vanish."""
 
+    def renew(self, spec: Any, rights: int) -> bool:
+        if spec is not None:
+            return False
+        self.rights_base, self.rights_inheriting, self.fdflags = rights, 0, 0
+        return True
+
     def readv(self, buffers: list[memoryview]) -> IoResult:
         return 0
 
@@ -73,6 +83,16 @@ class BytesSource(Entry):
         super().__init__(rights)
         self._data = bytes(data)
         self._pos = 0
+
+    def renew(self, spec: Any, rights: int) -> bool:
+        if spec.__class__ is not bytes:
+            return False
+        self.rights_base, self.rights_inheriting, self.fdflags = rights, 0, 0
+        self._data, self._pos = spec, 0
+        return True
+
+    def close(self) -> None:
+        self._data = b""
 
     def readv(self, buffers: list[memoryview]) -> IoResult:
         n = _scatter(self._data[self._pos : self._pos + _capacity(buffers)], buffers)
@@ -135,6 +155,16 @@ class CallbackWriter(Entry):
         super().__init__(rights)
         self._callback = callback
 
+    def renew(self, spec: Any, rights: int) -> bool:
+        if not callable(spec) or hasattr(spec, "write"):
+            return False
+        self.rights_base, self.rights_inheriting, self.fdflags = rights, 0, 0
+        self._callback = spec
+        return True
+
+    def close(self) -> None:
+        self._callback = _closed  # a closed context keeps no callback (nor what it holds) alive
+
     def writev(self, buffers: list[memoryview]) -> IoResult:
         data = b"".join(buffers)
         result = self._callback(data)
@@ -163,6 +193,16 @@ class CallbackReader(Entry):
         self._callback = callback
         self._pending = b""
         self._eof = False
+
+    def renew(self, spec: Any, rights: int) -> bool:
+        if self.__class__ is not CallbackReader or not callable(spec) or hasattr(spec, "read"):
+            return False
+        self.rights_base, self.rights_inheriting, self.fdflags = rights, 0, 0
+        self._callback, self._pending, self._eof = spec, b"", False
+        return True
+
+    def close(self) -> None:
+        self._callback, self._pending = _closed, b""
 
     def _take(self, buffers: list[memoryview]) -> int:
         n = _scatter(self._pending, buffers)
@@ -268,6 +308,24 @@ def _file_descriptor(obj: Any) -> Optional[int]:
         return fileno()
     except (io.UnsupportedOperation, OSError, ValueError):
         return None
+
+
+def renew_stdio(entry: Entry, spec: Any, fd: int) -> bool:
+    """Make ``entry``, the in-memory entry of fd ``fd`` (0-2) of a
+    context's last run, the entry ``spec`` would give, in place (rights,
+    flags, data, position, callback); False when ``spec`` is of another
+    kind (make a new entry). Only the in-memory kinds renew: they hold no
+    host resource, and ``renew`` resets all a guest can change about them,
+    so the next guest sees nothing of the last one's.
+
+    Why: handler mode renews a context per request; three entries it need
+    not make, put into the table and take out again per request."""
+    return entry.renew(spec, _READ_RIGHTS if fd == 0 else _WRITE_RIGHTS)  # type: ignore[attr-defined]
+
+
+def make_stdio(spec: Any, fd: int) -> Entry:
+    """The entry of fd ``fd`` (0-2) for a WasiConfig stdin/stdout/stderr value."""
+    return make_stdin(spec) if fd == 0 else make_output(spec, ("stdout", "stderr")[fd - 1], fd)
 
 
 def make_stdin(spec: Any) -> Entry:
@@ -420,5 +478,5 @@ def _refuse(which: str, spec: Any) -> Any:
     )
 
 
-__all__ = ["make_stdin", "make_output", "OutputLimit", "NullEntry", "BytesSource", "PyReader", "PyWriter",
+__all__ = ["make_stdin", "make_output", "make_stdio", "renew_stdio", "OutputLimit", "NullEntry", "BytesSource", "PyReader", "PyWriter",
            "CallbackWriter", "CallbackReader", "TrioReader", "TrioWriter"]
