@@ -48,13 +48,16 @@ static const numeric_row numeric_rows[NINSTR] = {
 typedef struct {
     uint16_t op;
     uint16_t any; /* its LOAD_ANY/STORE_ANY row, for any other memory than the fast one */
+    uint16_t m64; /* its LOAD_M64/STORE_M64 row, for memory 0 when it is a memory64 */
     uint8_t type;
     uint8_t align; /* natural alignment, log2 */
 } memop_row;
 
 static const memop_row memop_rows[0x3F - 0x28] = {
-#define LOAD(NAME, CODE, TEXT, TYPE, ALIGN) [(CODE) - 0x28] = {OP_##NAME, OP_##NAME##_X, VT_##TYPE, ALIGN},
-#define STORE(NAME, CODE, TEXT, TYPE, ALIGN) [(CODE) - 0x28] = {OP_##NAME, OP_##NAME##_X, VT_##TYPE, ALIGN},
+#define LOAD(NAME, CODE, TEXT, TYPE, ALIGN) \
+    [(CODE) - 0x28] = {OP_##NAME, OP_##NAME##_X, OP_##NAME##_M64, VT_##TYPE, ALIGN},
+#define STORE(NAME, CODE, TEXT, TYPE, ALIGN) \
+    [(CODE) - 0x28] = {OP_##NAME, OP_##NAME##_X, OP_##NAME##_M64, VT_##TYPE, ALIGN},
 #include "opcodes.def"
 };
 
@@ -1067,13 +1070,17 @@ static bool op_memop(validator *v, uint8_t op) {
     if (!read_memarg(v, row->align, &mem, &offset))
         return false;
     uint8_t at = memory_addr_type(v, mem);
-    bool fast = fast_memory(v, mem);
+    bool fast = fast_memory(v, mem), m64 = mem == 0 && !fast; /* memory 0, a memory64 */
     cg_value addr, val;
     if (op >= 0x36) { /* store */
         if (!pop_val(v, row->type, &val) || !pop_val(v, at, &addr))
             return false;
         if (fast) {
             cg_store(&v->cg, row->op, &addr, &val, (uint32_t)offset);
+        } else if (m64) {
+            uint32_t *w = cg_emit(&v->cg, row->m64, 4);
+            if (w)
+                w[0] = addr.loc, w[1] = val.loc, w[2] = (uint32_t)offset, w[3] = (uint32_t)(offset >> 32);
         } else {
             uint32_t *w = cg_emit(&v->cg, row->any, 5);
             if (w)
@@ -1085,6 +1092,9 @@ static bool op_memop(validator *v, uint8_t op) {
         return false;
     if (fast) {
         cg_load(&v->cg, row->op, &addr, (uint32_t)offset);
+    } else if (m64) {
+        uint32_t ops[4] = {addr.home, addr.loc, (uint32_t)offset, (uint32_t)(offset >> 32)};
+        cg_emit_result(&v->cg, row->m64, 4, ops);
     } else {
         uint32_t ops[5] = {addr.home, addr.loc, mem, (uint32_t)offset, (uint32_t)(offset >> 32)};
         cg_emit_result(&v->cg, row->any, 5, ops);

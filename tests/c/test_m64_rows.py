@@ -1,0 +1,188 @@
+"""The LOAD_M64/STORE_M64 rows: loads and stores of memory 0 when it is a memory64.
+
+A wasm64 program's usual single memory is memory 0 with i64 addresses; its
+plain loads and stores run on opcodes.def's M64 rows (the interpreter's
+cached base and size) instead of the general _X rows. Every row is checked
+against a Python model of the spec at the edges that matter: the exact end
+of memory, an address + offset that wraps past 2^64, an address whose low
+32 bits alone would be in bounds; a trap reports the access's own module
+offset and writes nothing; a loop of them stops and resumes in any fuel
+slice with the same result and fuel.
+
+    python -m pytest tests/c/test_m64_rows.py -q
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+import asyncwasm  # noqa: E402
+import asyncwasm._engine as E  # noqa: E402
+from asyncwasm.execution import Outcome  # noqa: E402
+from tests.wat import wat  # noqa: E402
+
+OPCODES = ROOT / "asyncwasm" / "_engine" / "opcodes.def"
+ROW = re.compile(r"^(LOAD|STORE)_M64\((\w+)_M64, (\w+), (\w+), (\d)\)", re.M)
+PAGE = 65536
+U64 = (1 << 64) - 1
+PATTERN = bytes((i * 37 + 11) & 0xFF for i in range(PAGE))
+OFFSETS = [0, 0x1000, U64 - 0x0F]  # the last wraps past 2^64 for any address >= 0x10
+
+
+def _rows() -> list[tuple[str, str, str, int]]:
+    """(kind, base row, type, access width) of every M64 row."""
+    rows = [(kind, base, ty, 1 << int(log2)) for kind, _, base, ty, log2 in ROW.findall(OPCODES.read_text())]
+    assert len(rows) == 23, "opcodes.def M64 rows not found"
+    return rows
+
+
+def _mnemonic(row: str) -> str:
+    """I32_LOAD8_S -> i32.load8_s"""
+    ty, op = row.split("_", 1)
+    return f"{ty.lower()}.{op.lower()}"
+
+
+def _bits(ty: str) -> str:
+    return {"I32": "i32", "F32": "i32", "I64": "i64", "F64": "i64"}[ty]
+
+
+def _module() -> bytes:
+    """l_<row>_<k>(addr): the load at offset OFFSETS[k], as integer bits;
+    s_<row>_<k>(addr, value): the store. Memory 0 is the memory64."""
+    funcs = []
+    for kind, base, ty, _ in _rows():
+        t = ty.lower()
+        for k, off in enumerate(OFFSETS):
+            if kind == "LOAD":
+                back = {"f32": " i32.reinterpret_f32", "f64": " i64.reinterpret_f64"}.get(t, "")
+                funcs.append(f'(func (export "l_{base}_{k}") (param i64) (result {_bits(ty)})'
+                             f" local.get 0 {_mnemonic(base)} offset={off}{back})")
+            else:
+                to = {"f32": " f32.reinterpret_i32", "f64": " f64.reinterpret_i64"}.get(t, "")
+                funcs.append(f'(func (export "s_{base}_{k}") (param i64 {_bits(ty)})'
+                             f" local.get 0 local.get 1{to} {_mnemonic(base)} offset={off})")
+    return wat('(module (memory (export "memory") i64 1 1)\n' + "\n".join(funcs) + ")")
+
+
+def _addresses(off: int, width: int) -> list[int]:
+    """Addresses around every edge for an access of `width` bytes at offset `off`."""
+    end = PAGE - width - off  # the last in-bounds address (negative when there is none)
+    near = [end - 1, end, end + 1] if end >= 0 else []
+    return [a & U64 for a in near + [0, 1, 0x10, 1 << 32, (1 << 32) + 8, U64, U64 - 0x0F, U64 - width + 1,
+                                     (-off) & U64]]
+
+
+def _expected_load(base: str, ty: str, width: int, ea: int) -> int:
+    value = int.from_bytes(PATTERN[ea:ea + width], "little")
+    if base.endswith("_S") and value >> (8 * width - 1):
+        value -= 1 << (8 * width)
+    return value & ((1 << (32 if _bits(ty) == "i32" else 64)) - 1)
+
+
+@pytest.fixture(scope="module")
+def instance():
+    return asyncwasm.Linker().instantiate(asyncwasm.Module(_module()))
+
+
+@pytest.mark.parametrize("row", [r for r in _rows() if r[0] == "LOAD"], ids=lambda r: r[1])
+def test_load_rows_match_the_spec_at_every_edge(instance, row):
+    _, base, ty, width = row
+    instance.exports["memory"].write(0, PATTERN)
+    mask = (1 << (32 if _bits(ty) == "i32" else 64)) - 1
+    for k, off in enumerate(OFFSETS):
+        func = instance.exports[f"l_{base}_{k}"]
+        for addr in _addresses(off, width):
+            ea = addr + off  # the spec's effective address: no wrapping
+            if ea + width <= PAGE:
+                assert func(addr - (1 << 64) if addr >> 63 else addr) & mask == _expected_load(base, ty, width, ea), \
+                    (base, off, addr)
+            else:
+                with pytest.raises(asyncwasm.Trap, match="out of bounds memory access"):
+                    func(addr - (1 << 64) if addr >> 63 else addr)
+
+
+@pytest.mark.parametrize("row", [r for r in _rows() if r[0] == "STORE"], ids=lambda r: r[1])
+def test_store_rows_match_the_spec_at_every_edge(instance, row):
+    _, base, ty, width = row
+    memory = instance.exports["memory"]
+    value = 0x8877665544332211 if _bits(ty) == "i64" else 0x44332211
+    signed = value - (1 << 64) if value >> 63 else value
+    for k, off in enumerate(OFFSETS):
+        func = instance.exports[f"s_{base}_{k}"]
+        for addr in _addresses(off, width):
+            memory.write(0, PATTERN)
+            ea = addr + off
+            if ea + width <= PAGE:
+                func(addr - (1 << 64) if addr >> 63 else addr, signed)
+                want = bytearray(PATTERN)
+                want[ea:ea + width] = value.to_bytes(8, "little")[:width]
+                assert memory.read(0, PAGE) == bytes(want), (base, off, addr)
+            else:
+                with pytest.raises(asyncwasm.Trap, match="out of bounds memory access"):
+                    func(addr - (1 << 64) if addr >> 63 else addr, signed)
+                assert memory.read(0, PAGE) == PATTERN, (base, off, addr)  # nothing written
+
+
+TRAPS = """
+(module (memory i64 1)
+  (func (export "f") (param i64 i64) (result i64)
+    local.get 0 i64.const 7 i64.store offset=3
+    local.get 1 i64.load offset=5))
+"""
+
+
+def test_a_trap_reports_the_access_that_failed():
+    binary = wat(TRAPS)
+    store = binary.index(bytes([0x37, 0x03, 0x03]))  # i64.store align=3 offset=3
+    load = binary.index(bytes([0x29, 0x03, 0x05]))  # i64.load align=3 offset=5
+    func = asyncwasm.Linker().instantiate(asyncwasm.Module(binary)).exports["f"]
+    assert func(PAGE - 11, PAGE - 13) == 7
+    for args, at in [((PAGE - 10, 0), store), ((0, PAGE - 12), load), ((-1, 0), store), ((0, -5), load)]:
+        with pytest.raises(asyncwasm.Trap, match="out of bounds memory access") as info:
+            func(*args)
+        assert info.value.frames[0].module_offset == at, args
+
+
+LOOP = """
+(module (memory i64 1)
+  (func (export "f") (param $n i64) (result i64) (local $i i64) (local $acc i64)
+    (loop $l
+      (i64.store offset=8 (i64.shl (local.get $i) (i64.const 3))
+        (i64.add (local.get $acc) (local.get $i)))
+      (local.set $acc (i64.add (local.get $acc)
+        (i64.load offset=8 (i64.shl (local.get $i) (i64.const 3)))))
+      (f64.store (i64.const 0) (f64.add (f64.load (i64.const 0)) (f64.convert_i64_u (local.get $i))))
+      (local.set $i (i64.add (local.get $i) (i64.const 1)))
+      (br_if $l (i64.lt_u (local.get $i) (local.get $n))))
+    (i64.add (local.get $acc) (i64.trunc_f64_u (f64.load (i64.const 0))))))
+"""
+
+
+def test_a_loop_of_them_stops_and_resumes_in_any_fuel_slice():
+    n = 100
+    acc = 0
+    for i in range(n):
+        acc += acc + i
+    expected = (acc + sum(range(n))) & U64
+    func = asyncwasm.Linker().instantiate(asyncwasm.Module(wat(LOOP))).exports["f"]
+    whole = E.Fiber(func, (n,))
+    assert whole.run(10**9) == Outcome.DONE
+    assert whole.results[0] & U64 == expected
+    for fuel in (1, 2, 3, 5, 7):
+        fiber = asyncwasm.Linker().instantiate(asyncwasm.Module(wat(LOOP))).exports["f"]
+        fiber = E.Fiber(fiber, (n,))
+        slice_fuel, stops = fuel, 0
+        while (outcome := fiber.run(slice_fuel)) == Outcome.OUT_OF_FUEL:
+            slice_fuel = max(fuel, fiber.fuel_needed)
+            stops += 1
+        assert outcome == Outcome.DONE, fuel
+        assert stops >= n, fuel
+        assert fiber.results[0] & U64 == expected, fuel
+        assert fiber.fuel_used == whole.fuel_used, fuel
