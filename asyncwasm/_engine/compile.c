@@ -889,6 +889,16 @@ static const uint16_t load_op_sum[OP__COUNT] = {
 #include "opcodes.def"
 };
 
+static const uint16_t load_op_m64[OP__COUNT] = {
+#define LOAD_OP_M64(NAME, LOAD, OP, TYPE, ALIGN_LOG2) [OP_##OP] = OP_##NAME,
+#include "opcodes.def"
+};
+/* The LOAD_M64 row of each LOAD row. */
+static const uint16_t m64_form[OP__COUNT] = {
+#define LOAD_M64(NAME, BASE, TYPE, ALIGN_LOG2) [OP_##BASE] = OP_##NAME,
+#include "opcodes.def"
+};
+
 /* The LOAD_SUM/STORE_SUM form of each LOAD/STORE row that has one. */
 static const uint16_t sum_form[OP__COUNT] = {
 #define LOAD_SUM(NAME, BASE, TYPE, ALIGN_LOG2) [OP_##BASE] = OP_##NAME,
@@ -899,20 +909,23 @@ static const uint16_t sum_form[OP__COUNT] = {
 };
 
 /* Replaces the last instruction, a load whose result (home `t`) is op's
- * operand, by op's LOAD_OP/LOAD_SUM_OP form reading x; false when there is
- * none. The fused instruction keeps the load's module offset, as it traps
- * where the load would. */
+ * operand, by op's LOAD_OP/LOAD_SUM_OP/LOAD_OP_M64 form reading x; false
+ * when there is none. The fused instruction keeps the load's module offset,
+ * as it traps where the load would. */
 static bool fuse_load(codegen *cg, uint32_t op, uint32_t dst, uint32_t x) {
     uint32_t rw = cg->result_word, load = cg->code[rw - 1];
     bool plain = load == load_op_load[op] && load_op_plain[op];
     bool sum = !plain && load_op_load[op] && load == sum_form[load_op_load[op]] && load_op_sum[op];
-    if (!plain && !sum)
+    bool m64 = !plain && !sum && load_op_m64[op] && load == m64_form[load_op_load[op]];
+    if (!plain && !sum && !m64)
         return false;
-    uint32_t ops[5] = {dst, x, cg->code[rw + 1], cg->code[rw + 2], sum ? cg->code[rw + 3] : 0};
+    /* the load's words after its result: addr, offset (plain), a, b, offset
+     * (sum) or addr, offset low, offset high (m64) */
+    uint32_t ops[5] = {dst, x, cg->code[rw + 1], cg->code[rw + 2], plain ? 0 : cg->code[rw + 3]};
     uint32_t here = cg->wasm_offset;
     cg->wasm_offset = cg->srcmap[2 * (cg->nsrc - 1) + 1];
     unemit_last(cg, rw - 1);
-    cg_emit_result(cg, plain ? load_op_plain[op] : load_op_sum[op], plain ? 4 : 5, ops);
+    cg_emit_result(cg, plain ? load_op_plain[op] : sum ? load_op_sum[op] : load_op_m64[op], plain ? 4 : 5, ops);
     cg->wasm_offset = here;
     return true;
 }

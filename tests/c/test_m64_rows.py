@@ -186,3 +186,83 @@ def test_a_loop_of_them_stops_and_resumes_in_any_fuel_slice():
         assert stops >= n, fuel
         assert fiber.results[0] & U64 == expected, fuel
         assert fiber.fuel_used == whole.fuel_used, fuel
+
+
+# ---- LOAD_OP_M64: a load feeding an operation (compile.c F11) ----------------------
+
+FUSED = re.compile(r"^LOAD_OP_M64\((\w+), (\w+), (\w+), (\w+), (\d)\)", re.M)
+
+
+def _fused_module(rows, apart: bool) -> bytes:
+    """f_<name>(x, addr): OP(x, LOAD(addr + 0x100)) as integer bits, fused
+    unless `apart` keeps the load and the operation apart through a local."""
+    funcs = []
+    for name, load, op, ty, _ in rows:
+        t = ty.lower()
+        to = {"f64": " f64.reinterpret_i64"}.get(t, "")
+        back = {"f64": " i64.reinterpret_f64"}.get(t, "")
+        keep = f"local.set 2 local.get 2" if apart else ""
+        funcs.append(f'(func (export "f_{name}") (param {_bits(ty)} i64) (result {_bits(ty)}) (local {t})'
+                     f" local.get 0{to} local.get 1 {_mnemonic(load)} offset=0x100 {keep} {_mnemonic(op)}{back})")
+    return wat('(module (memory (export "memory") i64 1 1)\n' + "\n".join(funcs) + ")")
+
+
+def test_load_op_rows_match_the_load_and_operation_apart():
+    rows = FUSED.findall(OPCODES.read_text())
+    assert len(rows) >= 11, "opcodes.def LOAD_OP_M64 rows not found"
+    fused, apart = (asyncwasm.Linker().instantiate(asyncwasm.Module(_fused_module(rows, a))) for a in (False, True))
+    for inst in (fused, apart):
+        inst.exports["memory"].write(0, PATTERN)
+    for name, _, _, ty, log2 in rows:
+        width = 1 << int(log2)
+        xs = [0, 1, 0x7FF8000000000001, 0x4010000000000000] if ty == "F64" else [0, 5, 0xFFFFFFFF]
+        for addr in _addresses(0x100, width):
+            arg = addr - (1 << 64) if addr >> 63 else addr
+            for x in xs:
+                x = x - (1 << 64) if x >> 63 else x
+                if addr + 0x100 + width <= PAGE:
+                    assert fused.exports[f"f_{name}"](x, arg) == apart.exports[f"f_{name}"](x, arg), (name, addr, x)
+                else:
+                    for inst in (fused, apart):
+                        with pytest.raises(asyncwasm.Trap, match="out of bounds memory access"):
+                            inst.exports[f"f_{name}"](x, arg)
+
+
+DOT = """
+(module (memory (export "memory") i64 1 1)
+  (func (export "dot") (param $n i64) (result f64) (local $i i64) (local $acc f64)
+    (loop $l
+      (local.set $acc (f64.add (local.get $acc)
+        (f64.mul (f64.load (i64.shl (local.get $i) (i64.const 3)))
+                 (f64.load offset=0x8000 (i64.shl (local.get $i) (i64.const 3))))))
+      (local.set $i (i64.add (local.get $i) (i64.const 1)))
+      (br_if $l (i64.lt_u (local.get $i) (local.get $n))))
+    (local.get $acc)))
+"""
+
+
+def test_a_fused_load_traps_at_its_load_and_resumes_in_any_fuel_slice():
+    import struct
+
+    binary = wat(DOT)
+    second = binary.index(bytes([0x2B, 0x03, 0x80, 0x80, 0x02]))  # f64.load align=3 offset=0x8000
+    inst = asyncwasm.Linker().instantiate(asyncwasm.Module(binary))
+    values = [float(i % 7) - 2.5 for i in range(PAGE // 8)]
+    inst.exports["memory"].write(0, struct.pack(f"<{len(values)}d", *values))
+    n = 100
+    expected = 0.0
+    for i in range(n):
+        expected += values[i] * values[i + 0x1000]
+    whole = E.Fiber(inst.exports["dot"], (n,))
+    assert whole.run(10**9) == Outcome.DONE and whole.results == (expected,)
+    for fuel in (1, 2, 3, 5, 7):
+        fiber = E.Fiber(inst.exports["dot"], (n,))
+        slice_fuel, stops = fuel, 0
+        while (outcome := fiber.run(slice_fuel)) == Outcome.OUT_OF_FUEL:
+            slice_fuel = max(fuel, fiber.fuel_needed)
+            stops += 1
+        assert outcome == Outcome.DONE and stops >= n, fuel
+        assert fiber.results == (expected,) and fiber.fuel_used == whole.fuel_used, fuel
+    with pytest.raises(asyncwasm.Trap, match="out of bounds memory access") as info:
+        inst.exports["dot"](0x1001)  # the second load of the last round reads past the end
+    assert info.value.frames[0].module_offset == second
