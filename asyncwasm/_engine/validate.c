@@ -1078,9 +1078,7 @@ static bool op_memop(validator *v, uint8_t op) {
         if (fast) {
             cg_store(&v->cg, row->op, &addr, &val, (uint32_t)offset);
         } else if (m64) {
-            uint32_t *w = cg_emit(&v->cg, row->m64, 4);
-            if (w)
-                w[0] = addr.loc, w[1] = val.loc, w[2] = (uint32_t)offset, w[3] = (uint32_t)(offset >> 32);
+            cg_store_m64(&v->cg, row->m64, &addr, &val, offset);
         } else {
             uint32_t *w = cg_emit(&v->cg, row->any, 5);
             if (w)
@@ -1093,8 +1091,7 @@ static bool op_memop(validator *v, uint8_t op) {
     if (fast) {
         cg_load(&v->cg, row->op, &addr, (uint32_t)offset);
     } else if (m64) {
-        uint32_t ops[4] = {addr.home, addr.loc, (uint32_t)offset, (uint32_t)(offset >> 32)};
-        cg_emit_result(&v->cg, row->m64, 4, ops);
+        cg_load_m64(&v->cg, row->m64, &addr, offset);
     } else {
         uint32_t ops[5] = {addr.home, addr.loc, mem, (uint32_t)offset, (uint32_t)(offset >> 32)};
         cg_emit_result(&v->cg, row->any, 5, ops);

@@ -266,3 +266,99 @@ def test_a_fused_load_traps_at_its_load_and_resumes_in_any_fuel_slice():
     with pytest.raises(asyncwasm.Trap, match="out of bounds memory access") as info:
         inst.exports["dot"](0x1001)  # the second load of the last round reads past the end
     assert info.value.frames[0].module_offset == second
+
+
+# ---- LOAD_SUM_M64 / STORE_SUM_M64: the i64.add of the address folded in ------------
+
+SUMMED = re.compile(r"^(LOAD|STORE)_SUM_M64\((\w+), (\w+), (\w+), (\d)\)", re.M)
+
+
+def _summed_module(rows, apart: bool) -> bytes:
+    """l_<base>_<k>(a, b) loads at a + b + OFFSETS[k], s_<base>_<k>(a, b, v)
+    stores there; the add is folded into the access unless `apart`."""
+    keep = "local.set 3 local.get 3" if apart else ""
+    funcs = []
+    for kind, _, base, ty, _ in rows:
+        t = ty.lower()
+        for k, off in enumerate(OFFSETS):
+            addr = f"local.get 0 local.get 1 i64.add {keep}"
+            if kind == "LOAD":
+                back = {"f32": " i32.reinterpret_f32", "f64": " i64.reinterpret_f64"}.get(t, "")
+                funcs.append(f'(func (export "l_{base}_{k}") (param i64 i64 {_bits(ty)}) (result {_bits(ty)})'
+                             f" (local i64) {addr} {_mnemonic(base)} offset={off}{back})")
+            else:
+                to = {"f32": " f32.reinterpret_i32", "f64": " f64.reinterpret_i64"}.get(t, "")
+                funcs.append(f'(func (export "s_{base}_{k}") (param i64 i64 {_bits(ty)}) (local i64)'
+                             f" {addr} local.get 2{to} {_mnemonic(base)} offset={off})")
+    return wat('(module (memory (export "memory") i64 1 1)\n' + "\n".join(funcs) + ")")
+
+
+def _split(addr: int) -> list[tuple[int, int]]:
+    """(a, b) pairs summing to addr mod 2^64, one of them through the wrap."""
+    return [(addr, 0), (0x10, (addr - 0x10) & U64), (U64, (addr + 1) & U64)]
+
+
+def _signed(x: int) -> int:
+    return x - (1 << 64) if x >> 63 else x
+
+
+def test_summed_rows_match_the_add_and_access_apart():
+    rows = SUMMED.findall(OPCODES.read_text())
+    assert len(rows) == 14, "opcodes.def SUM_M64 rows not found"
+    fused, apart = (asyncwasm.Linker().instantiate(asyncwasm.Module(_summed_module(rows, a))) for a in (False, True))
+    for kind, _, base, ty, log2 in rows:
+        width = 1 << int(log2)
+        value = 0x8877665544332211 if _bits(ty) == "i64" else 0x44332211
+        for k, off in enumerate(OFFSETS):
+            for addr in _addresses(off, width):
+                for a, b in _split(addr):
+                    args = (_signed(a), _signed(b), _signed(value) if _bits(ty) == "i64" else value)
+                    outcomes = []
+                    for inst in (fused, apart):
+                        inst.exports["memory"].write(0, PATTERN)
+                        try:
+                            got = inst.exports[f"{kind[0].lower()}_{base}_{k}"](*args)
+                        except asyncwasm.Trap as trap:
+                            assert "out of bounds memory access" in str(trap)
+                            got = "trap"
+                        outcomes.append((got, inst.exports["memory"].read(0, PAGE)))
+                    assert outcomes[0] == outcomes[1], (base, off, a, b)
+                    assert (outcomes[0][0] == "trap") == (addr + off + width > PAGE), (base, off, a, b)
+
+
+SUM_LOOP = """
+(module (memory (export "memory") i64 1 1)
+  (func (export "f") (param $base i64) (param $n i64) (result i64) (local $i i64) (local $acc i64)
+    (loop $l
+      (i64.store offset=8 (i64.add (local.get $base) (local.get $i)) (local.get $i))
+      (local.set $acc (i64.add (local.get $acc)
+        (i64.extend_i32_u (i32.load8_u offset=8 (i64.add (local.get $base) (local.get $i))))))
+      (local.set $i (i64.add (local.get $i) (i64.const 8)))
+      (br_if $l (i64.lt_u (local.get $i) (local.get $n))))
+    (local.get $acc)))
+"""
+
+
+def test_a_summed_access_traps_at_itself_and_resumes_in_any_fuel_slice():
+    binary = wat(SUM_LOOP)
+    store = binary.index(bytes([0x37, 0x03, 0x08]))  # i64.store align=3 offset=8
+    inst = asyncwasm.Linker().instantiate(asyncwasm.Module(binary))
+    n = 800
+    expected = sum(i & 0xFF for i in range(0, n, 8))
+    base = _signed(U64 - 0x0F)  # base + i wraps past 2^64: the addresses are 0xFFFF...F1 + i, i.e. i - 0x0F
+    with pytest.raises(asyncwasm.Trap, match="out of bounds memory access") as info:
+        inst.exports["f"](base, n)  # the first store, at 2^64 - 7: out of bounds, not wrapped to 1
+    assert info.value.frames[0].module_offset == store
+    whole = E.Fiber(inst.exports["f"], (0x100, n))
+    assert whole.run(10**9) == Outcome.DONE and whole.results == (expected,)
+    for fuel in (1, 2, 3, 5, 7):
+        fiber = E.Fiber(inst.exports["f"], (0x100, n))
+        slice_fuel, stops = fuel, 0
+        while (outcome := fiber.run(slice_fuel)) == Outcome.OUT_OF_FUEL:
+            slice_fuel = max(fuel, fiber.fuel_needed)
+            stops += 1
+        assert outcome == Outcome.DONE and stops >= n // 8, fuel
+        assert fiber.results == (expected,) and fiber.fuel_used == whole.fuel_used, fuel
+    with pytest.raises(asyncwasm.Trap, match="out of bounds memory access") as info:
+        inst.exports["f"](PAGE - 95, 8 * 11)  # the eleventh round's store ends 1 byte past the end
+    assert info.value.frames[0].module_offset == store
