@@ -1007,7 +1007,9 @@ static uint8_t memory_addr_type(const validator *v, uint32_t x) {
 
 /* Whether memory x is reached by the fast instructions (the rows without
  * _X), which use the interpreter's cached memory: memory 0 with 32-bit
- * addresses. Any other memory goes through the _X rows, which name it. */
+ * addresses. Any other memory goes through the _X rows, which name it,
+ * but for the loads and stores of memory 0 as a memory64 (the M64 rows,
+ * on the cached memory as well). */
 static bool fast_memory(const validator *v, uint32_t x) {
     return x == 0 && !v->m->memories[0].limits.addr64;
 }
