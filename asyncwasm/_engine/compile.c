@@ -893,6 +893,10 @@ static const uint16_t load_op_m64[OP__COUNT] = {
 #define LOAD_OP_M64(NAME, LOAD, OP, TYPE, ALIGN_LOG2) [OP_##OP] = OP_##NAME,
 #include "opcodes.def"
 };
+static const uint16_t load_op_sum_m64[OP__COUNT] = {
+#define LOAD_SUM_OP_M64(NAME, LOAD, OP, TYPE, ALIGN_LOG2) [OP_##OP] = OP_##NAME,
+#include "opcodes.def"
+};
 /* The LOAD_M64 row of each LOAD row. */
 static const uint16_t m64_form[OP__COUNT] = {
 #define LOAD_M64(NAME, BASE, TYPE, ALIGN_LOG2) [OP_##BASE] = OP_##NAME,
@@ -923,16 +927,22 @@ static bool fuse_load(codegen *cg, uint32_t op, uint32_t dst, uint32_t x) {
     uint32_t rw = cg->result_word, load = cg->code[rw - 1];
     bool plain = load == load_op_load[op] && load_op_plain[op];
     bool sum = !plain && load_op_load[op] && load == sum_form[load_op_load[op]] && load_op_sum[op];
-    bool m64 = !plain && !sum && load_op_m64[op] && load == m64_form[load_op_load[op]];
-    if (!plain && !sum && !m64)
+    uint32_t m64_load = load_op_load[op] ? m64_form[load_op_load[op]] : 0;
+    bool m64 = !plain && !sum && load_op_m64[op] && load == m64_load;
+    bool sum_m64 = !plain && !sum && !m64 && load_op_sum_m64[op] && load == sum_m64_form[m64_load];
+    uint32_t fused = plain ? load_op_plain[op] : sum ? load_op_sum[op] : m64 ? load_op_m64[op] : load_op_sum_m64[op];
+    if (!plain && !sum && !m64 && !sum_m64)
         return false;
     /* the load's words after its result: addr, offset (plain), a, b, offset
-     * (sum) or addr, offset low, offset high (m64) */
-    uint32_t ops[5] = {dst, x, cg->code[rw + 1], cg->code[rw + 2], plain ? 0 : cg->code[rw + 3]};
+     * (sum), addr, offset low, offset high (m64) or a, b, offset low,
+     * offset high (sum_m64) */
+    uint32_t n = plain ? 4 : sum_m64 ? 6 : 5;
+    uint32_t ops[6] = {dst, x, cg->code[rw + 1], cg->code[rw + 2], n > 4 ? cg->code[rw + 3] : 0,
+                       n > 5 ? cg->code[rw + 4] : 0};
     uint32_t here = cg->wasm_offset;
     cg->wasm_offset = cg->srcmap[2 * (cg->nsrc - 1) + 1];
     unemit_last(cg, rw - 1);
-    cg_emit_result(cg, plain ? load_op_plain[op] : sum ? load_op_sum[op] : load_op_m64[op], plain ? 4 : 5, ops);
+    cg_emit_result(cg, fused, n, ops);
     cg->wasm_offset = here;
     return true;
 }

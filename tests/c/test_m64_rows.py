@@ -1,13 +1,15 @@
-"""The LOAD_M64/STORE_M64 rows: loads and stores of memory 0 when it is a memory64.
+"""The _M64 rows: loads and stores of memory 0 when it is a memory64.
 
 A wasm64 program's usual single memory is memory 0 with i64 addresses; its
-plain loads and stores run on opcodes.def's M64 rows (the interpreter's
-cached base and size) instead of the general _X rows. Every row is checked
-against a Python model of the spec at the edges that matter: the exact end
-of memory, an address + offset that wraps past 2^64, an address whose low
+loads and stores run on opcodes.def's M64 rows (the interpreter's cached
+base and size) instead of the general _X rows, with the i64.add of the
+address (SUM) and an operation taking the loaded value (OP) folded in as on
+memory32. The plain rows are checked against a Python model of the spec
+at the edges that matter: the exact end of memory, an address + offset that wraps past 2^64, an address whose low
 32 bits alone would be in bounds; a trap reports the access's own module
 offset and writes nothing; a loop of them stops and resumes in any fuel
-slice with the same result and fuel.
+slice with the same result and fuel. The fused rows are checked against
+the same instructions kept apart (through a local), at the same edges.
 
     python -m pytest tests/c/test_m64_rows.py -q
 """
@@ -362,3 +364,84 @@ def test_a_summed_access_traps_at_itself_and_resumes_in_any_fuel_slice():
     with pytest.raises(asyncwasm.Trap, match="out of bounds memory access") as info:
         inst.exports["f"](PAGE - 95, 8 * 11)  # the eleventh round's store ends 1 byte past the end
     assert info.value.frames[0].module_offset == store
+
+
+SUM_FUSED = re.compile(r"^LOAD_SUM_OP_M64\((\w+), (\w+), (\w+), (\w+), (\d)\)", re.M)
+
+
+def _sum_fused_module(rows, apart: bool) -> bytes:
+    """f_<name>(x, a, b): OP(x, LOAD(a + b + 0x100)) as integer bits, the add
+    and the operation fused into the load unless `apart` keeps them apart."""
+    funcs = []
+    for name, load, op, ty, _ in rows:
+        t = ty.lower()
+        to = {"f64": " f64.reinterpret_i64"}.get(t, "")
+        back = {"f64": " i64.reinterpret_f64"}.get(t, "")
+        keep = "local.set 4 local.get 4" if apart else ""
+        keep_sum = "local.set 3 local.get 3" if apart else ""
+        funcs.append(f'(func (export "f_{name}") (param {_bits(ty)} i64 i64) (result {_bits(ty)}) (local i64 {t})'
+                     f" local.get 0{to} local.get 1 local.get 2 i64.add {keep_sum}"
+                     f" {_mnemonic(load)} offset=0x100 {keep} {_mnemonic(op)}{back})")
+    return wat('(module (memory (export "memory") i64 1 1)\n' + "\n".join(funcs) + ")")
+
+
+def test_summed_load_op_rows_match_the_three_apart():
+    rows = SUM_FUSED.findall(OPCODES.read_text())
+    assert len(rows) >= 11, "opcodes.def LOAD_SUM_OP_M64 rows not found"
+    binary = _sum_fused_module(rows, False)
+    fused, apart = (asyncwasm.Linker().instantiate(asyncwasm.Module(b)) for b in (binary, _sum_fused_module(rows, True)))
+    for inst in (fused, apart):
+        inst.exports["memory"].write(0, PATTERN)
+    for name, _, _, ty, log2 in rows:
+        width = 1 << int(log2)
+        xs = [0, 0x7FF8000000000001, 0x4010000000000000] if ty == "F64" else [5, 0xFFFFFFFF]
+        for addr in _addresses(0x100, width):
+            for a, b in _split(addr):
+                for x in xs:
+                    args = (_signed(x), _signed(a), _signed(b))
+                    if addr + 0x100 + width <= PAGE:
+                        assert fused.exports[f"f_{name}"](*args) == apart.exports[f"f_{name}"](*args), (name, a, b, x)
+                    else:
+                        for inst in (fused, apart):
+                            with pytest.raises(asyncwasm.Trap, match="out of bounds memory access") as info:
+                                inst.exports[f"f_{name}"](*args)
+    # the fused instruction traps at the load: the first function's only load
+    load = binary.index(bytes([0x2B, 0x03, 0x80, 0x02]))  # f64.load align=3 offset=0x100
+    with pytest.raises(asyncwasm.Trap) as info:
+        fused.exports[f"f_{rows[0][0]}"](0, PAGE, 0)
+    assert rows[0][1] == "F64_LOAD" and info.value.frames[0].module_offset == load
+
+
+SUM_DOT = """
+(module (memory (export "memory") i64 1 1)
+  (func (export "dot") (param $n i64) (result f64) (local $i i64) (local $acc f64) (local $b i64)
+    (local.set $b (i64.const 0x8000))
+    (loop $l
+      (local.set $acc (f64.add (local.get $acc)
+        (f64.load (i64.add (local.get $b) (i64.shl (local.get $i) (i64.const 3))))))
+      (local.set $i (i64.add (local.get $i) (i64.const 1)))
+      (br_if $l (i64.lt_u (local.get $i) (local.get $n))))
+    (local.get $acc)))
+"""
+
+
+def test_a_summed_fused_load_resumes_in_any_fuel_slice():
+    import struct
+
+    inst = asyncwasm.Linker().instantiate(asyncwasm.Module(wat(SUM_DOT)))
+    values = [float(i % 5) + 0.25 for i in range(PAGE // 8)]
+    inst.exports["memory"].write(0, struct.pack(f"<{len(values)}d", *values))
+    n = 100
+    expected = 0.0
+    for i in range(n):
+        expected += values[0x1000 + i]
+    whole = E.Fiber(inst.exports["dot"], (n,))
+    assert whole.run(10**9) == Outcome.DONE and whole.results == (expected,)
+    for fuel in (1, 2, 3, 5, 7):
+        fiber = E.Fiber(inst.exports["dot"], (n,))
+        slice_fuel, stops = fuel, 0
+        while (outcome := fiber.run(slice_fuel)) == Outcome.OUT_OF_FUEL:
+            slice_fuel = max(fuel, fiber.fuel_needed)
+            stops += 1
+        assert outcome == Outcome.DONE and stops >= n, fuel
+        assert fiber.results == (expected,) and fiber.fuel_used == whole.fuel_used, fuel
