@@ -132,6 +132,25 @@ def test_store_rows_match_the_spec_at_every_edge(instance, row):
                 assert memory.read(0, PAGE) == PATTERN, (base, off, addr)  # nothing written
 
 
+def _check_slices(make, args: tuple, expected, rounds: int) -> None:
+    """make()(*args) gives `expected` (its results, masked to u64) run whole
+    and in small fuel slices, stopping at least `rounds` times, with the same
+    fuel; make() gives the function for each run (a fresh instance where a
+    run leaves state behind)."""
+    whole = E.Fiber(make(), args)
+    assert whole.run(10**9) == Outcome.DONE
+    assert tuple(r & U64 if isinstance(r, int) else r for r in whole.results) == expected
+    for fuel in (1, 2, 3, 5, 7):
+        fiber = E.Fiber(make(), args)
+        slice_fuel, stops = fuel, 0
+        while (outcome := fiber.run(slice_fuel)) == Outcome.OUT_OF_FUEL:
+            slice_fuel = max(fuel, fiber.fuel_needed)
+            stops += 1
+        assert outcome == Outcome.DONE and stops >= rounds, fuel
+        assert tuple(r & U64 if isinstance(r, int) else r for r in fiber.results) == expected, fuel
+        assert fiber.fuel_used == whole.fuel_used, fuel
+
+
 TRAPS = """
 (module (memory i64 1)
   (func (export "f") (param i64 i64) (result i64)
@@ -173,21 +192,8 @@ def test_a_loop_of_them_stops_and_resumes_in_any_fuel_slice():
     for i in range(n):
         acc += acc + i
     expected = (acc + sum(range(n))) & U64
-    func = asyncwasm.Linker().instantiate(asyncwasm.Module(wat(LOOP))).exports["f"]
-    whole = E.Fiber(func, (n,))
-    assert whole.run(10**9) == Outcome.DONE
-    assert whole.results[0] & U64 == expected
-    for fuel in (1, 2, 3, 5, 7):
-        fiber = asyncwasm.Linker().instantiate(asyncwasm.Module(wat(LOOP))).exports["f"]
-        fiber = E.Fiber(fiber, (n,))
-        slice_fuel, stops = fuel, 0
-        while (outcome := fiber.run(slice_fuel)) == Outcome.OUT_OF_FUEL:
-            slice_fuel = max(fuel, fiber.fuel_needed)
-            stops += 1
-        assert outcome == Outcome.DONE, fuel
-        assert stops >= n, fuel
-        assert fiber.results[0] & U64 == expected, fuel
-        assert fiber.fuel_used == whole.fuel_used, fuel
+    _check_slices(lambda: asyncwasm.Linker().instantiate(asyncwasm.Module(wat(LOOP))).exports["f"],
+                  (n,), (expected,), n)
 
 
 # ---- LOAD_OP_M64: a load feeding an operation (compile.c F11) ----------------------
@@ -255,16 +261,7 @@ def test_a_fused_load_traps_at_its_load_and_resumes_in_any_fuel_slice():
     expected = 0.0
     for i in range(n):
         expected += values[i] * values[i + 0x1000]
-    whole = E.Fiber(inst.exports["dot"], (n,))
-    assert whole.run(10**9) == Outcome.DONE and whole.results == (expected,)
-    for fuel in (1, 2, 3, 5, 7):
-        fiber = E.Fiber(inst.exports["dot"], (n,))
-        slice_fuel, stops = fuel, 0
-        while (outcome := fiber.run(slice_fuel)) == Outcome.OUT_OF_FUEL:
-            slice_fuel = max(fuel, fiber.fuel_needed)
-            stops += 1
-        assert outcome == Outcome.DONE and stops >= n, fuel
-        assert fiber.results == (expected,) and fiber.fuel_used == whole.fuel_used, fuel
+    _check_slices(lambda: inst.exports["dot"], (n,), (expected,), n)
     with pytest.raises(asyncwasm.Trap, match="out of bounds memory access") as info:
         inst.exports["dot"](0x1001)  # the second load of the last round reads past the end
     assert info.value.frames[0].module_offset == second
@@ -351,16 +348,7 @@ def test_a_summed_access_traps_at_itself_and_resumes_in_any_fuel_slice():
     with pytest.raises(asyncwasm.Trap, match="out of bounds memory access") as info:
         inst.exports["f"](base, n)  # the first store, at 2^64 - 7: out of bounds, not wrapped to 1
     assert info.value.frames[0].module_offset == store
-    whole = E.Fiber(inst.exports["f"], (0x100, n))
-    assert whole.run(10**9) == Outcome.DONE and whole.results == (expected,)
-    for fuel in (1, 2, 3, 5, 7):
-        fiber = E.Fiber(inst.exports["f"], (0x100, n))
-        slice_fuel, stops = fuel, 0
-        while (outcome := fiber.run(slice_fuel)) == Outcome.OUT_OF_FUEL:
-            slice_fuel = max(fuel, fiber.fuel_needed)
-            stops += 1
-        assert outcome == Outcome.DONE and stops >= n // 8, fuel
-        assert fiber.results == (expected,) and fiber.fuel_used == whole.fuel_used, fuel
+    _check_slices(lambda: inst.exports["f"], (0x100, n), (expected,), n // 8)
     with pytest.raises(asyncwasm.Trap, match="out of bounds memory access") as info:
         inst.exports["f"](PAGE - 95, 8 * 11)  # the eleventh round's store ends 1 byte past the end
     assert info.value.frames[0].module_offset == store
@@ -435,13 +423,4 @@ def test_a_summed_fused_load_resumes_in_any_fuel_slice():
     expected = 0.0
     for i in range(n):
         expected += values[0x1000 + i]
-    whole = E.Fiber(inst.exports["dot"], (n,))
-    assert whole.run(10**9) == Outcome.DONE and whole.results == (expected,)
-    for fuel in (1, 2, 3, 5, 7):
-        fiber = E.Fiber(inst.exports["dot"], (n,))
-        slice_fuel, stops = fuel, 0
-        while (outcome := fiber.run(slice_fuel)) == Outcome.OUT_OF_FUEL:
-            slice_fuel = max(fuel, fiber.fuel_needed)
-            stops += 1
-        assert outcome == Outcome.DONE and stops >= n, fuel
-        assert fiber.results == (expected,) and fiber.fuel_used == whole.fuel_used, fuel
+    _check_slices(lambda: inst.exports["dot"], (n,), (expected,), n)
