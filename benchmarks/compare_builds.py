@@ -83,16 +83,17 @@ def run_round(root: Path, quick: bool, kernels: list[str]) -> dict[str, list]:
     return json.loads(out.stdout)
 
 
-def count_instructions(root: Path, kernel: str, work: Path) -> int:
+def count_instructions(root: Path, kernel: str, work: Path, wasm: Path | None = None) -> int:
     """Instructions fiber_run itself executes (with what the compiler inlined
     into it; without the C library's, such as realloc's, which vary with the
-    heap's layout) for one quick run of `kernel`."""
-    out = work / f"{root.name}-{kernel}.callgrind"
+    heap's layout) for one quick run of `kernel` (its build `wasm`, else
+    the committed one)."""
+    out = work / f"{root.name}-{kernel}-{(wasm or Path('wasm')).name}.callgrind"
     env = dict(os.environ, PYTHONHASHSEED="0")  # the same heap layout every time
     env.pop("PYTHONPATH", None)
     subprocess.run(
         ["valgrind", "--tool=callgrind", "--toggle-collect=fiber_run", f"--callgrind-out-file={out}",
-         sys.executable, "-c", WORKER_ONCE, str(root), str(benchlib.BENCH_DIR), kernel],
+         sys.executable, "-c", WORKER_ONCE, str(root), str(benchlib.BENCH_DIR), kernel, str(wasm or "")],
         capture_output=True, text=True, check=True, env=env, cwd=root,
     )  # fmt: skip
     report = subprocess.run(["callgrind_annotate", "--inclusive=no", "--threshold=100", str(out)],
@@ -113,7 +114,8 @@ import sys
 sys.path[:0] = [sys.argv[1], sys.argv[2]]
 import asyncwasm, benchlib
 kernel = benchlib.KERNELS[sys.argv[3]]
-run = asyncwasm.Linker().instantiate(asyncwasm.Module(kernel.wasm.read_bytes())).exports["run"]
+wasm = sys.argv[4] or kernel.wasm
+run = asyncwasm.Linker().instantiate(asyncwasm.Module(open(wasm, "rb").read())).exports["run"]
 print(run(kernel.n_quick))
 """
 

@@ -3,15 +3,19 @@
     python benchmarks/memory64.py                 all kernels, 5 rounds
     python benchmarks/memory64.py --quick         a tenth of the work, 3 rounds
     python benchmarks/memory64.py --kernels sieve,quicksort --rounds 7
+    python benchmarks/memory64.py --callgrind     instructions executed, not time
 
 Each kernel's source is compiled by zig cc (ziglang, a dependency) with
 build.py's flags twice: for wasm32 (wasm/<name>.wasm, committed) and for
 wasm64-freestanding into build/<name>.wasm64.wasm (64-bit pointers, every
-load and store on an i64 address: the engine's general memory path, its
-`_X` instructions, instead of memory 0's cached 32-bit one). Both run on
+load and store on an i64 address: memory 0's memory64 rows, `_M64`, and
+the general `_X` ones, instead of its 32-bit rows). Both run on
 this checkout's asyncwasm in interleaved rounds and must return the same
 checksum; the table shows the median CPU time of each and their ratio, so
-what memory64 costs per kernel is measured, not guessed.
+what memory64 costs per kernel is measured, not guessed. ``--callgrind``
+counts instead the instructions the interpreter loop executes for each
+build at the quick n (compare_builds.py's count): deterministic, for a
+busy machine.
 """
 
 from __future__ import annotations
@@ -20,11 +24,13 @@ import argparse
 import math
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import benchlib
 import build
+from compare_builds import count_instructions
 
 
 def wasm64_build(kernel: benchlib.Kernel) -> Path:
@@ -69,15 +75,32 @@ def compare(kernels: list[benchlib.Kernel], rounds: int, quick: bool) -> list[fl
     return ratios
 
 
+def count(kernels: list[benchlib.Kernel]) -> list[float]:
+    root, ratios = benchlib.BENCH_DIR.parent, []
+    with tempfile.TemporaryDirectory() as work:
+        for kernel in kernels:
+            i32 = count_instructions(root, kernel.name, Path(work))
+            i64 = count_instructions(root, kernel.name, Path(work), wasm64_build(kernel))
+            ratios.append(i64 / i32)
+            print(f"  {kernel.name:10} wasm32 {i32:>15,} Ir  wasm64 {i64:>15,} Ir  ratio {i64 / i32:.3f}", flush=True)
+    return ratios
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a tenth of the work, 3 rounds")
     parser.add_argument("--rounds", type=int, help="rounds (default 5, or 3 with --quick)")
     parser.add_argument("--kernels", help="comma-separated kernel names (default: all)")
+    parser.add_argument("--callgrind", action="store_true", help="count instructions (valgrind) instead of timing")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(benchlib.BENCH_DIR.parent))
     kernels = benchlib.select_kernels(args.kernels)
     rounds = args.rounds or (3 if args.quick else 5)
+    if args.callgrind:
+        print("memory64 vs wasm32 builds, instructions in fiber_run (callgrind, quick n):")
+        ratios = count(kernels)
+        print(f"  geomean ratio wasm64/wasm32: {math.exp(sum(map(math.log, ratios)) / len(ratios)):.3f}")
+        return 0
     print(f"memory64 vs wasm32 builds, {rounds} rounds{' (quick)' if args.quick else ''}, median CPU time:")
     ratios = compare(kernels, rounds, args.quick)
     print(f"  geomean ratio wasm64/wasm32: {math.exp(sum(map(math.log, ratios)) / len(ratios)):.3f}")

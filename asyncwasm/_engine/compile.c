@@ -889,6 +889,27 @@ static const uint16_t load_op_sum[OP__COUNT] = {
 #include "opcodes.def"
 };
 
+static const uint16_t load_op_m64[OP__COUNT] = {
+#define LOAD_OP_M64(NAME, LOAD, OP, TYPE, ALIGN_LOG2) [OP_##OP] = OP_##NAME,
+#include "opcodes.def"
+};
+static const uint16_t load_op_sum_m64[OP__COUNT] = {
+#define LOAD_SUM_OP_M64(NAME, LOAD, OP, TYPE, ALIGN_LOG2) [OP_##OP] = OP_##NAME,
+#include "opcodes.def"
+};
+/* The LOAD_M64 row of each LOAD row. */
+static const uint16_t m64_form[OP__COUNT] = {
+#define LOAD_M64(NAME, BASE, TYPE, ALIGN_LOG2) [OP_##BASE] = OP_##NAME,
+#include "opcodes.def"
+};
+
+/* The LOAD_SUM_M64/STORE_SUM_M64 form of each LOAD_M64/STORE_M64 row that has one. */
+static const uint16_t sum_m64_form[OP__COUNT] = {
+#define LOAD_SUM_M64(NAME, BASE, TYPE, ALIGN_LOG2) [OP_##BASE##_M64] = OP_##NAME,
+#define STORE_SUM_M64(NAME, BASE, TYPE, ALIGN_LOG2) [OP_##BASE##_M64] = OP_##NAME,
+#include "opcodes.def"
+};
+
 /* The LOAD_SUM/STORE_SUM form of each LOAD/STORE row that has one. */
 static const uint16_t sum_form[OP__COUNT] = {
 #define LOAD_SUM(NAME, BASE, TYPE, ALIGN_LOG2) [OP_##BASE] = OP_##NAME,
@@ -899,20 +920,29 @@ static const uint16_t sum_form[OP__COUNT] = {
 };
 
 /* Replaces the last instruction, a load whose result (home `t`) is op's
- * operand, by op's LOAD_OP/LOAD_SUM_OP form reading x; false when there is
- * none. The fused instruction keeps the load's module offset, as it traps
- * where the load would. */
+ * operand, by op's LOAD_OP/LOAD_SUM_OP/LOAD_OP_M64 form reading x; false
+ * when there is none. The fused instruction keeps the load's module offset,
+ * as it traps where the load would. */
 static bool fuse_load(codegen *cg, uint32_t op, uint32_t dst, uint32_t x) {
     uint32_t rw = cg->result_word, load = cg->code[rw - 1];
     bool plain = load == load_op_load[op] && load_op_plain[op];
     bool sum = !plain && load_op_load[op] && load == sum_form[load_op_load[op]] && load_op_sum[op];
-    if (!plain && !sum)
+    uint32_t m64_load = load_op_load[op] ? m64_form[load_op_load[op]] : 0;
+    bool m64 = !plain && !sum && load_op_m64[op] && load == m64_load;
+    bool sum_m64 = !plain && !sum && !m64 && load_op_sum_m64[op] && load == sum_m64_form[m64_load];
+    uint32_t fused = plain ? load_op_plain[op] : sum ? load_op_sum[op] : m64 ? load_op_m64[op] : load_op_sum_m64[op];
+    if (!plain && !sum && !m64 && !sum_m64)
         return false;
-    uint32_t ops[5] = {dst, x, cg->code[rw + 1], cg->code[rw + 2], sum ? cg->code[rw + 3] : 0};
+    /* the load's words after its result: addr, offset (plain), a, b, offset
+     * (sum), addr, offset low, offset high (m64) or a, b, offset low,
+     * offset high (sum_m64) */
+    uint32_t n = plain ? 4 : sum_m64 ? 6 : 5;
+    uint32_t ops[6] = {dst, x, cg->code[rw + 1], cg->code[rw + 2], n > 4 ? cg->code[rw + 3] : 0,
+                       n > 5 ? cg->code[rw + 4] : 0};
     uint32_t here = cg->wasm_offset;
     cg->wasm_offset = cg->srcmap[2 * (cg->nsrc - 1) + 1];
     unemit_last(cg, rw - 1);
-    cg_emit_result(cg, plain ? load_op_plain[op] : load_op_sum[op], plain ? 4 : 5, ops);
+    cg_emit_result(cg, fused, n, ops);
     cg->wasm_offset = here;
     return true;
 }
@@ -994,9 +1024,9 @@ void cg_unary(codegen *cg, uint32_t op, const cg_value *a) {
  * fold into the access `op` (F6); then removes that add, leaving its two
  * operands in sum[]. */
 static bool take_address_sum(codegen *cg, uint32_t op, const cg_value *addr, uint32_t sum[2]) {
-    uint32_t rw = cg->result_word;
-    if (!sum_form[op] || addr->loc != addr->home || rw == CG_NONE || cg->code[rw] != addr->home ||
-        cg->code[rw - 1] != OP_I32_ADD)
+    uint32_t rw = cg->result_word, add = sum_m64_form[op] ? OP_I64_ADD : OP_I32_ADD;
+    if (!(sum_form[op] || sum_m64_form[op]) || addr->loc != addr->home || rw == CG_NONE ||
+        cg->code[rw] != addr->home || cg->code[rw - 1] != add)
         return false;
     sum[0] = cg->code[rw + 1];
     sum[1] = cg->code[rw + 2];
@@ -1015,6 +1045,36 @@ void cg_load(codegen *cg, uint32_t op, const cg_value *addr, uint32_t offset) {
         uint32_t ops[3] = {addr->home, addr->loc, offset};
         cg_emit_result(cg, op, 3, ops);
     }
+}
+
+/* A LOAD_M64 row `op` (memory 0 a memory64), the i64.add of its address
+ * folded in where its LOAD_SUM_M64 form can take it. */
+void cg_load_m64(codegen *cg, uint32_t op, const cg_value *addr, uint64_t offset) {
+    if (cg->dead)
+        return;
+    uint32_t sum[2];
+    if (take_address_sum(cg, op, addr, sum)) {
+        uint32_t ops[5] = {addr->home, sum[0], sum[1], (uint32_t)offset, (uint32_t)(offset >> 32)};
+        cg_emit_result(cg, sum_m64_form[op], 5, ops);
+    } else {
+        uint32_t ops[4] = {addr->home, addr->loc, (uint32_t)offset, (uint32_t)(offset >> 32)};
+        cg_emit_result(cg, op, 4, ops);
+    }
+}
+
+/* A STORE_M64 row `op`, the same way. */
+void cg_store_m64(codegen *cg, uint32_t op, const cg_value *addr, const cg_value *value, uint64_t offset) {
+    if (cg->dead)
+        return;
+    uint32_t sum[2];
+    bool summed = take_address_sum(cg, op, addr, sum);
+    uint32_t *w = cg_emit(cg, summed ? sum_m64_form[op] : op, summed ? 5 : 4);
+    if (!w)
+        return;
+    if (summed)
+        w[0] = sum[0], w[1] = sum[1], w[2] = value->loc, w[3] = (uint32_t)offset, w[4] = (uint32_t)(offset >> 32);
+    else
+        w[0] = addr->loc, w[1] = value->loc, w[2] = (uint32_t)offset, w[3] = (uint32_t)(offset >> 32);
 }
 
 /* The store row STORE of the value of row OP, found by linear search:

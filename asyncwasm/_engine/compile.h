@@ -292,6 +292,9 @@ void cg_unary(codegen *cg, uint32_t op, const cg_value *a);
  * or a store of `value` (just popped) there. */
 void cg_load(codegen *cg, uint32_t op, const cg_value *addr, uint32_t offset);
 void cg_store(codegen *cg, uint32_t op, const cg_value *addr, const cg_value *value, uint32_t offset);
+/* The same for the LOAD_M64/STORE_M64 rows (memory 0 a memory64): a 64-bit offset. */
+void cg_load_m64(codegen *cg, uint32_t op, const cg_value *addr, uint64_t offset);
+void cg_store_m64(codegen *cg, uint32_t op, const cg_value *addr, const cg_value *value, uint64_t offset);
 
 /* Copies n values to consecutive homes from dst on (a branch's target
  * frame), lowest first; dst is at or below every home among them. */

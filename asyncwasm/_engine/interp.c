@@ -121,13 +121,19 @@ static inline uint64_t mem_operand(const rt_memory *m, uint64_t slot) { return m
 /* Whether [start, start + n) lies in memory m (or in a segment of `size` bytes). */
 static inline bool range_ok(uint64_t start, uint64_t n, uint64_t size) { return start <= size && n <= size - start; }
 
-/* The host address of the w-byte access at addr + offset in memory m, or
- * NULL when it is out of bounds. */
+/* The host address of the w-byte access at addr + offset in the memory at
+ * base of size bytes, or NULL when it is out of bounds. */
+static inline uint8_t *access_at(uint8_t *base, uint64_t size, uint64_t addr, uint64_t offset, unsigned w)
+{
+    uint64_t ea = addr + offset;
+    if (UNLIKELY(ea < offset || !range_ok(ea, w, size))) return NULL;
+    return base + ea;
+}
+
+/* The same in memory m, its address operand read from its slot. */
 static inline uint8_t *mem_at(const rt_memory *m, uint64_t addr_slot, uint64_t offset, unsigned w)
 {
-    uint64_t ea = mem_operand(m, addr_slot) + offset;
-    if (UNLIKELY(ea < offset || !range_ok(ea, w, m->size))) return NULL;
-    return m->base + ea;
+    return access_at(m->base, m->size, mem_operand(m, addr_slot), offset, w);
 }
 
 /* Access size in bytes of each SIMD access row (a SIMD _X row's `op` word). */

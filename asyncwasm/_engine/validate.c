@@ -48,13 +48,16 @@ static const numeric_row numeric_rows[NINSTR] = {
 typedef struct {
     uint16_t op;
     uint16_t any; /* its LOAD_ANY/STORE_ANY row, for any other memory than the fast one */
+    uint16_t m64; /* its LOAD_M64/STORE_M64 row, for memory 0 when it is a memory64 */
     uint8_t type;
     uint8_t align; /* natural alignment, log2 */
 } memop_row;
 
 static const memop_row memop_rows[0x3F - 0x28] = {
-#define LOAD(NAME, CODE, TEXT, TYPE, ALIGN) [(CODE) - 0x28] = {OP_##NAME, OP_##NAME##_X, VT_##TYPE, ALIGN},
-#define STORE(NAME, CODE, TEXT, TYPE, ALIGN) [(CODE) - 0x28] = {OP_##NAME, OP_##NAME##_X, VT_##TYPE, ALIGN},
+#define LOAD(NAME, CODE, TEXT, TYPE, ALIGN) \
+    [(CODE) - 0x28] = {OP_##NAME, OP_##NAME##_X, OP_##NAME##_M64, VT_##TYPE, ALIGN},
+#define STORE(NAME, CODE, TEXT, TYPE, ALIGN) \
+    [(CODE) - 0x28] = {OP_##NAME, OP_##NAME##_X, OP_##NAME##_M64, VT_##TYPE, ALIGN},
 #include "opcodes.def"
 };
 
@@ -1004,7 +1007,9 @@ static uint8_t memory_addr_type(const validator *v, uint32_t x) {
 
 /* Whether memory x is reached by the fast instructions (the rows without
  * _X), which use the interpreter's cached memory: memory 0 with 32-bit
- * addresses. Any other memory goes through the _X rows, which name it. */
+ * addresses. Any other memory goes through the _X rows, which name it,
+ * but for the loads and stores of memory 0 as a memory64 (the M64 rows,
+ * on the cached memory as well). */
 static bool fast_memory(const validator *v, uint32_t x) {
     return x == 0 && !v->m->memories[0].limits.addr64;
 }
@@ -1067,13 +1072,15 @@ static bool op_memop(validator *v, uint8_t op) {
     if (!read_memarg(v, row->align, &mem, &offset))
         return false;
     uint8_t at = memory_addr_type(v, mem);
-    bool fast = fast_memory(v, mem);
+    bool fast = fast_memory(v, mem), m64 = mem == 0 && !fast; /* memory 0, a memory64 */
     cg_value addr, val;
     if (op >= 0x36) { /* store */
         if (!pop_val(v, row->type, &val) || !pop_val(v, at, &addr))
             return false;
         if (fast) {
             cg_store(&v->cg, row->op, &addr, &val, (uint32_t)offset);
+        } else if (m64) {
+            cg_store_m64(&v->cg, row->m64, &addr, &val, offset);
         } else {
             uint32_t *w = cg_emit(&v->cg, row->any, 5);
             if (w)
@@ -1085,6 +1092,8 @@ static bool op_memop(validator *v, uint8_t op) {
         return false;
     if (fast) {
         cg_load(&v->cg, row->op, &addr, (uint32_t)offset);
+    } else if (m64) {
+        cg_load_m64(&v->cg, row->m64, &addr, offset);
     } else {
         uint32_t ops[5] = {addr.home, addr.loc, mem, (uint32_t)offset, (uint32_t)(offset >> 32)};
         cg_emit_result(&v->cg, row->any, 5, ops);
