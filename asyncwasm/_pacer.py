@@ -91,6 +91,23 @@ class Pacer:
 
 
 @final
+class FixedPacer:
+    """Stands in for a :class:`Pacer` where slices must be of a known size
+    (tests and benchmarks): every slice gets ``fuel``."""
+
+    __slots__ = ("fuel",)
+
+    def __init__(self, fuel: int) -> None:
+        self.fuel = fuel
+
+    def fuel_for(self, seconds: float) -> int:
+        return self.fuel
+
+    def observe(self, fuel: int, seconds: float) -> None:
+        pass
+
+
+@final
 class Crowd:
     """How many guests of one trio run are between two slices right now
     (running, or runnable at a checkpoint; not suspended on a host call)."""

@@ -50,6 +50,7 @@ import benchlib  # noqa: E402
 import asyncwasm  # noqa: E402
 from asyncwasm import I32, FuncType, Linker, Module  # noqa: E402
 from asyncwasm.lowlevel import Fiber  # noqa: E402
+from asyncwasm._pacer import FixedPacer  # noqa: E402
 
 LOOP_WAT = """
 (module
@@ -270,19 +271,6 @@ def checkpoint_share(kernel: benchlib.Kernel, n: int, repeats: int) -> tuple[flo
     return trio.run(runs)
 
 
-class _FixedPacer:
-    """Stands in for an instance's pacer: every slice gets the same fuel."""
-
-    def __init__(self, fuel: int) -> None:
-        self.fuel = fuel
-
-    def fuel_for(self, seconds: float) -> int:
-        return self.fuel
-
-    def observe(self, fuel: int, seconds: float) -> None:
-        pass
-
-
 def slice_boundary_cost(count: int, repeats: int) -> float:
     """Seconds one slice boundary costs the async driver (run() returning
     OUT_OF_FUEL, a trio checkpoint, the next run()): a guest loop driven in
@@ -293,7 +281,7 @@ def slice_boundary_cost(count: int, repeats: int) -> float:
     module = Module(_loop_module())
     instance = linker.instantiate(module)
     loop = instance.exports["without_calls"]
-    loop._gate.pacer = _FixedPacer(1_000)
+    loop._gate.pacer = FixedPacer(1_000)
 
     async def main() -> float:
         best = float("inf")

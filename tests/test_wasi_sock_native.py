@@ -19,6 +19,7 @@ import trio
 import trio.testing
 
 import asyncwasm
+from asyncwasm._pacer import FixedPacer
 from asyncwasm.serve.handoff import Handoff
 from asyncwasm.wasi import fastpath
 from asyncwasm.wasi.alarms import Alarms
@@ -481,19 +482,6 @@ _SERVE_LOOP = wat("""
 """)
 
 
-class _FixedPacer:
-    """Every slice gets the same fuel."""
-
-    def __init__(self, fuel: int) -> None:
-        self.fuel = fuel
-
-    def fuel_for(self, seconds: float) -> int:
-        return self.fuel
-
-    def observe(self, fuel: int, seconds: float) -> None:
-        pass
-
-
 @pytest.mark.parametrize("work_per_slice", [0.4, 2.5])
 async def test_a_guest_that_waits_for_io_starts_a_new_slice_after_each_wait(work_per_slice):
     """Fuel slices bound the work between two yields to the event loop; a
@@ -512,7 +500,7 @@ async def test_a_guest_that_waits_for_io_starts_a_new_slice_after_each_wait(work
         before = instance.statistics().fuel_used
         exports["burn"](work)
         slice_fuel = int((instance.statistics().fuel_used - before) / work_per_slice)
-        instance._gate.pacer = _FixedPacer(slice_fuel)
+        instance._gate.pacer = FixedPacer(slice_fuel)
         rounds = 20
 
         async def requests() -> None:
