@@ -48,9 +48,22 @@ def _mnemonic(row: str) -> str:
     return f"{ty.lower()}.{op.lower()}"
 
 
+CHAIN_I = re.findall(r"^CHAIN_I\((\w+),\s*(\w+),\s*(\w+),\s*(\w+),\s*(\w+),\s*(\w),\s*(\w)\)", OPCODES, re.M)
+
+
 def _numeric_funcs() -> list[tuple[str, str, str]]:
-    """(export name, type, body) per row base, constant and side."""
+    """(export name, type, body) per row base, constant and side; per CHAIN_I
+    row, (x FIRST b) SECOND c with b and c constants where the row has
+    immediates (b also on FIRST's left)."""
     funcs = []
+    for name, _, first, second, ty, b_kind, c_kind in CHAIN_I:
+        t = ty.lower()
+        for k, (cb, cc) in enumerate(zip(CONSTS[t], reversed(CONSTS[t]))):
+            b = f"{t}.const {cb}" if b_kind == "I" else "local.get 1"
+            c = f"{t}.const {cc}" if c_kind == "I" else "local.get 1"
+            for side, ab in (("r", f"local.get 0 {b}"), ("l", f"{b} local.get 0")):
+                funcs.append((f"{name}_{side}{k}", f"(param {t} {t}) (result {t})",
+                              f"{ab} {_mnemonic(first)} {c} {_mnemonic(second)}"))
     for _, base, ty in NUMERIC_I:
         t = ty.lower()
         result = "i32" if base.split("_", 1)[1] in {c.upper() for c in CMPS} else t
@@ -115,6 +128,7 @@ def _module() -> bytes:
 
 MODULE = _module()
 NUMERIC_NAMES = [n for n, _, _ in _numeric_funcs()]
+CHAIN_NAMES = {n for n in NUMERIC_NAMES if n.rsplit("_", 1)[0] in {r[0] for r in CHAIN_I}}
 JUMP_NAMES = [n for n, _ in _jump_tests()]
 JUMP_ARGS = [(0, 1), (5, -1), (-3, 2), (0x7FFFFFF0, 3), (-0x80000000, -7)]
 
@@ -135,9 +149,10 @@ def test_numeric_immediates_match_wasmtime(both):
     assert len(NUMERIC_I) >= 20, "opcodes.def NUMERIC_I rows not found"
     store, ref, ours = both
     for name in NUMERIC_NAMES:
-        bits = 64 if name.startswith("I64") else 32
-        for x in INPUTS["i64" if bits == 64 else "i32"]:
-            assert _u(ours[name](x), 64) == _u(ref[name](store, x), 64), (name, x)
+        ty = "i64" if name.startswith("I64") else "i32"
+        for x in INPUTS[ty]:
+            args = (x, INPUTS[ty][-1]) if name in CHAIN_NAMES else (x,)
+            assert _u(ours[name](*args), 64) == _u(ref[name](store, *args), 64), (name, x)
 
 
 def test_jump_immediates_match_wasmtime(both):
@@ -159,7 +174,7 @@ def _sliced(func, args: tuple, fuel: int) -> tuple:
 def test_immediates_stop_and_resume_in_any_fuel_slice(both):
     _, _, ours = both
     for name in JUMP_NAMES[::3] + NUMERIC_NAMES[::7]:
-        args = (5, -1) if name in JUMP_NAMES else (7,)
+        args = (5, -1) if name in JUMP_NAMES else (7, 3) if name in CHAIN_NAMES else (7,)
         whole = _sliced(ours[name], args, 10**9)
         for fuel in range(1, 14):
             assert _sliced(ours[name], args, fuel) == whole, (name, fuel)
@@ -167,7 +182,7 @@ def test_immediates_stop_and_resume_in_any_fuel_slice(both):
 
 def test_every_immediate_row_occurs(dump):
     """The functions above really run every row (else they prove little)."""
-    rows = {r[0] for r in NUMERIC_I} | {r[0] for r in JUMP_I} | {r[0] for r in ADD_JUMP_I}
+    rows = {r[0] for r in NUMERIC_I + JUMP_I + ADD_JUMP_I + CHAIN_I}
     assert len(JUMP_I) == 10 and len(ADD_JUMP_I) >= 20, "opcodes.def immediate rows not found"
     seen = set()
     for i in range(len(NUMERIC_NAMES) + len(JUMP_NAMES)):
@@ -187,3 +202,87 @@ def test_the_pool_keeps_only_constants_still_read(dump):
     fib, g = dump(module, 0), dump(module, 1)
     assert " 0 const," in fib and "JUMP_IF_GE_U_I" in fib and "I32_ADD_I" in fib, fib
     assert " 1 const," in g and "const 0x3fe0000000000000" in g, g  # an f64 keeps its pool slot
+
+
+# ---- summed addresses with an immediate term (LOAD_SUM_I, STORE_SUM_I, LOAD_SUM_OP_I) ----
+
+LOAD_SUM_I = re.findall(r"^LOAD_SUM_I\((\w+),\s*(\w+),\s*(\w+),\s*(\w+),\s*(\d)\)", OPCODES, re.M)
+STORE_SUM_I = re.findall(r"^STORE_SUM_I\((\w+),\s*(\w+),\s*(\w+),\s*(\w+),\s*(\d)\)", OPCODES, re.M)
+LOAD_SUM_OP_I = re.findall(r"^LOAD_SUM_OP_I\((\w+),\s*(\w+),\s*(\w+),\s*(\w+),\s*(\w+),\s*(\d)\)", OPCODES, re.M)
+TERMS = [0, 24, 0x20, -8]  # the constant added to the address (0x20 with p = -16 wraps to 16)
+PTRS = [0, 8, 100, -16, 65536 - 20, 65536 - 4, 70000]  # the last ones trap for the wider accesses
+AS_BITS = {"i32": "", "i64": "", "f32": "i32.reinterpret_f32", "f64": "i64.reinterpret_f64"}
+BITS_TYPE = {"i32": "i32", "i64": "i64", "f32": "i32", "f64": "i64"}
+
+
+def _memory_funcs() -> list[tuple[str, str]]:
+    """(export name, func) for every summed-address row, the constant on
+    either side of the add; results as integer bits, so NaNs compare exactly."""
+    funcs = []
+    for k, c in enumerate(TERMS):
+        for side in "rl":
+            addr = (f"local.get $p i32.const {c} i32.add" if side == "r"
+                    else f"i32.const {c} local.get $p i32.add")
+            for name, _, base, ty, _ in LOAD_SUM_I:
+                t = ty.lower()
+                funcs.append((f"{name}_{side}{k}", f"(param $p i32) (result {BITS_TYPE[t]})"
+                              f" {addr} {_mnemonic(base)} offset=3 {AS_BITS[t]}"))
+            for name, _, base, ty, _ in STORE_SUM_I:
+                t = ty.lower()
+                value = {"i32": "i32.const 0x5A6B7C8D", "i64": "i64.const 0x123456789ABCDEF0",
+                         "f32": "f32.const -1.5", "f64": "f64.const 0.1"}[t]
+                funcs.append((f"{name}_{side}{k}", f"(param $p i32) (result i64)"
+                              f" {addr} {value} {_mnemonic(base)} offset=2"
+                              f" local.get $p i32.const {c} i32.add i64.load offset=2"))
+            for name, _, load, op, ty, _ in LOAD_SUM_OP_I:
+                t = ty.lower()
+                x = {"i32": "i32.const 0x01020304", "i64": "i64.const -5", "f64": "f64.const 3.25"}[t]
+                funcs.append((f"{name}_{side}{k}", f"(param $p i32) (result {BITS_TYPE[t]})"
+                              f" {x} {addr} {_mnemonic(load)} offset=1 {_mnemonic(op)} {AS_BITS[t]}"))
+            funcs.append((f"SELECT_{side}{k}", f"(param $p i32) (result i32)"
+                           f" i32.const 7 local.get $p {addr} i32.load8_u offset=1 select"))
+    return [(n, f'(func (export "{n}") {body})') for n, body in funcs]
+
+
+MEMORY_FUNCS = _memory_funcs()
+MEMORY_MODULE = wat('(module (memory (export "mem") 1) (data (i32.const 0) "'
+                    + "".join(f"\\{(i * 37 + 11) & 255:02x}" for i in range(256)) + '")\n'
+                    + "\n".join(f for _, f in MEMORY_FUNCS) + ")")
+
+
+def _call(call, *args):
+    try:
+        return ("ok", call(*args))
+    except (asyncwasm.Trap, wasmtime.Trap) as exc:
+        return ("trap", "out of bounds" in str(exc))
+
+
+def test_summed_address_immediates_match_wasmtime():
+    assert len(LOAD_SUM_I) == 8 and len(STORE_SUM_I) == 6 and len(LOAD_SUM_OP_I) >= 10
+    store = wasmtime.Store()
+    ref = wasmtime.Instance(store, wasmtime.Module(store.engine, MEMORY_MODULE), []).exports(store)
+    ours = asyncwasm.Linker().instantiate(asyncwasm.Module(MEMORY_MODULE)).exports
+    for name, _ in MEMORY_FUNCS:
+        for p in PTRS:
+            got, want = _call(ours[name], p), _call(lambda q: ref[name](store, q), p)
+            if got[0] == "ok" and want[0] == "ok":
+                got, want = ("ok", _u(got[1], 64)), ("ok", _u(want[1], 64))
+            assert got == want, (name, p)
+
+
+def test_summed_address_immediates_resume_and_trap_at_their_instruction(dump):
+    ours = asyncwasm.Linker().instantiate(asyncwasm.Module(MEMORY_MODULE)).exports
+    for name, _ in MEMORY_FUNCS[::5]:
+        whole = _sliced(ours[name], (8,), 10**9)
+        for fuel in range(1, 14):
+            assert _sliced(ours[name], (8,), fuel) == whole, (name, fuel)
+    # A trap names the access (its module offset), as it did in the slot form.
+    load = MEMORY_MODULE.index(bytes([0x2D, 0x00, 0x01]))  # the first i32.load8_u offset=1
+    with pytest.raises(asyncwasm.Trap, match="out of bounds memory access") as info:
+        ours["SELECT_r0"](70000)
+    assert info.value.frames[0].module_offset == load
+    rows = {r[0] for r in LOAD_SUM_I + STORE_SUM_I + LOAD_SUM_OP_I} | {"I32_LOAD8_U_SUM_I_SELECT"}
+    seen = set()
+    for i in range(len(MEMORY_FUNCS)):
+        seen.update(re.findall(r"^\s+\d+\s+(\w+)", dump(MEMORY_MODULE, i), re.M))
+    assert rows <= seen, rows - seen
