@@ -34,6 +34,7 @@ OPCODES = (ROOT / "asyncwasm" / "_engine" / "opcodes.def").read_text()
 NUMERIC_I = re.findall(r"^NUMERIC_I\((\w+),\s*(\w+),\s*(\w+)\)", OPCODES, re.M)
 JUMP_I = re.findall(r"^JUMP_I\((\w+),\s*(\w+)\)", OPCODES, re.M)
 ADD_JUMP_I = re.findall(r'^ADD_JUMP_I\((\w+),\s*(\w),\s*(\w+),\s*(\w),', OPCODES, re.M)
+ADD_TEST = re.findall(r'^ADD_TEST\((\w+),\s*(\w),\s*(\w+),\s*(\w),', OPCODES, re.M)
 CMPS = ["eq", "ne", "lt_s", "lt_u", "gt_s", "gt_u", "le_s", "le_u", "ge_s", "ge_u"]
 
 CONSTS = {"i32": [0, 1, -1, 7, 31, 32, 0x7FFFFFFF, -0x80000000, 0x12345678],
@@ -94,29 +95,37 @@ LIMITS = [0, 5, -1, 0x7FFFFFFF, -0x80000000, 100]
 
 
 def _jump_tests() -> list[tuple[str, str]]:
-    """(name, test) for each form: a compare with an immediate on either side,
-    an add of an immediate (or slot) then a compare with a slot (or an
-    immediate), an add of an immediate then a test against zero."""
+    """(name, test) for each form: a compare with an immediate on either side
+    (JUMP_I); an add of a slot or an immediate whose sum the compare tests,
+    against a slot or an immediate, on either side (ADD_TEST); the same add
+    with the compare on another variable (ADD_JUMP_I); each add then a test
+    of the sum or of another variable against zero."""
     tests = []
     for cmp in CMPS:
         for k, c in enumerate(LIMITS):
             step = STEPS[k % len(STEPS)]
             adv = f"local.get $i i32.const {-step} i32.sub local.set $i"  # a sub: it does not join the jump
+            add = {"s": "local.get $i local.get $y i32.add", "i": f"local.get $i i32.const {step} i32.add"}
+            tee = {q: f"{add[q]} local.tee $i" for q in add}
+            other = {"s": "local.get $x", "i": f"i32.const {c}"}
             tests += [
                 (f"j_{cmp}_r{k}", f"{adv} local.get $i i32.const {c} i32.{cmp} br_if $l"),
                 (f"j_{cmp}_l{k}", f"{adv} i32.const {c} local.get $i i32.{cmp} br_if $l"),
-                (f"asi_{cmp}_r{k}", f"local.get $i local.get $y i32.add local.tee $i i32.const {c} i32.{cmp} br_if $l"),
-                (f"asi_{cmp}_l{k}", f"i32.const {c} local.get $i local.get $y i32.add local.tee $i i32.{cmp} br_if $l"),
-                (f"ais_{cmp}_r{k}", f"local.get $i i32.const {step} i32.add local.tee $i local.get $y i32.{cmp} br_if $l"),
-                (f"ais_{cmp}_l{k}", f"i32.const {step} local.get $i i32.add local.tee $i local.get $y i32.{cmp} br_if $l"),
-                (f"aii_{cmp}_r{k}",
-                 f"local.get $i i32.const {step} i32.add local.tee $i i32.const {c} i32.{cmp} br_if $l"),
-                (f"aii_{cmp}_l{k}",
-                 f"i32.const {c} local.get $i i32.const {step} i32.add local.tee $i i32.{cmp} br_if $l"),
             ]
+            for q in "si":
+                for b in "si":
+                    tests += [
+                        (f"t{q}{b}_{cmp}_r{k}", f"{tee[q]} {other[b]} i32.{cmp} br_if $l"),
+                        (f"t{q}{b}_{cmp}_l{k}", f"{other[b]} {tee[q]} i32.{cmp} br_if $l"),
+                        (f"g{q}{b}_{cmp}_r{k}",
+                         f"{add[q]} local.set $i local.get $g {other[b]} i32.{cmp} br_if $l"),
+                    ]
     for k, step in enumerate(STEPS):
-        tests += [(f"aiz_if{k}", f"local.get $i i32.const {step} i32.add local.tee $i br_if $l"),
-                  (f"aiz_unless{k}", f"local.get $i i32.const {step} i32.add local.tee $i i32.eqz br_if $l")]
+        for q, add in (("s", "local.get $i local.get $y i32.add"), ("i", f"local.get $i i32.const {step} i32.add")):
+            tests += [(f"t{q}z_if{k}", f"{add} local.tee $i br_if $l"),
+                      (f"t{q}z_unless{k}", f"{add} local.tee $i i32.eqz br_if $l"),
+                      (f"g{q}z_if{k}", f"{add} local.set $i local.get $g br_if $l"),
+                      (f"g{q}z_unless{k}", f"{add} local.set $i local.get $g i32.eqz br_if $l")]
     return tests
 
 
@@ -182,7 +191,7 @@ def test_immediates_stop_and_resume_in_any_fuel_slice(both):
 
 def test_every_immediate_row_occurs(dump):
     """The functions above really run every row (else they prove little)."""
-    rows = {r[0] for r in NUMERIC_I + JUMP_I + ADD_JUMP_I + CHAIN_I}
+    rows = {r[0] for r in NUMERIC_I + JUMP_I + ADD_JUMP_I + CHAIN_I + ADD_TEST}
     assert len(JUMP_I) == 10 and len(ADD_JUMP_I) >= 20, "opcodes.def immediate rows not found"
     seen = set()
     for i in range(len(NUMERIC_NAMES) + len(JUMP_NAMES)):
