@@ -23,6 +23,8 @@ class ValType(enum.IntEnum):
 
     ``EXNREF`` is a reference to a Wasm exception; Python sees one as the
     :class:`~asyncwasm.WasmException` it stands for (None is null).
+    ``NULLEXNREF`` (``(ref null noexn)``) is its bottom type: its only value
+    is null (None), and it fits wherever an ``EXNREF`` is expected.
     """
 
     I32 = 0x7F
@@ -33,6 +35,7 @@ class ValType(enum.IntEnum):
     FUNCREF = 0x70
     EXTERNREF = 0x6F
     EXNREF = 0x69
+    NULLEXNREF = 0x74
 
     def __str__(self) -> str:
         return self.name.lower()
@@ -41,7 +44,7 @@ class ValType(enum.IntEnum):
 
     @property
     def is_ref(self) -> bool:
-        return self in (ValType.FUNCREF, ValType.EXTERNREF, ValType.EXNREF)
+        return self in (ValType.FUNCREF, ValType.EXTERNREF, ValType.EXNREF, ValType.NULLEXNREF)
 
 
 I32 = ValType.I32
@@ -52,9 +55,21 @@ V128 = ValType.V128
 FUNCREF = ValType.FUNCREF
 EXTERNREF = ValType.EXTERNREF
 EXNREF = ValType.EXNREF
+NULLEXNREF = ValType.NULLEXNREF
 
 
-_VALTYPE_NAMES = "I32, I64, F32, F64, V128, FUNCREF, EXTERNREF or EXNREF"
+def valtype_matches(sub: ValType, expected: ValType) -> bool:
+    """Whether a value of type ``sub`` may stand where ``expected`` is
+    expected (Wasm subtyping; the engine's valtype_matches, engine.h):
+    without GC the only proper subtype is nullexnref, of exnref.
+
+        >>> valtype_matches(NULLEXNREF, EXNREF), valtype_matches(EXNREF, NULLEXNREF)
+        (True, False)
+    """
+    return sub == expected or (sub == ValType.NULLEXNREF and expected == ValType.EXNREF)
+
+
+_VALTYPE_NAMES = "I32, I64, F32, F64, V128, FUNCREF, EXTERNREF, EXNREF or NULLEXNREF"
 
 
 def _valtype(value: Union[ValType, int]) -> ValType:

@@ -31,11 +31,31 @@ enum {
     VT_FUNCREF = 0x70,
     VT_EXTERNREF = 0x6F,
     VT_EXNREF = 0x69, /* Wasm 3.0 exception handling */
+    VT_NULLEXNREF = 0x74, /* (ref null noexn): exnref's bottom, whose only value is null */
 };
 
 /* A v128 takes two 64-bit slots; every other value one. */
 static inline uint32_t valtype_slots(uint8_t t) { return t == VT_V128 ? 2u : 1u; }
-static inline bool valtype_is_ref(uint8_t t) { return t == VT_FUNCREF || t == VT_EXTERNREF || t == VT_EXNREF; }
+static inline bool valtype_is_ref(uint8_t t) {
+    return t == VT_FUNCREF || t == VT_EXTERNREF || t == VT_EXNREF || t == VT_NULLEXNREF;
+}
+
+/* Subtyping (https://webassembly.github.io/spec/core/valid/matching.html):
+ * whether a value of type `sub` may stand where `super` is expected. Without
+ * GC and typed function references the only proper subtype is exnref's
+ * bottom. Every check of an operand, a branch, a block, a call, a table, a
+ * global or an import against an expected type goes through here. */
+static inline bool valtype_matches(uint8_t sub, uint8_t super) {
+    return sub == super || (sub == VT_NULLEXNREF && super == VT_EXNREF);
+}
+
+/* Whether the n types `sub` match the n types `super`, one by one. */
+static inline bool valtypes_match(const uint8_t *sub, const uint8_t *super, uint32_t n) {
+    for (uint32_t i = 0; i < n; i++)
+        if (!valtype_matches(sub[i], super[i]))
+            return false;
+    return true;
+}
 
 enum { EXTERN_FUNC = 0, EXTERN_TABLE = 1, EXTERN_MEMORY = 2, EXTERN_GLOBAL = 3, EXTERN_TAG = 4 };
 #define EXTERN_KINDS 5

@@ -526,6 +526,10 @@ int rt_value_from_py(uint8_t type, PyObject *v, bool raw, uint64_t *slots)
         *slots = (uint64_t)(uintptr_t)exn;
         return 0;
     }
+    case VT_NULLEXNREF: /* its only value is null */
+        if (v != Py_None) return type_error(type, "None", v);
+        *slots = 0;
+        return 0;
     default:
         PyErr_Format(PyExc_SystemError, "asyncwasm: unknown value type 0x%02x", type);
         return -1;
@@ -567,6 +571,8 @@ PyObject *rt_value_to_py(uint8_t type, const uint64_t *slots, bool raw)
     case VT_EXNREF:
         if (*slots == 0) Py_RETURN_NONE;
         return rt_exn_to_py((void *)(uintptr_t)*slots);
+    case VT_NULLEXNREF:
+        Py_RETURN_NONE;
     default:
         PyErr_Format(PyExc_SystemError, "asyncwasm: unknown value type 0x%02x", type);
         return NULL;
@@ -1205,7 +1211,10 @@ static int link_global(InstanceObject *self, const wasm_import *imp, PyObject *o
 {
     rt_global *g = &((GlobalObject *)obj)->glob;
     const wasm_globaltype *want = &imp->desc.global;
-    if (g->type != want->type || g->mutable_ != want->mutable_)
+    /* An immutable global's type may be a subtype of the import's; a mutable
+     * one's must be the same (both are read and written through it). */
+    bool type_ok = want->mutable_ ? g->type == want->type : valtype_matches(g->type, want->type);
+    if (!type_ok || g->mutable_ != want->mutable_)
         return incompatible(imp, "expected global %s%s, got global %s%s", want->mutable_ ? "mut " : "",
                             valtype_name(want->type), g->mutable_ ? "mut " : "", valtype_name(g->type));
     self->globals[index] = Py_NewRef(obj);

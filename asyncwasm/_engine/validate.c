@@ -84,7 +84,8 @@ static const char *const instr_names[NINSTR] = {
 };
 
 /* Stable one-element type lists for single-value block types. */
-static const uint8_t one_type[] = {VT_I32, VT_I64, VT_F32, VT_F64, VT_V128, VT_FUNCREF, VT_EXTERNREF, VT_EXNREF};
+static const uint8_t one_type[] = {VT_I32, VT_I64, VT_F32, VT_F64, VT_V128, VT_FUNCREF, VT_EXTERNREF, VT_EXNREF,
+                                   VT_NULLEXNREF};
 
 static const uint8_t *single_type(uint8_t t) {
     for (size_t i = 0; i < sizeof one_type; i++)
@@ -232,7 +233,8 @@ static inline bool pop_val(validator *v, uint8_t want, cg_value *got) {
     v->slot_height -= valtype_slots(e->type);
     cg_note_pop(&v->cg, e);
     *got = *e;
-    return e->type == want || want == VT_NONE || e->type == VT_NONE || type_mismatch(v, want, e->type);
+    return want == VT_NONE || e->type == VT_NONE || valtype_matches(e->type, want) ||
+           type_mismatch(v, want, e->type);
 }
 
 static inline bool pop_any(validator *v, uint8_t want, uint8_t *got) {
@@ -311,7 +313,7 @@ static bool peek_types(validator *v, const uint8_t *types, uint32_t n) {
             continue;
         }
         uint8_t t = v->stack[v->height - from_top].type;
-        if (t != types[i] && t != VT_NONE)
+        if (t != VT_NONE && !valtype_matches(t, types[i]))
             return type_mismatch(v, types[i], t);
     }
     return true;
@@ -450,10 +452,9 @@ static bool op_end(validator *v, bool *done) {
     if (!check_frame_end(v, f->results, f->nresults))
         return false;
     if (f->kind == CTRL_IF) { /* no else: the missing arm passes the params through */
-        bool same = f->nparams == f->nresults &&
-                    (f->nparams == 0 || memcmp(f->params, f->results, f->nparams) == 0);
-        if (!same)
-            return invalid(v, "type mismatch in if: without else, the block type must be [t*] -> [t*]");
+        if (f->nparams != f->nresults || !valtypes_match(f->params, f->results, f->nparams))
+            return invalid(v, "type mismatch in if: without else, the block type must be [t1*] -> [t2*] "
+                              "with t1* matching t2*");
     }
     switch (f->kind) {
     case CTRL_FUNC:
@@ -619,7 +620,7 @@ static bool emit_call(validator *v, uint32_t op, uint32_t nops, const uint32_t *
         return push_types(v, ft->results, ft->nresults);
     }
     const ctrl_frame *fn = &v->ctrl[0];
-    if (ft->nresults != fn->nresults || (ft->nresults && memcmp(ft->results, fn->results, ft->nresults) != 0))
+    if (ft->nresults != fn->nresults || !valtypes_match(ft->results, fn->results, ft->nresults))
         return invalid(v, "type mismatch in %s: the callee's results are not the function's", instr_name(v));
     cg_emit_terminal(&v->cg, op, nops, ops);
     set_unreachable(v);
@@ -1057,7 +1058,7 @@ static bool op_prefix_fc(validator *v) {
             return false;
         if (y >= v->m->nelems)
             return invalid(v, "unknown elem segment %u in table.init", y);
-        if (v->m->elems[y].elemtype != v->m->tables[x].elem)
+        if (!valtype_matches(v->m->elems[y].elemtype, v->m->tables[x].elem))
             return invalid(v, "type mismatch in table.init: elem segment %u holds %s, table %u %s", y,
                            valtype_name(v->m->elems[y].elemtype), x, valtype_name(v->m->tables[x].elem));
         bool x64 = v->m->tables[x].limits.addr64;
@@ -1079,7 +1080,7 @@ static bool op_prefix_fc(validator *v) {
     case 14: { /* table.copy dst src: [at_dst at_src min(at_dst, at_src)] -> [] */
         if (!read_table(v, &x) || !read_table(v, &y))
             return false;
-        if (v->m->tables[x].elem != v->m->tables[y].elem)
+        if (!valtype_matches(v->m->tables[y].elem, v->m->tables[x].elem))
             return invalid(v, "type mismatch in table.copy: table %u holds %s, table %u %s", x,
                            valtype_name(v->m->tables[x].elem), y, valtype_name(v->m->tables[y].elem));
         uint8_t tx = v->m->tables[x].limits.addr64 ? VT_I64 : VT_I32;

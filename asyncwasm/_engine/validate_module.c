@@ -138,7 +138,7 @@ static bool check_const(checker *c, const wasm_const_expr *e, uint8_t want, cons
     if (ok && height != 1)
         ok = const_invalid(c, site, "type mismatch: the constant expression leaves %u values, must leave one",
                            height);
-    if (ok && stack[0] != want)
+    if (ok && !valtype_matches(stack[0], want))
         ok = const_invalid(c, site, "type mismatch: must be %s, the constant expression is %s", valtype_name(want),
                            valtype_name(stack[0]));
     if (stack != small)
@@ -214,7 +214,7 @@ static bool check_elems(checker *c) {
             const_site site = {"the offset of elem segment %u", i, 0, at, m->nglobals};
             if (!check_const(c, &e->offset, m->tables[e->table].limits.addr64 ? VT_I64 : VT_I32, &site))
                 return false;
-            if (m->tables[e->table].elem != e->elemtype)
+            if (!valtype_matches(e->elemtype, m->tables[e->table].elem))
                 return module_invalid(c, at, "type mismatch: elem segment %u holds %s, table %u %s", i,
                                       valtype_name(e->elemtype), e->table, valtype_name(m->tables[e->table].elem));
         }
