@@ -120,10 +120,14 @@ static bool rd_reftype_rest(wasm_reader *r, uint8_t b, uint8_t *out, const char 
         return true;
     case 0x63: /* (ref null ht) */
         return rd_heaptype(r, out, unsupported);
-    case 0x64: { /* (ref ht): non-nullable */
-        uint8_t ignored;
-        if (!rd_heaptype(r, &ignored, unsupported))
+    case 0x64: { /* (ref ht): non-nullable; exception handling brings (ref exn) and (ref noexn) */
+        uint8_t ht;
+        if (!rd_heaptype(r, &ht, unsupported))
             return false;
+        if (ht == VT_EXNREF || ht == VT_NULLEXNREF) {
+            *out = ht == VT_EXNREF ? VT_REF_EXN : VT_REF_NOEXN;
+            return true;
+        }
         *out = VT_NONE;
         *unsupported = MSG_TYPED_REFS;
         return true;
@@ -327,6 +331,8 @@ const char *valtype_name(uint8_t t) {
     case VT_EXTERNREF: return "externref";
     case VT_EXNREF: return "exnref";
     case VT_NULLEXNREF: return "nullexnref";
+    case VT_REF_EXN: return "(ref exn)";
+    case VT_REF_NOEXN: return "(ref noexn)";
     case VT_NONE: return "none";
     default: return "<bad type>";
     }

@@ -85,7 +85,7 @@ static const char *const instr_names[NINSTR] = {
 
 /* Stable one-element type lists for single-value block types. */
 static const uint8_t one_type[] = {VT_I32, VT_I64, VT_F32, VT_F64, VT_V128, VT_FUNCREF, VT_EXTERNREF, VT_EXNREF,
-                                   VT_NULLEXNREF};
+                                   VT_NULLEXNREF, VT_REF_EXN, VT_REF_NOEXN};
 
 static const uint8_t *single_type(uint8_t t) {
     for (size_t i = 0; i < sizeof one_type; i++)
@@ -109,6 +109,11 @@ typedef struct {
     uint32_t *local_slot;
     uint32_t nlocals, locals_cap;
     uint32_t nlocal_slots;
+    /* "inits": a local of a non-defaultable type ((ref exn)) is unset until
+     * a local.set/tee; the block that set it forgets that at its end (and
+     * at else, catch). `inits` lists the locals set, innermost last. */
+    bool *local_unset;
+    uint32_t *inits, ninits;
 
     /* operand stack */
     cg_value *stack;
@@ -386,7 +391,14 @@ static bool push_ctrl(validator *v, uint8_t kind, const blocktype *bt) {
     f->own_region = CG_NONE;
     f->exn_slot = CG_NONE;
     f->catch_all = false;
+    f->init_height = v->ninits;
     return true;
+}
+
+/* Forgets the locals set since the frame f opened. */
+static void reset_locals(validator *v, const ctrl_frame *f) {
+    while (v->ninits > f->init_height)
+        v->local_unset[v->inits[--v->ninits]] = true;
 }
 
 /* The block's results must be exactly what is left on its stack. */
@@ -438,6 +450,7 @@ static bool op_else(validator *v) {
     cg_place_label(&v->cg, &f->else_label);
     f->kind = CTRL_ELSE;
     f->unreachable = false;
+    reset_locals(v, f);
     truncate_stack(v, f->height, f->slot_height);
     return push_types(v, f->params, f->nparams);
 }
@@ -479,6 +492,7 @@ static bool op_end(validator *v, bool *done) {
     const uint8_t *results = f->results;
     uint32_t n = f->nresults;
     truncate_stack(v, f->height, f->slot_height);
+    reset_locals(v, f);
     v->depth--;
     if (join || v->cg.dead)
         return push_types(v, results, n);
@@ -720,11 +734,18 @@ static bool op_local(validator *v, uint8_t op) {
         return false;
     uint8_t t = v->local_types[x];
     uint32_t slot = v->local_slot[x];
+    if (op == 0x20 && v->local_unset[x])
+        return invalid(v, "uninitialized local %u: local.get of a %s local before any local.set", x,
+                       valtype_name(t));
     if (op == 0x20) /* local.get: no code, the value stays in the local (F1) */
         return push_at(v, t, slot);
     cg_value val;
     if (!pop_val(v, t, &val))
         return false;
+    if (v->local_unset[x]) {
+        v->local_unset[x] = false;
+        v->inits[v->ninits++] = x; /* at most once per local: fits nlocals entries */
+    }
     uint32_t loc = cg_local_set(&v->cg, v->stack, v->height, &val, slot);
     return op == 0x21 || push_at(v, t, loc); /* local.tee keeps the value (F8) */
 }
@@ -1233,11 +1254,21 @@ static bool read_locals(validator *v, const wasm_functype *ft) {
         if (!slots)
             return false;
         v->local_slot = slots;
+        uint32_t unset_cap = v->locals_cap, inits_cap = v->locals_cap;
+        bool *unset = grow_buf(v, v->local_unset, &unset_cap, total, sizeof *v->local_unset);
+        if (!unset)
+            return false;
+        v->local_unset = unset;
+        uint32_t *inits = grow_buf(v, v->inits, &inits_cap, total, sizeof *v->inits);
+        if (!inits)
+            return false;
+        v->inits = inits;
         v->locals_cap = cap;
     }
     uint32_t k = 0, slot = 0;
     for (; k < ft->nparams; k++) {
         v->local_types[k] = ft->params[k];
+        v->local_unset[k] = false;
         v->local_slot[k] = slot;
         slot += valtype_slots(ft->params[k]);
     }
@@ -1249,6 +1280,7 @@ static bool read_locals(validator *v, const wasm_functype *ft) {
             return false;
         for (uint32_t j = 0; j < n; j++, k++) {
             v->local_types[k] = t;
+            v->local_unset[k] = !valtype_defaultable(t);
             v->local_slot[k] = slot;
             slot += valtype_slots(t);
         }
@@ -1378,7 +1410,7 @@ static bool compile_function(validator *v, uint32_t fidx) {
         return false;
 
     v->height = v->slot_height = v->max_slot_height = 0;
-    v->depth = 0;
+    v->depth = v->ninits = 0;
     blocktype bt = {.results = ft->results, .nresults = ft->nresults, .result_slots = ft->result_slots};
     if (!cg_func_begin(&v->cg, (uint32_t)(v->r.p - m->bytes), ft->param_slots, v->nlocal_slots))
         return nomem(v);
@@ -1410,6 +1442,8 @@ static void validator_free(validator *v) {
     cg_free(&v->cg);
     free(v->local_types);
     free(v->local_slot);
+    free(v->local_unset);
+    free(v->inits);
     free(v->stack);
     free(v->ctrl);
     free(v->targets);

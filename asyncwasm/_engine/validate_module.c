@@ -179,6 +179,9 @@ static bool check_definitions(checker *c) {
         if (!check_limits(c, &t->limits, false, "table", i, tables_at) ||
             (t->has_init && !check_const(c, &t->init, t->elem, &site)))
             return false;
+        if (!t->has_init && !valtype_defaultable(t->elem))
+            return module_invalid(c, tables_at, "type mismatch: table %u of %s needs an initializer "
+                                  "(non-defaultable element type)", i, valtype_name(t->elem));
     }
     size_t mems_at = wasm_section_offset(m, 5);
     for (uint32_t i = m->nimported_memories; i < m->nmemories; i++)

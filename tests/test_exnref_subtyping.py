@@ -1,14 +1,17 @@
-"""nullexnref, ``(ref null noexn)``: exnref's bottom type, which exception
-handling brings without GC, and the reference subtyping it needs
-(nullexnref <: exnref) wherever a type is matched.
+"""The exception reference types exception handling brings without GC,
+and the reference subtyping they need wherever a type is matched:
+nullexnref (``(ref null noexn)``, exnref's bottom, whose only value is
+null), ``(ref exn)`` (never null: what catch_ref produces) and
+``(ref noexn)`` (no value); (ref noexn) <: (ref exn) <: exnref and
+(ref noexn) <: nullexnref <: exnref.
 
 Validation: every module below is checked twice, against the expectation
 written next to it and against ``wasm-tools validate`` at asyncwasm's
 feature level (tests/fuzz/wasmtools.FEATURES), so the list is also the
-differential check with the reference validator. Runtime: the only value
-of the type is null, which Python sees as None; globals, tables, function
-results and parameters of the type, import matching, and a comparison
-with wasmtime through the fuzzers' differential runner.
+differential check with the reference validator. Runtime: Python sees a
+null as None and a (ref exn) as its WasmException; globals, tables,
+function results and parameters of these types, import matching, and a
+comparison with wasmtime through the fuzzers' differential runner.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from asyncwasm import (
     Tag,
     Trap,
     ValidationError,
+    ValType,
     WasmException,
 )
 
@@ -245,7 +249,104 @@ CASES = [
     ("elem item sub", "(module (table 1 exnref) (elem (table 0) (i32.const 0) exnref (ref.null noexn)))", True),
     ("elem item bad", "(module (elem nullexnref (ref.null exn)))", False),
     ("elem funcref into nullexnref", "(module (table 2 nullexnref) (elem (table 0) (i32.const 0) funcref (ref.null func)))", False),
+    # non-null exception references: (ref exn) (what catch_ref produces) and (ref noexn)
+    ("(ref exn) param", "(module (func (param (ref exn))))", True),
+    ("(ref noexn) result", "(module (func (result (ref noexn)) (unreachable)))", True),
+    ("(ref noexn) <: nullexnref", "(module (func (param (ref noexn)) (result nullexnref) (local.get 0)))", True),
+    ("(ref exn) <: exnref", "(module (func (param (ref exn)) (result exnref) (local.get 0)))", True),
+    ("exnref is not (ref exn)", "(module (func (param exnref) (result (ref exn)) (local.get 0)))", False),
+    ("ref.null noexn is not (ref noexn)", "(module (func (result (ref noexn)) (ref.null noexn)))", False),
+    ("ref.is_null (ref exn)", "(module (func (param (ref exn)) (result i32) (ref.is_null (local.get 0))))", True),
+    ("throw_ref (ref exn)", "(module (func (param (ref exn)) (throw_ref (local.get 0))))", True),
+    (
+        "catch_all_ref into (ref exn)",
+        "(module (tag $t) (func (result (ref exn))"
+        " (block $l (result (ref exn)) (try_table (catch_all_ref $l) (throw $t)) (unreachable))))",
+        True,
+    ),
+    (
+        "catch_ref into (ref exn)",
+        "(module (tag $t (param i32)) (func (result i32 (ref exn))"
+        " (block $l (result i32 (ref exn)) (try_table (catch_ref $t $l) (nop)) (unreachable))))",
+        True,
+    ),
+    (
+        "typed select (ref exn)",
+        "(module (func (param (ref exn) (ref exn)) (result (ref exn))"
+        " (select (result (ref exn)) (local.get 0) (local.get 1) (i32.const 0))))",
+        True,
+    ),
+    ("tag (ref exn)", "(module (tag $t (param (ref exn))) (func (param (ref exn)) (throw $t (local.get 0))))", True),
+    ("import global (ref exn)", '(module (import "a" "g" (global (ref exn))) (global (ref exn) (global.get 0)))', True),
+    ("import global (ref noexn)", '(module (import "a" "g" (global (ref noexn))) (global nullexnref (global.get 0)))', True),
+    ("global (ref exn) from null", "(module (global (ref exn) (ref.null exn)))", False),
+    ("import table (ref exn)", '(module (import "a" "t" (table 1 (ref exn))))', True),
+    ("table (ref noexn) without initializer", "(module (table 1 (ref noexn)))", False),
+    ("elem (ref exn)", '(module (import "a" "g" (global (ref exn))) (elem (ref exn) (global.get 0)))', True),
+    ("elem (ref exn) of null", "(module (elem (ref exn) (ref.null exn)))", False),
+    (
+        "table.grow (ref exn) with null",
+        '(module (import "a" "t" (table 1 (ref exn))) (func (result i32) (table.grow 0 (ref.null exn) (i32.const 1))))',
+        False,
+    ),
+    # a (ref exn) local has no default: it must be set, in this block or an enclosing one, before it is read
+    ("local unset", "(module (func (local (ref exn)) (drop (local.get 0))))", False),
+    ("local unset in dead code", "(module (func (local (ref exn)) unreachable (drop (local.get 0))))", False),
+    ("local (ref noexn) unset", "(module (func (local (ref noexn))))", True),
+    ("local set", "(module (func (param (ref exn)) (local (ref exn)) (local.set 1 (local.get 0)) (drop (local.get 1))))", True),
+    ("local tee", "(module (func (param (ref exn)) (local (ref exn)) (drop (local.tee 1 (local.get 0))) (drop (local.get 1))))", True),
+    (
+        "local set outside, read inside",
+        "(module (func (param (ref exn)) (local (ref exn)) (local.set 1 (local.get 0)) (block (drop (local.get 1)))))",
+        True,
+    ),
+    (
+        "local set in then, read in then",
+        "(module (func (param (ref exn)) (local (ref exn))"
+        " (if (i32.const 1) (then (local.set 1 (local.get 0)) (drop (local.get 1))))))",
+        True,
+    ),
+    (
+        "local set in then, read in else",
+        "(module (func (param (ref exn)) (local (ref exn))"
+        " (if (i32.const 1) (then (local.set 1 (local.get 0))) (else (drop (local.get 1))))))",
+        False,
+    ),
+    (
+        "local set in block, read after",
+        "(module (func (param (ref exn)) (local (ref exn)) (block (local.set 1 (local.get 0))) (drop (local.get 1))))",
+        False,
+    ),
+    (
+        "local set in loop, read after",
+        "(module (func (param (ref exn)) (local (ref exn)) (loop (local.set 1 (local.get 0))) (drop (local.get 1))))",
+        False,
+    ),
+    (
+        "local set in try_table, read after",
+        "(module (func (param (ref exn)) (local (ref exn)) (try_table (local.set 1 (local.get 0))) (drop (local.get 1))))",
+        False,
+    ),
+    (
+        "local set in try, read in catch",
+        "(module (tag $t) (func (param (ref exn)) (local (ref exn))"
+        " try (local.set 1 (local.get 0)) catch $t (drop (local.get 1)) end))",
+        False,
+    ),
+    (
+        "local set in try, read after delegate",
+        "(module (func (param (ref exn)) (local (ref exn)) try (local.set 1 (local.get 0)) delegate 0 (drop (local.get 1))))",
+        False,
+    ),
+    (
+        "local set twice in nested blocks",
+        "(module (func (param (ref exn)) (local (ref exn)) (block (local.set 1 (local.get 0))"
+        " (block (local.set 1 (local.get 0))) (drop (local.get 1))) (drop (local.get 1))))",
+        False,
+    ),
     # the other bottom types and non-null references need GC or typed function references
+    ("(ref func)", "(module (func (param (ref func))))", False),
+    ("(ref extern)", "(module (func (param (ref extern))))", False),
     ("nullfuncref", "(module (table 1 nullfuncref))", False),
     ("nullexternref", "(module (func (result nullexternref) ref.null noextern))", False),
     ("nullref", "(module (table 1 nullref))", False),
@@ -271,11 +372,12 @@ def test_validation_matches_the_reference(reference: None, name: str, text: str,
         return
     with pytest.raises(ValidationError) as info:
         Module(data)
-    needs_more = "nullexnref" not in text or "br_on_null" in text or "as_non_null" in text
+    needs_more = any(word in text for word in ("br_on_null", "as_non_null", "nullfuncref", "nullexternref", "nullref",
+                                               "nofunc", "(ref func)", "(ref extern)"))
     if needs_more:  # refused as a feature not supported yet, with the feature named
         assert "is not supported yet" in info.value.rule, info.value.rule
     else:
-        assert info.value.rule.startswith("type mismatch"), info.value.rule
+        assert info.value.rule.startswith(("type mismatch", "uninitialized local")), info.value.rule
 
 
 def test_the_case_the_fuzzer_found(reference: None) -> None:
@@ -456,3 +558,101 @@ def test_a_non_null_value_would_be_a_disagreement(reference: None, monkeypatch: 
     monkeypatch.setattr(differential.AsyncwasmEngine, "_value", staticmethod(wrong))
     status, detail = trio.run(campaign.Checker(sliced=False).differential, 0, 0, wat(DIFFERENTIAL))
     assert status == campaign.DISAGREE and "nullexnref" in detail
+
+
+def test_a_funcref_to_a_function_of_non_null_exception_types_agrees(reference: None) -> None:
+    text = """(module
+      (func $f (param (ref exn)) (result (ref noexn)) (unreachable))
+      (table (export "t") 1 funcref)
+      (elem (i32.const 0) $f)
+      (func (export "ref") (result funcref) (ref.func $f)))"""
+    assert trio.run(campaign.Checker().differential, 0, 0, wat(text)) == (campaign.AGREE, "")
+
+
+# -- non-null exception references at run time -----------------------------------------------
+
+REF_EXN, REF_NOEXN = ValType.REF_EXN, ValType.REF_NOEXN
+
+NON_NULL = """(module
+  (import "host" "g" (global $g (ref exn)))
+  (import "host" "t" (table $t 1 (ref exn)))
+  (tag $e (export "e") (param i32))
+  (tag $wrap (export "wrap") (param (ref exn)))
+  (global (export "same") (ref exn) (global.get $g))
+  (func $caught (export "caught") (param i32) (result (ref exn)) (local $x (ref exn))
+    (local.set $x
+      (block $h (result (ref exn))
+        (try_table (catch_all_ref $h) (throw $e (local.get 0)))
+        (unreachable)))
+    (local.get $x))
+  (func (export "is_null") (param (ref exn)) (result i32) (ref.is_null (local.get 0)))
+  (func (export "store") (param i32) (result i32)
+    (table.set $t (i32.const 0) (call $caught (local.get 0)))
+    (table.grow $t (table.get $t (i32.const 0)) (i32.const 1)))
+  (func (export "rethrow_wrapped") (param (ref exn)) (throw $wrap (local.get 0)))
+  (func (export "rethrow") (param (ref exn)) (throw_ref (local.get 0))))
+"""
+
+
+def _non_null(exception: WasmException) -> tuple[asyncwasm.Instance, Table]:
+    table = Table(TableType(REF_EXN, 1), exception)
+    instance = _link(NON_NULL.split("\n", 1)[1].rsplit(")", 1)[0], g=Global(GlobalType(REF_EXN), exception), t=table)
+    return instance, table
+
+
+def test_non_null_references_run() -> None:
+    seed = WasmException(Tag(FuncType([], [])), [])
+    instance, table = _non_null(seed)
+    e = instance.exports
+    assert e["same"].value.tag is seed.tag and e["same"].type == GlobalType(REF_EXN)
+    caught = e["caught"](5)
+    assert isinstance(caught, WasmException) and caught.tag is e["e"] and caught.values == (5,)
+    assert e["is_null"](caught) == 0
+    assert e["store"](9) == 1 and table.size == 2 and table.get(1).values == (9,)
+    with pytest.raises(WasmException) as info:
+        e["rethrow"](caught)
+    assert info.value.tag is e["e"] and info.value.values == (5,)
+    with pytest.raises(WasmException) as info:
+        e["rethrow_wrapped"](caught)
+    assert info.value.tag is e["wrap"] and info.value.values[0].values == (5,)
+    assert e["caught"].type == FuncType([asyncwasm.I32], [REF_EXN])
+
+
+def test_non_null_references_refuse_none() -> None:
+    seed = WasmException(Tag(FuncType([], [])), [])
+    instance, table = _non_null(seed)
+    with pytest.raises(TypeError, match=r"\(ref exn\)"):
+        instance.exports["is_null"](None)
+    with pytest.raises(TypeError):
+        table.set(0, None)
+    with pytest.raises(TypeError):
+        table.grow(1, None)
+    with pytest.raises(TypeError):
+        Table(TableType(REF_EXN, 1))  # no initial value: null
+    with pytest.raises(TypeError):
+        Global(GlobalType(REF_EXN), None)
+    for value in (None, seed):  # (ref noexn) has no value at all
+        with pytest.raises(TypeError, match="no values"):
+            Global(GlobalType(REF_NOEXN), value)
+    host = Func(FuncType([], [REF_EXN]), lambda: None)
+    linked = _link('(import "host" "f" (func $f (result (ref exn)))) (func (export "g") (result i32) (ref.is_null (call $f)))',
+                   f=host)
+    with pytest.raises(TypeError, match="bad result"):
+        linked.exports["g"]()
+    assert table.size == 1 and table.get(0).tag is seed.tag
+
+
+def test_non_null_imports_match_by_subtyping() -> None:
+    seed = WasmException(Tag(FuncType([], [])), [])
+    _link('(import "host" "g" (global exnref))', g=Global(GlobalType(REF_EXN), seed))
+    with pytest.raises(LinkError):
+        _link('(import "host" "g" (global (ref exn)))', g=Global(GlobalType(EXNREF), seed))
+    with pytest.raises(LinkError):
+        _link('(import "host" "g" (global (mut exnref)))', g=Global(GlobalType(REF_EXN, mutable=True), seed))
+    with pytest.raises(LinkError):
+        _link('(import "host" "t" (table 1 exnref))', t=Table(TableType(REF_EXN, 1), seed))
+
+
+def test_a_table_of_non_null_references_needs_an_initializer() -> None:
+    with pytest.raises(ValidationError, match="non-defaultable"):
+        Module(wat("(module (table 1 (ref exn)))"))
