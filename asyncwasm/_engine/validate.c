@@ -114,6 +114,7 @@ typedef struct {
      * at else, catch). `inits` lists the locals set, innermost last. */
     bool *local_unset;
     uint32_t *inits, ninits;
+    uint32_t unset_cap, inits_cap;
 
     /* operand stack */
     cg_value *stack;
@@ -1254,17 +1255,10 @@ static bool read_locals(validator *v, const wasm_functype *ft) {
         if (!slots)
             return false;
         v->local_slot = slots;
-        uint32_t unset_cap = v->locals_cap, inits_cap = v->locals_cap;
-        bool *unset = grow_buf(v, v->local_unset, &unset_cap, total, sizeof *v->local_unset);
-        if (!unset)
-            return false;
-        v->local_unset = unset;
-        uint32_t *inits = grow_buf(v, v->inits, &inits_cap, total, sizeof *v->inits);
-        if (!inits)
-            return false;
-        v->inits = inits;
         v->locals_cap = cap;
     }
+    if (!GROW(v, local_unset, unset_cap, total) || !GROW(v, inits, inits_cap, total))
+        return false;
     uint32_t k = 0, slot = 0;
     for (; k < ft->nparams; k++) {
         v->local_types[k] = ft->params[k];
