@@ -642,6 +642,24 @@ def test_non_null_references_refuse_none() -> None:
     assert table.size == 1 and table.get(0).tag is seed.tag
 
 
+def test_a_host_cannot_throw_a_null_as_a_non_null_payload() -> None:
+    """A tag whose payload is a (ref exn): a host exception carrying None
+    is refused before the guest could see a null where none can be."""
+    tag = Tag(FuncType([REF_EXN], []))
+
+    def host() -> None:
+        raise WasmException(tag, [None])
+
+    instance = _link(
+        '(import "host" "f" (func $f)) (import "host" "t" (tag $t (param (ref exn))))'
+        ' (func (export "g") (result i32)'
+        '   (block $l (result (ref exn)) (try_table (catch $t $l) (call $f)) (unreachable))'
+        '   (ref.is_null))',
+        f=Func(FuncType([], []), host), t=tag)
+    with pytest.raises(TypeError, match=r"expected \(ref exn\)"):
+        instance.exports["g"]()
+
+
 def test_non_null_imports_match_by_subtyping() -> None:
     seed = WasmException(Tag(FuncType([], [])), [])
     _link('(import "host" "g" (global exnref))', g=Global(GlobalType(REF_EXN), seed))
