@@ -674,3 +674,27 @@ def test_non_null_imports_match_by_subtyping() -> None:
 def test_a_table_of_non_null_references_needs_an_initializer() -> None:
     with pytest.raises(ValidationError, match="non-defaultable"):
         Module(wat("(module (table 1 (ref exn)))"))
+
+
+def test_every_type_byte_flipped_is_judged_like_the_reference(reference: None) -> None:
+    """The runtime modules with each byte that may name a reference type
+    (or start one) replaced by each other such byte: exnref <-> nullexnref,
+    nullable <-> non-null, exception <-> function references, and whatever
+    that does to the module around it. asyncwasm accepts exactly what
+    wasm-tools accepts at asyncwasm's level."""
+    swaps = {0x69, 0x74, 0x64, 0x63, 0x70}
+    verdicts = {True: 0, False: 0}
+    for text in (RUNTIME, NON_NULL):
+        data = wasmtools.parse(text)
+        for at in range(8, len(data)):
+            for byte in swaps - {data[at]} if data[at] in swaps else ():
+                flipped = data[:at] + bytes([byte]) + data[at + 1:]
+                valid, message = wasmtools.validate(flipped)
+                try:
+                    Module(flipped)
+                    error = None
+                except asyncwasm.ModuleError as exc:
+                    error = str(exc)
+                assert valid == (error is None), f"byte {at:#x} -> {byte:#x}: wasm-tools {message or 'valid'}; asyncwasm {error or 'valid'}"
+                verdicts[valid] += 1
+    assert verdicts[True] > 20 and verdicts[False] > 100, verdicts
