@@ -31,11 +31,44 @@ enum {
     VT_FUNCREF = 0x70,
     VT_EXTERNREF = 0x6F,
     VT_EXNREF = 0x69, /* Wasm 3.0 exception handling */
+    VT_NULLEXNREF = 0x74, /* (ref null noexn): exnref's bottom, whose only value is null */
+    /* Non-nullable references have no one-byte form: the engine names them
+     * by their heap type's byte - 0x40 (no binary value type uses these). */
+    VT_REF_EXN = 0x29,   /* (ref exn): an exception, never null */
+    VT_REF_NOEXN = 0x34, /* (ref noexn): no value at all (code using one is unreachable) */
 };
 
 /* A v128 takes two 64-bit slots; every other value one. */
 static inline uint32_t valtype_slots(uint8_t t) { return t == VT_V128 ? 2u : 1u; }
-static inline bool valtype_is_ref(uint8_t t) { return t == VT_FUNCREF || t == VT_EXTERNREF || t == VT_EXNREF; }
+static inline bool valtype_is_ref(uint8_t t) {
+    return t == VT_FUNCREF || t == VT_EXTERNREF || t == VT_EXNREF || t == VT_NULLEXNREF || t == VT_REF_EXN ||
+           t == VT_REF_NOEXN;
+}
+
+/* Whether the type has a default value (zero or null) for locals and tables. */
+static inline bool valtype_defaultable(uint8_t t) { return t != VT_REF_EXN && t != VT_REF_NOEXN; }
+
+/* Subtyping (https://webassembly.github.io/spec/core/valid/matching.html):
+ * whether a value of type `sub` may stand where `super` is expected. Without
+ * GC and typed function references only the exception hierarchy has proper
+ * subtypes: (ref noexn) <: (ref exn), nullexnref <: exnref. Every check of
+ * an operand, a branch, a block, a call, a table, a global or an import
+ * against an expected type goes through here. */
+static inline bool valtype_matches(uint8_t sub, uint8_t super) {
+    switch (super) {
+    case VT_EXNREF: return sub == VT_EXNREF || sub == VT_NULLEXNREF || sub == VT_REF_EXN || sub == VT_REF_NOEXN;
+    case VT_NULLEXNREF: case VT_REF_EXN: return sub == super || sub == VT_REF_NOEXN;
+    default: return sub == super;
+    }
+}
+
+/* Whether the n types `sub` match the n types `super`, one by one. */
+static inline bool valtypes_match(const uint8_t *sub, const uint8_t *super, uint32_t n) {
+    for (uint32_t i = 0; i < n; i++)
+        if (!valtype_matches(sub[i], super[i]))
+            return false;
+    return true;
+}
 
 enum { EXTERN_FUNC = 0, EXTERN_TABLE = 1, EXTERN_MEMORY = 2, EXTERN_GLOBAL = 3, EXTERN_TAG = 4 };
 #define EXTERN_KINDS 5
