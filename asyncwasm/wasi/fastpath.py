@@ -35,7 +35,7 @@ import errno as host_errno
 import socket
 import sys
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Generator, Optional
 
 import trio
 
@@ -186,16 +186,20 @@ class SockMirror:
 
     # -- what C hands back: the waits ------------------------------------------------------
     def _poll_wait(self, table: Any, args: tuple[int, int, int, int], start: tuple[int, int],
-                   earliest: Optional[int], listeners: bool) -> Any:
-        return _PollWait(self._poll_waiting, args, start, earliest, listeners)
+                   earliest: Optional[int], listeners: bool) -> "_PollWait":
+        return _PollWait(self, args, start, earliest, listeners)
 
-    async def _poll_waiting(self, args: tuple[int, int, int, int], start: tuple[int, int],
-                            earliest: Optional[int], listeners: bool) -> int:
+    def _poll_waiting(self, args: tuple[int, int, int, int], start: tuple[int, int],
+                      earliest: Optional[int], listeners: bool) -> Generator[Any, Any, int]:
+        """The body of a :class:`_PollWait` (what its ``__await__`` returns):
+        one generator, so that every trip through trio (two per request on
+        a server that waits between requests) resumes one frame here, not a
+        chain of coroutines."""
         # C found nothing ready. Let the other tasks run once and look again
         # before waiting: on a busy server the data often arrives meanwhile,
         # and that round costs less than a wait. (Either way the task passes
         # a schedule point: a _PollWait is Waiting.)
-        await trio.lowlevel.checkpoint()
+        yield from trio.lowlevel.checkpoint().__await__()
         fired_until: Optional[int] = None
         while True:
             done = self.table.poll_scan(args, start, fired_until)
@@ -204,47 +208,43 @@ class SockMirror:
             if done is None:  # the table changed under the wait (fds closed): Python's poll_oneoff decides
                 assert self._python_poll is not None
                 result = self._python_poll(*args)
-                return result if result.__class__ is int else await result
-            fired = await self._wait(earliest, listeners)
-            if fired is not None:
-                fired_until = fired if fired_until is None else max(fired, fired_until)
-
-    async def _wait(self, deadline: Optional[int], listeners: bool) -> Optional[int]:
-        """Until the epoll set is readable, a handed listener may have a
-        connection, or ``deadline`` (monotonic ns) passes; ``deadline`` if
-        that is what ended the wait (trio's clock decides: virtual clocks
-        work), else None.
-
-        The task waits in one trio primitive: ``wait_readable`` on the
-        epoll set, or parked when there is none. The deadline is an alarm
-        (see .alarms) and the listeners' sources are watched
-        (``ConnectionSource.watch``); either ends the wait through
-        :meth:`_wake`. No cancel scope, no helper task: a server waits once
-        per request."""
-        epfd = self.table.epoll_fd
-        self._fired = False
-        stops = [source.watch(self._wake, self) for source in set(self._sources.values())] if listeners else []
-        alarms = alarm = None
-        if deadline is not None:
-            alarms = Alarms.current()
-            seconds = max(0, deadline - time.monotonic_ns()) / 1e9
-            alarm = alarms.set(trio.current_time() + seconds, self._on_time)
-        assert epfd >= 0 or stops or alarms, "a poll waits for something"
-        try:
-            if epfd >= 0:
-                self._waiting_on = epfd
-                await _wait_readable(epfd)
-            else:
-                self._parked = trio.lowlevel.current_task()
-                await trio.lowlevel.wait_task_rescheduled(self._unpark)
-        finally:
-            self._waiting_on = -1
-            self._parked = None
-            if alarm is not None:
-                alarms.clear(alarm)  # type: ignore[union-attr]
-            for stop in stops:
-                stop()
-        return deadline if self._fired else None
+                return result if result.__class__ is int else (yield from result.__await__())
+            # Wait until the epoll set is readable, a handed listener may
+            # have a connection, or `earliest` (monotonic ns) passes (trio's
+            # clock decides: virtual clocks work). The task waits in one
+            # trio primitive: wait_readable on the epoll set, or parked when
+            # there is none. The deadline is an alarm (see .alarms) and the
+            # listeners' sources are watched (ConnectionSource.watch);
+            # either ends the wait through _wake. No cancel scope, no helper
+            # task: a server waits once per request.
+            epfd = self.table.epoll_fd
+            self._fired = False
+            stops = [source.watch(self._wake, self) for source in set(self._sources.values())] if listeners else ()
+            alarms = alarm = None
+            if earliest is not None:
+                alarms = Alarms.current()
+                seconds = max(0, earliest - time.monotonic_ns()) / 1e9
+                alarm = alarms.set(trio.current_time() + seconds, self._on_time)
+            assert epfd >= 0 or stops or alarms, "a poll waits for something"
+            try:
+                if epfd >= 0:
+                    self._waiting_on = epfd
+                    try:
+                        yield from trio.lowlevel.wait_readable(epfd).__await__()
+                    except (trio.ClosedResourceError, OSError):  # woken by _wake, or the set closed: the scan tells
+                        pass
+                else:
+                    self._parked = trio.lowlevel.current_task()
+                    yield from trio.lowlevel.wait_task_rescheduled(self._unpark).__await__()
+            finally:
+                self._waiting_on = -1
+                self._parked = None
+                if alarm is not None:
+                    alarms.clear(alarm)  # type: ignore[union-attr]
+                for stop in stops:
+                    stop()
+            if self._fired:
+                fired_until = earliest if fired_until is None else max(earliest, fired_until)  # type: ignore[type-var]
 
     def _on_time(self) -> None:
         """The deadline of the wait in progress passed."""
@@ -259,7 +259,7 @@ class SockMirror:
             trio.lowlevel.reschedule(task)
         elif self._waiting_on >= 0:
             fd, self._waiting_on = self._waiting_on, -1
-            trio.lowlevel.notify_closing(fd)  # the wait raises ClosedResourceError: _wait_readable ends
+            trio.lowlevel.notify_closing(fd)  # the wait raises ClosedResourceError: _poll_waiting looks again
 
     def _unpark(self, raise_cancel: Any) -> Any:
         self._parked = None  # cancelled while parked
@@ -278,14 +278,28 @@ class SockMirror:
         return _SUCCESS
 
 
-class _PollWait(Later, Waiting):
-    """A ``poll_oneoff`` that waits: it always passes a trio schedule point."""
+class _PollWait(Waiting):
+    """A ``poll_oneoff`` that found nothing ready: awaiting it (once) waits
+    until something is (:meth:`SockMirror._poll_waiting`); it always passes
+    a trio schedule point."""
 
-    __slots__ = ()
+    __slots__ = ("_mirror", "_args", "_start", "_earliest", "_listeners")
 
+    def __init__(self, mirror: SockMirror, args: tuple[int, int, int, int], start: tuple[int, int],
+                 earliest: Optional[int], listeners: bool) -> None:
+        self._mirror: Optional[SockMirror] = mirror
+        self._args = args
+        self._start = start
+        self._earliest = earliest
+        self._listeners = listeners
 
-async def _wait_readable(fd: int) -> None:
-    try:
-        await trio.lowlevel.wait_readable(fd)
-    except (trio.ClosedResourceError, OSError):  # woken by an alarm, or the set closed: the next scan tells
-        pass
+    def __await__(self) -> Generator[Any, Any, int]:
+        mirror = self._mirror
+        if mirror is None:
+            raise RuntimeError("this awaitable was closed or already awaited")
+        self._mirror = None
+        return mirror._poll_waiting(self._args, self._start, self._earliest, self._listeners)
+
+    def close(self) -> None:
+        """Forget the wait (it was never awaited)."""
+        self._mirror = None
