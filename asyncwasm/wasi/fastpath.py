@@ -32,6 +32,7 @@ set is closed when nothing is registered, so an idle instance holds no fd.
 from __future__ import annotations
 
 import errno as host_errno
+import functools
 import socket
 import sys
 import time
@@ -115,7 +116,7 @@ class SockMirror:
     def __init__(self, ctx: Any, native_clocks: bool) -> None:
         self.ctx = ctx
         self.native_clocks = native_clocks
-        self.table = _engine.SockTable(poll_wait=self._poll_wait, send_rest=self._send_rest)
+        self.table = _engine.SockTable(poll_wait=functools.partial(_PollWait, self), send_rest=self._send_rest)
         self._sources: dict[int, Any] = {}  # guest fd -> ConnectionSource of a mirrored listener
         self._python_poll: Optional[Callable[..., Any]] = None
         # The wait in progress (one task per context): the epoll fd it
@@ -185,10 +186,6 @@ class SockMirror:
         self.close_epoll()
 
     # -- what C hands back: the waits ------------------------------------------------------
-    def _poll_wait(self, table: Any, args: tuple[int, int, int, int], start: tuple[int, int],
-                   earliest: Optional[int], listeners: bool) -> "_PollWait":
-        return _PollWait(self, args, start, earliest, listeners)
-
     def _poll_waiting(self, args: tuple[int, int, int, int], start: tuple[int, int],
                       earliest: Optional[int], listeners: bool) -> Generator[Any, Any, int]:
         """The body of a :class:`_PollWait` (what its ``__await__`` returns):
