@@ -48,7 +48,7 @@ _SLACK = 64
 class Alarms:
     """The alarms of one trio run (see the module docstring)."""
 
-    __slots__ = ("_heap", "_live", "_counter", "_scope", "_started")
+    __slots__ = ("_heap", "_live", "_counter", "_scope", "_started", "clock", "running")
 
     def __init__(self) -> None:
         # (deadline, number): a number not in _live is a cleared alarm
@@ -57,6 +57,8 @@ class Alarms:
         self._counter = 0
         self._scope: Optional[trio.CancelScope] = None  # the timer task's sleep
         self._started = False
+        self.clock = trio.lowlevel.current_clock()  #: the run's clock (deadlines are on it)
+        self.running = True  #: False once the trio run is over: alarms kept from it are gone
 
     @staticmethod
     def current() -> "Alarms":
@@ -93,6 +95,12 @@ class Alarms:
         return len(self._live)
 
     async def _run(self) -> None:
+        try:
+            await self._go_off()
+        finally:
+            self.running = False
+
+    async def _go_off(self) -> None:
         live = self._live
         while True:
             heap = self._heap  # clear() may have rebuilt it

@@ -33,9 +33,11 @@ from __future__ import annotations
 
 import errno as host_errno
 import functools
+import math
 import socket
 import sys
 import time
+import weakref
 from typing import Any, Callable, Generator, Optional
 
 import trio
@@ -124,6 +126,15 @@ class SockMirror:
         self._waiting_on = -1
         self._parked: Optional[trio.lowlevel.Task] = None
         self._fired = False
+        # The deadline of the wait in progress (trio's clock; None: none),
+        # and the one alarm this mirror keeps (see _arm): where, when, and
+        # the callback it calls, which holds the mirror weakly.
+        self._deadline: Optional[float] = None
+        self._alarms: Optional[Alarms] = None
+        self._alarm = 0
+        self._alarm_at = math.inf
+        ref = weakref.ref(self)
+        self._alarm_callback = lambda: _on_time(ref)
 
     def wrap(self, name: str, call: Callable[..., Any]) -> Callable[..., Any]:
         """``call`` (the bound WASI function ``name``) with its C path, if it has one."""
@@ -180,6 +191,9 @@ class SockMirror:
 
     def close(self) -> None:
         """The context closed (its table already removed every fd)."""
+        if self._alarms is not None and self._alarm_at != math.inf:
+            self._alarms.clear(self._alarm)
+            self._alarm_at = math.inf
         self.table.clear()
         self.table.bind_memory(None)
         self._sources.clear()
@@ -213,12 +227,15 @@ class SockMirror:
             epfd = self.table.epoll_fd
             self._fired = False
             stops = [source.watch(self._wake, self) for source in set(self._sources.values())] if listeners else ()
-            alarms = alarm = None
             if earliest is not None:
-                alarms = Alarms.current()
-                seconds = max(0, earliest - time.monotonic_ns()) / 1e9
-                alarm = alarms.set(trio.current_time() + seconds, self._on_time)
-            assert epfd >= 0 or stops or alarms, "a poll waits for something"
+                alarms = self._alarms
+                if alarms is None or not alarms.running:
+                    alarms = self._alarms = Alarms.current()
+                    self._alarm_at = math.inf
+                at = self._deadline = alarms.clock.current_time() + max(0, earliest - time.monotonic_ns()) / 1e9
+                if at < self._alarm_at:
+                    self._arm(at)
+            assert epfd >= 0 or stops or earliest is not None, "a poll waits for something"
             try:
                 if epfd >= 0:
                     self._waiting_on = epfd
@@ -232,8 +249,7 @@ class SockMirror:
             finally:
                 self._waiting_on = -1
                 self._parked = None
-                if alarm is not None:
-                    alarms.clear(alarm)  # type: ignore[union-attr]
+                self._deadline = None  # the alarm stays: the next wait most likely needs one later
                 for stop in stops:
                     stop()
             if self._fired:
@@ -246,8 +262,34 @@ class SockMirror:
                 result = self._python_poll(*args)
                 return result if result.__class__ is int else (yield from result.__await__())
 
+    def _arm(self, at: float) -> None:
+        """Make the mirror's one alarm go off at ``at``.
+
+        Strategy: a server waits once per request, each time with a
+        deadline (its idle timeout) a little later than the last. Instead
+        of setting an alarm per wait and clearing it after, the mirror
+        keeps one: a wait whose deadline is no earlier than the alarm's
+        leaves it be, and when it goes off before the deadline of the wait
+        then in progress (:meth:`_on_time`) it is set again for that
+        deadline. So a busy server sets an alarm once per timeout period,
+        not per request. The alarm holds the mirror weakly: a pending one
+        never keeps a finished guest's memory alive."""
+        alarms = self._alarms
+        assert alarms is not None
+        if self._alarm_at != math.inf:
+            alarms.clear(self._alarm)
+        self._alarm = alarms.set(at, self._alarm_callback)
+        self._alarm_at = at
+
     def _on_time(self) -> None:
-        """The deadline of the wait in progress passed."""
+        """The mirror's alarm went off."""
+        self._alarm_at = math.inf
+        deadline = self._deadline
+        if deadline is None:  # no wait in progress: the alarm lapses
+            return
+        if self._alarms is not None and self._alarms.clock.current_time() < deadline:
+            self._arm(deadline)  # set for an earlier wait: the one in progress ends later
+            return
         self._fired = True
         self._wake()
 
@@ -276,6 +318,12 @@ class SockMirror:
         sent = await entry.send_wait(buffers, None, done)
         self.ctx.memory.store_u32(so_datalen, sent)
         return _SUCCESS
+
+
+def _on_time(ref: "weakref.ref[SockMirror]") -> None:
+    mirror = ref()
+    if mirror is not None:
+        mirror._on_time()
 
 
 class _PollWait(Waiting):
