@@ -458,6 +458,40 @@ def test_an_alarm_kept_from_an_earlier_wait_does_not_end_a_later_one():
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0.01))
 
 
+def test_a_kept_alarm_does_not_outlive_its_trio_run():
+    """A mirror's alarm belongs to one trio run (its clock, its timer task):
+    a wait in the next run sets one in that run's alarms."""
+    guest = _EngineGuest()
+    kept: dict = {}
+
+    async def first() -> None:
+        client, fd = await _pair(guest)
+        kept.update(client=client, fd=fd)
+        args, _ = _poll_args(guest, [_fd_sub(1, fd), _clock_sub(2, 3600 * 10**9)])
+
+        async def later() -> None:
+            await trio.sleep(0.01)
+            await client.send_all(b"x")
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(later)
+            assert await guest.call_async("poll_oneoff", *args) == Errno.SUCCESS
+        assert guest.call("sock_recv", fd, *_recv_args(guest, 8)[0]) == Errno.SUCCESS
+        assert len(Alarms.current()) == 1  # kept, for an hour
+
+    async def second() -> None:
+        args, where = _poll_args(guest, [_fd_sub(1, kept["fd"]), _clock_sub(2, 30_000_000)])
+        start = trio.current_time()
+        assert await guest.call_async("poll_oneoff", *args) == Errno.SUCCESS
+        assert _events(guest, where) == [(2, 0, int(ET.CLOCK), 0, 0)] and trio.current_time() - start >= 0.025
+
+    try:
+        trio.run(first)
+        trio.run(second)
+    finally:
+        guest.close()
+
+
 async def test_a_cancelled_poll_leaves_no_alarm_holding_the_guest():
     alarms = Alarms.current()
     with _EngineGuest() as guest:

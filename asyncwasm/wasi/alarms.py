@@ -11,7 +11,13 @@ sockets, and a server waits once per request. A trio cancel scope per wait
 an alarm costs a heap push. The waiting task waits for readiness alone,
 and when a deadline passes, the timer task calls ``on_time()``, which wakes
 the waiter its own way (``SockMirror`` calls ``notify_closing`` on the fd
-its guest waits on).
+its guest waits on). A socket mirror keeps its one alarm from wait to
+wait and sets it again only when it goes off early (``SockMirror._arm``),
+so a busy server sets about one per timeout period, not one per request.
+
+``clock`` is the run's clock (deadlines are on it); ``running`` turns
+False when the run's timer task ends, so a holder of an alarm from an
+earlier trio run knows to set a new one in this run's alarms.
 
 Rule: the timer task follows trio's clock (virtual clocks work), sleeps
 until the earliest deadline in one cancel scope whose deadline moves when
