@@ -401,6 +401,18 @@ async def test_hangup_flag_and_bad_subscriptions_go_to_python():
 
 
 
+async def _poll_as_data_comes(guest: _EngineGuest, client: trio.SocketStream, args: tuple, after: float) -> None:
+    """``poll_oneoff(*args)`` while ``client`` sends a byte ``after`` seconds in: the data ends the wait."""
+
+    async def later() -> None:
+        await trio.sleep(after)
+        await client.send_all(b"x")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(later)
+        assert await guest.call_async("poll_oneoff", *args) == Errno.SUCCESS
+
+
 async def test_a_poll_with_a_deadline_waits_on_an_alarm_not_a_cancel_scope():
     with _EngineGuest() as guest:
         client, fd = await _pair(guest)
@@ -412,13 +424,7 @@ async def test_a_poll_with_a_deadline_waits_on_an_alarm_not_a_cancel_scope():
         assert len(alarms) == 0  # gone off
         args, where = _poll_args(guest, [_fd_sub(1, fd), _clock_sub(2, 5 * 10**9)])
 
-        async def later() -> None:
-            await trio.sleep(0.02)
-            await client.send_all(b"x")
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(later)
-            assert await guest.call_async("poll_oneoff", *args) == Errno.SUCCESS
+        await _poll_as_data_comes(guest, client, args, after=0.02)
         assert _events(guest, where) == [(1, 0, int(ET.FD_READ), 1, 0)]
         # The data came first: the mirror keeps its one alarm for the next
         # wait, whose deadline is later (set again only when it goes off).
@@ -442,13 +448,7 @@ def test_an_alarm_kept_from_an_earlier_wait_does_not_end_a_later_one():
             short, _ = _poll_args(guest, [_fd_sub(1, fd), _clock_sub(2, 10 * 10**9)])
             long, where = _poll_args(guest, [_fd_sub(1, fd), _clock_sub(2, 100 * 10**9)])
 
-            async def later() -> None:
-                await trio.sleep(1)
-                await client.send_all(b"x")
-
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(later)
-                assert await guest.call_async("poll_oneoff", *short) == Errno.SUCCESS  # the data, at 1 s
+            await _poll_as_data_comes(guest, client, short, after=1)  # the data, at 1 s
             assert guest.call("sock_recv", fd, *_recv_args(guest, 8)[0]) == Errno.SUCCESS
             start = trio.current_time()
             assert await guest.instance.exports["poll_oneoff"].call_async(*long) == Errno.SUCCESS
@@ -469,13 +469,7 @@ def test_a_kept_alarm_does_not_outlive_its_trio_run():
         kept.update(client=client, fd=fd)
         args, _ = _poll_args(guest, [_fd_sub(1, fd), _clock_sub(2, 3600 * 10**9)])
 
-        async def later() -> None:
-            await trio.sleep(0.01)
-            await client.send_all(b"x")
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(later)
-            assert await guest.call_async("poll_oneoff", *args) == Errno.SUCCESS
+        await _poll_as_data_comes(guest, client, args, after=0.01)
         assert guest.call("sock_recv", fd, *_recv_args(guest, 8)[0]) == Errno.SUCCESS
         assert len(Alarms.current()) == 1  # kept, for an hour
 
@@ -508,13 +502,7 @@ async def test_a_cancelled_poll_leaves_no_alarm_holding_the_guest():
     client, fd = await _pair(guest)
     args, _ = _poll_args(guest, [_fd_sub(1, fd), _clock_sub(2, 5 * 10**9)])
 
-    async def later() -> None:
-        await trio.sleep(0.01)
-        await client.send_all(b"x")
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(later)
-        assert await guest.call_async("poll_oneoff", *args) == Errno.SUCCESS
+    await _poll_as_data_comes(guest, client, args, after=0.01)
     assert len(alarms) == 1
     mirror = weakref.ref(guest.ctx._mirror)
     del guest
