@@ -28,8 +28,11 @@ def read_answer(sock: socket.socket, buffer: bytearray) -> None:
         end = buffer.find(b"\r\n\r\n")
         if end >= 0:
             head = bytes(buffer[:end]).lower()
-            at = head.find(b"content-length:")
-            length = int(head[at + 15:head.find(b"\r\n", at) if head.find(b"\r\n", at) >= 0 else None]) if at >= 0 else 0
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip() == b"content-length":
+                    length = int(value)
             if len(buffer) >= end + 4 + length:
                 if not head.startswith(b"http/1.1 200"):
                     raise RuntimeError(f"unexpected answer: {head[:40]!r}")
