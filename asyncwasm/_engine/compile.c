@@ -401,6 +401,7 @@ bool cg_func_end(codegen *cg, wasm_code *out, const uint8_t *local_types, uint32
     out->nparam_slots = nparam_slots;
     out->nlocal_slots = cg->nlocal_slots;
     out->nconst_slots = cg->nconsts;
+    out->ninit_slots = nzero + cg->nconsts;
     out->max_slots = cg->nlocal_slots + cg->nconsts + max_stack_slots + cg->nextra;
     return true;
 }
