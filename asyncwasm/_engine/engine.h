@@ -256,6 +256,11 @@ typedef struct {
      * zeros for the declared locals, then the pool. */
     const uint64_t *frame_init;
     uint32_t ninit_slots;  /* nlocal_slots - nparam_slots + nconst_slots */
+    /* A call may copy frame_init as one block of WASM_INIT_BLOCK slots:
+     * ninit_slots fits in it, frame_init is that long (zeros after its
+     * own slots) and so is the frame above its parameters (the extra slots
+     * land on the operand stack, dead at entry). */
+    bool init_by_block;
     uint32_t nlocals;      /* params + declared locals, as values */
     uint8_t *local_types;  /* nlocals types (params first) */
     uint32_t body_offset;  /* byte offset of the body in the module bytes */
@@ -271,6 +276,7 @@ typedef struct {
     uint32_t ncatches;
 } wasm_code;
 
+#define WASM_INIT_BLOCK 8u
 #define WASM_NO_REGION UINT32_MAX
 #define WASM_CATCH_ALL UINT32_MAX
 #define WASM_NO_SLOT UINT32_MAX

@@ -286,9 +286,11 @@ static int finished_fiber_outcome(fiber *f)
 }
 
 /* Sets a callee's declared locals (zeros) and constant pool from its
- * frame_init. Most functions have a handful of such slots: up to 16, a jump
- * into a straight run of copies (two instructions a slot) beats both a
- * loop (five a slot: this is on every call's path) and a call to memcpy
+ * frame_init. Most functions have a handful of such slots. With
+ * init_by_block (engine.h), one fixed block of WASM_INIT_BLOCK slots, which
+ * the compiler copies in a few vector moves, no branch. Else, up to 16, a
+ * jump into a straight run of copies (two instructions a slot) beats both
+ * a loop (five a slot: this is on every call's path) and a call to memcpy
  * (which also forces the loop's registers to be spilled around it). */
 #if defined(__GNUC__) || defined(__clang__)
 #define FALLTHROUGH __attribute__((fallthrough))
@@ -304,6 +306,10 @@ OPS_INLINE void init_frame(uint64_t *fp, const wasm_code *code)
 {
     uint64_t *dst = fp + code->nparam_slots;
     const uint64_t *src = code->frame_init;
+    if (LIKELY(code->init_by_block)) {
+        memcpy(dst, src, sizeof *dst * WASM_INIT_BLOCK);
+        return;
+    }
     uint32_t n = code->ninit_slots;
     switch (n) {
         INIT_SLOT(15); INIT_SLOT(14); INIT_SLOT(13); INIT_SLOT(12); INIT_SLOT(11); INIT_SLOT(10);
