@@ -288,6 +288,12 @@ typedef struct {
     /* Slots [nparam_slots, nlocal_slots + nconst_slots) at function entry:
      * zeros for the declared locals, then the pool. */
     const uint64_t *frame_init;
+    uint32_t ninit_slots;  /* nlocal_slots - nparam_slots + nconst_slots */
+    /* A call may copy frame_init as one block of WASM_INIT_BLOCK slots:
+     * ninit_slots fits in it, frame_init is that long (zeros after its
+     * own slots) and so is the frame above its parameters (the extra slots
+     * land on the operand stack, dead at entry). */
+    bool init_by_block;
     uint32_t nlocals;      /* params + declared locals, as values */
     uint8_t *local_types;  /* nlocals types (params first) */
     uint32_t body_offset;  /* byte offset of the body in the module bytes */
@@ -303,6 +309,7 @@ typedef struct {
     uint32_t ncatches;
 } wasm_code;
 
+#define WASM_INIT_BLOCK 8u
 #define WASM_NO_REGION UINT32_MAX
 #define WASM_CATCH_ALL UINT32_MAX
 #define WASM_NO_SLOT UINT32_MAX
@@ -561,20 +568,35 @@ enum trap_kind {
 };
 const char *trap_message(int kind);
 
+/* Frames: a call pushes an rt_frame on fiber->frames and a return pops it.
+ * The record holds what the common return needs, in the fewest loads:
+ * where the caller continues (ret_ip), the caller's code words (ret_code,
+ * for its jump targets) and its first slot (the fp of the frame below; a
+ * pointer, which fiber_reserve moves along when it moves the stack).
+ * ret_code is NULL for the entry frame and for a frame whose function
+ * belongs to another instance than its caller's (a call or tail call into
+ * another instance): such returns take interp.c's return_slow, which ends
+ * the run or gives back the instance's turn. What traps, stack traces and
+ * unwinding need is derived there from func. The depth check of a call is
+ * one compare, depth < depth_limit = min(frames_cap, max_depth): past it,
+ * the array grows or the call traps. */
 typedef struct {
-    const rt_func *func;   /* the function running in this frame */
-    const uint32_t *ret_ip; /* where the caller continues (NULL for the entry frame) */
-    size_t fp;             /* slot offset of this frame's base in fiber->stack */
+    const rt_func *func;      /* the function running in this frame */
+    const uint32_t *ret_ip;   /* where the caller continues (NULL for the entry frame) */
+    const uint32_t *ret_code; /* the caller's code words, or NULL (see above) */
+    uint64_t *fp;             /* this frame's first slot (fiber_reserve moves it with the stack) */
 } rt_frame;
 
 typedef struct fiber {
     uint64_t *stack;       /* value slots; may be reallocated: frames keep offsets */
     size_t stack_cap;      /* slots allocated */
+    uint64_t *stack_end;   /* stack + stack_cap */
     size_t max_stack;      /* slot limit: beyond it, TRAP_STACK_EXHAUSTED */
     rt_frame *frames;
     uint32_t depth;        /* frames in use */
     uint32_t frames_cap;
     uint32_t max_depth;    /* call depth limit: beyond it, TRAP_STACK_EXHAUSTED */
+    uint32_t depth_limit;  /* min(frames_cap, max_depth) ("Frames"): fiber_set_depth_limit */
 
     const rt_func *entry;
     const uint32_t *ip;    /* where to resume (valid when suspended / out of fuel) */
@@ -612,8 +634,11 @@ typedef struct fiber {
  * `fn` the entry frame; works for host functions too. */
 int fiber_init(fiber *f, size_t max_stack_slots, uint32_t max_depth);
 int fiber_start(fiber *f, const rt_func *fn, const uint64_t *args);
+/* After frames_cap or max_depth changed. */
+void fiber_set_depth_limit(fiber *f);
 void fiber_free(fiber *f);
-/* Grows f->stack so that [fp, fp + need) fits; -1 (no exception) past max_stack. */
+/* Grows f->stack so that [fp, fp + need) fits (fp a slot offset), moving
+ * the fp of frames [0, depth) with it; -1 (no exception) past max_stack. */
 int fiber_reserve(fiber *f, size_t fp, size_t need);
 
 /* interp.c: run until done, suspension, trap, error, or the fuel runs out.

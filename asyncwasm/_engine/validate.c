@@ -653,7 +653,8 @@ static bool op_call(validator *v, bool tail) {
     if (!call_with(v, ft, &base))
         return false;
     uint32_t ops[2] = {f, base};
-    return emit_call(v, tail ? OP_RETURN_CALL : OP_CALL, 2, ops, ft, tail);
+    uint32_t op = tail ? OP_RETURN_CALL : f >= v->m->nimported_funcs ? OP_CALL_DEFINED : OP_CALL;
+    return emit_call(v, op, 2, ops, ft, tail);
 }
 
 /* A table64's i64 index operand (at `loc`, home `home`), narrowed for the
