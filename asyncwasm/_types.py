@@ -16,13 +16,22 @@ from typing import Iterable, Optional, Union
 
 
 class ValType(enum.IntEnum):
-    """A value type; the integer is its byte in the binary format.
+    """A value type; the integer is its byte in the binary format (for the
+    non-nullable references, which have no one-byte form, their heap
+    type's byte - 0x40).
 
         >>> I32, int(I32), ValType(0x7E), I64.is_ref, FUNCREF.is_ref
         (i32, 127, i64, False, True)
 
     ``EXNREF`` is a reference to a Wasm exception; Python sees one as the
     :class:`~asyncwasm.WasmException` it stands for (None is null).
+    ``NULLEXNREF`` (``(ref null noexn)``) is its bottom type: its only value
+    is null (None), and it fits wherever an ``EXNREF`` is expected.
+    ``REF_EXN`` (``(ref exn)``) is an exnref that is never null (what
+    ``catch_ref`` produces); ``REF_NOEXN`` (``(ref noexn)``) has no value.
+
+        >>> str(ValType.REF_EXN), ValType.REF_EXN.is_ref
+        ('(ref exn)', True)
     """
 
     I32 = 0x7F
@@ -33,15 +42,20 @@ class ValType(enum.IntEnum):
     FUNCREF = 0x70
     EXTERNREF = 0x6F
     EXNREF = 0x69
+    NULLEXNREF = 0x74
+    REF_EXN = 0x29
+    REF_NOEXN = 0x34
 
     def __str__(self) -> str:
+        if self.name.startswith("REF_"):
+            return f"(ref {self.name[4:].lower()})"
         return self.name.lower()
 
     __repr__ = __str__
 
     @property
     def is_ref(self) -> bool:
-        return self in (ValType.FUNCREF, ValType.EXTERNREF, ValType.EXNREF)
+        return self not in (ValType.I32, ValType.I64, ValType.F32, ValType.F64, ValType.V128)
 
 
 I32 = ValType.I32
@@ -52,9 +66,29 @@ V128 = ValType.V128
 FUNCREF = ValType.FUNCREF
 EXTERNREF = ValType.EXTERNREF
 EXNREF = ValType.EXNREF
+NULLEXNREF = ValType.NULLEXNREF
 
 
-_VALTYPE_NAMES = "I32, I64, F32, F64, V128, FUNCREF, EXTERNREF or EXNREF"
+def valtype_matches(sub: ValType, expected: ValType) -> bool:
+    """Whether a value of type ``sub`` may stand where ``expected`` is
+    expected (Wasm subtyping; the engine's valtype_matches, engine.h):
+    without GC only the exception types have proper subtypes.
+
+        >>> valtype_matches(NULLEXNREF, EXNREF), valtype_matches(EXNREF, NULLEXNREF)
+        (True, False)
+    """
+    return sub == expected or (sub, expected) in _PROPER_SUBTYPES
+
+
+_PROPER_SUBTYPES = {
+    (ValType.NULLEXNREF, ValType.EXNREF),
+    (ValType.REF_EXN, ValType.EXNREF),
+    (ValType.REF_NOEXN, ValType.EXNREF),
+    (ValType.REF_NOEXN, ValType.REF_EXN),
+    (ValType.REF_NOEXN, ValType.NULLEXNREF),
+}
+
+_VALTYPE_NAMES = "I32, I64, F32, F64, V128, FUNCREF, EXTERNREF, EXNREF, NULLEXNREF or ValType.REF_EXN/REF_NOEXN"
 
 
 def _valtype(value: Union[ValType, int]) -> ValType:

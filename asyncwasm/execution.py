@@ -572,8 +572,9 @@ class _Gate:
         if held:
             self.release()
 
-    async def call_async(self, func: Any, args: tuple, meter: Meter, deadline: Optional[Deadline] = None) -> tuple:
-        """``func(*args)`` driven in the current task (see :func:`call_async`).
+    async def call_async(self, func: Any, args: tuple, meter: Meter, deadline: Optional[Deadline] = None) -> Any:
+        """``func(*args)`` driven in the current task (see :func:`call_async`):
+        returns what ``func(*args)`` returns.
 
         ``deadline``: the call ends with :class:`Interrupted` once it passes
         (as ``Limits.timeout`` does; the sooner of the two applies)."""
@@ -600,9 +601,9 @@ class _Gate:
                 if deadline is None or own.seconds < deadline.seconds - (own.started - deadline.started):
                     deadline = own
             if deadline is None:
-                return await self._drive_async(fiber, meter, None)
+                return _shape(await self._drive_async(fiber, meter, None), False)
             try:
-                return await self._drive_async(fiber, meter, deadline)
+                return _shape(await self._drive_async(fiber, meter, deadline), False)
             except _Overdue:
                 self.interrupt(deadline.why())
                 raise Interrupted(
@@ -795,12 +796,13 @@ async def call_async(func: Any, *args: Any) -> Any:
         >>> with trio.fail_after(5):
         ...     total = await instance.exports["sum"].call_async(1000)
     """
-    meter = Meter()
-    return _shape(await _gate_for(func).call_async(func, args, meter), False)
+    return await _gate_for(func).call_async(func, args, Meter())
 
 
 def _call_async_hook(func: Any, args: tuple) -> Any:
-    return call_async(func, *args)
+    # The gate's coroutine itself, not call_async's around it: a served
+    # guest's task resumes through every frame of this chain at each wake-up.
+    return _gate_for(func).call_async(func, args, Meter())
 
 
 _engine.set_hooks(call_async=_call_async_hook)
@@ -842,7 +844,7 @@ class Execution:
         try:
             with self._scope:
                 gate = _gate_for(self._func)
-                self._value = _shape(await gate.call_async(self._func, self._args, self._meter), False)
+                self._value = await gate.call_async(self._func, self._args, self._meter)
                 return
             self._error = Interrupted("the execution was cancelled (Execution.cancel())")
         except Exception as exc:  # the guest's outcome, kept for result()

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Optional, Union, final
 
 from ._engine import Func, Global, Memory, Table, Tag
 from ._errors import LinkError
-from ._types import ExternType, FuncType, GlobalType, MemoryType, TableType, TagType
+from ._types import ExternType, FuncType, GlobalType, MemoryType, TableType, TagType, valtype_matches
 from .module import ImportType, Module
 
 if TYPE_CHECKING:
@@ -80,8 +80,16 @@ def import_matches(expected: ExternType, actual: ExternType) -> bool:
             and actual.is_64 == expected.is_64
             and _limits_match(actual.min, actual.max, expected.min, expected.max)
         )
-    if isinstance(expected, (GlobalType, TagType)):
-        return type(actual) is type(expected) and actual == expected
+    if isinstance(expected, GlobalType):
+        # An immutable global may have a subtype; a mutable one is written
+        # through the import too, so its type must be the same.
+        return (
+            isinstance(actual, GlobalType)
+            and actual.mutable == expected.mutable
+            and (actual.content == expected.content if expected.mutable else valtype_matches(actual.content, expected.content))
+        )
+    if isinstance(expected, TagType):
+        return isinstance(actual, TagType) and actual == expected
     raise TypeError(f"not an extern type: {expected!r}")
 
 

@@ -7,6 +7,7 @@ suspensions and slices per request, the server's own latency, and
     python benchmarks/serve_inprocess.py --profile cprofile     # where the time goes (top functions)
     python benchmarks/serve_inprocess.py --rounds 3             # medians
     python benchmarks/serve_inprocess.py --poll -c 1000 --rate 10000   # latency below saturation
+    python benchmarks/serve_inprocess.py --requests 100          # exactly 100 paced requests per connection
 
 The server (:class:`asyncwasm.serve.Server` over a :class:`Handoff`) runs in
 this process's trio loop; ``wrk`` is a subprocess (``-t1``). CPU per
@@ -25,6 +26,15 @@ about that many requests per second are offered (below saturation).
 ``--latency`` adds how late the event loop runs (a trio task sleeping
 1 ms, lateness p50/p99). The heap is frozen after start-up, as
 ``asyncwasm serve`` does.
+
+``--requests N`` replaces wrk with ``paced_client.py``: exactly N requests
+per connection, every connection's next one ``--pause`` seconds after the
+answers (so each request wakes its instance once: the path of a server
+that is not saturated). The work is the same in every run, so instruction
+counts compare between builds: run it under callgrind with two values of
+N and divide the difference by the difference in requests,
+
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null python benchmarks/serve_inprocess.py --requests 50
 """
 
 from __future__ import annotations
@@ -81,6 +91,13 @@ async def _lateness(samples: list[float], stop: trio.Event) -> None:
         samples.append(trio.current_time() - start - 0.001)
 
 
+def _paced(port: int, connections: int, requests: int, pause: float) -> dict:
+    out = subprocess.run([sys.executable, str(HERE / "paced_client.py"), str(port), f"-c{connections}",
+                          f"-n{requests}", f"--pause={pause}"], capture_output=True, text=True, check=True,
+                         timeout=requests * (pause + 1) + 60).stdout
+    return {"requests": int(out.split()[-1]), "p99": "-"}
+
+
 def _wrk(port: int, connections: int, seconds: float, threads: int, rate: float | None) -> dict:
     argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--latency"]
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
@@ -105,7 +122,10 @@ async def _round(args: argparse.Namespace, module: Module) -> dict:
         await nursery.start(server.run)
         gc.collect()
         gc.freeze()  # as asyncwasm serve does after start-up
-        await trio.to_thread.run_sync(_wrk, port, args.connections, 1, args.threads, args.rate)  # warm-up
+        if args.requests is None:
+            await trio.to_thread.run_sync(_wrk, port, args.connections, 1, args.threads, args.rate)  # warm-up
+        else:
+            await trio.to_thread.run_sync(_paced, port, args.connections, 2, args.pause)
         _, _, calls0 = server.guest_totals()
         stats0 = _counts(server)
         stop = trio.Event()
@@ -120,8 +140,11 @@ async def _round(args: argparse.Namespace, module: Module) -> dict:
         gc0 = sum(g["collections"] for g in gc.get_stats())
         answer_times(True)
         cpu0, wall0, queued0 = _cpu(), time.perf_counter(), _runqueue_wait()
-        wrk = await trio.to_thread.run_sync(_wrk, port, args.connections, args.duration, args.threads,
-                                             args.rate)
+        if args.requests is None:
+            wrk = await trio.to_thread.run_sync(_wrk, port, args.connections, args.duration, args.threads,
+                                                 args.rate)
+        else:
+            wrk = await trio.to_thread.run_sync(_paced, port, args.connections, args.requests, args.pause)
         cpu, wall, queued = _cpu() - cpu0, time.perf_counter() - wall0, _runqueue_wait() - queued0
         if profiler is not None:
             profiler.disable()
@@ -132,7 +155,7 @@ async def _round(args: argparse.Namespace, module: Module) -> dict:
         stats = _counts(server)
         server.shutdown()
     n = wrk["requests"]
-    result = {"requests": n, "rps": n / args.duration, "cpu_us": cpu / n * 1e6, "wall": wall,
+    result = {"requests": n, "rps": n / (wall if args.requests else args.duration), "cpu_us": cpu / n * 1e6, "wall": wall,
               "cpu_share": cpu / wall, "runqueue_share": queued / wall,
               "host_calls": (calls - calls0) / n, "gc_per_1k": collections / n * 1000, "wrk_p99": wrk["p99"]}
     for key in stats:
@@ -169,6 +192,9 @@ def main() -> int:
     parser.add_argument("--threads", "-t", type=int, default=1, help="wrk threads")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--rate", type=float, default=None, help="offered requests/s (default: as fast as answered)")
+    parser.add_argument("--requests", "-n", type=int, default=None,
+                        help="paced_client.py instead of wrk: exactly this many requests per connection")
+    parser.add_argument("--pause", type=float, default=0.002, help="with --requests: seconds between rounds")
     parser.add_argument("--latency", action="store_true", help="measure the event loop's lateness under load")
     parser.add_argument("--nice", type=int, default=0,
                         help="add this to the process's (and wrk's) nice value first: a negative value (root) "
@@ -184,8 +210,9 @@ def main() -> int:
         args.instances = 1 if args.poll else args.connections
     module = (Module.from_file(ROOT / "netmods" / "http_server_poll" / "http_server_poll.wasm") if args.poll
               else embedded_module())
-    print(f"# {'http_server_poll' if args.poll else 'http_server'} x{args.instances}, wrk -t{args.threads} "
-          f"-c{args.connections}, {args.duration:g} s"
+    load = (f"wrk -t{args.threads} -c{args.connections}, {args.duration:g} s" if args.requests is None
+            else f"paced_client -c{args.connections} -n{args.requests} --pause {args.pause:g}")
+    print(f"# {'http_server_poll' if args.poll else 'http_server'} x{args.instances}, {load}"
           f"{f', offered {args.rate:g} req/s' if args.rate else ''}, load average {os.getloadavg()[0]:.1f}", flush=True)
     results = []
     for _ in range(args.rounds):

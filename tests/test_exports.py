@@ -16,7 +16,7 @@ DOCUMENTED = [
     "WasiConfig", "execute", "Execution", "Statistics",
     "Func", "Caller", "Memory", "MemoryBudget", "Table", "Global", "Tag",
     "FuncType", "MemoryType", "TableType", "GlobalType", "TagType",
-    "ValType", "I32", "I64", "F32", "F64", "V128", "FUNCREF", "EXTERNREF", "EXNREF",
+    "ValType", "I32", "I64", "F32", "F64", "V128", "FUNCREF", "EXTERNREF", "EXNREF", "NULLEXNREF",
     "WasmError", "ModuleError", "MalformedError", "ValidationError", "LinkError",
     "Trap", "FuelExhausted", "WasmException", "Exit", "Interrupted", "Frame",
     "__version__",

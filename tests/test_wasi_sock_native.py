@@ -10,9 +10,11 @@ closing, waiting and cancellation. Loopback only, every wait bounded.
 
 from __future__ import annotations
 
+import gc
 import socket
 import sys
 import time
+import weakref
 
 import pytest
 import trio
@@ -399,6 +401,18 @@ async def test_hangup_flag_and_bad_subscriptions_go_to_python():
 
 
 
+async def _poll_as_data_comes(guest: _EngineGuest, client: trio.SocketStream, args: tuple, after: float) -> None:
+    """``poll_oneoff(*args)`` while ``client`` sends a byte ``after`` seconds in: the data ends the wait."""
+
+    async def later() -> None:
+        await trio.sleep(after)
+        await client.send_all(b"x")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(later)
+        assert await guest.call_async("poll_oneoff", *args) == Errno.SUCCESS
+
+
 async def test_a_poll_with_a_deadline_waits_on_an_alarm_not_a_cancel_scope():
     with _EngineGuest() as guest:
         client, fd = await _pair(guest)
@@ -410,25 +424,90 @@ async def test_a_poll_with_a_deadline_waits_on_an_alarm_not_a_cancel_scope():
         assert len(alarms) == 0  # gone off
         args, where = _poll_args(guest, [_fd_sub(1, fd), _clock_sub(2, 5 * 10**9)])
 
-        async def later() -> None:
-            await trio.sleep(0.02)
-            await client.send_all(b"x")
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(later)
-            assert await guest.call_async("poll_oneoff", *args) == Errno.SUCCESS
+        await _poll_as_data_comes(guest, client, args, after=0.02)
         assert _events(guest, where) == [(1, 0, int(ET.FD_READ), 1, 0)]
-        assert len(alarms) == 0  # the data came first: the alarm is cleared
+        # The data came first: the mirror keeps its one alarm for the next
+        # wait, whose deadline is later (set again only when it goes off).
+        assert len(alarms) == 1
+        for _ in range(3):
+            await client.send_all(b"y")
+            await trio.sleep(0.01)
+            assert await guest.call_async("poll_oneoff", *args) == Errno.SUCCESS
+            assert guest.call("sock_recv", fd, *_recv_args(guest, 8)[0]) == Errno.SUCCESS
+        assert len(alarms) == 1
+    assert len(alarms) == 0  # the context closed: its alarm is cleared
 
 
-async def test_a_cancelled_poll_leaves_no_alarm():
+def test_an_alarm_kept_from_an_earlier_wait_does_not_end_a_later_one():
+    """The mirror's alarm, set for a first wait's deadline, goes off during
+    a second wait with a later deadline: that wait goes on to its own."""
+
+    async def main() -> None:
+        with _EngineGuest() as guest:
+            client, fd = await _pair(guest)
+            short, _ = _poll_args(guest, [_fd_sub(1, fd), _clock_sub(2, 10 * 10**9)])
+            long, where = _poll_args(guest, [_fd_sub(1, fd), _clock_sub(2, 100 * 10**9)])
+
+            await _poll_as_data_comes(guest, client, short, after=1)  # the data, at 1 s
+            assert guest.call("sock_recv", fd, *_recv_args(guest, 8)[0]) == Errno.SUCCESS
+            start = trio.current_time()
+            assert await guest.instance.exports["poll_oneoff"].call_async(*long) == Errno.SUCCESS
+            assert _events(guest, where) == [(2, 0, int(ET.CLOCK), 0, 0)]
+            assert trio.current_time() - start >= 99.9  # not the 9 s left of the first wait's alarm
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0.01))
+
+
+def test_a_kept_alarm_does_not_outlive_its_trio_run():
+    """A mirror's alarm belongs to one trio run (its clock, its timer task):
+    a wait in the next run sets one in that run's alarms."""
+    guest = _EngineGuest()
+    kept: dict = {}
+
+    async def first() -> None:
+        client, fd = await _pair(guest)
+        kept.update(client=client, fd=fd)
+        args, _ = _poll_args(guest, [_fd_sub(1, fd), _clock_sub(2, 3600 * 10**9)])
+
+        await _poll_as_data_comes(guest, client, args, after=0.01)
+        assert guest.call("sock_recv", fd, *_recv_args(guest, 8)[0]) == Errno.SUCCESS
+        assert len(Alarms.current()) == 1  # kept, for an hour
+
+    async def second() -> None:
+        args, where = _poll_args(guest, [_fd_sub(1, kept["fd"]), _clock_sub(2, 30_000_000)])
+        start = trio.current_time()
+        assert await guest.call_async("poll_oneoff", *args) == Errno.SUCCESS
+        assert _events(guest, where) == [(2, 0, int(ET.CLOCK), 0, 0)] and trio.current_time() - start >= 0.025
+
+    try:
+        trio.run(first)
+        trio.run(second)
+    finally:
+        guest.close()
+
+
+async def test_a_cancelled_poll_leaves_no_alarm_holding_the_guest():
+    alarms = Alarms.current()
     with _EngineGuest() as guest:
         client, fd = await _pair(guest)  # kept open: the fd stays silent
         args, _ = _poll_args(guest, [_fd_sub(1, fd), _clock_sub(2, 5 * 10**9)])
         with trio.move_on_after(0.05) as scope:
             await guest.instance.exports["poll_oneoff"].call_async(*args)
         assert scope.cancelled_caught and guest.instance.interrupted
-        assert len(Alarms.current()) == 0
+        mirror = weakref.ref(guest.ctx._mirror)
+    assert len(alarms) == 0  # closing the context cleared it
+    # Even unclosed, a pending alarm holds its mirror weakly (regression:
+    # MemoryBudget pages held by finished guests until their timeouts).
+    guest = _EngineGuest()
+    client, fd = await _pair(guest)
+    args, _ = _poll_args(guest, [_fd_sub(1, fd), _clock_sub(2, 5 * 10**9)])
+
+    await _poll_as_data_comes(guest, client, args, after=0.01)
+    assert len(alarms) == 1
+    mirror = weakref.ref(guest.ctx._mirror)
+    del guest
+    gc.collect()
+    assert mirror() is None
 
 
 def test_a_poll_deadline_follows_trios_clock():
@@ -568,7 +647,8 @@ async def test_a_poll_over_a_handed_listener_waits_without_helper_tasks_and_wake
                 with trio.fail_after(TIMEOUT):
                     assert await guest.call_async("poll_oneoff", *args) == Errno.SUCCESS
                 assert _events(guest, where) == [(3, 0, int(ET.FD_READ), 1, 0)]
-                assert handoff.waiting == 0 and not handoff.gate._watchers and len(Alarms.current()) == 0
+                assert handoff.waiting == 0 and not handoff.gate._watchers
+                assert len(Alarms.current()) == 1  # the mirror's one alarm, kept for its next wait
                 out = guest.alloc(4)
                 assert guest.call("sock_accept", 3, NONBLOCK, out) == Errno.SUCCESS  # handed over: pending
             args, where = _poll_args(guest, [_fd_sub(3, 3), _clock_sub(9, 30_000_000)])

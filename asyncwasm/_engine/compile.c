@@ -382,7 +382,10 @@ bool cg_func_end(codegen *cg, wasm_code *out, const uint8_t *local_types, uint32
     }
     uint32_t nzero = cg->nlocal_slots - nparam_slots;
     size_t code_bytes = ((size_t)cg->len * sizeof(uint32_t) + 7) & ~(size_t)7;
-    size_t init_bytes = ((size_t)nzero + cg->npool) * sizeof(uint64_t);
+    uint32_t ninit = nzero + cg->npool;
+    /* at least one init block (engine.h init_by_block), zeros after the pool */
+    size_t frame_init_bytes = (size_t)(ninit > WASM_INIT_BLOCK ? ninit : WASM_INIT_BLOCK) * sizeof(uint64_t);
+    size_t init_bytes = frame_init_bytes;
     size_t regions_bytes = (size_t)cg->nregions * sizeof(wasm_try_region);
     size_t catches_bytes = (size_t)cg->ncatches * sizeof(wasm_catch);
     size_t srcmap_bytes = (size_t)cg->nsrc * 2 * sizeof(uint32_t);
@@ -398,7 +401,7 @@ bool cg_func_end(codegen *cg, wasm_code *out, const uint8_t *local_types, uint32
     init_bytes += regions_bytes + catches_bytes; /* the srcmap and the local types come after */
     uint64_t *init = (uint64_t *)(block + code_bytes);
     memcpy(block, cg->code, (size_t)cg->len * sizeof(uint32_t));
-    memset(init, 0, (size_t)nzero * sizeof(uint64_t));
+    memset(init, 0, frame_init_bytes);
     for (uint32_t k = 0; k < cg->nconsts; k++)
         if (cg->pool_map[k] != CG_NONE)
             init[nzero + cg->pool_map[k]] = cg->consts[k];
@@ -415,7 +418,9 @@ bool cg_func_end(codegen *cg, wasm_code *out, const uint8_t *local_types, uint32
     out->nparam_slots = nparam_slots;
     out->nlocal_slots = cg->nlocal_slots;
     out->nconst_slots = cg->npool;
+    out->ninit_slots = ninit;
     out->max_slots = cg->nlocal_slots + cg->npool + max_stack_slots + cg->nextra;
+    out->init_by_block = ninit <= WASM_INIT_BLOCK && out->max_slots - nparam_slots >= WASM_INIT_BLOCK;
     return true;
 }
 

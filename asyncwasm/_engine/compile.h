@@ -107,6 +107,7 @@ typedef struct {
     uint32_t own_region;   /* CTRL_TRY_TABLE/TRY/CATCH: the region it opened (CG_NONE when dead) */
     uint32_t exn_slot;     /* CTRL_TRY/CATCH: CG_EXTRA | k, where a catch keeps the exception */
     bool catch_all;        /* CTRL_CATCH: it has its catch_all */
+    uint32_t init_height;  /* validation: locals set before the frame opened (validate.c "inits") */
 } ctrl_frame;
 
 /* A branch carries a loop's params, or a block's results. */

@@ -31,11 +31,44 @@ enum {
     VT_FUNCREF = 0x70,
     VT_EXTERNREF = 0x6F,
     VT_EXNREF = 0x69, /* Wasm 3.0 exception handling */
+    VT_NULLEXNREF = 0x74, /* (ref null noexn): exnref's bottom, whose only value is null */
+    /* Non-nullable references have no one-byte form: the engine names them
+     * by their heap type's byte - 0x40 (no binary value type uses these). */
+    VT_REF_EXN = 0x29,   /* (ref exn): an exception, never null */
+    VT_REF_NOEXN = 0x34, /* (ref noexn): no value at all (code using one is unreachable) */
 };
 
 /* A v128 takes two 64-bit slots; every other value one. */
 static inline uint32_t valtype_slots(uint8_t t) { return t == VT_V128 ? 2u : 1u; }
-static inline bool valtype_is_ref(uint8_t t) { return t == VT_FUNCREF || t == VT_EXTERNREF || t == VT_EXNREF; }
+static inline bool valtype_is_ref(uint8_t t) {
+    return t == VT_FUNCREF || t == VT_EXTERNREF || t == VT_EXNREF || t == VT_NULLEXNREF || t == VT_REF_EXN ||
+           t == VT_REF_NOEXN;
+}
+
+/* Whether the type has a default value (zero or null) for locals and tables. */
+static inline bool valtype_defaultable(uint8_t t) { return t != VT_REF_EXN && t != VT_REF_NOEXN; }
+
+/* Subtyping (https://webassembly.github.io/spec/core/valid/matching.html):
+ * whether a value of type `sub` may stand where `super` is expected. Without
+ * GC and typed function references only the exception hierarchy has proper
+ * subtypes: (ref noexn) <: (ref exn), nullexnref <: exnref. Every check of
+ * an operand, a branch, a block, a call, a table, a global or an import
+ * against an expected type goes through here. */
+static inline bool valtype_matches(uint8_t sub, uint8_t super) {
+    switch (super) {
+    case VT_EXNREF: return sub == VT_EXNREF || sub == VT_NULLEXNREF || sub == VT_REF_EXN || sub == VT_REF_NOEXN;
+    case VT_NULLEXNREF: case VT_REF_EXN: return sub == super || sub == VT_REF_NOEXN;
+    default: return sub == super;
+    }
+}
+
+/* Whether the n types `sub` match the n types `super`, one by one. */
+static inline bool valtypes_match(const uint8_t *sub, const uint8_t *super, uint32_t n) {
+    for (uint32_t i = 0; i < n; i++)
+        if (!valtype_matches(sub[i], super[i]))
+            return false;
+    return true;
+}
 
 enum { EXTERN_FUNC = 0, EXTERN_TABLE = 1, EXTERN_MEMORY = 2, EXTERN_GLOBAL = 3, EXTERN_TAG = 4 };
 #define EXTERN_KINDS 5
@@ -258,6 +291,12 @@ typedef struct {
     /* Slots [nparam_slots, nlocal_slots + nconst_slots) at function entry:
      * zeros for the declared locals, then the pool. */
     const uint64_t *frame_init;
+    uint32_t ninit_slots;  /* nlocal_slots - nparam_slots + nconst_slots */
+    /* A call may copy frame_init as one block of WASM_INIT_BLOCK slots:
+     * ninit_slots fits in it, frame_init is that long (zeros after its
+     * own slots) and so is the frame above its parameters (the extra slots
+     * land on the operand stack, dead at entry). */
+    bool init_by_block;
     uint32_t nlocals;      /* params + declared locals, as values */
     uint8_t *local_types;  /* nlocals types (params first) */
     uint32_t body_offset;  /* byte offset of the body in the module bytes */
@@ -273,6 +312,7 @@ typedef struct {
     uint32_t ncatches;
 } wasm_code;
 
+#define WASM_INIT_BLOCK 8u
 #define WASM_NO_REGION UINT32_MAX
 #define WASM_CATCH_ALL UINT32_MAX
 #define WASM_NO_SLOT UINT32_MAX
@@ -531,20 +571,35 @@ enum trap_kind {
 };
 const char *trap_message(int kind);
 
+/* Frames: a call pushes an rt_frame on fiber->frames and a return pops it.
+ * The record holds what the common return needs, in the fewest loads:
+ * where the caller continues (ret_ip), the caller's code words (ret_code,
+ * for its jump targets) and its first slot (the fp of the frame below; a
+ * pointer, which fiber_reserve moves along when it moves the stack).
+ * ret_code is NULL for the entry frame and for a frame whose function
+ * belongs to another instance than its caller's (a call or tail call into
+ * another instance): such returns take interp.c's return_slow, which ends
+ * the run or gives back the instance's turn. What traps, stack traces and
+ * unwinding need is derived there from func. The depth check of a call is
+ * one compare, depth < depth_limit = min(frames_cap, max_depth): past it,
+ * the array grows or the call traps. */
 typedef struct {
-    const rt_func *func;   /* the function running in this frame */
-    const uint32_t *ret_ip; /* where the caller continues (NULL for the entry frame) */
-    size_t fp;             /* slot offset of this frame's base in fiber->stack */
+    const rt_func *func;      /* the function running in this frame */
+    const uint32_t *ret_ip;   /* where the caller continues (NULL for the entry frame) */
+    const uint32_t *ret_code; /* the caller's code words, or NULL (see above) */
+    uint64_t *fp;             /* this frame's first slot (fiber_reserve moves it with the stack) */
 } rt_frame;
 
 typedef struct fiber {
     uint64_t *stack;       /* value slots; may be reallocated: frames keep offsets */
     size_t stack_cap;      /* slots allocated */
+    uint64_t *stack_end;   /* stack + stack_cap */
     size_t max_stack;      /* slot limit: beyond it, TRAP_STACK_EXHAUSTED */
     rt_frame *frames;
     uint32_t depth;        /* frames in use */
     uint32_t frames_cap;
     uint32_t max_depth;    /* call depth limit: beyond it, TRAP_STACK_EXHAUSTED */
+    uint32_t depth_limit;  /* min(frames_cap, max_depth) ("Frames"): fiber_set_depth_limit */
 
     const rt_func *entry;
     const uint32_t *ip;    /* where to resume (valid when suspended / out of fuel) */
@@ -582,8 +637,11 @@ typedef struct fiber {
  * `fn` the entry frame; works for host functions too. */
 int fiber_init(fiber *f, size_t max_stack_slots, uint32_t max_depth);
 int fiber_start(fiber *f, const rt_func *fn, const uint64_t *args);
+/* After frames_cap or max_depth changed. */
+void fiber_set_depth_limit(fiber *f);
 void fiber_free(fiber *f);
-/* Grows f->stack so that [fp, fp + need) fits; -1 (no exception) past max_stack. */
+/* Grows f->stack so that [fp, fp + need) fits (fp a slot offset), moving
+ * the fp of frames [0, depth) with it; -1 (no exception) past max_stack. */
 int fiber_reserve(fiber *f, size_t fp, size_t need);
 
 /* interp.c: run until done, suspension, trap, error, or the fuel runs out.

@@ -3,7 +3,7 @@
  *
  * A fiber owns its value stack (f->stack, 64-bit slots, grown on demand up to
  * max_stack), its frame array (grown on demand up to max_depth, see
- * interp.c grow_frames), the backtrace of its last trap, and a reference to a
+ * interp.c more_frames), the backtrace of its last trap, and a reference to a
  * pending awaitable or host Trap. Memory errors return -1 without a Python
  * exception; the caller (pyengine.c) turns them into MemoryError.
  */
@@ -39,12 +39,14 @@ int fiber_init(fiber *f, size_t max_stack_slots, uint32_t max_depth)
         f->stack = malloc(sizeof *f->stack * slots);
         if (f->stack == NULL) goto fail;
         f->stack_cap = slots;
+        f->stack_end = f->stack + slots;
     }
     if (frames) {
         f->frames = malloc(sizeof *f->frames * frames);
         if (f->frames == NULL) goto fail;
         f->frames_cap = frames;
     }
+    fiber_set_depth_limit(f);
     return 0;
 fail:
     fiber_free(f);
@@ -60,12 +62,20 @@ int fiber_reserve(fiber *f, size_t fp, size_t need)
     size_t cap = f->stack_cap > f->max_stack / 2 ? f->max_stack : f->stack_cap * 2;
     if (cap < end) cap = end;
     if (cap > SIZE_MAX / sizeof *f->stack) return -1;
-    uint64_t *stack = realloc(f->stack, sizeof *stack * cap);
+    /* A new block rather than realloc: the frames' fp move to it while the
+     * old one is still there to measure them against. */
+    uint64_t *stack = malloc(sizeof *stack * cap);
     if (stack == NULL) return -1;
+    if (f->stack_cap) memcpy(stack, f->stack, sizeof *stack * f->stack_cap);
+    for (uint32_t i = 0; i < f->depth; i++) f->frames[i].fp = stack + (f->frames[i].fp - f->stack);
+    free(f->stack);
     f->stack = stack;
     f->stack_cap = cap;
+    f->stack_end = stack + cap;
     return 0;
 }
+
+void fiber_set_depth_limit(fiber *f) { f->depth_limit = f->frames_cap < f->max_depth ? f->frames_cap : f->max_depth; }
 
 /* Forget the previous run's outcome: trap details, pending awaitable. */
 static void fiber_clear_outcome(fiber *f)
@@ -109,16 +119,17 @@ int fiber_start(fiber *f, const rt_func *fn, const uint64_t *args)
         if (f->frames == NULL) return -1;
         f->frames_cap = 1;
     }
+    fiber_set_depth_limit(f); /* a pooled fiber may have a new max_depth */
     if (type->param_slots) memcpy(f->stack, args, sizeof *f->stack * type->param_slots);
     if (fn->code) {
         const wasm_code *code = fn->code;
-        memcpy(f->stack + code->nparam_slots, code->frame_init,
-               sizeof *f->stack * (code->nlocal_slots - code->nparam_slots + code->nconst_slots));
+        memcpy(f->stack + code->nparam_slots, code->frame_init, sizeof *f->stack * code->ninit_slots);
         f->ip = code->code;
     }
     f->frames[0].func = fn;
     f->frames[0].ret_ip = NULL;
-    f->frames[0].fp = 0;
+    f->frames[0].ret_code = NULL;
+    f->frames[0].fp = f->stack;
     f->depth = 1;
     return 0;
 }
@@ -130,8 +141,10 @@ void fiber_free(fiber *f)
     free(f->frames);
     f->stack = NULL;
     f->stack_cap = 0;
+    f->stack_end = NULL;
     f->frames = NULL;
     f->frames_cap = 0;
+    f->depth_limit = 0;
     f->depth = 0;
     f->ip = NULL;
     f->entry = NULL;

@@ -8,8 +8,9 @@
  *     code (the current function's code, for jump targets), fp (the current
  *     frame's first slot), inst, the memory base/size and fuel. They are
  *     written back to the fiber whenever fiber_run returns (`stop`).
- *   - f->stack may be reallocated by fiber_reserve, so frames keep slot
- *     offsets and fp is recomputed after anything that may reserve.
+ *   - f->stack may be moved by fiber_reserve, which moves the frames' fp
+ *     with it: fp is reloaded from the top frame after anything that may
+ *     reserve (a call that grows the stack, a host call).
  *   - The cached memory size is reloaded whenever it may have changed behind
  *     our back: after host calls, memory.grow, and when the running instance
  *     changes (a callee in another instance may share and grow the memory).
@@ -184,16 +185,18 @@ static void record_trap_site(fiber *f, const uint32_t *ip)
     }
 }
 
-/* Doubles the frame array, up to max_depth. The caller has checked that
- * depth < max_depth. */
-static int grow_frames(fiber *f)
+/* A call found depth == depth_limit (engine.h "Frames"): -1 when that is the
+ * call depth limit, else the frame array doubles (up to max_depth). */
+static int more_frames(fiber *f)
 {
+    if (f->depth >= f->max_depth) return -1;
     uint32_t cap = f->frames_cap ? f->frames_cap * 2 : 16;
     if (cap > f->max_depth || cap < f->frames_cap) cap = f->max_depth;
     rt_frame *frames = realloc(f->frames, sizeof *frames * cap);
     if (frames == NULL) return -1;
     f->frames = frames;
     f->frames_cap = cap;
+    fiber_set_depth_limit(f);
     return 0;
 }
 
@@ -257,7 +260,7 @@ static int tail_call_host(fiber *f, const rt_func *fn)
     bool entry = f->depth == 1;
     if (!entry) f->ip = done->ret_ip;
     f->host_calls++;
-    int r = rt_call_host(f, fn, done->fp);
+    int r = rt_call_host(f, fn, (size_t)(done->fp - f->stack));
     if (entry) { /* fn is the entry now: a resumed run ends with its results */
         f->frames[0].func = fn;
         if (r == 0) return RUN_DONE;
@@ -283,9 +286,11 @@ static int finished_fiber_outcome(fiber *f)
 }
 
 /* Sets a callee's declared locals (zeros) and constant pool from its
- * frame_init. Most functions have a handful of such slots: up to 16, a jump
- * into a straight run of copies (two instructions a slot) beats both a
- * loop (five a slot: this is on every call's path) and a call to memcpy
+ * frame_init. Most functions have a handful of such slots. With
+ * init_by_block (engine.h), one fixed block of WASM_INIT_BLOCK slots, which
+ * the compiler copies in a few vector moves, no branch. Else, up to 16, a
+ * jump into a straight run of copies (two instructions a slot) beats both
+ * a loop (five a slot: this is on every call's path) and a call to memcpy
  * (which also forces the loop's registers to be spilled around it). */
 #if defined(__GNUC__) || defined(__clang__)
 #define FALLTHROUGH __attribute__((fallthrough))
@@ -301,7 +306,11 @@ OPS_INLINE void init_frame(uint64_t *fp, const wasm_code *code)
 {
     uint64_t *dst = fp + code->nparam_slots;
     const uint64_t *src = code->frame_init;
-    uint32_t n = code->nlocal_slots - code->nparam_slots + code->nconst_slots;
+    if (LIKELY(code->init_by_block)) {
+        memcpy(dst, src, sizeof *dst * WASM_INIT_BLOCK);
+        return;
+    }
+    uint32_t n = code->ninit_slots;
     switch (n) {
         INIT_SLOT(15); INIT_SLOT(14); INIT_SLOT(13); INIT_SLOT(12); INIT_SLOT(11); INIT_SLOT(10);
         INIT_SLOT(9); INIT_SLOT(8); INIT_SLOT(7); INIT_SLOT(6); INIT_SLOT(5); INIT_SLOT(4);
@@ -351,7 +360,7 @@ static const uint32_t *unwind_to_handler(fiber *f, const uint32_t *at, int *outc
         const wasm_catch *c =
             code != NULL ? find_catch(frame->func->inst, code, (uint32_t)(at - code->code), exn) : NULL;
         if (c != NULL) {
-            uint64_t *fp = f->stack + frame->fp;
+            uint64_t *fp = frame->fp;
             uint64_t *payload = c->tag == WASM_CATCH_ALL ? NULL : fp + c->dst;
             uint64_t *ref = c->exn_dst == WASM_NO_SLOT ? NULL : fp + c->exn_dst;
             if (rt_exn_catch(f, f->exn, payload, ref) != 0) {
@@ -444,13 +453,15 @@ int fiber_run(fiber *f, int64_t *fuel_ptr)
     const rt_frame *top = &f->frames[f->depth - 1];
     const uint32_t *code = top->func->code->code;
     const uint32_t *ip = f->ip;
-    uint64_t *fp = f->stack + top->fp;
+    uint64_t *fp = top->fp;
     rt_instance *inst = top->func->inst;
     uint8_t *mem_base;
     uint64_t mem_size;
     int64_t fuel = *fuel_ptr, fuel_synced = fuel;
     int outcome = RUN_ERROR, trap_kind = TRAP_NONE;
     const rt_func *tail_callee = NULL; /* see tail_call_host */
+    const rt_func *other_callee = NULL; /* see call_into_other_instance */
+    uint32_t other_base = 0, other_len = 0;
 
     LOAD_MEMORY_CACHE();
     if (UNLIKELY(ip == NULL || *ip >= OP__COUNT)) goto bad_opcode;
@@ -478,7 +489,7 @@ unwind: {
     if (pad == NULL) EXIT(outcome);
     const rt_frame *handler = &f->frames[f->depth - 1];
     code = handler->func->code->code;
-    fp = f->stack + handler->fp;
+    fp = handler->fp;
     inst = handler->func->inst;
     LOAD_MEMORY_CACHE();
     ip = pad;
@@ -496,7 +507,7 @@ tail_call_host: {
     }
     const rt_frame *caller = &f->frames[f->depth - 1];
     code = caller->func->code->code;
-    fp = f->stack + caller->fp;
+    fp = caller->fp;
     inst = caller->func->inst;
     LOAD_MEMORY_CACHE();
     ip = f->ip;
@@ -519,26 +530,29 @@ trap:
     EXIT(RUN_TRAP);
 
 call_into_other_instance: {
-    /* PUSH_FRAME pushed the frame of another instance's function: take that
-     * instance's turn (runtime.c rt_enter_instance) before running it. When
-     * the turn must be waited for, or is refused, the frame is popped again
-     * and ip stays on the call, which runs again on resume. Out of the
+    /* CALL_FUNCTION (interp_control.inc) calls other_callee, a Wasm function
+     * of another instance, with its frame at other_base: push the frame
+     * (its ret_code NULL: the return goes through return_slow) and take
+     * that instance's turn (runtime.c rt_enter_instance) before running it.
+     * When the turn must be waited for, or is refused, the frame is popped
+     * again and ip stays on the call, which runs again on resume. Out of the
      * handlers' line, so that calls within an instance pay nothing for it. */
-    const rt_func *callee = f->frames[f->depth - 1].func;
+    const rt_func *callee = other_callee;
+    PUSH_FRAME(callee, callee->code, other_base, other_len, NULL);
     SYNC_FUEL();
     int entered = rt_enter_instance(f, callee);
     if (UNLIKELY(entered != 0)) {
         f->depth--;
-        fp = f->stack + f->frames[f->depth - 1].fp;
+        fp = f->frames[f->depth - 1].fp;
         if (entered == RUN_SUSPEND) {
             f->suspensions++;
             EXIT(RUN_SUSPEND);
         }
         EXIT(host_call_failed(f, entered, ip));
     }
-    fp = f->stack + f->frames[f->depth - 1].fp;
+    fp = f->frames[f->depth - 1].fp;
     SWITCH_INSTANCE(callee->inst);
-    ip = code = callee->code->code; /* then PUSH_FRAME's entry charge */
+    ip = code = callee->code->code; /* then the entry charge, as CALL_FUNCTION's */
     int64_t charge = code[1];
     if (UNLIKELY(fuel < charge)) {
         f->fuel_needed = charge;
@@ -547,14 +561,25 @@ call_into_other_instance: {
     fuel -= charge;
     NEXT(2);
 }
+#undef PUSH_FRAME
 
-return_to_other_instance:
-    /* A return popped the last frame of a call into another instance: give
-     * back the turn it took (runtime.c rt_leave_instance). */
-    SYNC_FUEL();
-    rt_leave_instance(f);
-    SWITCH_INSTANCE(f->frames[f->depth - 1].func->inst);
+return_slow: {
+    /* RETURN_TO_CALLER (interp_control.inc) popped a frame whose ret_code is
+     * NULL: the entry frame's (the run is done, ip stays on the return), or
+     * one of another instance than its caller's (give back the turn the
+     * call took: runtime.c rt_leave_instance). */
+    if (f->depth == 0) EXIT(RUN_DONE);
+    const rt_frame *done = &f->frames[f->depth], *caller = done - 1;
+    ip = done->ret_ip;
+    code = caller->func->code->code;
+    fp = caller->fp;
+    if (caller->func->inst != inst) {
+        SYNC_FUEL();
+        rt_leave_instance(f);
+        SWITCH_INSTANCE(caller->func->inst);
+    }
     NEXT(0);
+}
 
 stop:
     f->ip = ip;

@@ -86,8 +86,9 @@ enum {
     HT_EXN = 0x69,
 };
 
+/* The heap types only GC brings (noexn, exn's bottom, comes with exceptions). */
 static bool is_gc_heaptype(uint8_t b) {
-    return (b >= HT_ARRAY && b <= HT_ANY) || (b >= HT_NONE && b <= HT_NOEXN);
+    return (b >= HT_ARRAY && b <= HT_ANY) || (b >= HT_NONE && b <= HT_NOFUNC);
 }
 
 bool rd_heaptype(wasm_reader *r, uint8_t *out, const char **unsupported) {
@@ -101,12 +102,12 @@ bool rd_heaptype(wasm_reader *r, uint8_t *out, const char **unsupported) {
         return true;
     }
     uint8_t b = (uint8_t)(ht + 0x80);
-    if (ht < -0x40 || (b != HT_FUNC && b != HT_EXTERN && b != HT_EXN && !is_gc_heaptype(b)))
+    if (ht < -0x40 || (b != HT_FUNC && b != HT_EXTERN && b != HT_EXN && b != HT_NOEXN && !is_gc_heaptype(b)))
         return reader_fail(r, ERR_MALFORMED, at, "malformed reference type: heap type %lld", (long long)ht);
     if (is_gc_heaptype(b))
         *unsupported = MSG_GC;
     else
-        *out = b; /* funcref, externref, exnref have the heap type's byte */
+        *out = b; /* funcref, externref, exnref, nullexnref have the heap type's byte */
     return true;
 }
 
@@ -114,15 +115,19 @@ bool rd_heaptype(wasm_reader *r, uint8_t *out, const char **unsupported) {
 static bool rd_reftype_rest(wasm_reader *r, uint8_t b, uint8_t *out, const char **unsupported) {
     *out = VT_NONE;
     switch (b) {
-    case VT_FUNCREF: case VT_EXTERNREF: case VT_EXNREF:
+    case VT_FUNCREF: case VT_EXTERNREF: case VT_EXNREF: case VT_NULLEXNREF:
         *out = b;
         return true;
     case 0x63: /* (ref null ht) */
         return rd_heaptype(r, out, unsupported);
-    case 0x64: { /* (ref ht): non-nullable */
-        uint8_t ignored;
-        if (!rd_heaptype(r, &ignored, unsupported))
+    case 0x64: { /* (ref ht): non-nullable; exception handling brings (ref exn) and (ref noexn) */
+        uint8_t ht;
+        if (!rd_heaptype(r, &ht, unsupported))
             return false;
+        if (ht == VT_EXNREF || ht == VT_NULLEXNREF) {
+            *out = ht == VT_EXNREF ? VT_REF_EXN : VT_REF_NOEXN;
+            return true;
+        }
         *out = VT_NONE;
         *unsupported = MSG_TYPED_REFS;
         return true;
@@ -134,8 +139,8 @@ static bool rd_reftype_rest(wasm_reader *r, uint8_t b, uint8_t *out, const char 
 }
 
 static bool starts_reftype(uint8_t b) {
-    return b == VT_FUNCREF || b == VT_EXTERNREF || b == VT_EXNREF || b == 0x63 || b == 0x64 ||
-           is_gc_heaptype(b);
+    return b == VT_FUNCREF || b == VT_EXTERNREF || b == VT_EXNREF || b == VT_NULLEXNREF || b == 0x63 ||
+           b == 0x64 || is_gc_heaptype(b);
 }
 
 bool rd_valtype(wasm_reader *r, uint8_t *out, const char **unsupported) {
@@ -325,6 +330,9 @@ const char *valtype_name(uint8_t t) {
     case VT_FUNCREF: return "funcref";
     case VT_EXTERNREF: return "externref";
     case VT_EXNREF: return "exnref";
+    case VT_NULLEXNREF: return "nullexnref";
+    case VT_REF_EXN: return "(ref exn)";
+    case VT_REF_NOEXN: return "(ref noexn)";
     case VT_NONE: return "none";
     default: return "<bad type>";
     }

@@ -221,7 +221,7 @@ static size_t slots_in_use(const fiber *f)
     const wasm_functype *t = top->func->type;
     size_t frame = top->func->code ? top->func->code->max_slots
                                    : (t->param_slots > t->result_slots ? t->param_slots : t->result_slots);
-    size_t extent = top->fp + frame;
+    size_t extent = (size_t)(top->fp - f->stack) + frame;
     return extent < f->stack_cap ? extent : f->stack_cap;
 }
 

@@ -302,7 +302,8 @@ static int import_classes(void)
         *wanted[i].out = PyObject_GetAttrString(wanted[i].from, wanted[i].name);
         if (*wanted[i].out == NULL) goto done;
     }
-    static const uint8_t known[] = {VT_I32, VT_I64, VT_F32, VT_F64, VT_V128, VT_FUNCREF, VT_EXTERNREF, VT_EXNREF};
+    static const uint8_t known[] = {VT_I32, VT_I64, VT_F32, VT_F64, VT_V128,
+                                   VT_FUNCREF, VT_EXTERNREF, VT_EXNREF, VT_NULLEXNREF, VT_REF_EXN, VT_REF_NOEXN};
     for (size_t i = 0; i < sizeof known; i++) {
         valtype_objects[known[i]] = PyObject_CallFunction(c->ValType, "i", known[i]);
         if (valtype_objects[known[i]] == NULL) goto done;

@@ -514,18 +514,24 @@ int rt_value_from_py(uint8_t type, PyObject *v, bool raw, uint64_t *slots)
     case VT_EXTERNREF:
         *slots = v == Py_None ? 0 : (uint64_t)(uintptr_t)v;
         return 0;
-    case VT_EXNREF: {
-        if (v == Py_None) {
+    case VT_EXNREF: case VT_REF_EXN: {
+        if (v == Py_None && type == VT_EXNREF) {
             *slots = 0;
             return 0;
         }
         int ok = PyObject_IsInstance(v, py_classes.WasmException);
-        if (ok <= 0) return ok < 0 ? -1 : type_error(type, "WasmException or None", v);
+        if (ok <= 0) return ok < 0 ? -1 : type_error(type, type == VT_EXNREF ? "WasmException or None" : "WasmException", v);
         void *exn = rt_exn_from_py(v);
         if (exn == NULL) return -1;
         *slots = (uint64_t)(uintptr_t)exn;
         return 0;
     }
+    case VT_NULLEXNREF: /* its only value is null */
+        if (v != Py_None) return type_error(type, "None", v);
+        *slots = 0;
+        return 0;
+    case VT_REF_NOEXN:
+        return type_error(type, "nothing (the type has no values)", v);
     default:
         PyErr_Format(PyExc_SystemError, "asyncwasm: unknown value type 0x%02x", type);
         return -1;
@@ -564,9 +570,11 @@ PyObject *rt_value_to_py(uint8_t type, const uint64_t *slots, bool raw)
         Py_INCREF(obj);
         return obj;
     }
-    case VT_EXNREF:
+    case VT_EXNREF: case VT_REF_EXN:
         if (*slots == 0) Py_RETURN_NONE;
         return rt_exn_to_py((void *)(uintptr_t)*slots);
+    case VT_NULLEXNREF: case VT_REF_NOEXN: /* no (ref noexn) value exists */
+        Py_RETURN_NONE;
     default:
         PyErr_Format(PyExc_SystemError, "asyncwasm: unknown value type 0x%02x", type);
         return NULL;
@@ -1205,7 +1213,10 @@ static int link_global(InstanceObject *self, const wasm_import *imp, PyObject *o
 {
     rt_global *g = &((GlobalObject *)obj)->glob;
     const wasm_globaltype *want = &imp->desc.global;
-    if (g->type != want->type || g->mutable_ != want->mutable_)
+    /* An immutable global's type may be a subtype of the import's; a mutable
+     * one's must be the same (both are read and written through it). */
+    bool type_ok = want->mutable_ ? g->type == want->type : valtype_matches(g->type, want->type);
+    if (!type_ok || g->mutable_ != want->mutable_)
         return incompatible(imp, "expected global %s%s, got global %s%s", want->mutable_ ? "mut " : "",
                             valtype_name(want->type), g->mutable_ ? "mut " : "", valtype_name(g->type));
     self->globals[index] = Py_NewRef(obj);

@@ -84,7 +84,8 @@ static const char *const instr_names[NINSTR] = {
 };
 
 /* Stable one-element type lists for single-value block types. */
-static const uint8_t one_type[] = {VT_I32, VT_I64, VT_F32, VT_F64, VT_V128, VT_FUNCREF, VT_EXTERNREF, VT_EXNREF};
+static const uint8_t one_type[] = {VT_I32, VT_I64, VT_F32, VT_F64, VT_V128, VT_FUNCREF, VT_EXTERNREF, VT_EXNREF,
+                                   VT_NULLEXNREF, VT_REF_EXN, VT_REF_NOEXN};
 
 static const uint8_t *single_type(uint8_t t) {
     for (size_t i = 0; i < sizeof one_type; i++)
@@ -108,6 +109,12 @@ typedef struct {
     uint32_t *local_slot;
     uint32_t nlocals, locals_cap;
     uint32_t nlocal_slots;
+    /* "inits": a local of a non-defaultable type ((ref exn)) is unset until
+     * a local.set/tee; the block that set it forgets that at its end (and
+     * at else, catch). `inits` lists the locals set, innermost last. */
+    bool *local_unset;
+    uint32_t *inits, ninits;
+    uint32_t unset_cap, inits_cap;
 
     /* operand stack */
     cg_value *stack;
@@ -232,7 +239,8 @@ static inline bool pop_val(validator *v, uint8_t want, cg_value *got) {
     v->slot_height -= valtype_slots(e->type);
     cg_note_pop(&v->cg, e);
     *got = *e;
-    return e->type == want || want == VT_NONE || e->type == VT_NONE || type_mismatch(v, want, e->type);
+    return want == VT_NONE || e->type == VT_NONE || valtype_matches(e->type, want) ||
+           type_mismatch(v, want, e->type);
 }
 
 static inline bool pop_any(validator *v, uint8_t want, uint8_t *got) {
@@ -311,7 +319,7 @@ static bool peek_types(validator *v, const uint8_t *types, uint32_t n) {
             continue;
         }
         uint8_t t = v->stack[v->height - from_top].type;
-        if (t != types[i] && t != VT_NONE)
+        if (t != VT_NONE && !valtype_matches(t, types[i]))
             return type_mismatch(v, types[i], t);
     }
     return true;
@@ -384,7 +392,14 @@ static bool push_ctrl(validator *v, uint8_t kind, const blocktype *bt) {
     f->own_region = CG_NONE;
     f->exn_slot = CG_NONE;
     f->catch_all = false;
+    f->init_height = v->ninits;
     return true;
+}
+
+/* Forgets the locals set since the frame f opened. */
+static void reset_locals(validator *v, const ctrl_frame *f) {
+    while (v->ninits > f->init_height)
+        v->local_unset[v->inits[--v->ninits]] = true;
 }
 
 /* The block's results must be exactly what is left on its stack. */
@@ -436,6 +451,7 @@ static bool op_else(validator *v) {
     cg_place_label(&v->cg, &f->else_label);
     f->kind = CTRL_ELSE;
     f->unreachable = false;
+    reset_locals(v, f);
     truncate_stack(v, f->height, f->slot_height);
     return push_types(v, f->params, f->nparams);
 }
@@ -450,10 +466,9 @@ static bool op_end(validator *v, bool *done) {
     if (!check_frame_end(v, f->results, f->nresults))
         return false;
     if (f->kind == CTRL_IF) { /* no else: the missing arm passes the params through */
-        bool same = f->nparams == f->nresults &&
-                    (f->nparams == 0 || memcmp(f->params, f->results, f->nparams) == 0);
-        if (!same)
-            return invalid(v, "type mismatch in if: without else, the block type must be [t*] -> [t*]");
+        if (f->nparams != f->nresults || !valtypes_match(f->params, f->results, f->nparams))
+            return invalid(v, "type mismatch in if: without else, the block type must be [t1*] -> [t2*] "
+                              "with t1* matching t2*");
     }
     switch (f->kind) {
     case CTRL_FUNC:
@@ -478,6 +493,7 @@ static bool op_end(validator *v, bool *done) {
     const uint8_t *results = f->results;
     uint32_t n = f->nresults;
     truncate_stack(v, f->height, f->slot_height);
+    reset_locals(v, f);
     v->depth--;
     if (join || v->cg.dead)
         return push_types(v, results, n);
@@ -619,7 +635,7 @@ static bool emit_call(validator *v, uint32_t op, uint32_t nops, const uint32_t *
         return push_types(v, ft->results, ft->nresults);
     }
     const ctrl_frame *fn = &v->ctrl[0];
-    if (ft->nresults != fn->nresults || (ft->nresults && memcmp(ft->results, fn->results, ft->nresults) != 0))
+    if (ft->nresults != fn->nresults || !valtypes_match(ft->results, fn->results, ft->nresults))
         return invalid(v, "type mismatch in %s: the callee's results are not the function's", instr_name(v));
     cg_emit_terminal(&v->cg, op, nops, ops);
     set_unreachable(v);
@@ -637,7 +653,8 @@ static bool op_call(validator *v, bool tail) {
     if (!call_with(v, ft, &base))
         return false;
     uint32_t ops[2] = {f, base};
-    return emit_call(v, tail ? OP_RETURN_CALL : OP_CALL, 2, ops, ft, tail);
+    uint32_t op = tail ? OP_RETURN_CALL : f >= v->m->nimported_funcs ? OP_CALL_DEFINED : OP_CALL;
+    return emit_call(v, op, 2, ops, ft, tail);
 }
 
 /* A table64's i64 index operand (at `loc`, home `home`), narrowed for the
@@ -719,11 +736,18 @@ static bool op_local(validator *v, uint8_t op) {
         return false;
     uint8_t t = v->local_types[x];
     uint32_t slot = v->local_slot[x];
+    if (op == 0x20 && v->local_unset[x])
+        return invalid(v, "uninitialized local %u: local.get of a %s local before any local.set", x,
+                       valtype_name(t));
     if (op == 0x20) /* local.get: no code, the value stays in the local (F1) */
         return push_at(v, t, slot);
     cg_value val;
     if (!pop_val(v, t, &val))
         return false;
+    if (v->local_unset[x]) {
+        v->local_unset[x] = false;
+        v->inits[v->ninits++] = x; /* at most once per local: fits nlocals entries */
+    }
     uint32_t loc = cg_local_set(&v->cg, v->stack, v->height, &val, slot);
     return op == 0x21 || push_at(v, t, loc); /* local.tee keeps the value (F8) */
 }
@@ -1057,7 +1081,7 @@ static bool op_prefix_fc(validator *v) {
             return false;
         if (y >= v->m->nelems)
             return invalid(v, "unknown elem segment %u in table.init", y);
-        if (v->m->elems[y].elemtype != v->m->tables[x].elem)
+        if (!valtype_matches(v->m->elems[y].elemtype, v->m->tables[x].elem))
             return invalid(v, "type mismatch in table.init: elem segment %u holds %s, table %u %s", y,
                            valtype_name(v->m->elems[y].elemtype), x, valtype_name(v->m->tables[x].elem));
         bool x64 = v->m->tables[x].limits.addr64;
@@ -1079,7 +1103,7 @@ static bool op_prefix_fc(validator *v) {
     case 14: { /* table.copy dst src: [at_dst at_src min(at_dst, at_src)] -> [] */
         if (!read_table(v, &x) || !read_table(v, &y))
             return false;
-        if (v->m->tables[x].elem != v->m->tables[y].elem)
+        if (!valtype_matches(v->m->tables[y].elem, v->m->tables[x].elem))
             return invalid(v, "type mismatch in table.copy: table %u holds %s, table %u %s", x,
                            valtype_name(v->m->tables[x].elem), y, valtype_name(v->m->tables[y].elem));
         uint8_t tx = v->m->tables[x].limits.addr64 ? VT_I64 : VT_I32;
@@ -1234,9 +1258,12 @@ static bool read_locals(validator *v, const wasm_functype *ft) {
         v->local_slot = slots;
         v->locals_cap = cap;
     }
+    if (!GROW(v, local_unset, unset_cap, total) || !GROW(v, inits, inits_cap, total))
+        return false;
     uint32_t k = 0, slot = 0;
     for (; k < ft->nparams; k++) {
         v->local_types[k] = ft->params[k];
+        v->local_unset[k] = false;
         v->local_slot[k] = slot;
         slot += valtype_slots(ft->params[k]);
     }
@@ -1248,6 +1275,7 @@ static bool read_locals(validator *v, const wasm_functype *ft) {
             return false;
         for (uint32_t j = 0; j < n; j++, k++) {
             v->local_types[k] = t;
+            v->local_unset[k] = !valtype_defaultable(t);
             v->local_slot[k] = slot;
             slot += valtype_slots(t);
         }
@@ -1377,7 +1405,7 @@ static bool compile_function(validator *v, uint32_t fidx) {
         return false;
 
     v->height = v->slot_height = v->max_slot_height = 0;
-    v->depth = 0;
+    v->depth = v->ninits = 0;
     blocktype bt = {.results = ft->results, .nresults = ft->nresults, .result_slots = ft->result_slots};
     if (!cg_func_begin(&v->cg, (uint32_t)(v->r.p - m->bytes), ft->param_slots, v->nlocal_slots))
         return nomem(v);
@@ -1409,6 +1437,8 @@ static void validator_free(validator *v) {
     cg_free(&v->cg);
     free(v->local_types);
     free(v->local_slot);
+    free(v->local_unset);
+    free(v->inits);
     free(v->stack);
     free(v->ctrl);
     free(v->targets);

@@ -138,7 +138,7 @@ static bool check_const(checker *c, const wasm_const_expr *e, uint8_t want, cons
     if (ok && height != 1)
         ok = const_invalid(c, site, "type mismatch: the constant expression leaves %u values, must leave one",
                            height);
-    if (ok && stack[0] != want)
+    if (ok && !valtype_matches(stack[0], want))
         ok = const_invalid(c, site, "type mismatch: must be %s, the constant expression is %s", valtype_name(want),
                            valtype_name(stack[0]));
     if (stack != small)
@@ -179,6 +179,9 @@ static bool check_definitions(checker *c) {
         if (!check_limits(c, &t->limits, false, "table", i, tables_at) ||
             (t->has_init && !check_const(c, &t->init, t->elem, &site)))
             return false;
+        if (!t->has_init && !valtype_defaultable(t->elem))
+            return module_invalid(c, tables_at, "type mismatch: table %u of %s needs an initializer "
+                                  "(non-defaultable element type)", i, valtype_name(t->elem));
     }
     size_t mems_at = wasm_section_offset(m, 5);
     for (uint32_t i = m->nimported_memories; i < m->nmemories; i++)
@@ -214,7 +217,7 @@ static bool check_elems(checker *c) {
             const_site site = {"the offset of elem segment %u", i, 0, at, m->nglobals};
             if (!check_const(c, &e->offset, m->tables[e->table].limits.addr64 ? VT_I64 : VT_I32, &site))
                 return false;
-            if (m->tables[e->table].elem != e->elemtype)
+            if (!valtype_matches(e->elemtype, m->tables[e->table].elem))
                 return module_invalid(c, at, "type mismatch: elem segment %u holds %s, table %u %s", i,
                                       valtype_name(e->elemtype), e->table, valtype_name(m->tables[e->table].elem));
         }

@@ -794,10 +794,10 @@ static int64_t collect(SockTableObject *t, const guest_mem *m, const poll_sub *s
 }
 
 /* One look at the subscriptions: SOCKCALL_DONE (events written, result set),
- * SOCKCALL_LATER with *wait set to (earliest deadline or None, listeners) when
- * nothing is ready, SOCKCALL_FALLBACK, or SOCKCALL_ERROR. */
+ * SOCKCALL_LATER with *earliest (the first deadline; INT64_MAX: none) and
+ * *listeners set when nothing is ready, SOCKCALL_FALLBACK, or SOCKCALL_ERROR. */
 static int poll_scan(SockTableObject *t, uint64_t *args, int64_t mono, int64_t real, int64_t fired_until,
-                     bool prepare_wait, PyObject **wait)
+                     bool prepare_wait, int64_t *earliest, bool *listeners)
 {
     uint32_t in = arg_u32(args, 0), out = arg_u32(args, 1), n = arg_u32(args, 2), nevents = arg_u32(args, 3);
     guest_mem m;
@@ -813,9 +813,7 @@ static int poll_scan(SockTableObject *t, uint64_t *args, int64_t mono, int64_t r
     int rc = SOCKCALL_FALLBACK;
     if (!decode_plan(t, &m, in, n, mono, real, subs)) goto done;
     if (register_wants(t, subs, n) < 0 || harvest(t) < 0) goto done; /* EMFILE...: Python's poll decides */
-    int64_t earliest;
-    bool listeners;
-    int64_t count = collect(t, &m, subs, n, out, clock_ns(CLOCK_MONOTONIC), fired_until, &earliest, &listeners);
+    int64_t count = collect(t, &m, subs, n, out, clock_ns(CLOCK_MONOTONIC), fired_until, earliest, listeners);
     if (count < 0) {
         rc = SOCKCALL_ERROR;
     } else if (count > 0) {
@@ -824,10 +822,7 @@ static int poll_scan(SockTableObject *t, uint64_t *args, int64_t mono, int64_t r
         rc = SOCKCALL_DONE;
     } else {
         if (prepare_wait) unregister_unwanted(t);
-        *wait = Py_BuildValue("(OO)", earliest == INT64_MAX ? Py_None : PyLong_FromLongLong(earliest),
-                              listeners ? Py_True : Py_False);
-        if (earliest != INT64_MAX && *wait != NULL) Py_DECREF(PyTuple_GET_ITEM(*wait, 0));
-        rc = *wait != NULL ? SOCKCALL_LATER : SOCKCALL_ERROR;
+        rc = SOCKCALL_LATER;
     }
 done:
     if (subs != small) PyMem_Free(subs);
@@ -836,15 +831,20 @@ done:
 
 static int do_poll(SockTableObject *t, uint64_t *args, PyObject **later)
 {
-    int64_t mono = clock_ns(CLOCK_MONOTONIC), real = clock_ns(CLOCK_REALTIME);
-    PyObject *wait = NULL;
-    int rc = poll_scan(t, args, mono, real, INT64_MIN, true, &wait);
+    int64_t mono = clock_ns(CLOCK_MONOTONIC), real = clock_ns(CLOCK_REALTIME), earliest;
+    bool listeners;
+    int rc = poll_scan(t, args, mono, real, INT64_MIN, true, &earliest, &listeners);
     if (rc != SOCKCALL_LATER) return rc;
-    /* poll_wait(table, (subscriptions, events, nsubscriptions, nevents), start, earliest, listeners) */
-    *later = PyObject_CallFunction(t->poll_wait, "O(IIII)(LL)OO", (PyObject *)t, arg_u32(args, 0),
-                                   arg_u32(args, 1), arg_u32(args, 2), arg_u32(args, 3), (long long)mono,
-                                   (long long)real, PyTuple_GET_ITEM(wait, 0), PyTuple_GET_ITEM(wait, 1));
-    Py_DECREF(wait);
+    /* poll_wait((subscriptions, events, nsubscriptions, nevents), start, earliest, listeners):
+     * called once per wait, so without a format string to parse */
+    PyObject *call[4] = {
+        Py_BuildValue("(IIII)", arg_u32(args, 0), arg_u32(args, 1), arg_u32(args, 2), arg_u32(args, 3)),
+        Py_BuildValue("(LL)", (long long)mono, (long long)real),
+        earliest == INT64_MAX ? Py_NewRef(Py_None) : PyLong_FromLongLong(earliest),
+        Py_NewRef(listeners ? Py_True : Py_False),
+    };
+    *later = call[0] && call[1] && call[2] ? PyObject_Vectorcall(t->poll_wait, call, 4, NULL) : NULL;
+    for (int i = 0; i < 4; i++) Py_XDECREF(call[i]);
     return *later != NULL ? SOCKCALL_LATER : SOCKCALL_ERROR;
 }
 
@@ -862,9 +862,9 @@ static PyObject *SockTable_poll_scan(SockTableObject *t, PyObject *const *pyargs
     for (int i = 0; i < 4; i++) args[i] = (uint32_t)args[i];
     if (!PyArg_ParseTuple(pyargs[1], "LL", &mono, &real)) return NULL;
     if (pyargs[2] != Py_None && (fired = PyLong_AsLongLong(pyargs[2])) == -1 && PyErr_Occurred()) return NULL;
-    PyObject *wait = NULL;
-    int rc = poll_scan(t, args, mono, real, fired, false, &wait);
-    Py_XDECREF(wait);
+    int64_t earliest;
+    bool listeners;
+    int rc = poll_scan(t, args, mono, real, fired, false, &earliest, &listeners);
     if (rc == SOCKCALL_ERROR) return NULL;
     if (rc == SOCKCALL_FALLBACK) Py_RETURN_NONE;
     return PyBool_FromLong(rc == SOCKCALL_DONE);

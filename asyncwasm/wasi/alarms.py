@@ -11,7 +11,13 @@ sockets, and a server waits once per request. A trio cancel scope per wait
 an alarm costs a heap push. The waiting task waits for readiness alone,
 and when a deadline passes, the timer task calls ``on_time()``, which wakes
 the waiter its own way (``SockMirror`` calls ``notify_closing`` on the fd
-its guest waits on).
+its guest waits on). A socket mirror keeps its one alarm from wait to
+wait and sets it again only when it goes off early (``SockMirror._arm``),
+so a busy server sets about one per timeout period, not one per request.
+
+``clock`` is the run's clock (deadlines are on it); ``running`` turns
+False when the run's timer task ends, so a holder of an alarm from an
+earlier trio run knows to set a new one in this run's alarms.
 
 Rule: the timer task follows trio's clock (virtual clocks work), sleeps
 until the earliest deadline in one cancel scope whose deadline moves when
@@ -48,7 +54,7 @@ _SLACK = 64
 class Alarms:
     """The alarms of one trio run (see the module docstring)."""
 
-    __slots__ = ("_heap", "_live", "_counter", "_scope", "_started")
+    __slots__ = ("_heap", "_live", "_counter", "_scope", "_started", "clock", "running")
 
     def __init__(self) -> None:
         # (deadline, number): a number not in _live is a cleared alarm
@@ -57,6 +63,8 @@ class Alarms:
         self._counter = 0
         self._scope: Optional[trio.CancelScope] = None  # the timer task's sleep
         self._started = False
+        self.clock = trio.lowlevel.current_clock()  #: the run's clock (deadlines are on it)
+        self.running = True  #: False once the trio run is over: alarms kept from it are gone
 
     @staticmethod
     def current() -> "Alarms":
@@ -93,6 +101,12 @@ class Alarms:
         return len(self._live)
 
     async def _run(self) -> None:
+        try:
+            await self._go_off()
+        finally:
+            self.running = False
+
+    async def _go_off(self) -> None:
         live = self._live
         while True:
             heap = self._heap  # clear() may have rebuilt it

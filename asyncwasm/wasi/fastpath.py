@@ -32,10 +32,13 @@ set is closed when nothing is registered, so an idle instance holds no fd.
 from __future__ import annotations
 
 import errno as host_errno
+import functools
+import math
 import socket
 import sys
 import time
-from typing import Any, Callable, Optional
+import weakref
+from typing import Any, Callable, Generator, Optional
 
 import trio
 
@@ -115,7 +118,7 @@ class SockMirror:
     def __init__(self, ctx: Any, native_clocks: bool) -> None:
         self.ctx = ctx
         self.native_clocks = native_clocks
-        self.table = _engine.SockTable(poll_wait=self._poll_wait, send_rest=self._send_rest)
+        self.table = _engine.SockTable(poll_wait=functools.partial(_PollWait, self), send_rest=self._send_rest)
         self._sources: dict[int, Any] = {}  # guest fd -> ConnectionSource of a mirrored listener
         self._python_poll: Optional[Callable[..., Any]] = None
         # The wait in progress (one task per context): the epoll fd it
@@ -123,6 +126,15 @@ class SockMirror:
         self._waiting_on = -1
         self._parked: Optional[trio.lowlevel.Task] = None
         self._fired = False
+        # The deadline of the wait in progress (trio's clock; None: none),
+        # and the one alarm this mirror keeps (see _arm): where, when, and
+        # the callback it calls, which holds the mirror weakly.
+        self._deadline: Optional[float] = None
+        self._alarms: Optional[Alarms] = None
+        self._alarm = 0
+        self._alarm_at = math.inf
+        ref = weakref.ref(self)
+        self._alarm_callback = lambda: _on_time(ref)
 
     def wrap(self, name: str, call: Callable[..., Any]) -> Callable[..., Any]:
         """``call`` (the bound WASI function ``name``) with its C path, if it has one."""
@@ -179,75 +191,105 @@ class SockMirror:
 
     def close(self) -> None:
         """The context closed (its table already removed every fd)."""
+        if self._alarms is not None and self._alarm_at != math.inf:
+            self._alarms.clear(self._alarm)
+            self._alarm_at = math.inf
         self.table.clear()
         self.table.bind_memory(None)
         self._sources.clear()
         self.close_epoll()
 
     # -- what C hands back: the waits ------------------------------------------------------
-    def _poll_wait(self, table: Any, args: tuple[int, int, int, int], start: tuple[int, int],
-                   earliest: Optional[int], listeners: bool) -> Any:
-        return _PollWait(self._poll_waiting, args, start, earliest, listeners)
+    def _poll_waiting(self, args: tuple[int, int, int, int], start: tuple[int, int],
+                      earliest: Optional[int], listeners: bool) -> Generator[Any, Any, int]:
+        """The body of a :class:`_PollWait` (what its ``__await__`` returns):
+        one generator, so that the trip through trio (one per request on a
+        server that waits between requests) resumes one frame here, not a
+        chain of coroutines.
 
-    async def _poll_waiting(self, args: tuple[int, int, int, int], start: tuple[int, int],
-                            earliest: Optional[int], listeners: bool) -> int:
-        # C found nothing ready. Let the other tasks run once and look again
-        # before waiting: on a busy server the data often arrives meanwhile,
-        # and that round costs less than a wait. (Either way the task passes
-        # a schedule point: a _PollWait is Waiting.)
-        await trio.lowlevel.checkpoint()
+        C found nothing ready: wait at once, then look again after every
+        wake-up. No checkpoint and second look first: when the data comes
+        while the other tasks run, the wait ends in the same round of the
+        event loop, and when it does not (a server faster than its
+        clients), the checkpoint cost a round of its own (trio's loop
+        goes round once more per request). Either way the task passes a
+        schedule point: a _PollWait is Waiting."""
         fired_until: Optional[int] = None
         while True:
+            # Wait until the epoll set is readable, a handed listener may
+            # have a connection, or `earliest` (monotonic ns) passes (trio's
+            # clock decides: virtual clocks work). The task waits in one
+            # trio primitive: wait_readable on the epoll set, or parked when
+            # there is none. The deadline is an alarm (see .alarms) and the
+            # listeners' sources are watched (ConnectionSource.watch);
+            # either ends the wait through _wake. No cancel scope, no helper
+            # task: a server waits once per request.
+            epfd = self.table.epoll_fd
+            self._fired = False
+            stops = [source.watch(self._wake, self) for source in set(self._sources.values())] if listeners else ()
+            if earliest is not None:
+                alarms = self._alarms
+                if alarms is None or not alarms.running:
+                    alarms = self._alarms = Alarms.current()
+                    self._alarm_at = math.inf
+                at = self._deadline = alarms.clock.current_time() + max(0, earliest - time.monotonic_ns()) / 1e9
+                if at < self._alarm_at:
+                    self._arm(at)
+            assert epfd >= 0 or stops or earliest is not None, "a poll waits for something"
+            try:
+                if epfd >= 0:
+                    self._waiting_on = epfd
+                    try:
+                        yield from trio.lowlevel.wait_readable(epfd).__await__()
+                    except (trio.ClosedResourceError, OSError):  # woken by _wake, or the set closed: the scan tells
+                        pass
+                else:
+                    self._parked = trio.lowlevel.current_task()
+                    yield from trio.lowlevel.wait_task_rescheduled(self._unpark).__await__()
+            finally:
+                self._waiting_on = -1
+                self._parked = None
+                self._deadline = None  # the alarm stays: the next wait most likely needs one later
+                for stop in stops:
+                    stop()
+            if self._fired:
+                fired_until = earliest if fired_until is None else max(earliest, fired_until)  # type: ignore[type-var]
             done = self.table.poll_scan(args, start, fired_until)
             if done:
                 return _SUCCESS
             if done is None:  # the table changed under the wait (fds closed): Python's poll_oneoff decides
                 assert self._python_poll is not None
                 result = self._python_poll(*args)
-                return result if result.__class__ is int else await result
-            fired = await self._wait(earliest, listeners)
-            if fired is not None:
-                fired_until = fired if fired_until is None else max(fired, fired_until)
+                return result if result.__class__ is int else (yield from result.__await__())
 
-    async def _wait(self, deadline: Optional[int], listeners: bool) -> Optional[int]:
-        """Until the epoll set is readable, a handed listener may have a
-        connection, or ``deadline`` (monotonic ns) passes; ``deadline`` if
-        that is what ended the wait (trio's clock decides: virtual clocks
-        work), else None.
+    def _arm(self, at: float) -> None:
+        """Make the mirror's one alarm go off at ``at``.
 
-        The task waits in one trio primitive: ``wait_readable`` on the
-        epoll set, or parked when there is none. The deadline is an alarm
-        (see .alarms) and the listeners' sources are watched
-        (``ConnectionSource.watch``); either ends the wait through
-        :meth:`_wake`. No cancel scope, no helper task: a server waits once
-        per request."""
-        epfd = self.table.epoll_fd
-        self._fired = False
-        stops = [source.watch(self._wake, self) for source in set(self._sources.values())] if listeners else []
-        alarms = alarm = None
-        if deadline is not None:
-            alarms = Alarms.current()
-            seconds = max(0, deadline - time.monotonic_ns()) / 1e9
-            alarm = alarms.set(trio.current_time() + seconds, self._on_time)
-        assert epfd >= 0 or stops or alarms, "a poll waits for something"
-        try:
-            if epfd >= 0:
-                self._waiting_on = epfd
-                await _wait_readable(epfd)
-            else:
-                self._parked = trio.lowlevel.current_task()
-                await trio.lowlevel.wait_task_rescheduled(self._unpark)
-        finally:
-            self._waiting_on = -1
-            self._parked = None
-            if alarm is not None:
-                alarms.clear(alarm)  # type: ignore[union-attr]
-            for stop in stops:
-                stop()
-        return deadline if self._fired else None
+        Strategy: a server waits once per request, each time with a
+        deadline (its idle timeout) a little later than the last. Instead
+        of setting an alarm per wait and clearing it after, the mirror
+        keeps one: a wait whose deadline is no earlier than the alarm's
+        leaves it be, and when it goes off before the deadline of the wait
+        then in progress (:meth:`_on_time`) it is set again for that
+        deadline. So a busy server sets an alarm once per timeout period,
+        not per request. The alarm holds the mirror weakly: a pending one
+        never keeps a finished guest's memory alive."""
+        alarms = self._alarms
+        assert alarms is not None
+        if self._alarm_at != math.inf:
+            alarms.clear(self._alarm)
+        self._alarm = alarms.set(at, self._alarm_callback)
+        self._alarm_at = at
 
     def _on_time(self) -> None:
-        """The deadline of the wait in progress passed."""
+        """The mirror's alarm went off."""
+        self._alarm_at = math.inf
+        deadline = self._deadline
+        if deadline is None:  # no wait in progress: the alarm lapses
+            return
+        if self._alarms is not None and self._alarms.clock.current_time() < deadline:
+            self._arm(deadline)  # set for an earlier wait: the one in progress ends later
+            return
         self._fired = True
         self._wake()
 
@@ -259,7 +301,7 @@ class SockMirror:
             trio.lowlevel.reschedule(task)
         elif self._waiting_on >= 0:
             fd, self._waiting_on = self._waiting_on, -1
-            trio.lowlevel.notify_closing(fd)  # the wait raises ClosedResourceError: _wait_readable ends
+            trio.lowlevel.notify_closing(fd)  # the wait raises ClosedResourceError: _poll_waiting looks again
 
     def _unpark(self, raise_cancel: Any) -> Any:
         self._parked = None  # cancelled while parked
@@ -278,14 +320,34 @@ class SockMirror:
         return _SUCCESS
 
 
-class _PollWait(Later, Waiting):
-    """A ``poll_oneoff`` that waits: it always passes a trio schedule point."""
+def _on_time(ref: "weakref.ref[SockMirror]") -> None:
+    mirror = ref()
+    if mirror is not None:
+        mirror._on_time()
 
-    __slots__ = ()
 
+class _PollWait(Waiting):
+    """A ``poll_oneoff`` that found nothing ready: awaiting it (once) waits
+    until something is (:meth:`SockMirror._poll_waiting`); it always passes
+    a trio schedule point."""
 
-async def _wait_readable(fd: int) -> None:
-    try:
-        await trio.lowlevel.wait_readable(fd)
-    except (trio.ClosedResourceError, OSError):  # woken by an alarm, or the set closed: the next scan tells
-        pass
+    __slots__ = ("_mirror", "_args", "_start", "_earliest", "_listeners")
+
+    def __init__(self, mirror: SockMirror, args: tuple[int, int, int, int], start: tuple[int, int],
+                 earliest: Optional[int], listeners: bool) -> None:
+        self._mirror: Optional[SockMirror] = mirror
+        self._args = args
+        self._start = start
+        self._earliest = earliest
+        self._listeners = listeners
+
+    def __await__(self) -> Generator[Any, Any, int]:
+        mirror = self._mirror
+        if mirror is None:
+            raise RuntimeError("this awaitable was closed or already awaited")
+        self._mirror = None
+        return mirror._poll_waiting(self._args, self._start, self._earliest, self._listeners)
+
+    def close(self) -> None:
+        """Forget the wait (it was never awaited)."""
+        self._mirror = None

@@ -168,8 +168,9 @@ static int verify_code(const wasm_module *m, uint32_t func) {
             bool ok = true;
             switch (*l) {
             case 's': /* a call's base may sit at the top: no arguments, no results */
-                ok = x < c->max_slots || (x == c->max_slots && w == pc + (op == OP_CALL ? 2 : 4) &&
-                                          (op == OP_CALL || op == OP_CALL_INDIRECT));
+                ok = x < c->max_slots ||
+                     (x == c->max_slots && w == pc + (op == OP_CALL || op == OP_CALL_DEFINED ? 2 : 4) &&
+                      (op == OP_CALL || op == OP_CALL_DEFINED || op == OP_CALL_INDIRECT));
                 if (v128_operands[op] & (1u << (w - pc - 1))) /* a v128: both slots in the frame */
                     ok = ok && x + 1 < c->max_slots;
                 w++;

@@ -66,6 +66,9 @@ Strategy for what cannot be compared:
   called nor read, in every engine. A funcref to a function whose type
   holds exnref is compared like any other (its type named through the C
   API, against an exnref prototype copied from a tiny module).
+  nullexnref (exnref's bottom type) is compared everywhere: its only value
+  is null, which wasmtime's value union shows without reflecting on a type
+  (kind ``WASMTIME_EXNREF``, store id 0).
 """
 
 from __future__ import annotations
@@ -114,7 +117,10 @@ WASMTIME_TRAPS = {
 
 #: The value types the runner passes and compares (asyncwasm's names).
 NUMERIC_KINDS = ("i32", "i64", "f32", "f64", "v128")
-VALUE_KINDS = NUMERIC_KINDS + ("funcref", "externref")
+VALUE_KINDS = NUMERIC_KINDS + ("funcref", "externref", "nullexnref")
+
+#: The C API's value kind of an exnref (wasmtime-py's bindings do not name it).
+WASMTIME_EXNREF = 8
 
 #: Fuel budgets per module (see "Termination" above).
 WASMTIME_FUEL = 2_000_000
@@ -250,7 +256,7 @@ def argument(rng: random.Random, kind: str) -> Any:
         return rng.getrandbits(width)
     if kind == "externref":
         return rng.choice((None, 1, 2))  # host object number, or null
-    if kind == "funcref":
+    if kind in ("funcref", "nullexnref"):
         return None
     raise ValueError(f"unexpected parameter type {kind}")
 
@@ -312,9 +318,14 @@ def make_plan(exports: dict[str, ExportType], seed: int, rounds: int = 2) -> Pla
     return Plan(exports, calls, skip)
 
 
+#: The exception reference types whose values are not compared (see Plan.skip):
+#: every one but nullexnref, whose only value is null.
+EXN_KINDS = ("exnref", "(ref exn)", "(ref noexn)")
+
+
 def holds_exnref(t: ExportType) -> bool:
-    """Whether an export's type mentions exnref (see Plan.skip)."""
-    return any(part == "exnref" or (isinstance(part, tuple) and "exnref" in part) for part in t)
+    """Whether an export's type mentions one of EXN_KINDS (see Plan.skip)."""
+    return any(part in EXN_KINDS or (isinstance(part, tuple) and set(part) & set(EXN_KINDS)) for part in t)
 
 
 @dataclass(frozen=True)
@@ -540,6 +551,8 @@ class AsyncwasmEngine:
             return (kind, None if value is None else getattr(value, "n", repr(value)))
         if kind == "funcref":
             return (kind, None if value is None else _aw_functype(value.type))
+        if kind == "nullexnref":
+            return (kind, None if value is None else f"non-null {value!r}")
         return (kind, repr(value))
 
     def _state(self, instance: Any, imported: dict[str, Any], host: Host) -> tuple:
@@ -594,16 +607,16 @@ class WasmtimeEngine:
             (ffi.wasm_valtype_new(ffi.WASM_F32), "f32"), (ffi.wasm_valtype_new(ffi.WASM_F64), "f64"),
             (ffi.wasmtime_wasm_valtype_v128(), "v128"),
             (ffi.wasm_valtype_new(ffi.WASM_FUNCREF), "funcref"), (ffi.wasm_valtype_new(ffi.WASM_ANYREF), "externref"),
-            (self._exnref_prototype(), "exnref"),
+            *((self._exnref_prototype(name), name) for name in EXN_KINDS + ("nullexnref",)),
         ]
 
-    def _exnref_prototype(self) -> Any:
-        """An owned ``wasm_valtype_t *`` for exnref: the wasm C API has no
-        constructor for it, so it is copied from a function type that holds
-        one (the parameter of a tiny module's export)."""
+    def _exnref_prototype(self, name: str) -> Any:
+        """An owned ``wasm_valtype_t *`` for an exception reference type: the wasm C
+        API has no constructor for them, so it is copied from a function type
+        that holds one (the parameter of a tiny module's export)."""
         wt, ffi = self.wt, self.wt._ffi
         store = wt.Store(self.engine)
-        module = wt.Module(self.engine, '(module (func (export "p") (param exnref)))')
+        module = wt.Module(self.engine, f'(module (func (export "p") (param {name})))')
         func = wt.Instance(store, module, []).exports(store)["p"]
         functype = ffi.wasmtime_func_type(store._context(), ctypes.byref(func._func))
         try:
@@ -720,6 +733,8 @@ class WasmtimeEngine:
         elif kind == "v128":
             raw.kind = ffi.WASMTIME_V128.value
             raw.of.v128 = ffi.wasmtime_v128.from_buffer_copy(value.to_bytes(16, "little"))
+        elif kind == "nullexnref":
+            raw.kind = WASMTIME_EXNREF  # the union stays zero: the null exnref
         else:
             valtype = self.wt.ValType.externref() if kind == "externref" else self.wt.ValType.funcref()
             return self.wt.Val._convert_to_raw(store, valtype, value)
@@ -732,6 +747,9 @@ class WasmtimeEngine:
             return (kind, raw.of.i64 & M64)
         if kind == "v128":
             return (kind, int.from_bytes(bytes(raw.of.v128), "little"))
+        if kind == "nullexnref":
+            null = raw.kind == WASMTIME_EXNREF and raw.of.exnref.store_id == 0
+            return (kind, None if null else f"non-null (kind {raw.kind})")
         value = self.wt.Val._from_raw(store, raw).value
         return self._ref(store, kind, value)
 
