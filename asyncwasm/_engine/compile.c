@@ -18,6 +18,10 @@
  *   operation feeding the next, an add/copy/load before a conditional jump,
  *   a load feeding an operation, a store of a computed value), from the
  *   opcodes.def rows that list them.
+ * - Immediate operands (compile_immediate.inc): at the end, a constant
+ *   operand of the hottest integer operations and conditional jumps goes
+ *   into the code word itself, and the pool keeps only the constants the
+ *   code still reads from their slots.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -39,6 +43,7 @@ void cg_free(codegen *cg) {
     free(cg->fixups);
     free(cg->consts);
     free(cg->const_hash);
+    free(cg->pool_map);
     free(cg->pad_at_depth);
     free(cg->pending);
     free(cg->regions);
@@ -184,6 +189,7 @@ bool cg_func_begin(codegen *cg, uint32_t wasm_offset, uint32_t nparam_slots, uin
     cg->nregions = 0;
     cg->ncatches = 0;
     cg->nextra = 0;
+    cg->pool_wide = false;
     clear_pool(cg);
     void *refs = cg->local_refs, *written = cg->local_written;
     bool ok = grow_array(&refs, &cg->local_refs_cap, nlocal_slots, sizeof *cg->local_refs, 64);
@@ -224,13 +230,16 @@ static const char *const operand_letters[OP__COUNT] = {
 #include "opcodes.def"
 };
 
-/* The final slot of a slot operand (compile numbering, compile.h). */
+static bool is_pool(uint32_t loc) { return (loc & CG_TAG_MASK) == CG_CONST; }
+
+/* The final slot of a slot operand (compile numbering, compile.h), once
+ * compact_pool has placed the pool. */
 static uint32_t final_slot(const codegen *cg, uint32_t x) {
     switch (x & CG_TAG_MASK) {
     case CG_RESULT: return x & ~CG_TAG_MASK;
-    case CG_CONST: return cg->nlocal_slots + (x & ~CG_TAG_MASK);
-    case CG_EXTRA: return cg->nlocal_slots + cg->nconsts + (x & ~CG_TAG_MASK);
-    default: return x >= cg->nlocal_slots ? x + cg->nconsts + cg->nextra : x;
+    case CG_CONST: return cg->nlocal_slots + cg->pool_map[x & ~CG_TAG_MASK];
+    case CG_EXTRA: return cg->nlocal_slots + cg->npool + (x & ~CG_TAG_MASK);
+    default: return x >= cg->nlocal_slots ? x + cg->npool + cg->nextra : x;
     }
 }
 
@@ -347,6 +356,8 @@ static bool pair_instructions(codegen *cg) {
     return true;
 }
 
+#include "compile_immediate.inc"
+
 bool cg_func_end(codegen *cg, wasm_code *out, const uint8_t *local_types, uint32_t nlocals,
                  uint32_t nparam_slots, uint32_t max_stack_slots) {
     end_chain(cg);
@@ -357,6 +368,8 @@ bool cg_func_end(codegen *cg, wasm_code *out, const uint8_t *local_types, uint32
         uint32_t end = cg->chain_end[fx[1]];
         cg->code[fx[0]] = end == CG_NONE ? 0 : end - fx[2];
     }
+    immediate_operands(cg);
+    compact_pool(cg);
     relocate_slots(cg);
     if (!pair_instructions(cg))
         return cg_oom(cg);
@@ -369,7 +382,7 @@ bool cg_func_end(codegen *cg, wasm_code *out, const uint8_t *local_types, uint32
     }
     uint32_t nzero = cg->nlocal_slots - nparam_slots;
     size_t code_bytes = ((size_t)cg->len * sizeof(uint32_t) + 7) & ~(size_t)7;
-    uint32_t ninit = nzero + cg->nconsts;
+    uint32_t ninit = nzero + cg->npool;
     /* at least one init block (engine.h init_by_block), zeros after the pool */
     size_t frame_init_bytes = (size_t)(ninit > WASM_INIT_BLOCK ? ninit : WASM_INIT_BLOCK) * sizeof(uint64_t);
     size_t init_bytes = frame_init_bytes;
@@ -389,8 +402,9 @@ bool cg_func_end(codegen *cg, wasm_code *out, const uint8_t *local_types, uint32
     uint64_t *init = (uint64_t *)(block + code_bytes);
     memcpy(block, cg->code, (size_t)cg->len * sizeof(uint32_t));
     memset(init, 0, frame_init_bytes);
-    if (cg->nconsts)
-        memcpy(init + nzero, cg->consts, (size_t)cg->nconsts * sizeof(uint64_t));
+    for (uint32_t k = 0; k < cg->nconsts; k++)
+        if (cg->pool_map[k] != CG_NONE)
+            init[nzero + cg->pool_map[k]] = cg->consts[k];
     memcpy(block + code_bytes + init_bytes, cg->srcmap, srcmap_bytes);
     if (nlocals)
         memcpy(block + code_bytes + init_bytes + srcmap_bytes, local_types, nlocals);
@@ -403,9 +417,9 @@ bool cg_func_end(codegen *cg, wasm_code *out, const uint8_t *local_types, uint32
     out->nlocals = nlocals;
     out->nparam_slots = nparam_slots;
     out->nlocal_slots = cg->nlocal_slots;
-    out->nconst_slots = cg->nconsts;
+    out->nconst_slots = cg->npool;
     out->ninit_slots = ninit;
-    out->max_slots = cg->nlocal_slots + cg->nconsts + max_stack_slots + cg->nextra;
+    out->max_slots = cg->nlocal_slots + cg->npool + max_stack_slots + cg->nextra;
     out->init_by_block = ninit <= WASM_INIT_BLOCK && out->max_slots - nparam_slots >= WASM_INIT_BLOCK;
     return true;
 }
@@ -647,9 +661,10 @@ static bool pool_ready(codegen *cg) {
         return true;
     cg->const_hash = calloc(POOL_HASH_SIZE, sizeof *cg->const_hash);
     cg->consts = malloc(sizeof *cg->consts * CG_MAX_CONSTS);
-    if (!cg->const_hash || !cg->consts) {
-        free(cg->const_hash), free(cg->consts);
-        cg->const_hash = NULL, cg->consts = NULL;
+    cg->pool_map = malloc(sizeof *cg->pool_map * CG_MAX_CONSTS);
+    if (!cg->const_hash || !cg->consts || !cg->pool_map) {
+        free(cg->const_hash), free(cg->consts), free(cg->pool_map);
+        cg->const_hash = NULL, cg->consts = NULL, cg->pool_map = NULL;
         return false;
     }
     return true;
@@ -682,9 +697,10 @@ uint32_t cg_const128(codegen *cg, uint64_t lo, uint64_t hi) {
         return CG_NONE;
     for (uint32_t k = 0; k + 1 < cg->nconsts; k++) /* few per function: a linear search */
         if (cg->consts[k] == lo && cg->consts[k + 1] == hi)
-            return CG_CONST | k;
+            return cg->pool_wide = true, CG_CONST | k;
     if (cg->nconsts + 2 > CG_MAX_CONSTS)
         return CG_NONE;
+    cg->pool_wide = true;
     uint32_t loc = pool_append(cg, lo);
     pool_append(cg, hi);
     return loc;
@@ -778,6 +794,12 @@ uint32_t cg_result_slot(const codegen *cg, uint32_t i) {
     return i < cg->nlocal_slots ? i : CG_RESULT | i;
 }
 
+/* The lowest final slot a local or pool location can get: the pool is
+ * placed (and shrunk) only when the function ends. */
+static uint32_t lowest_slot(const codegen *cg, uint32_t loc) {
+    return is_pool(loc) ? cg->nlocal_slots : final_slot(cg, loc);
+}
+
 void cg_return(codegen *cg, const cg_value *vals, uint32_t n) {
     if (cg->dead)
         return;
@@ -796,15 +818,15 @@ void cg_return(codegen *cg, const cg_value *vals, uint32_t n) {
      * br_if's fall-through still finds its values where they were. */
     bool via_home = false;
     for (uint32_t i = 0; n > 1 && i < n; i++)
-        via_home = via_home || (vals[i].loc != vals[i].home && final_slot(cg, vals[i].loc) < slots);
+        via_home = via_home || (vals[i].loc != vals[i].home && lowest_slot(cg, vals[i].loc) < slots);
     for (uint32_t i = 0; via_home && i < n; i++)
         if (vals[i].loc != vals[i].home)
             emit_copy(cg, vals[i].type, vals[i].home, vals[i].loc);
-    /* A value already in its result slot needs no copy; where a home will
-     * end up is not known yet, so a home is always copied. */
+    /* A value already in its result slot needs no copy; where a home or a
+     * pool entry will end up is not known yet, so those are always copied. */
     for (uint32_t i = 0, dst = 0; i < n; dst += valtype_slots(vals[i].type), i++) {
         uint32_t src = via_home ? vals[i].home : vals[i].loc;
-        if (src == vals[i].home || final_slot(cg, src) != dst)
+        if (src == vals[i].home || is_pool(src) || final_slot(cg, src) != dst)
             emit_copy(cg, vals[i].type, cg_result_slot(cg, dst), src);
     }
     emit_return(cg);

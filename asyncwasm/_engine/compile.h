@@ -150,6 +150,9 @@ typedef struct codegen {
     uint32_t min_ref;        /* no stack entry below this index refers to a local */
     uint64_t *consts;        /* the constant pool (slot bit patterns) */
     uint32_t nconsts;
+    bool pool_wide;          /* some entry is a v128's low half (cg_const128) */
+    uint32_t *pool_map;      /* at the end: entry k's index in the frame's pool, or CG_NONE */
+    uint32_t npool;          /* at the end: entries the code still reads (compile.c "Immediate operands") */
     uint32_t *const_hash;    /* open addressing: pool index + 1, 0 = empty */
     /* br_table scratch: landing pad of each label depth, CG_NONE if none yet */
     uint32_t *pad_at_depth;

@@ -212,7 +212,10 @@ typedef struct {
  * there is no run-time stack pointer. An operand slot may be a value's home,
  * a local's slot (local.get emits no code) or a pool slot (neither do
  * constants), and a result may go straight to a local (local.set after an
- * operation emits no code). compile.c "Operand folding" gives the rules;
+ * operation emits no code). An integer constant of the hottest operations
+ * and conditional jumps is an immediate word instead (opcodes.def NUMERIC_I,
+ * JUMP_I, ADD_JUMP_I), and the pool holds only the constants some operand
+ * still reads from a slot. compile.c "Operand folding" gives the rules;
  * its F9-F12 fuse common neighbours into one instruction (opcodes.def rows
  * CHAIN, LOAD_OP, STORE_OF, LOAD_JUMP and the ADD_/COPY_ jumps).
  * Every instruction that writes a result reads all its operands first, so

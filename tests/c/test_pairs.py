@@ -36,7 +36,8 @@ from tests.wat import wat  # noqa: E402
 
 OPCODES = ROOT / "asyncwasm" / "_engine" / "opcodes.def"
 PAIR_ROWS = re.findall(r"^PAIR\((\w+),", OPCODES.read_text(), re.M)
-MEMORY_ROWS = {"F64_STORE_ADD_I32_ADD", "F64_STORE_I32_ADD", "I32_LOAD8_U_SUM_SELECT"}  # tested apart
+MEMORY_ROWS = {"F64_STORE_ADD_I32_ADD", "F64_STORE_I32_ADD", "F64_STORE_ADD_I32_ADD_I", "F64_STORE_I32_ADD_I",
+               "I32_LOAD8_U_SUM_SELECT", "I32_LOAD8_U_SUM_I_SELECT"}  # tested apart
 NPARAMS, NLOCALS = 4, 4  # i32 variables 0-3 are params, 4-7 locals
 MASK = 0xFFFFFFFF
 _rng = random.Random(99)
@@ -57,34 +58,48 @@ CHAINS = [("rotl", "xor"), ("shr_u", "xor"), ("xor", "and"), ("xor", "add"), ("a
 
 def _program(rng: random.Random, n: int) -> list[tuple]:
     """n statements over the variables: ("copy", dst, src), ("bin", op, dst,
-    a, b) for dst = a op b, or ("chain", op1, op2, dst, a, b, c) for
-    dst = (a op1 b) op2 c."""
+    a, b) for dst = a op b, ("addi", dst, a, k) for dst = a + k (a constant:
+    compile.c's immediate operands), or ("chain", op1, op2, dst, a, b, c)
+    for dst = (a op1 b) op2 c."""
     nvars = NPARAMS + NLOCALS
     out = []
     for _ in range(n):
         v = [rng.randrange(nvars) for _ in range(4)]
         kind = rng.random()
-        if kind < 0.35:
+        if kind < 0.3:
             out.append(("copy", v[0], v[1]))
-        elif kind < 0.7:
+        elif kind < 0.45:
+            out.append(("addi", v[0], v[1], rng.choice([1, 8, -1, 0x7FFFFFFF, rng.getrandbits(32)])))
+        elif kind < 0.55:
             out.append(("bin", rng.choice(["add", "add", "rotl", "xor"]), *v[:3]))
+        elif kind < 0.7:  # a rotate or shift by a constant, alone or chained (CHAIN_I)
+            k = rng.randrange(32)
+            out.append(rng.choice([("bin", "rotl", v[0], v[1], ("k", k)),
+                                   ("chain", rng.choice(["rotl", "shr_u"]), "xor", v[0], v[1], ("k", k), v[3])]))
         else:
             out.append(("chain", *rng.choice(CHAINS), *v))
     return out
 
 
 def _statements_wat(program: list[tuple], local=lambda k: k) -> str:
-    """The program in Wasm; variable k is local index local(k)."""
+    """The program in Wasm; variable k is local index local(k), and an
+    operand ("k", value) is the constant value."""
+    def get(x) -> str:
+        return f"i32.const {x[1]}" if isinstance(x, tuple) else f"local.get {local(x)}"
+
     parts = []
     for st in program:
         if st[0] == "copy":
             parts.append(f"local.get {local(st[2])} local.set {local(st[1])}")
         elif st[0] == "bin":
             _, op, d, a, b = st
-            parts.append(f"local.get {local(a)} local.get {local(b)} i32.{op} local.set {local(d)}")
+            parts.append(f"local.get {local(a)} {get(b)} i32.{op} local.set {local(d)}")
+        elif st[0] == "addi":
+            _, d, a, k = st
+            parts.append(f"local.get {local(a)} i32.const {_signed(k & MASK)} i32.add local.set {local(d)}")
         else:
             _, op1, op2, d, a, b, c = st
-            parts.append(f"local.get {local(a)} local.get {local(b)} i32.{op1} local.get {local(c)} i32.{op2}"
+            parts.append(f"local.get {local(a)} {get(b)} i32.{op1} local.get {local(c)} i32.{op2}"
                          f" local.set {local(d)}")
     return "\n ".join(parts)
 
@@ -97,16 +112,23 @@ def _fold_wat(local=lambda k: k) -> str:
 
 def _run_model(program: list[tuple], args: tuple, rounds: int = 1) -> int:
     xs = list(args) + [0] * NLOCALS
+
+    def val(x) -> int:
+        return x[1] if isinstance(x, tuple) else xs[x]
+
     for _ in range(rounds):
         for st in program:
             if st[0] == "copy":
                 xs[st[1]] = xs[st[2]]
             elif st[0] == "bin":
                 _, op, d, a, b = st
-                xs[d] = BINARY[op](xs[a], xs[b])
+                xs[d] = BINARY[op](xs[a], val(b))
+            elif st[0] == "addi":
+                _, d, a, k = st
+                xs[d] = (xs[a] + k) & MASK
             else:
                 _, op1, op2, d, a, b, c = st
-                xs[d] = BINARY[op2](BINARY[op1](xs[a], xs[b]), xs[c])
+                xs[d] = BINARY[op2](BINARY[op1](xs[a], val(b)), xs[c])
     return sum((k + 1) * x for k, x in enumerate(xs)) & MASK
 
 
@@ -236,14 +258,21 @@ def test_no_pair_spans_a_jump_target(dump):
 # Pairs whose first member is a memory access (it may trap; the second may not).
 MEMORY_PAIRS = wat('''(module (memory (export "mem") 1)
  (func (export "f") (param $n i32) (param $a f64) (param $b f64) (param $p i32) (param $q i32) (result i32)
-  (local $i i32) (local $s i32)
+  (local $i i32) (local $s i32) (local $k i32)
+  i32.const 8 local.set $k
   (loop $l
     local.get $p local.get $a local.get $b f64.add f64.store           ;; F64_STORE_ADD
-    local.get $p i32.const 8 i32.add local.set $p                     ;;   + i32.add
+    local.get $p i32.const 8 i32.add local.set $p                     ;;   + i32.add of an immediate
     local.get $p local.get $a f64.store                               ;; f64.store
-    local.get $p i32.const 8 i32.add local.set $p                     ;;   + i32.add
+    local.get $p local.get $k i32.add local.set $p                    ;;   + i32.add
+    local.get $p local.get $a local.get $b f64.add f64.store           ;; F64_STORE_ADD
+    local.get $p local.get $k i32.add local.set $p                    ;;   + i32.add
+    local.get $p local.get $a f64.store                               ;; f64.store
+    local.get $p i32.const 8 i32.add local.set $p                     ;;   + i32.add of an immediate
     i32.const 7 local.get $i local.get $q local.get $i i32.add i32.load8_u offset=1 select
     local.get $s i32.add local.set $s                                 ;; I32_LOAD8_U_SUM + SELECT
+    i32.const 7 local.get $i local.get $i i32.const 1 i32.add i32.load8_u offset=1 select
+    local.get $s i32.add local.set $s                                 ;; I32_LOAD8_U_SUM_I + SELECT
     local.get $i i32.const 1 i32.add local.tee $i local.get $n i32.lt_u br_if $l)
   local.get $s))''')
 
@@ -254,10 +283,10 @@ def _memory_pairs_model(n: int, a: float, b: float) -> tuple[int, bytes]:
     mem = bytearray(65536)
     s = 0
     for i in range(n):
-        mem[16 * i:16 * i + 8] = struct.pack("<d", a + b)
-        mem[16 * i + 8:16 * i + 16] = struct.pack("<d", a)
+        mem[32 * i:32 * i + 32] = struct.pack("<dddd", a + b, a, a + b, a)
         s = (s + (7 if mem[i + 1] else i)) & MASK
-    return s, bytes(mem[:16 * n])
+        s = (s + (7 if mem[i + 2] else i)) & MASK
+    return s, bytes(mem[:32 * n])
 
 
 def test_memory_pairs_compute_stop_resume_and_trap_as_apart(dump):
@@ -268,7 +297,7 @@ def test_memory_pairs_compute_stop_resume_and_trap_as_apart(dump):
     inst = asyncwasm.Linker().instantiate(asyncwasm.Module(MEMORY_PAIRS))
     func = inst.exports["f"]
     assert func(n, a, b, 0, 0) == expected
-    assert bytes(inst.exports["mem"].read(0, 16 * n)) == stored
+    assert bytes(inst.exports["mem"].read(0, 32 * n)) == stored
     whole = E.Fiber(func, (n, a, b, 0, 0))
     assert whole.run(10**9) == Outcome.DONE and whole.results == (expected,)
     for fuel in (1, 2, 3, 5, 8):
