@@ -1,6 +1,7 @@
 """LOAD_TEST rows: a load whose value the conditional jump right after it
 tests (compile_immediate.inc load_test_form; opcodes.def LOAD_TEST), the
-shape of quicksort's `while (a[i] < pivot)` and of strlen's `while (*p)`.
+shape of quicksort's `while (a[i] < pivot)` and of strlen's `while (*p)`
+or `while (p[K])` (a summed address, the byte load joined to the jump).
 
 Every row is built from loops whose back edge loads, keeps the value in a
 local (`local.tee`) and compares it against another local, on either side
@@ -65,6 +66,12 @@ def _tests() -> list[tuple[str, str]]:
         walk = f"local.get $p {load} offset=3 local.tee $p"  # the loop took 3 off p
         tests += [(f"{row}_walk_if", f"{walk} br_if $l"),
                   (f"{row}_walk_ne", f"{walk} local.get $x i32.ne br_if $l")]
+    # strlen's `while (p[K])`: a byte at a summed address, K a constant (the
+    # _SUM_I_TEST rows) or a local (the slot-sum LOAD_JUMP rows, which stay)
+    for k, term in ((0, "i32.const 5"), (1, "i32.const -2"), (2, "local.get $x")):
+        byte = f"local.get $p {term} i32.add i32.load8_u offset=1 local.tee $v"
+        tests += [(f"SUM_if{k}", f"{byte} br_if $l"), (f"SUM_unless{k}", f"{byte} i32.eqz br_if $l"),
+                  (f"SUM_l_if{k}", f"{term} local.get $p i32.add i32.load8_u local.tee $v br_if $l")]
     return tests
 
 
@@ -87,7 +94,7 @@ def _call(call, *args):
 
 
 def test_load_tests_match_wasmtime():
-    assert len(LOAD_TEST) == 24, "opcodes.def LOAD_TEST rows not found"
+    assert len(LOAD_TEST) == 26, "opcodes.def LOAD_TEST rows not found"
     store = wasmtime.Store()
     ref = wasmtime.Instance(store, wasmtime.Module(store.engine, MODULE), []).exports(store)
     ours = asyncwasm.Linker().instantiate(asyncwasm.Module(MODULE)).exports
@@ -125,4 +132,5 @@ def test_every_load_test_row_occurs(dump):
     seen = set()
     for i in range(len(TESTS)):
         seen.update(re.findall(r"^\s+\d+\s+(\w+)", dump(MODULE, i), re.M))
-    assert {r[0] for r in LOAD_TEST} <= seen, {r[0] for r in LOAD_TEST} - seen
+    rows = {r[0] for r in LOAD_TEST} | {"I32_LOAD8_U_SUM_JUMP_IF", "I32_LOAD8_U_SUM_JUMP_UNLESS"}
+    assert rows <= seen, rows - seen
