@@ -72,6 +72,13 @@ def _tests() -> list[tuple[str, str]]:
         byte = f"local.get $p {term} i32.add i32.load8_u offset=1 local.tee $v"
         tests += [(f"SUM_if{k}", f"{byte} br_if $l"), (f"SUM_unless{k}", f"{byte} i32.eqz br_if $l"),
                   (f"SUM_l_if{k}", f"{term} local.get $p i32.add i32.load8_u local.tee $v br_if $l")]
+    # quicksort's `a[j] > pivot; j--`: a load, then the pointer's step (the
+    # I32_LOAD_I32_ADD_I pair), the step reading the load's address or value
+    # (an xor between them and the jump, so that the add does not join the jump)
+    tests += [("STEP_p", "local.get $p i32.load offset=2 local.set $v local.get $p i32.const -4 i32.add"
+                         " local.set $x local.get $x local.get $v i32.xor local.set $x local.get $x br_if $l"),
+              ("STEP_v", "local.get $p i32.load offset=2 local.tee $v i32.const 7 i32.add local.set $x"
+                         " local.get $x local.get $p i32.xor local.set $x local.get $x br_if $l")]
     return tests
 
 
@@ -125,6 +132,12 @@ def test_a_load_test_traps_at_its_load():
     with pytest.raises(asyncwasm.Trap, match="out of bounds memory access") as info:
         ours["I32_LOAD_lt_u_l"](7, -1)
     assert info.value.frames[0].module_offset == load
+    # The pair's load traps as itself (at 65534 + 2: only 2 bytes left).
+    assert NAMES[-2:] == ["STEP_p", "STEP_v"]  # the last two functions, one i32.load each
+    load = [m.start() for m in re.finditer(re.escape(bytes([0x28, 0x02, 0x02])), MODULE)][-2]
+    with pytest.raises(asyncwasm.Trap, match="out of bounds memory access") as info:
+        ours["STEP_p"](65537, 0)
+    assert info.value.frames[0].module_offset == load
 
 
 def test_every_load_test_row_occurs(dump):
@@ -132,5 +145,6 @@ def test_every_load_test_row_occurs(dump):
     seen = set()
     for i in range(len(TESTS)):
         seen.update(re.findall(r"^\s+\d+\s+(\w+)", dump(MODULE, i), re.M))
-    rows = {r[0] for r in LOAD_TEST} | {"I32_LOAD8_U_SUM_JUMP_IF", "I32_LOAD8_U_SUM_JUMP_UNLESS"}
+    rows = {r[0] for r in LOAD_TEST} | {"I32_LOAD8_U_SUM_JUMP_IF", "I32_LOAD8_U_SUM_JUMP_UNLESS",
+                                        "I32_LOAD_I32_ADD_I"}
     assert rows <= seen, rows - seen
