@@ -369,6 +369,7 @@ bool cg_func_end(codegen *cg, wasm_code *out, const uint8_t *local_types, uint32
         cg->code[fx[0]] = end == CG_NONE ? 0 : end - fx[2];
     }
     immediate_operands(cg);
+    load_test_forms(cg);
     compact_pool(cg);
     relocate_slots(cg);
     if (!pair_instructions(cg))
