@@ -640,7 +640,10 @@ void cg_place_loop(codegen *cg, cg_label *l) {
  *       stored to, into an operand-stack home nothing else reads, the three
  *       become an opcodes.def RMW row: one bounds check (the load's; the
  *       store to the same bytes cannot fail after it), the loaded value in
- *       a register. It keeps the load's module offset for the trap.
+ *       a register. It keeps the load's module offset for the trap. So
+ *       do a binary operation, a LOAD_OP row (F11) taking its result as x
+ *       and loading from the address stored to, and the store (RMW_CHAIN:
+ *       c[i] = a * b + c[i]), at the LOAD_OP's module offset.
  *   F14. A chain (F9) whose a the instruction before its first operation
  *       loaded into an operand-stack home nothing else reads becomes, with
  *       that load, an opcodes.def LOAD_CHAIN row (v += x * dt as one
@@ -995,11 +998,12 @@ static uint32_t loaded_temp(const codegen *cg, uint32_t load) {
     return t < cg->nlocal_slots || (t & CG_TAG_MASK) ? CG_NONE : t;
 }
 
-/* F13, F14: replaces that load and the last instruction by `op` with the
- * n operand words, at the load's module offset (its trap). */
-static void replace_load_and_last(codegen *cg, uint32_t op, const uint32_t *words, uint32_t n) {
+/* F13, F14: replaces the last two instructions by `op` with the n operand
+ * words, at the module offset of the one that can trap (`trapping`: 2 the
+ * one before the last, 1 the last). */
+static void replace_last_two(codegen *cg, uint32_t op, const uint32_t *words, uint32_t n, uint32_t trapping) {
     uint32_t here = cg->wasm_offset, ld = cg->prev_instr;
-    cg->wasm_offset = cg->srcmap[2 * (cg->nsrc - 2) + 1];
+    cg->wasm_offset = cg->srcmap[2 * (cg->nsrc - trapping) + 1];
     unemit_last(cg, cg->last_instr);
     unemit_last(cg, ld);
     cg_emit_result(cg, op, n, words);
@@ -1030,7 +1034,7 @@ static bool fuse_load_chain(codegen *cg, uint32_t chain, const uint32_t *ops) {
         if (t == CG_NONE || ops[1] != t || ops[2] == t || ops[3] == t)
             return false;
         uint32_t words[5] = {ops[0], cg->code[ld + 2], cg->code[ld + 3], ops[2], ops[3]};
-        replace_load_and_last(cg, row->op, words, 5);
+        replace_last_two(cg, row->op, words, 5, 2);
         return true;
     }
     return false;
@@ -1222,7 +1226,43 @@ static bool fuse_rmw(codegen *cg, uint32_t of, const uint32_t *ops, uint32_t n) 
         for (uint32_t k = 0; k < n; k++)
             if (k != row->pos)
                 words[m++] = ops[k];
-        replace_load_and_last(cg, row->op, words, m);
+        replace_last_two(cg, row->op, words, m, 2);
+        cg->result_word = CG_NONE; /* a store: no result to retarget */
+        return true;
+    }
+    return false;
+}
+
+/* RMW_CHAIN rows (F13): FIRST, then the LOAD_OP row `load_op` of its result,
+ * stored back with STORE. */
+typedef struct {
+    uint16_t op, load_op, first, store;
+} rmw_chain_row;
+
+static const rmw_chain_row rmw_chain_rows[] = {
+#define RMW_CHAIN(NAME, LOAD_OP, LOAD, FIRST, SECOND, TYPE, ALIGN_LOG2) \
+    {OP_##NAME, OP_##LOAD_OP, OP_##FIRST, OP_##TYPE##_STORE},
+#include "opcodes.def"
+};
+
+/* F13 for a LOAD_OP row: the store `store` at addr + offset of the last
+ * instruction's value, a LOAD_OP row loading from there whose x the one
+ * before computed (an RMW_CHAIN row's FIRST) into an operand-stack home:
+ * the three become the RMW_CHAIN row, at the LOAD_OP's module offset. */
+static bool fuse_rmw_chain(codegen *cg, uint32_t store, uint32_t addr, uint32_t offset) {
+    uint32_t lo = cg->last_instr, first = cg->prev_instr;
+    for (size_t i = 0; i < sizeof rmw_chain_rows / sizeof rmw_chain_rows[0]; i++) {
+        const rmw_chain_row *row = &rmw_chain_rows[i];
+        if (lo == CG_NONE || row->load_op != cg->code[lo] || row->store != store)
+            continue;
+        if (first == CG_NONE || first + 4 != lo || cg->code[first] != row->first)
+            return false;
+        uint32_t x = cg->code[first + 1];
+        if (cg->code[lo + 2] != x || cg->code[lo + 3] != addr || cg->code[lo + 4] != offset || x == addr ||
+            x < cg->nlocal_slots || (x & CG_TAG_MASK))
+            return false;
+        uint32_t words[4] = {addr, cg->code[first + 2], cg->code[first + 3], offset};
+        replace_last_two(cg, row->op, words, 4, 1);
         cg->result_word = CG_NONE; /* a store: no result to retarget */
         return true;
     }
@@ -1253,6 +1293,8 @@ void cg_store(codegen *cg, uint32_t op, const cg_value *addr, const cg_value *va
                 memcpy(w, ops, sizeof *w * (nsrc + 2));
             return;
         }
+        if (fuse_rmw_chain(cg, op, addr->loc, offset)) /* F13 */
+            return;
     }
     cg_emit3(cg, op, addr->loc, value->loc, offset);
 }

@@ -1,6 +1,6 @@
 """Loads fused into what they feed: read-modify-write rows, a load, an
 operation and a store back to the same address as one instruction
-(compile.c F13; opcodes.def RMW, RMW_CHAIN_R), and a load feeding a chain
+(compile.c F13; opcodes.def RMW, RMW_CHAIN_R, RMW_CHAIN: c[i] = a * b + c[i]), and a load feeding a chain
 (F14; LOAD_CHAIN, LOAD_CHAIN_R: v += x * dt).
 
 Every row is built from Wasm (`local.get p local.get p T.load ... op
@@ -36,6 +36,7 @@ from tests.wat import wat  # noqa: E402
 OPCODES = (ROOT / "asyncwasm" / "_engine" / "opcodes.def").read_text()
 RMW = re.findall(r"^RMW\((\w+),\s*\w+,\s*(\w+),\s*(\w+),\s*(\w+),", OPCODES, re.M)
 RMW_CHAIN_R = re.findall(r"^RMW_CHAIN_R\((\w+),\s*\w+,\s*(\w+),\s*(\w+),\s*(\w+),\s*(\w+),", OPCODES, re.M)
+RMW_CHAIN = re.findall(r"^RMW_CHAIN\((\w+),\s*\w+,\s*(\w+),\s*(\w+),\s*(\w+),\s*(\w+),", OPCODES, re.M)
 LOAD_CHAIN = re.findall(r"^LOAD_CHAIN(_R)?\((\w+),\s*\w+,\s*(\w+),\s*(\w+),\s*(\w+),\s*(\w+),", OPCODES, re.M)
 
 
@@ -55,7 +56,7 @@ def _func(name: str, mode: str) -> str:
     p; "slots": the store addresses q (same value), so nothing fuses;
     "trap": fused, with no store before and no load after."""
     store_addr = "$q" if mode == "slots" else "$p"
-    row = next(r for r in RMW + RMW_CHAIN_R if r[0] == name)
+    row = next(r for r in RMW + RMW_CHAIN_R + RMW_CHAIN if r[0] == name)
     ty = row[-1].lower()
     if ty == "f64":
         setup = "local.get $a f64.reinterpret_i64 local.set $fa local.get $b f64.reinterpret_i64 local.set $fb"
@@ -70,6 +71,10 @@ def _func(name: str, mode: str) -> str:
     if len(row) == 4:
         _, load_row, op, _ = row
         update = f"{load} {a} {_mnemonic(op)}"
+    elif row in RMW_CHAIN:  # a * b, then SECOND of that and the loaded value (F11's LOAD_OP)
+        _, load_row, first, second, _ = row
+        update = (f"local.get {store_addr} {a} {b} {_mnemonic(first)} local.get $p {ty}.load offset=8"
+                  f" {_mnemonic(second)}")
     else:
         _, load_row, first, second, _ = row
         update = f"{load} {a} {b} {_mnemonic(first)} {_mnemonic(second)}"
@@ -99,7 +104,7 @@ def _chain_func(row: tuple, mode: str) -> str:
             f" {prime} {body} i64.reinterpret_f64)")
 
 
-RMW_NAMES = [r[0] for r in RMW + RMW_CHAIN_R]
+RMW_NAMES = [r[0] for r in RMW + RMW_CHAIN_R + RMW_CHAIN]
 NAMES = RMW_NAMES + [r[1] for r in LOAD_CHAIN]
 MODES = ("fused", "slots", "trap")
 MODULE = wat('(module (memory (export "mem") 1)\n'
@@ -129,7 +134,8 @@ def both():
 
 
 def test_rmw_rows_match_the_slot_form_and_wasmtime(both):
-    assert len(RMW) >= 7 and len(RMW_CHAIN_R) >= 2 and len(LOAD_CHAIN) >= 4, "opcodes.def rows not found"
+    assert len(RMW) >= 7 and len(RMW_CHAIN_R) >= 2 and len(RMW_CHAIN) >= 2 and len(LOAD_CHAIN) >= 4, \
+        "opcodes.def rows not found"
     store, ref, ours = both
     for name in NAMES:
         for m, a, b in _inputs(name):
