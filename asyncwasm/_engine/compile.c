@@ -635,7 +635,20 @@ void cg_place_loop(codegen *cg, cg_label *l) {
  *   F12. A store of the last instruction's result (F6), a binary operation
  *       or chain with an opcodes.def STORE_OF row, becomes that row: the
  *       value goes to memory only (nothing else reads its home). The
- *       operation's operands are read at the store, with nothing between. */
+ *       operation's operands are read at the store, with nothing between.
+ *   F13. When the instruction before such a store's operation loaded one of
+ *       its operands (a, or a chain's c) from the very address and offset
+ *       stored to, into an operand-stack home nothing else reads, the three
+ *       become an opcodes.def RMW row: one bounds check (the load's; the
+ *       store to the same bytes cannot fail after it), the loaded value in
+ *       a register. It keeps the load's module offset for the trap. So
+ *       do a binary operation, a LOAD_OP row (F11) taking its result as x
+ *       and loading from the address stored to, and the store (RMW_CHAIN:
+ *       c[i] = a * b + c[i]), at the LOAD_OP's module offset.
+ *   F14. A chain (F9) whose a the instruction before its first operation
+ *       loaded into an operand-stack home nothing else reads becomes, with
+ *       that load, an opcodes.def LOAD_CHAIN row (v += x * dt as one
+ *       instruction). It keeps the load's module offset for the trap. */
 
 enum { POOL_HASH_SIZE = 2 * CG_MAX_CONSTS }; /* a power of two, at most half full */
 
@@ -975,6 +988,59 @@ static bool fuse_load(codegen *cg, uint32_t op, uint32_t dst, uint32_t x) {
     return true;
 }
 
+/* F13, F14: the result slot of the instruction before the last when it is
+ * the LOAD row `load` into an operand-stack home (read by the last one
+ * only, and nothing in between), else CG_NONE. */
+static uint32_t loaded_temp(const codegen *cg, uint32_t load) {
+    uint32_t ld = cg->prev_instr;
+    if (ld == CG_NONE || ld + 4 != cg->last_instr || cg->code[ld] != load)
+        return CG_NONE;
+    uint32_t t = cg->code[ld + 1];
+    return t < cg->nlocal_slots || (t & CG_TAG_MASK) ? CG_NONE : t;
+}
+
+/* F13, F14: replaces the last two instructions by `op` with the n operand
+ * words, at the module offset of the one that can trap (`trapping`: 2 the
+ * one before the last, 1 the last). */
+static void replace_last_two(codegen *cg, uint32_t op, const uint32_t *words, uint32_t n, uint32_t trapping) {
+    uint32_t here = cg->wasm_offset, ld = cg->prev_instr;
+    cg->wasm_offset = cg->srcmap[2 * (cg->nsrc - trapping) + 1];
+    unemit_last(cg, cg->last_instr);
+    unemit_last(cg, ld);
+    cg_emit_result(cg, op, n, words);
+    cg->wasm_offset = here;
+}
+
+/* LOAD_CHAIN rows (F14): the CHAIN row `chain` with its a loaded by LOAD. */
+typedef struct {
+    uint16_t op, chain, load;
+} load_chain_row;
+
+static const load_chain_row load_chain_rows[] = {
+#define LOAD_CHAIN(NAME, CHAIN, LOAD, FIRST, SECOND, TYPE, ALIGN_LOG2) {OP_##NAME, OP_##CHAIN, OP_##LOAD},
+#define LOAD_CHAIN_R(NAME, CHAIN, LOAD, FIRST, SECOND, TYPE, ALIGN_LOG2) {OP_##NAME, OP_##CHAIN, OP_##LOAD},
+#include "opcodes.def"
+};
+
+/* F14: ops (dst, a, b, c) is the chain about to replace the last
+ * instruction. When the one before it loaded a into an operand-stack home
+ * read only there, both become the LOAD_CHAIN row, which keeps the load's
+ * module offset (only the load can trap). */
+static bool fuse_load_chain(codegen *cg, uint32_t chain, const uint32_t *ops) {
+    for (size_t i = 0; i < sizeof load_chain_rows / sizeof load_chain_rows[0]; i++) {
+        const load_chain_row *row = &load_chain_rows[i];
+        if (row->chain != chain)
+            continue;
+        uint32_t t = loaded_temp(cg, row->load), ld = cg->prev_instr;
+        if (t == CG_NONE || ops[1] != t || ops[2] == t || ops[3] == t)
+            return false;
+        uint32_t words[5] = {ops[0], cg->code[ld + 2], cg->code[ld + 3], ops[2], ops[3]};
+        replace_last_two(cg, row->op, words, 5, 2);
+        return true;
+    }
+    return false;
+}
+
 void cg_binary(codegen *cg, uint32_t op, const cg_value *a, const cg_value *b) {
     if (cg->dead)
         return;
@@ -994,6 +1060,8 @@ void cg_binary(codegen *cg, uint32_t op, const cg_value *a, const cg_value *b) {
         }
         if (chain) {
             uint32_t ops[4] = {a->home, cg->code[rw + 1], cg->code[rw + 2], c};
+            if (fuse_load_chain(cg, chain, ops)) /* F14 */
+                return;
             unemit_last(cg, rw - 1);
             cg_emit_result(cg, chain, 4, ops);
             return;
@@ -1126,6 +1194,82 @@ static uint32_t store_of(uint32_t store, uint32_t producer) {
     return 0;
 }
 
+/* RMW rows (F13): the STORE_OF row `of`, the LOAD row that loaded its
+ * operand word `pos` (1 = a, 3 = a chain's c) from the address it stores to. */
+typedef struct {
+    uint16_t op, of, load, pos;
+} rmw_row;
+
+static const rmw_row rmw_rows[] = {
+#define RMW(NAME, OF, LOAD, OP, TYPE, ALIGN_LOG2) {OP_##NAME, OP_##OF, OP_##LOAD, 1},
+#define RMW_CHAIN_R(NAME, OF, LOAD, FIRST, SECOND, TYPE, ALIGN_LOG2) {OP_##NAME, OP_##OF, OP_##LOAD, 3},
+#include "opcodes.def"
+};
+
+/* F13: ops (n words: addr, operands, offset) is the STORE_OF row `of` about
+ * to replace the last instruction. When the one before it is the load of
+ * one of those operands, from ops' address and offset, into an operand-stack
+ * home read only there, both become the RMW row, which keeps the load's
+ * module offset (only the load can trap). */
+static bool fuse_rmw(codegen *cg, uint32_t of, const uint32_t *ops, uint32_t n) {
+    for (size_t i = 0; i < sizeof rmw_rows / sizeof rmw_rows[0]; i++) {
+        const rmw_row *row = &rmw_rows[i];
+        if (row->of != of)
+            continue;
+        uint32_t t = loaded_temp(cg, row->load), ld = cg->prev_instr;
+        if (t == CG_NONE || cg->code[ld + 2] != ops[0] || cg->code[ld + 3] != ops[n - 1] ||
+            ops[row->pos] != t || t == ops[0])
+            return false;
+        for (uint32_t k = 1; k + 1 < n; k++)
+            if (k != row->pos && ops[k] == t)
+                return false;
+        uint32_t words[4], m = 0;
+        for (uint32_t k = 0; k < n; k++)
+            if (k != row->pos)
+                words[m++] = ops[k];
+        replace_last_two(cg, row->op, words, m, 2);
+        cg->result_word = CG_NONE; /* a store: no result to retarget */
+        return true;
+    }
+    return false;
+}
+
+/* RMW_CHAIN rows (F13): FIRST, then the LOAD_OP row `load_op` of its result,
+ * stored back with STORE. */
+typedef struct {
+    uint16_t op, load_op, first, store;
+} rmw_chain_row;
+
+static const rmw_chain_row rmw_chain_rows[] = {
+#define RMW_CHAIN(NAME, LOAD_OP, LOAD, FIRST, SECOND, TYPE, ALIGN_LOG2) \
+    {OP_##NAME, OP_##LOAD_OP, OP_##FIRST, OP_##TYPE##_STORE},
+#include "opcodes.def"
+};
+
+/* F13 for a LOAD_OP row: the store `store` at addr + offset of the last
+ * instruction's value, a LOAD_OP row loading from there whose x the one
+ * before computed (an RMW_CHAIN row's FIRST) into an operand-stack home:
+ * the three become the RMW_CHAIN row, at the LOAD_OP's module offset. */
+static bool fuse_rmw_chain(codegen *cg, uint32_t store, uint32_t addr, uint32_t offset) {
+    uint32_t lo = cg->last_instr, first = cg->prev_instr;
+    for (size_t i = 0; i < sizeof rmw_chain_rows / sizeof rmw_chain_rows[0]; i++) {
+        const rmw_chain_row *row = &rmw_chain_rows[i];
+        if (lo == CG_NONE || row->load_op != cg->code[lo] || row->store != store)
+            continue;
+        if (first == CG_NONE || first + 4 != lo || cg->code[first] != row->first)
+            return false;
+        uint32_t x = cg->code[first + 1];
+        if (cg->code[lo + 2] != x || cg->code[lo + 3] != addr || cg->code[lo + 4] != offset || x == addr ||
+            x < cg->nlocal_slots || (x & CG_TAG_MASK))
+            return false;
+        uint32_t words[4] = {addr, cg->code[first + 2], cg->code[first + 3], offset};
+        replace_last_two(cg, row->op, words, 4, 1);
+        cg->result_word = CG_NONE; /* a store: no result to retarget */
+        return true;
+    }
+    return false;
+}
+
 void cg_store(codegen *cg, uint32_t op, const cg_value *addr, const cg_value *value, uint32_t offset) {
     if (cg->dead)
         return;
@@ -1142,12 +1286,16 @@ void cg_store(codegen *cg, uint32_t op, const cg_value *addr, const cg_value *va
             ops[0] = addr->loc;
             memcpy(ops + 1, cg->code + rw + 1, sizeof *ops * nsrc);
             ops[nsrc + 1] = offset;
+            if (fuse_rmw(cg, fused, ops, nsrc + 2)) /* F13 */
+                return;
             unemit_last(cg, rw - 1);
             uint32_t *w = cg_emit(cg, fused, nsrc + 2);
             if (w)
                 memcpy(w, ops, sizeof *w * (nsrc + 2));
             return;
         }
+        if (fuse_rmw_chain(cg, op, addr->loc, offset)) /* F13 */
+            return;
     }
     cg_emit3(cg, op, addr->loc, value->loc, offset);
 }
