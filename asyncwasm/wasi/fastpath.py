@@ -203,19 +203,23 @@ class SockMirror:
     def _poll_waiting(self, args: tuple[int, int, int, int], start: tuple[int, int],
                       earliest: Optional[int], listeners: bool) -> Generator[Any, Any, int]:
         """The body of a :class:`_PollWait` (what its ``__await__`` returns):
-        one generator, so that the trip through trio (one per request on a
-        server that waits between requests) resumes one frame here, not a
-        chain of coroutines.
-
-        C found nothing ready: wait at once, then look again after every
-        wake-up. No checkpoint and second look first: when the data comes
-        while the other tasks run, the wait ends in the same round of the
-        event loop, and when it does not (a server faster than its
-        clients), the checkpoint cost a round of its own (trio's loop
-        goes round once more per request). Either way the task passes a
-        schedule point: a _PollWait is Waiting."""
+        one generator, so that every trip through trio (two per request on
+        a server that waits between requests) resumes one frame here, not a
+        chain of coroutines."""
+        # C found nothing ready. Let the other tasks run once and look again
+        # before waiting: on a busy server the data often arrives meanwhile,
+        # and that round costs less than a wait. (Either way the task passes
+        # a schedule point: a _PollWait is Waiting.)
+        yield from trio.lowlevel.checkpoint().__await__()
         fired_until: Optional[int] = None
         while True:
+            done = self.table.poll_scan(args, start, fired_until)
+            if done:
+                return _SUCCESS
+            if done is None:  # the table changed under the wait (fds closed): Python's poll_oneoff decides
+                assert self._python_poll is not None
+                result = self._python_poll(*args)
+                return result if result.__class__ is int else (yield from result.__await__())
             # Wait until the epoll set is readable, a handed listener may
             # have a connection, or `earliest` (monotonic ns) passes (trio's
             # clock decides: virtual clocks work). The task waits in one
@@ -254,13 +258,6 @@ class SockMirror:
                     stop()
             if self._fired:
                 fired_until = earliest if fired_until is None else max(earliest, fired_until)  # type: ignore[type-var]
-            done = self.table.poll_scan(args, start, fired_until)
-            if done:
-                return _SUCCESS
-            if done is None:  # the table changed under the wait (fds closed): Python's poll_oneoff decides
-                assert self._python_poll is not None
-                result = self._python_poll(*args)
-                return result if result.__class__ is int else (yield from result.__await__())
 
     def _arm(self, at: float) -> None:
         """Make the mirror's one alarm go off at ``at``.
