@@ -14,8 +14,8 @@ runs out on it.
 from __future__ import annotations
 
 import re
+from functools import partial
 import struct
-import subprocess
 import sys
 from pathlib import Path
 
@@ -216,22 +216,9 @@ def test_fused_add_and_jump_resume_in_any_fuel_slice(shape):
         assert fiber.fuel_used == whole.fuel_used, (shape, fuel)
 
 
-def test_dump_shows_the_fused_instructions(tmp_path):
+def test_dump_shows_the_fused_instructions(dump):
     """The shapes above really fuse (else the tests above prove nothing)."""
-    sys.path.insert(0, str(ROOT / "tests" / "c"))
-    import front_check
-
-    try:
-        exe = front_check.build(asan=False)
-    except (OSError, subprocess.CalledProcessError) as exc:
-        pytest.skip(f"front_check needs gcc: {exc}")
-
-    def dump(module: bytes) -> str:
-        wasm = tmp_path / "fused.wasm"
-        wasm.write_bytes(module)
-        return subprocess.run([str(exe), "--dump", str(wasm), "0"], capture_output=True, text=True,
-                              timeout=60).stdout
-
+    dump = partial(dump, func=0)
     out = dump(wat(
         '(module (func (export "f") (param i32 i32 i32) (result i32) (local $i i32)'
         " (loop $l local.get $i i32.const 1 i32.add local.set $i"

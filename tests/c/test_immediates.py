@@ -27,7 +27,6 @@ sys.path.insert(0, str(ROOT))
 import asyncwasm  # noqa: E402
 import asyncwasm._engine as E  # noqa: E402
 from asyncwasm.execution import Outcome  # noqa: E402
-from tests.c.test_pairs import dump  # noqa: E402,F401 (the fixture: front_check's dump of a module's function)
 from tests.wat import wat  # noqa: E402
 
 OPCODES = (ROOT / "asyncwasm" / "_engine" / "opcodes.def").read_text()

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import random
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -205,27 +204,6 @@ def test_a_trap_after_a_pair_is_reported_at_its_instruction():
     with pytest.raises(asyncwasm.Trap, match="out of bounds memory access") as info:
         func(65536, 0)
     assert info.value.frames[0].module_offset == data.index(bytes([0x28, 0x02, 0x04]))  # i32.load align=2 offset=4
-
-
-@pytest.fixture(scope="module")
-def dump(tmp_path_factory):
-    sys.path.insert(0, str(ROOT / "tests" / "c"))
-    import front_check
-
-    try:
-        exe = front_check.build(asan=False)
-    except (OSError, subprocess.CalledProcessError) as exc:
-        pytest.skip(f"front_check needs gcc: {exc}")
-    path = tmp_path_factory.mktemp("pairs") / "m.wasm"
-
-    def run(module: bytes, func: int) -> str:
-        path.write_bytes(module)
-        out = subprocess.run([str(exe), "--dump", str(path), str(func)], capture_output=True, text=True,
-                             timeout=60).stdout
-        assert "VERIFY" not in out, out
-        return out
-
-    return run
 
 
 def test_every_pair_row_occurs(dump):
