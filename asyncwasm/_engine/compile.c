@@ -18,6 +18,8 @@
  *   operation feeding the next, an add/copy/load before a conditional jump,
  *   a load feeding an operation, a store of a computed value), from the
  *   opcodes.def rows that list them.
+ * - Pairs (compile_pairs.inc): last, two neighbouring instructions that a
+ *   PAIR row lists run in one dispatch.
  * - Immediate operands (compile_immediate.inc): at the end, a constant
  *   operand of the hottest integer operations and conditional jumps goes
  *   into the code word itself, and the pool keeps only the constants the
@@ -262,100 +264,7 @@ static void relocate_slots(codegen *cg) {
     }
 }
 
-/* ---- Pairs --------------------------------------------------------------------------
- * Last of all, two neighbouring instructions that a PAIR row of opcodes.def
- * lists become one, run in one dispatch: the first's opcode word becomes
- * the row's, and everything else stays where it was (the second's opcode
- * word is skipped), so no jump target or code offset moves. Never across
- * a place where code can be entered other than by falling through: a jump
- * target (word 't', br_table's targets), the end of a SKIP, a landing pad,
- * a try region's bounds, the function's start. The members cannot jump,
- * call or stop the run, so a pair computes, charges (fuel is counted per
- * Wasm instruction when compiling) and resumes exactly as the two apart;
- * only the first may trap (before the second has run), and the pair keeps
- * its srcmap pair (one per instruction), so a trap names the first. */
-
-typedef struct {
-    uint16_t op, first, second;
-} pair_row;
-
-static const pair_row pair_rows[] = {
-#define PAIR(NAME, FIRST, SECOND, OPERANDS) {OP_##NAME, OP_##FIRST, OP_##SECOND},
-#include "opcodes.def"
-};
-
-static uint32_t pair_op(uint32_t first, uint32_t second) {
-    for (size_t i = 0; i < sizeof pair_rows / sizeof pair_rows[0]; i++)
-        if (pair_rows[i].first == first && pair_rows[i].second == second)
-            return pair_rows[i].op;
-    return 0;
-}
-
-/* Whether op is the first of some PAIR row. */
-static bool pair_member(uint32_t op) {
-    for (size_t i = 0; i < sizeof pair_rows / sizeof pair_rows[0]; i++)
-        if (pair_rows[i].first == op)
-            return true;
-    return false;
-}
-
-/* The length in words of the instruction at pc; marks its jump targets in
- * `entry` unless that is NULL. */
-static uint32_t instr_words(const uint32_t *code, uint32_t pc, uint8_t *entry) {
-    uint32_t w = pc + 1;
-    for (const char *l = operand_letters[code[pc]]; *l; l++) {
-        if (*l == '*') { /* BR_TABLE: n + 1 (target, charge) pairs */
-            for (uint32_t k = 0; k <= code[pc + 2]; k++, w += 2)
-                if (entry)
-                    entry[code[w]] = 1;
-            continue;
-        }
-        if (*l == 't' && entry)
-            entry[code[w]] = 1;
-        w += *l == 'L' ? 2 : 1;
-    }
-    if (code[pc] == OP_SKIP && entry)
-        entry[w + code[pc + 1]] = 1;
-    return w - pc;
-}
-
-static bool pair_instructions(codegen *cg) {
-    void *p = cg->entry;
-    if (!grow_array(&p, &cg->entry_cap, (size_t)cg->len + 1, 1, 1024))
-        return false;
-    cg->entry = p;
-    memset(cg->entry, 0, (size_t)cg->len + 1);
-    cg->entry[0] = 1;
-    for (uint32_t pc = 0; pc < cg->len;)
-        pc += instr_words(cg->code, pc, cg->entry);
-    for (uint32_t i = 0; i < cg->ncatches; i++)
-        cg->entry[cg->catches[i].pad] = 1;
-    for (uint32_t i = 0; i < cg->nregions; i++)
-        cg->entry[cg->regions[i].start] = cg->entry[cg->regions[i].end] = 1;
-    uint32_t first = CG_NONE; /* an unpaired member right before pc */
-    for (uint32_t pc = 0, len; pc < cg->len; pc += len) {
-        uint32_t op = cg->code[pc], paired = 0;
-        len = instr_words(cg->code, pc, NULL);
-        if (first != CG_NONE && !cg->entry[pc])
-            paired = pair_op(cg->code[first], op);
-        if (paired) {
-            cg->code[first] = paired;
-            cg->entry[pc] = 2; /* absorbed: its srcmap pair goes */
-        }
-        first = !paired && pair_member(op) ? pc : CG_NONE;
-    }
-    uint32_t kept = 0;
-    for (uint32_t i = 0; i < cg->nsrc; i++) {
-        if (cg->entry[cg->srcmap[2 * i]] == 2)
-            continue;
-        cg->srcmap[2 * kept] = cg->srcmap[2 * i];
-        cg->srcmap[2 * kept + 1] = cg->srcmap[2 * i + 1];
-        kept++;
-    }
-    cg->nsrc = kept;
-    return true;
-}
-
+#include "compile_pairs.inc"
 #include "compile_immediate.inc"
 
 bool cg_func_end(codegen *cg, wasm_code *out, const uint8_t *local_types, uint32_t nlocals,

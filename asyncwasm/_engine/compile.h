@@ -165,7 +165,7 @@ typedef struct codegen {
     wasm_catch *catches;
     uint32_t ncatches, catches_cap;
     uint32_t nextra;         /* hidden slots (CG_EXTRA) in use */
-    /* Pairs (compile.c "Pairs"): per code word, whether code can enter there
+    /* Pairs (compile_pairs.inc): per code word, whether code can enter there
      * other than by falling through. */
     uint8_t *entry;
     uint32_t entry_cap;

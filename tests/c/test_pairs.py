@@ -1,4 +1,4 @@
-"""Pairs: two neighbouring instructions run in one dispatch (compile.c "Pairs").
+"""Pairs: two neighbouring instructions run in one dispatch (compile_pairs.inc).
 
 The PAIR rows of opcodes.def join two neighbouring slot moves or
 non-trapping integer operations after everything else is compiled, in place
