@@ -330,7 +330,7 @@ bool cg_func_end(codegen *cg, wasm_code *out, const uint8_t *local_types, uint32
     out->nconst_slots = cg->npool;
     out->ninit_slots = ninit;
     out->max_slots = cg->nlocal_slots + cg->npool + max_stack_slots + cg->nextra;
-    out->init_by_block = ninit <= WASM_INIT_BLOCK && out->max_slots - nparam_slots >= WASM_INIT_BLOCK;
+    out->init_by_block = ninit <= WASM_INIT_BLOCK;
     return true;
 }
 

@@ -293,9 +293,11 @@ typedef struct {
     const uint64_t *frame_init;
     uint32_t ninit_slots;  /* nlocal_slots - nparam_slots + nconst_slots */
     /* A call may copy frame_init as one block of WASM_INIT_BLOCK slots:
-     * ninit_slots fits in it, frame_init is that long (zeros after its
-     * own slots) and so is the frame above its parameters (the extra slots
-     * land on the operand stack, dead at entry). */
+     * ninit_slots fits in it and frame_init is that long (zeros after its
+     * own slots). The extra slots land on the frame's operand stack, dead
+     * at entry, or past the frame's end, on slots no frame holds (the
+     * caller's operand stack above the call's arguments, or the pad the
+     * fiber allocates past stack_end). */
     bool init_by_block;
     uint32_t nlocals;      /* params + declared locals, as values */
     uint8_t *local_types;  /* nlocals types (params first) */
@@ -593,7 +595,7 @@ typedef struct {
 typedef struct fiber {
     uint64_t *stack;       /* value slots; may be reallocated: frames keep offsets */
     size_t stack_cap;      /* slots allocated */
-    uint64_t *stack_end;   /* stack + stack_cap */
+    uint64_t *stack_end;   /* stack + stack_cap; WASM_INIT_BLOCK more slots are allocated (init_by_block) */
     size_t max_stack;      /* slot limit: beyond it, TRAP_STACK_EXHAUSTED */
     rt_frame *frames;
     uint32_t depth;        /* frames in use */

@@ -13,6 +13,10 @@
 #include "engine.h"
 
 #define FIBER_INITIAL_SLOTS 1024u
+/* Slots allocated past stack_end (engine.h "Fibers"): a call's init block
+ * may write up to WASM_INIT_BLOCK slots above the callee's parameters,
+ * past the end of a frame smaller than that. */
+#define FIBER_STACK_PAD WASM_INIT_BLOCK
 #define FIBER_INITIAL_FRAMES 16u
 
 static const char *const trap_messages[TRAP__COUNT] = {
@@ -36,7 +40,7 @@ int fiber_init(fiber *f, size_t max_stack_slots, uint32_t max_depth)
     size_t slots = max_stack_slots < FIBER_INITIAL_SLOTS ? max_stack_slots : FIBER_INITIAL_SLOTS;
     uint32_t frames = max_depth < FIBER_INITIAL_FRAMES ? max_depth : FIBER_INITIAL_FRAMES;
     if (slots) {
-        f->stack = malloc(sizeof *f->stack * slots);
+        f->stack = malloc(sizeof *f->stack * (slots + FIBER_STACK_PAD));
         if (f->stack == NULL) goto fail;
         f->stack_cap = slots;
         f->stack_end = f->stack + slots;
@@ -61,10 +65,10 @@ int fiber_reserve(fiber *f, size_t fp, size_t need)
     /* Double, so that deep recursion reallocates O(log depth) times. */
     size_t cap = f->stack_cap > f->max_stack / 2 ? f->max_stack : f->stack_cap * 2;
     if (cap < end) cap = end;
-    if (cap > SIZE_MAX / sizeof *f->stack) return -1;
+    if (cap > SIZE_MAX / sizeof *f->stack - FIBER_STACK_PAD) return -1;
     /* A new block rather than realloc: the frames' fp move to it while the
      * old one is still there to measure them against. */
-    uint64_t *stack = malloc(sizeof *stack * cap);
+    uint64_t *stack = malloc(sizeof *stack * (cap + FIBER_STACK_PAD));
     if (stack == NULL) return -1;
     if (f->stack_cap) memcpy(stack, f->stack, sizeof *stack * f->stack_cap);
     for (uint32_t i = 0; i < f->depth; i++) f->frames[i].fp = stack + (f->frames[i].fp - f->stack);

@@ -287,8 +287,9 @@ static int finished_fiber_outcome(fiber *f)
 
 /* Sets a callee's declared locals (zeros) and constant pool from its
  * frame_init. Most functions have a handful of such slots. With
- * init_by_block (engine.h), one fixed block of WASM_INIT_BLOCK slots, which
- * the compiler copies in a few vector moves, no branch. Else, up to 16, a
+ * init_by_block (engine.h: at most WASM_INIT_BLOCK of them), one fixed
+ * block of WASM_INIT_BLOCK slots, which the compiler copies in a few vector
+ * moves, no branch on the count. Else, up to 16, a
  * jump into a straight run of copies (two instructions a slot) beats both
  * a loop (five a slot: this is on every call's path) and a call to memcpy
  * (which also forces the loop's registers to be spilled around it). */

@@ -328,3 +328,34 @@ async def test_a_return_from_another_instance_gives_its_turn_back():
         await waiting.wait()
         assert library.exports["get"]() == 5  # not "the instance is busy"
         release.set()
+
+
+# A frame smaller than the init block (engine.h init_by_block): the block
+# a call copies runs past the frame's end, and at the top of a full stack
+# into the pad the fiber allocates past stack_end.
+TINY = wat("""(module
+  (func $down (export "down") (param $n i32) (result i32)
+    local.get $n i32.eqz if i32.const 0 return end
+    local.get $n i32.const 1 i32.sub call $down i32.const 1 i32.add))""")
+
+
+def test_tiny_frames_fill_the_stack_to_its_last_slot(dump):
+    """Each frame lies `base` slots above its caller's and is `size` slots
+    long: the stack of max_stack_slots m holds (m - size) // base + 1 of
+    them, and the call after the last traps. Under ASan a block copied
+    past the allocation is a heap overflow."""
+    text = dump(TINY, 0)
+    size = int(text.split(" max")[0].rsplit(" ", 1)[1])
+    base = int(text.split("CALL_DEFINED")[1].split()[1].lstrip("s"))
+    assert size - 1 < 8  # smaller than the init block above its parameter
+    down = Linker().instantiate(Module(TINY)).exports["down"]
+    for slots in range(size, size + 6 * base):
+        depth = (slots - size) // base + 1
+        fiber = E.Fiber(down, (depth - 1,), max_stack_slots=slots)  # depth frames: $down depth-1..0
+        assert fiber.run(10**6) == Outcome.DONE, slots
+        assert fiber.results == (depth - 1,)
+        fiber = E.Fiber(down, (depth,), max_stack_slots=slots)
+        assert fiber.run(10**6) == Outcome.TRAP, slots
+        trap = fiber.trap()
+        assert "call stack exhausted" in str(trap)
+        assert len(trap.frames) == depth, slots
