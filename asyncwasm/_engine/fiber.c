@@ -50,6 +50,7 @@ int fiber_init(fiber *f, size_t max_stack_slots, uint32_t max_depth)
         if (f->frames == NULL) goto fail;
         f->frames_cap = frames;
     }
+    f->next_frame = f->frames;
     fiber_set_depth_limit(f);
     return 0;
 fail:
@@ -71,7 +72,7 @@ int fiber_reserve(fiber *f, size_t fp, size_t need)
     uint64_t *stack = malloc(sizeof *stack * (cap + FIBER_STACK_PAD));
     if (stack == NULL) return -1;
     if (f->stack_cap) memcpy(stack, f->stack, sizeof *stack * f->stack_cap);
-    for (uint32_t i = 0; i < f->depth; i++) f->frames[i].fp = stack + (f->frames[i].fp - f->stack);
+    for (rt_frame *frame = f->frames; frame < f->next_frame; frame++) frame->fp = stack + (frame->fp - f->stack);
     free(f->stack);
     f->stack = stack;
     f->stack_cap = cap;
@@ -79,7 +80,11 @@ int fiber_reserve(fiber *f, size_t fp, size_t need)
     return 0;
 }
 
-void fiber_set_depth_limit(fiber *f) { f->depth_limit = f->frames_cap < f->max_depth ? f->frames_cap : f->max_depth; }
+void fiber_set_depth_limit(fiber *f)
+{
+    uint32_t limit = f->frames_cap < f->max_depth ? f->frames_cap : f->max_depth;
+    f->frames_limit = f->frames != NULL ? f->frames + limit : NULL;
+}
 
 /* Forget the previous run's outcome: trap details, pending awaitable. */
 static void fiber_clear_outcome(fiber *f)
@@ -109,7 +114,7 @@ int fiber_start(fiber *f, const rt_func *fn, const uint64_t *args)
     if (fn->code) need = max_u32(need, fn->code->max_slots);
 
     fiber_clear_outcome(f);
-    f->depth = 0;
+    f->next_frame = f->frames;
     f->ip = NULL;
     f->state = -1;
     f->entry = fn;
@@ -134,7 +139,7 @@ int fiber_start(fiber *f, const rt_func *fn, const uint64_t *args)
     f->frames[0].ret_ip = NULL;
     f->frames[0].ret_code = NULL;
     f->frames[0].fp = f->stack;
-    f->depth = 1;
+    f->next_frame = f->frames + 1;
     return 0;
 }
 
@@ -148,8 +153,8 @@ void fiber_free(fiber *f)
     f->stack_end = NULL;
     f->frames = NULL;
     f->frames_cap = 0;
-    f->depth_limit = 0;
-    f->depth = 0;
+    f->next_frame = NULL;
+    f->frames_limit = NULL;
     f->ip = NULL;
     f->entry = NULL;
 }

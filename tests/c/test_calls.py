@@ -359,3 +359,87 @@ def test_tiny_frames_fill_the_stack_to_its_last_slot(dump):
         trap = fiber.trap()
         assert "call stack exhausted" in str(trap)
         assert len(trap.frames) == depth, slots
+
+
+# Frames counted by pointer (engine.h "Frames"): recursion to the depth
+# limit through calls into another instance, host calls and an exception
+# that unwinds every frame, then the same recursion again on the frames it
+# left. The frame array (16 records at first) grows twice on the way down.
+BOUNCE_LIB = wat("""(module (global $g (export "g") (mut i32) (i32.const 0))
+  (func (export "step") (param i32) (result i32)
+    global.get $g local.get 0 i32.add global.set $g
+    local.get 0 i32.const 3 i32.mul))""")
+BOUNCE = wat("""(module
+  (import "lib" "step" (func $step (param i32) (result i32)))
+  (import "env" "host" (func $host (param i32) (result i32)))
+  (tag $bottom (param i32))
+  (func $down (param $n i32) (param $acc i32) (param $throw i32) (result i32)
+    local.get $n i32.eqz if
+      local.get $throw if local.get $acc throw $bottom end
+      local.get $acc return
+    end
+    local.get $n i32.const 1 i32.sub
+    local.get $acc local.get $n i32.add call $step call $host
+    local.get $throw
+    call $down
+    local.get $n i32.xor)
+  (func (export "run") (param $n i32) (result i32) (local $bottom i32)
+    block $caught (result i32)
+      try_table (catch $bottom $caught)
+        local.get $n i32.const 1 i32.const 1 call $down
+        return
+      end
+      unreachable
+    end
+    local.set $bottom local.get $n local.get $bottom i32.const 0 call $down))""")
+
+
+def _bounce_model(n: int) -> int:
+    def down(n: int, acc: int, throw: bool) -> int:
+        if n == 0:
+            if throw:
+                raise OverflowError(acc)
+            return acc
+        return (down(n - 1, _host(3 * (acc + n) & MASK) & MASK, throw) ^ n) & MASK
+
+    try:
+        return down(n, 1, True)
+    except OverflowError as bottom:
+        return down(n, bottom.args[0], False)
+
+
+def _bounce_run(depth_limit: int):
+    linker = Linker()
+    linker.define_func("env", "host", FuncType([I32], [I32]), _host)
+    linker.define_instance("lib", linker.instantiate(Module(BOUNCE_LIB)))
+    run = linker.instantiate(Module(BOUNCE)).exports["run"]
+    return lambda n: E.Fiber(run, (n,), max_call_depth=depth_limit)
+
+
+@pytest.mark.parametrize("limit", [17, 40])
+def test_recursion_to_the_depth_limit_through_instances_hosts_and_an_exception(limit):
+    """run is frame 1, $down(n) frame 2 ... $down(1) frame n + 1, whose call
+    into the library is frame n + 2: n = limit - 2 fits exactly, and
+    n = limit - 1 traps at $down(1)'s call, limit frames deep. Stopped and
+    resumed in every fuel slice, the same results, trap and fuel."""
+    fiber = _bounce_run(limit)
+    for n, fits in ((limit - 2, True), (limit - 1, False)):
+        whole = fiber(n)
+        outcome = whole.run(10**9)
+        if fits:
+            assert outcome == Outcome.DONE
+            assert whole.results[0] & MASK == _bounce_model(n)
+        else:
+            assert outcome == Outcome.TRAP
+            assert "call stack exhausted" in str(whole.trap())
+            assert len(whole.trap().frames) == limit
+        for fuel in range(1, 14):
+            sliced = fiber(n)
+            while (got := sliced.run(max(fuel, sliced.fuel_needed))) == Outcome.OUT_OF_FUEL:
+                pass
+            assert got == outcome, (n, fuel)
+            assert sliced.fuel_used == whole.fuel_used, (n, fuel)
+            if fits:
+                assert sliced.results == whole.results, (n, fuel)
+            else:
+                assert len(sliced.trap().frames) == limit, (n, fuel)
