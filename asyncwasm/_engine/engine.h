@@ -292,13 +292,17 @@ typedef struct {
      * zeros for the declared locals, then the pool. */
     const uint64_t *frame_init;
     uint32_t ninit_slots;  /* nlocal_slots - nparam_slots + nconst_slots */
-    /* A call may copy frame_init as one block of WASM_INIT_BLOCK slots:
-     * ninit_slots fits in it and frame_init is that long (zeros after its
-     * own slots). The extra slots land on the frame's operand stack, dead
-     * at entry, or past the frame's end, on slots no frame holds (the
-     * caller's operand stack above the call's arguments, or the pad the
-     * fiber allocates past stack_end). */
-    bool init_by_block;
+    /* A call copies the first WASM_INIT_BLOCK slots of frame_init as one
+     * block: frame_init is at least that long (zeros after its own slots).
+     * When ninit_slots is smaller, the extra slots land on the frame's
+     * operand stack, dead at entry, or past the frame's end, on slots no
+     * frame holds (the caller's operand stack above the call's arguments,
+     * or the pad the fiber allocates past stack_end). */
+    /* The bytes a call checks are free past the callee's first slot:
+     * max_slots * 8, or SIZE_MAX when ninit_slots passes the block, so that
+     * the one stack compare also sends such calls to the slow path that
+     * sets the rest (interp_control.inc PUSH_FRAME). */
+    size_t call_reach;
     uint32_t nlocals;      /* params + declared locals, as values */
     uint8_t *local_types;  /* nlocals types (params first) */
     uint32_t body_offset;  /* byte offset of the body in the module bytes */
@@ -598,7 +602,7 @@ typedef struct {
 typedef struct fiber {
     uint64_t *stack;       /* value slots; may be reallocated: frames keep offsets */
     size_t stack_cap;      /* slots allocated */
-    uint64_t *stack_end;   /* stack + stack_cap; WASM_INIT_BLOCK more slots are allocated (init_by_block) */
+    uint64_t *stack_end;   /* stack + stack_cap; WASM_INIT_BLOCK more slots are allocated (frame_init) */
     size_t max_stack;      /* slot limit: beyond it, TRAP_STACK_EXHAUSTED */
     rt_frame *frames;
     rt_frame *next_frame;   /* frames + the depth (frames in use) ("Frames") */

@@ -289,42 +289,30 @@ static int finished_fiber_outcome(fiber *f)
 }
 
 /* Sets a callee's declared locals (zeros) and constant pool from its
- * frame_init. Most functions have a handful of such slots. With
- * init_by_block (engine.h: at most WASM_INIT_BLOCK of them), one fixed
- * block of WASM_INIT_BLOCK slots, which the compiler copies in a few vector
- * moves, no branch on the count. Else, up to 16, a
- * jump into a straight run of copies (two instructions a slot) beats both
- * a loop (five a slot: this is on every call's path) and a call to memcpy
- * (which also forces the loop's registers to be spilled around it). */
-#if defined(__GNUC__) || defined(__clang__)
-#define FALLTHROUGH __attribute__((fallthrough))
-#else
-#define FALLTHROUGH ((void)0)
-#endif
-#define INIT_SLOT(K)           \
-    case (K) + 1:              \
-        dst[K] = src[K];       \
-        FALLTHROUGH
+ * frame_init (engine.h). Most functions have a handful of such slots: a
+ * call copies one fixed block of WASM_INIT_BLOCK slots, which the compiler
+ * does in a few vector moves, no branch on the count (a loop cost five
+ * instructions a slot on every call's path, and a call to memcpy forces
+ * the loop's registers to be spilled around it). The few functions with
+ * more slots have them set past the block by init_rest, on the calls'
+ * slow path (call_reach). */
+OPS_INLINE void init_block(uint64_t *fp, const wasm_code *code)
+{
+    memcpy(fp + code->nparam_slots, code->frame_init, sizeof *fp * WASM_INIT_BLOCK);
+}
+
+static void init_rest(uint64_t *fp, const wasm_code *code)
+{
+    if (code->ninit_slots > WASM_INIT_BLOCK)
+        memcpy(fp + code->nparam_slots + WASM_INIT_BLOCK, code->frame_init + WASM_INIT_BLOCK,
+               sizeof *fp * (code->ninit_slots - WASM_INIT_BLOCK));
+}
 
 OPS_INLINE void init_frame(uint64_t *fp, const wasm_code *code)
 {
-    uint64_t *dst = fp + code->nparam_slots;
-    const uint64_t *src = code->frame_init;
-    if (LIKELY(code->init_by_block)) {
-        memcpy(dst, src, sizeof *dst * WASM_INIT_BLOCK);
-        return;
-    }
-    uint32_t n = code->ninit_slots;
-    switch (n) {
-        INIT_SLOT(15); INIT_SLOT(14); INIT_SLOT(13); INIT_SLOT(12); INIT_SLOT(11); INIT_SLOT(10);
-        INIT_SLOT(9); INIT_SLOT(8); INIT_SLOT(7); INIT_SLOT(6); INIT_SLOT(5); INIT_SLOT(4);
-        INIT_SLOT(3); INIT_SLOT(2); INIT_SLOT(1); INIT_SLOT(0);
-    case 0: break;
-    default: memcpy(dst, src, sizeof *dst * n);
-    }
+    init_block(fp, code);
+    init_rest(fp, code);
 }
-#undef INIT_SLOT
-#undef FALLTHROUGH
 
 /* ---- exceptions (engine.h "Exceptions") ------------------------------------------ */
 

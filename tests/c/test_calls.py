@@ -443,3 +443,41 @@ def test_recursion_to_the_depth_limit_through_instances_hosts_and_an_exception(l
                 assert sliced.results == whole.results, (n, fuel)
             else:
                 assert len(sliced.trap().frames) == limit, (n, fuel)
+
+
+# A frame with more slots to set than the init block: its calls take the
+# slow path (engine.h call_reach), which sets the slots past the block.
+# Each call reads its twelve declared locals (zeros at entry), then
+# scribbles on them; the second call at the same base finds the first
+# one's scribbles where its own locals go.
+WIDE_LOCALS = " ".join(["i32"] * 12)
+WIDE = wat(f"""(module
+  (func $wide (export "wide") (param $n i32) (result i32) (local $s i32) (local {WIDE_LOCALS})
+    {" ".join(f"local.get {k} i32.add" for k in range(2, 14)).replace("local.get 2 i32.add", "local.get 2", 1)}
+    local.set $s
+    {" ".join(f"local.get $n i32.const {k} i32.add local.set {k}" for k in range(2, 14))}
+    local.get $n i32.eqz if local.get $s return end
+    local.get $n i32.const 1 i32.sub call $wide
+    local.get $n i32.const 1 i32.sub call $wide i32.add
+    local.get $s i32.add))""")
+
+
+def test_wide_frames_start_zeroed_at_the_stacks_edge(dump):
+    """Every frame sees its declared locals zero (the result is the sum of
+    what they held at entry); at every stack size between the frame's and
+    a few frames more, the deepest recursion that fits runs and the next
+    one traps at the depth the slots allow (the second call's frame lies a
+    slot higher: its argument is above the first one's result)."""
+    text = dump(WIDE, 0)
+    size = int(text.split(" max")[0].rsplit(" ", 1)[1])
+    base = max(int(call.split()[1].lstrip("s")) for call in text.split("CALL_DEFINED")[1:])  # the deeper call
+    wide = Linker().instantiate(Module(WIDE)).exports["wide"]
+    assert wide(6) == 0
+    for slots in range(size, size + 4 * base):
+        depth = (slots - size) // base + 1
+        fiber = E.Fiber(wide, (depth - 1,), max_stack_slots=slots)
+        assert fiber.run(10**6) == Outcome.DONE, slots
+        assert fiber.results == (0,), slots
+        fiber = E.Fiber(wide, (depth,), max_stack_slots=slots)
+        assert fiber.run(10**6) == Outcome.TRAP, slots
+        assert len(fiber.trap().frames) == depth, slots
