@@ -481,3 +481,36 @@ def test_wide_frames_start_zeroed_at_the_stacks_edge(dump):
         fiber = E.Fiber(wide, (depth,), max_stack_slots=slots)
         assert fiber.run(10**6) == Outcome.TRAP, slots
         assert len(fiber.trap().frames) == depth, slots
+
+
+def test_an_exception_from_another_instance_is_caught_at_the_call():
+    """The library's frames return through return_slow (interp.c); the
+    unwinding passes through them and must find, from the record of the
+    frame f called, the call inside f's try_table. Before the throw, a
+    call into the library returned normally."""
+    lib = wat("""(module (tag $t (export "t") (param i32))
+      (func $deeper (param i32) local.get 0 i32.eqz if local.get 0 throw $t end
+        local.get 0 i32.const 1 i32.sub call $deeper)
+      (func (export "get") (param i32) (result i32) local.get 0 i32.const 2 i32.mul)
+      (func (export "throw") (param i32) local.get 0 call $deeper))""")
+    app = wat("""(module (import "lib" "t" (tag $t (param i32)))
+      (import "lib" "get" (func $get (param i32) (result i32)))
+      (import "lib" "throw" (func $throw (param i32)))
+      (func (export "f") (param i32) (result i32)
+        block $caught (result i32)
+          try_table (catch $t $caught)
+            local.get 0 call $get drop
+            local.get 0 call $throw
+          end
+          i32.const -1 return
+        end
+        i32.const 1000 i32.add local.get 0 call $get i32.add))""")
+    linker = Linker()
+    linker.define_instance("lib", linker.instantiate(Module(lib)))
+    f = linker.instantiate(Module(app)).exports["f"]
+    assert f(5) == 0 + 1000 + 10
+    for fuel in range(1, 14):
+        fiber = E.Fiber(f, (5,))
+        while fiber.run(max(fuel, fiber.fuel_needed)) == Outcome.OUT_OF_FUEL:
+            pass
+        assert fiber.results == (1010,), fuel
