@@ -293,7 +293,7 @@ bool cg_func_end(codegen *cg, wasm_code *out, const uint8_t *local_types, uint32
     uint32_t nzero = cg->nlocal_slots - nparam_slots;
     size_t code_bytes = ((size_t)cg->len * sizeof(uint32_t) + 7) & ~(size_t)7;
     uint32_t ninit = nzero + cg->npool;
-    /* at least one init block (engine.h init_by_block), zeros after the pool */
+    /* at least one init block (engine.h frame_init), zeros after the pool */
     size_t frame_init_bytes = (size_t)(ninit > WASM_INIT_BLOCK ? ninit : WASM_INIT_BLOCK) * sizeof(uint64_t);
     size_t init_bytes = frame_init_bytes;
     size_t regions_bytes = (size_t)cg->nregions * sizeof(wasm_try_region);
@@ -330,7 +330,7 @@ bool cg_func_end(codegen *cg, wasm_code *out, const uint8_t *local_types, uint32
     out->nconst_slots = cg->npool;
     out->ninit_slots = ninit;
     out->max_slots = cg->nlocal_slots + cg->npool + max_stack_slots + cg->nextra;
-    out->init_by_block = ninit <= WASM_INIT_BLOCK && out->max_slots - nparam_slots >= WASM_INIT_BLOCK;
+    out->call_reach = ninit <= WASM_INIT_BLOCK ? (size_t)out->max_slots * sizeof(uint64_t) : SIZE_MAX;
     return true;
 }
 

@@ -292,11 +292,17 @@ typedef struct {
      * zeros for the declared locals, then the pool. */
     const uint64_t *frame_init;
     uint32_t ninit_slots;  /* nlocal_slots - nparam_slots + nconst_slots */
-    /* A call may copy frame_init as one block of WASM_INIT_BLOCK slots:
-     * ninit_slots fits in it, frame_init is that long (zeros after its
-     * own slots) and so is the frame above its parameters (the extra slots
-     * land on the operand stack, dead at entry). */
-    bool init_by_block;
+    /* A call copies the first WASM_INIT_BLOCK slots of frame_init as one
+     * block: frame_init is at least that long (zeros after its own slots).
+     * When ninit_slots is smaller, the extra slots land on the frame's
+     * operand stack, dead at entry, or past the frame's end, on slots no
+     * frame holds (the caller's operand stack above the call's arguments,
+     * or the pad the fiber allocates past stack_end). */
+    /* The bytes a call checks are free past the callee's first slot:
+     * max_slots * 8, or SIZE_MAX when ninit_slots passes the block, so that
+     * the one stack compare also sends such calls to the slow path that
+     * sets the rest (interp_control.inc PUSH_FRAME). */
+    size_t call_reach;
     uint32_t nlocals;      /* params + declared locals, as values */
     uint8_t *local_types;  /* nlocals types (params first) */
     uint32_t body_offset;  /* byte offset of the body in the module bytes */
@@ -580,9 +586,12 @@ const char *trap_message(int kind);
  * belongs to another instance than its caller's (a call or tail call into
  * another instance): such returns take interp.c's return_slow, which ends
  * the run or gives back the instance's turn. What traps, stack traces and
- * unwinding need is derived there from func. The depth check of a call is
- * one compare, depth < depth_limit = min(frames_cap, max_depth): past it,
- * the array grows or the call traps. */
+ * unwinding need is derived there from func. The frames in use are
+ * counted by a pointer, next_frame = frames + the depth, so that a call
+ * stores its record at next_frame and a return pops it with no index
+ * arithmetic; the call's depth check is one compare of that pointer with
+ * frames_limit = frames + min(frames_cap, max_depth): past it, the array
+ * grows or the call traps. fiber_depth and fiber_top derive the rest. */
 typedef struct {
     const rt_func *func;      /* the function running in this frame */
     const uint32_t *ret_ip;   /* where the caller continues (NULL for the entry frame) */
@@ -593,13 +602,13 @@ typedef struct {
 typedef struct fiber {
     uint64_t *stack;       /* value slots; may be reallocated: frames keep offsets */
     size_t stack_cap;      /* slots allocated */
-    uint64_t *stack_end;   /* stack + stack_cap */
+    uint64_t *stack_end;   /* stack + stack_cap; WASM_INIT_BLOCK more slots are allocated (frame_init) */
     size_t max_stack;      /* slot limit: beyond it, TRAP_STACK_EXHAUSTED */
     rt_frame *frames;
-    uint32_t depth;        /* frames in use */
+    rt_frame *next_frame;   /* frames + the depth (frames in use) ("Frames") */
+    rt_frame *frames_limit; /* frames + min(frames_cap, max_depth): fiber_set_depth_limit */
     uint32_t frames_cap;
-    uint32_t max_depth;    /* call depth limit: beyond it, TRAP_STACK_EXHAUSTED */
-    uint32_t depth_limit;  /* min(frames_cap, max_depth) ("Frames"): fiber_set_depth_limit */
+    uint32_t max_depth;     /* call depth limit: beyond it, TRAP_STACK_EXHAUSTED */
 
     const rt_func *entry;
     const uint32_t *ip;    /* where to resume (valid when suspended / out of fuel) */
@@ -632,6 +641,10 @@ typedef struct fiber {
     uint64_t host_calls;
     uint64_t suspensions;
 } fiber;
+
+/* The number of frames in use, and the top one (when there is one). */
+static inline uint32_t fiber_depth(const fiber *f) { return (uint32_t)(f->next_frame - f->frames); }
+static inline rt_frame *fiber_top(const fiber *f) { return f->next_frame - 1; }
 
 /* fiber.c: lifecycle. fiber_start copies args (param_slots slots) and makes
  * `fn` the entry frame; works for host functions too. */
@@ -670,7 +683,7 @@ void *rt_exn_new(fiber *f, const rt_tag *tag, const uint64_t *payload);
 int rt_exn_catch(fiber *f, void *exn, uint64_t *payload, uint64_t *ref);
 const rt_exn *rt_exn_get(const void *exn);
 /* runtime.c: a call from the running instance into `callee`, a Wasm function
- * of another instance, whose frame was just pushed (f->frames[f->depth - 1])
+ * of another instance, whose frame was just pushed (fiber_top(f))
  * and has not run: takes that instance's turn (its one-task rule) and counts
  * the call in its statistics. Returns 0, RUN_SUSPEND (the turn is another
  * task's: the awaitable waits for it; the caller pops the frame and runs the
@@ -678,7 +691,7 @@ const rt_exn *rt_exn_get(const void *exn);
  * instance is interrupted, or busy and this fiber cannot wait).
  * f->fuel_used must be current. */
 int rt_enter_instance(fiber *f, const rt_func *callee);
-/* runtime.c: the frames from f->frames[f->depth] up were just popped (a
+/* runtime.c: the frames from f->next_frame up were just popped (a
  * return into a function of another instance, or an unwinding): give back
  * the turns they took. f->fuel_used must be current. */
 void rt_leave_instance(fiber *f);

@@ -13,6 +13,10 @@
 #include "engine.h"
 
 #define FIBER_INITIAL_SLOTS 1024u
+/* Slots allocated past stack_end (engine.h "Fibers"): a call's init block
+ * may write up to WASM_INIT_BLOCK slots above the callee's parameters,
+ * past the end of a frame smaller than that. */
+#define FIBER_STACK_PAD WASM_INIT_BLOCK
 #define FIBER_INITIAL_FRAMES 16u
 
 static const char *const trap_messages[TRAP__COUNT] = {
@@ -36,7 +40,7 @@ int fiber_init(fiber *f, size_t max_stack_slots, uint32_t max_depth)
     size_t slots = max_stack_slots < FIBER_INITIAL_SLOTS ? max_stack_slots : FIBER_INITIAL_SLOTS;
     uint32_t frames = max_depth < FIBER_INITIAL_FRAMES ? max_depth : FIBER_INITIAL_FRAMES;
     if (slots) {
-        f->stack = malloc(sizeof *f->stack * slots);
+        f->stack = malloc(sizeof *f->stack * (slots + FIBER_STACK_PAD));
         if (f->stack == NULL) goto fail;
         f->stack_cap = slots;
         f->stack_end = f->stack + slots;
@@ -46,6 +50,7 @@ int fiber_init(fiber *f, size_t max_stack_slots, uint32_t max_depth)
         if (f->frames == NULL) goto fail;
         f->frames_cap = frames;
     }
+    f->next_frame = f->frames;
     fiber_set_depth_limit(f);
     return 0;
 fail:
@@ -61,13 +66,13 @@ int fiber_reserve(fiber *f, size_t fp, size_t need)
     /* Double, so that deep recursion reallocates O(log depth) times. */
     size_t cap = f->stack_cap > f->max_stack / 2 ? f->max_stack : f->stack_cap * 2;
     if (cap < end) cap = end;
-    if (cap > SIZE_MAX / sizeof *f->stack) return -1;
+    if (cap > SIZE_MAX / sizeof *f->stack - FIBER_STACK_PAD) return -1;
     /* A new block rather than realloc: the frames' fp move to it while the
      * old one is still there to measure them against. */
-    uint64_t *stack = malloc(sizeof *stack * cap);
+    uint64_t *stack = malloc(sizeof *stack * (cap + FIBER_STACK_PAD));
     if (stack == NULL) return -1;
     if (f->stack_cap) memcpy(stack, f->stack, sizeof *stack * f->stack_cap);
-    for (uint32_t i = 0; i < f->depth; i++) f->frames[i].fp = stack + (f->frames[i].fp - f->stack);
+    for (rt_frame *frame = f->frames; frame < f->next_frame; frame++) frame->fp = stack + (frame->fp - f->stack);
     free(f->stack);
     f->stack = stack;
     f->stack_cap = cap;
@@ -75,7 +80,11 @@ int fiber_reserve(fiber *f, size_t fp, size_t need)
     return 0;
 }
 
-void fiber_set_depth_limit(fiber *f) { f->depth_limit = f->frames_cap < f->max_depth ? f->frames_cap : f->max_depth; }
+void fiber_set_depth_limit(fiber *f)
+{
+    uint32_t limit = f->frames_cap < f->max_depth ? f->frames_cap : f->max_depth;
+    f->frames_limit = f->frames != NULL ? f->frames + limit : NULL;
+}
 
 /* Forget the previous run's outcome: trap details, pending awaitable. */
 static void fiber_clear_outcome(fiber *f)
@@ -105,7 +114,7 @@ int fiber_start(fiber *f, const rt_func *fn, const uint64_t *args)
     if (fn->code) need = max_u32(need, fn->code->max_slots);
 
     fiber_clear_outcome(f);
-    f->depth = 0;
+    f->next_frame = f->frames;
     f->ip = NULL;
     f->state = -1;
     f->entry = fn;
@@ -130,7 +139,7 @@ int fiber_start(fiber *f, const rt_func *fn, const uint64_t *args)
     f->frames[0].ret_ip = NULL;
     f->frames[0].ret_code = NULL;
     f->frames[0].fp = f->stack;
-    f->depth = 1;
+    f->next_frame = f->frames + 1;
     return 0;
 }
 
@@ -144,8 +153,8 @@ void fiber_free(fiber *f)
     f->stack_end = NULL;
     f->frames = NULL;
     f->frames_cap = 0;
-    f->depth_limit = 0;
-    f->depth = 0;
+    f->next_frame = NULL;
+    f->frames_limit = NULL;
     f->ip = NULL;
     f->entry = NULL;
 }

@@ -169,32 +169,35 @@ static uint32_t srcmap_lookup(const wasm_code *code, size_t offset)
  * function's trap already set (rt_call_host) are kept. */
 static void record_trap_site(fiber *f, const uint32_t *ip)
 {
-    if (f->depth == 0) return;
-    const rt_frame *top = &f->frames[f->depth - 1];
+    uint32_t depth = fiber_depth(f);
+    if (depth == 0) return;
+    const rt_frame *top = fiber_top(f);
     if (f->trap_func == NULL) {
         const wasm_code *code = top->func->code;
         f->trap_func = top->func;
         f->trap_offset = (code && ip) ? srcmap_lookup(code, (size_t)(ip - code->code)) : 0;
     }
     if (f->trap_frames == NULL) {
-        const rt_func **frames = malloc(sizeof *frames * f->depth);
+        const rt_func **frames = malloc(sizeof *frames * depth);
         if (frames == NULL) return; /* the trap itself is still reported */
-        for (uint32_t i = 0; i < f->depth; i++) frames[i] = f->frames[f->depth - 1 - i].func;
+        for (uint32_t i = 0; i < depth; i++) frames[i] = top[-(ptrdiff_t)i].func;
         f->trap_frames = frames;
-        f->trap_depth = f->depth;
+        f->trap_depth = depth;
     }
 }
 
-/* A call found depth == depth_limit (engine.h "Frames"): -1 when that is the
- * call depth limit, else the frame array doubles (up to max_depth). */
+/* A call found next_frame == frames_limit (engine.h "Frames"): -1 when that
+ * is the call depth limit, else the frame array doubles (up to max_depth). */
 static int more_frames(fiber *f)
 {
-    if (f->depth >= f->max_depth) return -1;
+    uint32_t depth = fiber_depth(f);
+    if (depth >= f->max_depth) return -1;
     uint32_t cap = f->frames_cap ? f->frames_cap * 2 : 16;
     if (cap > f->max_depth || cap < f->frames_cap) cap = f->max_depth;
     rt_frame *frames = realloc(f->frames, sizeof *frames * cap);
     if (frames == NULL) return -1;
     f->frames = frames;
+    f->next_frame = frames + depth;
     f->frames_cap = cap;
     fiber_set_depth_limit(f);
     return 0;
@@ -256,8 +259,8 @@ enum { TAIL_CALLER_GOES_ON = -1, TAIL_CALLER_UNWINDS = -2 };
 
 static int tail_call_host(fiber *f, const rt_func *fn)
 {
-    const rt_frame *done = &f->frames[f->depth - 1];
-    bool entry = f->depth == 1;
+    const rt_frame *done = fiber_top(f);
+    bool entry = fiber_depth(f) == 1;
     if (!entry) f->ip = done->ret_ip;
     f->host_calls++;
     int r = rt_call_host(f, fn, (size_t)(done->fp - f->stack));
@@ -265,7 +268,7 @@ static int tail_call_host(fiber *f, const rt_func *fn)
         f->frames[0].func = fn;
         if (r == 0) return RUN_DONE;
     } else {
-        f->depth--;
+        f->next_frame--;
         rt_leave_instance(f); /* the turn the frame took, if it was a call into another instance */
         if (r == 0) return TAIL_CALLER_GOES_ON;
         if (r == RUN_EXCEPTION) return TAIL_CALLER_UNWINDS;
@@ -286,41 +289,30 @@ static int finished_fiber_outcome(fiber *f)
 }
 
 /* Sets a callee's declared locals (zeros) and constant pool from its
- * frame_init. Most functions have a handful of such slots. With
- * init_by_block (engine.h), one fixed block of WASM_INIT_BLOCK slots, which
- * the compiler copies in a few vector moves, no branch. Else, up to 16, a
- * jump into a straight run of copies (two instructions a slot) beats both
- * a loop (five a slot: this is on every call's path) and a call to memcpy
- * (which also forces the loop's registers to be spilled around it). */
-#if defined(__GNUC__) || defined(__clang__)
-#define FALLTHROUGH __attribute__((fallthrough))
-#else
-#define FALLTHROUGH ((void)0)
-#endif
-#define INIT_SLOT(K)           \
-    case (K) + 1:              \
-        dst[K] = src[K];       \
-        FALLTHROUGH
+ * frame_init (engine.h). Most functions have a handful of such slots: a
+ * call copies one fixed block of WASM_INIT_BLOCK slots, which the compiler
+ * does in a few vector moves, no branch on the count (a loop cost five
+ * instructions a slot on every call's path, and a call to memcpy forces
+ * the loop's registers to be spilled around it). The few functions with
+ * more slots have them set past the block by init_rest, on the calls'
+ * slow path (call_reach). */
+OPS_INLINE void init_block(uint64_t *fp, const wasm_code *code)
+{
+    memcpy(fp + code->nparam_slots, code->frame_init, sizeof *fp * WASM_INIT_BLOCK);
+}
+
+static void init_rest(uint64_t *fp, const wasm_code *code)
+{
+    if (code->ninit_slots > WASM_INIT_BLOCK)
+        memcpy(fp + code->nparam_slots + WASM_INIT_BLOCK, code->frame_init + WASM_INIT_BLOCK,
+               sizeof *fp * (code->ninit_slots - WASM_INIT_BLOCK));
+}
 
 OPS_INLINE void init_frame(uint64_t *fp, const wasm_code *code)
 {
-    uint64_t *dst = fp + code->nparam_slots;
-    const uint64_t *src = code->frame_init;
-    if (LIKELY(code->init_by_block)) {
-        memcpy(dst, src, sizeof *dst * WASM_INIT_BLOCK);
-        return;
-    }
-    uint32_t n = code->ninit_slots;
-    switch (n) {
-        INIT_SLOT(15); INIT_SLOT(14); INIT_SLOT(13); INIT_SLOT(12); INIT_SLOT(11); INIT_SLOT(10);
-        INIT_SLOT(9); INIT_SLOT(8); INIT_SLOT(7); INIT_SLOT(6); INIT_SLOT(5); INIT_SLOT(4);
-        INIT_SLOT(3); INIT_SLOT(2); INIT_SLOT(1); INIT_SLOT(0);
-    case 0: break;
-    default: memcpy(dst, src, sizeof *dst * n);
-    }
+    init_block(fp, code);
+    init_rest(fp, code);
 }
-#undef INIT_SLOT
-#undef FALLTHROUGH
 
 /* ---- exceptions (engine.h "Exceptions") ------------------------------------------ */
 
@@ -354,8 +346,8 @@ static const wasm_catch *find_catch(const rt_instance *inst, const wasm_code *co
 static const uint32_t *unwind_to_handler(fiber *f, const uint32_t *at, int *outcome)
 {
     const rt_exn *exn = rt_exn_get(f->exn);
-    while (f->depth > 0) {
-        const rt_frame *frame = &f->frames[f->depth - 1];
+    while (fiber_depth(f) > 0) {
+        const rt_frame *frame = fiber_top(f);
         const wasm_code *code = frame->func->code;
         const wasm_catch *c =
             code != NULL ? find_catch(frame->func->inst, code, (uint32_t)(at - code->code), exn) : NULL;
@@ -370,11 +362,11 @@ static const uint32_t *unwind_to_handler(fiber *f, const uint32_t *at, int *outc
             Py_CLEAR(f->exn);
             return code->code + c->pad;
         }
-        if (f->depth == 1) break;
+        if (fiber_depth(f) == 1) break;
         at = frame->ret_ip - 1; /* inside the caller's call instruction */
-        f->depth--;
+        f->next_frame--;
     }
-    f->depth = 0;
+    f->next_frame = f->frames;
     *outcome = RUN_EXCEPTION;
     return NULL;
 }
@@ -435,11 +427,11 @@ int fiber_run(fiber *f, int64_t *fuel_ptr)
 {
     if (f->state == RUN_DONE || f->state == RUN_TRAP || f->state == RUN_ERROR)
         return finished_fiber_outcome(f);
-    if (f->depth == 0) {
+    if (fiber_depth(f) == 0) {
         PyErr_SetString(PyExc_RuntimeError, "asyncwasm: fiber_run on a fiber that was not started");
         return RUN_ERROR;
     }
-    if (f->frames[f->depth - 1].func->code == NULL) return run_host_entry(f);
+    if (fiber_top(f)->func->code == NULL) return run_host_entry(f);
 
     DISPATCH_TABLE_BEGIN
 #define INTERNAL(NAME, OPERANDS) DISPATCH_TABLE_ENTRY(NAME)
@@ -450,7 +442,7 @@ int fiber_run(fiber *f, int64_t *fuel_ptr)
     DISPATCH_TABLE_END
 
     /* Registers. */
-    const rt_frame *top = &f->frames[f->depth - 1];
+    const rt_frame *top = fiber_top(f);
     const uint32_t *code = top->func->code->code;
     const uint32_t *ip = f->ip;
     uint64_t *fp = top->fp;
@@ -487,7 +479,7 @@ unwind: {
     SYNC_FUEL();
     rt_leave_instance(f); /* the turns of the popped frames' calls into other instances */
     if (pad == NULL) EXIT(outcome);
-    const rt_frame *handler = &f->frames[f->depth - 1];
+    const rt_frame *handler = fiber_top(f);
     code = handler->func->code->code;
     fp = handler->fp;
     inst = handler->func->inst;
@@ -505,7 +497,7 @@ tail_call_host: {
         ip = f->ip;
         EXIT(r);
     }
-    const rt_frame *caller = &f->frames[f->depth - 1];
+    const rt_frame *caller = fiber_top(f);
     code = caller->func->code->code;
     fp = caller->fp;
     inst = caller->func->inst;
@@ -542,15 +534,15 @@ call_into_other_instance: {
     SYNC_FUEL();
     int entered = rt_enter_instance(f, callee);
     if (UNLIKELY(entered != 0)) {
-        f->depth--;
-        fp = f->frames[f->depth - 1].fp;
+        f->next_frame--;
+        fp = fiber_top(f)->fp;
         if (entered == RUN_SUSPEND) {
             f->suspensions++;
             EXIT(RUN_SUSPEND);
         }
         EXIT(host_call_failed(f, entered, ip));
     }
-    fp = f->frames[f->depth - 1].fp;
+    fp = fiber_top(f)->fp;
     SWITCH_INSTANCE(callee->inst);
     ip = code = callee->code->code; /* then the entry charge, as CALL_FUNCTION's */
     int64_t charge = code[1];
@@ -568,8 +560,8 @@ return_slow: {
      * NULL: the entry frame's (the run is done, ip stays on the return), or
      * one of another instance than its caller's (give back the turn the
      * call took: runtime.c rt_leave_instance). */
-    if (f->depth == 0) EXIT(RUN_DONE);
-    const rt_frame *done = &f->frames[f->depth], *caller = done - 1;
+    if (fiber_depth(f) == 0) EXIT(RUN_DONE);
+    const rt_frame *done = f->next_frame, *caller = done - 1;
     ip = done->ret_ip;
     code = caller->func->code->code;
     fp = caller->fp;

@@ -36,7 +36,7 @@ PyObject *instance_default_memory(InstanceObject *inst)
 
 PyObject *rt_caller_new(const fiber *f, const rt_func *fn)
 {
-    const rt_func *top = f->depth > 0 ? f->frames[f->depth - 1].func : NULL;
+    const rt_func *top = fiber_depth(f) > 0 ? fiber_top(f)->func : NULL;
     if (top == NULL || top->inst == NULL || top->inst->owner == NULL) {
         PyObject *name = rt_host_name(fn);
         if (name != NULL)

@@ -216,8 +216,8 @@ const rt_exn *rt_exn_get(const void *exn)
  * below its callee's, the top one ends at its fp + max_slots. */
 static size_t slots_in_use(const fiber *f)
 {
-    if (f->depth == 0) return 0;
-    const rt_frame *top = &f->frames[f->depth - 1];
+    if (fiber_depth(f) == 0) return 0;
+    const rt_frame *top = fiber_top(f);
     const wasm_functype *t = top->func->type;
     size_t frame = top->func->code ? top->func->code->max_slots
                                    : (t->param_slots > t->result_slots ? t->param_slots : t->result_slots);

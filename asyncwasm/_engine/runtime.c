@@ -909,7 +909,7 @@ static int push_turn(rt_fiber *rf, InstanceObject *inst, bool held)
     }
     rt_turn *t = &rf->turns[rf->nturns++];
     t->inst = (InstanceObject *)Py_NewRef((PyObject *)inst);
-    t->depth = rf->f.depth - 1; /* the callee's frame is pushed */
+    t->depth = fiber_depth(&rf->f) - 1; /* the callee's frame is pushed */
     t->held = held;
     t->fuel_at_entry = rf->f.fuel_used;
     inst->fast_calls++;
@@ -967,13 +967,13 @@ int rt_enter_instance(fiber *f, const rt_func *callee)
 void rt_leave_instance(fiber *f)
 {
     rt_fiber *rf = rt_fiber_of(f);
-    while (rf->nturns > 0 && rf->turns[rf->nturns - 1].depth >= f->depth) pop_turn(rf, NULL);
+    while (rf->nturns > 0 && rf->turns[rf->nturns - 1].depth >= fiber_depth(f)) pop_turn(rf, NULL);
 }
 
 int rt_tail_enter_instance(fiber *f, const rt_func *callee)
 {
     rt_fiber *rf = rt_fiber_of(f);
-    uint32_t depth = f->depth - 1; /* the frame's; push_turn records it */
+    uint32_t depth = fiber_depth(f) - 1; /* the frame's; push_turn records it */
     /* Back into the caller's instance: its turn is already the fiber's. */
     bool to_caller = depth > 0 && f->frames[depth - 1].func->inst == callee->inst;
     if (!to_caller) {

@@ -328,3 +328,189 @@ async def test_a_return_from_another_instance_gives_its_turn_back():
         await waiting.wait()
         assert library.exports["get"]() == 5  # not "the instance is busy"
         release.set()
+
+
+# A frame smaller than the init block (engine.h init_by_block): the block
+# a call copies runs past the frame's end, and at the top of a full stack
+# into the pad the fiber allocates past stack_end.
+TINY = wat("""(module
+  (func $down (export "down") (param $n i32) (result i32)
+    local.get $n i32.eqz if i32.const 0 return end
+    local.get $n i32.const 1 i32.sub call $down i32.const 1 i32.add))""")
+
+
+def test_tiny_frames_fill_the_stack_to_its_last_slot(dump):
+    """Each frame lies `base` slots above its caller's and is `size` slots
+    long: the stack of max_stack_slots m holds (m - size) // base + 1 of
+    them, and the call after the last traps. Under ASan a block copied
+    past the allocation is a heap overflow."""
+    text = dump(TINY, 0)
+    size = int(text.split(" max")[0].rsplit(" ", 1)[1])
+    base = int(text.split("CALL_DEFINED")[1].split()[1].lstrip("s"))
+    assert size - 1 < 8  # smaller than the init block above its parameter
+    down = Linker().instantiate(Module(TINY)).exports["down"]
+    for slots in range(size, size + 6 * base):
+        depth = (slots - size) // base + 1
+        fiber = E.Fiber(down, (depth - 1,), max_stack_slots=slots)  # depth frames: $down depth-1..0
+        assert fiber.run(10**6) == Outcome.DONE, slots
+        assert fiber.results == (depth - 1,)
+        fiber = E.Fiber(down, (depth,), max_stack_slots=slots)
+        assert fiber.run(10**6) == Outcome.TRAP, slots
+        trap = fiber.trap()
+        assert "call stack exhausted" in str(trap)
+        assert len(trap.frames) == depth, slots
+
+
+# Frames counted by pointer (engine.h "Frames"): recursion to the depth
+# limit through calls into another instance, host calls and an exception
+# that unwinds every frame, then the same recursion again on the frames it
+# left. The frame array (16 records at first) grows twice on the way down.
+BOUNCE_LIB = wat("""(module (global $g (export "g") (mut i32) (i32.const 0))
+  (func (export "step") (param i32) (result i32)
+    global.get $g local.get 0 i32.add global.set $g
+    local.get 0 i32.const 3 i32.mul))""")
+BOUNCE = wat("""(module
+  (import "lib" "step" (func $step (param i32) (result i32)))
+  (import "env" "host" (func $host (param i32) (result i32)))
+  (tag $bottom (param i32))
+  (func $down (param $n i32) (param $acc i32) (param $throw i32) (result i32)
+    local.get $n i32.eqz if
+      local.get $throw if local.get $acc throw $bottom end
+      local.get $acc return
+    end
+    local.get $n i32.const 1 i32.sub
+    local.get $acc local.get $n i32.add call $step call $host
+    local.get $throw
+    call $down
+    local.get $n i32.xor)
+  (func (export "run") (param $n i32) (result i32) (local $bottom i32)
+    block $caught (result i32)
+      try_table (catch $bottom $caught)
+        local.get $n i32.const 1 i32.const 1 call $down
+        return
+      end
+      unreachable
+    end
+    local.set $bottom local.get $n local.get $bottom i32.const 0 call $down))""")
+
+
+def _bounce_model(n: int) -> int:
+    def down(n: int, acc: int, throw: bool) -> int:
+        if n == 0:
+            if throw:
+                raise OverflowError(acc)
+            return acc
+        return (down(n - 1, _host(3 * (acc + n) & MASK) & MASK, throw) ^ n) & MASK
+
+    try:
+        return down(n, 1, True)
+    except OverflowError as bottom:
+        return down(n, bottom.args[0], False)
+
+
+def _bounce_run(depth_limit: int):
+    linker = Linker()
+    linker.define_func("env", "host", FuncType([I32], [I32]), _host)
+    linker.define_instance("lib", linker.instantiate(Module(BOUNCE_LIB)))
+    run = linker.instantiate(Module(BOUNCE)).exports["run"]
+    return lambda n: E.Fiber(run, (n,), max_call_depth=depth_limit)
+
+
+@pytest.mark.parametrize("limit", [17, 40])
+def test_recursion_to_the_depth_limit_through_instances_hosts_and_an_exception(limit):
+    """run is frame 1, $down(n) frame 2 ... $down(1) frame n + 1, whose call
+    into the library is frame n + 2: n = limit - 2 fits exactly, and
+    n = limit - 1 traps at $down(1)'s call, limit frames deep. Stopped and
+    resumed in every fuel slice, the same results, trap and fuel."""
+    fiber = _bounce_run(limit)
+    for n, fits in ((limit - 2, True), (limit - 1, False)):
+        whole = fiber(n)
+        outcome = whole.run(10**9)
+        if fits:
+            assert outcome == Outcome.DONE
+            assert whole.results[0] & MASK == _bounce_model(n)
+        else:
+            assert outcome == Outcome.TRAP
+            assert "call stack exhausted" in str(whole.trap())
+            assert len(whole.trap().frames) == limit
+        for fuel in range(1, 14):
+            sliced = fiber(n)
+            while (got := sliced.run(max(fuel, sliced.fuel_needed))) == Outcome.OUT_OF_FUEL:
+                pass
+            assert got == outcome, (n, fuel)
+            assert sliced.fuel_used == whole.fuel_used, (n, fuel)
+            if fits:
+                assert sliced.results == whole.results, (n, fuel)
+            else:
+                assert len(sliced.trap().frames) == limit, (n, fuel)
+
+
+# A frame with more slots to set than the init block: its calls take the
+# slow path (engine.h call_reach), which sets the slots past the block.
+# Each call reads its twelve declared locals (zeros at entry), then
+# scribbles on them; the second call at the same base finds the first
+# one's scribbles where its own locals go.
+WIDE_LOCALS = " ".join(["i32"] * 12)
+WIDE = wat(f"""(module
+  (func $wide (export "wide") (param $n i32) (result i32) (local $s i32) (local {WIDE_LOCALS})
+    {" ".join(f"local.get {k} i32.add" for k in range(2, 14)).replace("local.get 2 i32.add", "local.get 2", 1)}
+    local.set $s
+    {" ".join(f"local.get $n i32.const {k} i32.add local.set {k}" for k in range(2, 14))}
+    local.get $n i32.eqz if local.get $s return end
+    local.get $n i32.const 1 i32.sub call $wide
+    local.get $n i32.const 1 i32.sub call $wide i32.add
+    local.get $s i32.add))""")
+
+
+def test_wide_frames_start_zeroed_at_the_stacks_edge(dump):
+    """Every frame sees its declared locals zero (the result is the sum of
+    what they held at entry); at every stack size between the frame's and
+    a few frames more, the deepest recursion that fits runs and the next
+    one traps at the depth the slots allow (the second call's frame lies a
+    slot higher: its argument is above the first one's result)."""
+    text = dump(WIDE, 0)
+    size = int(text.split(" max")[0].rsplit(" ", 1)[1])
+    base = max(int(call.split()[1].lstrip("s")) for call in text.split("CALL_DEFINED")[1:])  # the deeper call
+    wide = Linker().instantiate(Module(WIDE)).exports["wide"]
+    assert wide(6) == 0
+    for slots in range(size, size + 4 * base):
+        depth = (slots - size) // base + 1
+        fiber = E.Fiber(wide, (depth - 1,), max_stack_slots=slots)
+        assert fiber.run(10**6) == Outcome.DONE, slots
+        assert fiber.results == (0,), slots
+        fiber = E.Fiber(wide, (depth,), max_stack_slots=slots)
+        assert fiber.run(10**6) == Outcome.TRAP, slots
+        assert len(fiber.trap().frames) == depth, slots
+
+
+def test_an_exception_from_another_instance_is_caught_at_the_call():
+    """The library's frames return through return_slow (interp.c); the
+    unwinding passes through them and must find, from the record of the
+    frame f called, the call inside f's try_table. Before the throw, a
+    call into the library returned normally."""
+    lib = wat("""(module (tag $t (export "t") (param i32))
+      (func $deeper (param i32) local.get 0 i32.eqz if local.get 0 throw $t end
+        local.get 0 i32.const 1 i32.sub call $deeper)
+      (func (export "get") (param i32) (result i32) local.get 0 i32.const 2 i32.mul)
+      (func (export "throw") (param i32) local.get 0 call $deeper))""")
+    app = wat("""(module (import "lib" "t" (tag $t (param i32)))
+      (import "lib" "get" (func $get (param i32) (result i32)))
+      (import "lib" "throw" (func $throw (param i32)))
+      (func (export "f") (param i32) (result i32)
+        block $caught (result i32)
+          try_table (catch $t $caught)
+            local.get 0 call $get drop
+            local.get 0 call $throw
+          end
+          i32.const -1 return
+        end
+        i32.const 1000 i32.add local.get 0 call $get i32.add))""")
+    linker = Linker()
+    linker.define_instance("lib", linker.instantiate(Module(lib)))
+    f = linker.instantiate(Module(app)).exports["f"]
+    assert f(5) == 0 + 1000 + 10
+    for fuel in range(1, 14):
+        fiber = E.Fiber(f, (5,))
+        while fiber.run(max(fuel, fiber.fuel_needed)) == Outcome.OUT_OF_FUEL:
+            pass
+        assert fiber.results == (1010,), fuel
