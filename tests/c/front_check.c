@@ -116,16 +116,20 @@ static uint32_t operand_words(uint32_t op) {
 
 /* Whether every pair row's operands are its first's, the second's opcode
  * word ('i'), then the second's: the layout the interpreter relies on. */
-static const char *bad_pair_row(void) {
+static bool pair_rows_ok(void) {
+    bool ok = true;
     for (uint32_t op = 0; op < OP__COUNT; op++) {
         if (!pair_second[op])
             continue;
         char want[64];
         snprintf(want, sizeof want, "%si%s", operand_letters(pair_first[op]), operand_letters(pair_second[op]));
-        if (strcmp(want, operand_letters(op)) != 0)
-            return wasm_op_name(op);
+        if (strcmp(want, operand_letters(op)) != 0) {
+            printf("VERIFY opcodes.def: pair row %s spells \"%s\", its members \"%s\"\n", wasm_op_name(op),
+                   operand_letters(op), want);
+            ok = false;
+        }
     }
-    return NULL;
+    return ok;
 }
 
 /* Marks the opcode word of each pair member after the first (2 in `start`)
@@ -592,11 +596,8 @@ static int run_bench(const char *path, long iterations) {
 }
 
 int main(int argc, char **argv) {
-    const char *bad = bad_pair_row();
-    if (bad) {
-        printf("VERIFY opcodes.def: pair row %s does not spell its members' operands\n", bad);
+    if (!pair_rows_ok())
         return 1;
-    }
     if (argc >= 3 && strcmp(argv[1], "--manifest") == 0)
         return run_manifest(argv[2], argc >= 4 ? atol(argv[3]) : 0);
     if (argc >= 5 && strcmp(argv[1], "--mutate") == 0)
