@@ -453,7 +453,9 @@ static int run_mutate(const char *manifest, long count, uint64_t seed) {
     return 0;
 }
 
-static void print_operands(const wasm_module *m, const uint32_t *code, uint32_t pc) {
+/* Prints the operands of the instruction at pc; a pair member's opcode
+ * word (2 in `member`) as the member's name. */
+static void print_operands(const wasm_module *m, const uint32_t *code, uint32_t pc, const uint8_t *member) {
     const char *letters = operand_letters(code[pc]);
     uint32_t w = pc + 1;
     for (const char *l = letters; *l; l++) {
@@ -473,7 +475,7 @@ static void print_operands(const wasm_module *m, const uint32_t *code, uint32_t 
         case 'e': printf(" elem%u", x); w++; break;
         case 'd': printf(" data%u", x); w++; break;
         case 'y': printf(" type%u", x); w++; break;
-        case 'i': printf(" %u", x); w++; break;
+        case 'i': member[w] == 2 ? printf(" %s", wasm_op_name(x)) : printf(" %u", x); w++; break;
         case 'L': printf(" 0x%016llx", (unsigned long long)code[w] | (unsigned long long)code[w + 1] << 32); w += 2; break;
         case '*':
             printf(" [");
@@ -529,16 +531,24 @@ static int run_dump(const char *path, long func) {
     uint32_t nzero = c->nlocal_slots - c->nparam_slots;
     for (uint32_t k = 0; k < c->nconst_slots; k++)
         printf("  s%u = const 0x%llx\n", c->nlocal_slots + k, (unsigned long long)c->frame_init[nzero + k]);
+    uint8_t *member = calloc(c->code_len + 1, 1);
+    if (!member) {
+        wasm_module_free(&m);
+        return 2;
+    }
+    for (uint32_t pc = 0; pc < c->code_len; pc += instr_words(c->code, c->code_len, pc))
+        mark_members(c->code, c->code[pc], pc, member);
     uint32_t si = 0;
     for (uint32_t pc = 0; pc < c->code_len; pc += instr_words(c->code, c->code_len, pc)) {
         while (si < c->srcmap_len && c->srcmap[2 * si] < pc)
             si++;
         printf("  %5u  %-20s", pc, wasm_op_name(c->code[pc]));
-        print_operands(&m, c->code, pc);
+        print_operands(&m, c->code, pc, member);
         if (si < c->srcmap_len && c->srcmap[2 * si] == pc)
             printf("    ; @0x%x", c->srcmap[2 * si + 1]);
         printf("\n");
     }
+    free(member);
     wasm_module_free(&m);
     return 0;
 }
