@@ -34,6 +34,7 @@ trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/repo"
 cp -r "$repo/asyncwasm" "$repo/tests" "$repo/netmods" "$repo/examples" "$repo/setup.py" "$repo/pyproject.toml" "$work/repo/"
 [[ -f "$repo/README.md" ]] && cp "$repo/README.md" "$work/repo/"
+mkdir -p "$work/repo/benchmarks" && cp -r "$repo/benchmarks/wasm" "$work/repo/benchmarks/"  # tests/c/test_pair_goto.py runs the kernels
 [[ -f "$repo/Dockerfile" ]] && cp -r "$repo/Dockerfile" "$repo/.dockerignore" "$repo/deploy" "$work/repo/"  # tests/test_deploy.py
 find "$work/repo" \( -name '*.so' -o -name '__pycache__' \) -prune -exec rm -rf {} +
 

@@ -4,7 +4,10 @@
  * each one starts with HANDLER(NAME) and ends with exactly one NEXT(n), where
  * n is the instruction's length in code words (0 after a handler has set ip
  * to a jump target). While a handler runs, `ip` points at its opcode word,
- * so a trap reports the trapping instruction.
+ * so a trap reports the trapping instruction. A handler that has set ip to
+ * an instruction whose opcode it knows at compile time may end with
+ * RUN_HANDLER(NAME) instead (the PAIR_GOTO rows: the second member's own
+ * handler, after the first's body).
  *
  * Two strategies, same handlers:
  *   - computed goto (GCC and Clang): a table of label addresses expanded from
@@ -54,6 +57,8 @@
         ip += (n);                       \
         goto *dispatch[*ip];             \
     } while (0)
+/* *ip is OP_NAME: a direct jump, no table load, no indirect branch. */
+#define RUN_HANDLER(NAME) goto handler_##NAME
 
 #else /* switch loop */
 
@@ -74,6 +79,9 @@
         ip += (n);             \
         goto dispatch_next;    \
     } while (0)
+/* *ip is OP_NAME: the switch finds its case (standard C has no label
+ * addresses, and a label per case would go unused in most). */
+#define RUN_HANDLER(NAME) goto dispatch_next
 
 #endif
 

@@ -94,6 +94,58 @@ static uint32_t instr_words(const uint32_t *code, uint32_t len, uint32_t pc) {
     return pc + n <= len ? n : 0;
 }
 
+/* Pair rows (PAIR, PAIR_GOTO): their members, 0 for other rows. */
+static const uint16_t pair_first[OP__COUNT] = {
+#define PAIR(NAME, FIRST, SECOND, OPERANDS) [OP_##NAME] = OP_##FIRST,
+#define PAIR_GOTO(NAME, FIRST, SECOND, OPERANDS) [OP_##NAME] = OP_##FIRST,
+#include "opcodes.def"
+};
+static const uint16_t pair_second[OP__COUNT] = {
+#define PAIR(NAME, FIRST, SECOND, OPERANDS) [OP_##NAME] = OP_##SECOND,
+#define PAIR_GOTO(NAME, FIRST, SECOND, OPERANDS) [OP_##NAME] = OP_##SECOND,
+#include "opcodes.def"
+};
+
+/* Words of a fixed-length instruction's operands (no '*'). */
+static uint32_t operand_words(uint32_t op) {
+    uint32_t n = 0;
+    for (const char *l = operand_letters(op); *l; l++)
+        n += *l == 'L' ? 2 : 1;
+    return n;
+}
+
+/* Whether every pair row's operands are its first's, the second's opcode
+ * word ('i'), then the second's: the layout the interpreter relies on. */
+static bool pair_rows_ok(void) {
+    bool ok = true;
+    for (uint32_t op = 0; op < OP__COUNT; op++) {
+        if (!pair_second[op])
+            continue;
+        char want[64];
+        snprintf(want, sizeof want, "%si%s", operand_letters(pair_first[op]), operand_letters(pair_second[op]));
+        if (strcmp(want, operand_letters(op)) != 0) {
+            printf("VERIFY opcodes.def: pair row %s spells \"%s\", its members \"%s\"\n", wasm_op_name(op),
+                   operand_letters(op), want);
+            ok = false;
+        }
+    }
+    return ok;
+}
+
+/* Marks the opcode word of each pair member after the first (2 in `start`)
+ * in the instruction `op` at pc (op is code[pc], or a member's row), and
+ * checks that it still holds the member's own opcode, which the
+ * interpreter runs it by. */
+static bool mark_members(const uint32_t *code, uint32_t op, uint32_t pc, uint8_t *start) {
+    if (!pair_second[op])
+        return true;
+    uint32_t at = pc + 1 + operand_words(pair_first[op]);
+    if (code[at] != pair_second[op])
+        return false;
+    start[at] = 2;
+    return mark_members(code, pair_first[op], pc, start) && mark_members(code, pair_second[op], at, start);
+}
+
 /* ---- verifier -------------------------------------------------------------------------- */
 
 static int verify_fail(uint32_t func, uint32_t pc, const char *what) {
@@ -106,10 +158,11 @@ static bool is_terminator(uint32_t op) {
 }
 
 /* Checks what the interpreter assumes of compiled code: whole instructions,
- * operands in range, jumps to instruction starts, a FUEL >= 1 at the
- * function's entry, charges no larger than the body's instruction count, a
- * terminator last, a srcmap pair per instruction in code order, and slot
- * counts that add up. */
+ * operands in range, jumps to instruction starts (never into a pair), a
+ * FUEL >= 1 at the function's entry, charges no larger than the body's
+ * instruction count, a terminator last, each pair member's own opcode word
+ * in place, a srcmap pair per instruction and per pair member in code
+ * order, and slot counts that add up. */
 static int verify_code(const wasm_module *m, uint32_t func) {
     const wasm_code *c = &m->funcs[func].code;
     const uint32_t *code = c->code;
@@ -126,10 +179,15 @@ static int verify_code(const wasm_module *m, uint32_t func) {
             goto out;
         }
         start[pc] = 1;
+        if (!mark_members(code, code[pc], pc, start)) {
+            rc = verify_fail(func, pc, "a pair member's opcode word changed");
+            goto out;
+        }
         last = pc;
-        ninstr++;
         pc += n;
     }
+    for (uint32_t pc = 0; pc < len; pc++)
+        ninstr += start[pc] != 0;
     if (len == 0 || !is_terminator(code[last])) {
         rc = verify_fail(func, last, "code does not end with a terminator");
         goto out;
@@ -139,7 +197,7 @@ static int verify_code(const wasm_module *m, uint32_t func) {
         goto out;
     }
     if (c->srcmap_len != ninstr) {
-        rc = verify_fail(func, 0, "srcmap does not have one pair per instruction");
+        rc = verify_fail(func, 0, "srcmap does not have one pair per instruction and pair member");
         goto out;
     }
     for (uint32_t i = 0; i < c->srcmap_len; i++) {
@@ -175,7 +233,7 @@ static int verify_code(const wasm_module *m, uint32_t func) {
                     ok = ok && x + 1 < c->max_slots;
                 w++;
                 break;
-            case 't': ok = x < len && start[x]; w++; break;
+            case 't': ok = x < len && start[x] == 1; w++; break;
             case 'c': ok = x <= c->body_len; w++; break; /* at most one instruction per byte */
             case 'f': ok = x < m->nfuncs; w++; break;
             case 'g': ok = x < m->nglobals; w++; break;
@@ -187,7 +245,7 @@ static int verify_code(const wasm_module *m, uint32_t func) {
             case 'i': w++; break;
             case '*': /* BR_TABLE (target, charge) pairs: the count was the previous word */
                 for (uint32_t k = 0; ok && k <= code[pc + 2]; k++, w += 2)
-                    ok = code[w] < len && start[code[w]] && code[w + 1] <= c->body_len;
+                    ok = code[w] < len && start[code[w]] == 1 && code[w + 1] <= c->body_len;
                 break;
             }
             if (!ok) {
@@ -395,7 +453,9 @@ static int run_mutate(const char *manifest, long count, uint64_t seed) {
     return 0;
 }
 
-static void print_operands(const wasm_module *m, const uint32_t *code, uint32_t pc) {
+/* Prints the operands of the instruction at pc; a pair member's opcode
+ * word (2 in `member`) as the member's name. */
+static void print_operands(const wasm_module *m, const uint32_t *code, uint32_t pc, const uint8_t *member) {
     const char *letters = operand_letters(code[pc]);
     uint32_t w = pc + 1;
     for (const char *l = letters; *l; l++) {
@@ -415,7 +475,7 @@ static void print_operands(const wasm_module *m, const uint32_t *code, uint32_t 
         case 'e': printf(" elem%u", x); w++; break;
         case 'd': printf(" data%u", x); w++; break;
         case 'y': printf(" type%u", x); w++; break;
-        case 'i': printf(" %u", x); w++; break;
+        case 'i': member[w] == 2 ? printf(" %s", wasm_op_name(x)) : printf(" %u", x); w++; break;
         case 'L': printf(" 0x%016llx", (unsigned long long)code[w] | (unsigned long long)code[w + 1] << 32); w += 2; break;
         case '*':
             printf(" [");
@@ -471,16 +531,24 @@ static int run_dump(const char *path, long func) {
     uint32_t nzero = c->nlocal_slots - c->nparam_slots;
     for (uint32_t k = 0; k < c->nconst_slots; k++)
         printf("  s%u = const 0x%llx\n", c->nlocal_slots + k, (unsigned long long)c->frame_init[nzero + k]);
+    uint8_t *member = calloc(c->code_len + 1, 1);
+    if (!member) {
+        wasm_module_free(&m);
+        return 2;
+    }
+    for (uint32_t pc = 0; pc < c->code_len; pc += instr_words(c->code, c->code_len, pc))
+        mark_members(c->code, c->code[pc], pc, member);
     uint32_t si = 0;
     for (uint32_t pc = 0; pc < c->code_len; pc += instr_words(c->code, c->code_len, pc)) {
         while (si < c->srcmap_len && c->srcmap[2 * si] < pc)
             si++;
         printf("  %5u  %-20s", pc, wasm_op_name(c->code[pc]));
-        print_operands(&m, c->code, pc);
+        print_operands(&m, c->code, pc, member);
         if (si < c->srcmap_len && c->srcmap[2 * si] == pc)
             printf("    ; @0x%x", c->srcmap[2 * si + 1]);
         printf("\n");
     }
+    free(member);
     wasm_module_free(&m);
     return 0;
 }
@@ -538,6 +606,8 @@ static int run_bench(const char *path, long iterations) {
 }
 
 int main(int argc, char **argv) {
+    if (!pair_rows_ok())
+        return 1;
     if (argc >= 3 && strcmp(argv[1], "--manifest") == 0)
         return run_manifest(argv[2], argc >= 4 ? atol(argv[3]) : 0);
     if (argc >= 5 && strcmp(argv[1], "--mutate") == 0)
