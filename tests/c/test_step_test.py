@@ -88,6 +88,9 @@ def _tests() -> list[tuple[str, str, str]]:
         # the add reads the copy (q is x)
         ("add_reads_copy", "local.get $p local.set $t local.get $t i32.const 1 i32.add local.set $p"
                            " local.get $t i32.load8_u local.tee $v br_if $l", ""),
+        # a jump lands on the load (it skips the step when x is odd): apart
+        ("entered_between", "(block $b local.get $x i32.const 1 i32.and br_if $b local.get $p i32.const 1 i32.add"
+                            " local.set $p) local.get $p i32.load8_u local.tee $v br_if $l", ""),
         # the load goes through neither the sum nor the copy
         ("other_address", "local.get $t i32.const 1 i32.add local.set $t local.get $p i32.load8_u offset=3"
                           " local.tee $v br_if $l", ""),
