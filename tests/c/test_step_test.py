@@ -2,7 +2,8 @@
 copy of the old value for a post-increment) and the LOAD_TEST row that
 loads through it, as one instruction (compile_steps.inc; opcodes.def
 STEP_TEST): `while (*++p)`, `while (s[++i])`, `while (*p++)`,
-`while (s[i++])`, strings' strlen and strchr loops.
+`while (s[i++])`, and `s[i]` with `i + 1` kept in two locals (the
+step, then a COPY of the sum): strings' strlen and strchr loops.
 
 Every row is built from loops whose back edge is such a walk, with steps
 up and down and the loaded value, pointer, index and copy all feeding the
@@ -40,7 +41,7 @@ STEP_TEST = re.findall(r"^STEP_TEST\((\w+),", OPCODES, re.M)
 # pointer or index $p, the copy $t and the loaded byte $v feed $acc every
 # round and the result, so a wrong slot shows.
 LOOP = """(func (export "{name}") (param $p i32) (param $x i32) (result i32)
-  (local $g i32) (local $v i32) (local $acc i32) (local $t i32)
+  (local $g i32) (local $v i32) (local $acc i32) (local $t i32) (local $q i32)
   i32.const 40 local.set $g
   local.get $x local.set $t
   (block $exit (loop $l
@@ -73,6 +74,10 @@ def _tests() -> list[tuple[str, str, str]]:
             # s[i++]: strings' strlen(line)
             (f"post_i{k}", f"local.get $p local.tee $t {step} local.set $p local.get $t i32.const {BASE}"
                            " i32.add i32.load8_u local.tee $v br_if $l", "COPY_ADDI_I32_LOAD8_U_SUM_I_TEST_IF"),
+            # s[i] at a summed address, i + 1 kept in two locals: strings' strlen(slot)
+            (f"two_i{k}", f"local.get $x local.get $p i32.add local.set $q local.get $p {step} local.tee $t"
+                          " local.set $p local.get $q i32.load8_u local.tee $v br_if $l",
+             "ADDI_COPY_I32_LOAD8_U_TEST_IF"),
         ]
     tests += [
         # the byte lands in the pointer itself: p = p[1 + 1] (d is the add's y)
@@ -91,6 +96,9 @@ def _tests() -> list[tuple[str, str, str]]:
         # a jump lands on the load (it skips the step when x is odd): apart
         ("entered_between", "(block $b local.get $x i32.const 1 i32.and br_if $b local.get $p i32.const 1 i32.add"
                             " local.set $p) local.get $p i32.load8_u local.tee $v br_if $l", ""),
+        # the sum kept in two locals, the load through one of them
+        ("two_loaded", "local.get $p i32.const 1 i32.add local.tee $t local.set $p local.get $t i32.load8_u"
+                       " local.tee $v br_if $l", ""),
         # the load goes through neither the sum nor the copy
         ("other_address", "local.get $t i32.const 1 i32.add local.set $t local.get $p i32.load8_u offset=3"
                           " local.tee $v br_if $l", ""),
@@ -120,7 +128,7 @@ def _call(call, *args):
 
 
 def test_step_tests_match_wasmtime(both):
-    assert len(STEP_TEST) == 4, "opcodes.def STEP_TEST rows not found"
+    assert len(STEP_TEST) == 5, "opcodes.def STEP_TEST rows not found"
     store, ref, ours = both
     for name in NAMES:
         for args in ARGS + TRAP_ARGS:
