@@ -18,6 +18,8 @@
  *   operation feeding the next, an add/copy/load before a conditional jump,
  *   a load feeding an operation, a store of a computed value), from the
  *   opcodes.def rows that list them.
+ * - Step-tests (compile_steps.inc): a byte walk's step and the load-test
+ *   after it become one instruction.
  * - Pairs (compile_pairs.inc): last, two neighbouring instructions that a
  *   PAIR row lists run in one dispatch.
  * - Immediate operands (compile_immediate.inc): at the end, a constant
@@ -266,6 +268,7 @@ static void relocate_slots(codegen *cg) {
 
 #include "compile_pairs.inc"
 #include "compile_immediate.inc"
+#include "compile_steps.inc"
 
 bool cg_func_end(codegen *cg, wasm_code *out, const uint8_t *local_types, uint32_t nlocals,
                  uint32_t nparam_slots, uint32_t max_stack_slots) {
@@ -279,6 +282,8 @@ bool cg_func_end(codegen *cg, wasm_code *out, const uint8_t *local_types, uint32
     }
     immediate_operands(cg);
     load_test_forms(cg);
+    if (!step_tests(cg))
+        return cg_oom(cg);
     compact_pool(cg);
     relocate_slots(cg);
     if (!pair_instructions(cg))

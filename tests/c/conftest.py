@@ -11,6 +11,20 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture(scope="module")
+def both(request):
+    """The test module's ``MODULE`` instantiated in wasmtime and here:
+    ``(store, wasmtime_exports, asyncwasm_exports)``."""
+    import wasmtime
+
+    import asyncwasm
+
+    module = request.module.MODULE
+    store = wasmtime.Store()
+    ref = wasmtime.Instance(store, wasmtime.Module(store.engine, module), []).exports(store)
+    return store, ref, asyncwasm.Linker().instantiate(asyncwasm.Module(module)).exports
+
+
 @pytest.fixture(scope="session")
 def dump(tmp_path_factory):
     """front_check's dump of one function of a module (its code verified):

@@ -141,14 +141,6 @@ JUMP_NAMES = [n for n, _ in _jump_tests()]
 JUMP_ARGS = [(0, 1), (5, -1), (-3, 2), (0x7FFFFFF0, 3), (-0x80000000, -7)]
 
 
-@pytest.fixture(scope="module")
-def both():
-    store = wasmtime.Store()
-    ref = wasmtime.Instance(store, wasmtime.Module(store.engine, MODULE), []).exports(store)
-    ours = asyncwasm.Linker().instantiate(asyncwasm.Module(MODULE)).exports
-    return store, ref, ours
-
-
 def _u(x: int, bits: int) -> int:
     return x & ((1 << bits) - 1)
 

@@ -23,7 +23,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import wasmtime
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -122,14 +121,6 @@ def _s64(x: int) -> int:
 
 def _is_nan(bits: int) -> bool:
     return (bits >> 52) & 0x7FF == 0x7FF and bits & ((1 << 52) - 1) != 0
-
-
-@pytest.fixture(scope="module")
-def both():
-    store = wasmtime.Store()
-    ref = wasmtime.Instance(store, wasmtime.Module(store.engine, MODULE), []).exports(store)
-    ours = asyncwasm.Linker().instantiate(asyncwasm.Module(MODULE)).exports
-    return store, ref, ours
 
 
 def test_rmw_rows_match_the_slot_form_and_wasmtime(both):
