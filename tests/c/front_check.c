@@ -153,8 +153,17 @@ static int verify_fail(uint32_t func, uint32_t pc, const char *what) {
     return -1;
 }
 
+/* What may end a function's code: control never falls through it (the
+ * unconditional jumps and returns, and what cg_emit_terminal emits: tail
+ * calls and throws). */
 static bool is_terminator(uint32_t op) {
-    return op == OP_RETURN || op == OP_ADD_RETURN || op == OP_JUMP || op == OP_UNREACHABLE || op == OP_BR_TABLE;
+    switch (op) {
+    case OP_RETURN: case OP_ADD_RETURN: case OP_JUMP: case OP_UNREACHABLE: case OP_BR_TABLE:
+    case OP_RETURN_CALL: case OP_RETURN_CALL_INDIRECT: case OP_THROW: case OP_THROW_REF:
+        return true;
+    default:
+        return false;
+    }
 }
 
 /* Checks what the interpreter assumes of compiled code: whole instructions,
