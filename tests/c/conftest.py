@@ -28,8 +28,7 @@ def both(request):
 @pytest.fixture(scope="session")
 def dump(tmp_path_factory):
     """front_check's dump of one function of a module (its code verified):
-    ``dump(module_bytes, func_index) -> text``, one compiled row per line;
-    ``dump(module_bytes, "all")``: every defined function's."""
+    ``dump(module_bytes, func_index) -> text``, one compiled row per line."""
     sys.path.insert(0, str(ROOT / "tests" / "c"))
     import front_check
 

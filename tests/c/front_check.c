@@ -8,7 +8,6 @@
  *   front_check --mutate FILE COUNT SEED  decode+compile COUNT mutants (truncations and
  *                                         byte flips) of the "ok" modules of FILE
  *   front_check --dump FILE.wasm FUNC     disassemble the compiled code of function FUNC
- *                                         (all: of every defined function)
  *   front_check --bench FILE.wasm [N]     compile N times, report MB/s of code section
  *
  * Every compiled function is also run through verify_code(), which checks
@@ -107,14 +106,6 @@ static const uint16_t pair_second[OP__COUNT] = {
 #include "opcodes.def"
 };
 
-/* The row that runs last in op: its last member for a pair (a function
- * may end in a pair whose second is a return or a jump: COPY_RETURN). */
-static uint32_t last_member(uint32_t op) {
-    while (pair_second[op])
-        op = pair_second[op];
-    return op;
-}
-
 /* Words of a fixed-length instruction's operands (no '*'). */
 static uint32_t operand_words(uint32_t op) {
     uint32_t n = 0;
@@ -206,7 +197,7 @@ static int verify_code(const wasm_module *m, uint32_t func) {
     }
     for (uint32_t pc = 0; pc < len; pc++)
         ninstr += start[pc] != 0;
-    if (len == 0 || !is_terminator(last_member(code[last]))) {
+    if (len == 0 || !is_terminator(code[last])) {
         rc = verify_fail(func, last, "code does not end with a terminator");
         goto out;
     }
@@ -505,11 +496,32 @@ static void print_operands(const wasm_module *m, const uint32_t *code, uint32_t 
     }
 }
 
-/* Prints defined function func's compiled code, one row per line; 2 when out of memory. */
-static int dump_func(const wasm_module *m, long func) {
-    const wasm_func *fn = &m->funcs[func];
+static int run_dump(const char *path, long func) {
+    size_t len;
+    uint8_t *bytes = read_file(path, &len);
+    if (!bytes) {
+        perror(path);
+        return 2;
+    }
+    wasm_module m;
+    wasm_error err;
+    int kind = front_end(bytes, len, &m, &err);
+    free(bytes);
+    if (kind != ERR_NONE) {
+        printf("%s at offset 0x%zx (function %lld): %s\n", kind_name(kind), err.offset, (long long)err.func,
+               err.message);
+        wasm_module_free(&m);
+        return 1;
+    }
+    if (func < 0 || (uint64_t)func >= m.nfuncs || m.funcs[func].imported) {
+        printf("function %ld is not a defined function (functions %u..%u are)\n", func,
+               m.nimported_funcs, m.nfuncs ? m.nfuncs - 1 : 0);
+        wasm_module_free(&m);
+        return 1;
+    }
+    const wasm_func *fn = &m.funcs[func];
     const wasm_code *c = &fn->code;
-    const wasm_functype *ft = &m->types[fn->typeidx];
+    const wasm_functype *ft = &m.types[fn->typeidx];
     printf("function %ld", func);
     if (fn->name.len)
         printf(" <%.*s>", (int)fn->name.len, fn->name.ptr);
@@ -529,8 +541,10 @@ static int dump_func(const wasm_module *m, long func) {
     for (uint32_t k = 0; k < c->nconst_slots; k++)
         printf("  s%u = const 0x%llx\n", c->nlocal_slots + k, (unsigned long long)c->frame_init[nzero + k]);
     uint8_t *member = calloc(c->code_len + 1, 1);
-    if (!member)
+    if (!member) {
+        wasm_module_free(&m);
         return 2;
+    }
     for (uint32_t pc = 0; pc < c->code_len; pc += instr_words(c->code, c->code_len, pc))
         mark_members(c->code, c->code[pc], pc, member);
     uint32_t si = 0;
@@ -538,46 +552,14 @@ static int dump_func(const wasm_module *m, long func) {
         while (si < c->srcmap_len && c->srcmap[2 * si] < pc)
             si++;
         printf("  %5u  %-20s", pc, wasm_op_name(c->code[pc]));
-        print_operands(m, c->code, pc, member);
+        print_operands(&m, c->code, pc, member);
         if (si < c->srcmap_len && c->srcmap[2 * si] == pc)
             printf("    ; @0x%x", c->srcmap[2 * si + 1]);
         printf("\n");
     }
     free(member);
-    return 0;
-}
-
-enum { DUMP_ALL = -2 }; /* --dump FILE all: every defined function */
-static int run_dump(const char *path, long func) {
-    size_t len;
-    uint8_t *bytes = read_file(path, &len);
-    if (!bytes) {
-        perror(path);
-        return 2;
-    }
-    wasm_module m;
-    wasm_error err;
-    int kind = front_end(bytes, len, &m, &err);
-    free(bytes);
-    if (kind != ERR_NONE) {
-        printf("%s at offset 0x%zx (function %lld): %s\n", kind_name(kind), err.offset, (long long)err.func,
-               err.message);
-        wasm_module_free(&m);
-        return 1;
-    }
-    int rc = 0;
-    if (func == DUMP_ALL) {
-        for (uint32_t i = m.nimported_funcs; i < m.nfuncs && rc == 0; i++)
-            rc = dump_func(&m, i);
-    } else if (func < 0 || (uint64_t)func >= m.nfuncs || m.funcs[func].imported) {
-        printf("function %ld is not a defined function (functions %u..%u are)\n", func,
-               m.nimported_funcs, m.nfuncs ? m.nfuncs - 1 : 0);
-        rc = 1;
-    } else {
-        rc = dump_func(&m, func);
-    }
     wasm_module_free(&m);
-    return rc;
+    return 0;
 }
 
 static double now(void) {
@@ -640,11 +622,11 @@ int main(int argc, char **argv) {
     if (argc >= 5 && strcmp(argv[1], "--mutate") == 0)
         return run_mutate(argv[2], atol(argv[3]), strtoull(argv[4], NULL, 10));
     if (argc >= 4 && strcmp(argv[1], "--dump") == 0)
-        return run_dump(argv[2], strcmp(argv[3], "all") == 0 ? DUMP_ALL : atol(argv[3]));
+        return run_dump(argv[2], atol(argv[3]));
     if (argc >= 3 && strcmp(argv[1], "--bench") == 0)
         return run_bench(argv[2], argc >= 4 ? atol(argv[3]) : 20);
     fprintf(stderr,
-            "usage: %s --manifest FILE [START] | --mutate FILE COUNT SEED | --dump FILE.wasm FUNC|all | "
+            "usage: %s --manifest FILE [START] | --mutate FILE COUNT SEED | --dump FILE.wasm FUNC | "
             "--bench FILE.wasm [N]\n",
             argv[0]);
     return 2;

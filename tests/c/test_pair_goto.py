@@ -4,11 +4,8 @@ body, steps ip to the second's own opcode word (left in place) and jumps
 to the second's handler, so that the second traps, stops for fuel and
 resumes as itself.
 
-The rows were chosen from the hot loops of the benchmark kernels and of
-the Lua interpreter (netmods/handlers/lua/lua.wasm running
-benchmarks/lua/bench.lua), so those are the programs that run every row:
-Lua's script gives its known output when stopped and resumed every few
-hundred fuel units, and each kernel is checked
+The rows were chosen from the benchmark kernels' hot loops, so the kernels
+(at small sizes) are the programs that run every row: each is checked
 against wasmtime, and run in every fuel slice from 1 to 13 with the same
 result and the same fuel as in one go (with fuel 1 every chain stops: the
 stops at a pair's jump or call resume at the second member alone, and a
@@ -34,14 +31,12 @@ sys.path.insert(0, str(ROOT))
 
 import asyncwasm  # noqa: E402
 from tests.c.test_immediates import _sliced  # noqa: E402
-from tests.c.test_pairs import KERNEL_PAIRS, LUA_PAIRS  # noqa: E402
+from tests.c.test_pairs import KERNEL_PAIRS  # noqa: E402
 from tests.wat import wat  # noqa: E402
 
 OPCODES = (ROOT / "asyncwasm" / "_engine" / "opcodes.def").read_text()
 PAIR_GOTO = re.findall(r"^PAIR_GOTO\((\w+),", OPCODES, re.M)
 WASM = ROOT / "benchmarks" / "wasm"
-LUA_WASM = ROOT / "netmods" / "handlers" / "lua" / "lua.wasm"
-LUA_BENCH = ROOT / "benchmarks" / "lua"
 # Sizes at which every kernel's loops run a few rounds, in a fraction of a second sliced.
 SIZES = {"fib": 11, "sieve": 2000, "matmul": 10, "sha256": 200, "quicksort": 150, "strings": 40, "nbody": 20}
 
@@ -52,8 +47,8 @@ def _kernel(name: str) -> bytes:
 
 def test_every_pair_goto_row_occurs_in_the_kernels(dump):
     """Every PAIR_GOTO row, and the PAIR rows of chains the random programs
-    of test_pairs.py do not make, runs in the kernels or in lua.wasm (as an
-    instruction or as a member of a longer pair, which the dump names too)."""
+    of test_pairs.py do not make, runs in the kernels (as an instruction or
+    as a member of a longer pair, which the dump names too)."""
     assert len(PAIR_GOTO) >= 20, "opcodes.def PAIR_GOTO rows not found"
     seen = set()
     for module in [_kernel(name) for name in SIZES] + [HAND]:
@@ -62,39 +57,8 @@ def test_every_pair_goto_row_occurs_in_the_kernels(dump):
             if "not a defined function" in out:
                 break
             seen.update(re.findall(r"\b[A-Z][A-Z0-9_]*\b", out))
-    seen.update(re.findall(r"\b[A-Z][A-Z0-9_]*\b", dump(LUA_WASM.read_bytes(), "all")))
-    rows = set(PAIR_GOTO) | KERNEL_PAIRS | LUA_PAIRS
+    rows = set(PAIR_GOTO) | KERNEL_PAIRS
     assert rows <= seen, rows - seen
-
-
-# benchmarks/lua/bench.lua's output at n = 3000 (from a build without the
-# Lua rows; Lua integers are 32-bit in this build, so point.x wraps).
-LUA_OUT = b"6765\t1498500\t300\t13893\t4501500\t-12011\n"
-
-
-@pytest.mark.parametrize("fuel", [251, 997, 10**9])
-async def test_lua_runs_its_rows_and_resumes_in_any_fuel_slice(monkeypatch, fuel):
-    """The Lua rows run in lua.wasm: the script's output is the same whole
-    and stopped every `fuel` units (at the rows' jumps, calls and returns;
-    the async driver sizes each slice with its Pacer)."""
-    slices = []
-
-    def fixed(self, seconds):
-        slices.append(fuel)
-        return fuel
-
-    monkeypatch.setattr(asyncwasm._pacer.Pacer, "fuel_for", fixed)
-    stdout = bytearray()
-    linker = asyncwasm.Linker()
-    linker.define_wasi(asyncwasm.WasiConfig(argv=["lua", "/lua/bench.lua", "3000"], stdout=stdout,
-                                            preopens=[(str(LUA_BENCH), "/lua", True)]))
-    with await linker.instantiate_async(asyncwasm.Module.from_file(str(LUA_WASM))) as instance:
-        try:
-            await instance.exports["_start"].call_async()
-        except asyncwasm.Exit as exited:
-            assert exited.code == 0
-    assert bytes(stdout) == LUA_OUT
-    assert len(slices) > (5_000 if fuel < 1000 else 0)
 
 
 @pytest.mark.parametrize("name", sorted(SIZES))

@@ -39,7 +39,6 @@ MEMORY_ROWS = {"F64_STORE_ADD_I32_ADD", "F64_STORE_I32_ADD", "F64_STORE_ADD_I32_
                "I32_LOAD8_U_SUM_SELECT", "I32_LOAD8_U_SUM_I_SELECT"}  # tested apart
 LOAD_TEST_ROWS = {"I32_LOAD_I32_ADD_I"}  # tested in test_load_test.py
 KERNEL_PAIRS = {"I32_ADD_ADD_I32_EQZ_ADD"}  # the sieve's: tested in test_pair_goto.py
-LUA_PAIRS = {"I32_LOAD_I32_SHL_ADD_I", "I32_LOAD8_U_I32_AND_I", "I32_SHR_U_AND_I32_ADD"}  # lua.wasm's: test_pair_goto.py
 NPARAMS, NLOCALS = 4, 4  # i32 variables 0-3 are params, 4-7 locals
 MASK = 0xFFFFFFFF
 _rng = random.Random(99)
@@ -216,7 +215,7 @@ def test_every_pair_row_occurs(dump):
     seen = set()
     for i in range(len(programs)):
         seen.update(re.findall(r"^\s+\d+\s+(\w+)", dump(module, i), re.M))
-    untested = set(PAIR_ROWS) - MEMORY_ROWS - LOAD_TEST_ROWS - KERNEL_PAIRS - LUA_PAIRS - seen
+    untested = set(PAIR_ROWS) - MEMORY_ROWS - LOAD_TEST_ROWS - KERNEL_PAIRS - seen
     assert not untested, untested
 
 
