@@ -25,11 +25,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 import asyncwasm  # noqa: E402
-import asyncwasm._engine as E  # noqa: E402
-from asyncwasm.execution import Outcome  # noqa: E402
+from tests.c.rows import OPCODES, mnemonic, sliced  # noqa: E402
 from tests.wat import wat  # noqa: E402
 
-OPCODES = ROOT / "asyncwasm" / "_engine" / "opcodes.def"
 ROW = re.compile(r"^(CHAIN|CHAIN_R)\((\w+),\s*(\w+),\s*(\w+),\s*(\w+)\)", re.M)
 
 INT_VALUES = {
@@ -47,15 +45,10 @@ FLOAT_BITS = {  # plus a NaN with a payload, and for f64 values beyond f32's ran
 
 def _chain_rows() -> list[tuple[str, str, str, str, str]]:
     """(kind, name, first, second, type) of every chain row of opcodes.def."""
-    rows = ROW.findall(OPCODES.read_text())
+    rows = ROW.findall(OPCODES)
     assert len(rows) > 50, "opcodes.def chain rows not found"
     return rows
 
-
-def _mnemonic(row: str) -> str:
-    """opcodes.def row name -> Wasm text: I32_SHR_U -> i32.shr_u."""
-    ty, op = row.split("_", 1)
-    return f"{ty.lower()}.{op.lower()}"
 
 
 def _chain_body(kind: str, first: str, second: str, ty: str, apart: bool) -> str:
@@ -67,11 +60,11 @@ def _chain_body(kind: str, first: str, second: str, ty: str, apart: bool) -> str
     setup = "".join(f"local.get {i} {to_float} local.set ${v} " for i, v in enumerate("abc")) if to_float else ""
     a, b, c = ("local.get $" + v if to_float else f"local.get {i}" for i, v in enumerate("abc"))
     keep_apart = "local.set $t local.get $t" if apart else ""
-    inner = f"{a} {b} {_mnemonic(first)} {keep_apart}"
+    inner = f"{a} {b} {mnemonic(first)} {keep_apart}"
     if kind == "CHAIN":
-        body = f"{setup}{inner} {c} {_mnemonic(second)}"
+        body = f"{setup}{inner} {c} {mnemonic(second)}"
     else:
-        body = f"{setup}{c} {inner} {_mnemonic(second)}"
+        body = f"{setup}{c} {inner} {mnemonic(second)}"
     back = {"f32": " i32.reinterpret_f32", "f64": " i64.reinterpret_f64"}.get(t, "")
     return body + back
 
@@ -117,7 +110,7 @@ def test_every_chain_row_occurs(dump):
 
 
 def test_every_unary_chain_row_matches_its_two_instructions():
-    rows = re.findall(r"^CHAIN1\((\w+),\s*(\w+),\s*(\w+),\s*(\w+)\)", OPCODES.read_text(), re.M)
+    rows = re.findall(r"^CHAIN1\((\w+),\s*(\w+),\s*(\w+),\s*(\w+)\)", OPCODES, re.M)
     assert rows, "opcodes.def CHAIN1 rows not found"
     funcs = []
     for name, first, second, ty in rows:
@@ -125,10 +118,10 @@ def test_every_unary_chain_row_matches_its_two_instructions():
         for side in ("l", "r"):
             for apart in (False, True):
                 keep_apart = "local.set $t local.get $t" if apart else ""
-                inner = f"local.get 0 {_mnemonic(first)} {keep_apart}"
+                inner = f"local.get 0 {mnemonic(first)} {keep_apart}"
                 body = f"{inner} local.get 1" if side == "l" else f"local.get 1 {inner}"
                 funcs.append(f'(func (export "{name}_{side}{"_apart" if apart else ""}") (param {t} {t})'
-                             f" (result {t}) (local $t {t}) {body} {_mnemonic(second)})")
+                             f" (result {t}) (local $t {t}) {body} {mnemonic(second)})")
     inst = asyncwasm.Linker().instantiate(asyncwasm.Module(wat("(module " + "\n".join(funcs) + ")")))
     for name, *_ in rows:
         for side in ("l", "r"):
@@ -198,11 +191,7 @@ def test_fused_load_and_jump_resume_in_any_fuel_slice():
     func = asyncwasm.Linker().instantiate(asyncwasm.Module(_list_walk_module())).exports["f"]
     assert func(64) == 40
     for fuel in (1, 2, 3, 4, 5, 7):
-        fiber = E.Fiber(func, (64,))
-        slice_fuel = fuel
-        while (outcome := fiber.run(slice_fuel)) == Outcome.OUT_OF_FUEL:
-            slice_fuel = max(fuel, fiber.fuel_needed)
-        assert outcome == Outcome.DONE and fiber.results == (40,), fuel
+        assert sliced(func, (64,), fuel)[0] == (40,), fuel
     with pytest.raises(asyncwasm.Trap, match="out of bounds memory access"):
         func(65536)
 
@@ -216,17 +205,10 @@ def _loop_module(body: str) -> bytes:
 def test_fused_add_and_jump_resume_in_any_fuel_slice(shape):
     func = asyncwasm.Linker().instantiate(asyncwasm.Module(_loop_module(LOOPS[shape]))).exports["f"]
     expected = func(300)
-    whole = E.Fiber(func, (300,))
-    assert whole.run(10**9) == Outcome.DONE
-    assert whole.results == (expected,)
-    for fuel in (1, 2, 3, 5, 7, 11):
-        fiber = E.Fiber(func, (300,))
-        slice_fuel = fuel
-        while (outcome := fiber.run(slice_fuel)) == Outcome.OUT_OF_FUEL:
-            slice_fuel = max(fuel, fiber.fuel_needed)  # a chain is paid whole or not at all
-        assert outcome == Outcome.DONE, shape
-        assert fiber.results == (expected,), (shape, fuel)
-        assert fiber.fuel_used == whole.fuel_used, (shape, fuel)
+    whole = sliced(func, (300,), 10**9)
+    assert whole[0] == (expected,)
+    for fuel in (1, 2, 3, 5, 7, 11):  # a chain is paid whole or not at all
+        assert sliced(func, (300,), fuel) == whole, (shape, fuel)
 
 
 def test_dump_shows_the_fused_instructions(dump):
@@ -265,13 +247,13 @@ def _load_op_module(rows) -> bytes:
             keep_apart = "local.set $t local.get $t" if apart else ""
             funcs.append(
                 f'(func (export "{name}{"_apart" if apart else ""}") (param {t} i32) (result {t}) (local $t {t})'
-                f" local.get 0 {addr} {t}.load offset=8 {keep_apart} {_mnemonic(op)})")
+                f" local.get 0 {addr} {t}.load offset=8 {keep_apart} {mnemonic(op)})")
     return wat('(module (memory 1) (data (i32.const 0) "\\01\\80\\ff\\7f\\00\\00\\f0\\3f'
                '\\55\\aa\\00\\00\\00\\00\\f8\\7f\\00\\00\\00\\00\\00\\00\\f0\\bf")' + "\n".join(funcs) + ")")
 
 
 def test_every_load_op_row_matches_its_two_instructions():
-    rows = LOAD_ROW.findall(OPCODES.read_text())
+    rows = LOAD_ROW.findall(OPCODES)
     assert len(rows) >= 10, "opcodes.def LOAD_OP rows not found"
     inst = asyncwasm.Linker().instantiate(asyncwasm.Module(_load_op_module(rows)))
     samples = {"i32": [0, 1, -1, 0x7FFFFFFF], "i64": [0, -1, 1 << 40],
@@ -309,11 +291,11 @@ def _store_of_module(rows) -> bytes:
     for kind, name, store, producer, first, second, ty, _ in rows:
         t = ty.lower()
         if kind == "STORE_OF":
-            value = f"local.get 1 local.get 2 {_mnemonic(producer)}"
+            value = f"local.get 1 local.get 2 {mnemonic(producer)}"
         elif kind == "STORE_OF_CHAIN":
-            value = f"local.get 1 local.get 2 {_mnemonic(first)} local.get 3 {_mnemonic(second)}"
+            value = f"local.get 1 local.get 2 {mnemonic(first)} local.get 3 {mnemonic(second)}"
         else:
-            value = f"local.get 3 local.get 1 local.get 2 {_mnemonic(first)} {_mnemonic(second)}"
+            value = f"local.get 3 local.get 1 local.get 2 {mnemonic(first)} {mnemonic(second)}"
         for apart in (False, True):
             keep_apart = "local.set $t local.get $t" if apart else ""
             funcs.append(
@@ -324,7 +306,7 @@ def _store_of_module(rows) -> bytes:
 
 
 def test_every_store_of_row_matches_its_two_instructions():
-    rows = STORE_ROW.findall(OPCODES.read_text())
+    rows = STORE_ROW.findall(OPCODES)
     assert len(rows) >= 10, "opcodes.def STORE_OF rows not found"
     inst = asyncwasm.Linker().instantiate(asyncwasm.Module(_store_of_module(rows)))
     samples = {"i32": [0, 3, -1, 0x7FFFFFFF], "i64": [0, -1, 1 << 40, 5],

@@ -25,11 +25,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 import asyncwasm  # noqa: E402
-import asyncwasm._engine as E  # noqa: E402
-from asyncwasm.execution import Outcome  # noqa: E402
+from tests.c.rows import OPCODES, mnemonic, sliced, u  # noqa: E402
 from tests.wat import wat  # noqa: E402
 
-OPCODES = (ROOT / "asyncwasm" / "_engine" / "opcodes.def").read_text()
 NUMERIC_I = re.findall(r"^NUMERIC_I\((\w+),\s*(\w+),\s*(\w+)\)", OPCODES, re.M)
 JUMP_I = re.findall(r"^JUMP_I\((\w+),\s*(\w+)\)", OPCODES, re.M)
 ADD_JUMP_I = re.findall(r'^ADD_JUMP_I\((\w+),\s*(\w),\s*(\w+),\s*(\w),', OPCODES, re.M)
@@ -41,11 +39,6 @@ CONSTS = {"i32": [0, 1, -1, 7, 31, 32, 0x7FFFFFFF, -0x80000000, 0x12345678],
 INPUTS = {"i32": [0, 1, -1, 5, 0x7FFFFFFF, -0x80000000, 0x0F0F0F0F],
           "i64": [0, 1, -1, 5, 0x7FFFFFFFFFFFFFFF, -0x8000000000000000, 0x123456789ABCDEF]}
 
-
-def _mnemonic(row: str) -> str:
-    """opcodes.def row name -> Wasm text: I32_SHR_U -> i32.shr_u."""
-    ty, op = row.split("_", 1)
-    return f"{ty.lower()}.{op.lower()}"
 
 
 CHAIN_I = re.findall(r"^CHAIN_I\((\w+),\s*(\w+),\s*(\w+),\s*(\w+),\s*(\w+),\s*(\w),\s*(\w)\)", OPCODES, re.M)
@@ -63,13 +56,13 @@ def _numeric_funcs() -> list[tuple[str, str, str]]:
             c = f"{t}.const {cc}" if c_kind == "I" else "local.get 1"
             for side, ab in (("r", f"local.get 0 {b}"), ("l", f"{b} local.get 0")):
                 funcs.append((f"{name}_{side}{k}", f"(param {t} {t}) (result {t})",
-                              f"{ab} {_mnemonic(first)} {c} {_mnemonic(second)}"))
+                              f"{ab} {mnemonic(first)} {c} {mnemonic(second)}"))
     for _, base, ty in NUMERIC_I:
         t = ty.lower()
         result = "i32" if base.split("_", 1)[1] in {c.upper() for c in CMPS} else t
         for k, c in enumerate(CONSTS[t]):
-            for side, body in (("r", f"local.get 0 {t}.const {c} {_mnemonic(base)}"),
-                               ("l", f"{t}.const {c} local.get 0 {_mnemonic(base)}")):
+            for side, body in (("r", f"local.get 0 {t}.const {c} {mnemonic(base)}"),
+                               ("l", f"{t}.const {c} local.get 0 {mnemonic(base)}")):
                 funcs.append((f"{base}_{side}{k}", f"(param {t}) (result {result})", body))
     return funcs
 
@@ -141,9 +134,6 @@ JUMP_NAMES = [n for n, _ in _jump_tests()]
 JUMP_ARGS = [(0, 1), (5, -1), (-3, 2), (0x7FFFFFF0, 3), (-0x80000000, -7)]
 
 
-def _u(x: int, bits: int) -> int:
-    return x & ((1 << bits) - 1)
-
 
 def test_numeric_immediates_match_wasmtime(both):
     assert len(NUMERIC_I) >= 20, "opcodes.def NUMERIC_I rows not found"
@@ -152,32 +142,24 @@ def test_numeric_immediates_match_wasmtime(both):
         ty = "i64" if name.startswith("I64") else "i32"
         for x in INPUTS[ty]:
             args = (x, INPUTS[ty][-1]) if name in CHAIN_NAMES else (x,)
-            assert _u(ours[name](*args), 64) == _u(ref[name](store, *args), 64), (name, x)
+            assert u(ours[name](*args), 64) == u(ref[name](store, *args), 64), (name, x)
 
 
 def test_jump_immediates_match_wasmtime(both):
     store, ref, ours = both
     for name in JUMP_NAMES:
         for args in JUMP_ARGS:
-            assert _u(ours[name](*args), 32) == _u(ref[name](store, *args), 32), (name, args)
+            assert u(ours[name](*args), 32) == u(ref[name](store, *args), 32), (name, args)
 
-
-def _sliced(func, args: tuple, fuel: int) -> tuple:
-    fiber = E.Fiber(func, args)
-    slice_fuel = fuel
-    while (outcome := fiber.run(slice_fuel)) == Outcome.OUT_OF_FUEL:
-        slice_fuel = max(fuel, fiber.fuel_needed)
-    assert outcome == Outcome.DONE
-    return fiber.results, fiber.fuel_used
 
 
 def test_immediates_stop_and_resume_in_any_fuel_slice(both):
     _, _, ours = both
     for name in JUMP_NAMES[::3] + NUMERIC_NAMES[::7]:
         args = (5, -1) if name in JUMP_NAMES else (7, 3) if name in CHAIN_NAMES else (7,)
-        whole = _sliced(ours[name], args, 10**9)
+        whole = sliced(ours[name], args, 10**9)
         for fuel in range(1, 14):
-            assert _sliced(ours[name], args, fuel) == whole, (name, fuel)
+            assert sliced(ours[name], args, fuel) == whole, (name, fuel)
 
 
 def test_every_immediate_row_occurs(dump):
@@ -226,19 +208,19 @@ def _memory_funcs() -> list[tuple[str, str]]:
             for name, _, base, ty, _ in LOAD_SUM_I:
                 t = ty.lower()
                 funcs.append((f"{name}_{side}{k}", f"(param $p i32) (result {BITS_TYPE[t]})"
-                              f" {addr} {_mnemonic(base)} offset=3 {AS_BITS[t]}"))
+                              f" {addr} {mnemonic(base)} offset=3 {AS_BITS[t]}"))
             for name, _, base, ty, _ in STORE_SUM_I:
                 t = ty.lower()
                 value = {"i32": "i32.const 0x5A6B7C8D", "i64": "i64.const 0x123456789ABCDEF0",
                          "f32": "f32.const -1.5", "f64": "f64.const 0.1"}[t]
                 funcs.append((f"{name}_{side}{k}", f"(param $p i32) (result i64)"
-                              f" {addr} {value} {_mnemonic(base)} offset=2"
+                              f" {addr} {value} {mnemonic(base)} offset=2"
                               f" local.get $p i32.const {c} i32.add i64.load offset=2"))
             for name, _, load, op, ty, _ in LOAD_SUM_OP_I:
                 t = ty.lower()
                 x = {"i32": "i32.const 0x01020304", "i64": "i64.const -5", "f64": "f64.const 3.25"}[t]
                 funcs.append((f"{name}_{side}{k}", f"(param $p i32) (result {BITS_TYPE[t]})"
-                              f" {x} {addr} {_mnemonic(load)} offset=1 {_mnemonic(op)} {AS_BITS[t]}"))
+                              f" {x} {addr} {mnemonic(load)} offset=1 {mnemonic(op)} {AS_BITS[t]}"))
             funcs.append((f"SELECT_{side}{k}", f"(param $p i32) (result i32)"
                            f" i32.const 7 local.get $p {addr} i32.load8_u offset=1 select"))
     return [(n, f'(func (export "{n}") {body})') for n, body in funcs]
@@ -266,16 +248,16 @@ def test_summed_address_immediates_match_wasmtime():
         for p in PTRS:
             got, want = _call(ours[name], p), _call(lambda q: ref[name](store, q), p)
             if got[0] == "ok" and want[0] == "ok":
-                got, want = ("ok", _u(got[1], 64)), ("ok", _u(want[1], 64))
+                got, want = ("ok", u(got[1], 64)), ("ok", u(want[1], 64))
             assert got == want, (name, p)
 
 
 def test_summed_address_immediates_resume_and_trap_at_their_instruction(dump):
     ours = asyncwasm.Linker().instantiate(asyncwasm.Module(MEMORY_MODULE)).exports
     for name, _ in MEMORY_FUNCS[::5]:
-        whole = _sliced(ours[name], (8,), 10**9)
+        whole = sliced(ours[name], (8,), 10**9)
         for fuel in range(1, 14):
-            assert _sliced(ours[name], (8,), fuel) == whole, (name, fuel)
+            assert sliced(ours[name], (8,), fuel) == whole, (name, fuel)
     # A trap names the access (its module offset), as it did in the slot form.
     load = MEMORY_MODULE.index(bytes([0x2D, 0x00, 0x01]))  # the first i32.load8_u offset=1
     with pytest.raises(asyncwasm.Trap, match="out of bounds memory access") as info:

@@ -27,10 +27,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 import asyncwasm  # noqa: E402
-from tests.c.test_immediates import _sliced, _u  # noqa: E402
+from tests.c.rows import OPCODES, sliced, u  # noqa: E402
 from tests.wat import wat  # noqa: E402
 
-OPCODES = (ROOT / "asyncwasm" / "_engine" / "opcodes.def").read_text()
 LOAD_TEST = re.findall(r"^LOAD_TEST\((\w+),\s*(\w+),\s*(\w+),\s*(\w)", OPCODES, re.M)
 CMPS = ["eq", "ne", "lt_s", "lt_u", "gt_s", "gt_u", "le_s", "le_u", "ge_s", "ge_u"]
 LOADS = {"I32_LOAD": "i32.load", "I32_LOAD8_U": "i32.load8_u"}
@@ -94,7 +93,7 @@ ARGS = [(130, 0), (200, 5), (300, 0x80), (150, 0x7FFFFFFF), (240, -0x80000000), 
 
 def _call(call, *args):
     try:
-        return ("ok", _u(call(*args), 32))
+        return ("ok", u(call(*args), 32))
     except (asyncwasm.Trap, wasmtime.Trap) as exc:
         return ("trap", "out of bounds" in str(exc))
 
@@ -117,9 +116,9 @@ def test_load_tests_stop_and_resume_in_any_fuel_slice():
     for name in NAMES:
         # arguments with which the loop ends without a trap
         args = next(a for a in ARGS[len(name) % len(ARGS):] + WALK_ARGS if _call(ours[name], *a)[0] == "ok")
-        whole = _sliced(ours[name], args, 10**9)
+        whole = sliced(ours[name], args, 10**9)
         for fuel in range(1, 14):
-            assert _sliced(ours[name], args, fuel) == whole, (name, fuel)
+            assert sliced(ours[name], args, fuel) == whole, (name, fuel)
 
 
 def test_a_load_test_traps_at_its_load():

@@ -28,9 +28,9 @@ sys.path.insert(0, str(ROOT))
 import asyncwasm  # noqa: E402
 import asyncwasm._engine as E  # noqa: E402
 from asyncwasm.execution import Outcome  # noqa: E402
+from tests.c.rows import OPCODES, mnemonic  # noqa: E402
 from tests.wat import wat  # noqa: E402
 
-OPCODES = ROOT / "asyncwasm" / "_engine" / "opcodes.def"
 ROW = re.compile(r"^(LOAD|STORE)_M64\((\w+)_M64, (\w+), (\w+), (\d)\)", re.M)
 PAGE = 65536
 U64 = (1 << 64) - 1
@@ -40,15 +40,10 @@ OFFSETS = [0, 0x1000, U64 - 0x0F]  # the last wraps past 2^64 for any address >=
 
 def _rows() -> list[tuple[str, str, str, int]]:
     """(kind, base row, type, access width) of every M64 row."""
-    rows = [(kind, base, ty, 1 << int(log2)) for kind, _, base, ty, log2 in ROW.findall(OPCODES.read_text())]
+    rows = [(kind, base, ty, 1 << int(log2)) for kind, _, base, ty, log2 in ROW.findall(OPCODES)]
     assert len(rows) == 23, "opcodes.def M64 rows not found"
     return rows
 
-
-def _mnemonic(row: str) -> str:
-    """I32_LOAD8_S -> i32.load8_s"""
-    ty, op = row.split("_", 1)
-    return f"{ty.lower()}.{op.lower()}"
 
 
 def _bits(ty: str) -> str:
@@ -65,11 +60,11 @@ def _module() -> bytes:
             if kind == "LOAD":
                 back = {"f32": " i32.reinterpret_f32", "f64": " i64.reinterpret_f64"}.get(t, "")
                 funcs.append(f'(func (export "l_{base}_{k}") (param i64) (result {_bits(ty)})'
-                             f" local.get 0 {_mnemonic(base)} offset={off}{back})")
+                             f" local.get 0 {mnemonic(base)} offset={off}{back})")
             else:
                 to = {"f32": " f32.reinterpret_i32", "f64": " f64.reinterpret_i64"}.get(t, "")
                 funcs.append(f'(func (export "s_{base}_{k}") (param i64 {_bits(ty)})'
-                             f" local.get 0 local.get 1{to} {_mnemonic(base)} offset={off})")
+                             f" local.get 0 local.get 1{to} {mnemonic(base)} offset={off})")
     return wat('(module (memory (export "memory") i64 1 1)\n' + "\n".join(funcs) + ")")
 
 
@@ -211,12 +206,12 @@ def _fused_module(rows, apart: bool) -> bytes:
         back = {"f64": " i64.reinterpret_f64"}.get(t, "")
         keep = f"local.set 2 local.get 2" if apart else ""
         funcs.append(f'(func (export "f_{name}") (param {_bits(ty)} i64) (result {_bits(ty)}) (local {t})'
-                     f" local.get 0{to} local.get 1 {_mnemonic(load)} offset=0x100 {keep} {_mnemonic(op)}{back})")
+                     f" local.get 0{to} local.get 1 {mnemonic(load)} offset=0x100 {keep} {mnemonic(op)}{back})")
     return wat('(module (memory (export "memory") i64 1 1)\n' + "\n".join(funcs) + ")")
 
 
 def test_load_op_rows_match_the_load_and_operation_apart():
-    rows = FUSED.findall(OPCODES.read_text())
+    rows = FUSED.findall(OPCODES)
     assert len(rows) >= 11, "opcodes.def LOAD_OP_M64 rows not found"
     fused, apart = (asyncwasm.Linker().instantiate(asyncwasm.Module(_fused_module(rows, a))) for a in (False, True))
     for inst in (fused, apart):
@@ -284,11 +279,11 @@ def _summed_module(rows, apart: bool) -> bytes:
             if kind == "LOAD":
                 back = {"f32": " i32.reinterpret_f32", "f64": " i64.reinterpret_f64"}.get(t, "")
                 funcs.append(f'(func (export "l_{base}_{k}") (param i64 i64 {_bits(ty)}) (result {_bits(ty)})'
-                             f" (local i64) {addr} {_mnemonic(base)} offset={off}{back})")
+                             f" (local i64) {addr} {mnemonic(base)} offset={off}{back})")
             else:
                 to = {"f32": " f32.reinterpret_i32", "f64": " f64.reinterpret_i64"}.get(t, "")
                 funcs.append(f'(func (export "s_{base}_{k}") (param i64 i64 {_bits(ty)}) (local i64)'
-                             f" {addr} local.get 2{to} {_mnemonic(base)} offset={off})")
+                             f" {addr} local.get 2{to} {mnemonic(base)} offset={off})")
     return wat('(module (memory (export "memory") i64 1 1)\n' + "\n".join(funcs) + ")")
 
 
@@ -302,7 +297,7 @@ def _signed(x: int) -> int:
 
 
 def test_summed_rows_match_the_add_and_access_apart():
-    rows = SUMMED.findall(OPCODES.read_text())
+    rows = SUMMED.findall(OPCODES)
     assert len(rows) == 14, "opcodes.def SUM_M64 rows not found"
     fused, apart = (asyncwasm.Linker().instantiate(asyncwasm.Module(_summed_module(rows, a))) for a in (False, True))
     for kind, _, base, ty, log2 in rows:
@@ -369,12 +364,12 @@ def _sum_fused_module(rows, apart: bool) -> bytes:
         keep_sum = "local.set 3 local.get 3" if apart else ""
         funcs.append(f'(func (export "f_{name}") (param {_bits(ty)} i64 i64) (result {_bits(ty)}) (local i64 {t})'
                      f" local.get 0{to} local.get 1 local.get 2 i64.add {keep_sum}"
-                     f" {_mnemonic(load)} offset=0x100 {keep} {_mnemonic(op)}{back})")
+                     f" {mnemonic(load)} offset=0x100 {keep} {mnemonic(op)}{back})")
     return wat('(module (memory (export "memory") i64 1 1)\n' + "\n".join(funcs) + ")")
 
 
 def test_summed_load_op_rows_match_the_three_apart():
-    rows = SUM_FUSED.findall(OPCODES.read_text())
+    rows = SUM_FUSED.findall(OPCODES)
     assert len(rows) >= 11, "opcodes.def LOAD_SUM_OP_M64 rows not found"
     binary = _sum_fused_module(rows, False)
     fused, apart = (asyncwasm.Linker().instantiate(asyncwasm.Module(b)) for b in (binary, _sum_fused_module(rows, True)))

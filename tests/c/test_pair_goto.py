@@ -30,11 +30,10 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 import asyncwasm  # noqa: E402
-from tests.c.test_immediates import _sliced  # noqa: E402
+from tests.c.rows import OPCODES, sliced  # noqa: E402
 from tests.c.test_pairs import KERNEL_PAIRS  # noqa: E402
 from tests.wat import wat  # noqa: E402
 
-OPCODES = (ROOT / "asyncwasm" / "_engine" / "opcodes.def").read_text()
 PAIR_GOTO = re.findall(r"^PAIR_GOTO\((\w+),", OPCODES, re.M)
 WASM = ROOT / "benchmarks" / "wasm"
 # Sizes at which every kernel's loops run a few rounds, in a fraction of a second sliced.
@@ -68,10 +67,10 @@ def test_kernels_match_wasmtime_and_resume_in_any_fuel_slice(name):
     run = asyncwasm.Linker().instantiate(asyncwasm.Module(_kernel(name))).exports["run"]
     n = SIZES[name]
     assert run(n) == ref(store, n)
-    whole = _sliced(run, (n,), 10**9)
+    whole = sliced(run, (n,), 10**9)
     assert whole[0] == (ref(store, n),)
     for fuel in range(1, 14):
-        assert _sliced(run, (n,), fuel) == whole, fuel
+        assert sliced(run, (n,), fuel) == whole, fuel
 
 
 # A scan, `while (p[0] == p[2]) p++` over f64 (F64_LOAD_F64_LOAD: the load at
@@ -145,10 +144,10 @@ def test_a_trap_in_either_member_reports_that_member(dump):
     assert info.value.frames[0].module_offset == call
     # The same stopped and resumed in every slice: the same result, or the same trap.
     for fuel in range(1, 14):
-        assert _sliced(ours["scan"], (64,), fuel) == _sliced(ours["scan"], (64,), 10**9), fuel
-        assert _sliced(ours["call"], (9,), fuel) == _sliced(ours["call"], (9,), 10**9), fuel
-        assert (_sliced(ours["load_first"], (64, 30, 1.5, 0.25), fuel)
-                == _sliced(ours["load_first"], (64, 30, 1.5, 0.25), 10**9)), fuel
+        assert sliced(ours["scan"], (64,), fuel) == sliced(ours["scan"], (64,), 10**9), fuel
+        assert sliced(ours["call"], (9,), fuel) == sliced(ours["call"], (9,), 10**9), fuel
+        assert (sliced(ours["load_first"], (64, 30, 1.5, 0.25), fuel)
+                == sliced(ours["load_first"], (64, 30, 1.5, 0.25), 10**9)), fuel
 
 
 # The sieve's two store loops (a store as the first member, the loop's test
@@ -179,5 +178,5 @@ def test_store_pairs_write_what_the_stores_apart_write(dump, name, args):
     ours = asyncwasm.Linker().instantiate(asyncwasm.Module(STORES)).exports
     for fuel in (10**9, *range(1, 14)):
         ours["memory"].write(0, DIRTY)
-        assert _sliced(ours[name], args, fuel)[0] == ()
+        assert sliced(ours[name], args, fuel)[0] == ()
         assert bytes(ours["memory"].read(0, len(DIRTY))) == expected, fuel

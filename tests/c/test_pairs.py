@@ -31,10 +31,10 @@ sys.path.insert(0, str(ROOT))
 import asyncwasm  # noqa: E402
 import asyncwasm._engine as E  # noqa: E402
 from asyncwasm.execution import Outcome  # noqa: E402
+from tests.c.rows import OPCODES, sliced  # noqa: E402
 from tests.wat import wat  # noqa: E402
 
-OPCODES = ROOT / "asyncwasm" / "_engine" / "opcodes.def"
-PAIR_ROWS = re.findall(r"^PAIR\((\w+),", OPCODES.read_text(), re.M)
+PAIR_ROWS = re.findall(r"^PAIR\((\w+),", OPCODES, re.M)
 MEMORY_ROWS = {"F64_STORE_ADD_I32_ADD", "F64_STORE_I32_ADD", "F64_STORE_ADD_I32_ADD_I", "F64_STORE_I32_ADD_I",
                "I32_LOAD8_U_SUM_SELECT", "I32_LOAD8_U_SUM_I_SELECT"}  # tested apart
 LOAD_TEST_ROWS = {"I32_LOAD_I32_ADD_I"}  # tested in test_load_test.py
@@ -279,15 +279,10 @@ def test_memory_pairs_compute_stop_resume_and_trap_as_apart(dump):
     func = inst.exports["f"]
     assert func(n, a, b, 0, 0) == expected
     assert bytes(inst.exports["mem"].read(0, 32 * n)) == stored
-    whole = E.Fiber(func, (n, a, b, 0, 0))
-    assert whole.run(10**9) == Outcome.DONE and whole.results == (expected,)
+    whole = sliced(func, (n, a, b, 0, 0), 10**9)
+    assert whole[0] == (expected,)
     for fuel in (1, 2, 3, 5, 8):
-        fiber = E.Fiber(func, (n, a, b, 0, 0))
-        slice_fuel = fuel
-        while (outcome := fiber.run(slice_fuel)) == Outcome.OUT_OF_FUEL:
-            slice_fuel = max(fuel, fiber.fuel_needed)
-        assert outcome == Outcome.DONE and fiber.results == (expected,), fuel
-        assert fiber.fuel_used == whole.fuel_used, fuel
+        assert sliced(func, (n, a, b, 0, 0), fuel) == whole, fuel
     # Each first member traps where it would alone: its own module offset.
     first_store = MEMORY_PAIRS.index(bytes([0x39, 0x03, 0x00]))  # f64.store align=3 offset=0
     second_store = MEMORY_PAIRS.index(bytes([0x39, 0x03, 0x00]), first_store + 1)

@@ -28,10 +28,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 import asyncwasm  # noqa: E402
-from tests.c.test_immediates import _mnemonic, _sliced  # noqa: E402
+from tests.c.rows import OPCODES, mnemonic, sliced  # noqa: E402
 from tests.wat import wat  # noqa: E402
 
-OPCODES = (ROOT / "asyncwasm" / "_engine" / "opcodes.def").read_text()
 RMW = re.findall(r"^RMW\((\w+),\s*\w+,\s*(\w+),\s*(\w+),\s*(\w+),", OPCODES, re.M)
 RMW_CHAIN_R = re.findall(r"^RMW_CHAIN_R\((\w+),\s*\w+,\s*(\w+),\s*(\w+),\s*(\w+),\s*(\w+),", OPCODES, re.M)
 RMW_CHAIN = re.findall(r"^RMW_CHAIN\((\w+),\s*\w+,\s*(\w+),\s*(\w+),\s*(\w+),\s*(\w+),", OPCODES, re.M)
@@ -68,14 +67,14 @@ def _func(name: str, mode: str) -> str:
     load = f"local.get {store_addr} local.get $p {ty}.load offset=8"
     if len(row) == 4:
         _, load_row, op, _ = row
-        update = f"{load} {a} {_mnemonic(op)}"
+        update = f"{load} {a} {mnemonic(op)}"
     elif row in RMW_CHAIN:  # a * b, then SECOND of that and the loaded value (F11's LOAD_OP)
         _, load_row, first, second, _ = row
-        update = (f"local.get {store_addr} {a} {b} {_mnemonic(first)} local.get $p {ty}.load offset=8"
-                  f" {_mnemonic(second)}")
+        update = (f"local.get {store_addr} {a} {b} {mnemonic(first)} local.get $p {ty}.load offset=8"
+                  f" {mnemonic(second)}")
     else:
         _, load_row, first, second, _ = row
-        update = f"{load} {a} {b} {_mnemonic(first)} {_mnemonic(second)}"
+        update = f"{load} {a} {b} {mnemonic(first)} {mnemonic(second)}"
     if mode == "trap":
         prime, after = "", "i64.const 0"
     else:
@@ -93,8 +92,8 @@ def _chain_func(row: tuple, mode: str) -> str:
     m = "local.get $p f64.load offset=8" + (" local.set $fm local.get $fm" if mode == "slots" else "")
     prime = "" if mode == "trap" else "local.get $p local.get $m i64.store offset=8"
     c = "local.get $fc"
-    inner = f"{m} local.get $fa {_mnemonic(first)}"
-    body = f"{c} {inner} {_mnemonic(second)}" if r else f"{inner} {c} {_mnemonic(second)}"
+    inner = f"{m} local.get $fa {mnemonic(first)}"
+    body = f"{c} {inner} {mnemonic(second)}" if r else f"{inner} {c} {mnemonic(second)}"
     return (f'(func (export "{name}_{mode}")'
             " (param $p i32) (param $m i64) (param $a i64) (param $b i64) (result i64)"
             " (local $fa f64) (local $fc f64) (local $fm f64)"
@@ -145,9 +144,9 @@ def test_rmw_rows_stop_and_resume_in_any_fuel_slice(both):
     _, _, ours = both
     for name in NAMES:
         args = (24, _s64(F64_BITS[2] if name.startswith("F64") else 77), 5, 3)
-        whole = _sliced(ours[f"{name}_fused"], args, 10**9)
+        whole = sliced(ours[f"{name}_fused"], args, 10**9)
         for fuel in range(1, 14):
-            assert _sliced(ours[f"{name}_fused"], args, fuel) == whole, (name, fuel)
+            assert sliced(ours[f"{name}_fused"], args, fuel) == whole, (name, fuel)
 
 
 def test_rmw_rows_trap_at_their_load_and_write_nothing(both):

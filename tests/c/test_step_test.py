@@ -31,10 +31,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 import asyncwasm  # noqa: E402
-from tests.c.test_immediates import _sliced, _u  # noqa: E402
+from tests.c.rows import OPCODES, sliced, u  # noqa: E402
 from tests.wat import wat  # noqa: E402
 
-OPCODES = (ROOT / "asyncwasm" / "_engine" / "opcodes.def").read_text()
 STEP_TEST = re.findall(r"^STEP_TEST\((\w+),", OPCODES, re.M)
 
 # A loop of at most 40 rounds (the guard $g) whose back edge is {walk}; the
@@ -122,7 +121,7 @@ TRAP_ARGS = [(65530, 0), (65534, 65533), (5, 2), (65536 - BASE - 6, 0), (8 - BAS
 
 def _call(call, *args):
     try:
-        return ("ok", _u(call(*args), 32))
+        return ("ok", u(call(*args), 32))
     except (asyncwasm.Trap, wasmtime.Trap) as exc:
         return ("trap", "out of bounds" in str(exc))
 
@@ -141,9 +140,9 @@ def test_step_tests_stop_and_resume_in_any_fuel_slice(both):
         for args in ARGS[:4]:
             if _call(ours[name], *args)[0] != "ok":
                 continue
-            whole = _sliced(ours[name], args, 10**9)
+            whole = sliced(ours[name], args, 10**9)
             for fuel in range(1, 14):
-                assert _sliced(ours[name], args, fuel) == whole, (name, args, fuel)
+                assert sliced(ours[name], args, fuel) == whole, (name, args, fuel)
 
 
 def test_a_step_test_traps_at_its_load(both):
